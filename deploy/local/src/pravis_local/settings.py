@@ -1,0 +1,24 @@
+"""Settings of the embedded stack: where the broker and warehouse listen and where data lives."""
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    data_dir: Path = Path(".pravis")
+    host: str = "127.0.0.1"
+    broker_port: int = 9092
+    warehouse_port: int = 8123
+    warehouse_database: str = "pravis"
+    gateway_port: int = 8000
+    dev_api_key: str | None = None
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "chdb"
+
+
+settings = Settings()
