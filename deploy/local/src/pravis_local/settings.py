@@ -6,14 +6,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
 
     data_dir: Path = Path(".pravis")
     host: str = "127.0.0.1"
     broker_port: int = 9092
     warehouse_port: int = 8123
     warehouse_database: str = "pravis"
+    events_partitions: int = 6
     gateway_port: int = 8000
+    loader_health_port: int = 8091
     dev_api_key: str | None = None
 
     @property

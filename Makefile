@@ -1,0 +1,37 @@
+# Every target bootstraps its own environment: uv (installed with pip if missing) and the locked workspace.
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
+RUN := $(UV) run --all-packages --locked
+SOURCES := schemas ingest-gateway stream-processors batch-rollups deploy tests bench conftest.py
+
+.PHONY: up test bench lint fmt schemas clean
+
+.venv/.synced: uv.lock pyproject.toml */pyproject.toml deploy/local/pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --all-packages --locked --python 3.11
+	@touch $@
+
+up: .venv/.synced
+	$(RUN) pravis up
+
+test: .venv/.synced
+	$(RUN) pytest $(PYTEST_ARGS)
+
+bench: .venv/.synced
+	$(RUN) python -m bench.gateway $(BENCH_ARGS)
+
+lint: .venv/.synced
+	$(RUN) ruff check $(SOURCES)
+	$(RUN) ruff format --check $(SOURCES)
+
+fmt: .venv/.synced
+	$(RUN) ruff check --fix $(SOURCES)
+	$(RUN) ruff format $(SOURCES)
+
+schemas: .venv/.synced
+	$(RUN) pravis-schemas-export schemas/json
+
+clean:
+	rm -rf .venv .pravis artifacts .pytest_cache .ruff_cache

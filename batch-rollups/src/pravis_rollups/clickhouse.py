@@ -1,0 +1,79 @@
+"""The rollup worker's only ClickHouse access: connecting by URL, migrations, and raw batch inserts."""
+
+import re
+from importlib import resources
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+MIGRATIONS_TABLE = "schema_migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def connect(url: str, *, with_database: bool = True, **kwargs) -> Client:
+    """A client for a ClickHouse HTTP URL such as `https://user:pass@host:8443/pravis` (path = database)."""
+    parts = urlsplit(url)
+    database = parts.path.strip("/") or "default"
+    return clickhouse_connect.get_client(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8443 if parts.scheme == "https" else 8123),
+        username=unquote(parts.username) if parts.username else "default",
+        password=unquote(parts.password) if parts.password else "",
+        database=database if with_database else "default",
+        secure=parts.scheme == "https",
+        **kwargs,
+    )
+
+
+def database_of(url: str) -> str:
+    return urlsplit(url).path.strip("/") or "default"
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every numbered migration shipped in this package, in order."""
+    found = []
+    for entry in resources.files("pravis_rollups.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text()))
+    return sorted(found)
+
+
+def migrate(url: str) -> list[str]:
+    """Create the database if needed and apply the migrations not yet recorded; return the names applied."""
+    database = database_of(url)
+    with connect(url, with_database=False) as admin:
+        admin.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
+    applied: list[str] = []
+    with connect(url) as client:
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+            "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in client.query(f"SELECT version FROM {MIGRATIONS_TABLE}").result_rows}
+        for version, name, sql in migration_files():
+            if version in done:
+                continue
+            for statement in _statements(sql):
+                client.command(statement)
+            client.insert(MIGRATIONS_TABLE, [[version, name]], column_names=["version", "name"])
+            applied.append(name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration file on `;` at line ends; migrations keep one statement per `;`-terminated block."""
+    without_comments = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in re.split(r";\s*$", without_comments, flags=re.M) if s.strip()]
+
+
+def insert_json_rows(client: Client, table: str, rows: list[bytes]) -> None:
+    """Insert rows that are already JSON objects with column-named fields, as one JSONEachRow block."""
+    client.raw_insert(
+        table,
+        insert_block=b"\n".join(rows),
+        fmt="JSONEachRow",
+        settings={"input_format_skip_unknown_fields": 1, "date_time_input_format": "best_effort"},
+    )

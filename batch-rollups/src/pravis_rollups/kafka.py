@@ -1,0 +1,18 @@
+"""The rollup worker's only Kafka access: a consumer whose offsets move only when the caller commits."""
+
+from aiokafka import AIOKafkaConsumer
+
+from pravis_rollups.settings import Settings
+
+
+def events_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.loader_group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Whole fetched record batches are handed out (no max_records), so committed offsets land on batch
+        # boundaries: Tansu 0.6 may poll empty when a fetch starts inside a record batch.
+        fetch_max_bytes=16 * 1024 * 1024,
+    )

@@ -1,0 +1,63 @@
+-- Raw events, one row per event as published on the `events` topic (flat JSON, same field names as columns).
+-- ReplacingMergeTree collapses redelivered copies of an event_id; the sort key starts with what every query
+-- filters on and ends with event_id, so copies of one event always share a key. Query with FINAL (or
+-- `LIMIT 1 BY event_id`) for exact counts before background merges have run.
+CREATE TABLE IF NOT EXISTS events
+(
+    event_id UUID,
+    event_type LowCardinality(String),
+    project_id LowCardinality(String),
+    timestamp DateTime64(3, 'UTC'),
+    received_at DateTime64(3, 'UTC'),
+    sent_at Nullable(DateTime64(3, 'UTC')),
+    user_id Nullable(String),
+    anonymous_id Nullable(String),
+    distinct_id String MATERIALIZED coalesce(user_id, anonymous_id, ''),
+    session_id Nullable(String),
+    properties JSON,
+    page_url Nullable(String),
+    page_title Nullable(String),
+    referrer Nullable(String),
+    locale LowCardinality(Nullable(String)),
+    app_version LowCardinality(Nullable(String)),
+    sdk_name LowCardinality(Nullable(String)),
+    sdk_version LowCardinality(Nullable(String)),
+    ip Nullable(String),
+    browser LowCardinality(Nullable(String)),
+    os LowCardinality(Nullable(String)),
+    device LowCardinality(Nullable(String)),
+    button_id Nullable(String),
+    feature_name LowCardinality(Nullable(String)),
+    error_type LowCardinality(Nullable(String)),
+    error_message Nullable(String),
+    stack Nullable(String),
+    interaction_id Nullable(String),
+    request_duration_ms Nullable(Float64),
+    request_size_bytes Nullable(UInt64),
+    response_size_bytes Nullable(UInt64),
+    success Nullable(Bool),
+    model_used LowCardinality(Nullable(String)),
+    intent Nullable(String),
+    transcription_corrected Nullable(Bool),
+    completed Nullable(Bool),
+    follow_up Nullable(Bool),
+    turn_count Nullable(UInt32),
+    endpoint LowCardinality(Nullable(String)),
+    method LowCardinality(Nullable(String)),
+    status Nullable(UInt16),
+    duration_ms Nullable(Float64),
+    cache_hit Nullable(Bool),
+    rating Nullable(UInt8),
+    comment Nullable(String),
+    context Nullable(String),
+    experiment_key LowCardinality(Nullable(String)),
+    variant LowCardinality(Nullable(String)),
+    in_experiment Nullable(Bool),
+    consent Map(LowCardinality(String), Bool),
+    source Nullable(String),
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    INDEX timestamp_minmax timestamp TYPE minmax GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(inserted_at)
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (project_id, event_type, event_id);

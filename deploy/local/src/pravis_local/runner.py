@@ -1,0 +1,161 @@
+"""A small process runner for the embedded stack.
+
+Written here rather than taken from honcho or supervisor because the stack needs three things together that
+neither gives: start in dependency order gated on each service's health check, prefixed foreground logs, and
+restart of a crashed worker with backoff while the others keep running.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from rich.console import Console
+
+HealthCheck = Callable[[], Awaitable[bool]]
+console = Console(highlight=False)
+_COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
+
+
+def http_ok(url: str) -> HealthCheck:
+    async def check() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                return (await client.get(url)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+@dataclass
+class Service:
+    name: str
+    argv: Sequence[str]
+    health: HealthCheck
+    env: dict[str, str] = field(default_factory=dict)
+    start_timeout_s: float = 60.0
+
+
+@dataclass
+class _Running:
+    service: Service
+    colour: str
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+
+
+class Runner:
+    def __init__(self, services: Sequence[Service], max_backoff_s: float = 30.0) -> None:
+        self._running = [_Running(s, _COLOURS[i % len(_COLOURS)]) for i, s in enumerate(services)]
+        self._width = max(len(s.name) for s in services)
+        self._max_backoff_s = max_backoff_s
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    def say(self, name: str, colour: str, line: str) -> None:
+        console.print(f"[{colour}]{name:<{self._width}} |[/] ", end="")
+        console.out(line, highlight=False)
+
+    def _background(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _spawn(self, entry: _Running) -> None:
+        service = entry.service
+        entry.process = await asyncio.create_subprocess_exec(
+            *service.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **service.env},
+            start_new_session=True,  # Ctrl-C reaches the runner only; it stops the children in order.
+        )
+        self._background(self._pump(entry, entry.process))
+
+    async def _pump(self, entry: _Running, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            self.say(entry.service.name, entry.colour, raw.decode(errors="replace").rstrip())
+
+    async def _wait_healthy(self, entry: _Running) -> None:
+        deadline = time.monotonic() + entry.service.start_timeout_s
+        while not await entry.service.health():
+            if entry.process is None or entry.process.returncode is not None:
+                raise RuntimeError(f"{entry.service.name} exited during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{entry.service.name} not healthy after {entry.service.start_timeout_s:.0f}s"
+                )
+            await asyncio.sleep(0.1)
+
+    async def _supervise(self, entry: _Running) -> None:
+        """Restart the service whenever it exits, with exponential backoff reset after a healthy minute."""
+        while not self._stopping.is_set():
+            assert entry.process is not None
+            started = time.monotonic()
+            code = await entry.process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                entry.restarts = 0
+            backoff = min(self._max_backoff_s, 0.5 * 2**entry.restarts)
+            entry.restarts += 1
+            self.say(
+                "runner", "bold red", f"{entry.service.name} exited with {code}; restarting in {backoff:.1f}s"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            if self._stopping.is_set():
+                return
+            await self._spawn(entry)
+            try:
+                await self._wait_healthy(entry)
+                self.say("runner", "bold green", f"{entry.service.name} healthy again")
+            except RuntimeError as exc:
+                self.say("runner", "bold red", str(exc))
+
+    async def start(self) -> None:
+        for entry in self._running:
+            began = time.monotonic()
+            await self._spawn(entry)
+            await self._wait_healthy(entry)
+            self.say("runner", "bold", f"{entry.service.name} healthy in {time.monotonic() - began:.2f}s")
+        for entry in self._running:
+            self._background(self._supervise(entry))
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping.set()
+        for entry in reversed(self._running):
+            process = entry.process
+            if process is None or process.returncode is not None:
+                continue
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), timeout_s)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            self.say("runner", "bold", f"{entry.service.name} stopped ({process.returncode})")
+
+    async def run_until_signalled(self, on_ready: Callable[[], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_requested.set)
+        try:
+            await self.start()
+            if on_ready:
+                on_ready()
+            await stop_requested.wait()
+        finally:
+            await self.stop()
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,94 @@
+"""The embedded stack: which services `pravis up` starts, in which order, wired to each other by env."""
+
+import os
+import secrets
+from pathlib import Path
+
+from pravis_gateway.keys import KeyStore
+from rich.panel import Panel
+
+from pravis_local.broker import broker_command, default_partitions, ensure_topics
+from pravis_local.runner import Runner, Service, console, http_ok, python_module
+from pravis_local.settings import Settings
+
+DEFAULT_PROJECT = "default"
+
+
+def dev_api_key(settings: Settings) -> str:
+    """PRAVIS_DEV_API_KEY if set, else a key generated on the first start and kept in the data dir."""
+    if settings.dev_api_key:
+        key = settings.dev_api_key
+    else:
+        remembered = settings.data_dir / "dev_api_key"
+        if not remembered.exists():
+            remembered.parent.mkdir(parents=True, exist_ok=True)
+            remembered.write_text("pvw_" + secrets.token_urlsafe(24))
+            remembered.chmod(0o600)
+        key = remembered.read_text().strip()
+    KeyStore(settings.data_dir / "keys.json").create(DEFAULT_PROJECT, "write", key=key)
+    return key
+
+
+def services(settings: Settings) -> list[Service]:
+    host = settings.host
+    bootstrap = f"{host}:{settings.broker_port}"
+    clickhouse_url = f"http://{host}:{settings.warehouse_port}/{settings.warehouse_database}"
+    shared_env = {
+        "PRAVIS_KAFKA_BOOTSTRAP": bootstrap,
+        "PRAVIS_CLICKHOUSE_URL": clickhouse_url,
+        "PRAVIS_DATA_DIR": str(Path(settings.data_dir).resolve()),
+    }
+
+    async def broker_ready() -> bool:
+        # Topics are (re)created on every health pass: an in-memory broker that restarted has none.
+        try:
+            await ensure_topics(bootstrap, default_partitions(settings.events_partitions), timeout_s=0.5)
+            return True
+        except Exception:
+            return False
+
+    return [
+        Service("broker", broker_command(host, settings.broker_port), broker_ready, shared_env),
+        Service(
+            "warehouse",
+            python_module("pravis_local.warehouse", "--host", host, "--port", str(settings.warehouse_port)),
+            http_ok(f"http://{host}:{settings.warehouse_port}/ping"),
+            shared_env,
+        ),
+        Service(
+            "loader",
+            python_module("pravis_rollups.loader"),
+            http_ok(f"http://{host}:{settings.loader_health_port}/healthz"),
+            {**shared_env, "PRAVIS_LOADER_HEALTH_PORT": str(settings.loader_health_port)},
+        ),
+        Service(
+            "gateway",
+            python_module("pravis_gateway", "--host", host, "--port", str(settings.gateway_port)),
+            http_ok(f"http://{host}:{settings.gateway_port}/readyz"),
+            shared_env,
+        ),
+    ]
+
+
+async def up(settings: Settings) -> None:
+    key = dev_api_key(settings)
+    runner = Runner(services(settings))
+    gateway = f"http://{settings.host}:{settings.gateway_port}"
+
+    def announce() -> None:
+        console.print(
+            Panel.fit(
+                f"gateway   {gateway}\n"
+                f"warehouse http://{settings.host}:{settings.warehouse_port}  (ClickHouse HTTP, db "
+                f"{settings.warehouse_database})\n"
+                f"broker    {settings.host}:{settings.broker_port}\n"
+                f"dev key   {key}   (project {DEFAULT_PROJECT})\n\n"
+                f"curl -s {gateway}/api/v1/analytics/events -H 'X-API-Key: {key}' "
+                "-H 'Content-Type: application/json' -d @examples/batch.json\n"
+                'uv run pravis sql "SELECT event_type, count() FROM events FINAL GROUP BY event_type"',
+                title="Pravis is up (Ctrl-C stops everything)",
+            )
+        )
+
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    await runner.run_until_signalled(announce)

@@ -1,0 +1,133 @@
+"""Real services for tests: Kafka and ClickHouse from the environment, Docker, or embedded on free ports.
+
+Order of preference: `PRAVIS_KAFKA_BOOTSTRAP` / `PRAVIS_CLICKHOUSE_URL` when set; testcontainers (Apache
+Kafka, ClickHouse) when a Docker engine answers; otherwise the embedded Tansu broker and chdb warehouse server.
+"""
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+from pravis_local.broker import broker_command, default_partitions, ensure_topics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not healthy after {timeout_s}s")
+
+
+class Process:
+    """A child process with its output in a log file, stopped (SIGINT, then SIGKILL) on exit."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name, self.argv, self.env = (
+            name,
+            list(argv),
+            {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        self.log_path = log_dir / f"{name}.log"
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> "Process":
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        log.close()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(2)
+        try:
+            self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def kafka_bootstrap(log_dir: Path, events_partitions: int = 3) -> Iterator[str]:
+    if env := os.environ.get("PRAVIS_KAFKA_BOOTSTRAP"):
+        bootstrap, stop = env, None
+    elif docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        container = KafkaContainer().with_kraft().start()
+        bootstrap, stop = container.get_bootstrap_server(), container.stop
+    else:
+        port = free_port()
+        broker = Process("broker", broker_command("127.0.0.1", port), log_dir).start()
+        bootstrap, stop = f"127.0.0.1:{port}", broker.stop
+    try:
+        asyncio.run(ensure_topics(bootstrap, default_partitions(events_partitions)))
+        yield bootstrap
+    finally:
+        if stop:
+            stop()
+
+
+@contextlib.contextmanager
+def clickhouse_server_url(data_dir: Path, log_dir: Path) -> Iterator[str]:
+    """URL of a ClickHouse HTTP server, without a database in the path (callers choose their own)."""
+    if env := os.environ.get("PRAVIS_CLICKHOUSE_URL"):
+        yield env.rsplit("/", 1)[0] if env.count("/") > 2 else env
+        return
+    if docker_available():
+        from testcontainers.clickhouse import ClickHouseContainer
+
+        with ClickHouseContainer() as container:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(8123)
+            yield f"http://{container.username}:{container.password}@{host}:{port}"
+        return
+    port = free_port()
+    warehouse = Process(
+        "warehouse",
+        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(data_dir)],
+        log_dir,
+    ).start()
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", warehouse.popen)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        warehouse.stop()

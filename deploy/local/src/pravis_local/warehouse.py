@@ -1,0 +1,491 @@
+"""The local warehouse: the ClickHouse HTTP interface served from one embedded chdb session.
+
+Only one process may open a chdb data path, so this server owns ``settings.chdb_path`` and every worker and
+analyst tool (clickhouse-connect, curl, Grafana) reaches the data over ClickHouse's HTTP protocol. Run it with
+``python -m pravis_local.warehouse [--host H] [--port P] [--data-dir D]``; build the app with ``create_app``.
+
+Not a full ClickHouse server: authentication (user/password parameters, X-ClickHouse-User/-Key headers, Basic
+auth) is accepted but not enforced, since the embedded stack is a loopback development tool; HTTP sessions
+(session_id) are ignored and all requests share one chdb session, one at a time; GET is not made read-only;
+ClickHouse's own block compression (compress=1 / decompress=1) and multipart bodies are refused.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+import uvicorn
+from chdb.session import Session
+from chdb.state.sqlitelike import StreamingResult
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from pravis_local.compression import BodyDecoder, BodyEncoder, UnsupportedEncodingError, negotiate
+from pravis_local.settings import settings
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_FORMAT = "TabSeparated"
+# Like ClickHouse's buffer_size: a result this small is sent whole, so a late error still gets a proper status
+# and the summary header is exact. Bigger results stream chunk by chunk while the session stays locked.
+RESPONSE_BUFFER_BYTES = 1 << 20
+# Only this much of a POST body is searched for the INSERT statement; the data after it is never decoded.
+INSERT_HEAD_BYTES = 64 << 10
+SERVER_NAME = socket.gethostname()
+
+# URL parameters the ClickHouse HTTP handler consumes itself (reserved_param_names in HTTPHandler.cpp).
+HTTP_PARAMS = frozenset(
+    {"query", "database", "default_format", "compress", "decompress", "user", "password", "quota_key",
+     "query_id", "stacktrace", "role", "buffer_size", "wait_end_of_query", "session_id", "session_timeout",
+     "session_check", "client_protocol_version", "close_session"}
+)  # fmt: skip
+# Real ClickHouse settings that only steer the HTTP server: implemented here or meaningless for chdb. readonly
+# is in the list because it cannot be lifted again once set, and the session is shared by every request.
+HTTP_SETTINGS = frozenset(
+    {"enable_http_compression", "http_zlib_compression_level", "send_progress_in_http_headers",
+     "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
+     "http_response_buffer_size", "http_wait_end_of_query", "add_http_cors_header", "readonly"}
+)  # fmt: skip
+_NOT_SETTINGS = HTTP_PARAMS | HTTP_SETTINGS
+# Output "formats" of the chdb Python API, not of ClickHouse: they would return Python objects.
+_PYTHON_FORMATS = frozenset({"dataframe", "arrowtable", "datastore", "debug"})
+
+# exceptionCodeToHTTPStatus.cpp; everything else is 500.
+_HTTP_STATUS = {
+    194: 401,
+    **dict.fromkeys((192, 193, 497, 512, 516), 403),
+    **dict.fromkeys((6, 8, 15, 25, 26, 27, 36, 37, 38, 41, 44, 53, 62, 72, 117, 123, 167, 168, 223, 321, 376,
+                     427, 441, 675, 676), 400),
+    **dict.fromkeys((46, 47, 50, 56, 60, 63, 73, 78, 81, 115, 152, 336, 511), 404),
+    229: 413, 48: 501, 76: 503, 209: 503, 439: 503, 381: 411, 159: 408, 779: 415,
+}  # fmt: skip
+
+_IDENT = rb'(?:`(?:[^`\\]|\\.)*`|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*)'
+_VALUE = rb"(?:'(?:[^'\\]|\\.)*'|[\w.+-]+)"
+# Deliberately narrow (table, columns, SETTINGS): anything fancier goes through the engine's own parser.
+# The tail is ParserInsertQuery's rule: data starts after blanks and at most one newline.
+_INSERT_FORMAT = re.compile(
+    rb"\s*(INSERT\s+INTO\s+(?:TABLE\s+)?" + _IDENT + rb"(?:\s*\.\s*" + _IDENT + rb")?"
+    rb"(?:\s*\(\s*" + _IDENT + rb"(?:\s*,\s*" + _IDENT + rb")*\s*\))?"
+    rb"(?:\s+SETTINGS\s+\w+\s*=\s*" + _VALUE + rb"(?:\s*,\s*\w+\s*=\s*" + _VALUE + rb")*)?)"
+    rb"\s+FORMAT\s+(\w+)[ \t\f]*\r?\n?",
+    re.IGNORECASE,
+)
+_FORMAT_TAIL = re.compile(rb"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+class ClickHouseError(Exception):
+    """An error with a ClickHouse exception code, rendered to clients as ClickHouse renders it."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message if message.startswith("Code: ") else f"Code: {code}. DB::Exception: {message}"
+
+    @classmethod
+    def wrap(cls, exc: Exception) -> "ClickHouseError":
+        # chdb prefixes engine messages ("Streaming query failed: Code: 60. ..."); the code is the engine's.
+        text = str(exc)
+        match = _CODE.search(text)
+        if match is None:
+            return cls(1001, f"{text} (STD_EXCEPTION)")
+        return cls(int(match.group(1)), text[match.start() :])
+
+    @property
+    def status(self) -> int:
+        return _HTTP_STATUS.get(self.code, 500)
+
+
+@dataclass
+class Summary:
+    """The X-ClickHouse-Summary numbers, from the counters chdb reports per result."""
+
+    read_rows: int = 0
+    read_bytes: int = 0
+    written_rows: int = 0
+    written_bytes: int = 0
+    result_rows: int = 0
+    result_bytes: int = 0
+    started_ns: int = field(default_factory=time.perf_counter_ns)
+
+    def add(self, result: Any) -> None:
+        self.read_rows += result.storage_rows_read()
+        self.read_bytes += result.storage_bytes_read()
+        self.written_rows += result.rows_written()
+        self.written_bytes += result.bytes_written()
+        self.result_rows += result.rows_read()
+        self.result_bytes += result.bytes_read()
+
+    def header(self) -> str:
+        numbers = {k: v for k, v in vars(self).items() if k != "started_ns"}
+        numbers["total_rows_to_read"] = self.read_rows
+        numbers["elapsed_ns"] = time.perf_counter_ns() - self.started_ns
+        return json.dumps({k: str(v) for k, v in numbers.items()}, separators=(",", ":"))
+
+
+@dataclass
+class HttpQuery:
+    """One request as ClickHouse sees it: the statement is ``head`` (the query parameter) then ``body``."""
+
+    head: bytes
+    body: bytes
+    database: str
+    output_format: str
+    query_id: str
+    settings: dict[str, str]
+    params: dict[str, str]
+    buffer_bytes: float
+    encoding: str | None
+    level: int | None
+
+    def insert_plan(self) -> tuple[str, str, list[bytes]] | None:
+        """(INSERT without FORMAT, format, data pieces) when the data can go to chdb as raw bytes."""
+        if self.params:  # query parameters need the engine parser, which only Session.query offers
+            return None
+        prefix = self.head + self.body[:INSERT_HEAD_BYTES]
+        match = _INSERT_FORMAT.match(prefix)
+        if match is None:
+            return None
+        statement, fmt, start = match.group(1).decode(), match.group(2).decode(), match.end()
+        if start <= len(self.head):
+            return statement, fmt, [self.head[start:], self.body]
+        return statement, fmt, [self.body[start - len(self.head) :]]
+
+    @property
+    def statement(self) -> bytes:
+        return self.head + self.body
+
+    def result_format(self) -> str:
+        match = _FORMAT_TAIL.search(self.statement[-256:])
+        return match.group(1).decode() if match else self.output_format
+
+
+@dataclass
+class Turn:
+    """The session lent to one request; ``stream`` is set while a result is being streamed."""
+
+    session: Session
+    stream: StreamingResult | None = None
+
+
+class Warehouse:
+    """Owns the chdb session. One request at a time: settings and the current database are session state."""
+
+    def __init__(self, path: Path, database: str) -> None:
+        self.path = path
+        self.database = database
+        self.timezone = "UTC"
+        self.compress_by_default = False
+        self.setting_names: frozenset[str] = frozenset()
+        self.lock = asyncio.Lock()
+        self._session: Session | None = None
+
+    def open(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._session = Session(str(self.path))
+        self._run(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}")
+        self.timezone = self._run("SELECT timezone()").strip()
+        # chdb reports enable_http_compression=1 as its default, and clients trust system.settings: with it on,
+        # clickhouse-connect stops sending the parameter and just expects compressed responses.
+        self.compress_by_default = self._run("SELECT getSetting('enable_http_compression')").strip() == "true"
+        self.setting_names = frozenset(self._run("SELECT name FROM system.settings").split())
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _run(self, sql: str) -> str:
+        assert self._session is not None
+        return self._session.query(sql, DEFAULT_FORMAT).bytes().decode()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, database: str, changes: dict[str, str]) -> AsyncIterator[Turn]:
+        """Lend the session with ``USE database`` and ``SET changes`` applied; undo the settings after."""
+        async with self.lock:
+            assert self._session is not None
+            turn = Turn(self._session)
+            try:
+                await anyio.to_thread.run_sync(self._enter, database, changes)
+                yield turn
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._leave, turn, changes)
+
+    def _enter(self, database: str, changes: dict[str, str]) -> None:
+        try:
+            self._run(f"USE {quote_identifier(database)}")
+            if changes:
+                self._run("SET " + ", ".join(f"{name} = {quote_literal(v)}" for name, v in changes.items()))
+        except RuntimeError as exc:
+            raise ClickHouseError.wrap(exc) from None
+
+    def _leave(self, turn: Turn, changes: dict[str, str]) -> None:
+        if turn.stream is not None:
+            with contextlib.suppress(Exception):
+                turn.stream.cancel()
+        if changes:
+            self._run("SET " + ", ".join(f"{name} = DEFAULT" for name in changes))
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _insert(turn: Turn, statement: str, fmt: str, pieces: list[bytes], summary: Summary) -> None:
+    # send_insert parses the bytes with the input format directly: ~8x faster than inline data in the SQL.
+    inserter = turn.session.send_insert(statement, fmt)
+    try:
+        for piece in pieces:
+            if piece:
+                inserter.append(piece)
+        result = inserter.finish()
+    except RuntimeError as exc:
+        inserter.cancel()
+        raise ClickHouseError.wrap(exc) from None
+    summary.read_rows = summary.written_rows = result.rows_written
+    summary.read_bytes = summary.written_bytes = result.bytes_written
+
+
+def _start(turn: Turn, query: HttpQuery, summary: Summary) -> bytes | None:
+    """Run a statement: stream it if chdb can (SELECT), else run it whole and return its output."""
+    try:
+        turn.stream = turn.session.send_query(query.statement, query.output_format, params=query.params)
+        return None
+    except RuntimeError as exc:
+        if "Streaming query is not supported" not in str(exc):
+            raise ClickHouseError.wrap(exc) from None
+    try:
+        result = turn.session.query(query.statement, query.output_format, params=query.params)
+    except RuntimeError as exc:
+        raise ClickHouseError.wrap(exc) from None
+    summary.add(result)
+    return result.bytes()
+
+
+def _fetch(turn: Turn, summary: Summary) -> bytes | None:
+    assert turn.stream is not None
+    try:
+        chunk = turn.stream.fetch()
+    except RuntimeError as exc:
+        raise ClickHouseError.wrap(exc) from None
+    if chunk is None:
+        return None
+    summary.add(chunk)
+    return chunk.bytes()
+
+
+class _TurnStream(StreamingResponse):
+    """A streamed result that keeps the session until the client has it all or has gone away."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], release: contextlib.AsyncExitStack, **kw: Any) -> None:
+        super().__init__(chunks, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release.aclose()
+
+
+def _content_type(fmt: str) -> str:
+    lower = fmt.lower()
+    if lower.startswith(("tabseparated", "tsv")):
+        return "text/tab-separated-values; charset=UTF-8"
+    if lower.startswith("csv"):
+        return "text/csv; charset=UTF-8; header=absent"
+    if lower.startswith("json"):
+        return "application/json; charset=UTF-8"
+    if lower.startswith(("native", "rowbinary", "parquet", "arrow", "orc", "avro", "msgpack", "protobuf")):
+        return "application/octet-stream"
+    return "text/plain; charset=UTF-8"
+
+
+async def _read_query(request: Request, warehouse: Warehouse) -> HttpQuery:
+    params, headers = request.query_params, request.headers
+    if params.get("compress") == "1" or params.get("decompress") == "1":
+        raise ClickHouseError(48, "ClickHouse block compression (compress/decompress=1) is not supported")
+    if headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ClickHouseError(48, "multipart/form-data (external data, form parameters) is not supported")
+    settings_changes = {k: v for k, v in params.items() if k not in _NOT_SETTINGS and k[:6] != "param_"}
+    for name in settings_changes:
+        if name not in warehouse.setting_names:
+            raise ClickHouseError(115, f"Unknown setting '{name}'. (UNKNOWN_SETTING)")
+    output_format = headers.get("x-clickhouse-format") or params.get("default_format") or DEFAULT_FORMAT
+    if output_format.lower() in _PYTHON_FORMATS:
+        raise ClickHouseError(73, f"Unknown format {output_format}. (UNKNOWN_FORMAT)")
+    try:
+        decoder = BodyDecoder(headers.get("content-encoding"))
+        body = b"".join([decoder.feed(chunk) async for chunk in request.stream()])
+    except UnsupportedEncodingError as exc:
+        raise ClickHouseError(89, f"{exc}. (UNKNOWN_COMPRESSION_METHOD)") from None
+    except Exception as exc:  # corrupt compressed data; each codec raises its own type
+        raise ClickHouseError(1001, f"Cannot decode request body: {exc!r}. (STD_EXCEPTION)") from None
+    head = params.get("query", "")
+    wait = params.get("wait_end_of_query") == "1"
+    compression = params.get("enable_http_compression", str(int(warehouse.compress_by_default))) in ("1", "true")
+    level = params.get("http_zlib_compression_level")
+    return HttpQuery(
+        head=(head + "\n").encode() if head else b"",
+        body=body,
+        database=headers.get("x-clickhouse-database") or params.get("database") or warehouse.database,
+        output_format=output_format,
+        query_id=params.get("query_id") or headers.get("x-clickhouse-query-id") or str(uuid.uuid4()),
+        settings=settings_changes,
+        params={k[6:]: v for k, v in params.items() if k.startswith("param_")},
+        buffer_bytes=float("inf") if wait else RESPONSE_BUFFER_BYTES,
+        encoding=negotiate(headers.get("accept-encoding")) if compression else None,
+        level=int(level) if level and level.isdigit() else None,
+    )
+
+
+async def _execute(query: HttpQuery, warehouse: Warehouse) -> Response:
+    summary = Summary()
+    fmt = query.result_format()
+    headers = {
+        "X-ClickHouse-Query-Id": query.query_id,
+        "X-ClickHouse-Format": fmt,
+        "X-ClickHouse-Timezone": query.settings.get("session_timezone") or warehouse.timezone,
+        "X-ClickHouse-Server-Display-Name": SERVER_NAME,
+    }
+    encoder = BodyEncoder(query.encoding, query.level) if query.encoding else None
+    if encoder:
+        headers["Content-Encoding"] = encoder.encoding
+
+    def whole(body: bytes) -> Response:
+        headers["X-ClickHouse-Summary"] = summary.header()
+        if encoder:
+            body = encoder.compress(body) + encoder.finish()
+        return Response(body, headers=headers, media_type=_content_type(fmt))
+
+    async with contextlib.AsyncExitStack() as stack:
+        turn = await stack.enter_async_context(warehouse.turn(query.database, query.settings))
+        if plan := query.insert_plan():
+            await anyio.to_thread.run_sync(_insert, turn, *plan, summary)
+            return whole(b"")
+        output = await anyio.to_thread.run_sync(_start, turn, query, summary)
+        if output is not None:
+            return whole(output)
+        chunks, size = [], 0
+        while size < query.buffer_bytes:
+            chunk = await anyio.to_thread.run_sync(_fetch, turn, summary)
+            if chunk is None:
+                return whole(b"".join(chunks))
+            chunks.append(chunk)
+            size += len(chunk)
+        headers["X-ClickHouse-Summary"] = summary.header()
+        headers["X-ClickHouse-Exception-Tag"] = tag = secrets.token_hex(8)
+        return _TurnStream(_rest(turn, chunks, summary, encoder, tag), stack.pop_all(), headers=headers,
+                           media_type=_content_type(fmt))  # fmt: skip
+    raise AssertionError("unreachable")
+
+
+async def _rest(
+    turn: Turn, chunks: list[bytes], summary: Summary, encoder: BodyEncoder | None, tag: str
+) -> AsyncIterator[bytes]:
+    encode = encoder.compress if encoder else (lambda data: data)
+    for chunk in chunks:
+        yield encode(chunk)
+    chunks.clear()
+    try:
+        while (chunk := await anyio.to_thread.run_sync(_fetch, turn, summary)) is not None:
+            yield encode(chunk)
+    except ClickHouseError as exc:
+        # The status line is gone; ClickHouse (25.11+) then frames the error so clients can tell it from data.
+        log.warning("warehouse.stream_failed", code=exc.code, error=exc.message)
+        message, marker = exc.message.encode(), tag.encode()
+        frame = b"__exception__\r\n%s\r\n%s\n%d %s\r\n__exception__\r\n"
+        yield encode(frame % (marker, message, len(message), marker))
+    if encoder:
+        yield encoder.finish()
+
+
+async def ping(request: Request) -> Response:
+    return PlainTextResponse("Ok.\n")
+
+
+async def query_endpoint(request: Request) -> Response:
+    warehouse: Warehouse = request.app.state.warehouse
+    if request.method == "GET" and "query" not in request.query_params:
+        return PlainTextResponse("Ok.\n")
+    query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+    try:
+        query = await _read_query(request, warehouse)
+        query_id = query.query_id
+        if not query.statement.strip():
+            raise ClickHouseError(62, "Empty query. (SYNTAX_ERROR)")
+        response = await _execute(query, warehouse)
+        log.debug("warehouse.query", query_id=query_id, database=query.database, status=response.status_code)
+        return response
+    except ClickHouseError as exc:
+        log.warning("warehouse.query_failed", query_id=query_id, code=exc.code, error=exc.message[:500])
+        headers = {
+            "X-ClickHouse-Exception-Code": str(exc.code),
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Server-Display-Name": SERVER_NAME,
+        }
+        return PlainTextResponse(exc.message.rstrip("\n") + "\n", exc.status, headers)
+
+
+def create_app(chdb_path: Path | None = None, database: str | None = None) -> Starlette:
+    """The Starlette app; it opens the chdb session at startup and closes it at shutdown."""
+    warehouse = Warehouse(chdb_path or settings.chdb_path, database or settings.warehouse_database)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(warehouse.open)
+        log.info("warehouse.started", path=str(warehouse.path), database=warehouse.database)
+        try:
+            yield
+        finally:
+            async with warehouse.lock:  # let a running query finish: closing under it would crash chdb
+                await anyio.to_thread.run_sync(warehouse.close)
+            log.info("warehouse.stopped", path=str(warehouse.path))
+
+    app = Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET", "HEAD"]),
+            Route("/", query_endpoint, methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.warehouse = warehouse
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the warehouse until SIGINT/SIGTERM; uvicorn then runs the shutdown that closes the session."""
+    parser = argparse.ArgumentParser("python -m pravis_local.warehouse", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.warehouse_port)
+    parser.add_argument("--data-dir", type=Path, default=settings.data_dir)
+    args = parser.parse_args(argv)
+    config = settings.model_copy(update={"data_dir": args.data_dir})
+    app = create_app(config.chdb_path, config.warehouse_database)
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""The warehouse server against real clients, run as a subprocess on a free port with a temporary data dir."""
+
+import contextlib
+import gzip
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import clickhouse_connect
+import httpx
+import lz4.frame
+import pytest
+import zstandard
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+DATABASE = "pravis"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def warehouse(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    port = free_port()
+    log_path = data_dir.parent / f"warehouse-{port}.log"
+    with log_path.open("wb") as log_file:
+        argv = ["-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(data_dir)]
+        process = subprocess.Popen(
+            [sys.executable, *argv],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{url}/ping").status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "warehouse did not start"
+                time.sleep(0.1)
+            yield url, process, log_path
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with warehouse(tmp_path_factory.mktemp("warehouse") / "data") as (url, _, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=60) as client:
+        yield client
+
+
+def sql(http: httpx.Client, query: str, **params: str) -> str:
+    response = http.post("/", params=params, content=query)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_ping_and_root(http: httpx.Client) -> None:
+    assert http.get("/ping").text == "Ok.\n"
+    assert http.get("/").text == "Ok.\n"
+
+
+def test_get_select_defaults_to_tab_separated_with_clickhouse_headers(http: httpx.Client) -> None:
+    response = http.get("/", params={"query": "SELECT 1", "query_id": "q-123"})
+    assert response.status_code == 200
+    assert response.text == "1\n"
+    assert response.headers["X-ClickHouse-Query-Id"] == "q-123"
+    assert response.headers["X-ClickHouse-Format"] == "TabSeparated"
+    assert response.headers["X-ClickHouse-Timezone"]
+    assert response.headers["X-ClickHouse-Server-Display-Name"]
+    summary = json.loads(response.headers["X-ClickHouse-Summary"])
+    assert summary["result_rows"] == "1"
+    assert int(summary["elapsed_ns"]) > 0
+
+
+def test_summary_counts_rows_read(http: httpx.Client) -> None:
+    response = http.get("/", params={"query": "SELECT count() FROM numbers(1000)"})
+    assert response.text == "1000\n"
+    assert json.loads(response.headers["X-ClickHouse-Summary"])["read_rows"] == "1000"
+
+
+def test_json_via_default_format_and_format_clause(http: httpx.Client) -> None:
+    by_param = http.get("/", params={"query": "SELECT 1 AS one", "default_format": "JSON"})
+    assert by_param.json()["data"] == [{"one": 1}]
+    assert by_param.headers["X-ClickHouse-Format"] == "JSON"
+    by_clause = http.get("/", params={"query": "SELECT 2 AS two FORMAT JSON"})
+    assert by_clause.json()["data"] == [{"two": 2}]
+    assert by_clause.headers["X-ClickHouse-Format"] == "JSON"
+    assert by_clause.headers["Content-Type"].startswith("application/json")
+
+
+def test_database_from_param_or_header_and_default(http: httpx.Client) -> None:
+    sql(http, "CREATE DATABASE IF NOT EXISTS other")
+    query = {"query": "SELECT currentDatabase()"}
+    assert http.get("/", params=query).text == f"{DATABASE}\n"
+    assert http.get("/", params={**query, "database": "other"}).text == "other\n"
+    assert http.get("/", params=query, headers={"X-ClickHouse-Database": "other"}).text == "other\n"
+    assert (
+        http.get("/", params={**query, "database": "missing"}).headers["X-ClickHouse-Exception-Code"] == "81"
+    )
+
+
+def test_credentials_are_accepted_not_enforced(http: httpx.Client) -> None:
+    query = {"query": "SELECT 1"}
+    assert http.get("/", params={**query, "user": "default", "password": "x"}).text == "1\n"
+    headers = {"X-ClickHouse-User": "alice", "X-ClickHouse-Key": "secret"}
+    assert http.get("/", params=query, headers=headers).text == "1\n"
+    assert http.get("/", params=query, auth=("bob", "pw")).text == "1\n"
+
+
+def test_insert_json_each_row_in_body_and_as_query_param_plus_body(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE events_json (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
+    sql(http, 'INSERT INTO events_json FORMAT JSONEachRow\n{"id": 1, "name": "a"}\n{"id": 2, "name": "b"}\n')
+    response = http.post(
+        "/",
+        params={"query": "INSERT INTO events_json FORMAT JSONEachRow"},
+        content=b'{"id": 3, "name": "c"}\n',
+    )
+    assert response.status_code == 200
+    assert json.loads(response.headers["X-ClickHouse-Summary"])["written_rows"] == "1"
+    sql(http, "INSERT INTO events_json (id, name) VALUES (4, 'd')")
+    assert sql(http, "SELECT id, name FROM events_json ORDER BY id") == "1\ta\n2\tb\n3\tc\n4\td\n"
+
+
+def row_binary(rows: list[tuple[int, bytes]]) -> bytes:
+    return b"".join(struct.pack("<Q", i) + bytes([len(s)]) + s for i, s in rows)
+
+
+def test_binary_insert_reaches_chdb_untouched(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE events_bin (id UInt64, payload String) ENGINE = MergeTree ORDER BY id")
+    # Bytes that would not survive text decoding, and ids whose first byte is a newline or a space.
+    rows = [(10, b"\x00\xff\n"), (32, b"\r\n\t"), (3, b"\xc3\x28")]
+    body = b"INSERT INTO events_bin FORMAT RowBinary\n" + row_binary(rows[:2])
+    assert http.post("/", content=body).status_code == 200
+    query = {"query": "INSERT INTO events_bin SETTINGS async_insert = 0 FORMAT RowBinary"}
+    assert http.post("/", params=query, content=row_binary(rows[2:])).status_code == 200
+    expected = "".join(f"{i}\t{s.hex().upper()}\n" for i, s in sorted(rows))
+    assert sql(http, "SELECT id, hex(payload) FROM events_bin ORDER BY id") == expected
+
+
+def test_errors_carry_clickhouse_code_status_and_body(http: httpx.Client) -> None:
+    cases = [
+        ("SELEC 1", 400, 62),
+        ("SELECT * FROM no_such_table", 404, 60),
+        ("SELECT throwIf(1)", 500, 395),
+        ("", 400, 62),
+    ]
+    for query, status, code in cases:
+        response = http.post("/", content=query)
+        assert response.status_code == status, query
+        assert response.headers["X-ClickHouse-Exception-Code"] == str(code)
+        assert response.text.startswith(f"Code: {code}. DB::Exception:")
+    unknown = http.get("/", params={"query": "SELECT 1", "no_such_setting": "1"})
+    assert (unknown.status_code, unknown.headers["X-ClickHouse-Exception-Code"]) == (404, "115")
+    bad_row = http.post("/", content='INSERT INTO events_json FORMAT JSONEachRow\n{"id": "x"}\n')
+    assert bad_row.status_code == 400
+    assert http.get("/", params={"query": "SELECT 1"}).text == "1\n"
+
+
+def test_settings_apply_to_one_request_only(http: httpx.Client) -> None:
+    query = "SELECT getSetting('max_result_rows'), getSetting('output_format_json_quote_64bit_integers')"
+    default = sql(http, query)
+    assert sql(http, query, max_result_rows="7", output_format_json_quote_64bit_integers="0") == "7\tfalse\n"
+    assert sql(http, query) == default
+    http_only = {
+        "wait_end_of_query": "1",
+        "send_progress_in_http_headers": "1",
+        "http_headers_progress_interval_ms": "1000",
+        "session_id": "abc",
+        "session_timeout": "60",
+        "readonly": "1",
+        "enable_http_compression": "0",
+    }
+    assert sql(http, "SELECT 1", **http_only) == "1\n"
+    assert sql(http, "SELECT getSetting('readonly')") == "0\n"
+    failed = http.post("/", params={"max_threads": "not-a-number"}, content="SELECT 1")
+    assert failed.status_code != 200
+    assert sql(http, query) == default
+
+
+def test_query_parameters_are_bound_by_the_engine(http: httpx.Client) -> None:
+    params = {"param_s": "it's\\t'); DROP TABLE events_json; --", "param_n": "41"}
+    assert (
+        sql(http, "SELECT {s:String}, {n:UInt8} + 1", **params)
+        == "it\\'s\\t\\'); DROP TABLE events_json; --\t42\n"
+    )
+    assert sql(http, "EXISTS TABLE events_json") == "1\n"
+    response = http.post("/", params={"param_n": "abc"}, content="SELECT {n:UInt8}")
+    assert response.headers["X-ClickHouse-Exception-Code"] == "457"
+
+
+DECOMPRESS = {
+    "gzip": gzip.decompress,
+    "deflate": zlib.decompress,
+    "zstd": lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data),
+    "lz4": lz4.frame.decompress,
+}
+COMPRESS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "zstd": zstandard.compress,
+    "lz4": lz4.frame.compress,
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(DECOMPRESS))
+def test_response_compression(http: httpx.Client, encoding: str) -> None:
+    query = {"query": "SELECT number FROM numbers(100000)"}
+    expected = "".join(f"{i}\n" for i in range(100000)).encode()
+    for compressed in ({**query, "enable_http_compression": "1"}, query):
+        with http.stream("GET", "/", params=compressed, headers={"Accept-Encoding": encoding}) as response:
+            assert response.headers["Content-Encoding"] == encoding
+            assert DECOMPRESS[encoding](b"".join(response.iter_raw())) == expected
+    disabled = {**query, "enable_http_compression": "0"}
+    off = http.get("/", params=disabled, headers={"Accept-Encoding": encoding})
+    assert "Content-Encoding" not in off.headers
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_request_decompression_of_concatenated_frames(http: httpx.Client, encoding: str) -> None:
+    table = f"events_{encoding}"
+    sql(http, f"CREATE TABLE {table} (id UInt64, payload String) ENGINE = MergeTree ORDER BY id")
+    frames = [COMPRESS[encoding](row_binary([(i, b"\x00\xff")])) for i in range(3)]
+    if encoding in ("gzip", "deflate"):  # a single stream, as clickhouse-connect sends for these
+        frames = [COMPRESS[encoding](row_binary([(i, b"\x00\xff") for i in range(3)]))]
+    response = http.post(
+        "/",
+        params={"query": f"INSERT INTO {table} FORMAT RowBinary"},
+        content=b"".join(frames),
+        headers={"Content-Encoding": encoding},
+    )
+    assert response.status_code == 200, response.text
+    assert sql(http, f"SELECT count(), countIf(payload = '\\0\\xFF') FROM {table}") == "3\t3\n"
+
+
+@pytest.mark.parametrize("compress", [False, True, "lz4", "zstd", "gzip"])
+def test_clickhouse_connect(server: str, compress: bool | str) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=port, database=DATABASE, compress=compress)
+    table = f"cc_{compress}".lower()
+    client.command(
+        f"CREATE TABLE {table} (id UInt64, name String, at DateTime) ENGINE = MergeTree ORDER BY id"
+    )
+    rows = [[i, f"n{i}\x00é", 1_700_000_000 + i] for i in range(5000)]
+    summary = client.insert(table, rows, column_names=["id", "name", "at"])
+    assert summary.written_rows == 5000
+    client.raw_insert(
+        table, ["id", "name", "at"], b'{"id": 9999, "name": "raw", "at": 0}\n', fmt="JSONEachRow"
+    )
+    result = client.query(
+        f"SELECT count(), max(id) FROM {table} WHERE id >= {{low:UInt64}}", parameters={"low": 10}
+    )
+    assert result.result_rows == [(4991, 9999)]
+    first = client.query(f"SELECT id, name FROM {table} ORDER BY id LIMIT 2").result_rows
+    assert first == [(0, "n0\x00é"), (1, "n1\x00é")]
+    assert len(client.query("SELECT number, toString(number) FROM numbers(300000)").result_rows) == 300000
+    client.close()
+
+
+def test_large_result_streams_and_late_error_is_framed(server: str, http: httpx.Client) -> None:
+    with http.stream("GET", "/", params={"query": "SELECT number FROM numbers(2000000)"}) as response:
+        assert "Content-Length" not in response.headers
+        assert sum(chunk.count(b"\n") for chunk in response.iter_bytes()) == 2_000_000
+    failing = {
+        "query": "SELECT throwIf(number = 1500000) FROM numbers(2000000) SETTINGS max_block_size = 65536"
+    }
+    response = http.get("/", params=failing)
+    assert response.status_code == 200  # headers were sent before the error
+    tag = response.headers["X-ClickHouse-Exception-Tag"]
+    assert f"__exception__\r\n{tag}\r\nCode: 395." in response.text
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=int(server.rsplit(":", 1)[1]))
+    with pytest.raises(DatabaseError, match="395"):
+        client.query(failing["query"])
+    assert http.get("/", params={"query": "SELECT 1"}).text == "1\n"
+
+
+def test_client_gone_mid_stream_releases_the_session(http: httpx.Client, server: str) -> None:
+    endless = {"query": "SELECT * FROM numbers(1e9)"}
+    with httpx.Client(base_url=server) as other, other.stream("GET", "/", params=endless) as response:
+        next(response.iter_raw())
+    assert http.get("/", params={"query": "SELECT 2"}, timeout=10).text == "2\n"
+
+
+def test_concurrent_requests_are_serialised_safely(http: httpx.Client) -> None:
+    def run(i: int) -> str:
+        return http.get("/", params={"query": f"SELECT {i} + sleepEachRow(0.01) FROM numbers(3)"}).text
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(run, range(24))) == [f"{i}\n" * 3 for i in range(24)]
+
+
+def test_restart_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with warehouse(data_dir) as (url, process, log_path):
+            httpx.post(url, content="CREATE TABLE IF NOT EXISTS kept (n UInt8) ENGINE = MergeTree ORDER BY n")
+            httpx.post(url, content="INSERT INTO kept VALUES (1)")
+            process.send_signal(signum)
+            assert process.wait(30) in (0, -signum)  # uvicorn re-raises the signal after a clean shutdown
+            assert "warehouse.stopped" in log_path.read_text()
+    with warehouse(data_dir) as (url, _, _):
+        assert httpx.get(url, params={"query": "SELECT count() FROM kept"}).text == "2\n"

@@ -1,0 +1,553 @@
+"""Pydantic models of every analytics event, the HTTP batch body, and the Kafka messages built from them.
+
+Parsing: `parse_event(data)` for one event, `validate_batch(events)` for a whole JSON array (one
+pydantic-core pass; a bad event yields an `EventError(index, error)` instead of failing the batch).
+A known `event_type` always validates against its own model, so a known type with a bad field is
+rejected with that model's error; any other `event_type` with a valid envelope becomes a `CustomEvent`.
+Timestamps must carry a timezone and are normalised to UTC.
+
+Contract of the `events` topic row (`EnrichedEvent.to_json()`), which the ClickHouse loader inserts
+unchanged with `INSERT INTO events FORMAT JSONEachRow`, so its keys are the `events` column names:
+
+- one flat JSON object per event: every event field at top level under its model name, followed by
+  the server fields `project_id`, `received_at`, `sent_at`, `ip`, `browser`, `os`, `device`;
+- `user_agent` is never written (the gateway reduces it to browser/os/device), and `ip` is the
+  gateway's anonymised address, never the one the client sent;
+- fields whose value is null are omitted (the column default applies); `properties` is always
+  present as a JSON object and keeps nulls inside it;
+- `event_id` is a UUID string; datetimes are ISO-8601 in UTC with a `Z` suffix, e.g.
+  `2024-05-01T08:00:00.123000Z` (ClickHouse: `date_time_input_format='best_effort'`).
+
+`EnrichedEvent.from_json(row)` reads such a row back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+from uuid import UUID
+
+import pydantic_core
+from annotated_types import MaxLen
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    IPvAnyAddress,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:$-]*$"
+
+MAX_EVENTS_PER_BATCH = 500
+"""Default bound on events per HTTP batch; the gateway passes its own via `context={"max_events": n}`."""
+
+MAX_PROPERTIES = 200
+"""Keys per object in `properties` (top level and nested)."""
+MAX_PROPERTY_KEY_LENGTH = 200
+MAX_PROPERTY_DEPTH = 5
+"""Objects/arrays may nest at most this many levels below `properties` itself."""
+MAX_PROPERTY_STRING_LENGTH = 8192
+
+MAX_REQUEST_DURATION_MS = 3_600_000.0
+"""One hour: anything longer is a client clock or unit bug, not a request."""
+MAX_SIZE_BYTES = 2**53 - 1
+"""Largest integer every SDK language (JavaScript numbers) carries exactly."""
+
+RAW_MAX_BYTES = 32 * 1024
+"""`RejectedEvent.raw` keeps at most this many bytes of the offending event's JSON text."""
+
+MIN_YEAR, MAX_YEAR = 1900, 2299
+"""ClickHouse DateTime64 range; a timestamp outside it cannot be stored."""
+
+MAX_ERROR_DETAILS = 3
+"""`EventError.error` lists at most this many field errors of one event."""
+
+
+def _to_utc(value: datetime) -> datetime:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise PydanticCustomError(
+            "datetime_out_of_range",
+            "Datetime year should be between {min_year} and {max_year}",
+            {"min_year": MIN_YEAR, "max_year": MAX_YEAR},
+        )
+    return value.astimezone(UTC)
+
+
+def _normalize_intent(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return " ".join(value.split()).lower() or None
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _check_json_container(value: dict | list, depth: int, path: str) -> None:
+    """Bounds of `properties`, and that it holds only JSON values (one walk instead of `JsonValue`'s
+    per-value Python discriminator, which cost more than the rest of the event's validation)."""
+    if depth > MAX_PROPERTY_DEPTH:
+        raise PydanticCustomError(
+            "properties_too_deep",
+            "Properties should nest at most {max_depth} levels, {path} is deeper",
+            {"max_depth": MAX_PROPERTY_DEPTH, "path": path},
+        )
+    if type(value) is dict:
+        if len(value) > MAX_PROPERTIES:
+            raise PydanticCustomError(
+                "properties_too_many",
+                "Properties object {path} should have at most {max_keys} keys",
+                {"max_keys": MAX_PROPERTIES, "path": path or "(top level)"},
+            )
+        for key, item in value.items():
+            if type(key) is not str or len(key) > MAX_PROPERTY_KEY_LENGTH:
+                raise PydanticCustomError(
+                    "property_key_invalid",
+                    "Property keys should be strings of at most {max_length} characters",
+                    {"max_length": MAX_PROPERTY_KEY_LENGTH},
+                )
+            _check_json_item(item, depth, f"{path}.{key}" if path else key)
+    else:
+        for index, item in enumerate(value):
+            _check_json_item(item, depth, f"{path}.{index}")
+
+
+def _check_json_item(item: Any, depth: int, path: str) -> None:
+    kind = type(item)
+    if kind is str:
+        if len(item) > MAX_PROPERTY_STRING_LENGTH:
+            raise PydanticCustomError(
+                "property_value_too_long",
+                "Property {path} should have at most {max_length} characters",
+                {"max_length": MAX_PROPERTY_STRING_LENGTH, "path": path},
+            )
+    elif kind is dict or kind is list:
+        _check_json_container(item, depth + 1, path)
+    elif not (item is None or kind is bool or kind is int or kind is float):
+        raise PydanticCustomError(
+            "property_value_not_json", "Property {path} should be a JSON value", {"path": path}
+        )
+
+
+def _check_properties(value: dict[str, Any]) -> dict[str, Any]:
+    if value:
+        _check_json_container(value, 0, "")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Properties = Annotated[
+    dict[str, Any],
+    AfterValidator(_check_properties),
+    Field(
+        description=(
+            f"Free-form JSON object: at most {MAX_PROPERTIES} keys per object, keys of at most "
+            f"{MAX_PROPERTY_KEY_LENGTH} characters, objects/arrays nested at most {MAX_PROPERTY_DEPTH} "
+            f"levels deep, strings of at most {MAX_PROPERTY_STRING_LENGTH} characters."
+        ),
+        json_schema_extra={
+            "maxProperties": MAX_PROPERTIES,
+            "propertyNames": {"maxLength": MAX_PROPERTY_KEY_LENGTH},
+        },
+    ),
+]
+
+
+class ConsentCategory(StrEnum):
+    ANALYTICS = "analytics"
+    PERFORMANCE = "performance"
+    FEEDBACK = "feedback"
+    PERSONALIZATION = "personalization"
+
+
+class HttpMethod(StrEnum):
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    OPTIONS = "OPTIONS"
+    TRACE = "TRACE"
+    CONNECT = "CONNECT"
+
+
+class EventBase(BaseModel):
+    """Envelope every event carries; `event_id` is the client-made dedup key everywhere."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("user_id", "anonymous_id")
+            ]
+        },
+    )
+
+    event_id: UUID
+    event_type: Annotated[str, Field(min_length=1, max_length=64, pattern=EVENT_TYPE_PATTERN)]
+    timestamp: UtcDatetime
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
+    session_id: Id | None = None
+    properties: Properties = Field(default_factory=dict)
+    page_url: Annotated[str, MaxLen(2048)] | None = None
+    referrer: Annotated[str, MaxLen(2048)] | None = None
+    locale: Annotated[str, MaxLen(35)] | None = None
+    app_version: Annotated[str, MaxLen(64)] | None = None
+    sdk_name: Annotated[str, MaxLen(64)] | None = None
+    sdk_version: Annotated[str, MaxLen(64)] | None = None
+
+    @model_validator(mode="after")
+    def _require_identity(self) -> Self:
+        if self.user_id is None and self.anonymous_id is None:
+            raise PydanticCustomError("identity_missing", "user_id or anonymous_id is required")
+        return self
+
+    @property
+    def partition_key(self) -> str:
+        """Kafka key of the `events` topic: user_id, else anonymous_id."""
+        return self.user_id or self.anonymous_id or ""
+
+
+class UserEvent(EventBase):
+    """Events from a user's device; the gateway anonymises `ip` and reduces `user_agent` to
+    browser/os/device."""
+
+    user_agent: Annotated[str, MaxLen(1024)] | None = None
+    ip: IPvAnyAddress | None = None
+
+
+class PageViewEvent(UserEvent):
+    event_type: Literal["page_view"]
+    page_title: Annotated[str, MaxLen(1024)] | None = None
+
+
+class ButtonClickEvent(UserEvent):
+    event_type: Literal["button_click"]
+    button_id: Id
+
+
+class FeatureUseEvent(UserEvent):
+    event_type: Literal["feature_use"]
+    feature_name: Id
+
+
+class ErrorEvent(UserEvent):
+    event_type: Literal["error"]
+    error_type: Id
+    error_message: Annotated[str, MaxLen(4096)] | None = None
+    stack: Annotated[str, MaxLen(16384)] | None = None
+
+
+class AIInteractionEvent(EventBase):
+    """One request to a voice/AI feature; feedback joins on `interaction_id`."""
+
+    interaction_id: Id
+    request_duration_ms: Annotated[float, Field(ge=0, le=MAX_REQUEST_DURATION_MS)]
+    request_size_bytes: Annotated[int, Field(ge=0, le=MAX_SIZE_BYTES)] | None = None
+    response_size_bytes: Annotated[int, Field(ge=0, le=MAX_SIZE_BYTES)] | None = None
+    success: bool
+    error_type: Id | None = None
+    model_used: Annotated[str, MaxLen(128)] | None = None
+
+
+class VoiceRequestEvent(AIInteractionEvent):
+    event_type: Literal["voice_request"]
+    intent: Annotated[
+        Annotated[str, MaxLen(200)] | None,
+        AfterValidator(_normalize_intent),
+        Field(description="Normalised command/intent; lower-cased and whitespace-collapsed on validation."),
+    ] = None
+
+
+class TranscriptionEvent(AIInteractionEvent):
+    event_type: Literal["transcription"]
+    transcription_corrected: bool | None = None
+
+
+class TTSEvent(AIInteractionEvent):
+    event_type: Literal["tts"]
+
+
+class ConversationEvent(AIInteractionEvent):
+    event_type: Literal["conversation"]
+    completed: bool | None = None
+    follow_up: bool | None = None
+    turn_count: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+
+
+class ApiRequestEvent(EventBase):
+    event_type: Literal["api_request"]
+    endpoint: Annotated[
+        str, Field(min_length=1, max_length=256, description="Route template, not the raw path.")
+    ]
+    method: Annotated[HttpMethod, BeforeValidator(_upper)]
+    status: Annotated[int, Field(ge=100, le=599)]
+    duration_ms: Annotated[float, Field(ge=0, le=MAX_REQUEST_DURATION_MS)]
+    cache_hit: bool | None = None
+    error_type: Id | None = None
+
+
+class FeedbackEvent(EventBase):
+    event_type: Literal["feedback"]
+    interaction_id: Id | None = None
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, MaxLen(5000)] | None = None
+    context: Annotated[str, Field(max_length=500, description="Where/what the feedback is about.")] | None = (
+        None
+    )
+
+
+class ExperimentExposureEvent(EventBase):
+    event_type: Literal["experiment_exposure"]
+    experiment_key: Id
+    variant: Id
+    in_experiment: bool = True
+
+
+class ConsentChangeEvent(EventBase):
+    event_type: Literal["consent_change"]
+    consent: Annotated[dict[ConsentCategory, bool], Field(min_length=1)]
+    source: Annotated[str, MaxLen(200)] | None = None
+
+
+EVENT_MODELS: dict[str, type[EventBase]] = {
+    "page_view": PageViewEvent,
+    "button_click": ButtonClickEvent,
+    "feature_use": FeatureUseEvent,
+    "error": ErrorEvent,
+    "voice_request": VoiceRequestEvent,
+    "transcription": TranscriptionEvent,
+    "tts": TTSEvent,
+    "conversation": ConversationEvent,
+    "api_request": ApiRequestEvent,
+    "feedback": FeedbackEvent,
+    "experiment_exposure": ExperimentExposureEvent,
+    "consent_change": ConsentChangeEvent,
+}
+"""Known event types; any other `event_type` is a `CustomEvent`."""
+
+CUSTOM_TAG = "custom"
+
+
+class CustomEvent(EventBase):
+    """Any event_type not in `EVENT_MODELS`: the envelope and `properties` only."""
+
+    event_type: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=EVENT_TYPE_PATTERN,
+            json_schema_extra={"not": {"enum": sorted(EVENT_MODELS)}},
+        ),
+    ]
+
+    @field_validator("event_type")
+    @classmethod
+    def _not_known(cls, value: str) -> str:
+        if value in EVENT_MODELS:
+            raise PydanticCustomError(
+                "custom_event_type_known", "{event_type} is a known event type", {"event_type": value}
+            )
+        return value
+
+
+def _event_tag(value: Any) -> str | None:
+    """Known event_type → its model; anything else that looks like an event → CustomEvent."""
+    if isinstance(value, dict):
+        event_type = value.get("event_type")
+    elif isinstance(value, EventBase):
+        event_type = value.event_type
+    else:
+        return None
+    return event_type if isinstance(event_type, str) and event_type in EVENT_MODELS else CUSTOM_TAG
+
+
+Event = Annotated[
+    Annotated[PageViewEvent, Tag("page_view")]
+    | Annotated[ButtonClickEvent, Tag("button_click")]
+    | Annotated[FeatureUseEvent, Tag("feature_use")]
+    | Annotated[ErrorEvent, Tag("error")]
+    | Annotated[VoiceRequestEvent, Tag("voice_request")]
+    | Annotated[TranscriptionEvent, Tag("transcription")]
+    | Annotated[TTSEvent, Tag("tts")]
+    | Annotated[ConversationEvent, Tag("conversation")]
+    | Annotated[ApiRequestEvent, Tag("api_request")]
+    | Annotated[FeedbackEvent, Tag("feedback")]
+    | Annotated[ExperimentExposureEvent, Tag("experiment_exposure")]
+    | Annotated[ConsentChangeEvent, Tag("consent_change")]
+    | Annotated[CustomEvent, Tag(CUSTOM_TAG)],
+    Discriminator(
+        _event_tag,
+        custom_error_type="event_not_object",
+        custom_error_message="Event should be a JSON object with an event_type",
+    ),
+]
+"""Any event: a known type's model or `CustomEvent`."""
+
+_TAGS = frozenset((*EVENT_MODELS, CUSTOM_TAG))
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_EVENTS_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+class EventError(BaseModel):
+    """Why the event at `index` of a batch was rejected, e.g. `rating: Input should be ... 5`."""
+
+    index: int
+    error: str
+
+
+def _describe(errors: Sequence[Any]) -> str:
+    parts = []
+    for err in errors[:MAX_ERROR_DETAILS]:
+        loc = err["loc"]
+        if loc and loc[0] in _TAGS:
+            loc = loc[1:]
+        where = ".".join(str(part) for part in loc)
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    if len(errors) > MAX_ERROR_DETAILS:
+        parts.append(f"(+{len(errors) - MAX_ERROR_DETAILS} more)")
+    return "; ".join(parts)
+
+
+def describe_error(exc: ValidationError) -> str:
+    """Short human-readable reason for a failed `parse_event`, as used in `EventError.error`."""
+    return _describe(exc.errors(include_url=False, include_context=False, include_input=False))
+
+
+def parse_event(data: dict[str, Any] | bytes | str) -> Event:
+    """Validate one event (a dict or its JSON text); raises `pydantic.ValidationError`."""
+    if isinstance(data, bytes | bytearray | str):
+        return _EVENT_ADAPTER.validate_json(data)
+    return _EVENT_ADAPTER.validate_python(data)
+
+
+def validate_batch(events: bytes | str | Sequence[Any]) -> tuple[list[Event], list[EventError]]:
+    """Validate a JSON array (text) or a list of raw events; returns the valid events in order and one
+    `EventError` per invalid index. Raises `ValidationError` only if the input is not an array at all.
+
+    The whole array is validated in one pydantic-core pass; only when some event is bad are the good
+    ones validated a second time (from the already parsed items).
+    """
+    is_json = isinstance(events, bytes | bytearray | str)
+    try:
+        if is_json:
+            return _EVENTS_ADAPTER.validate_json(events), []
+        return _EVENTS_ADAPTER.validate_python(events), []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        if any(not err["loc"] or not isinstance(err["loc"][0], int) for err in errors):
+            raise
+        by_index: dict[int, list[Any]] = {}
+        for err in errors:
+            by_index.setdefault(err["loc"][0], []).append({**err, "loc": err["loc"][1:]})
+    items = pydantic_core.from_json(events) if is_json else list(events)
+    good = [item for index, item in enumerate(items) if index not in by_index]
+    rejected = [EventError(index=index, error=_describe(errs)) for index, errs in sorted(by_index.items())]
+    return _EVENTS_ADAPTER.validate_python(good), rejected
+
+
+def _max_events(value: list[Any], info: ValidationInfo) -> list[Any]:
+    limit = (info.context or {}).get("max_events", MAX_EVENTS_PER_BATCH)
+    if len(value) > limit:
+        raise PydanticCustomError(
+            "too_many_events", "Batch should have at most {limit} events", {"limit": limit}
+        )
+    return value
+
+
+class EventBatch(BaseModel):
+    """HTTP body of `POST /api/v1/analytics/events`. Events stay raw here so one bad event does not
+    fail the batch: pass `events` to `validate_batch`. Bound the size with
+    `EventBatch.model_validate_json(body, context={"max_events": n})` (default `MAX_EVENTS_PER_BATCH`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[Any], AfterValidator(_max_events)]
+    sent_at: UtcDatetime | None = None
+
+
+_SERVER_FIELDS = ("project_id", "received_at", "sent_at", "ip", "browser", "os", "device")
+_NOT_IN_ROW = frozenset(("user_agent", "ip"))
+
+
+class EnrichedEvent(BaseModel):
+    """An event plus the fields the gateway adds; `to_json()` is the flat `events` topic row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Event
+    project_id: Id
+    received_at: UtcDatetime
+    sent_at: UtcDatetime | None = None
+    ip: Annotated[str, Field(max_length=64, description="Anonymised by the gateway.")] | None = None
+    browser: Annotated[str, MaxLen(128)] | None = None
+    os: Annotated[str, MaxLen(128)] | None = None
+    device: Annotated[str, MaxLen(128)] | None = None
+
+    def to_json(self) -> bytes:
+        """One flat JSON object: event fields then server fields (see the module docstring)."""
+        event = self.event
+        body = event.__pydantic_serializer__.to_json(event, exclude=_NOT_IN_ROW, exclude_none=True)
+        server = self.__pydantic_serializer__.to_json(self, exclude={"event"}, exclude_none=True)
+        return body[:-1] + b"," + server[1:]
+
+    @classmethod
+    def from_json(cls, row: bytes | str) -> EnrichedEvent:
+        """Read back a row written by `to_json()`."""
+        data = pydantic_core.from_json(row)
+        server = {name: data.pop(name) for name in _SERVER_FIELDS if name in data}
+        return cls(event=data, **server)
+
+
+def _raw_text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        raw = value.encode()
+    else:
+        raw = pydantic_core.to_json(value)
+    return raw[:RAW_MAX_BYTES].decode(errors="ignore")
+
+
+class RejectedEvent(BaseModel):
+    """Message of the `events.rejected` topic: an event the gateway refused and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: Id
+    received_at: UtcDatetime
+    index: Annotated[int, Field(ge=0, description="Position of the event in its batch.")]
+    error: str
+    raw: Annotated[
+        str,
+        BeforeValidator(_raw_text),
+        Field(
+            description=(
+                f"The offending event as JSON text, cut to {RAW_MAX_BYTES} bytes; pass the parsed "
+                "value (dumped to JSON) or the text/bytes as received."
+            )
+        ),
+    ]
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self)

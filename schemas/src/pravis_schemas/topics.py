@@ -1,0 +1,18 @@
+"""Kafka topic names shared by every worker; create them explicitly, never by auto-create."""
+
+EVENTS = "events"
+"""Flat enriched events (one JSON object each, see `pravis_schemas.events`); key: user_id or anonymous_id."""
+
+EVENTS_REJECTED = "events.rejected"
+"""`RejectedEvent` messages: events the gateway refused, with the reason and the raw text."""
+
+CONSENT = "consent"
+"""Consent changes; key: user_id."""
+
+PRIVACY_REQUESTS = "privacy.requests"
+"""User data export and deletion requests."""
+
+ALERTS = "alerts"
+"""Anomaly alerts raised by the stream tier."""
+
+ALL_TOPICS: tuple[str, ...] = (EVENTS, EVENTS_REJECTED, CONSENT, PRIVACY_REQUESTS, ALERTS)

@@ -1,0 +1,66 @@
+"""Event factories and warehouse polling shared by the end-to-end tests."""
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pravis_rollups.clickhouse import connect
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def page_view(**overrides: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "page_view",
+        "timestamp": now_iso(),
+        "anonymous_id": "anon-" + uuid.uuid4().hex[:8],
+        "session_id": "s-1",
+        "page_url": "https://boutique.example/shoes",
+        **overrides,
+    }
+
+
+def voice_request(**overrides: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "voice_request",
+        "timestamp": now_iso(),
+        "user_id": "u-" + uuid.uuid4().hex[:6],
+        "interaction_id": "i-" + uuid.uuid4().hex[:6],
+        "intent": "Find  RED shoes",
+        "request_duration_ms": 812.5,
+        "success": True,
+        "model_used": "whisper-small",
+        **overrides,
+    }
+
+
+def stored_counts(clickhouse_url: str, event_ids: list[str]) -> dict[str, int]:
+    """How many rows each event_id has in `events`, deduplicated the way analysts are told to query."""
+    with connect(clickhouse_url) as client:
+        rows = client.query(
+            "SELECT toString(event_id), count() FROM events FINAL WHERE event_id IN {ids:Array(UUID)} "
+            "GROUP BY event_id",
+            parameters={"ids": event_ids},
+        ).result_rows
+    return dict(rows)
+
+
+def wait_until_stored(clickhouse_url: str, event_ids: list[str], timeout_s: float = 60.0) -> dict[str, int]:
+    """Poll until every event_id is queryable (or the deadline passes); return the final counts."""
+    deadline = time.monotonic() + timeout_s
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        try:
+            counts = stored_counts(clickhouse_url, event_ids)
+        except Exception as exc:  # the table appears once the loader's migrations ran
+            if "UNKNOWN_TABLE" not in str(exc):
+                raise
+        if len(counts) == len(event_ids):
+            return counts
+        time.sleep(0.2)
+    return counts
