@@ -8,6 +8,10 @@ def test_migrations_are_numbered_without_gaps() -> None:
 
 
 def test_statements_split_on_terminating_semicolons_and_drop_comments() -> None:
-    sql = "-- a comment; with a semicolon\nCREATE TABLE a (x String DEFAULT ';');\n\nCREATE TABLE b (y UInt8);\n"
+    sql = (
+        "-- a comment; with a semicolon\n"
+        "CREATE TABLE a (x String DEFAULT ';');\n\n"
+        "CREATE TABLE b (y UInt8);\n"
+    )
 
     assert _statements(sql) == ["CREATE TABLE a (x String DEFAULT ';')", "CREATE TABLE b (y UInt8)"]

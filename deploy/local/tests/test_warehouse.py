@@ -97,6 +97,10 @@ def test_get_select_defaults_to_tab_separated_with_clickhouse_headers(http: http
     summary = json.loads(response.headers["X-ClickHouse-Summary"])
     assert summary["result_rows"] == "1"
     assert int(summary["elapsed_ns"]) > 0
+    curl = subprocess.run(
+        ["curl", "-sS", f"{http.base_url}?query=SELECT%201"], capture_output=True, check=True
+    )
+    assert curl.stdout == b"1\n"
 
 
 def test_summary_counts_rows_read(http: httpx.Client) -> None:
@@ -204,6 +208,20 @@ def test_settings_apply_to_one_request_only(http: httpx.Client) -> None:
     assert sql(http, query) == default
 
 
+def test_settings_reach_inserts_with_raw_data(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE events_dt (at DateTime) ENGINE = Memory")
+    row = '{"at": "2024-01-02T03:04:05Z"}\n'
+    rejected = http.post(
+        "/",
+        params={"date_time_input_format": "basic"},
+        content="INSERT INTO events_dt FORMAT JSONEachRow\n" + row,
+    )
+    assert rejected.status_code != 200
+    sql(http, "INSERT INTO events_dt FORMAT JSONEachRow\n" + row, date_time_input_format="best_effort")
+    sql(http, "INSERT INTO events_dt FORMAT Values ('2024-01-02 03:04:05')")
+    assert sql(http, "SELECT at FROM events_dt") == "2024-01-02 03:04:05\n" * 2
+
+
 def test_query_parameters_are_bound_by_the_engine(http: httpx.Client) -> None:
     params = {"param_s": "it's\\t'); DROP TABLE events_json; --", "param_n": "41"}
     assert (
@@ -280,6 +298,19 @@ def test_clickhouse_connect(server: str, compress: bool | str) -> None:
     first = client.query(f"SELECT id, name FROM {table} ORDER BY id LIMIT 2").result_rows
     assert first == [(0, "n0\x00é"), (1, "n1\x00é")]
     assert len(client.query("SELECT number, toString(number) FROM numbers(300000)").result_rows) == 300000
+    client.close()
+
+
+def test_parameters_too_long_for_a_url_travel_as_a_form(server: str) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=port, database=DATABASE)
+    ids = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(3000)]
+
+    result = client.query(
+        "SELECT length({ids:Array(UUID)}), {tag:String}", parameters={"ids": ids, "tag": "x'y"}
+    )
+
+    assert result.result_rows == [(3000, "x'y")]
     client.close()
 
 

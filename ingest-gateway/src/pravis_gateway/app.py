@@ -10,6 +10,7 @@ from prometheus_client import make_asgi_app
 
 from pravis_gateway.kafka import EventPublisher
 from pravis_gateway.keys import KeyStore
+from pravis_gateway.null_sink import NullPublisher
 from pravis_gateway.routes import events
 from pravis_gateway.settings import Settings
 
@@ -21,7 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.keys = KeyStore(settings.keys_path)
-        app.state.publisher = EventPublisher(settings)
+        app.state.publisher = NullPublisher() if settings.sink == "null" else EventPublisher(settings)
         await app.state.publisher.start()
         try:
             yield

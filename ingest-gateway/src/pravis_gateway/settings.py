@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     gateway_port: int = 8000
     max_events_per_batch: int = 500
+    # "null" acknowledges without Kafka: only for measuring the gateway's own ceiling (`make bench`).
+    sink: Literal["kafka", "null"] = "kafka"
     max_body_bytes: int = 1024 * 1024
     max_event_bytes: int = 32 * 1024
 

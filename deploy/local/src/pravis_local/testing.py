@@ -1,7 +1,7 @@
 """Real services for tests: Kafka and ClickHouse from the environment, Docker, or embedded on free ports.
 
 Order of preference: `PRAVIS_KAFKA_BOOTSTRAP` / `PRAVIS_CLICKHOUSE_URL` when set; testcontainers (Apache
-Kafka, ClickHouse) when a Docker engine answers; otherwise the embedded Tansu broker and chdb warehouse server.
+Kafka, ClickHouse) when a Docker engine answers; otherwise the embedded Tansu broker and chdb warehouse.
 """
 
 import asyncio

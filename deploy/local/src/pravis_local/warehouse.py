@@ -7,20 +7,22 @@ analyst tool (clickhouse-connect, curl, Grafana) reaches the data over ClickHous
 Not a full ClickHouse server: authentication (user/password parameters, X-ClickHouse-User/-Key headers, Basic
 auth) is accepted but not enforced, since the embedded stack is a loopback development tool; HTTP sessions
 (session_id) are ignored and all requests share one chdb session, one at a time; GET is not made read-only;
-ClickHouse's own block compression (compress=1 / decompress=1) and multipart bodies are refused.
+ClickHouse's own block compression (compress=1 / decompress=1) and external data tables are refused.
 """
 
 import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,6 @@ HTTP_SETTINGS = frozenset(
      "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
      "http_response_buffer_size", "http_wait_end_of_query", "add_http_cors_header", "readonly"}
 )  # fmt: skip
-_NOT_SETTINGS = HTTP_PARAMS | HTTP_SETTINGS
 # Output "formats" of the chdb Python API, not of ClickHouse: they would return Python objects.
 _PYTHON_FORMATS = frozenset({"dataframe", "arrowtable", "datastore", "debug"})
 
@@ -74,6 +75,12 @@ _HTTP_STATUS = {
     **dict.fromkeys((46, 47, 50, 56, 60, 63, 73, 78, 81, 115, 152, 336, 511), 404),
     229: 413, 48: 501, 76: 503, 209: 503, 439: 503, 381: 411, 159: 408, 779: 415,
 }  # fmt: skip
+_CONTENT_TYPES = {
+    ("tabseparated", "tsv"): "text/tab-separated-values; charset=UTF-8",
+    ("csv",): "text/csv; charset=UTF-8; header=absent",
+    ("json",): "application/json; charset=UTF-8",
+    ("native", "rowbinary", "parquet", "arrow", "orc", "avro", "msgpack"): "application/octet-stream",
+}
 
 _IDENT = rb'(?:`(?:[^`\\]|\\.)*`|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*)'
 _VALUE = rb"(?:'(?:[^'\\]|\\.)*'|[\w.+-]+)"
@@ -97,24 +104,28 @@ class ClickHouseError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message if message.startswith("Code: ") else f"Code: {code}. DB::Exception: {message}"
+        self.status = _HTTP_STATUS.get(code, 500)
 
     @classmethod
     def wrap(cls, exc: Exception) -> "ClickHouseError":
         # chdb prefixes engine messages ("Streaming query failed: Code: 60. ..."); the code is the engine's.
-        text = str(exc)
-        match = _CODE.search(text)
-        if match is None:
-            return cls(1001, f"{text} (STD_EXCEPTION)")
-        return cls(int(match.group(1)), text[match.start() :])
+        match = _CODE.search(text := str(exc))
+        return (
+            cls(int(match.group(1)), text[match.start() :]) if match else cls(1001, f"{text} (STD_EXCEPTION)")
+        )
 
-    @property
-    def status(self) -> int:
-        return _HTTP_STATUS.get(self.code, 500)
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    try:
+        yield
+    except RuntimeError as exc:  # chdb raises RuntimeError (or its subclass ChdbError) for engine errors
+        raise ClickHouseError.wrap(exc) from None
 
 
 @dataclass
 class Summary:
-    """The X-ClickHouse-Summary numbers, from the counters chdb reports per result."""
+    """The X-ClickHouse-Summary numbers, summed from the counters chdb reports per result block."""
 
     read_rows: int = 0
     read_bytes: int = 0
@@ -133,9 +144,8 @@ class Summary:
         self.result_bytes += result.bytes_read()
 
     def header(self) -> str:
-        numbers = {k: v for k, v in vars(self).items() if k != "started_ns"}
-        numbers["total_rows_to_read"] = self.read_rows
-        numbers["elapsed_ns"] = time.perf_counter_ns() - self.started_ns
+        numbers = {**vars(self), "total_rows_to_read": self.read_rows}
+        numbers["elapsed_ns"] = time.perf_counter_ns() - numbers.pop("started_ns")
         return json.dumps({k: str(v) for k, v in numbers.items()}, separators=(",", ":"))
 
 
@@ -154,20 +164,7 @@ class HttpQuery:
     encoding: str | None
     level: int | None
 
-    def insert_plan(self) -> tuple[str, str, list[bytes]] | None:
-        """(INSERT without FORMAT, format, data pieces) when the data can go to chdb as raw bytes."""
-        if self.params:  # query parameters need the engine parser, which only Session.query offers
-            return None
-        prefix = self.head + self.body[:INSERT_HEAD_BYTES]
-        match = _INSERT_FORMAT.match(prefix)
-        if match is None:
-            return None
-        statement, fmt, start = match.group(1).decode(), match.group(2).decode(), match.end()
-        if start <= len(self.head):
-            return statement, fmt, [self.head[start:], self.body]
-        return statement, fmt, [self.body[start - len(self.head) :]]
-
-    @property
+    @cached_property
     def statement(self) -> bytes:
         return self.head + self.body
 
@@ -175,36 +172,40 @@ class HttpQuery:
         match = _FORMAT_TAIL.search(self.statement[-256:])
         return match.group(1).decode() if match else self.output_format
 
-
-@dataclass
-class Turn:
-    """The session lent to one request; ``stream`` is set while a result is being streamed."""
-
-    session: Session
-    stream: StreamingResult | None = None
+    def insert_plan(self) -> tuple[str, str, list[bytes]] | None:
+        """(INSERT without FORMAT, format, data pieces) when the data can go to chdb as raw bytes."""
+        if self.params:  # query parameters need the engine parser, which only Session.query offers
+            return None
+        match = _INSERT_FORMAT.match(self.head + self.body[:INSERT_HEAD_BYTES])
+        if match is None:
+            return None
+        statement, fmt, start = match.group(1).decode(), match.group(2).decode(), match.end()
+        if start <= len(self.head):
+            return statement, fmt, [self.head[start:], self.body]
+        return statement, fmt, [self.body[start - len(self.head) :]]
 
 
 class Warehouse:
-    """Owns the chdb session. One request at a time: settings and the current database are session state."""
+    """Owns the chdb session and lends it to one request at a time (``turn``): the current database, the
+    settings and an open streaming result are all session state. The other methods run in worker threads."""
 
     def __init__(self, path: Path, database: str) -> None:
-        self.path = path
-        self.database = database
-        self.timezone = "UTC"
-        self.compress_by_default = False
+        self.path, self.database = path, database
+        self.timezone, self.compress_by_default = "UTC", False
         self.setting_names: frozenset[str] = frozenset()
         self.lock = asyncio.Lock()
         self._session: Session | None = None
+        self._stream: StreamingResult | None = None
 
     def open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self._session = Session(str(self.path))
         self._run(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}")
         self.timezone = self._run("SELECT timezone()").strip()
-        # chdb reports enable_http_compression=1 as its default, and clients trust system.settings: with it on,
-        # clickhouse-connect stops sending the parameter and just expects compressed responses.
-        self.compress_by_default = self._run("SELECT getSetting('enable_http_compression')").strip() == "true"
         self.setting_names = frozenset(self._run("SELECT name FROM system.settings").split())
+        # chdb's default is enable_http_compression=1, and clients trust system.settings: clickhouse-connect
+        # then stops sending the parameter and simply expects compressed responses.
+        self.compress_by_default = self._run("SELECT getSetting('enable_http_compression')").strip() == "true"
 
     def close(self) -> None:
         if self._session is not None:
@@ -216,32 +217,68 @@ class Warehouse:
         return self._session.query(sql, DEFAULT_FORMAT).bytes().decode()
 
     @contextlib.asynccontextmanager
-    async def turn(self, database: str, changes: dict[str, str]) -> AsyncIterator[Turn]:
-        """Lend the session with ``USE database`` and ``SET changes`` applied; undo the settings after."""
+    async def turn(self, database: str, changes: dict[str, str]) -> AsyncIterator[None]:
+        """Hold the session with ``USE database`` and ``SET changes`` applied; undo them afterwards."""
         async with self.lock:
-            assert self._session is not None
-            turn = Turn(self._session)
             try:
                 await anyio.to_thread.run_sync(self._enter, database, changes)
-                yield turn
+                yield
             finally:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._leave, turn, changes)
+                    await anyio.to_thread.run_sync(self._leave, changes)
 
     def _enter(self, database: str, changes: dict[str, str]) -> None:
-        try:
+        with engine_errors():
             self._run(f"USE {quote_identifier(database)}")
             if changes:
                 self._run("SET " + ", ".join(f"{name} = {quote_literal(v)}" for name, v in changes.items()))
-        except RuntimeError as exc:
-            raise ClickHouseError.wrap(exc) from None
 
-    def _leave(self, turn: Turn, changes: dict[str, str]) -> None:
-        if turn.stream is not None:
-            with contextlib.suppress(Exception):
-                turn.stream.cancel()
+    def _leave(self, changes: dict[str, str]) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(RuntimeError):
+                stream.cancel()
         if changes:
             self._run("SET " + ", ".join(f"{name} = DEFAULT" for name in changes))
+
+    def insert(self, statement: str, fmt: str, pieces: list[bytes], summary: Summary) -> None:
+        # send_insert parses the bytes with the input format directly: ~8x faster than inline data in the SQL.
+        assert self._session is not None
+        with engine_errors():
+            inserter = self._session.send_insert(statement, fmt)
+            try:
+                for piece in filter(None, pieces):
+                    inserter.append(piece)
+                result = inserter.finish()
+            except RuntimeError:
+                with contextlib.suppress(RuntimeError):
+                    inserter.cancel()
+                raise
+        summary.read_rows = summary.written_rows = result.rows_written
+        summary.read_bytes = summary.written_bytes = result.bytes_written
+
+    def start(self, query: HttpQuery, summary: Summary) -> bytes | None:
+        """Stream the statement if chdb can (SELECT) and return None; else run it and return its output."""
+        assert self._session is not None
+        try:
+            self._stream = self._session.send_query(query.statement, query.output_format, params=query.params)
+            return None
+        except RuntimeError as exc:
+            if "Streaming query is not supported" not in str(exc):  # chdb refuses before executing anything
+                raise ClickHouseError.wrap(exc) from None
+        with engine_errors():
+            result = self._session.query(query.statement, query.output_format, params=query.params)
+        summary.add(result)
+        return result.bytes()
+
+    def fetch(self, summary: Summary) -> bytes | None:
+        assert self._stream is not None
+        with engine_errors():
+            chunk = self._stream.fetch()
+        if chunk is None:
+            return None
+        summary.add(chunk)
+        return chunk.bytes()
 
 
 def quote_identifier(name: str) -> str:
@@ -250,49 +287,6 @@ def quote_identifier(name: str) -> str:
 
 def quote_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _insert(turn: Turn, statement: str, fmt: str, pieces: list[bytes], summary: Summary) -> None:
-    # send_insert parses the bytes with the input format directly: ~8x faster than inline data in the SQL.
-    inserter = turn.session.send_insert(statement, fmt)
-    try:
-        for piece in pieces:
-            if piece:
-                inserter.append(piece)
-        result = inserter.finish()
-    except RuntimeError as exc:
-        inserter.cancel()
-        raise ClickHouseError.wrap(exc) from None
-    summary.read_rows = summary.written_rows = result.rows_written
-    summary.read_bytes = summary.written_bytes = result.bytes_written
-
-
-def _start(turn: Turn, query: HttpQuery, summary: Summary) -> bytes | None:
-    """Run a statement: stream it if chdb can (SELECT), else run it whole and return its output."""
-    try:
-        turn.stream = turn.session.send_query(query.statement, query.output_format, params=query.params)
-        return None
-    except RuntimeError as exc:
-        if "Streaming query is not supported" not in str(exc):
-            raise ClickHouseError.wrap(exc) from None
-    try:
-        result = turn.session.query(query.statement, query.output_format, params=query.params)
-    except RuntimeError as exc:
-        raise ClickHouseError.wrap(exc) from None
-    summary.add(result)
-    return result.bytes()
-
-
-def _fetch(turn: Turn, summary: Summary) -> bytes | None:
-    assert turn.stream is not None
-    try:
-        chunk = turn.stream.fetch()
-    except RuntimeError as exc:
-        raise ClickHouseError.wrap(exc) from None
-    if chunk is None:
-        return None
-    summary.add(chunk)
-    return chunk.bytes()
 
 
 class _TurnStream(StreamingResponse):
@@ -310,60 +304,49 @@ class _TurnStream(StreamingResponse):
                 await self._release.aclose()
 
 
-def _content_type(fmt: str) -> str:
-    lower = fmt.lower()
-    if lower.startswith(("tabseparated", "tsv")):
-        return "text/tab-separated-values; charset=UTF-8"
-    if lower.startswith("csv"):
-        return "text/csv; charset=UTF-8; header=absent"
-    if lower.startswith("json"):
-        return "application/json; charset=UTF-8"
-    if lower.startswith(("native", "rowbinary", "parquet", "arrow", "orc", "avro", "msgpack", "protobuf")):
-        return "application/octet-stream"
-    return "text/plain; charset=UTF-8"
-
-
 async def _read_query(request: Request, warehouse: Warehouse) -> HttpQuery:
-    params, headers = request.query_params, request.headers
+    params, headers = dict(request.query_params), request.headers
     if params.get("compress") == "1" or params.get("decompress") == "1":
         raise ClickHouseError(48, "ClickHouse block compression (compress/decompress=1) is not supported")
-    if headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ClickHouseError(48, "multipart/form-data (external data, form parameters) is not supported")
-    settings_changes = {k: v for k, v in params.items() if k not in _NOT_SETTINGS and k[:6] != "param_"}
-    for name in settings_changes:
-        if name not in warehouse.setting_names:
-            raise ClickHouseError(115, f"Unknown setting '{name}'. (UNKNOWN_SETTING)")
+    form_body = headers.get("content-type", "").startswith("multipart/form-data")
+    if form_body:
+        # clickhouse-connect moves the query and its parameters into a form when they would overflow a URL.
+        async with request.form() as form:
+            if any(not isinstance(value, str) for value in form.values()):
+                raise ClickHouseError(48, "external data tables (file parts of a form) are not supported")
+            params.update(form)
+    changes = {k: v for k, v in params.items() if k not in HTTP_PARAMS | HTTP_SETTINGS and k[:6] != "param_"}
+    if unknown := sorted(changes.keys() - warehouse.setting_names):
+        raise ClickHouseError(115, f"Unknown setting '{unknown[0]}'. (UNKNOWN_SETTING)")
     output_format = headers.get("x-clickhouse-format") or params.get("default_format") or DEFAULT_FORMAT
     if output_format.lower() in _PYTHON_FORMATS:
         raise ClickHouseError(73, f"Unknown format {output_format}. (UNKNOWN_FORMAT)")
     try:
         decoder = BodyDecoder(headers.get("content-encoding"))
-        body = b"".join([decoder.feed(chunk) async for chunk in request.stream()])
+        body = b"" if form_body else b"".join([decoder.feed(chunk) async for chunk in request.stream()])
     except UnsupportedEncodingError as exc:
         raise ClickHouseError(89, f"{exc}. (UNKNOWN_COMPRESSION_METHOD)") from None
     except Exception as exc:  # corrupt compressed data; each codec raises its own type
         raise ClickHouseError(1001, f"Cannot decode request body: {exc!r}. (STD_EXCEPTION)") from None
-    head = params.get("query", "")
-    wait = params.get("wait_end_of_query") == "1"
-    compression = params.get("enable_http_compression", str(int(warehouse.compress_by_default))) in ("1", "true")
-    level = params.get("http_zlib_compression_level")
+    compress = params.get("enable_http_compression", "1" if warehouse.compress_by_default else "0")
+    level = params.get("http_zlib_compression_level", "")
     return HttpQuery(
-        head=(head + "\n").encode() if head else b"",
+        head=params["query"].encode() + b"\n" if params.get("query") else b"",
         body=body,
         database=headers.get("x-clickhouse-database") or params.get("database") or warehouse.database,
         output_format=output_format,
         query_id=params.get("query_id") or headers.get("x-clickhouse-query-id") or str(uuid.uuid4()),
-        settings=settings_changes,
+        settings=changes,
         params={k[6:]: v for k, v in params.items() if k.startswith("param_")},
-        buffer_bytes=float("inf") if wait else RESPONSE_BUFFER_BYTES,
-        encoding=negotiate(headers.get("accept-encoding")) if compression else None,
-        level=int(level) if level and level.isdigit() else None,
+        buffer_bytes=float("inf") if params.get("wait_end_of_query") == "1" else RESPONSE_BUFFER_BYTES,
+        encoding=negotiate(headers.get("accept-encoding")) if compress in ("1", "true") else None,
+        level=int(level) if level.isdigit() else None,
     )
 
 
 async def _execute(query: HttpQuery, warehouse: Warehouse) -> Response:
-    summary = Summary()
-    fmt = query.result_format()
+    summary, fmt = Summary(), query.result_format()
+    media_type = next((v for k, v in _CONTENT_TYPES.items() if fmt.lower().startswith(k)), "text/plain")
     headers = {
         "X-ClickHouse-Query-Id": query.query_id,
         "X-ClickHouse-Format": fmt,
@@ -376,48 +359,48 @@ async def _execute(query: HttpQuery, warehouse: Warehouse) -> Response:
 
     def whole(body: bytes) -> Response:
         headers["X-ClickHouse-Summary"] = summary.header()
-        if encoder:
-            body = encoder.compress(body) + encoder.finish()
-        return Response(body, headers=headers, media_type=_content_type(fmt))
+        return Response(
+            encoder.compress(body) + encoder.finish() if encoder else body, 200, headers, media_type
+        )
 
     async with contextlib.AsyncExitStack() as stack:
-        turn = await stack.enter_async_context(warehouse.turn(query.database, query.settings))
+        await stack.enter_async_context(warehouse.turn(query.database, query.settings))
         if plan := query.insert_plan():
-            await anyio.to_thread.run_sync(_insert, turn, *plan, summary)
+            await anyio.to_thread.run_sync(warehouse.insert, *plan, summary)
             return whole(b"")
-        output = await anyio.to_thread.run_sync(_start, turn, query, summary)
-        if output is not None:
+        if (output := await anyio.to_thread.run_sync(warehouse.start, query, summary)) is not None:
             return whole(output)
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while size < query.buffer_bytes:
-            chunk = await anyio.to_thread.run_sync(_fetch, turn, summary)
-            if chunk is None:
+            if (chunk := await anyio.to_thread.run_sync(warehouse.fetch, summary)) is None:
                 return whole(b"".join(chunks))
             chunks.append(chunk)
             size += len(chunk)
         headers["X-ClickHouse-Summary"] = summary.header()
         headers["X-ClickHouse-Exception-Tag"] = tag = secrets.token_hex(8)
-        return _TurnStream(_rest(turn, chunks, summary, encoder, tag), stack.pop_all(), headers=headers,
-                           media_type=_content_type(fmt))  # fmt: skip
+        body = _stream_rest(warehouse, chunks, summary, encoder, tag)
+        return _TurnStream(body, stack.pop_all(), headers=headers, media_type=media_type)
     raise AssertionError("unreachable")
 
 
-async def _rest(
-    turn: Turn, chunks: list[bytes], summary: Summary, encoder: BodyEncoder | None, tag: str
+async def _stream_rest(
+    warehouse: Warehouse, chunks: list[bytes], summary: Summary, encoder: BodyEncoder | None, tag: str
 ) -> AsyncIterator[bytes]:
     encode = encoder.compress if encoder else (lambda data: data)
     for chunk in chunks:
         yield encode(chunk)
     chunks.clear()
     try:
-        while (chunk := await anyio.to_thread.run_sync(_fetch, turn, summary)) is not None:
+        while (chunk := await anyio.to_thread.run_sync(warehouse.fetch, summary)) is not None:
             yield encode(chunk)
     except ClickHouseError as exc:
         # The status line is gone; ClickHouse (25.11+) then frames the error so clients can tell it from data.
-        log.warning("warehouse.stream_failed", code=exc.code, error=exc.message)
+        log.warning("warehouse.stream_failed", code=exc.code, error=exc.message[:500])
         message, marker = exc.message.encode(), tag.encode()
-        frame = b"__exception__\r\n%s\r\n%s\n%d %s\r\n__exception__\r\n"
-        yield encode(frame % (marker, message, len(message), marker))
+        yield encode(
+            b"__exception__\r\n%s\r\n%s\n%d %s\r\n__exception__\r\n" % (marker, message, len(message), marker)
+        )
     if encoder:
         yield encoder.finish()
 
@@ -436,9 +419,7 @@ async def query_endpoint(request: Request) -> Response:
         query_id = query.query_id
         if not query.statement.strip():
             raise ClickHouseError(62, "Empty query. (SYNTAX_ERROR)")
-        response = await _execute(query, warehouse)
-        log.debug("warehouse.query", query_id=query_id, database=query.database, status=response.status_code)
-        return response
+        return await _execute(query, warehouse)
     except ClickHouseError as exc:
         log.warning("warehouse.query_failed", query_id=query_id, code=exc.code, error=exc.message[:500])
         headers = {
@@ -460,17 +441,15 @@ def create_app(chdb_path: Path | None = None, database: str | None = None) -> St
         try:
             yield
         finally:
-            async with warehouse.lock:  # let a running query finish: closing under it would crash chdb
+            async with warehouse.lock:  # closing under a running query would crash chdb
                 await anyio.to_thread.run_sync(warehouse.close)
             log.info("warehouse.stopped", path=str(warehouse.path))
 
-    app = Starlette(
-        routes=[
-            Route("/ping", ping, methods=["GET", "HEAD"]),
-            Route("/", query_endpoint, methods=["GET", "POST"]),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route("/ping", ping, methods=["GET", "HEAD"]),
+        Route("/", query_endpoint, methods=["GET", "POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.warehouse = warehouse
     return app
 
@@ -482,9 +461,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.warehouse_port)
     parser.add_argument("--data-dir", type=Path, default=settings.data_dir)
     args = parser.parse_args(argv)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     config = settings.model_copy(update={"data_dir": args.data_dir})
     app = create_app(config.chdb_path, config.warehouse_database)
-    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=10)
+    # Bounded, so a client that stops reading a streamed result cannot keep the session open forever.
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=10, access_log=False)
 
 
 if __name__ == "__main__":
