@@ -83,9 +83,9 @@ async def up(settings: Settings) -> None:
                 f"{settings.warehouse_database})\n"
                 f"broker    {settings.host}:{settings.broker_port}\n"
                 f"dev key   {key}   (project {DEFAULT_PROJECT})\n\n"
-                f"curl -s {gateway}/api/v1/analytics/events -H 'X-API-Key: {key}' "
-                "-H 'Content-Type: application/json' -d @examples/batch.json\n"
-                'uv run pravis sql "SELECT event_type, count() FROM events FINAL GROUP BY event_type"',
+                f"send events: POST {gateway}/api/v1/analytics/events with header X-API-Key (README: "
+                '"Send events, query them")\n'
+                'query: uv run pravis sql "SELECT event_type, count() FROM events FINAL GROUP BY event_type"',
                 title="Pravis is up (Ctrl-C stops everything)",
             )
         )
