@@ -281,7 +281,14 @@ def test_rejected_event_raw(raw, expected):
 
 
 def test_topics():
-    assert topics.ALL_TOPICS == ("events", "events.rejected", "consent", "privacy.requests", "alerts")
+    assert topics.ALL_TOPICS == (
+        "events",
+        "events.rejected",
+        "consent",
+        "privacy.requests",
+        "alerts",
+        "feedback.scored",
+    )
 
 
 def test_json_schema_export(tmp_path, capsys):

@@ -15,4 +15,7 @@ PRIVACY_REQUESTS = "privacy.requests"
 ALERTS = "alerts"
 """Anomaly alerts raised by the stream tier."""
 
-ALL_TOPICS: tuple[str, ...] = (EVENTS, EVENTS_REJECTED, CONSENT, PRIVACY_REQUESTS, ALERTS)
+FEEDBACK_SCORED = "feedback.scored"
+"""`ScoredFeedback` messages: feedback events with the sentiment of their comment, from the stream tier."""
+
+ALL_TOPICS: tuple[str, ...] = (EVENTS, EVENTS_REJECTED, CONSENT, PRIVACY_REQUESTS, ALERTS, FEEDBACK_SCORED)

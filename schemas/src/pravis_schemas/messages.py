@@ -1,0 +1,77 @@
+"""Messages between workers other than raw events: anomaly alerts and sentiment-scored feedback.
+
+Both are written by the stream tier and loaded into ClickHouse tables of the same field names
+(`alerts`, `feedback_scored`) by the loader, with `INSERT ... FORMAT JSONEachRow`.
+"""
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pravis_schemas.events import UtcDatetime
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Alert(BaseModel):
+    """A message of the `alerts` topic (key: `alert_id`). One `firing` message when an anomaly starts and one
+    `resolved` message with the same `alert_id` when the metric is back to normal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_id: Annotated[str, Field(min_length=1, max_length=200)]
+    status: AlertStatus
+    severity: Severity
+    project_id: Annotated[str, Field(min_length=1, max_length=200)]
+    metric: Annotated[str, Field(min_length=1, max_length=200, examples=["error_rate", "latency_p95_ms"])]
+    labels: dict[str, str] = Field(default_factory=dict, examples=[{"endpoint": "/api/v1/products/{id}"}])
+    observed: float
+    expected: float
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    started_at: UtcDatetime
+    resolved_at: UtcDatetime | None = None
+    message: Annotated[str, Field(max_length=2000)] = ""
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self)
+
+
+class SentimentLabel(StrEnum):
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+
+
+class ScoredFeedback(BaseModel):
+    """A message of the `feedback.scored` topic (key: user id or anonymous id): a feedback event with the
+    sentiment of its comment. `sentiment_score` is VADER's compound score in [-1, 1]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str
+    project_id: str
+    timestamp: UtcDatetime
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    session_id: str | None = None
+    interaction_id: str | None = None
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: str | None = None
+    context: str | None = None
+    sentiment_score: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+    sentiment_label: SentimentLabel | None = None
+    scored_at: UtcDatetime
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
