@@ -50,7 +50,7 @@ def test_stored_rows_carry_server_fields_and_no_raw_ip(post, loader, clickhouse_
 
     assert rows == [
         ("page_view", "test-project", "203.0.113.0", None, None, None, True),
-        ("voice_request", "test-project", "127.0.0.0", "find red shoes", 812.5, True, True),
+        ("voice_request", "test-project", None, "find red shoes", 812.5, True, True),
     ]
 
 

@@ -1,7 +1,7 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from pravis_gateway.enrich import anonymize_ip, correct_skew
+from pravis_gateway.enrich import IpAnonymizer, correct_skew, hash_ip, truncate_ip, user_agent_families
 
 
 @pytest.mark.parametrize(
@@ -16,8 +16,47 @@ from pravis_gateway.enrich import anonymize_ip, correct_skew
         (None, None),
     ],
 )
-def test_anonymize_ip_drops_the_host_part(raw, anonymized) -> None:
-    assert anonymize_ip(raw) == anonymized
+def test_truncate_ip_drops_the_host_part(raw, anonymized) -> None:
+    assert truncate_ip(raw) == anonymized
+
+
+def test_ip_hash_is_stable_within_a_day_and_unlinkable_across_days() -> None:
+    day = date(2026, 5, 1)
+
+    first = hash_ip("203.0.113.77", b"secret", day)
+
+    assert first == hash_ip("203.0.113.77", b"secret", day)
+    assert first != hash_ip("203.0.113.78", b"secret", day)
+    assert first != hash_ip("203.0.113.77", b"secret", day + timedelta(days=1))
+    assert first != hash_ip("203.0.113.77", b"other secret", day)
+    assert "203" not in first and len(first) == 32
+    assert hash_ip("garbage", b"secret", day) is None
+
+
+def test_hash_mode_needs_a_secret() -> None:
+    with pytest.raises(ValueError, match="secret"):
+        IpAnonymizer("hash")
+    assert IpAnonymizer("truncate")("198.51.100.9", date(2026, 1, 1)) == "198.51.100.0"
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "families"),
+    [
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/17.4 Mobile/15E148 Safari/604.1",
+            ("Mobile Safari", "iOS", "iPhone"),
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/124.0.0.0 Safari/537.36",
+            ("Chrome", "Windows", None),
+        ),
+        (None, (None, None, None)),
+    ],
+)
+def test_user_agent_is_reduced_to_families(user_agent, families) -> None:
+    assert user_agent_families(user_agent) == families
 
 
 def test_skew_correction_moves_client_time_onto_server_clock() -> None:

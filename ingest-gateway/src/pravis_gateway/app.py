@@ -1,18 +1,18 @@
-"""The ingest gateway application: lifespan wiring, health and metrics endpoints."""
+"""The ingest gateway application: lifespan wiring, CORS, health and metrics endpoints."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CollectorRegistry, make_asgi_app, multiprocess
 
-from pravis_gateway.kafka import EventPublisher
-from pravis_gateway.keys import KeyStore
-from pravis_gateway.null_sink import NullPublisher
-from pravis_gateway.routes import events
+from pravis_gateway.routes import events, feedback
 from pravis_gateway.settings import Settings
+from pravis_gateway.state import Gateway
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,37 +20,68 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.keys = KeyStore(settings.keys_path)
-        app.state.publisher = NullPublisher() if settings.sink == "null" else EventPublisher(settings)
-        await app.state.publisher.start()
+        gateway = Gateway.from_settings(settings)
+        await gateway.publisher.start()
+        app.state.gateway = gateway
         try:
             yield
         finally:
-            await app.state.publisher.stop()
+            await gateway.publisher.stop()
 
-    app = FastAPI(title="Pravis ingest gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Pravis ingest gateway",
+        version="0.1.0",
+        description="Event ingestion for the Pravis analytics pipeline. 200 only after Kafka acknowledged.",
+        lifespan=lifespan,
+    )
     app.include_router(events.router)
-    app.mount("/metrics", make_asgi_app())
+    app.include_router(feedback.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type", "Content-Encoding"],
+            max_age=3600,
+        )
+    app.mount("/metrics", metrics_app())
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is serving."""
         return {"status": "ok"}
 
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        kafka_ok = await request.app.state.publisher.ping()
-        return JSONResponse(
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> ORJSONResponse:
+        """Kafka is reachable, so events posted now can be accepted."""
+        kafka_ok = await request.app.state.gateway.publisher.ping()
+        return ORJSONResponse(
             {"status": "ok" if kafka_ok else "kafka unreachable"}, status_code=200 if kafka_ok else 503
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"status": "error", "error": _first_error(exc)}, status_code=422)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        return ORJSONResponse({"status": "error", "error": _describe(exc)}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> ORJSONResponse:
+        return ORJSONResponse(
+            {"status": "error", "error": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     return app
 
 
-def _first_error(exc: RequestValidationError) -> str:
-    err = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+def metrics_app():
+    """Prometheus exposition; with several uvicorn workers the counters of all of them are summed."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return make_asgi_app()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return make_asgi_app(registry)
+
+
+def _describe(exc: RequestValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()[:3]
+    )

@@ -2,31 +2,42 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Query, Request
 
-from pravis_gateway.kafka import EventPublisher
-from pravis_gateway.keys import ApiKey, KeyStore
-from pravis_gateway.settings import Settings
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+from pravis_gateway.keys import ApiKey
+from pravis_gateway.state import Gateway
 
 
-def get_publisher(request: Request) -> EventPublisher:
-    return request.app.state.publisher
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
 
 
-def write_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
-    store: KeyStore = request.app.state.keys
-    if not x_api_key:
-        raise HTTPException(401, "missing X-API-Key header")
-    key = store.verify(x_api_key, "write")
-    if key is None:
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def presented_key(
+    x_api_key: Annotated[str | None, Header(description="Project write key")] = None,
+    api_key: Annotated[
+        str | None, Query(description="Write key for sendBeacon, which cannot set headers")
+    ] = None,
+) -> str | None:
+    return x_api_key or api_key
+
+
+PresentedKey = Annotated[str | None, Depends(presented_key)]
+
+
+def verify_write_key(gateway: Gateway, key: str | None) -> ApiKey:
+    if not key:
+        raise HTTPException(401, "missing API key: send the X-API-Key header")
+    found = gateway.keys.verify(key, "write")
+    if found is None:
         raise HTTPException(401, "unknown or revoked API key")
-    return key
+    return found
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-Publisher = Annotated[EventPublisher, Depends(get_publisher)]
+def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
+    return verify_write_key(gateway, key)
+
+
 WriteKey = Annotated[ApiKey, Depends(write_key)]

@@ -1,9 +1,10 @@
 """Gateway settings (env prefix PRAVIS_, optional .env)."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -20,11 +21,32 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".pravis")
     host: str = "127.0.0.1"
     gateway_port: int = 8000
+    gateway_workers: int = 1
+
     max_events_per_batch: int = 500
-    # "null" acknowledges without Kafka: only for measuring the gateway's own ceiling (`make bench`).
-    sink: Literal["kafka", "null"] = "kafka"
     max_body_bytes: int = 1024 * 1024
     max_event_bytes: int = 32 * 1024
+    # Events whose skew-corrected time lies outside [now - max_event_age, now + max_future_skew] are rejected.
+    max_event_age_s: float = 30 * 24 * 3600
+    max_future_skew_s: float = 300
+    # Per-key token bucket, in events; 0 disables. Each gateway worker process keeps its own bucket.
+    rate_limit_events_per_s: float = 5000
+    rate_limit_burst_events: int = 20_000
+    retry_after_s: int = 5
+
+    ip_anonymization: Literal["truncate", "hash"] = "truncate"
+    # Key of the daily-rotating IP hash, shared by every gateway instance; generated into data_dir if unset.
+    ip_hash_secret: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    # "null" acknowledges without Kafka: only for measuring the gateway's own ceiling (`make bench`).
+    sink: Literal["kafka", "null"] = "kafka"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
     @property
     def keys_path(self) -> Path:

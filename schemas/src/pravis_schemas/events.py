@@ -484,6 +484,13 @@ class EventBatch(BaseModel):
 
     events: Annotated[list[Any], AfterValidator(_max_events)]
     sent_at: UtcDatetime | None = None
+    api_key: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            description="Write key, only for `navigator.sendBeacon` bodies (beacons cannot set X-API-Key).",
+        ),
+    ] = None
 
 
 _SERVER_FIELDS = ("project_id", "received_at", "sent_at", "ip", "browser", "os", "device")

@@ -131,3 +131,25 @@ def clickhouse_server_url(data_dir: Path, log_dir: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         warehouse.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[bytes]:
+    """Every value currently in `topic`, read from the beginning without a consumer group."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads metadata of every topic, so partitions_for_topic knows this one
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        async with asyncio.timeout(timeout_s):
+            while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    values.extend(r.value for r in records)
+        return values
+    finally:
+        await consumer.stop()

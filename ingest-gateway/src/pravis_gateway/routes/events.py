@@ -1,125 +1,115 @@
 """`POST /api/v1/analytics/events`: validate a batch, publish the valid events, report the rest per index."""
 
+import time
+import zlib
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse
-from pravis_schemas import (
-    EnrichedEvent,
-    EventBatch,
-    EventError,
-    RejectedEvent,
-    describe_error,
-    topics,
-    validate_batch,
-)
+from pravis_schemas import EventBatch, describe_error, topics
 from pydantic import ValidationError
 
-from pravis_gateway.deps import Publisher, SettingsDep, WriteKey
-from pravis_gateway.enrich import anonymize_ip, correct_skew
+from pravis_gateway import metrics
+from pravis_gateway.body import BodyTooLarge, UnsupportedEncoding, read_body
+from pravis_gateway.deps import GatewayDep, PresentedKey, verify_write_key
+from pravis_gateway.ingest import Request as IngestRequest
+from pravis_gateway.ingest import process_batch
 from pravis_gateway.kafka import KafkaUnavailable
+from pravis_gateway.routes.responses import (
+    INGEST_RESPONSES,
+    IngestResult,
+    error,
+    retry_later,
+)
+from pravis_gateway.state import Gateway
 
-router = APIRouter(prefix="/api/v1")
-RETRY_AFTER_SECONDS = "5"
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing to buffer more than `limit` bytes whatever Content-Length claims."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
 
-def error(status: int, message: str, **extra: Any) -> ORJSONResponse:
-    return ORJSONResponse({"status": "error", "error": message, **extra}, status_code=status)
+async def publish(gateway: Gateway, topic: str, records: list) -> ORJSONResponse | None:
+    """None once Kafka acked, else the 503 to send (never a 200 for unacknowledged events)."""
+    try:
+        await gateway.publisher.publish(topic, records)
+    except KafkaUnavailable as exc:
+        metrics.KAFKA_ERRORS.inc()
+        return retry_later(gateway.settings.retry_after_s, f"events not accepted: Kafka unavailable ({exc})")
+    return None
 
 
-def split_oversize(raw_events: list[Any], limit: int) -> tuple[list[Any], list[int], list[EventError]]:
-    """Events within the per-event byte limit, their original indices, and errors for the others."""
-    kept, kept_index, errors = [], [], []
-    for index, raw in enumerate(raw_events):
-        size = len(orjson.dumps(raw))
-        if size > limit:
-            errors.append(EventError(index=index, error=f"event is {size} bytes; the limit is {limit}"))
-        else:
-            kept.append(raw)
-            kept_index.append(index)
-    return kept, kept_index, errors
+@router.post(
+    "/analytics/events",
+    response_model=IngestResult,
+    responses=INGEST_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": EventBatch.model_json_schema(),
+                    "examples": IngestResult.examples(),
+                },
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "description": "sendBeacon: the same JSON as text",
+                },
+            },
+        }
+    },
+)
+async def ingest_events(request: Request, gateway: GatewayDep, presented: PresentedKey):
+    """Accept a batch of events. 200 only after Kafka acknowledged every accepted event."""
+    started = time.perf_counter()
+    response = await _ingest(request, gateway, presented)
+    metrics.REQUESTS.labels("events", str(response.status_code)).inc()
+    metrics.LATENCY.labels("events").observe(time.perf_counter() - started)
+    return response
 
 
-@router.post("/analytics/events")
-async def ingest_events(request: Request, key: WriteKey, settings: SettingsDep, publisher: Publisher):
+async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) -> ORJSONResponse:
+    settings = gateway.settings
     received_at = datetime.now(UTC)
+    key = verify_write_key(gateway, presented) if presented else None
     try:
         body = await read_body(request, settings.max_body_bytes)
     except BodyTooLarge:
         return error(413, f"body larger than {settings.max_body_bytes} bytes")
+    except UnsupportedEncoding as exc:
+        return error(415, f"unsupported Content-Encoding {exc}; use gzip or deflate")
+    except zlib.error as exc:
+        return error(400, f"body could not be decompressed: {exc}")
     try:
         batch = EventBatch.model_validate_json(body, context={"max_events": settings.max_events_per_batch})
     except ValidationError as exc:
+        if key is None:
+            verify_write_key(gateway, None)
         too_many = any(e["type"] == "too_many_events" for e in exc.errors())
         return error(413 if too_many else 400, describe_error(exc))
+    key = key or verify_write_key(gateway, batch.api_key)
 
-    candidates, original_index, rejected = split_oversize(batch.events, settings.max_event_bytes)
-    valid, invalid = validate_batch(candidates)
-    rejected += [EventError(index=original_index[e.index], error=e.error) for e in invalid]
-    rejected.sort(key=lambda e: e.index)
-
-    client_ip = request.client.host if request.client else None
-    records = [
-        (
-            event.partition_key.encode(),
-            EnrichedEvent(
-                event=event.model_copy(
-                    update={"timestamp": correct_skew(event.timestamp, batch.sent_at, received_at)}
-                ),
-                project_id=key.project_id,
-                received_at=received_at,
-                sent_at=batch.sent_at,
-                ip=anonymize_ip(str(getattr(event, "ip", None) or client_ip or "")),
-            ).to_json(),
-        )
-        for event in valid
-    ]
-    rejected_records = [
-        (
-            None,
-            RejectedEvent(
-                project_id=key.project_id,
-                received_at=received_at,
-                index=r.index,
-                error=r.error,
-                raw=batch.events[r.index],
-            ).to_json(),
-        )
-        for r in rejected
-    ]
-    try:
-        await publisher.publish(topics.EVENTS, records)
-        await publisher.publish(topics.EVENTS_REJECTED, rejected_records)
-    except KafkaUnavailable as exc:
-        return ORJSONResponse(
-            {"status": "error", "error": f"events not accepted: Kafka unavailable ({exc})"},
-            status_code=503,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
+    if wait := gateway.limiter.retry_after(key.key_id, len(batch.events), time.monotonic()):
+        return error(
+            429, f"rate limit of {settings.rate_limit_events_per_s:g} events/s exceeded", retry_after=wait
         )
 
-    rejected_json = [r.model_dump() for r in rejected]
-    if not rejected:
-        return {"status": "ok", "processed": len(records)}
-    if not records:
-        return ORJSONResponse({"status": "error", "processed": 0, "rejected": rejected_json}, status_code=400)
-    return {"status": "partial", "processed": len(records), "rejected": rejected_json}
+    metrics.BATCH_SIZE.observe(len(batch.events))
+    ingest = IngestRequest(
+        project_id=key.project_id,
+        received_at=received_at,
+        sent_at=batch.sent_at,
+        client_ip=request.client.host if request.client else None,
+    )
+    outcome = process_batch(batch.events, ingest, gateway.limits, gateway.anonymize_ip)
+    if failure := await publish(gateway, topics.EVENTS, outcome.records):
+        return failure
+    if outcome.rejected:
+        # Best effort: the inspection copy of refused events must not turn an accepted batch into a 503.
+        rejected_records = outcome.rejected_records(batch.events, key.project_id, received_at)
+        await publish(gateway, topics.EVENTS_REJECTED, rejected_records)
+
+    metrics.EVENTS_ACCEPTED.labels(key.project_id).inc(len(outcome.records))
+    for reason, count in outcome.rejected_by_reason.items():
+        metrics.EVENTS_REJECTED.labels(reason).inc(count)
+    result = IngestResult.of(len(outcome.records), outcome.rejected)
+    return ORJSONResponse(
+        result.model_dump(exclude_none=True), status_code=400 if result.status == "error" else 200
+    )

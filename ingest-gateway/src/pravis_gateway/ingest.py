@@ -1,0 +1,114 @@
+"""Turning one posted batch into Kafka records and per-index rejections (pure: no I/O, clock passed in)."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pravis_schemas import EnrichedEvent, Event, EventError, RejectedEvent, validate_batch
+
+from pravis_gateway.enrich import IpAnonymizer, correct_skew, user_agent_families
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_event_bytes: int
+    max_event_age: timedelta
+    max_future_skew: timedelta
+
+
+@dataclass
+class BatchOutcome:
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    rejected: list[EventError] = field(default_factory=list)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def reject(self, index: int, reason: str, error: str) -> None:
+        self.rejected.append(EventError(index=index, error=error))
+        self.rejected_by_reason[reason] += 1
+
+    def rejected_records(self, raw_events: list[Any], project_id: str, received_at: datetime) -> list[tuple]:
+        return [
+            (
+                None,
+                RejectedEvent(
+                    project_id=project_id,
+                    received_at=received_at,
+                    index=r.index,
+                    error=r.error,
+                    raw=raw_events[r.index],
+                ).to_json(),
+            )
+            for r in self.rejected
+        ]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the gateway knows about one POST besides its events."""
+
+    project_id: str
+    received_at: datetime
+    sent_at: datetime | None
+    client_ip: str | None
+
+
+def process_batch(
+    raw_events: list[Any], request: Request, limits: Limits, anonymize_ip: IpAnonymizer
+) -> BatchOutcome:
+    outcome = BatchOutcome()
+    candidates, candidate_index = [], []
+    for index, raw in enumerate(raw_events):
+        size = len(orjson.dumps(raw))
+        if size > limits.max_event_bytes:
+            outcome.reject(index, "oversize", f"event is {size} bytes; the limit is {limits.max_event_bytes}")
+        else:
+            candidates.append(raw)
+            candidate_index.append(index)
+
+    valid, invalid = validate_batch(candidates)
+    invalid_positions = {e.index for e in invalid}
+    for error in invalid:
+        outcome.reject(candidate_index[error.index], "invalid", error.error)
+    valid_index = [i for pos, i in enumerate(candidate_index) if pos not in invalid_positions]
+
+    oldest = request.received_at - limits.max_event_age
+    newest = request.received_at + limits.max_future_skew
+    for index, event in zip(valid_index, valid, strict=True):
+        timestamp = correct_skew(event.timestamp, request.sent_at, request.received_at)
+        if timestamp < oldest:
+            outcome.reject(
+                index, "too_old", f"timestamp {timestamp.isoformat()} is older than {limits.max_event_age}"
+            )
+        elif timestamp > newest:
+            outcome.reject(
+                index, "in_future", f"timestamp {timestamp.isoformat()} is ahead of the server clock"
+            )
+        else:
+            outcome.records.append(
+                (event.partition_key.encode(), enrich(event, timestamp, request, anonymize_ip))
+            )
+    outcome.rejected.sort(key=lambda e: e.index)
+    return outcome
+
+
+def enrich(event: Event, timestamp: datetime, request: Request, anonymize_ip: IpAnonymizer) -> bytes:
+    """The flat `events` topic row: the event on the server clock plus anonymized network fields.
+
+    Only events from a user's device (those with `ip`/`user_agent` fields) get network fields; for the others
+    the request comes from a server, whose address says nothing about the user.
+    """
+    on_device = hasattr(event, "ip")
+    browser, os_family, device = user_agent_families(event.user_agent if on_device else None)
+    ip = (str(event.ip) if event.ip else request.client_ip) if on_device else None
+    return EnrichedEvent(
+        event=event.model_copy(update={"timestamp": timestamp}),
+        project_id=request.project_id,
+        received_at=request.received_at,
+        sent_at=request.sent_at,
+        ip=anonymize_ip(ip, request.received_at.date()),
+        browser=browser,
+        os=os_family,
+        device=device,
+    ).to_json()

@@ -1,0 +1,21 @@
+"""Prometheus metrics of the gateway (multiprocess-safe when PROMETHEUS_MULTIPROC_DIR is set)."""
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_ACCEPTED = Counter("pravis_gateway_events_accepted_total", "Events published to Kafka", ["project"])
+EVENTS_REJECTED = Counter("pravis_gateway_events_rejected_total", "Events refused, by reason", ["reason"])
+REQUESTS = Counter(
+    "pravis_gateway_requests_total", "Ingest requests by endpoint and status", ["endpoint", "status"]
+)
+KAFKA_ERRORS = Counter(
+    "pravis_gateway_kafka_errors_total", "Publishes that Kafka did not acknowledge in time"
+)
+LATENCY = Histogram(
+    "pravis_gateway_request_seconds",
+    "Ingest request latency",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_SIZE = Histogram(
+    "pravis_gateway_batch_events", "Events per posted batch", buckets=(1, 5, 10, 25, 50, 100, 250, 500)
+)

@@ -1,0 +1,70 @@
+"""Response bodies of the ingest endpoints, shared so every error has the same shape."""
+
+from typing import Any, Literal
+
+from fastapi.responses import ORJSONResponse
+from pravis_schemas import EventError
+from pydantic import BaseModel
+
+
+class IngestResult(BaseModel):
+    status: Literal["ok", "partial", "error"]
+    processed: int
+    rejected: list[EventError] | None = None
+
+    @classmethod
+    def of(cls, processed: int, rejected: list[EventError]) -> "IngestResult":
+        if not rejected:
+            return cls(status="ok", processed=processed)
+        return cls(status="partial" if processed else "error", processed=processed, rejected=rejected)
+
+    @staticmethod
+    def examples() -> dict[str, Any]:
+        return {
+            "page_view": {
+                "summary": "One page view",
+                "value": {
+                    "sent_at": "2026-11-25T10:00:01Z",
+                    "events": [
+                        {
+                            "event_id": "0b7b7d6e-8c1e-4a53-9f39-2a1c9a2b8f10",
+                            "event_type": "page_view",
+                            "timestamp": "2026-11-25T10:00:00Z",
+                            "anonymous_id": "anon-1",
+                            "session_id": "s-1",
+                            "page_url": "https://boutique.example/shoes",
+                        }
+                    ],
+                },
+            }
+        }
+
+
+class ErrorBody(BaseModel):
+    status: Literal["error"] = "error"
+    error: str
+
+
+def error(status: int, message: str, retry_after: int | None = None) -> ORJSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return ORJSONResponse({"status": "error", "error": message}, status_code=status, headers=headers)
+
+
+def retry_later(seconds: int, message: str) -> ORJSONResponse:
+    return error(503, message, retry_after=seconds)
+
+
+INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": IngestResult,
+        "description": "Malformed body, or every event rejected (reasons per index)",
+    },
+    401: {"description": "Missing, unknown or revoked key"},
+    413: {"model": ErrorBody, "description": "Body or batch over the configured limits"},
+    415: {"model": ErrorBody, "description": "Unsupported Content-Encoding"},
+    429: {"model": ErrorBody, "description": "Rate limit exceeded; see Retry-After"},
+    503: {
+        "model": ErrorBody,
+        "description": "Kafka did not acknowledge; nothing was accepted; see Retry-After",
+    },
+}

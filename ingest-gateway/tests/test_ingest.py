@@ -1,0 +1,77 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from pravis_gateway.enrich import IpAnonymizer
+from pravis_gateway.ingest import Limits, Request, process_batch
+
+RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+LIMITS = Limits(max_event_bytes=2048, max_event_age=timedelta(days=30), max_future_skew=timedelta(minutes=5))
+
+
+def event(**fields) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "page_view",
+        "timestamp": RECEIVED.isoformat(),
+        "anonymous_id": "anon-1",
+        **fields,
+    }
+
+
+def run(events: list[dict], sent_at: datetime | None = None):
+    request = Request(project_id="shop", received_at=RECEIVED, sent_at=sent_at, client_ip="198.51.100.23")
+    return process_batch(events, request, LIMITS, IpAnonymizer("truncate"))
+
+
+def test_each_rejection_keeps_its_original_index_and_reason() -> None:
+    events = [
+        event(),
+        event(properties={"blob": "x" * 4000}),
+        event(rating=2),
+        event(timestamp=(RECEIVED - timedelta(days=31)).isoformat()),
+        event(timestamp=(RECEIVED + timedelta(hours=1)).isoformat()),
+        event(),
+    ]
+
+    outcome = run(events)
+
+    assert [r.index for r in outcome.rejected] == [1, 2, 3, 4]
+    assert dict(outcome.rejected_by_reason) == {"oversize": 1, "invalid": 1, "too_old": 1, "in_future": 1}
+    assert "limit is 2048" in outcome.rejected[0].error
+    assert "ahead of the server clock" in outcome.rejected[3].error
+    assert [orjson.loads(v)["event_id"] for _, v in outcome.records] == [
+        events[0]["event_id"],
+        events[5]["event_id"],
+    ]
+
+
+def test_rows_are_on_the_server_clock_with_anonymized_network_fields() -> None:
+    client_clock_ahead = timedelta(hours=2)
+    view = event(
+        timestamp=(RECEIVED + client_clock_ahead - timedelta(seconds=10)).isoformat(),
+        user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0 Safari/537.36",
+    )
+
+    outcome = run([view], sent_at=RECEIVED + client_clock_ahead)
+
+    key, value = outcome.records[0]
+    row = orjson.loads(value)
+    assert key == b"anon-1"
+    assert row["timestamp"].startswith("2026-05-01T11:59:50")
+    assert (row["ip"], row["browser"], row["os"], row["project_id"]) == (
+        "198.51.100.0",
+        "Chrome",
+        "Windows",
+        "shop",
+    )
+    assert "user_agent" not in row
+
+
+def test_server_side_events_carry_no_network_fields() -> None:
+    api_call = event(event_type="api_request", endpoint="/p/{id}", method="GET", status=200, duration_ms=3.0)
+
+    row = orjson.loads(run([api_call]).records[0][1])
+
+    assert "ip" not in row and "browser" not in row
