@@ -1,0 +1,154 @@
+"""End to end: the Python SDK against the real gateway and loader, checked with SQL in ClickHouse."""
+
+import time
+
+import httpx
+import pytest
+from fastapi import FastAPI, Response
+from pravis_rollups.clickhouse import connect
+from pravis_sdk import AsyncClient, Client, PravisMiddleware, RetryPolicy
+
+from tests.helpers import wait_until_stored
+from tests.sdk_site import Site
+
+
+@pytest.fixture
+def site(gateway_url: str):
+    with Site(gateway_url) as s:
+        yield s
+
+
+def test_batches_at_flush_at_and_on_flush_arrive_once(
+    site: Site, api_key: str, loader, clickhouse_url
+) -> None:
+    with Client(api_key, site.url, flush_at=5, flush_interval=60) as client:
+        first = [client.track("button_click", {"n": i}, button_id="buy", user_id="u-e2e") for i in range(5)]
+        deadline = time.monotonic() + 10
+        while len(site.posts) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = [client.track("feature_use", feature_name="wishlist", user_id="u-e2e") for _ in range(3)]
+        time.sleep(0.3)
+        assert len(site.posts) == 1  # 3 < flush_at: held until the flush
+        assert client.flush(10)
+
+    assert [post.event_ids for post in site.posts] == [first, second]
+    ids = first + second
+    assert wait_until_stored(clickhouse_url, ids) == dict.fromkeys(ids, 1)
+    assert client.stats().accepted == 8 and client.stats().dropped == 0
+
+
+def test_503_is_retried_and_a_lost_response_still_counts_once(
+    site: Site, api_key, loader, clickhouse_url
+) -> None:
+    site.script = ["503", "forward_then_503", "forward"]
+    policy = RetryPolicy(max_retries=5, base_s=0.05, cap_s=0.2)
+    with Client(api_key, site.url, flush_at=100, retry_policy=policy) as client:
+        ids = [
+            client.track(
+                "voice_request",
+                user_id="u-e2e",
+                interaction_id=f"i-{n}",
+                request_duration_ms=120.0,
+                success=True,
+                model_used="whisper-small",
+                intent="Track  ORDER",
+            )
+            for n in range(4)
+        ]
+        started = time.monotonic()
+        assert client.flush(30)
+        waited = time.monotonic() - started
+
+    assert [post.answered for post in site.posts] == [503, 503, 200]
+    assert all(post.event_ids == ids for post in site.posts)  # the same events, same ids, each time
+    assert waited >= 2.0  # Retry-After: 1, twice
+    assert wait_until_stored(clickhouse_url, ids) == dict.fromkeys(ids, 1)
+    with connect(clickhouse_url) as ch:
+        intents = ch.query(
+            "SELECT DISTINCT intent FROM events FINAL WHERE event_id IN {ids:Array(UUID)}",
+            parameters={"ids": ids},
+        ).result_rows
+    assert intents == [("track order",)]
+
+
+def test_invalid_events_are_reported_not_retried(site: Site, api_key, loader, clickhouse_url) -> None:
+    errors = []
+    with Client(api_key, site.url, flush_at=100, on_error=errors.append) as client:
+        good = client.track("feedback", rating=4, user_id="u-e2e")
+        client.track("feedback", rating=9, user_id="u-e2e")
+        client.flush(10)
+
+    assert len(site.posts) == 1
+    assert client.stats().rejected == 1 and client.stats().accepted == 1
+    assert errors[0].kind == "rejected" and "rating" in errors[0].reason
+    assert wait_until_stored(clickhouse_url, [good]) == {good: 1}
+
+
+def test_bad_key_is_dropped_and_reported(site: Site, loader) -> None:
+    with Client("pvw_not-a-real-key", site.url) as client:
+        client.track("custom_ping", user_id="u-e2e")
+        client.flush(10)
+        assert client.stats().dropped_by_reason == {"http_401": 1}
+    assert len(site.posts) == 1
+
+
+async def test_async_client_with_gzip_arrives_once(site: Site, api_key, loader, clickhouse_url) -> None:
+    async with AsyncClient(api_key, site.url, gzip=True) as client:
+        ids = [
+            client.track(
+                "tts", user_id="u-e2e", interaction_id="i-tts", request_duration_ms=50.5, success=True
+            )
+            for _ in range(3)
+        ]
+        assert await client.flush(10)
+
+    assert site.posts[0].headers.get("content-encoding") == "gzip"
+    assert site.posts[0].answered == 200, "gateway refused a gzip body"
+    assert wait_until_stored(clickhouse_url, ids) == dict.fromkeys(ids, 1)
+
+
+async def test_fastapi_middleware_rows_in_clickhouse(api_key, gateway_url, loader, clickhouse_url) -> None:
+    client = Client(api_key, gateway_url, flush_at=1000)
+    app = FastAPI()
+    app.add_middleware(PravisMiddleware, client=client, user_id=lambda scope: "u-api")
+
+    @app.get("/products/{product_id}")
+    async def product(product_id: int, response: Response) -> dict:
+        response.headers["X-Cache"] = "HIT" if product_id % 2 else "MISS"
+        return {"id": product_id}
+
+    @app.post("/checkout")
+    async def checkout() -> dict:
+        raise RuntimeError("payment service down")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://boutique") as http:
+        for product_id in (1, 2, 3):
+            assert (await http.get(f"/products/{product_id}")).status_code == 200
+        assert (await http.post("/checkout")).status_code == 500
+    assert client.flush(10)
+    client.shutdown()
+    assert client.stats().accepted == 4
+
+    deadline = time.monotonic() + 60
+    rows: list = []
+    while time.monotonic() < deadline:
+        try:
+            with connect(clickhouse_url) as ch:
+                rows = ch.query(
+                    "SELECT endpoint, method, status, cache_hit, error_type, duration_ms > 0, user_id "
+                    "FROM events FINAL WHERE event_type = 'api_request' AND user_id = 'u-api' "
+                    "ORDER BY endpoint, cache_hit"
+                ).result_rows
+        except Exception as exc:
+            if "UNKNOWN_TABLE" not in str(exc):
+                raise
+        if len(rows) == 4:
+            break
+        time.sleep(0.2)
+    assert rows == [
+        ("/checkout", "POST", 500, None, "RuntimeError", True, "u-api"),
+        ("/products/{product_id}", "GET", 200, False, None, True, "u-api"),
+        ("/products/{product_id}", "GET", 200, True, None, True, "u-api"),
+        ("/products/{product_id}", "GET", 200, True, None, True, "u-api"),
+    ]
