@@ -16,6 +16,7 @@ import pytest
 from pravis_gateway.keys import KeyStore
 from pravis_local import testing
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
+from pravis_schemas import rows_of_record
 
 EVENTS = "/api/v1/analytics/events"
 ORIGIN = "https://boutique.example"
@@ -214,8 +215,7 @@ def test_every_accepted_event_is_in_the_topic(stack: Stack) -> None:
     more = [event() for _ in range(100)]
     accepted(stack, more, stack.post({"events": more}))
 
-    in_topic = {
-        orjson.loads(v)["event_id"] for v in asyncio.run(testing.read_topic(stack.bootstrap, "events"))
-    }
+    records = asyncio.run(testing.read_topic(stack.bootstrap, "events"))
+    in_topic = {orjson.loads(row)["event_id"] for value in records for row in rows_of_record(value)}
 
     assert set(stack.accepted) <= in_topic

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from pravis_gateway.enrich import IpAnonymizer
 from pravis_gateway.ingest import Limits, Request, process_batch
+from pravis_schemas import rows_of_record
 
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(max_event_bytes=2048, max_event_age=timedelta(days=30), max_future_skew=timedelta(minutes=5))
@@ -40,7 +41,7 @@ def test_each_rejection_keeps_its_original_index_and_reason() -> None:
     assert dict(outcome.rejected_by_reason) == {"oversize": 1, "invalid": 1, "too_old": 1, "in_future": 1}
     assert "limit is 2048" in outcome.rejected[0].error
     assert "ahead of the server clock" in outcome.rejected[3].error
-    assert [orjson.loads(v)["event_id"] for _, v in outcome.records] == [
+    assert [orjson.loads(row)["event_id"] for _, v in outcome.records for row in rows_of_record(v)] == [
         events[0]["event_id"],
         events[5]["event_id"],
     ]
@@ -75,3 +76,25 @@ def test_server_side_events_carry_no_network_fields() -> None:
     row = orjson.loads(run([api_call]).records[0][1])
 
     assert "ip" not in row and "browser" not in row
+
+
+def test_one_record_per_key_with_that_keys_events_in_posted_order() -> None:
+    events = [
+        event(anonymous_id="a"),
+        event(user_id="u", anonymous_id="a"),
+        event(anonymous_id="a"),
+        event(anonymous_id="b"),
+    ]
+
+    outcome = run(events)
+
+    by_key = {
+        key: [orjson.loads(row)["event_id"] for row in rows_of_record(value)]
+        for key, value in outcome.records
+    }
+    assert by_key == {
+        b"a": [events[0]["event_id"], events[2]["event_id"]],
+        b"u": [events[1]["event_id"]],
+        b"b": [events[3]["event_id"]],
+    }
+    assert outcome.accepted == 4

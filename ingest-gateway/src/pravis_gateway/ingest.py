@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from pravis_schemas import EnrichedEvent, Event, EventError, RejectedEvent, validate_batch
+from pravis_schemas import EnrichedEvent, Event, EventError, RejectedEvent, record_of_rows, validate_batch
 
 from pravis_gateway.enrich import IpAnonymizer, correct_skew, user_agent_families
 
@@ -20,9 +20,19 @@ class Limits:
 
 @dataclass
 class BatchOutcome:
-    records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    rows_by_key: dict[bytes, list[bytes]] = field(default_factory=dict)
+    accepted: int = 0
     rejected: list[EventError] = field(default_factory=list)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def records(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) records for the `events` topic: one per partition key, rows in posted order."""
+        return [(key, record_of_rows(rows)) for key, rows in self.rows_by_key.items()]
+
+    def accept(self, key: bytes, row: bytes) -> None:
+        self.rows_by_key.setdefault(key, []).append(row)
+        self.accepted += 1
 
     def reject(self, index: int, reason: str, error: str) -> None:
         self.rejected.append(EventError(index=index, error=error))
@@ -86,9 +96,7 @@ def process_batch(
                 index, "in_future", f"timestamp {timestamp.isoformat()} is ahead of the server clock"
             )
         else:
-            outcome.records.append(
-                (event.partition_key.encode(), enrich(event, timestamp, request, anonymize_ip))
-            )
+            outcome.accept(event.partition_key.encode(), enrich(event, timestamp, request, anonymize_ip))
     outcome.rejected.sort(key=lambda e: e.index)
     return outcome
 

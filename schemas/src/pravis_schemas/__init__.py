@@ -28,6 +28,8 @@ from pravis_schemas.events import (
     VoiceRequestEvent,
     describe_error,
     parse_event,
+    record_of_rows,
+    rows_of_record,
     validate_batch,
 )
 
@@ -59,5 +61,7 @@ __all__ = [
     "VoiceRequestEvent",
     "describe_error",
     "parse_event",
+    "record_of_rows",
+    "rows_of_record",
     "validate_batch",
 ]

@@ -1,7 +1,8 @@
 """Kafka topic names shared by every worker; create them explicitly, never by auto-create."""
 
 EVENTS = "events"
-"""Flat enriched events (one JSON object each, see `pravis_schemas.events`); key: user_id or anonymous_id."""
+"""Flat enriched events (see `pravis_schemas.events`), key: user_id or anonymous_id. A record holds one or
+more events of that key, one JSON object per line (`record_of_rows` / `rows_of_record`)."""
 
 EVENTS_REJECTED = "events.rejected"
 """`RejectedEvent` messages: events the gateway refused, with the reason and the raw text."""

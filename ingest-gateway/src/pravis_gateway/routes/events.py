@@ -106,10 +106,10 @@ async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) 
         rejected_records = outcome.rejected_records(batch.events, key.project_id, received_at)
         await publish(gateway, topics.EVENTS_REJECTED, rejected_records)
 
-    metrics.EVENTS_ACCEPTED.labels(key.project_id).inc(len(outcome.records))
+    metrics.EVENTS_ACCEPTED.labels(key.project_id).inc(outcome.accepted)
     for reason, count in outcome.rejected_by_reason.items():
         metrics.EVENTS_REJECTED.labels(reason).inc(count)
-    result = IngestResult.of(len(outcome.records), outcome.rejected)
+    result = IngestResult.of(outcome.accepted, outcome.rejected)
     return ORJSONResponse(
         result.model_dump(exclude_none=True), status_code=400 if result.status == "error" else 200
     )
