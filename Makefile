@@ -6,7 +6,7 @@ endif
 RUN := $(UV) run --all-packages --locked
 SOURCES := schemas ingest-gateway stream-processors batch-rollups deploy tests bench conftest.py
 
-.PHONY: up test bench lint fmt schemas clean
+.PHONY: up test bench bench-tools lint fmt schemas clean
 
 .venv/.synced: uv.lock pyproject.toml */pyproject.toml deploy/local/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -19,7 +19,12 @@ up: .venv/.synced
 test: .venv/.synced
 	$(RUN) pytest $(PYTEST_ARGS)
 
-bench: .venv/.synced
+# wrk and hey (Debian) generate the load: C and Go cost the 2-core machine far less CPU than a Python client.
+bench-tools:
+	@command -v wrk >/dev/null && command -v hey >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey >/dev/null; }
+
+bench: .venv/.synced bench-tools
 	$(RUN) python -m bench.gateway $(BENCH_ARGS)
 
 lint: .venv/.synced
