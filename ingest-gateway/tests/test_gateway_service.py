@@ -219,3 +219,15 @@ def test_every_accepted_event_is_in_the_topic(stack: Stack) -> None:
     in_topic = {orjson.loads(row)["event_id"] for value in records for row in rows_of_record(value)}
 
     assert set(stack.accepted) <= in_topic
+
+
+def test_metrics_count_accepted_and_rejected_by_reason(stack: Stack) -> None:
+    page = httpx.get(stack.url + "/metrics").text
+
+    accepted_line = next(
+        line for line in page.splitlines() if line.startswith("pravis_gateway_events_accepted_total{")
+    )
+    assert float(accepted_line.rsplit(" ", 1)[1]) >= 100
+    assert 'pravis_gateway_events_rejected_total{reason="invalid"}' in page
+    assert 'pravis_gateway_requests_total{endpoint="events",status="503"}' in page
+    assert "pravis_gateway_request_seconds_bucket" in page

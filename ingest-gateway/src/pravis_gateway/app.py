@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import ORJSONResponse
-from prometheus_client import CollectorRegistry, make_asgi_app, multiprocess
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from pravis_gateway.routes import events, feedback
+from pravis_gateway.routes.responses import JSONBody
 from pravis_gateway.settings import Settings
 from pravis_gateway.state import Gateway
 
@@ -44,7 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["X-API-Key", "Content-Type", "Content-Encoding"],
             max_age=3600,
         )
-    app.mount("/metrics", metrics_app())
+    registry = metrics_registry()
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def prometheus_metrics() -> PlainTextResponse:
+        """Prometheus exposition of this gateway's counters."""
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -52,33 +58,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"])
-    async def readyz(request: Request) -> ORJSONResponse:
+    async def readyz(request: Request) -> JSONBody:
         """Kafka is reachable, so events posted now can be accepted."""
         kafka_ok = await request.app.state.gateway.publisher.ping()
-        return ORJSONResponse(
+        return JSONBody(
             {"status": "ok" if kafka_ok else "kafka unreachable"}, status_code=200 if kafka_ok else 503
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        return ORJSONResponse({"status": "error", "error": _describe(exc)}, status_code=422)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONBody:
+        return JSONBody({"status": "error", "error": _describe(exc)}, status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> ORJSONResponse:
-        return ORJSONResponse(
+    async def http_error(_request: Request, exc: HTTPException) -> JSONBody:
+        return JSONBody(
             {"status": "error", "error": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
     return app
 
 
-def metrics_app():
-    """Prometheus exposition; with several uvicorn workers the counters of all of them are summed."""
+def metrics_registry() -> CollectorRegistry:
+    """With several uvicorn workers, the counters of all of them are summed from PROMETHEUS_MULTIPROC_DIR."""
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        return make_asgi_app()
+        return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    return make_asgi_app(registry)
+    return registry
 
 
 def _describe(exc: RequestValidationError) -> str:

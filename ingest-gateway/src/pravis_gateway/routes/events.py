@@ -1,11 +1,12 @@
 """`POST /api/v1/analytics/events`: validate a batch, publish the valid events, report the rest per index."""
 
 import time
+
+import structlog
 import zlib
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from pravis_schemas import EventBatch, describe_error, topics
 from pydantic import ValidationError
 
@@ -18,20 +19,23 @@ from pravis_gateway.kafka import KafkaUnavailable
 from pravis_gateway.routes.responses import (
     INGEST_RESPONSES,
     IngestResult,
+    JSONBody,
     error,
     retry_later,
 )
 from pravis_gateway.state import Gateway
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
+log = structlog.get_logger("pravis.gateway")
 
 
-async def publish(gateway: Gateway, topic: str, records: list) -> ORJSONResponse | None:
+async def publish(gateway: Gateway, topic: str, records: list) -> JSONBody | None:
     """None once Kafka acked, else the 503 to send (never a 200 for unacknowledged events)."""
     try:
         await gateway.publisher.publish(topic, records)
     except KafkaUnavailable as exc:
         metrics.KAFKA_ERRORS.inc()
+        log.warning("kafka publish failed", topic=topic, records=len(records), error=str(exc))
         return retry_later(gateway.settings.retry_after_s, f"events not accepted: Kafka unavailable ({exc})")
     return None
 
@@ -65,7 +69,7 @@ async def ingest_events(request: Request, gateway: GatewayDep, presented: Presen
     return response
 
 
-async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) -> ORJSONResponse:
+async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) -> JSONBody:
     settings = gateway.settings
     received_at = datetime.now(UTC)
     key = verify_write_key(gateway, presented) if presented else None
@@ -110,6 +114,6 @@ async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) 
     for reason, count in outcome.rejected_by_reason.items():
         metrics.EVENTS_REJECTED.labels(reason).inc(count)
     result = IngestResult.of(outcome.accepted, outcome.rejected)
-    return ORJSONResponse(
+    return JSONBody(
         result.model_dump(exclude_none=True), status_code=400 if result.status == "error" else 200
     )

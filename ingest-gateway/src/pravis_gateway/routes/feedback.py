@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from pravis_schemas import topics
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -17,7 +16,7 @@ from pravis_gateway.deps import GatewayDep, WriteKey
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
 from pravis_gateway.routes.events import publish
-from pravis_gateway.routes.responses import INGEST_RESPONSES, error
+from pravis_gateway.routes.responses import INGEST_RESPONSES, JSONBody, error
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 
@@ -66,4 +65,4 @@ async def submit_feedback(
         return error(422, outcome.rejected[0].error)
     if failure := await publish(gateway, topics.EVENTS, outcome.records):
         return failure
-    return ORJSONResponse({"status": "ok", "event_id": str(submission.event_id)})
+    return JSONBody({"status": "ok", "event_id": str(submission.event_id)})

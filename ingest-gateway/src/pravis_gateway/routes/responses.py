@@ -2,9 +2,19 @@
 
 from typing import Any, Literal
 
-from fastapi.responses import ORJSONResponse
+import orjson
+from fastapi.responses import Response
 from pravis_schemas import EventError
 from pydantic import BaseModel
+
+
+class JSONBody(Response):
+    """JSON rendered with orjson (FastAPI deprecated its ORJSONResponse; the hot path keeps orjson)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class IngestResult(BaseModel):
@@ -45,12 +55,12 @@ class ErrorBody(BaseModel):
     error: str
 
 
-def error(status: int, message: str, retry_after: int | None = None) -> ORJSONResponse:
+def error(status: int, message: str, retry_after: int | None = None) -> JSONBody:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return ORJSONResponse({"status": "error", "error": message}, status_code=status, headers=headers)
+    return JSONBody({"status": "error", "error": message}, status_code=status, headers=headers)
 
 
-def retry_later(seconds: int, message: str) -> ORJSONResponse:
+def retry_later(seconds: int, message: str) -> JSONBody:
     return error(503, message, retry_after=seconds)
 
 
