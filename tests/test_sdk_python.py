@@ -1,5 +1,7 @@
 """End to end: the Python SDK against the real gateway and loader, checked with SQL in ClickHouse."""
 
+import subprocess
+import sys
 import time
 
 import httpx
@@ -152,3 +154,25 @@ async def test_fastapi_middleware_rows_in_clickhouse(api_key, gateway_url, loade
         ("/products/{product_id}", "GET", 200, True, None, True, "u-api"),
         ("/products/{product_id}", "GET", 200, True, None, True, "u-api"),
     ]
+
+
+def test_events_still_queued_at_interpreter_exit_are_sent(
+    site: Site, api_key, loader, clickhouse_url
+) -> None:
+    script = (
+        "import sys\n"
+        "from pravis_sdk import Client\n"
+        "client = Client(sys.argv[1], sys.argv[2], flush_at=100, flush_interval=600)\n"
+        "print(client.track('custom_exit', user_id='u-exit'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, api_key, site.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    event_id = out.stdout.strip()
+
+    assert [post.event_ids for post in site.posts] == [[event_id]]
+    assert wait_until_stored(clickhouse_url, [event_id]) == {event_id: 1}

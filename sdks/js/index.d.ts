@@ -1,0 +1,138 @@
+// Types of @pravis/sdk (src/index.js).
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type Properties = Record<string, JsonValue>;
+export type ConsentCategory = 'analytics' | 'performance' | 'feedback' | 'personalization';
+export type Consent = Partial<Record<ConsentCategory, boolean>>;
+
+/** Web Storage API subset the queue persists to (localStorage by default in browsers). */
+export interface StorageLike {
+  readonly length: number;
+  key(index: number): string | null;
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface DeliveryError {
+  /** "rejected": the gateway refused the events as invalid; "dropped": the SDK gave up on them. */
+  kind: 'rejected' | 'dropped';
+  reason: string;
+  events: PravisEvent[];
+}
+
+export interface Options {
+  apiKey: string;
+  /** Gateway origin, e.g. "https://analytics.example"; defaults to the page's origin in browsers. */
+  host?: string;
+  /** Send when this many events are queued (default 10). */
+  flushAt?: number;
+  /** Send whatever is queued this often (default 10 000 ms). */
+  flushIntervalMs?: number;
+  /** Events kept while the gateway is unreachable (default 1000); beyond it new events are dropped and counted. */
+  maxQueueSize?: number;
+  /** Retries of one batch before it goes back to the queue until the next interval (default 8). */
+  maxRetries?: number;
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  /** gzip request bodies (Content-Encoding: gzip) where CompressionStream exists (default false). */
+  gzip?: boolean;
+  /** Hand unsent events to navigator.sendBeacon on pagehide (default true). */
+  beacon?: boolean;
+  /** Flush (keepalive fetch) when the page becomes hidden, the last event mobile browsers reliably fire
+   * (default true). */
+  flushOnHide?: boolean;
+  /** Storage key prefix, for several independent clients on one origin (default "pravis"). */
+  namespace?: string;
+  sessionIdleMs?: number;
+  appVersion?: string;
+  onError?: (error: DeliveryError) => void;
+  storage?: StorageLike;
+  fetch?: typeof fetch;
+  sendBeacon?: (url: string, data: Blob) => boolean;
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface PravisEvent {
+  event_id: string;
+  event_type: string;
+  timestamp: string;
+  user_id?: string;
+  anonymous_id?: string;
+  session_id?: string;
+  properties: Properties;
+  [field: string]: JsonValue | undefined;
+}
+
+/** Top-level fields of an event type, e.g. {interaction_id, request_duration_ms, success} for AI events. */
+export type Fields = Record<string, JsonValue | undefined>;
+
+export interface FeedbackInput {
+  rating: 1 | 2 | 3 | 4 | 5;
+  interactionId?: string;
+  comment?: string;
+  context?: string;
+  properties?: Properties;
+}
+
+export interface Stats {
+  queued: number;
+  accepted: number;
+  rejected: number;
+  dropped: number;
+  beaconed: number;
+  droppedByReason: Record<string, number>;
+}
+
+export class PravisClient {
+  constructor(options: Options);
+  readonly anonymousId: string;
+  readonly userId: string | null;
+  /** Queue an event; returns its event_id, or null when it was not queued (consent, full queue, too large). */
+  track(eventType: string, properties?: Properties, fields?: Fields): string | null;
+  identify(userId: string | null): void;
+  page(properties?: Properties, fields?: Fields): string | null;
+  feedback(input: FeedbackInput): string | null;
+  setConsent(consent: Consent, options?: { source?: string }): string | null;
+  flush(): Promise<void>;
+  shutdown(options?: { timeoutMs?: number }): Promise<void>;
+  stats(): Stats;
+}
+
+export class MemoryStorage implements StorageLike {
+  readonly length: number;
+  key(index: number): string | null;
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export type Verdict = 'accepted' | 'retry' | 'split' | 'drop';
+export const Verdict: { ACCEPTED: 'accepted'; RETRY: 'retry'; SPLIT: 'split'; DROP: 'drop' };
+export function classify(status: number | null | undefined): Verdict;
+/** Milliseconds from a Retry-After header (seconds or HTTP-date), clamped; null if absent/unreadable. */
+export function parseRetryAfter(value: string | null | undefined, now?: number): number | null;
+
+export class RetryPolicy {
+  constructor(options?: { maxRetries?: number; baseMs?: number; capMs?: number });
+  readonly maxRetries: number;
+  backoff(attempt: number, random?: () => number): number;
+  delay(attempt: number, retryAfterMs: number | null, random?: () => number): number;
+}
+
+export const SDK_NAME: string;
+export const SDK_VERSION: string;
+export const SESSION_IDLE_MS: number;
+export const CONSENT_CATEGORIES: readonly ConsentCategory[];
+
+export function createClient(options: Options): PravisClient;
+export function init(options: Options): PravisClient;
+export function track(eventType: string, properties?: Properties, fields?: Fields): string | null;
+export function identify(userId: string | null): void;
+export function page(properties?: Properties, fields?: Fields): string | null;
+export function feedback(input: FeedbackInput): string | null;
+export function setConsent(consent: Consent, options?: { source?: string }): string | null;
+export function flush(): Promise<void>;
+export function stats(): Stats;
+export function shutdown(options?: { timeoutMs?: number }): Promise<void>;

@@ -1,0 +1,40 @@
+// Pravis analytics for browsers and Node: `init({apiKey, host})`, then `track`, `page`, `identify`, ...
+// The functions act on the client `init` created; `createClient` makes independent ones.
+
+import { PravisClient } from './client.js';
+
+export { PravisClient, SDK_NAME, SDK_VERSION, SESSION_IDLE_MS, CONSENT_CATEGORIES } from './client.js';
+export { RetryPolicy, Verdict, classify, parseRetryAfter } from './policy.js';
+export { MemoryStorage } from './queue.js';
+
+let current = null;
+
+function client() {
+  if (!current) throw new Error('pravis: call init({apiKey, host}) first');
+  return current;
+}
+
+export function createClient(options) {
+  return new PravisClient(options);
+}
+
+export function init(options) {
+  if (current) current.shutdown();
+  current = new PravisClient(options);
+  return current;
+}
+
+export const track = (eventType, properties, fields) => client().track(eventType, properties, fields);
+export const identify = (userId) => client().identify(userId);
+export const page = (properties, fields) => client().page(properties, fields);
+export const feedback = (options) => client().feedback(options);
+export const setConsent = (consent, options) => client().setConsent(consent, options);
+export const flush = () => client().flush();
+export const stats = () => client().stats();
+
+export async function shutdown(options) {
+  if (!current) return;
+  const closing = current;
+  current = null;
+  await closing.shutdown(options);
+}

@@ -1,0 +1,115 @@
+"""Headless Chromium for end-to-end tests, driven over the Chrome DevTools Protocol (no driver needed)."""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pravis_local import testing
+from websockets.sync.client import ClientConnection, connect
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Without these a root, offline, fresh-profile Chromium stalls or phones home (DESIGN.md, measured facts).
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+
+
+class Page:
+    """One tab: navigate, reload, evaluate JavaScript (awaiting promises), wait for a condition."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.next_id = 0
+        self.console: list[str] = []
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        call_id = self.next_id
+        self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=30))
+            if message.get("method") == "Runtime.consoleAPICalled":
+                args = message["params"]["args"]
+                self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
+            if message.get("id") == call_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression!r} threw: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout_s: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(RuntimeError):
+                if value := self.evaluate(expression):
+                    return value
+            time.sleep(0.05)
+        raise TimeoutError(f"{expression!r} still falsy after {timeout_s}s; console: {self.console[-10:]}")
+
+    def goto(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
+    def reload(self) -> None:
+        self.call("Page.reload")
+
+
+@contextlib.contextmanager
+def chromium_page(log_dir: Path) -> Iterator[Page]:
+    """A fresh headless Chromium (own profile, free debugging port) and its first tab."""
+    assert CHROMIUM, "chromium is not installed"
+    port = testing.free_port()
+    with tempfile.TemporaryDirectory(prefix="pravis-chromium-", ignore_cleanup_errors=True) as profile:
+        log = (log_dir / "chromium.log").open("ab")
+        process = subprocess.Popen(
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--remote-debugging-port={port}",
+                "about:blank",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the teardown stops renderers and helpers too
+        )
+        log.close()
+        try:
+            testing.wait_for_http(f"http://127.0.0.1:{port}/json/version", process, timeout_s=60)
+            targets = httpx.get(f"http://127.0.0.1:{port}/json/list").json()
+            target = next(t for t in targets if t["type"] == "page")
+            with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as ws:
+                page = Page(ws)
+                page.call("Page.enable")
+                page.call("Runtime.enable")
+                yield page
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
