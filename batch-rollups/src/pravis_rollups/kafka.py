@@ -5,7 +5,7 @@ from aiokafka import AIOKafkaConsumer
 from pravis_rollups.settings import Settings
 
 
-def events_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
+def loader_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka_bootstrap,
@@ -15,4 +15,5 @@ def events_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
         # Whole fetched record batches are handed out (no max_records), so committed offsets land on batch
         # boundaries: Tansu 0.6 may poll empty when a fetch starts inside a record batch.
         fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
     )

@@ -1,33 +1,70 @@
-"""Loader: consumes the `events` topic and inserts into ClickHouse, committing offsets only after the insert.
+"""Loader: one consumer on every warehouse topic, batched inserts into ClickHouse, offsets committed after them.
 
-A crash between insert and commit makes Kafka redeliver the batch; the events table's ReplacingMergeTree on
-event_id absorbs those copies, so delivery is at-least-once and counting stays exactly-once (with FINAL).
+Topics and tables are in `pravis_rollups.routing`. A batch closes at `loader_batch_rows` messages or after
+`loader_batch_seconds`; each table's rows go in as one JSONEachRow insert, then the batch's offsets are committed.
+- ClickHouse unreachable or failing: the insert is retried with exponential backoff (forever); nothing is committed,
+  so a crash meanwhile re-reads the batch from Kafka.
+- A message ClickHouse refuses (or that fails its topic's model): the batch is bisected until the bad messages are
+  alone; they go to `loader_rejected` with the reason and the rest is loaded. The loader never stalls on one.
+- Redelivery (crash between insert and commit): every table is a ReplacingMergeTree keyed on the message's identity
+  (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` queries count each message once.
+
+One consumer for all topics, not one per topic: the events topic is nearly all of the volume, the others add a
+few records per fetch, and one commit point keeps "inserted before committed" a single ordered step.
 """
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from clickhouse_connect.driver.client import Client
-from pravis_schemas import topics
-from prometheus_client import Counter, make_asgi_app
+from pravis_schemas import rows_of_record
+from prometheus_client import Counter, Histogram, make_asgi_app
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
-from tenacity import AsyncRetrying, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from pravis_rollups import clickhouse
-from pravis_rollups.kafka import events_consumer
+from pravis_rollups.kafka import loader_consumer
+from pravis_rollups.routing import ROUTES, Invalid, is_data_error, reason_of
 from pravis_rollups.settings import Settings, settings
 
 log = structlog.get_logger("pravis.loader")
-ROWS_LOADED = Counter("pravis_loader_rows_total", "Rows inserted into ClickHouse", ["table"])
+ROWS_LOADED = Counter(
+    "pravis_loader_rows_total", "Messages inserted into ClickHouse (an events message may hold several rows)", ["table"]
+)
+REJECTED = Counter("pravis_loader_rejected_total", "Messages written to loader_rejected", ["topic"])
 INSERT_FAILURES = Counter(
     "pravis_loader_insert_failures_total", "Failed insert attempts (retried)", ["table"]
 )
+BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
+
+REJECTED_COLUMNS = ["topic", "kafka_partition", "kafka_offset", "line", "key", "value", "reason"]
+
+
+@dataclass
+class TableBatch:
+    """The rows of one table in a batch and the records they came from (for bisecting and rejecting)."""
+
+    records: list[ConsumerRecord] = field(default_factory=list)
+    rows: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class Rejection:
+    record: ConsumerRecord
+    reason: str
+    line: int = 0
+    """Index of the refused row in the record (an `events` record holds one row per line)."""
+    row: bytes | None = None
+    """The refused row when it is one line of a record, else the whole record is meant."""
 
 
 class Loader:
@@ -35,58 +72,160 @@ class Loader:
         self.settings = settings
         self.ready = asyncio.Event()
 
-    def _retry_policy(self, what: str) -> dict:
+    def _retrying(self, what: str, table: str = "", only_transient: bool = False) -> AsyncRetrying:
         def before_sleep(state) -> None:
-            if what == "insert":
-                INSERT_FAILURES.labels("events").inc()
+            if table:
+                INSERT_FAILURES.labels(table).inc()
             log.warning(
-                f"{what} failed, retrying", attempt=state.attempt_number, error=str(state.outcome.exception())
+                f"{what} failed, retrying",
+                table=table or None,
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception())[:300],
             )
 
-        return {
-            "wait": wait_exponential(multiplier=0.2, max=self.settings.loader_retry_max_seconds),
-            "before_sleep": before_sleep,
-        }
+        return AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=self.settings.loader_retry_max_seconds),
+            retry=retry_if_exception(lambda exc: not (only_transient and is_data_error(exc))),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
 
     async def run(self) -> None:
-        async for attempt in AsyncRetrying(**self._retry_policy("migration")):
+        async for attempt in self._retrying("migration"):
             with attempt:
                 applied = await asyncio.to_thread(clickhouse.migrate, self.settings.clickhouse_url)
         log.info("migrations applied", applied=applied)
-        client = await asyncio.to_thread(clickhouse.connect, self.settings.clickhouse_url)
-        consumer = events_consumer(self.settings, topics.EVENTS)
+        async for attempt in self._retrying("connect"):
+            with attempt:
+                client = await asyncio.to_thread(clickhouse.connect, self.settings.clickhouse_url)
+        consumer = loader_consumer(self.settings, *ROUTES)
         await consumer.start()
         self.ready.set()
-        log.info("loader started", topic=topics.EVENTS, group=self.settings.loader_group_id)
+        log.info("loader started", topics=list(ROUTES), group=self.settings.loader_group_id)
         try:
             while True:
-                batch = await self._next_batch(consumer)
-                if batch:
-                    await self._insert(client, batch)
-                    await consumer.commit()
-                    ROWS_LOADED.labels("events").inc(len(batch))
-                    log.info("batch loaded", table="events", rows=len(batch))
+                fetched = await self._next_batch(consumer)
+                if fetched:
+                    began = time.monotonic()
+                    await self.load(client, fetched)
+                    await self.commit(consumer, fetched)
+                    BATCH_SECONDS.observe(time.monotonic() - began)
         finally:
             await consumer.stop()
             client.close()
 
-    async def _next_batch(self, consumer: AIOKafkaConsumer) -> list[bytes]:
-        rows: list[bytes] = []
+    async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[ConsumerRecord]]:
+        batch: dict[TopicPartition, list[ConsumerRecord]] = {}
+        count = 0
         deadline = time.monotonic() + self.settings.loader_batch_seconds
-        while len(rows) < self.settings.loader_batch_rows:
+        while count < self.settings.loader_batch_rows:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
-            fetched = await consumer.getmany(timeout_ms=remaining_ms)
-            for records in fetched.values():
-                rows.extend(record.value for record in records if record.value)
-        return rows
+            for tp, records in (await consumer.getmany(timeout_ms=remaining_ms)).items():
+                batch.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batch
 
-    async def _insert(self, client: Client, rows: list[bytes]) -> None:
-        # ClickHouse down or overloaded: keep the batch and the uncommitted offsets, back off, try again.
-        async for attempt in AsyncRetrying(**self._retry_policy("insert")):
+    async def load(self, client: Client, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Insert every record of the batch, or reject it with a reason; returns once all are in ClickHouse."""
+        tables: dict[str, TableBatch] = {}
+        rejections: list[Rejection] = []
+        for tp, records in fetched.items():
+            route = ROUTES[tp.topic]
+            batch = tables.setdefault(route.table, TableBatch())
+            if route.table == "events":  # hot path: ClickHouse parses and validates
+                rows = [record.value for record in records]
+                if all(rows):
+                    batch.records += records
+                    batch.rows += rows
+                    continue
+            for record in records:
+                try:
+                    if not record.value:
+                        raise Invalid("empty message")
+                    batch.rows.append(route.prepare(record.value, record.partition, record.offset))
+                    batch.records.append(record)
+                except Invalid as exc:
+                    rejections.append(Rejection(record, str(exc)))
+        for table, batch in tables.items():
+            if batch.rows:
+                rejections += await self._insert_bisecting(client, table, batch)
+        if rejections:
+            await self._reject(client, rejections)
+        log.info(
+            "batch loaded",
+            rows={table: len(batch.rows) for table, batch in tables.items()},
+            rejected=len(rejections),
+        )
+
+    async def _insert_bisecting(self, client: Client, table: str, batch: TableBatch) -> list[Rejection]:
+        """Insert the rows; when ClickHouse refuses them, halve until each refused row is alone (a refused
+        `events` record is split into its lines first), load the rest, and return the refused rows."""
+        rejected: list[Rejection] = []
+        pending: list[tuple[list[ConsumerRecord], list[bytes], list[int] | None]] = [
+            (batch.records, batch.rows, None)
+        ]
+        while pending:
+            records, rows, lines = pending.pop()
+            try:
+                async for attempt in self._retrying("insert", table, only_transient=True):
+                    with attempt:
+                        await asyncio.to_thread(clickhouse.insert_json_rows, client, table, rows)
+                ROWS_LOADED.labels(table).inc(len(rows))
+            except Exception as exc:  # only data errors get here: the retry policy retries everything else
+                if len(rows) == 1 and lines is None and b"\n" in rows[0]:
+                    split = rows_of_record(rows[0])
+                    pending.append(([records[0]] * len(split), split, list(range(len(split)))))
+                elif len(rows) == 1:
+                    line = lines[0] if lines else 0
+                    row = rows[0] if lines else None
+                    rejected.append(Rejection(records[0], reason_of(exc), line, row))
+                else:
+                    half = len(rows) // 2
+                    pending.append((records[half:], rows[half:], lines[half:] if lines else None))
+                    pending.append((records[:half], rows[:half], lines[:half] if lines else None))
+        return rejected
+
+    async def _reject(self, client: Client, rejections: list[Rejection]) -> None:
+        rows = [
+            [
+                r.record.topic,
+                r.record.partition,
+                r.record.offset,
+                r.line,
+                r.record.key.decode(errors="replace") if r.record.key is not None else None,
+                (r.row if r.row is not None else r.record.value or b"").decode(errors="replace"),
+                r.reason,
+            ]
+            for r in rejections
+        ]
+        async for attempt in self._retrying("reject", "loader_rejected"):
             with attempt:
-                await asyncio.to_thread(clickhouse.insert_json_rows, client, "events", rows)
+                await asyncio.to_thread(
+                    client.insert, "loader_rejected", rows, column_names=REJECTED_COLUMNS
+                )
+        for r in rejections:
+            REJECTED.labels(r.record.topic).inc()
+            log.warning(
+                "message rejected",
+                topic=r.record.topic,
+                partition=r.record.partition,
+                offset=r.record.offset,
+                line=r.line,
+                reason=r.reason[:300],
+            )
+
+    async def commit(
+        self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # The group rebalanced while ClickHouse was slow: the rows are in, Kafka will hand the batch out again
+            # and the ReplacingMergeTree tables absorb the copies.
+            log.warning("offset commit failed; the batch will be redelivered", error=str(exc))
 
 
 def ops_app(loader: Loader) -> Starlette:

@@ -1,0 +1,479 @@
+"""Rollup SQL builders: pure functions from a date range and options to a parameterized SELECT (no I/O).
+
+Each `Rollup` fills one table (its name) whose rows are partitioned by one date column (`day`, or `cohort_week` for
+retention). `Rollup.select(first, last, options)` returns the SELECT computing every partition in [first, last];
+`pravis_rollups.jobs` runs it into a staging copy and swaps the partitions in. Every value reaches ClickHouse as a
+query parameter (`{name:Type}`); the only text composed here is fixed SQL from this module.
+
+Dedup: raw rows are read `FROM events FINAL` (and `feedback_scored FINAL`), so a redelivered event_id counts once.
+Definitions of the voice and AI metrics follow schemas/README.md; docs/queries.md explains every column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+AI_EVENT_TYPES = ("voice_request", "transcription", "tts", "conversation")
+""""AI requests" (schemas/README.md)."""
+
+INACTIVE_EVENT_TYPES = ("api_request",)
+"""Server-side telemetry: it identifies API callers, not a person using the product, so it does not make a user
+active nor belong to a session."""
+
+MAU_WINDOW_DAYS = 30
+WAU_WINDOW_DAYS = 7
+RETENTION_DAYS = (1, 7, 30)
+"""Day-N retention: share of a cohort active exactly N days after their first active day."""
+
+SESSION_LOOKAROUND_DAYS = 1
+"""A session belongs to the day of its first event; events up to this many days around the range are read so a
+session that crosses midnight is measured whole (sessions longer than a day are cut)."""
+
+SESSION_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
+    ("duration_under_10s", 0, 10),
+    ("duration_10s_1m", 10, 60),
+    ("duration_1m_5m", 60, 300),
+    ("duration_5m_15m", 300, 900),
+    ("duration_15m_30m", 900, 1800),
+    ("duration_30m_1h", 1800, 3600),
+    ("duration_1h_plus", 3600, None),
+)
+"""Session duration distribution: [low, high) seconds."""
+
+Grain = Literal["day", "week"]
+
+
+@dataclass(frozen=True)
+class RollupOptions:
+    as_of: date | None = None
+    """Last complete day retention may look at (D-N eligibility); the jobs default it to yesterday (UTC)."""
+    repeat_window_s: int = 30
+    """Repeated command: same intent as the session's previous voice_request at most this many seconds earlier."""
+    feedback_lookback_days: int = 1
+    """Feedback is joined to AI requests from this many days before the range on (clients' clocks differ)."""
+    inactive_types: tuple[str, ...] = INACTIVE_EVENT_TYPES
+    ai_types: tuple[str, ...] = AI_EVENT_TYPES
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    table: str
+    grain: Grain
+    columns: tuple[str, ...]
+    needs_activity: bool = False
+    """Reads user_activity_daily, which must be computed first for the dates it reads."""
+
+    @property
+    def partition_column(self) -> str:
+        return "cohort_week" if self.grain == "week" else "day"
+
+    def partitions(self, first: date, last: date) -> list[date]:
+        """The partitions a run over the event dates [first, last] rewrites. A retention cohort changes while its
+        members' day-30 activity can still change, so the weeks of the 30 days before `first` are included."""
+        if self.grain == "day":
+            return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        week = monday(first - timedelta(days=max(RETENTION_DAYS)))
+        weeks = []
+        while week <= monday(last):
+            weeks.append(week)
+            week += timedelta(days=7)
+        return weeks
+
+    def select(self, first: date, last: date, options: RollupOptions) -> Query:
+        """SELECT of the rows of partitions [first, last] (days, or cohort Mondays), columns in `self.columns`."""
+        return _BUILDERS[self.table](first, last, options)
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def day_range(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _events_between(lo_days: int = 0, hi_days: int = 1) -> str:
+    """Timestamp bounds [date_from - lo_days, date_to + hi_days) in UTC; the offsets are constants of this module."""
+    return (
+        f"timestamp >= toDateTime64({{date_from:Date}} - {int(lo_days)}, 3, 'UTC') "
+        f"AND timestamp < toDateTime64({{date_to:Date}} + {int(hi_days)}, 3, 'UTC')"
+    )
+
+
+def _dates(first: date, last: date) -> dict[str, Any]:
+    if last < first:
+        raise ValueError(f"empty range {first}..{last}")
+    return {"date_from": first, "date_to": last}
+
+
+def _user_activity(first: date, last: date, options: RollupOptions) -> Query:
+    sql = f"""
+SELECT project_id, toDate(timestamp) AS day, distinct_id, count() AS events,
+       min(timestamp) AS first_at, max(timestamp) AS last_at
+FROM events FINAL
+WHERE {_events_between()}
+  AND event_type NOT IN {{inactive_types:Array(String)}} AND distinct_id != ''
+GROUP BY project_id, day, distinct_id"""
+    return Query(sql, {**_dates(first, last), "inactive_types": list(options.inactive_types)})
+
+
+def _daily_active_users(first: date, last: date, options: RollupOptions) -> Query:
+    sql = f"""
+SELECT project_id, window_day AS day, dau, wau, mau, new_users, if(mau = 0, 0, dau / mau) AS stickiness
+FROM (
+    SELECT w.project_id AS project_id, w.window_day AS window_day,
+           uniqExactIf(w.distinct_id, w.active_day = w.window_day) AS dau,
+           uniqExactIf(w.distinct_id, dateDiff('day', w.active_day, w.window_day) < {WAU_WINDOW_DAYS}) AS wau,
+           uniqExact(w.distinct_id) AS mau,
+           uniqExactIf(w.distinct_id, w.active_day = w.window_day AND f.first_day = w.window_day) AS new_users
+    FROM (
+        SELECT project_id, distinct_id, day AS active_day,
+               arrayJoin(arrayFilter(x -> x >= {{date_from:Date}} AND x <= {{date_to:Date}},
+                                     arrayMap(i -> day + i, range({MAU_WINDOW_DAYS})))) AS window_day
+        FROM user_activity_daily
+        WHERE day >= {{date_from:Date}} - {MAU_WINDOW_DAYS - 1} AND day <= {{date_to:Date}}
+    ) AS w
+    LEFT JOIN (
+        SELECT project_id, distinct_id, min(day) AS first_day
+        FROM user_activity_daily
+        WHERE day <= {{date_to:Date}}
+        GROUP BY project_id, distinct_id
+        HAVING first_day >= {{date_from:Date}}
+    ) AS f ON w.project_id = f.project_id AND w.distinct_id = f.distinct_id
+    GROUP BY project_id, window_day
+)"""
+    return Query(sql, _dates(first, last))
+
+
+def _retention_cohorts(first_week: date, last_week: date, options: RollupOptions) -> Query:
+    if options.as_of is None:
+        raise ValueError("retention needs options.as_of (the last complete day)")
+    counts = ",\n".join(
+        f"uniqExactIf(f.distinct_id, f.first_day + {n} <= {{as_of:Date}}) AS d{n}_eligible, "
+        f"uniqExactIf(f.distinct_id, a.day = f.first_day + {n}) AS d{n}_retained"
+        for n in RETENTION_DAYS
+    )
+    rates = ", ".join(
+        f"d{n}_eligible, d{n}_retained, if(d{n}_eligible = 0, NULL, d{n}_retained / d{n}_eligible) AS d{n}_rate"
+        for n in RETENTION_DAYS
+    )
+    sql = f"""
+SELECT project_id, cohort_week, cohort_size, {rates}, {{as_of:Date}} AS as_of
+FROM (
+    SELECT f.project_id AS project_id, toMonday(f.first_day) AS cohort_week,
+           uniqExact(f.distinct_id) AS cohort_size,
+           {counts}
+    FROM (
+        SELECT project_id, distinct_id, min(day) AS first_day
+        FROM user_activity_daily
+        WHERE day <= {{as_of:Date}}
+        GROUP BY project_id, distinct_id
+        HAVING first_day >= {{date_from:Date}} AND first_day < {{date_to:Date}} + 7
+    ) AS f
+    LEFT JOIN (
+        SELECT project_id, distinct_id, day
+        FROM user_activity_daily
+        WHERE day > {{date_from:Date}} AND day <= {{as_of:Date}} AND day < {{date_to:Date}} + {7 + max(RETENTION_DAYS)}
+    ) AS a ON f.project_id = a.project_id AND f.distinct_id = a.distinct_id
+    GROUP BY project_id, cohort_week
+)"""
+    if first_week.weekday() or last_week.weekday():
+        raise ValueError("retention partitions are Mondays")
+    return Query(sql, {**_dates(first_week, last_week), "as_of": options.as_of})
+
+
+def _sessions_daily(first: date, last: date, options: RollupOptions) -> Query:
+    buckets = ",\n       ".join(
+        f"countIf(duration_s >= {low}{f' AND duration_s < {high}' if high is not None else ''}) AS {name}"
+        for name, low, high in SESSION_BUCKETS
+    )
+    sql = f"""
+SELECT project_id, day, sessions, users, sessions / users AS sessions_per_user, single_event_sessions,
+       avg_duration_s, q[1] AS p50_duration_s, q[2] AS p90_duration_s, {", ".join(b[0] for b in SESSION_BUCKETS)}
+FROM (
+    SELECT project_id, toDate(started_at) AS day, count() AS sessions, uniqExact(owner) AS users,
+           countIf(events = 1) AS single_event_sessions, avg(duration_s) AS avg_duration_s,
+           quantilesExactInclusive(0.5, 0.9)(duration_s) AS q,
+           {buckets}
+    FROM (
+        SELECT project_id, session_id, argMin(distinct_id, timestamp) AS owner, min(timestamp) AS started_at,
+               count() AS events, dateDiff('millisecond', min(timestamp), max(timestamp)) / 1000 AS duration_s
+        FROM events FINAL
+        WHERE {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}
+          AND session_id IS NOT NULL AND event_type NOT IN {{inactive_types:Array(String)}} AND distinct_id != ''
+        GROUP BY project_id, session_id
+    )
+    WHERE started_at >= toDateTime64({{date_from:Date}}, 3, 'UTC')
+      AND started_at < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
+    GROUP BY project_id, day
+)"""
+    return Query(sql, {**_dates(first, last), "inactive_types": list(options.inactive_types)})
+
+
+def _feature_usage_daily(first: date, last: date, options: RollupOptions) -> Query:
+    sql = f"""
+SELECT f.project_id AS project_id, f.day AS day, f.feature AS feature_name, f.users AS users, f.events AS events,
+       a.active_users AS active_users, if(a.active_users = 0, NULL, f.users / a.active_users) AS adoption
+FROM (
+    SELECT project_id, toDate(timestamp) AS day, assumeNotNull(feature_name) AS feature,
+           uniqExact(distinct_id) AS users, count() AS events
+    FROM events FINAL
+    WHERE event_type = 'feature_use' AND {_events_between()} AND feature_name IS NOT NULL AND distinct_id != ''
+    GROUP BY project_id, day, feature
+) AS f
+LEFT JOIN (
+    SELECT project_id, day, count() AS active_users
+    FROM user_activity_daily
+    WHERE day >= {{date_from:Date}} AND day <= {{date_to:Date}}
+    GROUP BY project_id, day
+) AS a ON f.project_id = a.project_id AND f.day = a.day"""
+    return Query(sql, _dates(first, last))
+
+
+def _ai_performance_daily(first: date, last: date, options: RollupOptions) -> Query:
+    # Feedback is counted once per (group, interaction): groupUniqArray of (interaction_id, count) pairs dedups
+    # the interactions a group's requests share, so every GROUPING SETS level stays exact, not a sum of levels.
+    sql = f"""
+SELECT project_id, day, kind_key AS event_type, model_key AS model_used, requests, successes,
+       successes / requests AS success_rate, q[1] AS p50_ms, q[2] AS p95_ms,
+       feedback, positive_feedback, if(feedback = 0, NULL, positive_feedback / feedback) AS accuracy,
+       conversations, completion_reported, completed,
+       if(completion_reported = 0, NULL, completed / completion_reported) AS completion_rate,
+       follow_up_reported, follow_ups, if(follow_up_reported = 0, NULL, follow_ups / follow_up_reported) AS follow_up_rate
+FROM (
+    SELECT project_id, day, if(grouping(kind) = 1, '*', kind) AS kind_key,
+           if(grouping(model) = 1, '*', model) AS model_key,
+           count() AS requests, countIf(ok) AS successes,
+           quantilesExactInclusive(0.5, 0.95)(duration_ms) AS q,
+           arraySum(x -> x.2, groupUniqArrayIf((interaction, fb_n), fb_n > 0)) AS feedback,
+           arraySum(x -> x.3, groupUniqArrayIf((interaction, fb_n, fb_positive), fb_n > 0)) AS positive_feedback,
+           countIf(kind = 'conversation') AS conversations,
+           countIf(kind = 'conversation' AND completed_flag IS NOT NULL) AS completion_reported,
+           countIf(kind = 'conversation' AND completed_flag) AS completed,
+           countIf(kind = 'conversation' AND follow_up_flag IS NOT NULL) AS follow_up_reported,
+           countIf(kind = 'conversation' AND follow_up_flag) AS follow_ups
+    FROM (
+        SELECT r.project_id AS project_id, toDate(r.timestamp) AS day, r.event_type AS kind,
+               coalesce(r.model_used, '') AS model, r.interaction AS interaction, r.success AS ok,
+               r.request_duration_ms AS duration_ms, r.completed AS completed_flag, r.follow_up AS follow_up_flag,
+               fb.n AS fb_n, fb.positive AS fb_positive
+        FROM (
+            SELECT project_id, timestamp, event_type, model_used, assumeNotNull(interaction_id) AS interaction,
+                   success, request_duration_ms, completed, follow_up
+            FROM events FINAL
+            WHERE event_type IN {{ai_types:Array(String)}} AND {_events_between()} AND interaction_id IS NOT NULL
+        ) AS r
+        LEFT JOIN (
+            SELECT project_id, assumeNotNull(interaction_id) AS interaction, count() AS n,
+                   countIf(rating >= 4) AS positive
+            FROM events FINAL
+            WHERE event_type = 'feedback' AND interaction_id IS NOT NULL
+              AND timestamp >= toDateTime64({{date_from:Date}} - {{feedback_lookback_days:UInt16}}, 3, 'UTC')
+            GROUP BY project_id, interaction
+        ) AS fb ON r.project_id = fb.project_id AND r.interaction = fb.interaction
+    )
+    GROUP BY GROUPING SETS ((project_id, day, kind, model), (project_id, day, kind), (project_id, day))
+)"""
+    return Query(
+        sql,
+        {
+            **_dates(first, last),
+            "ai_types": list(options.ai_types),
+            "feedback_lookback_days": options.feedback_lookback_days,
+        },
+    )
+
+
+def _voice_metrics_daily(first: date, last: date, options: RollupOptions) -> Query:
+    # Events from `repeat_window_s` before the range are read so the first command of a day can repeat the last
+    # one of the day before; only events inside the range are counted.
+    sql = """
+SELECT project_id, day, voice_requests, voice_successes,
+       if(voice_requests = 0, NULL, voice_successes / voice_requests) AS success_rate,
+       commands, repeated_commands, if(commands = 0, NULL, repeated_commands / commands) AS repeated_command_rate,
+       transcriptions, correction_reported, corrected,
+       if(correction_reported = 0, NULL, corrected / correction_reported) AS correction_rate,
+       {repeat_window_s:UInt32} AS repeat_window_s
+FROM (
+    SELECT project_id, toDate(ts) AS day,
+           countIf(kind = 'voice_request') AS voice_requests,
+           countIf(kind = 'voice_request' AND ok) AS voice_successes,
+           countIf(kind = 'voice_request' AND command IS NOT NULL) AS commands,
+           countIf(repeated) AS repeated_commands,
+           countIf(kind = 'transcription') AS transcriptions,
+           countIf(kind = 'transcription' AND corrected_flag IS NOT NULL) AS correction_reported,
+           countIf(kind = 'transcription' AND corrected_flag) AS corrected
+    FROM (
+        SELECT project_id, event_type AS kind, timestamp AS ts, success AS ok, intent AS command,
+               transcription_corrected AS corrected_flag,
+               coalesce(
+                   kind = 'voice_request' AND session_id IS NOT NULL AND command IS NOT NULL
+                   AND row_number() OVER w > 1
+                   AND lagInFrame(toNullable(command)) OVER w = command
+                   AND dateDiff('millisecond', lagInFrame(timestamp) OVER w, timestamp) <= {repeat_window_s:UInt32} * 1000,
+                   false) AS repeated
+        FROM events FINAL
+        WHERE event_type IN ('voice_request', 'transcription')
+          AND timestamp >= toDateTime64({date_from:Date}, 3, 'UTC') - toIntervalSecond({repeat_window_s:UInt32})
+          AND timestamp < toDateTime64({date_to:Date} + 1, 3, 'UTC')
+        WINDOW w AS (PARTITION BY project_id, session_id, event_type ORDER BY timestamp, event_id
+                     ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+    )
+    WHERE ts >= toDateTime64({date_from:Date}, 3, 'UTC')
+    GROUP BY project_id, day
+)"""
+    return Query(sql, {**_dates(first, last), "repeat_window_s": options.repeat_window_s})
+
+
+def _api_performance_daily(first: date, last: date, options: RollupOptions) -> Query:
+    sql = f"""
+SELECT project_id, day, endpoint_key AS endpoint, method_key AS method, requests,
+       q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, client_errors, server_errors,
+       server_errors / requests AS error_rate, cache_reported, cache_hits,
+       if(cache_reported = 0, NULL, cache_hits / cache_reported) AS cache_hit_ratio
+FROM (
+    SELECT project_id, day, if(grouping(route) = 1, '*', route) AS endpoint_key,
+           if(grouping(verb) = 1, '*', verb) AS method_key, count() AS requests,
+           quantilesExactInclusive(0.5, 0.95, 0.99)(duration) AS q,
+           countIf(code >= 400 AND code < 500) AS client_errors, countIf(code >= 500) AS server_errors,
+           countIf(cache IS NOT NULL) AS cache_reported, countIf(cache) AS cache_hits
+    FROM (
+        SELECT project_id, toDate(timestamp) AS day, assumeNotNull(endpoint) AS route, assumeNotNull(method) AS verb,
+               assumeNotNull(duration_ms) AS duration, assumeNotNull(status) AS code, cache_hit AS cache
+        FROM events FINAL
+        WHERE event_type = 'api_request' AND {_events_between()}
+          AND endpoint IS NOT NULL AND method IS NOT NULL AND duration_ms IS NOT NULL AND status IS NOT NULL
+    )
+    GROUP BY GROUPING SETS ((project_id, day, route, verb), (project_id, day))
+)"""
+    return Query(sql, _dates(first, last))
+
+
+def _feedback_daily(first: date, last: date, options: RollupOptions) -> Query:
+    ratings = ", ".join(f"countIf(f.rating = {r}) AS rating_{r}" for r in range(1, 6))
+    sql = f"""
+SELECT f.project_id AS project_id, toDate(f.timestamp) AS day, count() AS feedback, avg(f.rating) AS avg_rating,
+       {ratings},
+       countIf(f.comment IS NOT NULL AND f.comment != '') AS with_comment,
+       countIf(s.label IS NOT NULL) AS scored,
+       countIf(s.label = 'positive') AS positive, countIf(s.label = 'neutral') AS neutral,
+       countIf(s.label = 'negative') AS negative, avg(s.score) AS avg_sentiment
+FROM (
+    SELECT project_id, event_id, timestamp, assumeNotNull(rating) AS rating, comment
+    FROM events FINAL
+    WHERE event_type = 'feedback' AND {_events_between()} AND rating IS NOT NULL
+) AS f
+LEFT JOIN (
+    SELECT project_id, event_id, sentiment_label AS label, sentiment_score AS score
+    FROM feedback_scored FINAL
+    WHERE {_events_between(1, 2)}
+) AS s ON f.project_id = s.project_id AND f.event_id = s.event_id
+GROUP BY project_id, day"""
+    return Query(sql, _dates(first, last))
+
+
+_BUILDERS = {
+    "user_activity_daily": _user_activity,
+    "daily_active_users": _daily_active_users,
+    "retention_cohorts": _retention_cohorts,
+    "sessions_daily": _sessions_daily,
+    "feature_usage_daily": _feature_usage_daily,
+    "ai_performance_daily": _ai_performance_daily,
+    "voice_metrics_daily": _voice_metrics_daily,
+    "api_performance_daily": _api_performance_daily,
+    "feedback_daily": _feedback_daily,
+}
+
+_SESSION_COLUMNS = (
+    "project_id", "day", "sessions", "users", "sessions_per_user", "single_event_sessions", "avg_duration_s",
+    "p50_duration_s", "p90_duration_s", *(b[0] for b in SESSION_BUCKETS),
+)  # fmt: skip
+
+ROLLUPS: tuple[Rollup, ...] = (
+    Rollup(
+        "user_activity_daily", "day", ("project_id", "day", "distinct_id", "events", "first_at", "last_at")
+    ),
+    Rollup(
+        "daily_active_users",
+        "day",
+        ("project_id", "day", "dau", "wau", "mau", "new_users", "stickiness"),
+        needs_activity=True,
+    ),
+    Rollup(
+        "retention_cohorts",
+        "week",
+        (
+            "project_id", "cohort_week", "cohort_size",
+            *(f"d{n}_{c}" for n in RETENTION_DAYS for c in ("eligible", "retained", "rate")), "as_of",
+        ),  # fmt: skip
+        needs_activity=True,
+    ),
+    Rollup("sessions_daily", "day", _SESSION_COLUMNS),
+    Rollup(
+        "feature_usage_daily",
+        "day",
+        ("project_id", "day", "feature_name", "users", "events", "active_users", "adoption"),
+        needs_activity=True,
+    ),
+    Rollup(
+        "ai_performance_daily",
+        "day",
+        (
+            "project_id", "day", "event_type", "model_used", "requests", "successes", "success_rate", "p50_ms",
+            "p95_ms", "feedback", "positive_feedback", "accuracy", "conversations", "completion_reported",
+            "completed", "completion_rate", "follow_up_reported", "follow_ups", "follow_up_rate",
+        ),  # fmt: skip
+    ),
+    Rollup(
+        "voice_metrics_daily",
+        "day",
+        (
+            "project_id", "day", "voice_requests", "voice_successes", "success_rate", "commands",
+            "repeated_commands", "repeated_command_rate", "transcriptions", "correction_reported", "corrected",
+            "correction_rate", "repeat_window_s",
+        ),  # fmt: skip
+    ),
+    Rollup(
+        "api_performance_daily",
+        "day",
+        (
+            "project_id", "day", "endpoint", "method", "requests", "p50_ms", "p95_ms", "p99_ms", "client_errors",
+            "server_errors", "error_rate", "cache_reported", "cache_hits", "cache_hit_ratio",
+        ),  # fmt: skip
+    ),
+    Rollup(
+        "feedback_daily",
+        "day",
+        (
+            "project_id", "day", "feedback", "avg_rating", *(f"rating_{r}" for r in range(1, 6)), "with_comment",
+            "scored", "positive", "neutral", "negative", "avg_sentiment",
+        ),  # fmt: skip
+    ),
+)
+"""Every rollup, in the order they run (user_activity_daily first: three others read it)."""
+
+BY_NAME = {rollup.table: rollup for rollup in ROLLUPS}
+ACTIVITY = BY_NAME["user_activity_daily"]
+
+
+def rollups_named(names: list[str] | None) -> list[Rollup]:
+    """The rollups called `names` in run order (all when None); unknown names raise ValueError."""
+    if not names:
+        return list(ROLLUPS)
+    unknown = sorted(set(names) - BY_NAME.keys())
+    if unknown:
+        raise ValueError(f"unknown rollup {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+    return [rollup for rollup in ROLLUPS if rollup.table in names]
+
+
+def chunks(items: list[date], size: int) -> list[list[date]]:
+    """Consecutive runs of at most `size` partitions: one INSERT stays under max_partitions_per_insert_block."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

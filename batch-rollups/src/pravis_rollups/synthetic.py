@@ -1,0 +1,299 @@
+"""Deterministic synthetic product data for tests and benchmarks (pure: no I/O).
+
+`generate(SyntheticConfig(...))` returns the flat rows of the `events` topic (as the gateway writes them:
+`pravis_schemas.EnrichedEvent.to_json()` field names, datetimes as ISO-8601 UTC strings) and of `feedback.scored`,
+shaped like the Pravis boutique: users with a first day and a decaying return rate (retention), sessions of page
+views, clicks, feature use, voice flows (voice_request → transcription → tts sharing an interaction_id, with
+repeated commands just inside and just outside the 30 s window), conversations, API calls, errors, experiment
+exposures, custom events, feedback on AI interactions, sessions across midnight, anonymous visitors, two projects.
+
+Delivery faults are explicit so a test can replay them: `duplicates` are exact copies of on-time rows (a Kafka
+redelivery or a client retry), `late_events` are rows of the last `late_days` days held back to be delivered after
+a first rollup run. The same seed always gives the same rows.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+FEATURES = ("wishlist", "size_guide", "voice_search", "outfit_builder", "gift_cards")
+INTENTS = ("find red shoes", "add to cart", "track my order", "show similar items", "checkout", "size help")
+ENDPOINTS = (("/api/v1/products/{id}", "GET"), ("/api/v1/search", "GET"), ("/api/v1/cart", "POST"))
+SPEECH_MODELS = ("whisper-small", "whisper-large", None)
+CHAT_MODELS = ("gpt-4o-mini", "llama-3-8b")
+PAGES = ("/", "/shoes", "/bags", "/cart", "/p/123", "/p/456")
+COMPLAINTS = (
+    "too slow to answer",
+    "did not understand my command",
+    "wrong shoes again, useless search",
+    "voice search keeps failing",
+    "slow and wrong results",
+)
+PRAISE = ("great, found it fast", "love the voice search", "helpful suggestions", "quick checkout")
+NEUTRAL = ("ok", "fine I guess", None)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    seed: int = 7
+    start: date = date(2024, 3, 4)
+    days: int = 21
+    users: int = 60
+    """Users per project; one in `anonymous_every` only ever sends an anonymous_id."""
+    projects: tuple[str, ...] = ("default", "shop-b")
+    anonymous_every: int = 5
+    return_rate: float = 0.55
+    """Chance a user comes back on a given day in their first week; decays by `decay` per week."""
+    decay: float = 0.8
+    max_sessions_per_day: int = 3
+    max_events_per_session: int = 14
+    duplicate_rate: float = 0.03
+    late_rate: float = 0.05
+    late_days: int = 3
+    """Late rows come from sessions that started in the last `late_days` days of the period."""
+    scored_share: float = 0.9
+    """Share of feedback events the stream tier scored (feedback_scored rows)."""
+
+
+@dataclass
+class Dataset:
+    config: SyntheticConfig
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """On-time rows, each event_id once."""
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    """Exact copies of some on-time rows."""
+    late_events: list[dict[str, Any]] = field(default_factory=list)
+    scored_feedback: list[dict[str, Any]] = field(default_factory=list)
+    """feedback.scored rows of on-time feedback, some scored twice (the later scored_at wins)."""
+    late_scored_feedback: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def end(self) -> date:
+        """Last day of the period."""
+        return self.config.start + timedelta(days=self.config.days - 1)
+
+    def all_events(self) -> list[dict[str, Any]]:
+        """Every distinct event once (on time and late): what exact queries must count."""
+        return self.events + self.late_events
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def json_rows(rows: list[dict[str, Any]]) -> list[bytes]:
+    """Rows as JSON objects, ready for `INSERT ... FORMAT JSONEachRow` or a Kafka topic."""
+    return [orjson.dumps(row) for row in rows]
+
+
+class _Generator:
+    def __init__(self, config: SyntheticConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.dataset = Dataset(config)
+        self.late_from = datetime.combine(
+            config.start + timedelta(days=config.days - config.late_days), datetime.min.time(), UTC
+        )
+        self.period_end = datetime.combine(config.start + timedelta(days=config.days), datetime.min.time(), UTC)
+
+    def uid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def run(self) -> Dataset:
+        for project in self.config.projects:
+            for index in range(self.config.users):
+                self.user(project, index)
+        self.faults()
+        return self.dataset
+
+    def user(self, project: str, index: int) -> None:
+        config, rng = self.config, self.rng
+        identity = (
+            {"anonymous_id": f"anon-{index:05d}"}
+            if index % config.anonymous_every == config.anonymous_every - 1
+            else {"user_id": f"u-{index:05d}"}
+        )
+        first = rng.randrange(0, max(1, config.days * 2 // 3))
+        for offset in range(first, config.days):
+            weeks = (offset - first) / 7
+            if offset != first and rng.random() >= config.return_rate * config.decay**weeks:
+                continue
+            day = datetime.combine(config.start + timedelta(days=offset), datetime.min.time(), UTC)
+            for _ in range(rng.randint(1, config.max_sessions_per_day)):
+                self.session(project, identity, day)
+
+    def session(self, project: str, identity: dict[str, str], day: datetime) -> None:
+        rng = self.rng
+        if rng.random() < 0.06:  # starts just before midnight, ends on the next day
+            start = day + timedelta(seconds=86_400 - rng.randint(30, 600))
+        else:
+            start = day + timedelta(seconds=rng.randint(0, 86_000 - 3_600), milliseconds=rng.randint(0, 999))
+        session_id = None if rng.random() < 0.03 else f"s-{self.uid()[:13]}"
+        base = {"project_id": project, **identity, "session_id": session_id}
+        rows: list[dict[str, Any]] = []
+        now = start
+        last_intent: str | None = None
+        interactions: list[tuple[str, bool]] = []
+        for _ in range(rng.randint(1, self.config.max_events_per_session)):
+            kind = rng.choices(
+                ("page", "click", "feature", "voice", "conversation", "api", "error", "exposure", "custom", "fb"),
+                (26, 10, 14, 16, 5, 14, 3, 3, 2, 7),
+            )[0]
+            if kind == "voice":
+                repeat = last_intent is not None and rng.random() < 0.35
+                gap = rng.choice((5.0, 12.5, 29.0, 30.0, 31.0, 45.0)) if repeat else rng.uniform(1, 90)
+                now += timedelta(seconds=gap)
+                intent = last_intent if repeat else (None if rng.random() < 0.1 else rng.choice(INTENTS))
+                interaction, ok = self.voice_flow(rows, base, now, intent)
+                interactions.append((interaction, ok))
+                last_intent = intent
+                continue
+            now += timedelta(seconds=rng.uniform(1, 90), milliseconds=rng.randint(0, 999))
+            if kind == "page":
+                rows.append(self.event(base, "page_view", now, page_url=f"https://boutique.example{rng.choice(PAGES)}"))
+            elif kind == "click":
+                rows.append(self.event(base, "button_click", now, button_id=rng.choice(("buy", "add", "share"))))
+            elif kind == "feature":
+                rows.append(self.event(base, "feature_use", now, feature_name=rng.choice(FEATURES)))
+            elif kind == "conversation":
+                interaction = f"i-{self.uid()[:12]}"
+                ok = rng.random() < 0.9
+                rows.append(
+                    self.ai_event(
+                        base, "conversation", now, interaction, ok, rng.choice(CHAT_MODELS),
+                        completed=rng.choice((True, True, False, None)),
+                        follow_up=rng.choice((True, False, False, None)),
+                        turn_count=rng.randint(1, 8),
+                    )
+                )  # fmt: skip
+                interactions.append((interaction, ok))
+            elif kind == "api":
+                rows.append(self.api_event(base, now))
+            elif kind == "error":
+                rows.append(self.event(base, "error", now, error_type=rng.choice(("TypeError", "NetworkError"))))
+            elif kind == "exposure":
+                rows.append(
+                    self.event(
+                        base, "experiment_exposure", now, experiment_key="voice_button",
+                        variant=rng.choice(("control", "big_button")), in_experiment=True,
+                    )
+                )  # fmt: skip
+            elif kind == "custom":
+                rows.append(self.event(base, "wishlist_shared", now, properties={"items": rng.randint(1, 5)}))
+            elif kind == "fb" and interactions:
+                interaction, ok = rng.choice(interactions)
+                rows.append(self.feedback(base, now, interaction, ok))
+        if rng.random() < 0.3:  # a server call outside any session, on behalf of the user
+            rows.append(self.api_event({**base, "session_id": None}, start + timedelta(seconds=rng.uniform(0, 600))))
+        late = start >= self.late_from
+        for row in rows:
+            if parse_iso(row["timestamp"]) >= self.period_end:
+                continue  # keep the period closed: nothing after its last day
+            if late and self.rng.random() < self.config.late_rate:
+                row["received_at"] = iso(parse_iso(row["timestamp"]) + timedelta(days=self.config.late_days))
+                self.dataset.late_events.append(row)
+            else:
+                self.dataset.events.append(row)
+
+    def event(self, base: dict[str, Any], event_type: str, moment: datetime, **fields: Any) -> dict[str, Any]:
+        row = {
+            "event_id": self.uid(),
+            "event_type": event_type,
+            "timestamp": iso(moment),
+            **{k: v for k, v in base.items() if v is not None and k != "project_id"},
+            "properties": fields.pop("properties", {}),
+            **{k: v for k, v in fields.items() if v is not None},
+            "project_id": base["project_id"],
+            "received_at": iso(moment + timedelta(milliseconds=self.rng.randint(20, 900))),
+        }
+        return row
+
+    def ai_event(
+        self, base: dict[str, Any], event_type: str, moment: datetime, interaction: str, ok: bool,
+        model: str | None, **fields: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        duration = round(self.rng.lognormvariate(6.2, 0.6), 1)
+        return self.event(
+            base, event_type, moment, interaction_id=interaction, success=ok,
+            request_duration_ms=min(duration, 60_000.0), model_used=model,
+            request_size_bytes=self.rng.randint(200, 20_000), response_size_bytes=self.rng.randint(200, 40_000),
+            error_type=None if ok else "Timeout", **fields,
+        )  # fmt: skip
+
+    def voice_flow(
+        self, rows: list[dict[str, Any]], base: dict[str, Any], moment: datetime, intent: str | None
+    ) -> tuple[str, bool]:
+        rng = self.rng
+        interaction = f"i-{self.uid()[:12]}"
+        ok = rng.random() < 0.88
+        model = rng.choice(SPEECH_MODELS)
+        rows.append(self.ai_event(base, "voice_request", moment, interaction, ok, model, intent=intent))
+        if rng.random() < 0.8:
+            rows.append(
+                self.ai_event(
+                    base, "transcription", moment + timedelta(milliseconds=300), interaction, ok, model,
+                    transcription_corrected=rng.choice((True, False, False, False, None)),
+                )
+            )  # fmt: skip
+        if ok and rng.random() < 0.5:
+            rows.append(self.ai_event(base, "tts", moment + timedelta(milliseconds=700), interaction, True, "piper"))
+        return interaction, ok
+
+    def api_event(self, base: dict[str, Any], moment: datetime) -> dict[str, Any]:
+        rng = self.rng
+        endpoint, method = rng.choice(ENDPOINTS)
+        status = rng.choices((200, 201, 304, 404, 429, 500, 503), (70, 5, 5, 8, 2, 6, 4))[0]
+        return self.event(
+            base, "api_request", moment, endpoint=endpoint, method=method, status=status,
+            duration_ms=round(rng.lognormvariate(4.0, 0.8), 2), cache_hit=rng.choice((True, False, False, None)),
+        )  # fmt: skip
+
+    def feedback(self, base: dict[str, Any], moment: datetime, interaction: str, ok: bool) -> dict[str, Any]:
+        rng = self.rng
+        rating = rng.choices((1, 2, 3, 4, 5), (1, 1, 2, 4, 5) if ok else (5, 4, 2, 1, 1))[0]
+        pool = COMPLAINTS if rating <= 2 else PRAISE if rating >= 4 else NEUTRAL
+        comment = rng.choice(pool)
+        return self.event(
+            base, "feedback", moment, interaction_id=interaction, rating=rating, comment=comment,
+            context=rng.choice(("voice_search", "assistant", None)),
+        )  # fmt: skip
+
+    def scored(self, row: dict[str, Any], when: datetime, bias: float = 0.0) -> dict[str, Any]:
+        rating = row["rating"]
+        score = round(max(-1.0, min(1.0, (rating - 3) / 2 * 0.8 + bias)), 4)
+        label = "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+        fields = ("event_id", "project_id", "timestamp", "user_id", "anonymous_id", "session_id", "interaction_id")
+        return {
+            **{k: row[k] for k in fields if k in row},
+            "rating": rating,
+            **({"comment": row["comment"]} if "comment" in row else {}),
+            "sentiment_score": score,
+            "sentiment_label": label,
+            "scored_at": iso(when),
+        }
+
+    def faults(self) -> None:
+        rng, data = self.rng, self.dataset
+        data.duplicates = [dict(row) for row in data.events if rng.random() < self.config.duplicate_rate]
+        for rows, target in ((data.events, data.scored_feedback), (data.late_events, data.late_scored_feedback)):
+            for row in rows:
+                if row["event_type"] != "feedback" or rng.random() >= self.config.scored_share:
+                    continue
+                scored_at = parse_iso(row["received_at"]) + timedelta(seconds=2)
+                target.append(self.scored(row, scored_at))
+                if rng.random() < 0.1:  # re-scored later by a newer model: this score must win
+                    target.append(self.scored(row, scored_at + timedelta(hours=1), bias=-0.5))
+
+
+def generate(config: SyntheticConfig | None = None) -> Dataset:
+    return _Generator(config or SyntheticConfig()).run()

@@ -1,0 +1,313 @@
+"""The loader against a real broker and warehouse: every topic, poison messages, redelivery, restarts, outages.
+
+Each test loads into a database of its own with a consumer group of its own, so it reads every topic from the
+start (other tests' messages included); assertions look only at the test's own event ids and markers.
+"""
+
+import asyncio
+import contextlib
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from pravis_local import testing
+from pravis_rollups import clickhouse
+from pravis_rollups.loader import Loader
+from pravis_rollups.settings import Settings
+from pravis_schemas import RejectedEvent, topics
+from pravis_schemas.messages import Alert, ScoredFeedback
+
+
+def event(**fields) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "page_view",
+        "timestamp": now.isoformat(),
+        "anonymous_id": "anon-loader",
+        "session_id": "s-loader",
+        "properties": {},
+        "project_id": "loader-test",
+        "received_at": now.isoformat(),
+        **fields,
+    }
+
+
+def record(*rows: dict) -> bytes:
+    """One `events` record: rows of one key, one per line (pravis_schemas.record_of_rows)."""
+    return b"\n".join(orjson.dumps(row) for row in rows)
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send(topic, value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def counts(url: str, ids: list[str], final: bool = True) -> dict[str, int]:
+    with clickhouse.connect(url) as client:
+        rows = client.query(
+            f"SELECT toString(event_id), count() FROM events {'FINAL' if final else ''} "
+            "WHERE event_id IN {ids:Array(UUID)} GROUP BY event_id",
+            parameters={"ids": ids},
+        ).result_rows
+    return dict(rows)
+
+
+async def eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # tables appear once the loader migrated
+            if await asyncio.to_thread(check):
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not true after {timeout_s}s: {check.__doc__ or check}")
+
+
+@pytest.fixture
+def database_url(clickhouse_server: str) -> str:
+    return f"{clickhouse_server}/pravis_loader_{secrets.token_hex(4)}"
+
+
+def loader_settings(bootstrap: str, url: str, group: str | None = None) -> Settings:
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        clickhouse_url=url,
+        loader_group_id=group or f"loader-test-{secrets.token_hex(4)}",
+        loader_batch_seconds=0.5,
+        loader_retry_max_seconds=1.0,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(loader: Loader):
+    task = asyncio.create_task(loader.run())
+    try:
+        await asyncio.wait_for(loader.ready.wait(), 60)
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def test_every_topic_lands_in_its_table(kafka_bootstrap: str, database_url: str) -> None:
+    marker = secrets.token_hex(6)
+    now = datetime.now(UTC)
+    views = [event() for _ in range(3)]
+    exposure = event(event_type="experiment_exposure", experiment_key=marker, variant="b", in_experiment=True)
+    rejected = RejectedEvent(project_id=marker, received_at=now, index=2, error="rating: too big", raw={"x": 1})
+    alert = dict(
+        alert_id=f"a-{marker}", severity="critical", project_id="p", metric="error_rate", observed=0.2,
+        expected=0.01, window_start=now - timedelta(minutes=5), window_end=now, started_at=now,
+        labels={"endpoint": "/api/v1/cart"},
+    )  # fmt: skip
+    firing = Alert(status="firing", **alert)
+    resolved = Alert(status="resolved", resolved_at=now + timedelta(minutes=3), **alert)
+    feedback_id = str(uuid.uuid4())
+    scored = ScoredFeedback(
+        event_id=feedback_id, project_id=marker, timestamp=now, rating=2, comment="slow",
+        sentiment_score=-0.4, sentiment_label="negative", scored_at=now,
+    )  # fmt: skip
+
+    await produce(kafka_bootstrap, topics.EVENTS, [record(*views), record(exposure)])
+    await produce(kafka_bootstrap, topics.EVENTS_REJECTED, [rejected.to_json()])
+    await produce(kafka_bootstrap, topics.ALERTS, [firing.to_json(), resolved.to_json()])
+    await produce(kafka_bootstrap, topics.FEEDBACK_SCORED, [scored.to_json()])
+
+    ids = [e["event_id"] for e in [*views, exposure]]
+    async with running(Loader(loader_settings(kafka_bootstrap, database_url))):
+        await eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1))
+
+        def others_loaded() -> bool:
+            with clickhouse.connect(database_url) as client:
+                return client.query(
+                    "SELECT (SELECT count() FROM events_rejected FINAL WHERE project_id = {m:String}) = 1 "
+                    "AND (SELECT count() FROM alerts FINAL WHERE alert_id = {a:String}) = 2 "
+                    "AND (SELECT count() FROM feedback_scored FINAL WHERE project_id = {m:String}) = 1",
+                    parameters={"m": marker, "a": f"a-{marker}"},
+                ).result_rows[0][0]
+
+        await eventually(others_loaded)
+
+    with clickhouse.connect(database_url) as client:
+        assert client.query(
+            "SELECT error, raw FROM events_rejected WHERE project_id = {m:String}", parameters={"m": marker}
+        ).result_rows == [("rating: too big", '{"x":1}')]
+        assert client.query(
+            "SELECT status, labels['endpoint'], resolved_at IS NOT NULL FROM alerts FINAL "
+            "WHERE alert_id = {a:String} ORDER BY status",
+            parameters={"a": f"a-{marker}"},
+        ).result_rows == [("firing", "/api/v1/cart", False), ("resolved", "/api/v1/cart", True)]
+        assert client.query(
+            "SELECT toString(event_id), rating, sentiment_label FROM feedback_scored FINAL "
+            "WHERE project_id = {m:String}",
+            parameters={"m": marker},
+        ).result_rows == [(feedback_id, 2, "negative")]
+        assert client.query(
+            "SELECT variant FROM events FINAL WHERE event_type = 'experiment_exposure' AND experiment_key = {m:String}",
+            parameters={"m": marker},
+        ).result_rows == [("b",)]
+
+
+async def test_poison_messages_are_rejected_with_their_reason_and_do_not_stall(
+    kafka_bootstrap: str, database_url: str
+) -> None:
+    marker = secrets.token_hex(6)
+    before, after = event(), event()
+    neighbour_a, neighbour_b = event(), event()
+    bad_uuid = {**event(), "event_id": f"not-a-uuid-{marker}"}
+    await produce(
+        kafka_bootstrap,
+        topics.EVENTS,
+        [
+            record(before),
+            f"not json {marker}".encode(),
+            record(neighbour_a, bad_uuid, neighbour_b),  # one bad row among good rows of one record
+            b"",
+            record({**event(), "timestamp": f"yesterday-{marker}"}),
+            record(after),
+        ],
+    )
+    await produce(kafka_bootstrap, topics.ALERTS, [orjson.dumps({"alert_id": marker, "status": "maybe"})])
+    await produce(kafka_bootstrap, topics.FEEDBACK_SCORED, [orjson.dumps({"event_id": marker, "rating": 9})])
+
+    good = [e["event_id"] for e in (before, neighbour_a, neighbour_b, after)]
+    async with running(Loader(loader_settings(kafka_bootstrap, database_url))):
+        await eventually(lambda: counts(database_url, good) == dict.fromkeys(good, 1))
+
+        def rejected() -> list[tuple]:
+            with clickhouse.connect(database_url) as client:
+                return client.query(
+                    "SELECT topic, line, value, reason FROM loader_rejected FINAL "
+                    "WHERE position(value, {m:String}) > 0 ORDER BY topic, kafka_offset, line",
+                    parameters={"m": marker},
+                ).result_rows
+
+        await eventually(lambda: len(rejected()) == 5)
+        rows = rejected()
+
+    by_topic = {(topic, value.split(marker)[0][-12:]): (line, reason) for topic, line, value, reason in rows}
+    reasons = [reason for *_, reason in rows]
+    assert [topic for topic, *_ in rows].count(topics.EVENTS) == 3
+    assert any("CANNOT_PARSE_UUID" in r for r in reasons)
+    assert any("Cannot parse input" in r or "CANNOT_PARSE" in r for r in reasons)
+    assert any("DateTime" in r for r in reasons)
+    bad_row = next(line for (topic, _), (line, _) in by_topic.items() if topic == topics.EVENTS and line)
+    assert bad_row == 1  # the second line of its record
+    assert any(r.startswith("Alert: ") and "status" in r for r in reasons)
+    assert any(r.startswith("ScoredFeedback: ") and "rating" in r for r in reasons)
+
+
+class CrashBeforeCommit(Exception):
+    pass
+
+
+class CrashingLoader(Loader):
+    """Inserts its first batch, then dies before committing it, like a process killed at that instant."""
+
+    async def commit(self, consumer, fetched) -> None:
+        raise CrashBeforeCommit
+
+
+async def test_batch_redelivered_after_a_crash_counts_once(kafka_bootstrap: str, database_url: str) -> None:
+    views = [event() for _ in range(20)]
+    ids = [e["event_id"] for e in views]
+    await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in views])
+    group = f"loader-test-{secrets.token_hex(4)}"
+
+    crashing = CrashingLoader(loader_settings(kafka_bootstrap, database_url, group))
+    with pytest.raises(CrashBeforeCommit):
+        await asyncio.wait_for(crashing.run(), 60)
+    assert counts(database_url, ids) == dict.fromkeys(ids, 1)
+    crashed_at = datetime.now(UTC)
+
+    def inserted_again() -> bool:
+        """every event's surviving copy is the one inserted after the crash"""
+        with clickhouse.connect(database_url) as client:
+            return client.query(
+                "SELECT min(inserted_at) > {t:DateTime64(3, 'UTC')} FROM events FINAL "
+                "WHERE event_id IN {ids:Array(UUID)}",
+                parameters={"ids": ids, "t": crashed_at},
+            ).result_rows[0][0]
+
+    async with running(Loader(loader_settings(kafka_bootstrap, database_url, group))):
+        await eventually(inserted_again)
+
+    # Stored twice until a background merge collapses the copies, counted once either way.
+    assert counts(database_url, ids) == dict.fromkeys(ids, 1)
+    with clickhouse.connect(database_url) as client:
+        assert client.query(
+            "SELECT count() FROM (SELECT * FROM events WHERE event_id IN {ids:Array(UUID)} LIMIT 1 BY event_id)",
+            parameters={"ids": ids},
+        ).result_rows == [(len(ids),)]
+
+
+@pytest.fixture
+def own_warehouse(tmp_path: Path, log_dir: Path) -> Iterator[tuple[testing.Process, str]]:
+    """A warehouse this test may stop and start again (same data, same port)."""
+    if os.environ.get("PRAVIS_CLICKHOUSE_URL") or testing.docker_available():
+        pytest.skip("stops and restarts the embedded warehouse")
+    port = testing.free_port()
+    process = testing.Process(
+        f"warehouse-outage-{port}",
+        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(tmp_path)],
+        log_dir,
+    )
+    process.start()
+    testing.wait_for_http(f"http://127.0.0.1:{port}/ping", process.popen)
+    try:
+        yield process, f"http://127.0.0.1:{port}/pravis_outage"
+    finally:
+        process.stop()
+
+
+async def test_loader_killed_or_cut_off_from_clickhouse_catches_up_losing_nothing(
+    kafka_bootstrap: str, own_warehouse: tuple[testing.Process, str], log_dir: Path
+) -> None:
+    warehouse, url = own_warehouse
+    health_port = testing.free_port()
+    env = {
+        "PRAVIS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PRAVIS_CLICKHOUSE_URL": url,
+        "PRAVIS_LOADER_GROUP_ID": f"loader-test-{secrets.token_hex(4)}",
+        "PRAVIS_LOADER_HEALTH_PORT": str(health_port),
+        "PRAVIS_LOADER_BATCH_SECONDS": "0.3",
+        "PRAVIS_LOADER_RETRY_MAX_SECONDS": "1",
+    }
+    loader = testing.Process("loader-outage", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, env)
+    waves = [[event() for _ in range(40)] for _ in range(4)]
+    ids = [e["event_id"] for wave in waves for e in wave]
+
+    loader.start()
+    try:
+        testing.wait_for_http(f"http://127.0.0.1:{health_port}/healthz", loader.popen)
+        await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in waves[0]])
+        await eventually(lambda: len(counts(url, [e["event_id"] for e in waves[0]])) == 40)
+
+        await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in waves[1]])
+        loader.kill()  # SIGKILL, mid-stream
+        await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in waves[2]])
+        warehouse.stop()  # ClickHouse unreachable ...
+        loader.start()  # ... while the loader comes back: it backs off, committing nothing
+        await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in waves[3]])
+        await asyncio.sleep(3)
+        assert loader.popen is not None and loader.popen.poll() is None, loader.log_tail()
+        warehouse.start()
+
+        await eventually(lambda: counts(url, ids) == dict.fromkeys(ids, 1), timeout_s=90)
+    finally:
+        loader.stop()

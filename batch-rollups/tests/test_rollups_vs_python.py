@@ -1,0 +1,424 @@
+"""Every rollup table against an independent pure-Python computation of the same metrics on the synthetic data.
+
+The data goes straight into ClickHouse (no Kafka): on-time events, then exact duplicates in a second insert (so the
+copies sit in other parts and only FINAL removes them), then, after a first run, the late events, absorbed by the
+scheduler's recompute of the last days. The reference below reads schemas/README.md and docs/queries.md, not the SQL.
+"""
+
+import math
+import secrets
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+from pravis_rollups import clickhouse
+from pravis_rollups.jobs import recompute_window, run_rollups
+from pravis_rollups.rollups import ROLLUPS, RollupOptions
+from pravis_rollups.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
+
+AI_TYPES = {"voice_request", "transcription", "tts", "conversation"}
+LATE_DAYS = 3
+
+# ---------------------------------------------------------------- the reference, one function per table
+
+
+def ts(row: dict[str, Any]) -> datetime:
+    return parse_iso(row["timestamp"])
+
+
+def day_of(row: dict[str, Any]) -> date:
+    return ts(row).date()
+
+
+def who(row: dict[str, Any]) -> str:
+    return row.get("user_id") or row.get("anonymous_id") or ""
+
+
+def quantile(values: list[float], level: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default, ClickHouse's quantileExactInclusive)."""
+    xs = sorted(values)
+    h = (len(xs) - 1) * level
+    low = math.floor(h)
+    return xs[low] if low + 1 >= len(xs) else xs[low] + (h - low) * (xs[low + 1] - xs[low])
+
+
+def ratio(num: int, den: int) -> float | None:
+    return None if den == 0 else num / den
+
+
+def in_range(d: date, first: date, last: date) -> bool:
+    return first <= d <= last
+
+
+def active_days(events: list[dict]) -> dict[tuple[str, str], set[date]]:
+    days: dict[tuple[str, str], set[date]] = defaultdict(set)
+    for e in events:
+        if e["event_type"] != "api_request" and who(e):
+            days[(e["project_id"], who(e))].add(day_of(e))
+    return days
+
+
+def ref_user_activity(events, first, last):
+    out: dict[tuple, dict] = {}
+    for e in events:
+        if e["event_type"] == "api_request" or not who(e) or not in_range(day_of(e), first, last):
+            continue
+        key = (e["project_id"], day_of(e), who(e))
+        row = out.setdefault(key, {"events": 0, "first_at": ts(e), "last_at": ts(e)})
+        row["events"] += 1
+        row["first_at"], row["last_at"] = min(row["first_at"], ts(e)), max(row["last_at"], ts(e))
+    return out
+
+
+def ref_daily_active_users(events, first, last):
+    out = {}
+    users = active_days(events)
+    for project in {p for p, _ in users}:
+        mine = {u: days for (p, u), days in users.items() if p == project}
+        d = first
+        while d <= last:
+            dau = {u for u, days in mine.items() if d in days}
+            wau = {u for u, days in mine.items() if any(d - timedelta(6) <= x <= d for x in days)}
+            mau = {u for u, days in mine.items() if any(d - timedelta(29) <= x <= d for x in days)}
+            new = {u for u in dau if min(mine[u]) == d}
+            if mau:
+                out[(project, d)] = {
+                    "dau": len(dau), "wau": len(wau), "mau": len(mau), "new_users": len(new),
+                    "stickiness": len(dau) / len(mau),
+                }  # fmt: skip
+            d += timedelta(1)
+    return out
+
+
+def ref_retention_cohorts(events, first_week, last_week, as_of):
+    out = {}
+    cohorts: dict[tuple, list[tuple[date, set[date]]]] = defaultdict(list)
+    for (project, _), days in active_days(events).items():
+        days = {d for d in days if d <= as_of}
+        if not days:
+            continue
+        start = min(days)
+        week = start - timedelta(start.weekday())
+        if first_week <= week <= last_week:
+            cohorts[(project, week)].append((start, days))
+    for key, members in cohorts.items():
+        row: dict[str, Any] = {"cohort_size": len(members), "as_of": as_of}
+        for n in (1, 7, 30):
+            eligible = sum(1 for start, _ in members if start + timedelta(n) <= as_of)
+            retained = sum(1 for start, days in members if start + timedelta(n) in days)
+            row |= {f"d{n}_eligible": eligible, f"d{n}_retained": retained, f"d{n}_rate": ratio(retained, eligible)}
+        out[key] = row
+    return out
+
+
+def ref_sessions_daily(events, first, last):
+    sessions: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        if e.get("session_id") and e["event_type"] != "api_request" and who(e):
+            sessions[(e["project_id"], e["session_id"])].append(e)
+    per_day: dict[tuple, list[tuple[str, float, int]]] = defaultdict(list)
+    for (project, _), rows in sessions.items():
+        rows.sort(key=ts)
+        start = ts(rows[0])
+        if in_range(start.date(), first, last):
+            duration = (ts(rows[-1]) - start).total_seconds()
+            per_day[(project, start.date())].append((who(rows[0]), duration, len(rows)))
+    buckets = [("duration_under_10s", 0, 10), ("duration_10s_1m", 10, 60), ("duration_1m_5m", 60, 300),
+               ("duration_5m_15m", 300, 900), ("duration_15m_30m", 900, 1800), ("duration_30m_1h", 1800, 3600),
+               ("duration_1h_plus", 3600, math.inf)]  # fmt: skip
+    out = {}
+    for key, items in per_day.items():
+        durations = [d for _, d, _ in items]
+        owners = {o for o, _, _ in items}
+        out[key] = {
+            "sessions": len(items), "users": len(owners), "sessions_per_user": len(items) / len(owners),
+            "single_event_sessions": sum(1 for *_, n in items if n == 1),
+            "avg_duration_s": sum(durations) / len(durations),
+            "p50_duration_s": quantile(durations, 0.5), "p90_duration_s": quantile(durations, 0.9),
+            **{name: sum(1 for d in durations if lo <= d < hi) for name, lo, hi in buckets},
+        }  # fmt: skip
+    return out
+
+
+def ref_feature_usage_daily(events, first, last):
+    active: dict[tuple, set[str]] = defaultdict(set)
+    for (project, user), days in active_days(events).items():
+        for d in days:
+            active[(project, d)].add(user)
+    users: dict[tuple, set[str]] = defaultdict(set)
+    counts: dict[tuple, int] = defaultdict(int)
+    for e in events:
+        if e["event_type"] == "feature_use" and in_range(day_of(e), first, last):
+            key = (e["project_id"], day_of(e), e["feature_name"])
+            users[key].add(who(e))
+            counts[key] += 1
+    return {
+        key: {
+            "users": len(users[key]), "events": counts[key], "active_users": len(active[key[:2]]),
+            "adoption": len(users[key]) / len(active[key[:2]]),
+        }  # fmt: skip
+        for key in users
+    }
+
+
+def ref_ai_performance_daily(events, first, last, lookback_days=1):
+    feedback: dict[tuple, list[int]] = defaultdict(list)
+    for e in events:
+        if e["event_type"] == "feedback" and e.get("interaction_id") and day_of(e) >= first - timedelta(lookback_days):
+            feedback[(e["project_id"], e["interaction_id"])].append(e["rating"])
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        if e["event_type"] in AI_TYPES and in_range(day_of(e), first, last):
+            model = e.get("model_used") or ""
+            for kind, mdl in ((e["event_type"], model), (e["event_type"], "*"), ("*", "*")):
+                groups[(e["project_id"], day_of(e), kind, mdl)].append(e)
+    out = {}
+    for key, rows in groups.items():
+        project = key[0]
+        interactions = {r["interaction_id"] for r in rows}
+        ratings = [x for i in interactions for x in feedback.get((project, i), [])]
+        conversations = [r for r in rows if r["event_type"] == "conversation"]
+        completion = [r["completed"] for r in conversations if r.get("completed") is not None]
+        follow = [r["follow_up"] for r in conversations if r.get("follow_up") is not None]
+        durations = [r["request_duration_ms"] for r in rows]
+        successes = sum(1 for r in rows if r["success"])
+        out[key] = {
+            "requests": len(rows), "successes": successes, "success_rate": successes / len(rows),
+            "p50_ms": quantile(durations, 0.5), "p95_ms": quantile(durations, 0.95),
+            "feedback": len(ratings), "positive_feedback": sum(1 for x in ratings if x >= 4),
+            "accuracy": ratio(sum(1 for x in ratings if x >= 4), len(ratings)),
+            "conversations": len(conversations), "completion_reported": len(completion),
+            "completed": sum(completion), "completion_rate": ratio(sum(completion), len(completion)),
+            "follow_up_reported": len(follow), "follow_ups": sum(follow),
+            "follow_up_rate": ratio(sum(follow), len(follow)),
+        }  # fmt: skip
+    return out
+
+
+def ref_voice_metrics_daily(events, first, last, window_s=30):
+    by_session: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        if e["event_type"] == "voice_request" and e.get("session_id"):
+            by_session[(e["project_id"], e["session_id"])].append(e)
+    repeated: set[str] = set()
+    for rows in by_session.values():
+        rows.sort(key=lambda r: (ts(r), r["event_id"]))
+        for prev, cur in zip(rows, rows[1:], strict=False):
+            close = (ts(cur) - ts(prev)).total_seconds() <= window_s
+            if cur.get("intent") and prev.get("intent") == cur["intent"] and close:
+                repeated.add(cur["event_id"])
+    out: dict[tuple, dict] = {}
+    for e in events:
+        if e["event_type"] not in ("voice_request", "transcription") or not in_range(day_of(e), first, last):
+            continue
+        row = out.setdefault(
+            (e["project_id"], day_of(e)),
+            dict.fromkeys(("voice_requests", "voice_successes", "commands", "repeated_commands", "transcriptions",
+                           "correction_reported", "corrected"), 0),
+        )  # fmt: skip
+        if e["event_type"] == "voice_request":
+            row["voice_requests"] += 1
+            row["voice_successes"] += bool(e["success"])
+            row["commands"] += e.get("intent") is not None
+            row["repeated_commands"] += e["event_id"] in repeated
+        else:
+            row["transcriptions"] += 1
+            row["correction_reported"] += e.get("transcription_corrected") is not None
+            row["corrected"] += bool(e.get("transcription_corrected"))
+    for row in out.values():
+        row["success_rate"] = ratio(row["voice_successes"], row["voice_requests"])
+        row["repeated_command_rate"] = ratio(row["repeated_commands"], row["commands"])
+        row["correction_rate"] = ratio(row["corrected"], row["correction_reported"])
+        row["repeat_window_s"] = window_s
+    return out
+
+
+def ref_api_performance_daily(events, first, last):
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        if e["event_type"] == "api_request" and in_range(day_of(e), first, last):
+            groups[(e["project_id"], day_of(e), e["endpoint"], e["method"])].append(e)
+            groups[(e["project_id"], day_of(e), "*", "*")].append(e)
+    out = {}
+    for key, rows in groups.items():
+        durations = [r["duration_ms"] for r in rows]
+        cache = [r["cache_hit"] for r in rows if r.get("cache_hit") is not None]
+        server = sum(1 for r in rows if r["status"] >= 500)
+        out[key] = {
+            "requests": len(rows), "p50_ms": quantile(durations, 0.5), "p95_ms": quantile(durations, 0.95),
+            "p99_ms": quantile(durations, 0.99), "client_errors": sum(1 for r in rows if 400 <= r["status"] < 500),
+            "server_errors": server, "error_rate": server / len(rows), "cache_reported": len(cache),
+            "cache_hits": sum(cache), "cache_hit_ratio": ratio(sum(cache), len(cache)),
+        }  # fmt: skip
+    return out
+
+
+def ref_feedback_daily(events, scored, first, last):
+    latest: dict[tuple, dict] = {}
+    for s in scored:
+        key = (s["project_id"], s["event_id"])
+        if key not in latest or s["scored_at"] > latest[key]["scored_at"]:
+            latest[key] = s
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        if e["event_type"] == "feedback" and in_range(day_of(e), first, last):
+            groups[(e["project_id"], day_of(e))].append(e)
+    out = {}
+    for key, rows in groups.items():
+        sentiments = [latest[(r["project_id"], r["event_id"])] for r in rows if (r["project_id"], r["event_id"]) in latest]
+        labels = [s["sentiment_label"] for s in sentiments]
+        scores = [s["sentiment_score"] for s in sentiments]
+        out[key] = {
+            "feedback": len(rows), "avg_rating": sum(r["rating"] for r in rows) / len(rows),
+            **{f"rating_{n}": sum(1 for r in rows if r["rating"] == n) for n in range(1, 6)},
+            "with_comment": sum(1 for r in rows if r.get("comment")), "scored": len(labels),
+            "positive": labels.count("positive"), "neutral": labels.count("neutral"),
+            "negative": labels.count("negative"), "avg_sentiment": sum(scores) / len(scores) if scores else None,
+        }  # fmt: skip
+    return out
+
+
+def reference(dataset_events: list[dict], scored: list[dict], first: date, last: date, as_of: date) -> dict:
+    first_week, last_week = first - timedelta(first.weekday()), last - timedelta(last.weekday())
+    return {
+        "user_activity_daily": ref_user_activity(dataset_events, first, last),
+        "daily_active_users": ref_daily_active_users(dataset_events, first, last),
+        "retention_cohorts": ref_retention_cohorts(dataset_events, first_week - timedelta(35), last_week, as_of),
+        "sessions_daily": ref_sessions_daily(dataset_events, first, last),
+        "feature_usage_daily": ref_feature_usage_daily(dataset_events, first, last),
+        "ai_performance_daily": ref_ai_performance_daily(dataset_events, first, last),
+        "voice_metrics_daily": ref_voice_metrics_daily(dataset_events, first, last),
+        "api_performance_daily": ref_api_performance_daily(dataset_events, first, last),
+        "feedback_daily": ref_feedback_daily(dataset_events, scored, first, last),
+    }
+
+
+KEYS = {
+    "user_activity_daily": ("project_id", "day", "distinct_id"),
+    "daily_active_users": ("project_id", "day"),
+    "retention_cohorts": ("project_id", "cohort_week"),
+    "sessions_daily": ("project_id", "day"),
+    "feature_usage_daily": ("project_id", "day", "feature_name"),
+    "ai_performance_daily": ("project_id", "day", "event_type", "model_used"),
+    "voice_metrics_daily": ("project_id", "day"),
+    "api_performance_daily": ("project_id", "day", "endpoint", "method"),
+    "feedback_daily": ("project_id", "day"),
+}
+
+# ---------------------------------------------------------------- comparison
+
+
+def stored(client, table: str) -> dict[tuple, dict]:
+    keys = KEYS[table]
+    result = client.query(f"SELECT * EXCEPT computed_at FROM {table}")
+    rows = {}
+    for values in result.result_rows:
+        row = dict(zip(result.column_names, values, strict=True))
+        key = tuple(row.pop(k) for k in keys)
+        assert key not in rows, f"{table}: duplicate row {key}"
+        rows[key] = row
+    return rows
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return a.replace(tzinfo=None) == b.replace(tzinfo=None)
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
+
+
+def assert_matches(client, table: str, expected: dict[tuple, dict]) -> None:
+    actual = stored(client, table)
+    assert set(actual) == set(expected), (
+        f"{table}: missing {sorted(set(expected) - set(actual))[:5]}, extra {sorted(set(actual) - set(expected))[:5]}"
+    )
+    for key, want in expected.items():
+        got = actual[key]
+        wrong = {c: (got[c], v) for c, v in want.items() if not same(got[c], v)}
+        assert not wrong, f"{table} {key}: (stored, expected) differ: {wrong}"
+
+
+# ---------------------------------------------------------------- tests
+
+CONFIG = SyntheticConfig(seed=11, users=40, days=40, late_days=LATE_DAYS)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return generate(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
+    url = f"{clickhouse_server}/pravis_rollups_{secrets.token_hex(4)}"
+    clickhouse.migrate(url)
+    with clickhouse.connect(url) as client:
+        clickhouse.insert_json_rows(client, "events", json_rows(dataset.events))
+        clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
+        clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
+        yield client
+
+
+@pytest.fixture(scope="module")
+def first_run(warehouse, dataset: Dataset) -> list:
+    return run_rollups(warehouse, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
+
+
+def test_dataset_has_the_faults_the_rollups_must_absorb(dataset: Dataset) -> None:
+    all_events = dataset.all_events()
+    assert dataset.duplicates and dataset.late_events
+    assert len({e["event_id"] for e in all_events}) == len(all_events)
+    assert any(e["event_type"] == "voice_request" and e.get("intent") is None for e in all_events)
+    crossing = ref_sessions_daily(all_events, dataset.config.start, dataset.end)
+    assert any(row["duration_1m_5m"] for row in crossing.values())
+    repeats = ref_voice_metrics_daily(all_events, dataset.config.start, dataset.end)
+    assert sum(row["repeated_commands"] for row in repeats.values()) > 10
+
+
+def test_raw_table_holds_the_duplicates_final_removes_them(warehouse, dataset: Dataset) -> None:
+    raw, final = warehouse.query("SELECT (SELECT count() FROM events), (SELECT count() FROM events FINAL)").result_rows[0]
+
+    assert raw == len(dataset.events) + len(dataset.duplicates)
+    assert final == len(dataset.events)
+
+
+@pytest.mark.parametrize("table", [r.table for r in ROLLUPS])
+def test_rollup_matches_python_reference(warehouse, dataset: Dataset, first_run, table: str) -> None:
+    expected = reference(dataset.events, dataset.scored_feedback, dataset.config.start, dataset.end, dataset.end)
+
+    assert_matches(warehouse, table, expected[table])
+
+
+def test_rerun_is_idempotent_and_recompute_absorbs_late_events(warehouse, dataset: Dataset, first_run) -> None:
+    counts = {r.table: warehouse.query(f"SELECT count() FROM {r.table}").result_rows[0][0] for r in ROLLUPS}
+    run_rollups(warehouse, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
+    assert counts == {r.table: warehouse.query(f"SELECT count() FROM {r.table}").result_rows[0][0] for r in ROLLUPS}
+
+    clickhouse.insert_json_rows(warehouse, "events", json_rows(dataset.late_events))
+    clickhouse.insert_json_rows(warehouse, "feedback_scored", json_rows(dataset.late_scored_feedback))
+    first, last = recompute_window(dataset.end + timedelta(days=1), LATE_DAYS)
+    run_rollups(warehouse, first, last, options=RollupOptions(as_of=dataset.end))
+
+    everything = reference(
+        dataset.all_events(),
+        dataset.scored_feedback + dataset.late_scored_feedback,
+        dataset.config.start,
+        dataset.end,
+        dataset.end,
+    )
+    for rollup in ROLLUPS:
+        assert_matches(warehouse, rollup.table, everything[rollup.table])
+    late_days = {day_of(e) for e in dataset.late_events}
+    assert late_days and min(late_days) >= first
+
+
+def test_rollups_are_partitioned_by_their_date_grain(warehouse, first_run) -> None:
+    partitions = warehouse.query(
+        "SELECT table, uniqExact(partition) FROM system.parts WHERE database = currentDatabase() AND active "
+        "AND table IN {tables:Array(String)} GROUP BY table",
+        parameters={"tables": [r.table for r in ROLLUPS]},
+    ).result_rows
+    assert dict(partitions)["daily_active_users"] == CONFIG.days
