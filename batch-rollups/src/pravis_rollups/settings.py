@@ -1,4 +1,7 @@
-"""Loader and rollup settings (env prefix PRAVIS_, optional .env)."""
+"""Loader, rollup and scheduler settings (env prefix PRAVIS_, optional .env)."""
+
+from datetime import time
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -10,6 +13,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     clickhouse_url: str = "http://127.0.0.1:8123/pravis"
+    data_dir: Path = Path(".pravis")
     loader_group_id: str = "pravis-loader"
     # A batch is flushed when either bound is reached: large inserts suit ClickHouse, the time bound keeps
     # freshly posted events queryable within about a second.
@@ -18,6 +22,21 @@ class Settings(BaseSettings):
     loader_retry_max_seconds: float = 30.0
     loader_health_host: str = "127.0.0.1"
     loader_health_port: int = 8091
+
+    rollup_at: time = time(2, 0)
+    """When (UTC) the scheduler runs the daily rollups."""
+    rollup_recompute_days: int = 3
+    """Each daily run recomputes this many complete days, so events arriving that late are counted."""
+    rollup_repeat_window_s: int = 30
+    report_weekday: int = 0
+    """Day (0 = Monday) the scheduler writes last week's feedback report, after that day's rollups."""
+    report_webhook_url: str | None = None
+    scheduler_health_host: str = "127.0.0.1"
+    scheduler_health_port: int = 8092
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
 
 
 settings = Settings()

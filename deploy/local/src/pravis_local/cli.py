@@ -2,11 +2,14 @@
 
 import asyncio
 import sys
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pravis_gateway.keys import KeyKind, KeyStore
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pravis_local.settings import settings
@@ -14,6 +17,8 @@ from pravis_local.settings import settings
 app = typer.Typer(help="Pravis analytics pipeline", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Project API keys", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+report_app = typer.Typer(help="Reports written to PRAVIS_DATA_DIR/reports", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 console = Console()
 
 
@@ -36,7 +41,7 @@ def sql(
     """Run SQL against the warehouse (embedded or any ClickHouse) and print the result."""
     from pravis_rollups.clickhouse import connect
 
-    url = url or f"http://{settings.host}:{settings.warehouse_port}/{settings.warehouse_database}"
+    url = url or _warehouse_url()
     text = sys.stdin.read() if query == "-" else query
     with connect(url) as client:
         if fmt != "table":
@@ -54,9 +59,95 @@ def migrate(url: Annotated[str | None, typer.Option(envvar="PRAVIS_CLICKHOUSE_UR
     """Apply the warehouse migrations that have not run yet."""
     from pravis_rollups.clickhouse import migrate as apply
 
-    url = url or f"http://{settings.host}:{settings.warehouse_port}/{settings.warehouse_database}"
-    applied = apply(url)
+    applied = apply(url or _warehouse_url())
     console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+
+
+def _warehouse_url() -> str:
+    return f"http://{settings.host}:{settings.warehouse_port}/{settings.warehouse_database}"
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+DAY = ["%Y-%m-%d"]
+UrlOption = Annotated[str | None, typer.Option(envvar="PRAVIS_CLICKHOUSE_URL", help="ClickHouse HTTP URL")]
+
+
+@app.command()
+def rollup(
+    date_from: Annotated[datetime, typer.Option("--from", formats=DAY, help="first day (UTC)")],
+    date_to: Annotated[datetime, typer.Option("--to", formats=DAY, help="last day (UTC), included")],
+    job: Annotated[
+        list[str] | None, typer.Option(help="only this rollup table (repeatable); default: all")
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY, help="last complete day for retention eligibility (default: yesterday)"),
+    ] = None,
+    repeat_window: Annotated[int, typer.Option(help="repeated-command window, seconds")] = 30,
+    url: UrlOption = None,
+) -> None:
+    """Compute (or recompute) the daily rollups for a date range; re-running a date replaces its rows."""
+    from pravis_rollups.clickhouse import connect, migrate
+    from pravis_rollups.jobs import Runner, plan
+    from pravis_rollups.rollups import RollupOptions
+
+    url = url or _warehouse_url()
+    migrate(url)
+    options = RollupOptions(as_of=_day(as_of), repeat_window_s=repeat_window)
+    with connect(url) as client:
+        try:
+            steps = plan(client, date_from.date(), date_to.date(), job or None, options)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        totals: dict[str, list[float]] = {}
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Runner(client, options) as runner, Progress(*columns, console=console) as progress:
+            task = progress.add_task("rollups", total=len(steps))
+            for step in steps:
+                first, last = step.partitions[0], step.partitions[-1]
+                progress.update(task, description=f"{step.rollup.table} {first}..{last}")
+                result = runner.run(step)
+                entry = totals.setdefault(step.rollup.table, [0, 0, 0.0])
+                entry[0] += len(step.partitions)
+                entry[1] += result.rows
+                entry[2] += result.seconds
+                progress.advance(task)
+    table = Table("rollup", "partitions", "rows", "seconds")
+    for name, (partitions, rows, seconds) in totals.items():
+        table.add_row(name, str(int(partitions)), str(int(rows)), f"{seconds:.2f}")
+    console.print(table)
+
+
+@report_app.command("feedback")
+def report_feedback(
+    week: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY, help="any day of the Monday-Sunday week (default: last complete week)"),
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option(envvar="PRAVIS_REPORT_WEBHOOK_URL", help="POST a summary here")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="directory (default: PRAVIS_DATA_DIR/reports)")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Write the weekly feedback summary (Markdown and HTML) and announce it on the webhook."""
+    from pravis_rollups import feedback_report
+    from pravis_rollups.clickhouse import connect, migrate
+    from pravis_rollups.report import last_complete_week
+
+    url = url or _warehouse_url()
+    migrate(url)
+    monday = last_complete_week(date.today()) if week is None else week.date()
+    monday = monday.fromordinal(monday.toordinal() - monday.weekday())
+    with connect(url) as client:
+        report = feedback_report.build(client, monday)
+    written = feedback_report.write(report, out or settings.data_dir / "reports", webhook)
+    console.print(f"{report.title}\n  {written.markdown}\n  {written.html}")
+    if written.notified is not None:
+        console.print(f"  webhook answered {written.notified}")
 
 
 def _store() -> KeyStore:
@@ -89,3 +180,5 @@ def keys_revoke(key_id: str) -> None:
         console.print(f"no active key with id {key_id}")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
+
+

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     events_partitions: int = 6
     gateway_port: int = 8000
     loader_health_port: int = 8091
+    scheduler_health_port: int = 8092
     dev_api_key: str | None = None
 
     @property

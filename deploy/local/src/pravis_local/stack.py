@@ -62,6 +62,12 @@ def services(settings: Settings) -> list[Service]:
             {**shared_env, "PRAVIS_LOADER_HEALTH_PORT": str(settings.loader_health_port)},
         ),
         Service(
+            "scheduler",
+            python_module("pravis_rollups.scheduler"),
+            http_ok(f"http://{host}:{settings.scheduler_health_port}/healthz"),
+            {**shared_env, "PRAVIS_SCHEDULER_HEALTH_PORT": str(settings.scheduler_health_port)},
+        ),
+        Service(
             "gateway",
             python_module("pravis_gateway", "--host", host, "--port", str(settings.gateway_port)),
             http_ok(f"http://{host}:{settings.gateway_port}/readyz"),

@@ -1,0 +1,159 @@
+"""The weekly feedback report from ClickHouse: refresh `feedback_daily` for the week, query the rest, write the
+Markdown and HTML files, and announce them on the webhook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from pravis_rollups import webhook
+from pravis_rollups.jobs import run_rollups
+from pravis_rollups.report import (
+    STOPWORDS,
+    DayTrend,
+    FeedbackReport,
+    LowRated,
+    ProjectSummary,
+    summary_text,
+    to_html,
+    to_markdown,
+)
+from pravis_rollups.rollups import AI_EVENT_TYPES, RollupOptions
+
+LOWEST_PER_PROJECT = 10
+TERMS_PER_PROJECT = 10
+
+_LOWEST = """
+SELECT f.project_id, f.timestamp, f.rating, f.interaction_id, a.kinds, a.model, s.sentiment_label, f.context, f.comment
+FROM (
+    SELECT project_id, event_id, timestamp, assumeNotNull(rating) AS rating, interaction_id, context, comment
+    FROM events FINAL
+    WHERE event_type = 'feedback' AND rating IS NOT NULL
+      AND timestamp >= toDateTime64({week:Date}, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 7, 3, 'UTC')
+) AS f
+LEFT JOIN (
+    SELECT project_id, event_id, sentiment_label FROM feedback_scored FINAL
+    WHERE timestamp >= toDateTime64({week:Date} - 1, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 8, 3, 'UTC')
+) AS s ON f.project_id = s.project_id AND f.event_id = s.event_id
+LEFT JOIN (
+    SELECT project_id, assumeNotNull(interaction_id) AS interaction,
+           arrayStringConcat(arraySort(groupUniqArray(event_type)), ', ') AS kinds, argMin(model_used, timestamp) AS model
+    FROM events FINAL
+    WHERE event_type IN {ai_types:Array(String)} AND interaction_id IS NOT NULL
+      AND timestamp >= toDateTime64({week:Date} - 1, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 7, 3, 'UTC')
+    GROUP BY project_id, interaction
+) AS a ON f.project_id = a.project_id AND f.interaction_id = a.interaction
+ORDER BY f.project_id, f.rating, f.timestamp, f.event_id
+LIMIT {limit:UInt32} BY f.project_id
+"""
+
+_TERMS = """
+SELECT project_id, term, count() AS mentions
+FROM (
+    SELECT f.project_id AS project_id,
+           arrayJoin(arrayDistinct(arrayFilter(t -> length(t) >= 3 AND NOT has({stopwords:Array(String)}, t),
+                                               splitByNonAlpha(lower(f.comment))))) AS term
+    FROM (
+        SELECT project_id, event_id, rating, assumeNotNull(comment) AS comment FROM events FINAL
+        WHERE event_type = 'feedback' AND comment IS NOT NULL
+          AND timestamp >= toDateTime64({week:Date}, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 7, 3, 'UTC')
+    ) AS f
+    LEFT JOIN (
+        SELECT project_id, event_id, sentiment_label FROM feedback_scored FINAL
+        WHERE timestamp >= toDateTime64({week:Date} - 1, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 8, 3, 'UTC')
+    ) AS s ON f.project_id = s.project_id AND f.event_id = s.event_id
+    WHERE f.rating <= 2 OR s.sentiment_label = 'negative'
+)
+GROUP BY project_id, term
+ORDER BY project_id, mentions DESC, term
+LIMIT {limit:UInt32} BY project_id
+"""
+
+
+@dataclass(frozen=True)
+class Written:
+    report: FeedbackReport
+    markdown: Path
+    html: Path
+    notified: int | None = None
+    """The webhook's HTTP status, when one was configured."""
+
+
+def build(client: Client, week_start: date, now: datetime | None = None) -> FeedbackReport:
+    """The report for the Monday–Sunday week starting `week_start`; refreshes feedback_daily for it and the
+    week before first, so the report never reads a stale rollup."""
+    if week_start.weekday():
+        raise ValueError(f"{week_start} is not a Monday")
+    previous = week_start - timedelta(days=7)
+    run_rollups(client, previous, week_start + timedelta(days=6), ["feedback_daily"], RollupOptions(as_of=week_start))
+    report = FeedbackReport(week_start, now or datetime.now(UTC))
+    projects: dict[str, ProjectSummary] = {}
+    trend = client.query(
+        "SELECT project_id, day, feedback, avg_rating, positive, neutral, negative, feedback - scored, "
+        "day >= {week:Date} FROM feedback_daily WHERE day >= {previous:Date} AND day < {week:Date} + 7 "
+        "ORDER BY project_id, day",
+        parameters={"week": week_start, "previous": previous},
+    ).result_rows
+    previous_totals: dict[str, tuple[int, float]] = {}
+    for project_id, day, feedback, avg, positive, neutral, negative, unscored, this_week in trend:
+        if this_week:
+            summary = projects.setdefault(project_id, ProjectSummary(project_id))
+            summary.days.append(DayTrend(day, feedback, avg, positive, neutral, negative, unscored))
+        else:
+            count, rating_sum = previous_totals.get(project_id, (0, 0.0))
+            previous_totals[project_id] = (count + feedback, rating_sum + avg * feedback)
+    for project_id, (count, rating_sum) in previous_totals.items():
+        if project_id in projects:
+            projects[project_id].previous_feedback = count
+            projects[project_id].previous_avg_rating = rating_sum / count if count else None
+    params = {"week": week_start, "ai_types": list(AI_EVENT_TYPES)}
+    for row in client.query(_LOWEST, parameters={**params, "limit": LOWEST_PER_PROJECT}).result_rows:
+        project_id, timestamp, rating, interaction, kinds, model, sentiment, context, comment = row
+        if project_id in projects:
+            projects[project_id].lowest.append(
+                LowRated(timestamp, rating, interaction, kinds, model or None, sentiment, context, comment)
+            )
+    terms = client.query(
+        _TERMS, parameters={"week": week_start, "stopwords": list(STOPWORDS), "limit": TERMS_PER_PROJECT}
+    ).result_rows
+    for project_id, term, mentions in terms:
+        if project_id in projects:
+            projects[project_id].terms.append((term, mentions))
+    report.projects = [projects[p] for p in sorted(projects)]
+    return report
+
+
+def write(report: FeedbackReport, directory: Path, webhook_url: str | None = None) -> Written:
+    """Write `<slug>.md` and `<slug>.html` into `directory`; POST the summary to `webhook_url` if given."""
+    directory.mkdir(parents=True, exist_ok=True)
+    markdown, page = directory / f"{report.slug}.md", directory / f"{report.slug}.html"
+    markdown.write_text(to_markdown(report))
+    page.write_text(to_html(report))
+    status = None
+    if webhook_url:
+        status = webhook.notify(
+            webhook_url,
+            {
+                "text": summary_text(report, str(page.resolve())),
+                "report": {
+                    "week_start": report.week_start.isoformat(),
+                    "markdown": str(markdown.resolve()),
+                    "html": str(page.resolve()),
+                    "projects": [
+                        {
+                            "project_id": p.project_id,
+                            "feedback": p.feedback,
+                            "avg_rating": p.avg_rating,
+                            "previous_avg_rating": p.previous_avg_rating,
+                            "sentiment": p.sentiment(),
+                            "top_terms": [term for term, _ in p.terms],
+                        }
+                        for p in report.projects
+                    ],
+                },
+            },
+        )
+    return Written(report, markdown, page, status)

@@ -1,0 +1,231 @@
+"""The weekly feedback summary: its data model and its Markdown, HTML and chat renderings (pure, no I/O).
+
+`pravis_rollups.feedback_report` fills a `FeedbackReport` from ClickHouse; this module only formats it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+STOPWORDS = (
+    "the", "and", "for", "you", "your", "are", "was", "were", "not", "but", "with", "this", "that", "too", "very",
+    "again", "just", "its", "it's", "did", "does", "didn", "doesn", "don", "can", "cannot", "could", "would", "all",
+    "any", "had", "has", "have", "how", "what", "when", "why", "who", "out", "get", "got", "keeps", "then", "than",
+    "there", "they", "them", "from", "into", "about", "after", "before", "some", "only", "also", "will",
+)  # fmt: skip
+"""Words too common to be a complaint; complaint terms are the other words of low-rated or negative feedback."""
+
+
+@dataclass(frozen=True)
+class DayTrend:
+    day: date
+    feedback: int
+    avg_rating: float | None
+    positive: int
+    neutral: int
+    negative: int
+    unscored: int
+
+
+@dataclass(frozen=True)
+class LowRated:
+    timestamp: datetime
+    rating: int
+    interaction_id: str | None
+    ai_event_types: str
+    model_used: str | None
+    sentiment: str | None
+    context: str | None
+    comment: str | None
+
+
+@dataclass
+class ProjectSummary:
+    project_id: str
+    days: list[DayTrend] = field(default_factory=list)
+    previous_feedback: int = 0
+    previous_avg_rating: float | None = None
+    lowest: list[LowRated] = field(default_factory=list)
+    terms: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def feedback(self) -> int:
+        return sum(d.feedback for d in self.days)
+
+    @property
+    def avg_rating(self) -> float | None:
+        rated = [(d.avg_rating, d.feedback) for d in self.days if d.avg_rating is not None and d.feedback]
+        total = sum(n for _, n in rated)
+        return sum(avg * n for avg, n in rated) / total if total else None
+
+    def sentiment(self) -> dict[str, int]:
+        return {
+            "positive": sum(d.positive for d in self.days),
+            "neutral": sum(d.neutral for d in self.days),
+            "negative": sum(d.negative for d in self.days),
+            "unscored": sum(d.unscored for d in self.days),
+        }
+
+
+@dataclass
+class FeedbackReport:
+    week_start: date
+    generated_at: datetime
+    projects: list[ProjectSummary] = field(default_factory=list)
+
+    @property
+    def week_end(self) -> date:
+        return self.week_start + timedelta(days=6)
+
+    @property
+    def title(self) -> str:
+        year, week, _ = self.week_start.isocalendar()
+        return f"Feedback summary {year}-W{week:02d} ({self.week_start} to {self.week_end})"
+
+    @property
+    def slug(self) -> str:
+        year, week, _ = self.week_start.isocalendar()
+        return f"feedback-{year}-W{week:02d}"
+
+
+def _rating(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _change(now: float | None, before: float | None) -> str:
+    if now is None or before is None:
+        return ""
+    delta = now - before
+    return f" ({'+' if delta >= 0 else ''}{delta:.2f} vs previous week)"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} ({part / whole:.0%})" if whole else str(part)
+
+
+def _cell(text: str | None, limit: int = 120) -> str:
+    text = " ".join((text or "").split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def to_markdown(report: FeedbackReport) -> str:
+    lines = [f"# {report.title}", "", f"Generated {report.generated_at:%Y-%m-%d %H:%M} UTC.", ""]
+    if not report.projects:
+        lines.append("No feedback this week.")
+    for project in report.projects:
+        mix = project.sentiment()
+        lines += [
+            f"## Project `{project.project_id}`",
+            "",
+            f"- Feedback: **{project.feedback}** (previous week {project.previous_feedback})",
+            f"- Average rating: **{_rating(project.avg_rating)}**"
+            f"{_change(project.avg_rating, project.previous_avg_rating)}",
+            "- Sentiment: " + ", ".join(f"{k} {_share(v, project.feedback)}" for k, v in mix.items()),
+            "",
+            "### Ratings trend",
+            "",
+            "| day | feedback | avg rating | positive | neutral | negative | unscored |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *(
+                f"| {d.day} | {d.feedback} | {_rating(d.avg_rating)} | {d.positive} | {d.neutral} | {d.negative} "
+                f"| {d.unscored} |"
+                for d in project.days
+            ),
+            "",
+            "### Lowest-rated interactions",
+            "",
+        ]
+        if project.lowest:
+            lines += [
+                "| time | rating | interaction | AI request | model | sentiment | context | comment |",
+                "|---|---:|---|---|---|---|---|---|",
+                *(
+                    f"| {r.timestamp:%Y-%m-%d %H:%M} | {r.rating} | {_cell(r.interaction_id)} | "
+                    f"{_cell(r.ai_event_types)} | {_cell(r.model_used)} | {_cell(r.sentiment)} | "
+                    f"{_cell(r.context)} | {_cell(r.comment)} |"
+                    for r in project.lowest
+                ),
+            ]
+        else:
+            lines.append("None.")
+        lines += ["", "### Top complaint terms", ""]
+        lines.append(
+            ", ".join(f"**{term}** ({count})" for term, count in project.terms) if project.terms else "None."
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def to_html(report: FeedbackReport) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(report.title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em}"
+        "td.n{text-align:right}th{background:#f3f3f3}</style></head><body>",
+        f"<h1>{e(report.title)}</h1><p>Generated {report.generated_at:%Y-%m-%d %H:%M} UTC.</p>",
+    ]
+    if not report.projects:
+        parts.append("<p>No feedback this week.</p>")
+    for project in report.projects:
+        mix = project.sentiment()
+        parts += [
+            f"<h2>Project <code>{e(project.project_id)}</code></h2><ul>",
+            f"<li>Feedback: <b>{project.feedback}</b> (previous week {project.previous_feedback})</li>",
+            f"<li>Average rating: <b>{_rating(project.avg_rating)}</b>"
+            f"{e(_change(project.avg_rating, project.previous_avg_rating))}</li>",
+            "<li>Sentiment: " + e(", ".join(f"{k} {_share(v, project.feedback)}" for k, v in mix.items())),
+            "</li></ul><h3>Ratings trend</h3><table><tr><th>day</th><th>feedback</th><th>avg rating</th>"
+            "<th>positive</th><th>neutral</th><th>negative</th><th>unscored</th></tr>",
+            *(
+                f"<tr><td>{d.day}</td><td class=n>{d.feedback}</td><td class=n>{_rating(d.avg_rating)}</td>"
+                f"<td class=n>{d.positive}</td><td class=n>{d.neutral}</td><td class=n>{d.negative}</td>"
+                f"<td class=n>{d.unscored}</td></tr>"
+                for d in project.days
+            ),
+            "</table><h3>Lowest-rated interactions</h3>",
+        ]
+        if project.lowest:
+            parts.append(
+                "<table><tr><th>time</th><th>rating</th><th>interaction</th><th>AI request</th><th>model</th>"
+                "<th>sentiment</th><th>context</th><th>comment</th></tr>"
+            )
+            parts += [
+                f"<tr><td>{r.timestamp:%Y-%m-%d %H:%M}</td><td class=n>{r.rating}</td>"
+                f"<td>{e(r.interaction_id or '')}</td><td>{e(r.ai_event_types)}</td><td>{e(r.model_used or '')}</td>"
+                f"<td>{e(r.sentiment or '')}</td><td>{e(r.context or '')}</td><td>{e(r.comment or '')}</td></tr>"
+                for r in project.lowest
+            ]
+            parts.append("</table>")
+        else:
+            parts.append("<p>None.</p>")
+        terms = ", ".join(f"<b>{e(term)}</b> ({count})" for term, count in project.terms)
+        parts.append(f"<h3>Top complaint terms</h3><p>{terms or 'None.'}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def summary_text(report: FeedbackReport, location: str) -> str:
+    """One chat message (Slack-compatible `text`) announcing the report."""
+    lines = [f"*{report.title}*"]
+    for project in report.projects:
+        mix = project.sentiment()
+        terms = ", ".join(term for term, _ in project.terms[:5]) or "none"
+        lines.append(
+            f"• {project.project_id}: {project.feedback} feedback, avg rating {_rating(project.avg_rating)}"
+            f"{_change(project.avg_rating, project.previous_avg_rating)}, negative {_share(mix['negative'], project.feedback)}; "
+            f"top complaints: {terms}"
+        )
+    if not report.projects:
+        lines.append("No feedback this week.")
+    lines.append(f"Report: {location}")
+    return "\n".join(lines)
+
+
+def last_complete_week(today: date) -> date:
+    """Monday of the last Monday–Sunday week that ended before `today`."""
+    return today - timedelta(days=today.weekday() + 7)

@@ -1,0 +1,111 @@
+"""The rollup SQL builders and planning helpers, without a database."""
+
+import re
+from datetime import date, datetime
+
+import pytest
+from pravis_rollups.jobs import contiguous_chunks, recompute_window
+from pravis_rollups.report import last_complete_week
+from pravis_rollups.rollups import BY_NAME, ROLLUPS, RollupOptions, monday, rollups_named
+from pravis_rollups.scheduler import last_due, next_due, plan_cycle
+
+OPTIONS = RollupOptions(as_of=date(2024, 3, 31))
+PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
+
+
+@pytest.mark.parametrize("rollup", ROLLUPS, ids=lambda r: r.table)
+def test_every_value_is_a_query_parameter(rollup) -> None:
+    first, last = (date(2024, 3, 4), date(2024, 3, 11))
+    query = rollup.select(first, last, OPTIONS)
+
+    used = {name for name, _ in PLACEHOLDER.findall(query.sql)}
+    assert used == set(query.parameters)
+    assert "2024" not in query.sql and "'default'" not in query.sql
+    assert query.parameters["date_from"] == first and query.parameters["date_to"] == last
+
+
+@pytest.mark.parametrize("rollup", ROLLUPS, ids=lambda r: r.table)
+def test_selects_name_the_table_columns_in_order(rollup) -> None:
+    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 4), OPTIONS).sql
+
+    assert rollup.columns[0] == "project_id" and rollup.partition_column in rollup.columns
+    for column in rollup.columns:
+        assert re.search(rf"\b{column}\b", sql), column
+
+
+@pytest.mark.parametrize("rollup", ROLLUPS, ids=lambda r: r.table)
+def test_raw_tables_are_read_deduplicated(rollup) -> None:
+    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 4), OPTIONS).sql
+
+    assert not re.search(r"FROM (events|feedback_scored)\b(?! FINAL)", sql)
+
+
+def test_builders_are_pure_functions_of_their_arguments() -> None:
+    for rollup in ROLLUPS:
+        args = (monday(date(2024, 3, 6)), monday(date(2024, 3, 20)), OPTIONS)
+        assert rollup.select(*args) == rollup.select(*args)
+
+
+def test_repeat_window_and_lookback_are_parameters() -> None:
+    voice = BY_NAME["voice_metrics_daily"].select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions(repeat_window_s=45))
+    ai = BY_NAME["ai_performance_daily"].select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions())
+
+    assert voice.parameters["repeat_window_s"] == 45
+    assert ai.parameters["feedback_lookback_days"] == 1
+    assert ai.parameters["ai_types"] == ["voice_request", "transcription", "tts", "conversation"]
+
+
+def test_retention_needs_as_of_and_mondays() -> None:
+    retention = BY_NAME["retention_cohorts"]
+    with pytest.raises(ValueError, match="as_of"):
+        retention.select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions())
+    with pytest.raises(ValueError, match="Mondays"):
+        retention.select(date(2024, 3, 5), date(2024, 3, 5), OPTIONS)
+
+
+def test_partitions_of_a_day_range() -> None:
+    days = BY_NAME["daily_active_users"].partitions(date(2024, 2, 28), date(2024, 3, 2))
+    weeks = BY_NAME["retention_cohorts"].partitions(date(2024, 3, 13), date(2024, 3, 14))
+
+    assert days == [date(2024, 2, 28), date(2024, 2, 29), date(2024, 3, 1), date(2024, 3, 2)]
+    # cohorts whose day-30 activity the range can still change: from the week of 30 days before
+    assert weeks[0] == monday(date(2024, 2, 12)) and weeks[-1] == date(2024, 3, 11)
+    assert all(w.weekday() == 0 for w in weeks)
+
+
+def test_rollups_named_keeps_run_order_and_refuses_unknown() -> None:
+    assert [r.table for r in rollups_named(["feedback_daily", "user_activity_daily"])] == [
+        "user_activity_daily",
+        "feedback_daily",
+    ]
+    with pytest.raises(ValueError, match="unknown rollup nope"):
+        rollups_named(["nope"])
+
+
+def test_contiguous_chunks() -> None:
+    days = [date(2024, 3, d) for d in (1, 2, 3, 5, 6, 9)]
+
+    assert contiguous_chunks(days, 1, 2) == [
+        (date(2024, 3, 1), date(2024, 3, 2)),
+        (date(2024, 3, 3),),
+        (date(2024, 3, 5), date(2024, 3, 6)),
+        (date(2024, 3, 9),),
+    ]
+
+
+def test_schedule_moments() -> None:
+    at = datetime(2024, 3, 5, 2, 0).time()
+
+    assert last_due(datetime.fromisoformat("2024-03-05T01:59:00+00:00"), at).isoformat() == "2024-03-04T02:00:00+00:00"
+    assert last_due(datetime.fromisoformat("2024-03-05T02:00:00+00:00"), at).isoformat() == "2024-03-05T02:00:00+00:00"
+    assert next_due(datetime.fromisoformat("2024-03-05T02:00:00+00:00"), at).isoformat() == "2024-03-06T02:00:00+00:00"
+
+
+def test_a_cycle_recomputes_the_last_days_and_reports_on_report_day() -> None:
+    assert recompute_window(date(2024, 3, 11), 3) == (date(2024, 3, 8), date(2024, 3, 10))
+    monday_cycle = plan_cycle(date(2024, 3, 11), 3, report_weekday=0)
+    tuesday_cycle = plan_cycle(date(2024, 3, 12), 3, report_weekday=0)
+
+    assert monday_cycle.report_week == date(2024, 3, 4) == last_complete_week(date(2024, 3, 11))
+    assert tuesday_cycle.report_week is None
+    assert last_complete_week(date(2024, 3, 17)) == date(2024, 3, 4)
