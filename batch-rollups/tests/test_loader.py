@@ -1,4 +1,5 @@
-"""The loader against a real broker and warehouse: every topic, poison messages, redelivery, restarts, outages.
+"""The loader against a real broker and warehouse: every topic, poison messages, redelivery, restarts,
+outages.
 
 Each test loads into a database of its own with a consumer group of its own, so it reads every topic from the
 start (other tests' messages included); assertions look only at the test's own event ids and markers.
@@ -109,19 +110,34 @@ async def test_every_topic_lands_in_its_table(kafka_bootstrap: str, database_url
     now = datetime.now(UTC)
     views = [event() for _ in range(3)]
     exposure = event(event_type="experiment_exposure", experiment_key=marker, variant="b", in_experiment=True)
-    rejected = RejectedEvent(project_id=marker, received_at=now, index=2, error="rating: too big", raw={"x": 1})
+    rejected = RejectedEvent(
+        project_id=marker, received_at=now, index=2, error="rating: too big", raw={"x": 1}
+    )
     alert = dict(
-        alert_id=f"a-{marker}", severity="critical", project_id="p", metric="error_rate", observed=0.2,
-        expected=0.01, window_start=now - timedelta(minutes=5), window_end=now, started_at=now,
+        alert_id=f"a-{marker}",
+        severity="critical",
+        project_id="p",
+        metric="error_rate",
+        observed=0.2,
+        expected=0.01,
+        window_start=now - timedelta(minutes=5),
+        window_end=now,
+        started_at=now,
         labels={"endpoint": "/api/v1/cart"},
-    )  # fmt: skip
+    )
     firing = Alert(status="firing", **alert)
     resolved = Alert(status="resolved", resolved_at=now + timedelta(minutes=3), **alert)
     feedback_id = str(uuid.uuid4())
     scored = ScoredFeedback(
-        event_id=feedback_id, project_id=marker, timestamp=now, rating=2, comment="slow",
-        sentiment_score=-0.4, sentiment_label="negative", scored_at=now,
-    )  # fmt: skip
+        event_id=feedback_id,
+        project_id=marker,
+        timestamp=now,
+        rating=2,
+        comment="slow",
+        sentiment_score=-0.4,
+        sentiment_label="negative",
+        scored_at=now,
+    )
 
     await produce(kafka_bootstrap, topics.EVENTS, [record(*views), record(exposure)])
     await produce(kafka_bootstrap, topics.EVENTS_REJECTED, [rejected.to_json()])
@@ -158,7 +174,8 @@ async def test_every_topic_lands_in_its_table(kafka_bootstrap: str, database_url
             parameters={"m": marker},
         ).result_rows == [(feedback_id, 2, "negative")]
         assert client.query(
-            "SELECT variant FROM events FINAL WHERE event_type = 'experiment_exposure' AND experiment_key = {m:String}",
+            "SELECT variant FROM events FINAL "
+            "WHERE event_type = 'experiment_exposure' AND experiment_key = {m:String}",
             parameters={"m": marker},
         ).result_rows == [("b",)]
 
@@ -251,7 +268,8 @@ async def test_batch_redelivered_after_a_crash_counts_once(kafka_bootstrap: str,
     assert counts(database_url, ids) == dict.fromkeys(ids, 1)
     with clickhouse.connect(database_url) as client:
         assert client.query(
-            "SELECT count() FROM (SELECT * FROM events WHERE event_id IN {ids:Array(UUID)} LIMIT 1 BY event_id)",
+            "SELECT count() FROM "
+            "(SELECT * FROM events WHERE event_id IN {ids:Array(UUID)} LIMIT 1 BY event_id)",
             parameters={"ids": ids},
         ).result_rows == [(len(ids),)]
 

@@ -47,7 +47,9 @@ def test_builders_are_pure_functions_of_their_arguments() -> None:
 
 
 def test_repeat_window_and_lookback_are_parameters() -> None:
-    voice = BY_NAME["voice_metrics_daily"].select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions(repeat_window_s=45))
+    voice = BY_NAME["voice_metrics_daily"].select(
+        date(2024, 3, 4), date(2024, 3, 4), RollupOptions(repeat_window_s=45)
+    )
     ai = BY_NAME["ai_performance_daily"].select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions())
 
     assert voice.parameters["repeat_window_s"] == 45
@@ -96,9 +98,18 @@ def test_contiguous_chunks() -> None:
 def test_schedule_moments() -> None:
     at = datetime(2024, 3, 5, 2, 0).time()
 
-    assert last_due(datetime.fromisoformat("2024-03-05T01:59:00+00:00"), at).isoformat() == "2024-03-04T02:00:00+00:00"
-    assert last_due(datetime.fromisoformat("2024-03-05T02:00:00+00:00"), at).isoformat() == "2024-03-05T02:00:00+00:00"
-    assert next_due(datetime.fromisoformat("2024-03-05T02:00:00+00:00"), at).isoformat() == "2024-03-06T02:00:00+00:00"
+    assert (
+        last_due(datetime.fromisoformat("2024-03-05T01:59:00+00:00"), at).isoformat()
+        == "2024-03-04T02:00:00+00:00"
+    )
+    assert (
+        last_due(datetime.fromisoformat("2024-03-05T02:00:00+00:00"), at).isoformat()
+        == "2024-03-05T02:00:00+00:00"
+    )
+    assert (
+        next_due(datetime.fromisoformat("2024-03-05T02:00:00+00:00"), at).isoformat()
+        == "2024-03-06T02:00:00+00:00"
+    )
 
 
 def test_a_cycle_recomputes_the_last_days_and_reports_on_report_day() -> None:

@@ -1,10 +1,13 @@
-"""Every rollup table against an independent pure-Python computation of the same metrics on the synthetic data.
+"""Every rollup table against an independent pure-Python computation of the same metrics on the synthetic
+data.
 
-The data goes straight into ClickHouse (no Kafka): on-time events, then exact duplicates in a second insert (so the
-copies sit in other parts and only FINAL removes them), then, after a first run, the late events, absorbed by the
-scheduler's recompute of the last days. The reference below reads schemas/README.md and docs/queries.md, not the SQL.
+The data goes straight into ClickHouse (no Kafka): on-time events, then exact duplicates in a second insert
+(so the copies sit in other parts and only FINAL removes them), then, after a first run, the late events,
+absorbed by the scheduler's recompute of the last days. The reference below reads schemas/README.md and
+docs/queries.md, not the SQL.
 """
 
+import itertools
 import math
 import secrets
 from collections import defaultdict
@@ -85,9 +88,12 @@ def ref_daily_active_users(events, first, last):
             new = {u for u in dau if min(mine[u]) == d}
             if mau:
                 out[(project, d)] = {
-                    "dau": len(dau), "wau": len(wau), "mau": len(mau), "new_users": len(new),
+                    "dau": len(dau),
+                    "wau": len(wau),
+                    "mau": len(mau),
+                    "new_users": len(new),
                     "stickiness": len(dau) / len(mau),
-                }  # fmt: skip
+                }
             d += timedelta(1)
     return out
 
@@ -108,7 +114,11 @@ def ref_retention_cohorts(events, first_week, last_week, as_of):
         for n in (1, 7, 30):
             eligible = sum(1 for start, _ in members if start + timedelta(n) <= as_of)
             retained = sum(1 for start, days in members if start + timedelta(n) in days)
-            row |= {f"d{n}_eligible": eligible, f"d{n}_retained": retained, f"d{n}_rate": ratio(retained, eligible)}
+            row |= {
+                f"d{n}_eligible": eligible,
+                f"d{n}_retained": retained,
+                f"d{n}_rate": ratio(retained, eligible),
+            }
         out[key] = row
     return out
 
@@ -125,20 +135,29 @@ def ref_sessions_daily(events, first, last):
         if in_range(start.date(), first, last):
             duration = (ts(rows[-1]) - start).total_seconds()
             per_day[(project, start.date())].append((who(rows[0]), duration, len(rows)))
-    buckets = [("duration_under_10s", 0, 10), ("duration_10s_1m", 10, 60), ("duration_1m_5m", 60, 300),
-               ("duration_5m_15m", 300, 900), ("duration_15m_30m", 900, 1800), ("duration_30m_1h", 1800, 3600),
-               ("duration_1h_plus", 3600, math.inf)]  # fmt: skip
+    buckets = [
+        ("duration_under_10s", 0, 10),
+        ("duration_10s_1m", 10, 60),
+        ("duration_1m_5m", 60, 300),
+        ("duration_5m_15m", 300, 900),
+        ("duration_15m_30m", 900, 1800),
+        ("duration_30m_1h", 1800, 3600),
+        ("duration_1h_plus", 3600, math.inf),
+    ]
     out = {}
     for key, items in per_day.items():
         durations = [d for _, d, _ in items]
         owners = {o for o, _, _ in items}
         out[key] = {
-            "sessions": len(items), "users": len(owners), "sessions_per_user": len(items) / len(owners),
+            "sessions": len(items),
+            "users": len(owners),
+            "sessions_per_user": len(items) / len(owners),
             "single_event_sessions": sum(1 for *_, n in items if n == 1),
             "avg_duration_s": sum(durations) / len(durations),
-            "p50_duration_s": quantile(durations, 0.5), "p90_duration_s": quantile(durations, 0.9),
+            "p50_duration_s": quantile(durations, 0.5),
+            "p90_duration_s": quantile(durations, 0.9),
             **{name: sum(1 for d in durations if lo <= d < hi) for name, lo, hi in buckets},
-        }  # fmt: skip
+        }
     return out
 
 
@@ -156,9 +175,11 @@ def ref_feature_usage_daily(events, first, last):
             counts[key] += 1
     return {
         key: {
-            "users": len(users[key]), "events": counts[key], "active_users": len(active[key[:2]]),
+            "users": len(users[key]),
+            "events": counts[key],
+            "active_users": len(active[key[:2]]),
             "adoption": len(users[key]) / len(active[key[:2]]),
-        }  # fmt: skip
+        }
         for key in users
     }
 
@@ -166,7 +187,11 @@ def ref_feature_usage_daily(events, first, last):
 def ref_ai_performance_daily(events, first, last, lookback_days=1):
     feedback: dict[tuple, list[int]] = defaultdict(list)
     for e in events:
-        if e["event_type"] == "feedback" and e.get("interaction_id") and day_of(e) >= first - timedelta(lookback_days):
+        if (
+            e["event_type"] == "feedback"
+            and e.get("interaction_id")
+            and day_of(e) >= first - timedelta(lookback_days)
+        ):
             feedback[(e["project_id"], e["interaction_id"])].append(e["rating"])
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for e in events:
@@ -185,15 +210,22 @@ def ref_ai_performance_daily(events, first, last, lookback_days=1):
         durations = [r["request_duration_ms"] for r in rows]
         successes = sum(1 for r in rows if r["success"])
         out[key] = {
-            "requests": len(rows), "successes": successes, "success_rate": successes / len(rows),
-            "p50_ms": quantile(durations, 0.5), "p95_ms": quantile(durations, 0.95),
-            "feedback": len(ratings), "positive_feedback": sum(1 for x in ratings if x >= 4),
+            "requests": len(rows),
+            "successes": successes,
+            "success_rate": successes / len(rows),
+            "p50_ms": quantile(durations, 0.5),
+            "p95_ms": quantile(durations, 0.95),
+            "feedback": len(ratings),
+            "positive_feedback": sum(1 for x in ratings if x >= 4),
             "accuracy": ratio(sum(1 for x in ratings if x >= 4), len(ratings)),
-            "conversations": len(conversations), "completion_reported": len(completion),
-            "completed": sum(completion), "completion_rate": ratio(sum(completion), len(completion)),
-            "follow_up_reported": len(follow), "follow_ups": sum(follow),
+            "conversations": len(conversations),
+            "completion_reported": len(completion),
+            "completed": sum(completion),
+            "completion_rate": ratio(sum(completion), len(completion)),
+            "follow_up_reported": len(follow),
+            "follow_ups": sum(follow),
             "follow_up_rate": ratio(sum(follow), len(follow)),
-        }  # fmt: skip
+        }
     return out
 
 
@@ -205,7 +237,7 @@ def ref_voice_metrics_daily(events, first, last, window_s=30):
     repeated: set[str] = set()
     for rows in by_session.values():
         rows.sort(key=lambda r: (ts(r), r["event_id"]))
-        for prev, cur in zip(rows, rows[1:], strict=False):
+        for prev, cur in itertools.pairwise(rows):
             close = (ts(cur) - ts(prev)).total_seconds() <= window_s
             if cur.get("intent") and prev.get("intent") == cur["intent"] and close:
                 repeated.add(cur["event_id"])
@@ -215,9 +247,19 @@ def ref_voice_metrics_daily(events, first, last, window_s=30):
             continue
         row = out.setdefault(
             (e["project_id"], day_of(e)),
-            dict.fromkeys(("voice_requests", "voice_successes", "commands", "repeated_commands", "transcriptions",
-                           "correction_reported", "corrected"), 0),
-        )  # fmt: skip
+            dict.fromkeys(
+                (
+                    "voice_requests",
+                    "voice_successes",
+                    "commands",
+                    "repeated_commands",
+                    "transcriptions",
+                    "correction_reported",
+                    "corrected",
+                ),
+                0,
+            ),
+        )
         if e["event_type"] == "voice_request":
             row["voice_requests"] += 1
             row["voice_successes"] += bool(e["success"])
@@ -247,11 +289,17 @@ def ref_api_performance_daily(events, first, last):
         cache = [r["cache_hit"] for r in rows if r.get("cache_hit") is not None]
         server = sum(1 for r in rows if r["status"] >= 500)
         out[key] = {
-            "requests": len(rows), "p50_ms": quantile(durations, 0.5), "p95_ms": quantile(durations, 0.95),
-            "p99_ms": quantile(durations, 0.99), "client_errors": sum(1 for r in rows if 400 <= r["status"] < 500),
-            "server_errors": server, "error_rate": server / len(rows), "cache_reported": len(cache),
-            "cache_hits": sum(cache), "cache_hit_ratio": ratio(sum(cache), len(cache)),
-        }  # fmt: skip
+            "requests": len(rows),
+            "p50_ms": quantile(durations, 0.5),
+            "p95_ms": quantile(durations, 0.95),
+            "p99_ms": quantile(durations, 0.99),
+            "client_errors": sum(1 for r in rows if 400 <= r["status"] < 500),
+            "server_errors": server,
+            "error_rate": server / len(rows),
+            "cache_reported": len(cache),
+            "cache_hits": sum(cache),
+            "cache_hit_ratio": ratio(sum(cache), len(cache)),
+        }
     return out
 
 
@@ -267,16 +315,24 @@ def ref_feedback_daily(events, scored, first, last):
             groups[(e["project_id"], day_of(e))].append(e)
     out = {}
     for key, rows in groups.items():
-        sentiments = [latest[(r["project_id"], r["event_id"])] for r in rows if (r["project_id"], r["event_id"]) in latest]
+        sentiments = [
+            latest[(r["project_id"], r["event_id"])]
+            for r in rows
+            if (r["project_id"], r["event_id"]) in latest
+        ]
         labels = [s["sentiment_label"] for s in sentiments]
         scores = [s["sentiment_score"] for s in sentiments]
         out[key] = {
-            "feedback": len(rows), "avg_rating": sum(r["rating"] for r in rows) / len(rows),
+            "feedback": len(rows),
+            "avg_rating": sum(r["rating"] for r in rows) / len(rows),
             **{f"rating_{n}": sum(1 for r in rows if r["rating"] == n) for n in range(1, 6)},
-            "with_comment": sum(1 for r in rows if r.get("comment")), "scored": len(labels),
-            "positive": labels.count("positive"), "neutral": labels.count("neutral"),
-            "negative": labels.count("negative"), "avg_sentiment": sum(scores) / len(scores) if scores else None,
-        }  # fmt: skip
+            "with_comment": sum(1 for r in rows if r.get("comment")),
+            "scored": len(labels),
+            "positive": labels.count("positive"),
+            "neutral": labels.count("neutral"),
+            "negative": labels.count("negative"),
+            "avg_sentiment": sum(scores) / len(scores) if scores else None,
+        }
     return out
 
 
@@ -285,7 +341,9 @@ def reference(dataset_events: list[dict], scored: list[dict], first: date, last:
     return {
         "user_activity_daily": ref_user_activity(dataset_events, first, last),
         "daily_active_users": ref_daily_active_users(dataset_events, first, last),
-        "retention_cohorts": ref_retention_cohorts(dataset_events, first_week - timedelta(35), last_week, as_of),
+        "retention_cohorts": ref_retention_cohorts(
+            dataset_events, first_week - timedelta(35), last_week, as_of
+        ),
         "sessions_daily": ref_sessions_daily(dataset_events, first, last),
         "feature_usage_daily": ref_feature_usage_daily(dataset_events, first, last),
         "ai_performance_daily": ref_ai_performance_daily(dataset_events, first, last),
@@ -333,7 +391,8 @@ def same(a: Any, b: Any) -> bool:
 def assert_matches(client, table: str, expected: dict[tuple, dict]) -> None:
     actual = stored(client, table)
     assert set(actual) == set(expected), (
-        f"{table}: missing {sorted(set(expected) - set(actual))[:5]}, extra {sorted(set(actual) - set(expected))[:5]}"
+        f"{table}: missing {sorted(set(expected) - set(actual))[:5]}, "
+        f"extra {sorted(set(actual) - set(expected))[:5]}"
     )
     for key, want in expected.items():
         got = actual[key]
@@ -379,7 +438,9 @@ def test_dataset_has_the_faults_the_rollups_must_absorb(dataset: Dataset) -> Non
 
 
 def test_raw_table_holds_the_duplicates_final_removes_them(warehouse, dataset: Dataset) -> None:
-    raw, final = warehouse.query("SELECT (SELECT count() FROM events), (SELECT count() FROM events FINAL)").result_rows[0]
+    raw, final = warehouse.query(
+        "SELECT (SELECT count() FROM events), (SELECT count() FROM events FINAL)"
+    ).result_rows[0]
 
     assert raw == len(dataset.events) + len(dataset.duplicates)
     assert final == len(dataset.events)
@@ -387,15 +448,21 @@ def test_raw_table_holds_the_duplicates_final_removes_them(warehouse, dataset: D
 
 @pytest.mark.parametrize("table", [r.table for r in ROLLUPS])
 def test_rollup_matches_python_reference(warehouse, dataset: Dataset, first_run, table: str) -> None:
-    expected = reference(dataset.events, dataset.scored_feedback, dataset.config.start, dataset.end, dataset.end)
+    expected = reference(
+        dataset.events, dataset.scored_feedback, dataset.config.start, dataset.end, dataset.end
+    )
 
     assert_matches(warehouse, table, expected[table])
 
 
-def test_rerun_is_idempotent_and_recompute_absorbs_late_events(warehouse, dataset: Dataset, first_run) -> None:
+def test_rerun_is_idempotent_and_recompute_absorbs_late_events(
+    warehouse, dataset: Dataset, first_run
+) -> None:
     counts = {r.table: warehouse.query(f"SELECT count() FROM {r.table}").result_rows[0][0] for r in ROLLUPS}
     run_rollups(warehouse, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
-    assert counts == {r.table: warehouse.query(f"SELECT count() FROM {r.table}").result_rows[0][0] for r in ROLLUPS}
+    assert counts == {
+        r.table: warehouse.query(f"SELECT count() FROM {r.table}").result_rows[0][0] for r in ROLLUPS
+    }
 
     clickhouse.insert_json_rows(warehouse, "events", json_rows(dataset.late_events))
     clickhouse.insert_json_rows(warehouse, "feedback_scored", json_rows(dataset.late_scored_feedback))

@@ -1,5 +1,6 @@
-"""Scheduler cycle, weekly feedback report and its webhook, and the `pravis rollup` / `pravis report` commands,
-on synthetic data inserted straight into the warehouse; the webhook is a real HTTP server on 127.0.0.1."""
+"""Scheduler cycle, weekly feedback report and its webhook, and the `pravis rollup` / `pravis report`
+commands, on synthetic data inserted straight into the warehouse; the webhook is a real HTTP server on
+127.0.0.1."""
 
 import json
 import secrets
@@ -134,15 +135,22 @@ def test_scheduler_cycle_on_report_day_recomputes_and_reports(url: str, client, 
     today = START + timedelta(days=14)  # the Monday after the data
     with Webhook() as hook:
         scheduler = Scheduler(
-            Settings(clickhouse_url=url, data_dir=tmp_path, report_webhook_url=hook.url, rollup_recompute_days=3)
+            Settings(
+                clickhouse_url=url, data_dir=tmp_path, report_webhook_url=hook.url, rollup_recompute_days=3
+            )
         )
         cycle = scheduler.cycle(client, today)
 
-    assert (cycle.first, cycle.last, cycle.report_week) == (today - timedelta(3), today - timedelta(1), START + timedelta(7))
+    assert (cycle.first, cycle.last, cycle.report_week) == (
+        today - timedelta(3),
+        today - timedelta(1),
+        START + timedelta(7),
+    )
     assert (tmp_path / "reports" / "feedback-2024-W11.html").exists()
     assert len(hook.bodies) == 1
     recomputed = client.query(
-        "SELECT job, min(partition), max(partition) FROM rollup_runs FINAL WHERE job = 'daily_active_users' GROUP BY job"
+        "SELECT job, min(partition), max(partition) FROM rollup_runs FINAL "
+        "WHERE job = 'daily_active_users' GROUP BY job"
     ).result_rows
     assert recomputed and recomputed[0][2] == cycle.last
     assert scheduler.last_recorded_cycle(client) is not None
@@ -152,9 +160,20 @@ def test_cli_backfill_and_report(url: str, client, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["rollup", "--from", "2024-03-04", "--to", "2024-03-10", "--job", "daily_active_users", "--url", url,
-         "--as-of", "2024-03-17"],
-    )  # fmt: skip
+        [
+            "rollup",
+            "--from",
+            "2024-03-04",
+            "--to",
+            "2024-03-10",
+            "--job",
+            "daily_active_users",
+            "--url",
+            url,
+            "--as-of",
+            "2024-03-17",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "daily_active_users" in result.output and "user_activity_daily" in result.output
     days = client.query(
@@ -168,7 +187,18 @@ def test_cli_backfill_and_report(url: str, client, tmp_path: Path) -> None:
     with Webhook() as hook:
         result = runner.invoke(
             app,
-            ["report", "feedback", "--week", "2024-03-13", "--url", url, "--out", str(tmp_path), "--webhook", hook.url],
+            [
+                "report",
+                "feedback",
+                "--week",
+                "2024-03-13",
+                "--url",
+                url,
+                "--out",
+                str(tmp_path),
+                "--webhook",
+                hook.url,
+            ],
         )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "feedback-2024-W11.md").exists() and "webhook answered 200" in result.output

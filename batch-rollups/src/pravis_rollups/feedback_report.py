@@ -1,5 +1,6 @@
-"""The weekly feedback report from ClickHouse: refresh `feedback_daily` for the week, query the rest, write the
-Markdown and HTML files, and announce them on the webhook."""
+# ruff: noqa: E501 - SQL text stays on the lines it reads best on
+"""The weekly feedback report from ClickHouse: refresh `feedback_daily` for the week, query the rest, write
+the Markdown and HTML files, and announce them on the webhook."""
 
 from __future__ import annotations
 
@@ -83,12 +84,14 @@ class Written:
 
 
 def build(client: Client, week_start: date, now: datetime | None = None) -> FeedbackReport:
-    """The report for the Monday–Sunday week starting `week_start`; refreshes feedback_daily for it and the
+    """The report for the Monday-Sunday week starting `week_start`; refreshes feedback_daily for it and the
     week before first, so the report never reads a stale rollup."""
     if week_start.weekday():
         raise ValueError(f"{week_start} is not a Monday")
     previous = week_start - timedelta(days=7)
-    run_rollups(client, previous, week_start + timedelta(days=6), ["feedback_daily"], RollupOptions(as_of=week_start))
+    run_rollups(
+        client, previous, week_start + timedelta(days=6), ["feedback_daily"], RollupOptions(as_of=week_start)
+    )
     report = FeedbackReport(week_start, now or datetime.now(UTC))
     projects: dict[str, ProjectSummary] = {}
     trend = client.query(

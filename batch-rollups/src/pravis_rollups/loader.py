@@ -1,12 +1,17 @@
-"""Loader: one consumer on every warehouse topic, batched inserts into ClickHouse, offsets committed after them.
+"""Loader: one consumer on every warehouse topic, batched inserts into ClickHouse, offsets committed after
+them.
 
 Topics and tables are in `pravis_rollups.routing`. A batch closes at `loader_batch_rows` messages or after
-`loader_batch_seconds`; each table's rows go in as one JSONEachRow insert, then the batch's offsets are committed.
-- ClickHouse unreachable or failing: the insert is retried with exponential backoff (forever); nothing is committed,
+`loader_batch_seconds`; each table's rows go in as one JSONEachRow insert, then the batch's offsets are
+committed.
+- ClickHouse unreachable or failing: the insert is retried with exponential backoff (forever); nothing is
+  committed,
   so a crash meanwhile re-reads the batch from Kafka.
-- A message ClickHouse refuses (or that fails its topic's model): the batch is bisected until the bad messages are
+- A message ClickHouse refuses (or that fails its topic's model): the batch is bisected until the bad messages
+  are
   alone; they go to `loader_rejected` with the reason and the rest is loaded. The loader never stalls on one.
-- Redelivery (crash between insert and commit): every table is a ReplacingMergeTree keyed on the message's identity
+- Redelivery (crash between insert and commit): every table is a ReplacingMergeTree keyed on the message's
+  identity
   (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` queries count each message once.
 
 One consumer for all topics, not one per topic: the events topic is nearly all of the volume, the others add a
@@ -16,7 +21,6 @@ few records per fetch, and one commit point keeps "inserted before committed" a 
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -38,7 +42,9 @@ from pravis_rollups.settings import Settings, settings
 
 log = structlog.get_logger("pravis.loader")
 ROWS_LOADED = Counter(
-    "pravis_loader_rows_total", "Messages inserted into ClickHouse (an events message may hold several rows)", ["table"]
+    "pravis_loader_rows_total",
+    "Messages inserted into ClickHouse (an events message may hold several rows)",
+    ["table"],
 )
 REJECTED = Counter("pravis_loader_rejected_total", "Messages written to loader_rejected", ["topic"])
 INSERT_FAILURES = Counter(
@@ -85,7 +91,10 @@ class Loader:
 
         return AsyncRetrying(
             wait=wait_exponential(multiplier=0.2, max=self.settings.loader_retry_max_seconds),
-            retry=retry_if_exception(lambda exc: not (only_transient and is_data_error(exc))),
+            # Only errors are retried: a cancelled task (shutdown) must stop, not try again.
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, Exception) and not (only_transient and is_data_error(exc))
+            ),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -128,7 +137,8 @@ class Loader:
         return batch
 
     async def load(self, client: Client, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Insert every record of the batch, or reject it with a reason; returns once all are in ClickHouse."""
+        """Insert every record of the batch, or reject it with a reason; returns once all are in
+        ClickHouse."""
         tables: dict[str, TableBatch] = {}
         rejections: list[Rejection] = []
         for tp, records in fetched.items():
@@ -202,9 +212,7 @@ class Loader:
         ]
         async for attempt in self._retrying("reject", "loader_rejected"):
             with attempt:
-                await asyncio.to_thread(
-                    client.insert, "loader_rejected", rows, column_names=REJECTED_COLUMNS
-                )
+                await asyncio.to_thread(client.insert, "loader_rejected", rows, column_names=REJECTED_COLUMNS)
         for r in rejections:
             REJECTED.labels(r.record.topic).inc()
             log.warning(
@@ -223,8 +231,8 @@ class Loader:
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            # The group rebalanced while ClickHouse was slow: the rows are in, Kafka will hand the batch out again
-            # and the ReplacingMergeTree tables absorb the copies.
+            # The group rebalanced while ClickHouse was slow: the rows are in, Kafka will hand the batch out
+            # again and the ReplacingMergeTree tables absorb the copies.
             log.warning("offset commit failed; the batch will be redelivered", error=str(exc))
 
 

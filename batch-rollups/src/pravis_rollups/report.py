@@ -10,12 +10,65 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 STOPWORDS = (
-    "the", "and", "for", "you", "your", "are", "was", "were", "not", "but", "with", "this", "that", "too", "very",
-    "again", "just", "its", "it's", "did", "does", "didn", "doesn", "don", "can", "cannot", "could", "would", "all",
-    "any", "had", "has", "have", "how", "what", "when", "why", "who", "out", "get", "got", "keeps", "then", "than",
-    "there", "they", "them", "from", "into", "about", "after", "before", "some", "only", "also", "will",
-)  # fmt: skip
-"""Words too common to be a complaint; complaint terms are the other words of low-rated or negative feedback."""
+    "the",
+    "and",
+    "for",
+    "you",
+    "your",
+    "are",
+    "was",
+    "were",
+    "not",
+    "but",
+    "with",
+    "this",
+    "that",
+    "too",
+    "very",
+    "again",
+    "just",
+    "its",
+    "it's",
+    "did",
+    "does",
+    "didn",
+    "doesn",
+    "don",
+    "can",
+    "cannot",
+    "could",
+    "would",
+    "all",
+    "any",
+    "had",
+    "has",
+    "have",
+    "how",
+    "what",
+    "when",
+    "why",
+    "who",
+    "out",
+    "get",
+    "got",
+    "keeps",
+    "then",
+    "than",
+    "there",
+    "they",
+    "them",
+    "from",
+    "into",
+    "about",
+    "after",
+    "before",
+    "some",
+    "only",
+    "also",
+    "will",
+)
+"""Words too common to be a complaint; complaint terms are the other words of low-rated or negative
+feedback."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +183,8 @@ def to_markdown(report: FeedbackReport) -> str:
             "| day | feedback | avg rating | positive | neutral | negative | unscored |",
             "|---|---:|---:|---:|---:|---:|---:|",
             *(
-                f"| {d.day} | {d.feedback} | {_rating(d.avg_rating)} | {d.positive} | {d.neutral} | {d.negative} "
-                f"| {d.unscored} |"
+                f"| {d.day} | {d.feedback} | {_rating(d.avg_rating)} | {d.positive} | {d.neutral} "
+                f"| {d.negative} | {d.unscored} |"
                 for d in project.days
             ),
             "",
@@ -196,8 +249,10 @@ def to_html(report: FeedbackReport) -> str:
             )
             parts += [
                 f"<tr><td>{r.timestamp:%Y-%m-%d %H:%M}</td><td class=n>{r.rating}</td>"
-                f"<td>{e(r.interaction_id or '')}</td><td>{e(r.ai_event_types)}</td><td>{e(r.model_used or '')}</td>"
-                f"<td>{e(r.sentiment or '')}</td><td>{e(r.context or '')}</td><td>{e(r.comment or '')}</td></tr>"
+                f"<td>{e(r.interaction_id or '')}</td><td>{e(r.ai_event_types)}</td>"
+                f"<td>{e(r.model_used or '')}</td><td>{e(r.sentiment or '')}</td>"
+                f"<td>{e(r.context or '')}</td>"
+                f"<td>{e(r.comment or '')}</td></tr>"
                 for r in project.lowest
             ]
             parts.append("</table>")
@@ -217,7 +272,8 @@ def summary_text(report: FeedbackReport, location: str) -> str:
         terms = ", ".join(term for term, _ in project.terms[:5]) or "none"
         lines.append(
             f"• {project.project_id}: {project.feedback} feedback, avg rating {_rating(project.avg_rating)}"
-            f"{_change(project.avg_rating, project.previous_avg_rating)}, negative {_share(mix['negative'], project.feedback)}; "
+            f"{_change(project.avg_rating, project.previous_avg_rating)}, "
+            f"negative {_share(mix['negative'], project.feedback)}; "
             f"top complaints: {terms}"
         )
     if not report.projects:
@@ -227,5 +283,5 @@ def summary_text(report: FeedbackReport, location: str) -> str:
 
 
 def last_complete_week(today: date) -> date:
-    """Monday of the last Monday–Sunday week that ended before `today`."""
+    """Monday of the last Monday-Sunday week that ended before `today`."""
     return today - timedelta(days=today.weekday() + 7)

@@ -1,12 +1,14 @@
+# ruff: noqa: E501 - SQL text stays on the lines it reads best on
 """Rollup SQL builders: pure functions from a date range and options to a parameterized SELECT (no I/O).
 
-Each `Rollup` fills one table (its name) whose rows are partitioned by one date column (`day`, or `cohort_week` for
-retention). `Rollup.select(first, last, options)` returns the SELECT computing every partition in [first, last];
-`pravis_rollups.jobs` runs it into a staging copy and swaps the partitions in. Every value reaches ClickHouse as a
-query parameter (`{name:Type}`); the only text composed here is fixed SQL from this module.
+Each `Rollup` fills one table (its name) whose rows are partitioned by one date column (`day`, or
+`cohort_week` for retention). `Rollup.select(first, last, options)` returns the SELECT computing every
+partition in [first, last]; `pravis_rollups.jobs` runs it into a staging copy and swaps the partitions in.
+Every value reaches ClickHouse as a query parameter (`{name:Type}`); the only text composed here is fixed SQL
+from this module.
 
-Dedup: raw rows are read `FROM events FINAL` (and `feedback_scored FINAL`), so a redelivered event_id counts once.
-Definitions of the voice and AI metrics follow schemas/README.md; docs/queries.md explains every column.
+Dedup: raw rows are read `FROM events FINAL` (and `feedback_scored FINAL`), so a redelivered event_id counts
+once. Definitions of the voice and AI metrics follow schemas/README.md; docs/queries.md explains every column.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ AI_EVENT_TYPES = ("voice_request", "transcription", "tts", "conversation")
 """"AI requests" (schemas/README.md)."""
 
 INACTIVE_EVENT_TYPES = ("api_request",)
-"""Server-side telemetry: it identifies API callers, not a person using the product, so it does not make a user
-active nor belong to a session."""
+"""Server-side telemetry: it identifies API callers, not a person using the product, so it does not make a
+user active nor belong to a session."""
 
 MAU_WINDOW_DAYS = 30
 WAU_WINDOW_DAYS = 7
@@ -50,7 +52,8 @@ class RollupOptions:
     as_of: date | None = None
     """Last complete day retention may look at (D-N eligibility); the jobs default it to yesterday (UTC)."""
     repeat_window_s: int = 30
-    """Repeated command: same intent as the session's previous voice_request at most this many seconds earlier."""
+    """Repeated command: same intent as the session's previous voice_request at most this many seconds
+    earlier."""
     feedback_lookback_days: int = 1
     """Feedback is joined to AI requests from this many days before the range on (clients' clocks differ)."""
     inactive_types: tuple[str, ...] = INACTIVE_EVENT_TYPES
@@ -76,8 +79,9 @@ class Rollup:
         return "cohort_week" if self.grain == "week" else "day"
 
     def partitions(self, first: date, last: date) -> list[date]:
-        """The partitions a run over the event dates [first, last] rewrites. A retention cohort changes while its
-        members' day-30 activity can still change, so the weeks of the 30 days before `first` are included."""
+        """The partitions a run over the event dates [first, last] rewrites. A retention cohort changes while
+        its members' day-30 activity can still change, so the weeks of the 30 days before `first` are
+        included."""
         if self.grain == "day":
             return [first + timedelta(days=i) for i in range((last - first).days + 1)]
         week = monday(first - timedelta(days=max(RETENTION_DAYS)))
@@ -88,7 +92,8 @@ class Rollup:
         return weeks
 
     def select(self, first: date, last: date, options: RollupOptions) -> Query:
-        """SELECT of the rows of partitions [first, last] (days, or cohort Mondays), columns in `self.columns`."""
+        """SELECT of the rows of partitions [first, last] (days, or cohort Mondays), columns in
+        `self.columns`."""
         return _BUILDERS[self.table](first, last, options)
 
 
@@ -101,7 +106,8 @@ def day_range(first: date, last: date) -> list[date]:
 
 
 def _events_between(lo_days: int = 0, hi_days: int = 1) -> str:
-    """Timestamp bounds [date_from - lo_days, date_to + hi_days) in UTC; the offsets are constants of this module."""
+    """Timestamp bounds [date_from - lo_days, date_to + hi_days) in UTC; the offsets are constants of this
+    module."""
     return (
         f"timestamp >= toDateTime64({{date_from:Date}} - {int(lo_days)}, 3, 'UTC') "
         f"AND timestamp < toDateTime64({{date_to:Date}} + {int(hi_days)}, 3, 'UTC')"
@@ -239,8 +245,9 @@ LEFT JOIN (
 
 
 def _ai_performance_daily(first: date, last: date, options: RollupOptions) -> Query:
-    # Feedback is counted once per (group, interaction): groupUniqArray of (interaction_id, count) pairs dedups
-    # the interactions a group's requests share, so every GROUPING SETS level stays exact, not a sum of levels.
+    # Feedback is counted once per (group, interaction): groupUniqArray of (interaction_id, count) pairs
+    # dedups the interactions a group's requests share, so every GROUPING SETS level stays exact, not a sum of
+    # levels.
     sql = f"""
 SELECT project_id, day, kind_key AS event_type, model_key AS model_used, requests, successes,
        successes / requests AS success_rate, q[1] AS p50_ms, q[2] AS p95_ms,
@@ -293,8 +300,8 @@ FROM (
 
 
 def _voice_metrics_daily(first: date, last: date, options: RollupOptions) -> Query:
-    # Events from `repeat_window_s` before the range are read so the first command of a day can repeat the last
-    # one of the day before; only events inside the range are counted.
+    # Events from `repeat_window_s` before the range are read so the first command of a day can repeat the
+    # last one of the day before; only events inside the range are counted.
     sql = """
 SELECT project_id, day, voice_requests, voice_successes,
        if(voice_requests = 0, NULL, voice_successes / voice_requests) AS success_rate,
@@ -393,9 +400,17 @@ _BUILDERS = {
 }
 
 _SESSION_COLUMNS = (
-    "project_id", "day", "sessions", "users", "sessions_per_user", "single_event_sessions", "avg_duration_s",
-    "p50_duration_s", "p90_duration_s", *(b[0] for b in SESSION_BUCKETS),
-)  # fmt: skip
+    "project_id",
+    "day",
+    "sessions",
+    "users",
+    "sessions_per_user",
+    "single_event_sessions",
+    "avg_duration_s",
+    "p50_duration_s",
+    "p90_duration_s",
+    *(b[0] for b in SESSION_BUCKETS),
+)
 
 ROLLUPS: tuple[Rollup, ...] = (
     Rollup(
@@ -411,9 +426,12 @@ ROLLUPS: tuple[Rollup, ...] = (
         "retention_cohorts",
         "week",
         (
-            "project_id", "cohort_week", "cohort_size",
-            *(f"d{n}_{c}" for n in RETENTION_DAYS for c in ("eligible", "retained", "rate")), "as_of",
-        ),  # fmt: skip
+            "project_id",
+            "cohort_week",
+            "cohort_size",
+            *(f"d{n}_{c}" for n in RETENTION_DAYS for c in ("eligible", "retained", "rate")),
+            "as_of",
+        ),
         needs_activity=True,
     ),
     Rollup("sessions_daily", "day", _SESSION_COLUMNS),
@@ -427,35 +445,82 @@ ROLLUPS: tuple[Rollup, ...] = (
         "ai_performance_daily",
         "day",
         (
-            "project_id", "day", "event_type", "model_used", "requests", "successes", "success_rate", "p50_ms",
-            "p95_ms", "feedback", "positive_feedback", "accuracy", "conversations", "completion_reported",
-            "completed", "completion_rate", "follow_up_reported", "follow_ups", "follow_up_rate",
-        ),  # fmt: skip
+            "project_id",
+            "day",
+            "event_type",
+            "model_used",
+            "requests",
+            "successes",
+            "success_rate",
+            "p50_ms",
+            "p95_ms",
+            "feedback",
+            "positive_feedback",
+            "accuracy",
+            "conversations",
+            "completion_reported",
+            "completed",
+            "completion_rate",
+            "follow_up_reported",
+            "follow_ups",
+            "follow_up_rate",
+        ),
     ),
     Rollup(
         "voice_metrics_daily",
         "day",
         (
-            "project_id", "day", "voice_requests", "voice_successes", "success_rate", "commands",
-            "repeated_commands", "repeated_command_rate", "transcriptions", "correction_reported", "corrected",
-            "correction_rate", "repeat_window_s",
-        ),  # fmt: skip
+            "project_id",
+            "day",
+            "voice_requests",
+            "voice_successes",
+            "success_rate",
+            "commands",
+            "repeated_commands",
+            "repeated_command_rate",
+            "transcriptions",
+            "correction_reported",
+            "corrected",
+            "correction_rate",
+            "repeat_window_s",
+        ),
     ),
     Rollup(
         "api_performance_daily",
         "day",
         (
-            "project_id", "day", "endpoint", "method", "requests", "p50_ms", "p95_ms", "p99_ms", "client_errors",
-            "server_errors", "error_rate", "cache_reported", "cache_hits", "cache_hit_ratio",
-        ),  # fmt: skip
+            "project_id",
+            "day",
+            "endpoint",
+            "method",
+            "requests",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "client_errors",
+            "server_errors",
+            "error_rate",
+            "cache_reported",
+            "cache_hits",
+            "cache_hit_ratio",
+        ),
     ),
     Rollup(
         "feedback_daily",
         "day",
         (
-            "project_id", "day", "feedback", "avg_rating", *(f"rating_{r}" for r in range(1, 6)), "with_comment",
-            "scored", "positive", "neutral", "negative", "avg_sentiment",
-        ),  # fmt: skip
+            "project_id",
+            "day",
+            "feedback",
+            "avg_rating",
+            *(f"rating_{r}" for r in range(1, 6)),
+            "with_comment",
+            "scored",
+            "positive",
+            "neutral",
+            "negative",
+            "avg_sentiment",
+        ),
     ),
 )
 """Every rollup, in the order they run (user_activity_daily first: three others read it)."""
@@ -475,5 +540,6 @@ def rollups_named(names: list[str] | None) -> list[Rollup]:
 
 
 def chunks(items: list[date], size: int) -> list[list[date]]:
-    """Consecutive runs of at most `size` partitions: one INSERT stays under max_partitions_per_insert_block."""
+    """Consecutive runs of at most `size` partitions: one INSERT stays under
+    max_partitions_per_insert_block."""
     return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,9 +1,10 @@
-"""Which table each topic loads into, how a message becomes a row, and which insert errors are the data's fault.
+"""Which table each topic loads into, how a message becomes a row, and which insert errors are the data's
+fault.
 
-Pure: no Kafka, no ClickHouse. The `events` topic is the hot path (the gateway validated every event already), so
-its messages go to ClickHouse untouched and ClickHouse's JSON parser is the validator: a batch it refuses is bisected
-down to the offending messages. The other topics carry a few messages per minute, so each is validated with its
-pydantic model here and gets a precise reason when it is refused.
+Pure: no Kafka, no ClickHouse. The `events` topic is the hot path (the gateway validated every event already),
+so its messages go to ClickHouse untouched and ClickHouse's JSON parser is the validator: a batch it refuses
+is bisected down to the offending messages. The other topics carry a few messages per minute, so each is
+validated with its pydantic model here and gets a precise reason when it is refused.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ DATA_ERROR_CODES = frozenset(
     }
 )
 """ClickHouse error codes that mean "these rows are bad": retrying cannot help, bisecting finds the rows. Any
-other error (connection refused, timeout, memory, too many parts) is the warehouse's and is retried with backoff."""
+other error (connection refused, timeout, memory, too many parts) is the warehouse's and is retried with
+backoff."""
 
 _CODE = re.compile(r"\bcode: (\d+)", re.IGNORECASE)
 
@@ -54,7 +56,8 @@ _CODE = re.compile(r"\bcode: (\d+)", re.IGNORECASE)
 class Route:
     table: str
     prepare: Callable[[bytes, int, int], bytes]
-    """(value, partition, offset) → the JSON row to insert; raises `Invalid` for a message that cannot load."""
+    """(value, partition, offset) → the JSON row to insert; raises `Invalid` for a message that cannot
+    load."""
 
 
 class Invalid(ValueError):
@@ -116,11 +119,13 @@ def error_code(exc: BaseException) -> int | None:
 
 
 def is_data_error(exc: BaseException) -> bool:
-    """True when ClickHouse refused the rows themselves (parse/type errors), not when it failed to take them."""
+    """True when ClickHouse refused the rows themselves (parse/type errors), not when it failed to take
+    them."""
     code = error_code(exc)
     if code in DATA_ERROR_CODES:
         return True
-    # The embedded warehouse (chdb behind the HTTP interface) fails text that is not UTF-8 with a generic code.
+    # The embedded warehouse (chdb behind the HTTP interface) fails text that is not UTF-8 with a generic
+    # code.
     return code == 1001 and "codec can't decode" in str(exc)
 
 
@@ -129,4 +134,3 @@ def reason_of(exc: BaseException) -> str:
     text = str(exc)
     start = text.find("Code: ")
     return (text[start:] if start >= 0 else text)[:REASON_MAX_CHARS]
-

@@ -2,8 +2,8 @@
 complete days, and on `report_weekday` write last week's feedback report and announce it on the webhook.
 
 `python -m pravis_rollups.scheduler` runs until stopped (health on /healthz, Prometheus on /metrics); `--once`
-runs one cycle now and exits. A cycle missed while the worker was down runs as soon as it starts again: the last
-cycle is read from `rollup_runs`, so the state survives restarts and lives with the data.
+runs one cycle now and exits. A cycle missed while the worker was down runs as soon as it starts again: the
+last cycle is read from `rollup_runs`, so the state survives restarts and lives with the data.
 """
 
 import argparse
@@ -82,7 +82,9 @@ class Scheduler:
         )
         if plan.report_week is not None:
             report = feedback_report.build(client, plan.report_week)
-            written = feedback_report.write(report, self.settings.reports_dir, self.settings.report_webhook_url)
+            written = feedback_report.write(
+                report, self.settings.reports_dir, self.settings.report_webhook_url
+            )
             log.info("feedback report written", path=str(written.html), webhook_status=written.notified)
         return plan
 
@@ -168,7 +170,9 @@ async def serve(settings: Settings, once: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser("python -m pravis_rollups.scheduler", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        "python -m pravis_rollups.scheduler", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--once", action="store_true", help="run one cycle now and exit")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,15 +1,16 @@
 """Deterministic synthetic product data for tests and benchmarks (pure: no I/O).
 
 `generate(SyntheticConfig(...))` returns the flat rows of the `events` topic (as the gateway writes them:
-`pravis_schemas.EnrichedEvent.to_json()` field names, datetimes as ISO-8601 UTC strings) and of `feedback.scored`,
-shaped like the Pravis boutique: users with a first day and a decaying return rate (retention), sessions of page
-views, clicks, feature use, voice flows (voice_request → transcription → tts sharing an interaction_id, with
-repeated commands just inside and just outside the 30 s window), conversations, API calls, errors, experiment
-exposures, custom events, feedback on AI interactions, sessions across midnight, anonymous visitors, two projects.
+`pravis_schemas.EnrichedEvent.to_json()` field names, datetimes as ISO-8601 UTC strings) and of
+`feedback.scored`, shaped like the Pravis boutique: users with a first day and a decaying return rate
+(retention), sessions of page views, clicks, feature use, voice flows (voice_request → transcription → tts
+sharing an interaction_id, with repeated commands just inside and just outside the 30 s window),
+conversations, API calls, errors, experiment exposures, custom events, feedback on AI interactions, sessions
+across midnight, anonymous visitors, two projects.
 
 Delivery faults are explicit so a test can replay them: `duplicates` are exact copies of on-time rows (a Kafka
-redelivery or a client retry), `late_events` are rows of the last `late_days` days held back to be delivered after
-a first rollup run. The same seed always gives the same rows.
+redelivery or a client retry), `late_events` are rows of the last `late_days` days held back to be delivered
+after a first rollup run. The same seed always gives the same rows.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class _Generator:
         self.late_from = datetime.combine(
             config.start + timedelta(days=config.days - config.late_days), datetime.min.time(), UTC
         )
-        self.period_end = datetime.combine(config.start + timedelta(days=config.days), datetime.min.time(), UTC)
+        self.period_end = datetime.combine(
+            config.start + timedelta(days=config.days), datetime.min.time(), UTC
+        )
 
     def uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -146,7 +149,18 @@ class _Generator:
         interactions: list[tuple[str, bool]] = []
         for _ in range(rng.randint(1, self.config.max_events_per_session)):
             kind = rng.choices(
-                ("page", "click", "feature", "voice", "conversation", "api", "error", "exposure", "custom", "fb"),
+                (
+                    "page",
+                    "click",
+                    "feature",
+                    "voice",
+                    "conversation",
+                    "api",
+                    "error",
+                    "exposure",
+                    "custom",
+                    "fb",
+                ),
                 (26, 10, 14, 16, 5, 14, 3, 3, 2, 7),
             )[0]
             if kind == "voice":
@@ -160,9 +174,15 @@ class _Generator:
                 continue
             now += timedelta(seconds=rng.uniform(1, 90), milliseconds=rng.randint(0, 999))
             if kind == "page":
-                rows.append(self.event(base, "page_view", now, page_url=f"https://boutique.example{rng.choice(PAGES)}"))
+                rows.append(
+                    self.event(
+                        base, "page_view", now, page_url=f"https://boutique.example{rng.choice(PAGES)}"
+                    )
+                )
             elif kind == "click":
-                rows.append(self.event(base, "button_click", now, button_id=rng.choice(("buy", "add", "share"))))
+                rows.append(
+                    self.event(base, "button_click", now, button_id=rng.choice(("buy", "add", "share")))
+                )
             elif kind == "feature":
                 rows.append(self.event(base, "feature_use", now, feature_name=rng.choice(FEATURES)))
             elif kind == "conversation":
@@ -170,31 +190,44 @@ class _Generator:
                 ok = rng.random() < 0.9
                 rows.append(
                     self.ai_event(
-                        base, "conversation", now, interaction, ok, rng.choice(CHAT_MODELS),
+                        base,
+                        "conversation",
+                        now,
+                        interaction,
+                        ok,
+                        rng.choice(CHAT_MODELS),
                         completed=rng.choice((True, True, False, None)),
                         follow_up=rng.choice((True, False, False, None)),
                         turn_count=rng.randint(1, 8),
                     )
-                )  # fmt: skip
+                )
                 interactions.append((interaction, ok))
             elif kind == "api":
                 rows.append(self.api_event(base, now))
             elif kind == "error":
-                rows.append(self.event(base, "error", now, error_type=rng.choice(("TypeError", "NetworkError"))))
+                rows.append(
+                    self.event(base, "error", now, error_type=rng.choice(("TypeError", "NetworkError")))
+                )
             elif kind == "exposure":
                 rows.append(
                     self.event(
-                        base, "experiment_exposure", now, experiment_key="voice_button",
-                        variant=rng.choice(("control", "big_button")), in_experiment=True,
+                        base,
+                        "experiment_exposure",
+                        now,
+                        experiment_key="voice_button",
+                        variant=rng.choice(("control", "big_button")),
+                        in_experiment=True,
                     )
-                )  # fmt: skip
+                )
             elif kind == "custom":
                 rows.append(self.event(base, "wishlist_shared", now, properties={"items": rng.randint(1, 5)}))
             elif kind == "fb" and interactions:
                 interaction, ok = rng.choice(interactions)
                 rows.append(self.feedback(base, now, interaction, ok))
         if rng.random() < 0.3:  # a server call outside any session, on behalf of the user
-            rows.append(self.api_event({**base, "session_id": None}, start + timedelta(seconds=rng.uniform(0, 600))))
+            rows.append(
+                self.api_event({**base, "session_id": None}, start + timedelta(seconds=rng.uniform(0, 600)))
+            )
         late = start >= self.late_from
         for row in rows:
             if parse_iso(row["timestamp"]) >= self.period_end:
@@ -219,16 +252,29 @@ class _Generator:
         return row
 
     def ai_event(
-        self, base: dict[str, Any], event_type: str, moment: datetime, interaction: str, ok: bool,
-        model: str | None, **fields: Any,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        base: dict[str, Any],
+        event_type: str,
+        moment: datetime,
+        interaction: str,
+        ok: bool,
+        model: str | None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         duration = round(self.rng.lognormvariate(6.2, 0.6), 1)
         return self.event(
-            base, event_type, moment, interaction_id=interaction, success=ok,
-            request_duration_ms=min(duration, 60_000.0), model_used=model,
-            request_size_bytes=self.rng.randint(200, 20_000), response_size_bytes=self.rng.randint(200, 40_000),
-            error_type=None if ok else "Timeout", **fields,
-        )  # fmt: skip
+            base,
+            event_type,
+            moment,
+            interaction_id=interaction,
+            success=ok,
+            request_duration_ms=min(duration, 60_000.0),
+            model_used=model,
+            request_size_bytes=self.rng.randint(200, 20_000),
+            response_size_bytes=self.rng.randint(200, 40_000),
+            error_type=None if ok else "Timeout",
+            **fields,
+        )
 
     def voice_flow(
         self, rows: list[dict[str, Any]], base: dict[str, Any], moment: datetime, intent: str | None
@@ -241,12 +287,19 @@ class _Generator:
         if rng.random() < 0.8:
             rows.append(
                 self.ai_event(
-                    base, "transcription", moment + timedelta(milliseconds=300), interaction, ok, model,
+                    base,
+                    "transcription",
+                    moment + timedelta(milliseconds=300),
+                    interaction,
+                    ok,
+                    model,
                     transcription_corrected=rng.choice((True, False, False, False, None)),
                 )
-            )  # fmt: skip
+            )
         if ok and rng.random() < 0.5:
-            rows.append(self.ai_event(base, "tts", moment + timedelta(milliseconds=700), interaction, True, "piper"))
+            rows.append(
+                self.ai_event(base, "tts", moment + timedelta(milliseconds=700), interaction, True, "piper")
+            )
         return interaction, ok
 
     def api_event(self, base: dict[str, Any], moment: datetime) -> dict[str, Any]:
@@ -254,9 +307,15 @@ class _Generator:
         endpoint, method = rng.choice(ENDPOINTS)
         status = rng.choices((200, 201, 304, 404, 429, 500, 503), (70, 5, 5, 8, 2, 6, 4))[0]
         return self.event(
-            base, "api_request", moment, endpoint=endpoint, method=method, status=status,
-            duration_ms=round(rng.lognormvariate(4.0, 0.8), 2), cache_hit=rng.choice((True, False, False, None)),
-        )  # fmt: skip
+            base,
+            "api_request",
+            moment,
+            endpoint=endpoint,
+            method=method,
+            status=status,
+            duration_ms=round(rng.lognormvariate(4.0, 0.8), 2),
+            cache_hit=rng.choice((True, False, False, None)),
+        )
 
     def feedback(self, base: dict[str, Any], moment: datetime, interaction: str, ok: bool) -> dict[str, Any]:
         rng = self.rng
@@ -264,15 +323,28 @@ class _Generator:
         pool = COMPLAINTS if rating <= 2 else PRAISE if rating >= 4 else NEUTRAL
         comment = rng.choice(pool)
         return self.event(
-            base, "feedback", moment, interaction_id=interaction, rating=rating, comment=comment,
+            base,
+            "feedback",
+            moment,
+            interaction_id=interaction,
+            rating=rating,
+            comment=comment,
             context=rng.choice(("voice_search", "assistant", None)),
-        )  # fmt: skip
+        )
 
     def scored(self, row: dict[str, Any], when: datetime, bias: float = 0.0) -> dict[str, Any]:
         rating = row["rating"]
         score = round(max(-1.0, min(1.0, (rating - 3) / 2 * 0.8 + bias)), 4)
         label = "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
-        fields = ("event_id", "project_id", "timestamp", "user_id", "anonymous_id", "session_id", "interaction_id")
+        fields = (
+            "event_id",
+            "project_id",
+            "timestamp",
+            "user_id",
+            "anonymous_id",
+            "session_id",
+            "interaction_id",
+        )
         return {
             **{k: row[k] for k in fields if k in row},
             "rating": rating,
@@ -285,7 +357,10 @@ class _Generator:
     def faults(self) -> None:
         rng, data = self.rng, self.dataset
         data.duplicates = [dict(row) for row in data.events if rng.random() < self.config.duplicate_rate]
-        for rows, target in ((data.events, data.scored_feedback), (data.late_events, data.late_scored_feedback)):
+        for rows, target in (
+            (data.events, data.scored_feedback),
+            (data.late_events, data.late_scored_feedback),
+        ):
             for row in rows:
                 if row["event_type"] != "feedback" or rng.random() >= self.config.scored_share:
                     continue

@@ -180,5 +180,3 @@ def keys_revoke(key_id: str) -> None:
         console.print(f"no active key with id {key_id}")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
-
-

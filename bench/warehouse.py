@@ -1,0 +1,266 @@
+"""Warehouse throughput, in one run on the embedded broker and warehouse:
+
+1. loader events/s vs a raw aiokafka consumer reading the same `events` topic (target ≥ 0.5x);
+2. the full rollup set over the whole period vs one full-scan GROUP BY of the events table (target ≤ 3x).
+
+`python -m bench.warehouse [--events 1000000] [--days 30]`. The data is `pravis_rollups.synthetic` (users,
+sessions, voice flows, API calls, feedback), published the way the gateway does it: one record per batch and
+user, rows separated by newlines. Results are printed and written to artifacts/bench/warehouse.json.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import secrets
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pravis_local import testing
+from pravis_local.broker import broker_command, default_partitions, ensure_topics
+from pravis_rollups import clickhouse
+from pravis_rollups.jobs import Runner, plan
+from pravis_rollups.loader import Loader
+from pravis_rollups.rollups import RollupOptions
+from pravis_rollups.settings import Settings
+from pravis_rollups.synthetic import SyntheticConfig, generate, json_rows
+from pravis_schemas import topics
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(width=140)
+EVENTS_PER_USER = 155
+"""Events one synthetic user makes over 30 days with the default behaviour (measured), to size the user
+count."""
+ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "bench" / "warehouse.json"
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def records(rows: list[bytes], keys: list[str], per_record: int) -> list[tuple[bytes, bytes]]:
+    """Consecutive rows of one key grouped into records of at most `per_record` rows, like a gateway batch."""
+    out: list[tuple[bytes, bytes]] = []
+    start = 0
+    while start < len(rows):
+        end = start + 1
+        while end < len(rows) and end - start < per_record and keys[end] == keys[start]:
+            end += 1
+        out.append((keys[start].encode(), b"\n".join(rows[start:end])))
+        start = end
+    return out
+
+
+async def publish(bootstrap: str, topic: str, batch: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        with progress() as bar:
+            task = bar.add_task("publish", total=len(batch))
+            pending = []
+            for i, (key, value) in enumerate(batch):
+                pending.append(await producer.send(topic, value, key=key))
+                if len(pending) >= 5000 or i == len(batch) - 1:
+                    await asyncio.gather(*pending)
+                    bar.advance(task, len(pending))
+                    pending.clear()
+    finally:
+        await producer.stop()
+
+
+async def raw_consume(bootstrap: str, topic: str, total_rows: int) -> float:
+    """Seconds for a plain aiokafka consumer (new group) to read every row of the topic."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-{secrets.token_hex(4)}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen = 0
+    began = time.perf_counter()
+    try:
+        with progress() as bar:
+            task = bar.add_task("raw aiokafka consume", total=total_rows)
+            while seen < total_rows:
+                for records_ in (await consumer.getmany(timeout_ms=500)).values():
+                    rows = sum(r.value.count(b"\n") + 1 for r in records_)
+                    seen += rows
+                    bar.advance(task, rows)
+            await consumer.commit()
+        return time.perf_counter() - began
+    finally:
+        await consumer.stop()
+
+
+async def load(bootstrap: str, url: str, total_rows: int) -> float:
+    """Seconds for the loader (in this process, one consumer on every topic) to get every row into
+    ClickHouse."""
+    loader = Loader(
+        Settings(
+            kafka_bootstrap=bootstrap, clickhouse_url=url, loader_group_id=f"bench-{secrets.token_hex(4)}"
+        )
+    )
+    task = asyncio.create_task(loader.run())
+    await loader.ready.wait()
+    began = time.perf_counter()
+    try:
+        with clickhouse.connect(url) as client, progress() as bar:
+            count = bar.add_task("loader → ClickHouse", total=total_rows)
+            stored = 0
+            while stored < total_rows:
+                await asyncio.sleep(0.25)
+                if task.done():
+                    task.result()
+                stored = (await asyncio.to_thread(client.query, "SELECT count() FROM events")).result_rows[0][
+                    0
+                ]
+                bar.update(count, completed=stored)
+        return time.perf_counter() - began
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def rollups(url: str, first, last) -> tuple[float, dict[str, float], dict[str, float]]:
+    """(seconds for every rollup over the period, seconds per rollup, seconds of the baseline scans)."""
+    with clickhouse.connect(url) as client:
+        baselines = {}
+        for label, sql in (
+            (
+                "GROUP BY day, type: count, uniqExact(user)",
+                "SELECT project_id, toDate(timestamp) AS day, event_type, count(), uniqExact(distinct_id) "
+                "FROM events GROUP BY project_id, day, event_type FORMAT Null",
+            ),
+            (
+                "same, FROM events FINAL",
+                "SELECT project_id, toDate(timestamp) AS day, event_type, count(), uniqExact(distinct_id) "
+                "FROM events FINAL GROUP BY project_id, day, event_type FORMAT Null",
+            ),
+        ):
+            began = time.perf_counter()
+            client.command(sql)
+            baselines[label] = time.perf_counter() - began
+        options = RollupOptions(as_of=last)
+        steps = plan(client, first, last, options=options)
+        per_rollup: dict[str, float] = {}
+        began = time.perf_counter()
+        with Runner(client, options) as runner, progress() as bar:
+            task = bar.add_task("rollups", total=len(steps))
+            for step in steps:
+                bar.update(task, description=f"rollup {step.rollup.table}")
+                result = runner.run(step)
+                per_rollup[step.rollup.table] = per_rollup.get(step.rollup.table, 0.0) + result.seconds
+                bar.advance(task)
+        return time.perf_counter() - began, per_rollup, baselines
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    users = max(10, args.events // (EVENTS_PER_USER * 2) * 30 // args.days)
+    # The period ends yesterday: the warehouse may apply retention TTLs, and old synthetic dates would expire.
+    start = datetime.now(UTC).date() - timedelta(days=args.days)
+    config = SyntheticConfig(
+        seed=args.seed, start=start, users=users, days=args.days, duplicate_rate=0, late_rate=0
+    )
+    with console.status(f"generating ~{args.events:,} synthetic events ({users:,} users per project)"):
+        began = time.perf_counter()
+        dataset = generate(config)
+        rows = json_rows(dataset.events)
+        keys = [e.get("user_id") or e.get("anonymous_id") for e in dataset.events]
+        batch = records(rows, keys, args.rows_per_record)
+        console.print(
+            f"{len(rows):,} events, {len(batch):,} records, "
+            f"{sum(map(len, rows)) / len(rows):.0f} bytes/event, "
+            f"{args.days} days, {2 * users:,} users; generated in {time.perf_counter() - began:.1f}s"
+        )
+    work = Path(tempfile.mkdtemp(prefix="pravis-bench-warehouse-"))
+    broker_port, port = testing.free_port(), testing.free_port()
+    broker = testing.Process("bench-broker", broker_command("127.0.0.1", broker_port), work).start()
+    warehouse = testing.Process(
+        "bench-warehouse",
+        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(work)],
+        work,
+    ).start()
+    try:
+        bootstrap = f"127.0.0.1:{broker_port}"
+        await ensure_topics(bootstrap, default_partitions(args.partitions))
+        testing.wait_for_http(f"http://127.0.0.1:{port}/ping", warehouse.popen)
+        url = f"http://127.0.0.1:{port}/bench"
+        clickhouse.migrate(url)
+        await publish(bootstrap, topics.EVENTS, batch)
+        del batch
+        raw_s = await raw_consume(bootstrap, topics.EVENTS, len(rows))
+        load_s = await load(bootstrap, url, len(rows))
+        rollup_s, per_rollup, baselines = rollups(url, config.start, dataset.end)
+    finally:
+        warehouse.stop()
+        broker.stop()
+    baseline_s = next(iter(baselines.values()))
+    return {
+        "events": len(rows),
+        "days": args.days,
+        "users": 2 * users,
+        "rows_per_record": args.rows_per_record,
+        "raw_consume_events_per_s": len(rows) / raw_s,
+        "loader_events_per_s": len(rows) / load_s,
+        "loader_vs_raw": raw_s / load_s,
+        "rollups_s": rollup_s,
+        "rollups_per_table_s": per_rollup,
+        "baseline_scans_s": baselines,
+        "rollups_vs_one_scan": rollup_s / baseline_s,
+    }
+
+
+def report(result: dict) -> None:
+    table = Table(
+        title=f"warehouse bench: {result['events']:,} events, {result['days']} days, "
+        f"{result['users']:,} users"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row("raw aiokafka consume", f"{result['raw_consume_events_per_s']:,.0f} events/s", "")
+    table.add_row("loader into ClickHouse", f"{result['loader_events_per_s']:,.0f} events/s", "")
+    table.add_row("loader / raw consume", f"{result['loader_vs_raw']:.2f}x", "≥ 0.5x")
+    for label, seconds in result["baseline_scans_s"].items():
+        table.add_row(f"one scan: {label}", f"{seconds:.2f} s", "")
+    for name, seconds in result["rollups_per_table_s"].items():
+        table.add_row(f"  rollup {name}", f"{seconds:.2f} s", "")
+    table.add_row("full rollup set", f"{result['rollups_s']:.2f} s", "")
+    table.add_row("rollup set / one scan", f"{result['rollups_vs_one_scan']:.2f}x", "≤ 3x")
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser("python -m bench.warehouse", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="about this many events (issue: 10M)")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rows-per-record", type=int, default=10, help="events per Kafka record, at most")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    result = asyncio.run(main_async(args))
+    report(result)
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(json.dumps(result, indent=2, default=str))
+    console.print(f"written to {ARTIFACT}")
+
+
+if __name__ == "__main__":
+    main()
