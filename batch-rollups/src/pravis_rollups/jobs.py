@@ -1,11 +1,15 @@
-"""Running rollups against ClickHouse: plan the partitions, compute each chunk into a staging copy of the
-table, then swap every partition in with `ALTER TABLE ... REPLACE PARTITION` (or drop it when the chunk has no
-rows).
+"""Running rollups against ClickHouse: plan the dates, compute each chunk into a staging copy of the table,
+add the untouched dates of the same months, then swap every touched month in with `ALTER TABLE ... REPLACE
+PARTITION` (or drop it when nothing is left in it).
 
 Why partition replacement: it is atomic per partition on every MergeTree (chdb and a real ClickHouse alike),
 so a re-run replaces a date's rows and a reader never sees a date half-written or twice. A ReplacingMergeTree
 with a version would leave behind rows whose key disappeared (a user who moves to an earlier retention cohort
-after a late event), and DELETE + INSERT would show a gap between the two statements.
+after a late event), and DELETE + INSERT would show a gap between the two statements. Monthly partitions (not
+daily) keep a table at a dozen partitions a year, as ClickHouse advises, and one swap per month costs a few ms
+where one per day cost a third of a 30-day run; the price is that two runs recomputing different dates of the
+same month at the same moment could swap in each other's older copy of the other dates: run a backfill when
+the scheduler is idle (or simply re-run it).
 """
 
 from __future__ import annotations
@@ -175,17 +179,26 @@ class Runner:
         stray = sorted(set(counts) - set(step.partitions))
         if stray:
             raise RuntimeError(f"{rollup.table}: rows for partitions outside the step: {stray[:5]}")
-        # One ALTER with a command per partition: each REPLACE/DROP is atomic for its partition, and one
-        # statement instead of one per date saves a round trip per day (measured: a third of a 30-day run).
+        months = sorted({p.year * 100 + p.month for p in step.partitions})
+        # The month partition swapped in must hold the month's other dates too: copy them from the table.
+        self.client.command(
+            f"INSERT INTO {staging} SELECT * FROM {target} "
+            f"WHERE toYYYYMM({column}) IN {{months:Array(UInt32)}} AND {column} NOT IN {{dates:Array(Date)}}",
+            parameters={"months": months, "dates": list(step.partitions)},
+        )
+        filled = {
+            row[0]
+            for row in self.client.query(f"SELECT DISTINCT toYYYYMM({column}) FROM {staging}").result_rows
+        }
         commands = [
-            f"REPLACE PARTITION {{p{i}:Date}} FROM {staging}"
-            if p in counts
-            else f"DROP PARTITION {{p{i}:Date}}"
-            for i, p in enumerate(step.partitions)
+            f"REPLACE PARTITION {{m{i}:UInt32}} FROM {staging}"
+            if m in filled
+            else f"DROP PARTITION {{m{i}:UInt32}}"
+            for i, m in enumerate(months)
         ]
         self.client.command(
             f"ALTER TABLE {target} {', '.join(commands)}",
-            parameters={f"p{i}": p for i, p in enumerate(step.partitions)},
+            parameters={f"m{i}": m for i, m in enumerate(months)},
         )
         clickhouse.insert_json_rows(
             self.client,
