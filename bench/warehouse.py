@@ -108,34 +108,35 @@ async def raw_consume(bootstrap: str, topic: str, total_rows: int) -> float:
         await consumer.stop()
 
 
-async def load(bootstrap: str, url: str, total_rows: int) -> float:
-    """Seconds for the loader (in this process, one consumer on every topic) to get every row into
-    ClickHouse."""
-    loader = Loader(
-        Settings(
-            kafka_bootstrap=bootstrap, clickhouse_url=url, loader_group_id=f"bench-{secrets.token_hex(4)}"
-        )
-    )
-    task = asyncio.create_task(loader.run())
-    await loader.ready.wait()
+async def load(bootstrap: str, url: str, total_rows: int, consumers: int = 1) -> float:
+    """Seconds for the loader (in this process) to get every row into ClickHouse; `consumers` > 1 runs that
+    many loaders in one consumer group, i.e. the partitions split between several consumers."""
+    group = f"bench-{secrets.token_hex(4)}"
+    settings = Settings(kafka_bootstrap=bootstrap, clickhouse_url=url, loader_group_id=group)
+    loaders = [Loader(settings) for _ in range(consumers)]
+    tasks = [asyncio.create_task(loader.run()) for loader in loaders]
+    for loader in loaders:
+        await loader.ready.wait()
     began = time.perf_counter()
     try:
         with clickhouse.connect(url) as client, progress() as bar:
-            count = bar.add_task("loader → ClickHouse", total=total_rows)
+            count = bar.add_task(f"loader x{consumers} → ClickHouse", total=total_rows)
             stored = 0
             while stored < total_rows:
                 await asyncio.sleep(0.25)
-                if task.done():
-                    task.result()
-                stored = (await asyncio.to_thread(client.query, "SELECT count() FROM events")).result_rows[0][
-                    0
-                ]
+                for task in tasks:
+                    if task.done():
+                        task.result()
+                result = await asyncio.to_thread(client.query, "SELECT count() FROM events")
+                stored = result.result_rows[0][0]
                 bar.update(count, completed=stored)
         return time.perf_counter() - began
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def rollups(url: str, first, last) -> tuple[float, dict[str, float], dict[str, float]]:
@@ -207,6 +208,9 @@ async def main_async(args: argparse.Namespace) -> dict:
         del batch
         raw_s = await raw_consume(bootstrap, topics.EVENTS, len(rows))
         load_s = await load(bootstrap, url, len(rows))
+        two_url = f"http://127.0.0.1:{port}/bench_two_consumers"
+        clickhouse.migrate(two_url)
+        two_s = await load(bootstrap, two_url, len(rows), consumers=2)
         rollup_s, per_rollup, baselines = rollups(url, config.start, dataset.end)
     finally:
         warehouse.stop()
@@ -220,6 +224,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "raw_consume_events_per_s": len(rows) / raw_s,
         "loader_events_per_s": len(rows) / load_s,
         "loader_vs_raw": raw_s / load_s,
+        "two_consumers_events_per_s": len(rows) / two_s,
         "rollups_s": rollup_s,
         "rollups_per_table_s": per_rollup,
         "baseline_scans_s": baselines,
@@ -238,6 +243,9 @@ def report(result: dict) -> None:
     table.add_row("raw aiokafka consume", f"{result['raw_consume_events_per_s']:,.0f} events/s", "")
     table.add_row("loader into ClickHouse", f"{result['loader_events_per_s']:,.0f} events/s", "")
     table.add_row("loader / raw consume", f"{result['loader_vs_raw']:.2f}x", "≥ 0.5x")
+    table.add_row(
+        "same, two consumers in one group", f"{result['two_consumers_events_per_s']:,.0f} events/s", ""
+    )
     for label, seconds in result["baseline_scans_s"].items():
         table.add_row(f"one scan: {label}", f"{seconds:.2f} s", "")
     for name, seconds in result["rollups_per_table_s"].items():
