@@ -5,6 +5,7 @@ commands, on synthetic data inserted straight into the warehouse; the webhook is
 import json
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from pravis_local.cli import app
 from pravis_rollups import clickhouse, feedback_report
+from pravis_rollups.jobs import drop_stale_staging
 from pravis_rollups.scheduler import Scheduler
 from pravis_rollups.settings import Settings
 from pravis_rollups.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
@@ -202,3 +204,12 @@ def test_cli_backfill_and_report(url: str, client, tmp_path: Path) -> None:
         )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "feedback-2024-W11.md").exists() and "webhook answered 200" in result.output
+
+
+def test_staging_tables_left_by_a_dead_run_are_dropped(client) -> None:
+    client.command("CREATE TABLE _staging_feedback_daily_deadbeef AS feedback_daily")
+    assert drop_stale_staging(client) == []  # younger than a day: maybe a run in progress
+    time.sleep(1.1)
+
+    assert drop_stale_staging(client, older_than=timedelta(0)) == ["_staging_feedback_daily_deadbeef"]
+    assert not client.query("EXISTS TABLE _staging_feedback_daily_deadbeef").result_rows[0][0]

@@ -231,6 +231,21 @@ def run_rollups(
     return results
 
 
+def drop_stale_staging(client: Client, older_than: timedelta = timedelta(days=1)) -> list[str]:
+    """Drop the staging tables of runs that died before cleaning up (a live run's are younger than a day)."""
+    names = [
+        row[0]
+        for row in client.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() "
+            "AND startsWith(name, '_staging_') AND metadata_modification_time < now() - {age:UInt32}",
+            parameters={"age": int(older_than.total_seconds())},
+        ).result_rows
+    ]
+    for name in names:
+        client.command(f"DROP TABLE IF EXISTS {_identifier(name)}")
+    return names
+
+
 def recompute_window(today: date, days: int) -> tuple[date, date]:
     """The scheduler's range: the `days` complete days before `today` (late events land in them)."""
     return today - timedelta(days=days), today - timedelta(days=1)

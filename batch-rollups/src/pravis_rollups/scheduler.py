@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from tenacity import AsyncRetrying, wait_exponential
 
 from pravis_rollups import clickhouse, feedback_report
-from pravis_rollups.jobs import recompute_window, run_rollups
+from pravis_rollups.jobs import drop_stale_staging, recompute_window, run_rollups
 from pravis_rollups.report import last_complete_week
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
 from pravis_rollups.settings import Settings, settings
@@ -71,6 +71,8 @@ class Scheduler:
         """Run one cycle (blocking): the recompute window, then the weekly report if today is report day."""
         plan = plan_cycle(today, self.settings.rollup_recompute_days, self.settings.report_weekday)
         options = RollupOptions(as_of=plan.last, repeat_window_s=self.settings.rollup_repeat_window_s)
+        if dropped := drop_stale_staging(client):
+            log.warning("dropped staging tables of runs that died", tables=dropped)
         results = run_rollups(client, plan.first, plan.last, options=options)
         log.info(
             "rollups computed",
