@@ -4,9 +4,9 @@ ifeq ($(UV),)
 UV := python3 -m uv
 endif
 RUN := $(UV) run --all-packages --locked
-SOURCES := schemas ingest-gateway stream-processors batch-rollups deploy tests bench conftest.py
+SOURCES := schemas ingest-gateway stream-processors batch-rollups dashboards deploy sdks tests bench conftest.py
 
-.PHONY: up test bench bench-tools lint fmt schemas clean
+.PHONY: up test test-tools bench bench-tools lint fmt schemas clean
 
 .venv/.synced: uv.lock pyproject.toml */pyproject.toml deploy/local/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -16,7 +16,13 @@ SOURCES := schemas ingest-gateway stream-processors batch-rollups deploy tests b
 up: .venv/.synced
 	$(RUN) pravis up
 
-test: .venv/.synced
+# The JS SDK's end-to-end tests drive a real headless Chromium (Debian's package; browsers cannot be downloaded).
+test-tools:
+	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: .venv/.synced test-tools
+	node --test sdks/js/tests/
 	$(RUN) pytest $(PYTEST_ARGS)
 
 # wrk and hey (Debian) generate the load: C and Go cost the 2-core machine far less CPU than a Python client.
@@ -25,7 +31,10 @@ bench-tools:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey >/dev/null; }
 
 bench: .venv/.synced bench-tools
-	$(RUN) python -m bench.gateway $(BENCH_ARGS)
+	$(RUN) python -m bench.gateway
+	$(RUN) python -m bench.stream
+	$(RUN) python -m bench.warehouse
+	$(RUN) python -m bench.privacy_export
 
 lint: .venv/.synced
 	$(RUN) ruff check $(SOURCES)

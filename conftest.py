@@ -86,8 +86,32 @@ def loader(worker_env: dict[str, str], log_dir: Path) -> Iterator[testing.Proces
         process.stop()
 
 
+@pytest.fixture(scope="session")
+def privacy_worker(
+    worker_env: dict[str, str], log_dir: Path, loader: testing.Process
+) -> Iterator[testing.Process]:
+    """The deletion worker; after the loader, whose migrations create the audit table."""
+    port = testing.free_port()
+    env = {**worker_env, "PRAVIS_PRIVACY_HEALTH_PORT": str(port), "PRAVIS_PRIVACY_GROUP_ID": "privacy-test"}
+    process = testing.Process(
+        "privacy", [sys.executable, "-m", "pravis_rollups.privacy"], log_dir, env
+    ).start()
+    try:
+        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def secret_key(data_dir: Path) -> str:
+    key, _ = KeyStore(data_dir / "keys.json").create("test-project", "secret")
+    return key
+
+
 def pytest_report_header() -> list[str]:
-    fallback = "Docker containers" if testing.docker_available() else "embedded"
+    reason = testing.docker_unavailable_reason()
+    fallback = "Docker containers" if reason is None else f"embedded (Tansu / chdb; {reason})"
     return [
         f"kafka: {os.environ.get('PRAVIS_KAFKA_BOOTSTRAP', fallback)}",
         f"clickhouse: {os.environ.get('PRAVIS_CLICKHOUSE_URL', fallback)}",

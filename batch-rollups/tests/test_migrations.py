@@ -1,10 +1,11 @@
 from pravis_rollups.clickhouse import _statements, migration_files
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
+def test_migration_versions_are_unique_and_start_at_one() -> None:
     versions = [version for version, _, _ in migration_files()]
 
-    assert versions == list(range(1, len(versions) + 1))
+    assert versions[0] == 1
+    assert len(set(versions)) == len(versions)
 
 
 def test_statements_split_on_terminating_semicolons_and_drop_comments() -> None:

@@ -2,8 +2,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
+from pravis_gateway.consent import ConsentBook
 from pravis_gateway.enrich import IpAnonymizer
-from pravis_gateway.ingest import Limits, Request, process_batch
+from pravis_gateway.ingest import Limits, Policies, Request, process_batch
+from pravis_gateway.scrub import Scrubber
 from pravis_schemas import rows_of_record
 
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -20,9 +22,12 @@ def event(**fields) -> dict:
     }
 
 
-def run(events: list[dict], sent_at: datetime | None = None):
+def run(events: list[dict], sent_at: datetime | None = None, book: ConsentBook | None = None):
     request = Request(project_id="shop", received_at=RECEIVED, sent_at=sent_at, client_ip="198.51.100.23")
-    return process_batch(events, request, LIMITS, IpAnonymizer("truncate"))
+    policies = Policies(
+        book if book is not None else ConsentBook(), Scrubber({"password"}), IpAnonymizer("truncate")
+    )
+    return process_batch(events, request, LIMITS, policies)
 
 
 def test_each_rejection_keeps_its_original_index_and_reason() -> None:
@@ -98,3 +103,40 @@ def test_one_record_per_key_with_that_keys_events_in_posted_order() -> None:
         b"b": [events[3]["event_id"]],
     }
     assert outcome.accepted == 4
+
+
+def test_consent_withdrawn_in_a_batch_drops_that_users_later_events_only() -> None:
+    withdraw = event(event_type="consent_change", consent={"analytics": False}, anonymous_id="a")
+    before = event(anonymous_id="a", timestamp=(RECEIVED - timedelta(seconds=5)).isoformat())
+    events = [before, withdraw, event(anonymous_id="a"), event(anonymous_id="b")]
+
+    outcome = run(events)
+
+    kept = [orjson.loads(row)["event_id"] for _, v in outcome.records for row in rows_of_record(v)]
+    assert kept == [before["event_id"], withdraw["event_id"], events[3]["event_id"]]
+    assert outcome.dropped_no_consent == 1
+    assert [(r.subject, r.consent) for r in outcome.consent_records] == [("a", {"analytics": False})]
+
+
+def test_opt_in_projects_keep_only_granted_categories() -> None:
+    book = ConsentBook("opt_out", {"shop": "opt_in"})
+    grant = event(event_type="consent_change", consent={"performance": True}, user_id="u")
+    api_call = event(
+        event_type="api_request", user_id="u", endpoint="/p", method="GET", status=200, duration_ms=1.0
+    )
+
+    outcome = run([grant, event(user_id="u"), api_call], book=book)
+
+    assert outcome.accepted == 2 and outcome.dropped_no_consent == 1
+
+
+def test_pii_is_scrubbed_from_properties_and_free_text() -> None:
+    view = event(
+        page_url="https://boutique.example/?email=jane@example.com",
+        properties={"password": "hunter2", "note": "call +44 20 7946 0958"},
+    )
+
+    row = orjson.loads(run([view]).records[0][1])
+
+    assert row["page_url"] == "https://boutique.example/?email=[email]"
+    assert row["properties"] == {"password": "[redacted]", "note": "call [phone]"}

@@ -136,3 +136,28 @@ export function setConsent(consent: Consent, options?: { source?: string }): str
 export function flush(): Promise<void>;
 export function stats(): Stats;
 export function shutdown(options?: { timeoutMs?: number }): Promise<void>;
+
+/** An experiment definition as `GET /api/v1/features` returns it. */
+export interface ExperimentDefinition {
+  key: string;
+  status: 'draft' | 'running' | 'stopped';
+  variants: { key: string; weight: number }[];
+  coverage?: number;
+  seed?: string;
+  version?: number;
+}
+
+export interface FeatureVariant {
+  experiment: string;
+  variant: string;
+  variation_id: number;
+  in_experiment: boolean;
+  reason: 'assigned' | 'outside_coverage' | 'not_running';
+}
+
+/** Assign locally with the server's hash (GrowthBook v2 FNV-1a); with a client, the exposure is tracked. */
+export function getFeatureVariant(
+  experiment: ExperimentDefinition,
+  userId: string,
+  options?: { client?: PravisClient },
+): FeatureVariant;

@@ -7,6 +7,9 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from pravis_rollups.retention import RetentionPolicy
+from pravis_rollups.retention import apply as apply_retention
+
 MIGRATIONS_TABLE = "schema_migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -40,8 +43,9 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def migrate(url: str) -> list[str]:
-    """Create the database if needed and apply the migrations not yet recorded; return the names applied."""
+def migrate(url: str, retention: RetentionPolicy | None = None) -> list[str]:
+    """Create the database if needed, apply the migrations not yet recorded, then the retention TTLs (which
+    follow settings, so they are re-applied at every start); return the migration names applied."""
     database = database_of(url)
     with connect(url, with_database=False) as admin:
         admin.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
@@ -60,6 +64,8 @@ def migrate(url: str) -> list[str]:
                 client.command(statement)
             client.insert(MIGRATIONS_TABLE, [[version, name]], column_names=["version", "name"])
             applied.append(name)
+        if retention is not None:
+            apply_retention(client, retention)
     return applied
 
 

@@ -1,6 +1,7 @@
 """The rollup worker's only Kafka access: a consumer whose offsets move only when the caller commits."""
 
 from aiokafka import AIOKafkaConsumer
+from pravis_schemas.kafka_security import kafka_client_options
 
 from pravis_rollups.settings import Settings
 
@@ -16,4 +17,17 @@ def loader_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
         # boundaries: Tansu 0.6 may poll empty when a fetch starts inside a record batch.
         fetch_max_bytes=16 * 1024 * 1024,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **kafka_client_options(settings),
+    )
+
+
+def privacy_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
+    """Deletion requests: one at a time, committed only once the request is done."""
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.privacy_group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **kafka_client_options(settings),
     )

@@ -102,7 +102,9 @@ class Loader:
     async def run(self) -> None:
         async for attempt in self._retrying("migration"):
             with attempt:
-                applied = await asyncio.to_thread(clickhouse.migrate, self.settings.clickhouse_url)
+                applied = await asyncio.to_thread(
+                    clickhouse.migrate, self.settings.clickhouse_url, self.settings.retention
+                )
         log.info("migrations applied", applied=applied)
         async for attempt in self._retrying("connect"):
             with attempt:

@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from tenacity import AsyncRetrying, wait_exponential
 
 from pravis_rollups import clickhouse, feedback_report
+from pravis_rollups.experiment_results import refresh_results
 from pravis_rollups.jobs import drop_stale_staging, recompute_window, run_rollups
 from pravis_rollups.report import last_complete_week
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
@@ -102,7 +103,9 @@ class Scheduler:
     async def run(self, once: bool = False) -> None:
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30)):
             with attempt:
-                await asyncio.to_thread(clickhouse.migrate, self.settings.clickhouse_url)
+                await asyncio.to_thread(
+                    clickhouse.migrate, self.settings.clickhouse_url, self.settings.retention
+                )
                 client = await asyncio.to_thread(clickhouse.connect, self.settings.clickhouse_url)
         self.ready.set()
         try:
@@ -117,10 +120,19 @@ class Scheduler:
                 if self.last_cycle is None or self.last_cycle < due:
                     await self._run_cycle(client, now)
                     continue
+                await self._refresh_experiments(client)
                 wait_s = (next_due(now, self.settings.rollup_at) - now).total_seconds()
-                await asyncio.sleep(min(wait_s, 300))
+                await asyncio.sleep(min(wait_s, self.settings.experiment_refresh_s))
         finally:
             client.close()
+
+    async def _refresh_experiments(self, client: Client) -> None:
+        """Experiment results are read while experiments run, so they refresh far more often than rollups."""
+        try:
+            written = await asyncio.to_thread(refresh_results, client)
+            log.info("experiment results refreshed", rows=written)
+        except Exception:
+            log.exception("experiment results refresh failed; next try at the next wake-up")
 
     async def _run_cycle(self, client: Client, now: datetime) -> None:
         began = datetime.now(UTC)

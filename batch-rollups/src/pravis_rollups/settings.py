@@ -3,10 +3,15 @@
 from datetime import time
 from pathlib import Path
 
+from pravis_schemas.kafka_security import KafkaSecuritySettings
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pravis_rollups.retention import RetentionPolicy
 
-class Settings(BaseSettings):
+
+class Settings(BaseSettings, KafkaSecuritySettings):
+    """Kafka SASL/TLS options (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
+
     model_config = SettingsConfigDict(
         env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
     )
@@ -23,16 +28,37 @@ class Settings(BaseSettings):
     loader_health_host: str = "127.0.0.1"
     loader_health_port: int = 8091
 
+    retention_raw_days: int = 395
+    retention_inspection_days: int = 30
+    retention_rollup_days: int = 1825
+    retention_overrides: dict[str, int] = {}
+    """Days per table, overriding the defaults above, e.g. PRAVIS_RETENTION_OVERRIDES='{"alerts": 90}'."""
+
+    privacy_group_id: str = "pravis-privacy"
+    privacy_health_host: str = "127.0.0.1"
+    privacy_health_port: int = 8093
+
     rollup_at: time = time(2, 0)
     """When (UTC) the scheduler runs the daily rollups."""
     rollup_recompute_days: int = 3
     """Each daily run recomputes this many complete days, so events arriving that late are counted."""
     rollup_repeat_window_s: int = 30
+    experiment_refresh_s: float = 900
+    """How often the scheduler recomputes `experiment_results` between daily runs."""
     report_weekday: int = 0
     """Day (0 = Monday) the scheduler writes last week's feedback report, after that day's rollups."""
     report_webhook_url: str | None = None
     scheduler_health_host: str = "127.0.0.1"
     scheduler_health_port: int = 8092
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            self.retention_raw_days,
+            self.retention_inspection_days,
+            self.retention_rollup_days,
+            self.retention_overrides,
+        )
 
     @property
     def reports_dir(self) -> Path:

@@ -10,7 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
-from pravis_gateway.routes import events, feedback
+from pravis_gateway.routes import consent, events, features, feedback, user_data
+from pravis_gateway.routes import experiments as experiment_admin
 from pravis_gateway.routes.responses import JSONBody
 from pravis_gateway.settings import Settings
 from pravis_gateway.state import Gateway
@@ -22,12 +23,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = Gateway.from_settings(settings)
-        await gateway.publisher.start()
+        await gateway.start()
         app.state.gateway = gateway
         try:
             yield
         finally:
-            await gateway.publisher.stop()
+            await gateway.stop()
 
     app = FastAPI(
         title="Pravis ingest gateway",
@@ -37,12 +38,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(events.router)
     app.include_router(feedback.router)
+    app.include_router(consent.router)
+    app.include_router(user_data.router)
+    app.include_router(experiment_admin.router)
+    app.include_router(features.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type", "Content-Encoding"],
+            # Browsers hide response headers from cross-origin scripts unless listed; SDKs honour Retry-After.
+            expose_headers=["Retry-After"],
             max_age=3600,
         )
     registry = metrics_registry()
@@ -59,8 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONBody:
-        """Kafka is reachable, so events posted now can be accepted."""
-        kafka_ok = await request.app.state.gateway.publisher.ping()
+        """Kafka is reachable and the consent state is rebuilt, so events posted now are handled right."""
+        gateway = request.app.state.gateway
+        if not gateway.consent_ready:
+            return JSONBody({"status": "rebuilding consent state"}, status_code=503)
+        kafka_ok = await gateway.publisher.ping()
         return JSONBody(
             {"status": "ok" if kafka_ok else "kafka unreachable"}, status_code=200 if kafka_ok else 503
         )

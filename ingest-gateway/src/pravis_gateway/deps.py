@@ -41,3 +41,16 @@ def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
 
 
 WriteKey = Annotated[ApiKey, Depends(write_key)]
+
+
+def secret_key(gateway: GatewayDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+    """A project's secret server key: only the boutique's servers hold one, never a browser."""
+    if not x_api_key:
+        raise HTTPException(401, "missing API key: send a secret key in the X-API-Key header")
+    found = gateway.keys.verify(x_api_key, "secret")
+    if found is None:
+        raise HTTPException(401, "unknown or revoked secret key (write keys cannot read or delete user data)")
+    return found
+
+
+SecretKey = Annotated[ApiKey, Depends(secret_key)]

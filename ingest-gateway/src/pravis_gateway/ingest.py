@@ -7,8 +7,15 @@ from typing import Any
 
 import orjson
 from pravis_schemas import EnrichedEvent, Event, EventError, RejectedEvent, record_of_rows, validate_batch
+from pravis_schemas.messages import ConsentRecord, consent_category
 
+from pravis_gateway.consent import ConsentBook
 from pravis_gateway.enrich import IpAnonymizer, correct_skew, user_agent_families
+from pravis_gateway.scrub import Scrubber, scrub_text, scrub_url
+
+# Free-text fields scrubbed of PII like `properties` values; ids stay as they are (they are the identity).
+FREE_TEXT_FIELDS = ("page_title", "error_message", "stack", "comment", "context", "intent")
+URL_FIELDS = ("page_url", "referrer")
 
 
 @dataclass(frozen=True)
@@ -18,12 +25,23 @@ class Limits:
     max_future_skew: timedelta
 
 
+@dataclass(frozen=True)
+class Policies:
+    """What the gateway enforces besides the schema: consent, PII scrubbing, network anonymization."""
+
+    consent: ConsentBook
+    scrubber: Scrubber
+    anonymize_ip: IpAnonymizer
+
+
 @dataclass
 class BatchOutcome:
     rows_by_key: dict[bytes, list[bytes]] = field(default_factory=dict)
     accepted: int = 0
     rejected: list[EventError] = field(default_factory=list)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    dropped_no_consent: int = 0
+    consent_records: list[ConsentRecord] = field(default_factory=list)
 
     @property
     def records(self) -> list[tuple[bytes, bytes]]:
@@ -65,7 +83,7 @@ class Request:
 
 
 def process_batch(
-    raw_events: list[Any], request: Request, limits: Limits, anonymize_ip: IpAnonymizer
+    raw_events: list[Any], request: Request, limits: Limits, policies: Policies
 ) -> BatchOutcome:
     outcome = BatchOutcome()
     candidates, candidate_index = [], []
@@ -85,24 +103,44 @@ def process_batch(
 
     oldest = request.received_at - limits.max_event_age
     newest = request.received_at + limits.max_future_skew
+    pending_consent: dict[tuple[str, str], dict] = {}
     for index, event in zip(valid_index, valid, strict=True):
         timestamp = correct_skew(event.timestamp, request.sent_at, request.received_at)
         if timestamp < oldest:
             outcome.reject(
                 index, "too_old", f"timestamp {timestamp.isoformat()} is older than {limits.max_event_age}"
             )
-        elif timestamp > newest:
+            continue
+        if timestamp > newest:
             outcome.reject(
                 index, "in_future", f"timestamp {timestamp.isoformat()} is ahead of the server clock"
             )
+            continue
+        if event.event_type == "consent_change":
+            record = ConsentRecord(
+                project_id=request.project_id,
+                subject=event.user_id or event.anonymous_id,
+                consent=event.consent,
+                changed_at=timestamp,
+                source=event.source,
+            )
+            outcome.consent_records.append(record)
+            pending_consent.setdefault((record.project_id, record.subject), {}).update(record.consent)
         else:
-            outcome.accept(event.partition_key.encode(), enrich(event, timestamp, request, anonymize_ip))
+            category = consent_category(event.event_type)
+            allowed = policies.consent.allows(
+                request.project_id, event.user_id, event.anonymous_id, category, pending_consent
+            )
+            if not allowed:
+                outcome.dropped_no_consent += 1
+                continue
+        outcome.accept(event.partition_key.encode(), enrich(event, timestamp, request, policies))
     outcome.rejected.sort(key=lambda e: e.index)
     return outcome
 
 
-def enrich(event: Event, timestamp: datetime, request: Request, anonymize_ip: IpAnonymizer) -> bytes:
-    """The flat `events` topic row: the event on the server clock plus anonymized network fields.
+def enrich(event: Event, timestamp: datetime, request: Request, policies: Policies) -> bytes:
+    """The flat `events` topic row: the event on the server clock, PII scrubbed, network fields anonymized.
 
     Only events from a user's device (those with `ip`/`user_agent` fields) get network fields; for the others
     the request comes from a server, whose address says nothing about the user.
@@ -110,12 +148,21 @@ def enrich(event: Event, timestamp: datetime, request: Request, anonymize_ip: Ip
     on_device = hasattr(event, "ip")
     browser, os_family, device = user_agent_families(event.user_agent if on_device else None)
     ip = (str(event.ip) if event.ip else request.client_ip) if on_device else None
+    update: dict[str, Any] = {"timestamp": timestamp}
+    if event.properties:
+        update["properties"] = policies.scrubber.properties(event.properties)
+    for name in FREE_TEXT_FIELDS:
+        if text := getattr(event, name, None):
+            update[name] = scrub_text(text)
+    for name in URL_FIELDS:
+        if url := getattr(event, name, None):
+            update[name] = scrub_url(url)
     return EnrichedEvent(
-        event=event.model_copy(update={"timestamp": timestamp}),
+        event=event.model_copy(update=update),
         project_id=request.project_id,
         received_at=request.received_at,
         sent_at=request.sent_at,
-        ip=anonymize_ip(ip, request.received_at.date()),
+        ip=policies.anonymize_ip(ip, request.received_at.date()),
         browser=browser,
         os=os_family,
         device=device,

@@ -1,13 +1,22 @@
-"""The gateway's only Kafka access: a producer that returns once the broker acknowledged every record."""
+"""The gateway's only Kafka access: a producer that returns once Kafka acked, and the consent feed."""
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from pravis_schemas import topics
+from pravis_schemas.kafka_security import kafka_client_options
+from pravis_schemas.messages import ConsentRecord
+from pydantic import ValidationError
 
+from pravis_gateway.consent import ConsentBook
 from pravis_gateway.settings import Settings
+
+log = structlog.get_logger("pravis.gateway.kafka")
 
 
 class KafkaUnavailable(Exception):
@@ -23,6 +32,7 @@ class EventPublisher:
             enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=settings.kafka_linger_ms,
             request_timeout_ms=int(settings.kafka_ack_timeout_s * 1000),
+            **kafka_client_options(settings),
         )
 
     async def start(self) -> None:
@@ -41,7 +51,11 @@ class EventPublisher:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def ping(self) -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            request_timeout_ms=2000,
+            **kafka_client_options(self._settings),
+        )
         try:
             await admin.start()
             await admin.list_topics()
@@ -50,3 +64,56 @@ class EventPublisher:
             return False
         finally:
             await admin.close()
+
+
+class ConsentFeed:
+    """Keeps a ConsentBook equal to the `consent` topic: replays it from the start, then tails it.
+
+    Every gateway process runs one, without a consumer group, so a withdrawal posted to any instance reaches
+    all of them within one fetch wait (100 ms). Tansu has no compaction, so the replay reads the whole
+    history; on real Kafka make the topic compacted (key = project:subject).
+    """
+
+    def __init__(self, settings: Settings, book: ConsentBook) -> None:
+        self._book = book
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            **kafka_client_options(settings),
+        )
+        self.caught_up = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._consumer.topics()  # metadata of every topic, so the partitions of `consent` are known
+        partitions = [
+            TopicPartition(topics.CONSENT, p)
+            for p in self._consumer.partitions_for_topic(topics.CONSENT) or ()
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        end = await self._consumer.end_offsets(partitions)
+        self._task = asyncio.create_task(self._follow(partitions, end))
+
+    async def _follow(self, partitions: list[TopicPartition], end: dict[TopicPartition, int]) -> None:
+        while True:
+            for records in (await self._consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    try:
+                        self._book.apply(ConsentRecord.model_validate_json(record.value))
+                    except ValidationError as exc:
+                        log.warning("bad consent record skipped", offset=record.offset, error=str(exc))
+            if not self.caught_up.is_set():
+                positions = [await self._consumer.position(tp) for tp in partitions]
+                if all(position >= end[tp] for position, tp in zip(positions, partitions, strict=True)):
+                    self.caught_up.set()
+                    log.info("consent state rebuilt", subjects=len(self._book))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()

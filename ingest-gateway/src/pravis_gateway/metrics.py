@@ -4,6 +4,9 @@ from prometheus_client import Counter, Histogram
 
 EVENTS_ACCEPTED = Counter("pravis_gateway_events_accepted_total", "Events published to Kafka", ["project"])
 EVENTS_REJECTED = Counter("pravis_gateway_events_rejected_total", "Events refused, by reason", ["reason"])
+EVENTS_DROPPED_NO_CONSENT = Counter(
+    "pravis_gateway_events_dropped_no_consent_total", "Valid events dropped for lack of the user's consent"
+)
 REQUESTS = Counter(
     "pravis_gateway_requests_total", "Ingest requests by endpoint and status", ["endpoint", "status"]
 )

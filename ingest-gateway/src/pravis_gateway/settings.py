@@ -3,11 +3,16 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
+from pravis_schemas.kafka_security import KafkaSecuritySettings
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pravis_gateway.scrub import DEFAULT_DENYLIST
 
-class Settings(BaseSettings):
+
+class Settings(BaseSettings, KafkaSecuritySettings):
+    """Kafka SASL/TLS options (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
+
     model_config = SettingsConfigDict(
         env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
     )
@@ -34,6 +39,17 @@ class Settings(BaseSettings):
     rate_limit_burst_events: int = 20_000
     retry_after_s: int = 5
 
+    clickhouse_url: str = "http://127.0.0.1:8123/pravis"
+    # Experiment definitions are reloaded from the warehouse this often (GET /feature serves the cached copy).
+    experiments_refresh_s: float = 5.0
+
+    # Consent: categories are allowed until withdrawn (opt_out) or only once granted (opt_in); per-project
+    # overrides as JSON, e.g. PRAVIS_CONSENT_PROJECT_POLICIES='{"shop-eu": "opt_in"}'.
+    consent_default_policy: Literal["opt_in", "opt_out"] = "opt_out"
+    consent_project_policies: dict[str, Literal["opt_in", "opt_out"]] = {}
+    # Property keys whose values are always redacted (case-insensitive), besides pattern-based PII scrubbing.
+    pii_denylist_keys: Annotated[list[str], NoDecode] = sorted(DEFAULT_DENYLIST)
+
     ip_anonymization: Literal["truncate", "hash"] = "truncate"
     # Key of the daily-rotating IP hash, shared by every gateway instance; generated into data_dir if unset.
     ip_hash_secret: SecretStr | None = None
@@ -43,7 +59,7 @@ class Settings(BaseSettings):
     sink: Literal["kafka", "null"] = "kafka"
     log_format: Literal["console", "json"] = "console"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "pii_denylist_keys", mode="before")
     @classmethod
     def split_origins(cls, value: object) -> object:
         return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value

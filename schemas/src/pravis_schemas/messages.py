@@ -5,11 +5,11 @@ Both are written by the stream tier and loaded into ClickHouse tables of the sam
 """
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pravis_schemas.events import UtcDatetime
+from pravis_schemas.events import ConsentCategory, UtcDatetime
 
 
 class AlertStatus(StrEnum):
@@ -75,3 +75,64 @@ class ScoredFeedback(BaseModel):
 
     def to_json(self) -> bytes:
         return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+
+class ConsentRecord(BaseModel):
+    """A message of the `consent` topic (key: `project_id:subject`): the user's consent after a change.
+
+    `subject` is the user_id, or the anonymous_id for users who never identified. Categories not listed keep
+    their previous value (or the project's default policy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: Annotated[str, Field(min_length=1, max_length=200)]
+    subject: Annotated[str, Field(min_length=1, max_length=200)]
+    consent: dict[ConsentCategory, bool]
+    changed_at: UtcDatetime
+    source: Annotated[str, Field(max_length=200)] | None = None
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.project_id}:{self.subject}".encode()
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+
+# Which consent category an event needs. Consent changes themselves are always accepted: they are how the user
+# states consent, and the history must be kept for GDPR accountability.
+CATEGORY_OF_EVENT_TYPE: dict[str, ConsentCategory | None] = {
+    "page_view": ConsentCategory.ANALYTICS,
+    "button_click": ConsentCategory.ANALYTICS,
+    "feature_use": ConsentCategory.ANALYTICS,
+    "error": ConsentCategory.PERFORMANCE,
+    "api_request": ConsentCategory.PERFORMANCE,
+    "voice_request": ConsentCategory.PERFORMANCE,
+    "transcription": ConsentCategory.PERFORMANCE,
+    "tts": ConsentCategory.PERFORMANCE,
+    "conversation": ConsentCategory.PERFORMANCE,
+    "feedback": ConsentCategory.FEEDBACK,
+    "experiment_exposure": ConsentCategory.PERSONALIZATION,
+    "consent_change": None,
+}
+
+
+def consent_category(event_type: str) -> ConsentCategory | None:
+    """The category an event of this type needs; custom events count as analytics."""
+    return CATEGORY_OF_EVENT_TYPE.get(event_type, ConsentCategory.ANALYTICS)
+
+
+class PrivacyRequest(BaseModel):
+    """A message of the `privacy.requests` topic (key: `project_id:subject`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: Literal["delete"]
+    project_id: Annotated[str, Field(min_length=1, max_length=200)]
+    subject: Annotated[str, Field(min_length=1, max_length=200)]
+    requested_by: Annotated[str, Field(max_length=200)]
+    requested_at: UtcDatetime
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self)

@@ -6,6 +6,7 @@ import { PravisClient } from './client.js';
 export { PravisClient, SDK_NAME, SDK_VERSION, SESSION_IDLE_MS, CONSENT_CATEGORIES } from './client.js';
 export { RetryPolicy, Verdict, classify, parseRetryAfter } from './policy.js';
 export { MemoryStorage } from './queue.js';
+export { getFeatureVariant } from './experiments.js';
 
 let current = null;
 

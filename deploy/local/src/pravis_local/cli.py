@@ -12,7 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pravis_local.alerts_cli import alerts
+from pravis_local.experiments_cli import experiment_app
 from pravis_local.settings import settings
+from pravis_local.topics_cli import topics_app
 
 app = typer.Typer(help="Pravis analytics pipeline", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Project API keys", no_args_is_help=True)
@@ -58,9 +61,34 @@ def sql(
 def migrate(url: Annotated[str | None, typer.Option(envvar="PRAVIS_CLICKHOUSE_URL")] = None) -> None:
     """Apply the warehouse migrations that have not run yet."""
     from pravis_rollups.clickhouse import migrate as apply
+    from pravis_rollups.settings import Settings as RollupSettings
 
-    applied = apply(url or _warehouse_url())
+    applied = apply(url or _warehouse_url(), RollupSettings().retention)
     console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+
+
+@app.command()
+def retention(
+    url: Annotated[str | None, typer.Option(envvar="PRAVIS_CLICKHOUSE_URL")] = None,
+    horizon_days: Annotated[int, typer.Option(help="count rows expiring within this many days")] = 30,
+) -> None:
+    """What expires when: each table's retention, its oldest row and the rows expiring soon."""
+    from pravis_rollups.clickhouse import connect
+    from pravis_rollups.retention import report
+    from pravis_rollups.settings import Settings as RollupSettings
+
+    with connect(url or _warehouse_url()) as client:
+        rows = report(client, RollupSettings().retention, horizon_days)
+    table = Table("table", "age column", "kept (days)", "oldest row", f"expiring within {horizon_days} d")
+    for row in rows:
+        table.add_row(
+            row["table"],
+            row["column"],
+            str(row["keep_days"]),
+            str(row["oldest"] or "-"),
+            str(row["expiring_within_horizon"]),
+        )
+    console.print(table)
 
 
 def _warehouse_url() -> str:
@@ -180,3 +208,8 @@ def keys_revoke(key_id: str) -> None:
         console.print(f"no active key with id {key_id}")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
+
+
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(topics_app, name="topics")
+app.command()(alerts)

@@ -17,8 +17,11 @@ class Settings(BaseSettings):
     warehouse_database: str = "pravis"
     events_partitions: int = 6
     gateway_port: int = 8000
+    stream_web_port: int = 6066
+    dashboards_port: int = 8080
     loader_health_port: int = 8091
     scheduler_health_port: int = 8092
+    privacy_health_port: int = 8093
     dev_api_key: str | None = None
 
     @property

@@ -68,10 +68,28 @@ def services(settings: Settings) -> list[Service]:
             {**shared_env, "PRAVIS_SCHEDULER_HEALTH_PORT": str(settings.scheduler_health_port)},
         ),
         Service(
+            "privacy",
+            python_module("pravis_rollups.privacy"),
+            http_ok(f"http://{host}:{settings.privacy_health_port}/healthz"),
+            {**shared_env, "PRAVIS_PRIVACY_HEALTH_PORT": str(settings.privacy_health_port)},
+        ),
+        Service(
+            "stream",
+            python_module("pravis_stream", "--host", host, "--port", str(settings.stream_web_port)),
+            http_ok(f"http://{host}:{settings.stream_web_port}/healthz"),
+            shared_env,
+        ),
+        Service(
             "gateway",
             python_module("pravis_gateway", "--host", host, "--port", str(settings.gateway_port)),
             http_ok(f"http://{host}:{settings.gateway_port}/readyz"),
             shared_env,
+        ),
+        Service(
+            "dashboards",
+            python_module("pravis_dashboards", "--host", host, "--port", str(settings.dashboards_port)),
+            http_ok(f"http://{host}:{settings.dashboards_port}/healthz"),
+            {**shared_env, "PRAVIS_STREAM_URL": f"http://{host}:{settings.stream_web_port}"},
         ),
     ]
 
@@ -88,6 +106,9 @@ async def up(settings: Settings) -> None:
                 f"warehouse http://{settings.host}:{settings.warehouse_port}  (ClickHouse HTTP, db "
                 f"{settings.warehouse_database})\n"
                 f"broker    {settings.host}:{settings.broker_port}\n"
+                f"live API  http://{settings.host}:{settings.stream_web_port}/live/{DEFAULT_PROJECT}/summary"
+                "   (alerts: uv run pravis alerts --follow)\n"
+                f"dashboards http://{settings.host}:{settings.dashboards_port}/executive\n"
                 f"dev key   {key}   (project {DEFAULT_PROJECT})\n\n"
                 f"send events: POST {gateway}/api/v1/analytics/events with header X-API-Key (README: "
                 '"Send events, query them")\n'

@@ -25,14 +25,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def docker_available() -> bool:
+KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
+"""Apache Kafka 3.6 (Confluent's build) in KRaft mode, the image testcontainers' Kafka module drives."""
+CLICKHOUSE_IMAGE = "clickhouse/clickhouse-server:25.8"
+
+
+def docker_unavailable_reason() -> str | None:
+    """None when a Docker engine answers (fixtures then use Kafka and ClickHouse containers), else why not."""
     try:
         import docker
 
         docker.from_env(timeout=2).ping()
-        return True
-    except Exception:
-        return False
+        return None
+    except Exception as exc:
+        return f"no Docker engine ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def docker_available() -> bool:
+    return docker_unavailable_reason() is None
 
 
 def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:
@@ -91,9 +101,9 @@ def kafka_bootstrap(log_dir: Path, events_partitions: int = 3) -> Iterator[str]:
     if env := os.environ.get("PRAVIS_KAFKA_BOOTSTRAP"):
         bootstrap, stop = env, None
     elif docker_available():
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.community.kafka import KafkaContainer
 
-        container = KafkaContainer().with_kraft().start()
+        container = KafkaContainer(KAFKA_IMAGE).with_kraft().start()
         bootstrap, stop = container.get_bootstrap_server(), container.stop
     else:
         port = free_port()
@@ -114,9 +124,9 @@ def clickhouse_server_url(data_dir: Path, log_dir: Path) -> Iterator[str]:
         yield env.rsplit("/", 1)[0] if env.count("/") > 2 else env
         return
     if docker_available():
-        from testcontainers.clickhouse import ClickHouseContainer
+        from testcontainers.community.clickhouse import ClickHouseContainer
 
-        with ClickHouseContainer() as container:
+        with ClickHouseContainer(CLICKHOUSE_IMAGE) as container:
             host, port = container.get_container_host_ip(), container.get_exposed_port(8123)
             yield f"http://{container.username}:{container.password}@{host}:{port}"
         return

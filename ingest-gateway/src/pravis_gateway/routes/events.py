@@ -1,11 +1,10 @@
 """`POST /api/v1/analytics/events`: validate a batch, publish the valid events, report the rest per index."""
 
 import time
-
-import structlog
 import zlib
 from datetime import UTC, datetime
 
+import structlog
 from fastapi import APIRouter, Request
 from pravis_schemas import EventBatch, describe_error, topics
 from pydantic import ValidationError
@@ -13,8 +12,8 @@ from pydantic import ValidationError
 from pravis_gateway import metrics
 from pravis_gateway.body import BodyTooLarge, UnsupportedEncoding, read_body
 from pravis_gateway.deps import GatewayDep, PresentedKey, verify_write_key
+from pravis_gateway.ingest import BatchOutcome, process_batch
 from pravis_gateway.ingest import Request as IngestRequest
-from pravis_gateway.ingest import process_batch
 from pravis_gateway.kafka import KafkaUnavailable
 from pravis_gateway.routes.responses import (
     INGEST_RESPONSES,
@@ -37,6 +36,31 @@ async def publish(gateway: Gateway, topic: str, records: list) -> JSONBody | Non
         metrics.KAFKA_ERRORS.inc()
         log.warning("kafka publish failed", topic=topic, records=len(records), error=str(exc))
         return retry_later(gateway.settings.retry_after_s, f"events not accepted: Kafka unavailable ({exc})")
+    return None
+
+
+async def publish_outcome(gateway: Gateway, outcome: BatchOutcome, raw_events: list, request: IngestRequest):
+    """Publish what a batch produced; None when every accepted event and consent change was acked, else a 503.
+
+    Consent changes apply to this process's state only after Kafka acked them; the other gateway processes
+    learn them from the `consent` topic.
+    """
+    if failure := await publish(gateway, topics.EVENTS, outcome.records):
+        return failure
+    if outcome.consent_records:
+        consent = [(r.key, r.to_json()) for r in outcome.consent_records]
+        if failure := await publish(gateway, topics.CONSENT, consent):
+            return failure
+        for record in outcome.consent_records:
+            gateway.policies.consent.apply(record)
+    if outcome.rejected:
+        # Best effort: the inspection copy of refused events must not turn an accepted batch into a 503.
+        rejected = outcome.rejected_records(raw_events, request.project_id, request.received_at)
+        await publish(gateway, topics.EVENTS_REJECTED, rejected)
+    metrics.EVENTS_ACCEPTED.labels(request.project_id).inc(outcome.accepted)
+    metrics.EVENTS_DROPPED_NO_CONSENT.inc(outcome.dropped_no_consent)
+    for reason, count in outcome.rejected_by_reason.items():
+        metrics.EVENTS_REJECTED.labels(reason).inc(count)
     return None
 
 
@@ -102,18 +126,10 @@ async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) 
         sent_at=batch.sent_at,
         client_ip=request.client.host if request.client else None,
     )
-    outcome = process_batch(batch.events, ingest, gateway.limits, gateway.anonymize_ip)
-    if failure := await publish(gateway, topics.EVENTS, outcome.records):
+    outcome = process_batch(batch.events, ingest, gateway.limits, gateway.policies)
+    if failure := await publish_outcome(gateway, outcome, batch.events, ingest):
         return failure
-    if outcome.rejected:
-        # Best effort: the inspection copy of refused events must not turn an accepted batch into a 503.
-        rejected_records = outcome.rejected_records(batch.events, key.project_id, received_at)
-        await publish(gateway, topics.EVENTS_REJECTED, rejected_records)
-
-    metrics.EVENTS_ACCEPTED.labels(key.project_id).inc(outcome.accepted)
-    for reason, count in outcome.rejected_by_reason.items():
-        metrics.EVENTS_REJECTED.labels(reason).inc(count)
-    result = IngestResult.of(outcome.accepted, outcome.rejected)
+    result = IngestResult.of(outcome.accepted, outcome.rejected, outcome.dropped_no_consent)
     return JSONBody(
         result.model_dump(exclude_none=True), status_code=400 if result.status == "error" else 200
     )

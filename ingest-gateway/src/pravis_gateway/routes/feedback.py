@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pravis_schemas import topics
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from pravis_gateway.deps import GatewayDep, WriteKey
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
-from pravis_gateway.routes.events import publish
+from pravis_gateway.routes.events import publish_outcome
 from pravis_gateway.routes.responses import INGEST_RESPONSES, JSONBody, error
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
@@ -60,9 +59,11 @@ async def submit_feedback(
         sent_at=None,
         client_ip=request.client.host if request.client else None,
     )
-    outcome = process_batch([event], ingest, gateway.limits, gateway.anonymize_ip)
+    outcome = process_batch([event], ingest, gateway.limits, gateway.policies)
     if outcome.rejected:
         return error(422, outcome.rejected[0].error)
-    if failure := await publish(gateway, topics.EVENTS, outcome.records):
+    if outcome.dropped_no_consent:
+        return error(403, "the user has not consented to feedback collection")
+    if failure := await publish_outcome(gateway, outcome, [event], ingest):
         return failure
     return JSONBody({"status": "ok", "event_id": str(submission.event_id)})

@@ -5,7 +5,7 @@ from typing import Any, Literal
 import orjson
 from fastapi.responses import Response
 from pravis_schemas import EventError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class JSONBody(Response):
@@ -21,12 +21,17 @@ class IngestResult(BaseModel):
     status: Literal["ok", "partial", "error"]
     processed: int
     rejected: list[EventError] | None = None
+    dropped_no_consent: int | None = Field(
+        None, description="Valid events dropped because the user has not consented to their category"
+    )
 
     @classmethod
-    def of(cls, processed: int, rejected: list[EventError]) -> "IngestResult":
+    def of(cls, processed: int, rejected: list[EventError], dropped_no_consent: int = 0) -> "IngestResult":
+        dropped = dropped_no_consent or None
         if not rejected:
-            return cls(status="ok", processed=processed)
-        return cls(status="partial" if processed else "error", processed=processed, rejected=rejected)
+            return cls(status="ok", processed=processed, dropped_no_consent=dropped)
+        status = "partial" if processed or dropped else "error"
+        return cls(status=status, processed=processed, rejected=rejected, dropped_no_consent=dropped)
 
     @staticmethod
     def examples() -> dict[str, Any]:

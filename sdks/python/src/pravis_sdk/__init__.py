@@ -19,6 +19,7 @@ from pravis_sdk.aio import AsyncClient
 from pravis_sdk.asgi import PravisMiddleware
 from pravis_sdk.buffer import DeliveryError, Stats
 from pravis_sdk.client import Client
+from pravis_sdk.experiments import get_feature_variant
 from pravis_sdk.policy import RetryPolicy
 from pravis_sdk.tracking import AICall, current_ai_call
 from pravis_sdk.wsgi import PravisWSGIMiddleware, instrument_flask
@@ -33,5 +34,6 @@ __all__ = [
     "RetryPolicy",
     "Stats",
     "current_ai_call",
+    "get_feature_variant",
     "instrument_flask",
 ]

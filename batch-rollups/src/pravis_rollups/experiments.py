@@ -1,0 +1,275 @@
+"""Experiment results: the per-variant aggregate SQL and the statistics on its output (pure: no I/O).
+
+Only aggregates leave the warehouse. `results_sql` counts, per variant, the users exposed in the experiment
+(`experiment_exposure` with `in_experiment`, deduplicated per user; users who saw more than one variant are
+excluded and counted apart) and per goal the users who converted after their first exposure, or the sum and
+sum of squares of each user's total of a numeric property (0 for users without matching events). `result_rows`
+turns those into rates, means, variances, relative lift vs the control with a confidence interval (delta
+method, normal approximation) and p-value (two-proportion z test, pooled; Welch's t test for numeric goals),
+and the sample-ratio-mismatch chi-square p-value of the user counts against the configured weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pravis_schemas.experiments import ExperimentDefinition, Goal, StoredExperiment
+from scipy import stats
+
+CONFIDENCE = 0.95
+SRM_P_THRESHOLD = 0.001
+"""Flag a sample-ratio mismatch below this p-value (the usual SRM threshold; GrowthBook's default too)."""
+
+
+def _goal_match(index: int, goal: Goal, params: dict[str, Any]) -> str:
+    params[f"g{index}_type"] = goal.event_type
+    condition = f"event_type = {{g{index}_type:String}}"
+    if goal.property is not None:
+        params[f"g{index}_eq"] = goal.equals_text
+        condition += f" AND {_value_expr(index, 'f', goal.property, params)} = {{g{index}_eq:String}}"
+    return condition
+
+
+def _value_expr(index: int, tag: str, prop: str, params: dict[str, Any]) -> str:
+    name = f"g{index}_{tag}"
+    if prop.startswith("properties."):
+        params[name] = prop.removeprefix("properties.")
+        return f"toString(getSubcolumn(properties, {{{name}:String}}))"
+    params[name] = prop
+    return f"toString({{{name}:Identifier}})"
+
+
+def results_sql(definition: ExperimentDefinition, project_id: str) -> tuple[str, dict[str, Any]]:
+    """One row per variant with users: (variant, users, multi_variant_users, then per goal i:
+    `conversions_{i}`, or `sum_{i}`/`squares_{i}`: sum and sum of squares of the per-user totals)."""
+    params: dict[str, Any] = {
+        "project": project_id,
+        "experiment": definition.key,
+        "variants": [v.key for v in definition.variants],
+    }
+    units = """units AS (
+    SELECT distinct_id AS unit, min(timestamp) AS exposed_at, uniqExact(variant) AS variant_count,
+           any(variant) AS assigned
+    FROM events FINAL
+    WHERE project_id = {project:String} AND event_type = 'experiment_exposure'
+      AND experiment_key = {experiment:String} AND in_experiment AND variant IN {variants:Array(String)}
+      AND distinct_id != ''
+    GROUP BY unit
+)"""
+    multi = "(SELECT countIf(variant_count > 1) FROM units) AS multi_variant_users"
+    if not definition.goals:
+        sql = (
+            f"WITH {units}\nSELECT assigned AS variant, count() AS users, {multi}\n"
+            "FROM units WHERE variant_count = 1 GROUP BY assigned ORDER BY assigned"
+        )
+        return sql, params
+
+    params["goal_types"] = sorted({g.event_type for g in definition.goals})
+    event_columns, unit_columns, totals = [], [], []
+    for i, goal in enumerate(definition.goals):
+        event_columns.append(f"{_goal_match(i, goal, params)} AS m{i}")
+        after = f"g.m{i} AND g.timestamp >= u.exposed_at"
+        if goal.value_property is None:
+            unit_columns.append(f"countIf({after}) > 0 AS c{i}")
+            totals.append(f"sum(c{i}) AS conversions_{i}")
+        else:
+            value = f"toFloat64OrNull({_value_expr(i, 'v', goal.value_property, params)})"
+            event_columns.append(f"{value} AS v{i}")
+            unit_columns.append(f"coalesce(sumIf(g.v{i}, {after}), 0) AS s{i}")
+            totals.append(f"sum(s{i}) AS sum_{i}, sum(s{i} * s{i}) AS squares_{i}")
+    sql = f"""WITH {units},
+goal_events AS (
+    SELECT distinct_id AS unit, timestamp, {", ".join(event_columns)}
+    FROM events FINAL
+    WHERE project_id = {{project:String}} AND event_type IN {{goal_types:Array(String)}}
+      AND distinct_id IN (SELECT unit FROM units WHERE variant_count = 1)
+),
+per_unit AS (
+    SELECT u.unit AS unit, u.assigned AS assigned, {", ".join(unit_columns)}
+    FROM units AS u LEFT JOIN goal_events AS g ON g.unit = u.unit
+    WHERE u.variant_count = 1
+    GROUP BY u.unit, u.assigned
+)
+SELECT assigned AS variant, count() AS users, {multi}, {", ".join(totals)}
+FROM per_unit GROUP BY assigned ORDER BY assigned"""
+    return sql, params
+
+
+@dataclass(frozen=True)
+class Comparison:
+    lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+
+
+NO_COMPARISON = Comparison(None, None, None, None)
+
+
+def _relative_lift(
+    m_c: float, v_c: float, n_c: int, m_t: float, v_t: float, n_t: int, confidence: float
+) -> tuple[float | None, float | None, float | None]:
+    """Relative lift m_t/m_c - 1 with a delta-method normal confidence interval (v = per-user variances)."""
+    if m_c == 0 or n_c == 0 or n_t == 0:
+        return None, None, None
+    lift = m_t / m_c - 1
+    se = math.sqrt(v_t / (n_t * m_c**2) + m_t**2 * v_c / (n_c * m_c**4))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return lift, lift - z * se, lift + z * se
+
+
+def two_proportion_test(
+    conv_c: int, n_c: int, conv_t: int, n_t: int, confidence: float = CONFIDENCE
+) -> Comparison:
+    """Treatment vs control conversion: relative lift with CI, pooled two-proportion z test p-value."""
+    if n_c == 0 or n_t == 0:
+        return NO_COMPARISON
+    p_c, p_t = conv_c / n_c, conv_t / n_t
+    pooled = (conv_c + conv_t) / (n_c + n_t)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_t))
+    p_value = float(2 * stats.norm.sf(abs(p_t - p_c) / se)) if se > 0 else None
+    lift, low, high = _relative_lift(p_c, p_c * (1 - p_c), n_c, p_t, p_t * (1 - p_t), n_t, confidence)
+    return Comparison(lift, low, high, p_value)
+
+
+def welch_test(
+    mean_c: float,
+    var_c: float,
+    n_c: int,
+    mean_t: float,
+    var_t: float,
+    n_t: int,
+    confidence: float = CONFIDENCE,
+) -> Comparison:
+    """Treatment vs control mean: relative lift with CI, Welch's unequal-variance t test p-value."""
+    if n_c < 2 or n_t < 2:
+        return NO_COMPARISON
+    p_value = None
+    if var_c > 0 or var_t > 0:
+        result = stats.ttest_ind_from_stats(
+            mean_t, math.sqrt(var_t), n_t, mean_c, math.sqrt(var_c), n_c, equal_var=False
+        )
+        p_value = float(result.pvalue)
+    lift, low, high = _relative_lift(mean_c, var_c, n_c, mean_t, var_t, n_t, confidence)
+    return Comparison(lift, low, high, p_value)
+
+
+def srm_p_value(users: Sequence[int], weights: Sequence[float]) -> float | None:
+    """Chi-square goodness of fit of the users per variant against the configured weights (None if untestable:
+    no users, or fewer than two variants with weight)."""
+    pairs = [(u, w) for u, w in zip(users, weights, strict=True) if w > 0]
+    total = sum(u for u, _ in pairs)
+    if total == 0 or len(pairs) < 2:
+        return None
+    weight_sum = sum(w for _, w in pairs)
+    expected = [total * w / weight_sum for _, w in pairs]
+    return float(stats.chisquare([u for u, _ in pairs], f_exp=expected).pvalue)
+
+
+def sample_variance(total: float, squares: float, n: int) -> float | None:
+    if n < 2:
+        return None
+    return max((squares - total * total / n) / (n - 1), 0.0)
+
+
+def result_rows(
+    stored: StoredExperiment,
+    aggregates: Sequence[dict[str, Any]],
+    computed_at: datetime,
+    confidence: float = CONFIDENCE,
+) -> list[dict[str, Any]]:
+    """`experiment_results` rows (variant x goal) from the rows of `results_sql` (as dicts by column name)."""
+    definition = stored.definition
+    by_variant = {row["variant"]: row for row in aggregates}
+    multi = int(aggregates[0]["multi_variant_users"]) if aggregates else 0
+    users = [int(by_variant.get(v.key, {}).get("users", 0)) for v in definition.variants]
+    srm = srm_p_value(users, definition.weights)
+    base = {
+        "project_id": stored.project_id,
+        "experiment_key": definition.key,
+        "definition_version": stored.version,
+        "multi_variant_users": multi,
+        "confidence_level": confidence,
+        "srm_p_value": srm,
+        "srm_flag": srm is not None and srm < SRM_P_THRESHOLD,
+        "computed_at": computed_at,
+    }
+    rows = []
+    for index, variant in enumerate(definition.variants):
+        row = {
+            **base,
+            "variant": variant.key,
+            "variation_id": index,
+            "is_control": index == 0,
+            "weight": variant.weight,
+            "users": users[index],
+        }
+        if not definition.goals:
+            rows.append({**row, "goal": "", "goal_kind": "exposure", **_empty_goal()})
+        for g, goal in enumerate(definition.goals):
+            rows.append(
+                {
+                    **row,
+                    "goal": goal.name,
+                    "goal_kind": goal.kind,
+                    **_goal_fields(g, goal, index, users, by_variant, definition, confidence),
+                }
+            )
+    return rows
+
+
+def _empty_goal() -> dict[str, Any]:
+    return dict.fromkeys(
+        (
+            "conversions",
+            "conversion_rate",
+            "mean",
+            "variance",
+            "lift",
+            "lift_ci_low",
+            "lift_ci_high",
+            "p_value",
+        )
+    )
+
+
+def _goal_fields(
+    g: int,
+    goal: Goal,
+    index: int,
+    users: list[int],
+    by_variant: dict[str, dict[str, Any]],
+    definition: ExperimentDefinition,
+    confidence: float,
+) -> dict[str, Any]:
+    fields = _empty_goal()
+    control = by_variant.get(definition.control, {})
+    mine = by_variant.get(definition.variants[index].key, {})
+    n_c, n_t = users[0], users[index]
+    if goal.kind == "conversion":
+        conv_c, conv_t = int(control.get(f"conversions_{g}", 0)), int(mine.get(f"conversions_{g}", 0))
+        fields["conversions"] = conv_t
+        fields["conversion_rate"] = conv_t / n_t if n_t else None
+        comparison = two_proportion_test(conv_c, n_c, conv_t, n_t, confidence) if index else NO_COMPARISON
+    else:
+        sum_t, sq_t = float(mine.get(f"sum_{g}", 0.0)), float(mine.get(f"squares_{g}", 0.0))
+        sum_c, sq_c = float(control.get(f"sum_{g}", 0.0)), float(control.get(f"squares_{g}", 0.0))
+        fields["mean"] = sum_t / n_t if n_t else None
+        fields["variance"] = sample_variance(sum_t, sq_t, n_t)
+        var_c = sample_variance(sum_c, sq_c, n_c)
+        comparison = NO_COMPARISON
+        if index and var_c is not None and fields["variance"] is not None:
+            comparison = welch_test(
+                sum_c / n_c, var_c, n_c, fields["mean"], fields["variance"], n_t, confidence
+            )
+    fields.update(
+        lift=comparison.lift,
+        lift_ci_low=comparison.ci_low,
+        lift_ci_high=comparison.ci_high,
+        p_value=comparison.p_value,
+    )
+    return fields

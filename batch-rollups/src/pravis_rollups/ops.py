@@ -1,0 +1,32 @@
+"""The health and metrics endpoints every batch worker serves, on its own port, beside its work loop."""
+
+import asyncio
+from collections.abc import Awaitable
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+def ops_app(ready: asyncio.Event) -> Starlette:
+    async def healthz(_request) -> JSONResponse:
+        ok = ready.is_set()
+        return JSONResponse({"status": "ok" if ok else "starting"}, status_code=200 if ok else 503)
+
+    async def metrics(_request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
+
+
+async def run_with_ops(work: Awaitable[None], ready: asyncio.Event, host: str, port: int) -> None:
+    """Serve /healthz (200 once `ready` is set) and /metrics while `work` runs; stop serving when it ends."""
+    server = uvicorn.Server(uvicorn.Config(ops_app(ready), host=host, port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        await work
+    finally:
+        server.should_exit = True
+        await serving

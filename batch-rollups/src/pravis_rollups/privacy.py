@@ -1,0 +1,143 @@
+"""Privacy worker: carries out deletion requests from the `privacy.requests` topic.
+
+For each request it deletes the person's rows from every personal table (any table with a subject column, as
+`pravis_schemas.personal_data` defines them, except the audit itself), recomputes the rollups of every date
+the person had events on, and records the row counts in `privacy_requests`. The Kafka offset is committed only
+after the audit row says done, so a crash mid-way repeats the request, and a repeated deletion is harmless.
+"""
+
+import asyncio
+import contextlib
+from datetime import UTC, date, datetime
+
+import structlog
+from clickhouse_connect.driver.client import Client
+from pravis_schemas import topics
+from pravis_schemas.messages import PrivacyRequest
+from pravis_schemas.personal_data import (
+    PERSONAL_TABLES_PARAMS,
+    PERSONAL_TABLES_SQL,
+    RETAINED_FOR_ACCOUNTABILITY,
+    PersonalTable,
+)
+from prometheus_client import Counter
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, wait_exponential
+
+from pravis_rollups import clickhouse
+from pravis_rollups.jobs import run_rollups
+from pravis_rollups.kafka import privacy_consumer
+from pravis_rollups.ops import run_with_ops
+from pravis_rollups.settings import Settings, settings
+
+log = structlog.get_logger("pravis.privacy")
+REQUESTS_DONE = Counter("pravis_privacy_requests_done_total", "Deletion requests carried out")
+ROWS_DELETED = Counter("pravis_privacy_rows_deleted_total", "Rows deleted for privacy requests", ["table"])
+AUDIT_COLUMNS = [
+    "request_id", "kind", "project_id", "subject", "requested_by", "requested_at", "status", "completed_at",
+    "rows_deleted", "dates_recomputed", "updated_at",
+]  # fmt: skip
+
+
+def affected_dates(client: Client, request: PrivacyRequest) -> list[date]:
+    rows = client.query(
+        "SELECT DISTINCT toDate(timestamp) FROM events "
+        "WHERE project_id = {project:String} "
+        "AND (user_id = {subject:String} OR anonymous_id = {subject:String}) "
+        "ORDER BY 1",
+        parameters={"project": request.project_id, "subject": request.subject},
+    ).result_rows
+    return [row[0] for row in rows]
+
+
+def delete_subject(client: Client, request: PrivacyRequest) -> dict:
+    """Delete the person everywhere and recompute the rollups they were part of; returns the audit facts."""
+    params = {"project": request.project_id, "subject": request.subject}
+    dates = affected_dates(client, request)
+    tables = [
+        PersonalTable.from_row(r)
+        for r in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows
+    ]
+    deleted: dict[str, int] = {}
+    for table in tables:
+        if table.name in RETAINED_FOR_ACCOUNTABILITY:
+            continue
+        count = client.query(table.count_sql(), parameters=params).result_rows[0][0]
+        if count:
+            client.command(table.delete_sql(), parameters=params)
+            deleted[table.name] = count
+            ROWS_DELETED.labels(table.name).inc(count)
+    if dates:
+        run_rollups(client, dates[0], dates[-1])
+    return {"rows_deleted": deleted, "dates_recomputed": dates}
+
+
+def record_done(client: Client, request: PrivacyRequest, facts: dict) -> None:
+    now = datetime.now(UTC)
+    client.insert(
+        "privacy_requests",
+        [
+            [
+                request.request_id,
+                request.kind,
+                request.project_id,
+                request.subject,
+                request.requested_by,
+                request.requested_at,
+                "done",
+                now,
+                facts["rows_deleted"],
+                facts["dates_recomputed"],
+                now,
+            ]
+        ],
+        column_names=AUDIT_COLUMNS,
+    )
+
+
+class PrivacyWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        client = await asyncio.to_thread(clickhouse.connect, self.settings.clickhouse_url)
+        consumer = privacy_consumer(self.settings, topics.PRIVACY_REQUESTS)
+        await consumer.start()
+        self.ready.set()
+        try:
+            async for record in consumer:
+                try:
+                    request = PrivacyRequest.model_validate_json(record.value)
+                except ValidationError as exc:
+                    log.error("unreadable privacy request skipped", offset=record.offset, error=str(exc))
+                    await consumer.commit()
+                    continue
+                await self._carry_out(client, request)
+                await consumer.commit()
+        finally:
+            await consumer.stop()
+            client.close()
+
+    async def _carry_out(self, client: Client, request: PrivacyRequest) -> None:
+        # The warehouse may be down: keep the request (uncommitted) and try again with backoff.
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30)):
+            with attempt:
+                facts = await asyncio.to_thread(delete_subject, client, request)
+                await asyncio.to_thread(record_done, client, request, facts)
+        REQUESTS_DONE.inc()
+        log.info("deletion done", request_id=request.request_id, project=request.project_id, **facts)
+
+
+def main() -> None:
+    worker = PrivacyWorker(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_with_ops(
+                worker.run(), worker.ready, settings.privacy_health_host, settings.privacy_health_port
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

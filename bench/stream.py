@@ -1,0 +1,294 @@
+"""Stream tier: sustained events/s on a pre-loaded topic, freshness in live mode, spike → alert latency.
+
+`python -m bench.stream [--events 300000] [--rows-per-record 1] [--workers 1] [--rate 5000]`. Runs the
+embedded broker and real `python -m pravis_stream` workers; this process plays the gateway (it publishes rows
+exactly as the gateway writes them, `received_at` = send time) so the stream tier is measured alone.
+
+1. Pre-loaded: N events are published before the workers start; events/s = N / (first counted → all counted),
+   read from the workers' `pravis_stream_events_total`.
+2. Live freshness: while a background load runs at --rate events/s, single probe events of a separate project
+   are published and their project's live summary is polled every 5 ms; freshness = visible - published.
+3. Spike → alert: after a warm-up of normal traffic (--warmup-buckets detection buckets), half the events turn
+   into errors; latency = first error published → `error_rate` alert read from the `alerts` topic.
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pravis_local import testing
+from pravis_schemas import topics
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+EVENTS_METRIC = re.compile(rb"^pravis_stream_events_total (\S+)$", re.M)
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def make_row(i: int, project: str, error: bool = False) -> dict:
+    now = iso_now()
+    base = {
+        "event_id": str(uuid.uuid4()),
+        "timestamp": now,
+        "anonymous_id": f"anon-{i % 5000}",
+        "session_id": "s-1",
+        "properties": {},
+        "project_id": project,
+        "received_at": now,
+        "sent_at": now,
+        "ip": "127.0.0.0",
+    }
+    if error:
+        return {**base, "event_type": "error", "error_type": "BenchError"}
+    kind = i % 10
+    if kind < 4:
+        return {**base, "event_type": "page_view", "page_url": "https://boutique.example/p/1"}
+    if kind < 8:
+        return {
+            **base,
+            "event_type": "api_request",
+            "endpoint": f"/api/v1/products/{{id}}/{i % 5}",
+            "method": "GET",
+            "status": 200,
+            "duration_ms": 10.0 + i % 50,
+            "cache_hit": i % 3 == 0,
+        }
+    if kind < 9:
+        return {
+            **base,
+            "event_type": "voice_request",
+            "interaction_id": "i-1",
+            "request_duration_ms": 700.0 + i % 300,
+            "success": True,
+            "model_used": "whisper-small",
+        }
+    return {**base, "event_type": "button_click", "button_id": "add-to-cart"}
+
+
+def records(start: int, count: int, rows_per_record: int, project: str, error_share: float = 0.0):
+    """(key, value) records as the gateway writes them: rows of one key joined by newlines."""
+    out = []
+    for first in range(start, start + count, rows_per_record):
+        rows = [
+            make_row(i, project, error=(i % 100) < error_share * 100)
+            for i in range(first, min(first + rows_per_record, start + count))
+        ]
+        out.append((rows[0]["anonymous_id"].encode(), b"\n".join(orjson.dumps(r) for r in rows)))
+    return out
+
+
+async def publish(producer: AIOKafkaProducer, batch) -> None:
+    futures = [await producer.send(topics.EVENTS, value, key=key) for key, value in batch]
+    await asyncio.gather(*futures)
+
+
+def counted(urls: list[str]) -> float:
+    total = 0.0
+    for url in urls:
+        match = EVENTS_METRIC.search(httpx.get(url + "/metrics", timeout=5).content)
+        total += float(match.group(1)) if match else 0.0
+    return total
+
+
+def start_workers(n: int, env: dict[str, str], log_dir: Path) -> tuple[list[testing.Process], list[str]]:
+    processes, urls = [], []
+    for i in range(n):
+        port = testing.free_port()
+        process = testing.Process(
+            f"bench-stream-{i}",
+            [sys.executable, "-m", "pravis_stream", "--port", str(port), "--loglevel", "warn"],
+            log_dir,
+            {**env, "PRAVIS_STREAM_WEB_PORT": str(port)},
+        ).start()
+        processes.append(process)
+        urls.append(f"http://127.0.0.1:{port}")
+    for process, url in zip(processes, urls, strict=True):
+        testing.wait_for_http(url + "/healthz", process.popen, timeout_s=120)
+    return processes, urls
+
+
+async def preloaded(bootstrap: str, args, env: dict[str, str], log_dir: Path) -> dict:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
+    await producer.start()
+    with Progress(TextColumn("[bold]pre-loading"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task("load", total=args.events)
+        for start in range(0, args.events, 20_000):
+            count = min(20_000, args.events - start)
+            await publish(producer, records(start, count, args.rows_per_record, "bench"))
+            bar.update(task, advance=count)
+    await producer.stop()
+
+    processes, urls = start_workers(args.workers, env, log_dir)
+    first = last = None
+    with Progress(
+        TextColumn("[bold]consuming"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("consume", total=args.events)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = counted(urls)
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            bar.update(task, completed=done)
+            if done >= args.events:
+                last = (now, done)
+                break
+            await asyncio.sleep(0.05)
+    if first is None or last is None:
+        raise RuntimeError("the workers did not count every pre-loaded event within 10 minutes")
+    rate = (last[1] - first[1]) / max(last[0] - first[0], 1e-6)
+    return {"processes": processes, "urls": urls, "events_per_s": rate}
+
+
+async def background(producer: AIOKafkaProducer, rate: float, stop: asyncio.Event, state: dict) -> None:
+    """--rate events/s in 20 ms ticks; `state["error_share"]` is read at every tick."""
+    i, tick = 10_000_000, 0.02
+    per_tick = max(1, int(rate * tick))
+    next_at = time.monotonic()
+    while not stop.is_set():
+        await publish(producer, records(i, per_tick, 1, "bench-live", state["error_share"]))
+        i += per_tick
+        next_at += tick
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+async def freshness(producer: AIOKafkaProducer, urls: list[str], probes: int) -> list[float]:
+    project = f"bench-fresh-{secrets.token_hex(3)}"
+    latencies = []
+    async with httpx.AsyncClient(timeout=5) as client:
+
+        async def total() -> int:
+            bodies = [(await client.get(f"{u}/live/{project}/summary")).json() for u in urls]
+            return sum(b["events"]["total"] for b in bodies)
+
+        with Progress(
+            TextColumn("[bold]freshness"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as bar:
+            task = bar.add_task("probes", total=probes)
+            for n in range(1, probes + 1):
+                sent = time.monotonic()
+                await publish(producer, records(n, 1, 1, project))
+                while await total() < n:
+                    if time.monotonic() - sent > 30:
+                        raise RuntimeError("a probe event never became visible")
+                    await asyncio.sleep(0.005)
+                latencies.append(time.monotonic() - sent)
+                bar.update(task, advance=1)
+                await asyncio.sleep(0.05)
+    return latencies
+
+
+async def wait_for_alert(bootstrap: str, since: float, timeout_s: float) -> float | None:
+    consumer = AIOKafkaConsumer(topics.ALERTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=100)).values():
+                for record in batch:
+                    alert = orjson.loads(record.value)
+                    if (
+                        alert["project_id"] == "bench-live"
+                        and alert["metric"] == "error_rate"
+                        and alert["status"] == "firing"
+                    ):
+                        return time.monotonic() - since
+    finally:
+        await consumer.stop()
+    return None
+
+
+async def live(bootstrap: str, urls: list[str], args, interval: float) -> dict:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    await producer.start()
+    stop, state = asyncio.Event(), {"error_share": 0.01}
+    load = asyncio.create_task(background(producer, args.rate, stop, state))
+    try:
+        latencies = await freshness(producer, urls, args.probes)
+        warmup_s = (args.warmup_buckets + 2) * interval
+        with Progress(TextColumn("[bold]warm-up"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("warmup", total=warmup_s)
+            began = time.monotonic()
+            while time.monotonic() - began < warmup_s:
+                await asyncio.sleep(0.25)
+                bar.update(task, completed=time.monotonic() - began)
+        spike_at = time.monotonic()
+        state["error_share"] = 0.5
+        alert_latency = await wait_for_alert(bootstrap, spike_at, timeout_s=60)
+    finally:
+        stop.set()
+        await load
+        await producer.stop()
+    latencies.sort()
+    return {
+        "freshness_p50_s": statistics.median(latencies),
+        "freshness_p95_s": latencies[int(0.95 * (len(latencies) - 1))],
+        "alert_latency_s": alert_latency,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--rows-per-record", type=int, default=1, help="1 = every event its own record")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--rate", type=float, default=5000.0, help="background events/s in live mode")
+    parser.add_argument("--probes", type=int, default=60)
+    parser.add_argument("--detect-interval", type=float, default=5.0)
+    parser.add_argument("--warmup-buckets", type=int, default=12)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="pravis-bench-stream-"))
+    env = {
+        "PRAVIS_DATA_DIR": str(work),
+        "PRAVIS_STREAM_APP_ID": f"bench-stream-{secrets.token_hex(3)}",
+        "PRAVIS_STREAM_DETECT_INTERVAL_S": str(args.detect_interval),
+        "PRAVIS_STREAM_WARMUP_BUCKETS": str(args.warmup_buckets),
+        "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
+        "PRAVIS_LOG_FORMAT": "json",
+    }
+    os.environ.pop("PRAVIS_KAFKA_BOOTSTRAP", None)
+    with testing.kafka_bootstrap(work, events_partitions=args.partitions) as bootstrap:
+        env["PRAVIS_KAFKA_BOOTSTRAP"] = bootstrap
+        first = asyncio.run(preloaded(bootstrap, args, env, work))
+        try:
+            second = asyncio.run(live(bootstrap, first["urls"], args, args.detect_interval))
+        finally:
+            for process in first["processes"]:
+                process.stop()
+
+    table = Table("measure", "figure", "target")
+    table.add_row("pre-loaded topic, events/s", f"{first['events_per_s']:,.0f}", "≥ gateway max events/s")
+    table.add_row("freshness p50 (published → live API)", f"{second['freshness_p50_s'] * 1000:.0f} ms", "")
+    table.add_row("freshness p95", f"{second['freshness_p95_s'] * 1000:.0f} ms", "< 2 s")
+    alert = second["alert_latency_s"]
+    table.add_row("spike → alert", f"{alert:.1f} s" if alert is not None else "no alert in 60 s", "< 10 s")
+    console.print(table)
+    console.print(
+        f"[dim]{args.workers} worker(s), {args.partitions} partitions, "
+        f"{args.rows_per_record} row(s) per record, live load {args.rate:,.0f} events/s, "
+        f"detection bucket {args.detect_interval} s; logs in {work}[/]"
+    )
+
+
+if __name__ == "__main__":
+    main()

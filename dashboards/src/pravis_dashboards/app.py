@@ -1,0 +1,209 @@
+"""The dashboards web app: HTML pages, panel data/SQL/CSV from ClickHouse, the live API relayed from the
+stream tier (so the browser talks to one origin), health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from importlib.resources import files
+from typing import Any
+
+import httpx
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pravis_dashboards import panels
+from pravis_dashboards.clickhouse import Warehouse
+from pravis_dashboards.live import LiveApi
+from pravis_dashboards.live_view import live_view
+from pravis_dashboards.settings import Settings
+
+log = structlog.get_logger()
+PACKAGE = files("pravis_dashboards")
+PANEL_SECONDS = Histogram("pravis_dashboards_panel_seconds", "Time to run one panel query", ["panel"])
+PANEL_ERRORS = Counter("pravis_dashboards_panel_errors_total", "Panel queries that failed", ["panel"])
+LIVE_ERRORS = Counter("pravis_dashboards_live_errors_total", "Live API relays that failed")
+
+
+def _date(request: Request, name: str) -> date | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise HTTPException(400, f"{name} must be a date (YYYY-MM-DD)") from exc
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    warehouse = Warehouse(settings.clickhouse_url)
+    live_api = LiveApi(settings.stream_url, settings.dashboards_stream_timeout_s)
+    template = (PACKAGE / "templates" / "page.html").read_text()
+
+    def params(request: Request) -> panels.Params:
+        project = request.query_params.get("project") or "default"
+        first, last = _date(request, "from"), _date(request, "to")
+        if first is None or last is None:
+            _, rows = warehouse.query(panels.LATEST_DAY_SQL, {"project": project})
+            default_first, default_last = panels.default_range(
+                rows[0][0] if rows else None, datetime.now(UTC).date(), settings.dashboards_default_days
+            )
+            first, last = first or default_first, last or default_last
+        if first > last:
+            raise HTTPException(400, "from must not be after to")
+        return panels.Params(project, first, last)
+
+    def run_panel(panel: panels.Panel, view: panels.Params) -> dict[str, Any]:
+        started = time.perf_counter()
+        body: dict[str, Any] = {
+            "id": panel.id,
+            "title": panel.title,
+            "description": panel.description,
+            "sql": panel.sql,
+            "chart": {
+                "kind": panel.chart.kind,
+                "x": panel.chart.x,
+                "percent": panel.chart.percent,
+                "stacked": panel.chart.stacked,
+            },
+        }
+        try:
+            columns, rows = warehouse.query(panel.sql, view.as_query())
+        except Exception as exc:
+            PANEL_ERRORS.labels(panel.id).inc()
+            log.warning("panel query failed", panel=panel.id, error=str(exc)[:500])
+            return body | {"error": str(exc).splitlines()[0][:300], "labels": [], "series": [], "rows": 0}
+        finally:
+            PANEL_SECONDS.labels(panel.id).observe(time.perf_counter() - started)
+        data = panels.chart_data(panel.chart, columns, rows)
+        return body | {"labels": data.labels, "series": data.series, "rows": len(rows), "points": data.points}
+
+    def page_html(request: Request) -> Response:
+        page = request.path_params["page"]
+        if page not in panels.PAGES:
+            raise HTTPException(404, "no such dashboard")
+        nav = "".join(
+            f'<a href="/{slug}" class="{"active" if slug == page else ""}" data-nav="{slug}">{title}</a>'
+            for slug, title in panels.PAGES.items()
+        )
+        html = (
+            template.replace("{{title}}", panels.PAGES[page])
+            .replace("{{page}}", page)
+            .replace("{{nav}}", nav)
+            .replace("{{poll_ms}}", str(int(settings.dashboards_live_poll_s * 1000)))
+        )
+        return HTMLResponse(html)
+
+    async def meta(request: Request) -> JSONResponse:
+        view = await run_in_threadpool(params, request)
+        _, rows = await run_in_threadpool(warehouse.query, panels.PROJECTS_SQL)
+        projects = [row[0] for row in rows]
+        if view.project not in projects:
+            projects.append(view.project)
+        return JSONResponse(
+            {
+                "project": view.project,
+                "from": view.date_from.isoformat(),
+                "to": view.date_to.isoformat(),
+                "projects": sorted(projects),
+            }
+        )
+
+    async def page_data(request: Request) -> JSONResponse:
+        page = request.path_params["page"]
+        if page not in panels.PAGES:
+            raise HTTPException(404, "no such dashboard")
+        view = await run_in_threadpool(params, request)
+        results = [await run_in_threadpool(run_panel, panel, view) for panel in panels.page_panels(page)]
+        return JSONResponse(
+            {
+                "page": page,
+                "project": view.project,
+                "from": view.date_from.isoformat(),
+                "to": view.date_to.isoformat(),
+                "panels": results,
+            }
+        )
+
+    def panel_of(request: Request) -> panels.Panel:
+        panel = panels.BY_ID.get(request.path_params["panel"])
+        if panel is None:
+            raise HTTPException(404, "no such panel")
+        return panel
+
+    async def panel_sql(request: Request) -> Response:
+        panel, view = panel_of(request), await run_in_threadpool(params, request)
+        return PlainTextResponse(
+            panels.standalone_sql(panel, view),
+            media_type="application/sql",
+            headers={"Content-Disposition": f'attachment; filename="{panel.id}.sql"'},
+        )
+
+    async def panel_csv(request: Request) -> Response:
+        panel, view = panel_of(request), await run_in_threadpool(params, request)
+        columns, rows = await run_in_threadpool(warehouse.query, panel.sql, view.as_query())
+        name = f"{panel.id}_{view.project}_{view.date_from}_{view.date_to}.csv"
+        return PlainTextResponse(
+            panels.to_csv(columns, rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def live(request: Request) -> JSONResponse:
+        project = request.path_params["project"]
+        try:
+            snapshot = await live_api.snapshot(project)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            LIVE_ERRORS.inc()
+            return JSONResponse(
+                {"ok": False, "error": f"stream tier unavailable: {exc}"[:300]}, status_code=502
+            )
+        return JSONResponse({"ok": True, "project": project, **live_view(snapshot)})
+
+    async def live_projects(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse({"ok": True, "projects": await live_api.projects()})
+        except httpx.HTTPError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)[:300], "projects": []}, status_code=502)
+
+    async def healthz(request: Request) -> JSONResponse:
+        ok = await run_in_threadpool(warehouse.ping)
+        return JSONResponse(
+            {"status": "ok" if ok else "warehouse unreachable"}, status_code=200 if ok else 503
+        )
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("dashboards starting", clickhouse=settings.clickhouse_url, stream=settings.stream_url)
+        yield
+        await live_api.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/", lambda request: RedirectResponse("/executive")),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics),
+            Route("/api/meta", meta),
+            Route("/api/pages/{page}", page_data),
+            Route("/api/panels/{panel}.sql", panel_sql),
+            Route("/api/panels/{panel}.csv", panel_csv),
+            Route("/api/live/projects", live_projects),
+            Route("/api/live/{project}", live),
+            Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
+            Route("/{page}", page_html),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,34 @@
+"""The dashboards' only ClickHouse access: run a panel's parameterized SQL, return columns and rows."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+
+class Warehouse:
+    """One clickhouse-connect client per thread (a client must not run two queries at once)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+
+    def client(self) -> Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = clickhouse_connect.get_client(dsn=self.url, autogenerate_session_id=False)
+            self._local.client = client
+        return client
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+        result = self.client().query(sql, parameters=parameters or {})
+        return list(result.column_names), [tuple(row) for row in result.result_rows]
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except Exception:
+            return False

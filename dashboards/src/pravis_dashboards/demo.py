@@ -1,0 +1,118 @@
+"""Fill a warehouse with the deterministic synthetic dataset (pravis_rollups.synthetic), its rollups, a few
+alerts and experiment results: the known answers of the dashboard tests, and a demo for an empty warehouse.
+
+`python -m pravis_dashboards.demo [--url URL]` loads it into PRAVIS_CLICKHOUSE_URL (or URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pravis_rollups import clickhouse
+from pravis_rollups.experiment_results import RESULT_COLUMNS
+from pravis_rollups.jobs import run_rollups
+from pravis_rollups.rollups import RollupOptions
+from pravis_rollups.synthetic import Dataset, SyntheticConfig, generate, json_rows
+
+from pravis_dashboards.settings import Settings
+
+DEMO_CONFIG = SyntheticConfig(seed=7, users=40, days=21)
+
+
+def demo_alerts(dataset: Dataset) -> list[dict[str, Any]]:
+    """Three alerts of project `default` in the period: two fired and resolved, one still firing."""
+    start = datetime.combine(dataset.config.start, datetime.min.time(), UTC)
+    rows = []
+    for n, (day, hour, severity, metric, resolved) in enumerate(
+        (
+            (2, 9, "warning", "latency_p95_ms", True),
+            (2, 15, "critical", "error_rate", True),
+            (dataset.config.days - 1, 11, "critical", "error_rate", False),
+        )
+    ):
+        began = start + timedelta(days=day, hours=hour)
+        alert = {
+            "alert_id": f"demo-alert-{n}",
+            "severity": severity,
+            "project_id": "default",
+            "metric": metric,
+            "labels": {"endpoint": "/api/v1/search"},
+            "observed": 0.4 + n,
+            "expected": 0.05,
+            "window_start": began.isoformat(),
+            "window_end": (began + timedelta(seconds=5)).isoformat(),
+            "started_at": began.isoformat(),
+            "message": f"{metric} above its baseline",
+        }
+        rows.append({**alert, "status": "firing"})
+        if resolved:
+            ended = (began + timedelta(minutes=20)).isoformat()
+            rows.append({**alert, "status": "resolved", "resolved_at": ended})
+    return rows
+
+
+def demo_experiment_results(dataset: Dataset) -> list[list[Any]]:
+    """`voice_button`: control and big_button on goal `checkout`; an older computation first (not shown)."""
+    computed = datetime.combine(dataset.end, datetime.min.time(), UTC)
+    rows = []
+    for when, rates in ((computed - timedelta(hours=1), (0.5, 0.5)), (computed, (0.2, 0.25))):
+        for variation, (variant, rate) in enumerate(zip(("control", "big_button"), rates, strict=True)):
+            row = {
+                "project_id": "default",
+                "experiment_key": "voice_button",
+                "definition_version": 1,
+                "variant": variant,
+                "variation_id": variation,
+                "is_control": variation == 0,
+                "weight": 0.5,
+                "goal": "checkout",
+                "goal_kind": "conversion",
+                "users": 100,
+                "multi_variant_users": 0,
+                "conversions": round(100 * rate),
+                "conversion_rate": rate,
+                "mean": None,
+                "variance": None,
+                "lift": None if variation == 0 else 0.25,
+                "lift_ci_low": None if variation == 0 else -0.1,
+                "lift_ci_high": None if variation == 0 else 0.6,
+                "p_value": None if variation == 0 else 0.38,
+                "confidence_level": 0.95,
+                "srm_p_value": 1.0,
+                "srm_flag": False,
+                "computed_at": when,
+            }
+            rows.append([row[c] for c in RESULT_COLUMNS])
+    return rows
+
+
+def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
+    """Migrate `url`, insert the dataset (with its duplicate deliveries and its late events), roll it up."""
+    dataset = generate(config)
+    clickhouse.migrate(url)
+    with clickhouse.connect(url) as client:
+        clickhouse.insert_json_rows(client, "events", json_rows(dataset.all_events()))
+        clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
+        clickhouse.insert_json_rows(
+            client, "feedback_scored", json_rows(dataset.scored_feedback + dataset.late_scored_feedback)
+        )
+        clickhouse.insert_json_rows(client, "alerts", json_rows(demo_alerts(dataset)))
+        client.insert("experiment_results", demo_experiment_results(dataset), column_names=RESULT_COLUMNS)
+        run_rollups(client, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
+    return dataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="pravis_dashboards.demo")
+    parser.add_argument("--url", default=Settings().clickhouse_url)
+    args = parser.parse_args()
+    dataset = seed(args.url)
+    print(
+        f"loaded {len(dataset.all_events())} events, {dataset.config.start} to {dataset.end}, into {args.url}"
+    )
+
+
+if __name__ == "__main__":
+    main()

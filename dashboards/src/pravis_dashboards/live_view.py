@@ -1,0 +1,37 @@
+"""What the Live page shows, cut from the stream tier's live API answers (pure: no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def live_view(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Headline numbers (active users in the last 5 minutes, events/min, error rate, open alerts) and the
+    per-minute series of the Live page, from `/summary?window=5m`, `/timeseries` and `/alerts`."""
+    summary, minutes = snapshot["summary"], snapshot["timeseries"]["minutes"]
+    firing = snapshot["alerts"].get("firing", [])
+    return {
+        "as_of": summary.get("as_of"),
+        "active_users": summary["active_users"]["last_5m"],
+        "active_users_1h": summary["active_users"]["last_1h"],
+        "events_per_minute": summary["events"]["per_minute"],
+        "events": summary["events"]["total"],
+        "error_rate": summary["errors"]["error_rate"],
+        "api_error_rate": summary["api"]["error_rate"],
+        "open_alerts": len(firing),
+        "alerts": [
+            {
+                "metric": alert.get("metric"),
+                "severity": alert.get("severity"),
+                "labels": alert.get("labels", {}),
+                "started_at": alert.get("started_at"),
+            }
+            for alert in firing
+        ],
+        "minutes": [row["minute"][11:16] for row in minutes],
+        "series": [
+            {"name": "events", "data": [row["events"] for row in minutes]},
+            {"name": "active_users", "data": [row["active_users"] for row in minutes]},
+            {"name": "failures", "data": [row["failures"] for row in minutes]},
+        ],
+    }

@@ -1,0 +1,366 @@
+"""Every dashboard panel as parameterized ClickHouse SQL plus how to chart its rows (pure: no I/O).
+
+A panel's SQL uses server-side parameters only (`{project:String}`, `{date_from:Date}`, `{date_to:Date}`,
+both dates inclusive), so the text shown and downloaded on the page is exactly what ran and an analyst can
+re-run it with `clickhouse-client --param_project=... --param_date_from=... --param_date_to=...`. Daily
+trends read the rollup tables (docs/queries.md); metrics that do not add up across days (distinct users,
+quantiles over a range) are computed from `events FINAL` for the chosen range.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+PAGES = {"executive": "Executive", "product": "Product", "tech-ops": "Tech ops", "live": "Live"}
+AI_TYPES = ("voice_request", "transcription", "tts", "conversation")
+
+ChartKind = Literal["line", "bar", "heatmap", "table"]
+
+
+@dataclass(frozen=True)
+class Chart:
+    kind: ChartKind
+    x: str
+    """Column of the labels (x axis; heat-map rows)."""
+    y: tuple[str, ...]
+    """Columns drawn as series; with `pivot`, the one value column."""
+    pivot: str | None = None
+    """Long to wide: each distinct value of this column becomes a series of the `y` column."""
+    percent: bool = False
+    stacked: bool = False
+
+
+@dataclass(frozen=True)
+class Panel:
+    id: str
+    page: str
+    title: str
+    description: str
+    sql: str
+    chart: Chart
+    uses_dates: bool = True
+
+
+@dataclass(frozen=True)
+class Params:
+    project: str
+    date_from: date
+    date_to: date
+
+    def as_query(self) -> dict[str, Any]:
+        return {"project": self.project, "date_from": self.date_from, "date_to": self.date_to}
+
+
+@dataclass
+class ChartData:
+    labels: list[Any] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def points(self) -> int:
+        """Data points drawn: non-null values over all series."""
+        return sum(1 for s in self.series for v in s["data"] if v is not None)
+
+
+RANGE = "project_id = {project:String} AND day BETWEEN {date_from:Date} AND {date_to:Date}"
+EVENTS_RANGE = (
+    "project_id = {project:String} AND timestamp >= {date_from:Date} AND timestamp < {date_to:Date} + 1"
+)
+ROUTE = "concat(ifNull(method, ''), ' ', ifNull(endpoint, ''))"
+
+AI_BY_MODEL_SQL = f"""SELECT coalesce(nullIf(model_used, ''), '(none)') AS model, count() AS requests,
+       countIf(success) / count() AS success_rate,
+       quantileExactInclusive(0.5)(request_duration_ms) AS p50_ms,
+       quantileExactInclusive(0.95)(request_duration_ms) AS p95_ms
+FROM events FINAL
+WHERE {EVENTS_RANGE}
+  AND event_type IN ('voice_request', 'transcription', 'tts', 'conversation')
+GROUP BY model ORDER BY model"""
+
+PANELS: tuple[Panel, ...] = (
+    Panel(
+        "active_users",
+        "executive",
+        "Active users: DAU, WAU, MAU",
+        "Users active that day, in the 7 and the 30 days ending that day (any event but api_request).",
+        f"SELECT day, dau, wau, mau\nFROM daily_active_users\nWHERE {RANGE}\nORDER BY day",
+        Chart("line", "day", ("dau", "wau", "mau")),
+    ),
+    Panel(
+        "stickiness",
+        "executive",
+        "Stickiness (DAU / MAU)",
+        "Share of the month's active users who came that day.",
+        f"SELECT day, stickiness, new_users\nFROM daily_active_users\nWHERE {RANGE}\nORDER BY day",
+        Chart("line", "day", ("stickiness",), percent=True),
+    ),
+    Panel(
+        "retention",
+        "executive",
+        "Retention cohorts: D1, D7, D30",
+        "Users by week of their first active day; share active exactly 1, 7, 30 days later (blank: not yet).",
+        "SELECT cohort_week, cohort_size, d1_rate, d7_rate, d30_rate\nFROM retention_cohorts\n"
+        "WHERE project_id = {project:String}\n"
+        "  AND cohort_week BETWEEN toMonday({date_from:Date}) AND {date_to:Date}\nORDER BY cohort_week",
+        Chart("heatmap", "cohort_week", ("d1_rate", "d7_rate", "d30_rate"), percent=True),
+    ),
+    Panel(
+        "feedback_score",
+        "executive",
+        "Feedback score (average rating, 1-5)",
+        "Average rating of the day's feedback events.",
+        f"SELECT day, feedback, avg_rating\nFROM feedback_daily\nWHERE {RANGE}\nORDER BY day",
+        Chart("line", "day", ("avg_rating",)),
+    ),
+    Panel(
+        "sentiment",
+        "executive",
+        "Feedback sentiment mix",
+        "Feedback comments scored by the stream tier, by sentiment label.",
+        f"SELECT day, positive, neutral, negative, avg_sentiment\nFROM feedback_daily\nWHERE {RANGE}\n"
+        "ORDER BY day",
+        Chart("bar", "day", ("positive", "neutral", "negative"), stacked=True),
+    ),
+    Panel(
+        "ai_accuracy",
+        "executive",
+        "AI accuracy and success rate",
+        "Accuracy = feedback rated 4+ / feedback on the day's AI interactions; success = ok requests.",
+        "SELECT day, requests, accuracy, success_rate\nFROM ai_performance_daily\n"
+        f"WHERE {RANGE}\n  AND event_type = '*' AND model_used = '*'\nORDER BY day",
+        Chart("line", "day", ("accuracy", "success_rate"), percent=True),
+    ),
+    Panel(
+        "feature_usage",
+        "product",
+        "Feature usage over the range",
+        "Distinct users and events per feature; adoption = feature users / active users of the range.",
+        "SELECT feature_name, uniqExact(distinct_id) AS users, count() AS events,\n"
+        "       users / (SELECT uniqExact(distinct_id) FROM user_activity_daily\n"
+        f"                WHERE {RANGE}) AS adoption\n"
+        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'feature_use'\n"
+        "GROUP BY feature_name\nORDER BY users DESC, feature_name",
+        Chart("bar", "feature_name", ("users", "events")),
+    ),
+    Panel(
+        "feature_adoption",
+        "product",
+        "Daily feature adoption",
+        "Users of the feature / active users, per day.",
+        f"SELECT day, feature_name, adoption\nFROM feature_usage_daily\nWHERE {RANGE}\n"
+        "ORDER BY day, feature_name",
+        Chart("line", "day", ("adoption",), pivot="feature_name", percent=True),
+    ),
+    Panel(
+        "sessions_per_user",
+        "product",
+        "Sessions per user",
+        "Sessions that started that day / their owners.",
+        "SELECT day, sessions, users, sessions_per_user, avg_duration_s\nFROM sessions_daily\n"
+        f"WHERE {RANGE}\nORDER BY day",
+        Chart("line", "day", ("sessions_per_user",)),
+    ),
+    Panel(
+        "session_duration",
+        "product",
+        "Session duration distribution",
+        "Sessions of the range by duration (last event - first event).",
+        "SELECT bucket.1 AS duration, bucket.2 AS sessions\nFROM (\n"
+        "    SELECT [('< 10 s', sum(duration_under_10s)), ('10 s - 1 min', sum(duration_10s_1m)),\n"
+        "            ('1 - 5 min', sum(duration_1m_5m)), ('5 - 15 min', sum(duration_5m_15m)),\n"
+        "            ('15 - 30 min', sum(duration_15m_30m)), ('30 min - 1 h', sum(duration_30m_1h)),\n"
+        "            ('1 h +', sum(duration_1h_plus))] AS buckets\n"
+        f"    FROM sessions_daily\n    WHERE {RANGE}\n) ARRAY JOIN buckets AS bucket",
+        Chart("bar", "duration", ("sessions",)),
+    ),
+    Panel(
+        "voice",
+        "product",
+        "Voice: success, repeated commands, corrected transcriptions",
+        "Rates per day from voice_metrics_daily (repeat window: 30 s in one session).",
+        "SELECT day, voice_requests, success_rate, repeated_command_rate, correction_rate\n"
+        f"FROM voice_metrics_daily\nWHERE {RANGE}\nORDER BY day",
+        Chart("line", "day", ("success_rate", "repeated_command_rate", "correction_rate"), percent=True),
+    ),
+    Panel(
+        "experiments",
+        "product",
+        "Experiment results (latest computation, all time)",
+        "Conversion rate per variant and goal; lift vs control with its p-value in the CSV.",
+        "SELECT concat(experiment_key, ' / ', variant, if(goal = '', '', concat(' / ', goal))) AS arm,\n"
+        "       experiment_key, variant, goal, users, conversion_rate, lift, lift_ci_low, lift_ci_high,\n"
+        "       p_value, srm_flag\nFROM experiment_results FINAL\nWHERE project_id = {project:String}\n"
+        "  AND (experiment_key, computed_at) IN (\n"
+        "      SELECT experiment_key, max(computed_at) FROM experiment_results\n"
+        "      WHERE project_id = {project:String} GROUP BY experiment_key)\n"
+        "ORDER BY experiment_key, goal, variation_id",
+        Chart("bar", "arm", ("conversion_rate",), percent=True),
+        uses_dates=False,
+    ),
+    Panel(
+        "api_latency",
+        "tech-ops",
+        "API latency, all endpoints (ms)",
+        "Exact p50 / p95 / p99 of api_request duration_ms per day.",
+        "SELECT day, requests, p50_ms, p95_ms, p99_ms\nFROM api_performance_daily\n"
+        f"WHERE {RANGE}\n  AND endpoint = '*' AND method = '*'\nORDER BY day",
+        Chart("line", "day", ("p50_ms", "p95_ms", "p99_ms")),
+    ),
+    Panel(
+        "api_endpoints",
+        "tech-ops",
+        "API latency per endpoint over the range (ms)",
+        "Exact quantiles over every request of the range; error_rate = 5xx / requests.",
+        f"SELECT {ROUTE} AS route, count() AS requests,\n"
+        "       quantileExactInclusive(0.5)(duration_ms) AS p50_ms,\n"
+        "       quantileExactInclusive(0.95)(duration_ms) AS p95_ms,\n"
+        "       quantileExactInclusive(0.99)(duration_ms) AS p99_ms,\n"
+        "       countIf(status >= 500) / count() AS error_rate\n"
+        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'api_request'\n"
+        "GROUP BY route\nORDER BY route",
+        Chart("bar", "route", ("p50_ms", "p95_ms", "p99_ms")),
+    ),
+    Panel(
+        "api_errors",
+        "tech-ops",
+        "Error rate (5xx) per endpoint",
+        "Server errors / requests per endpoint and day.",
+        f"SELECT day, concat(method, ' ', endpoint) AS route, requests, server_errors, error_rate\n"
+        f"FROM api_performance_daily\nWHERE {RANGE}\n  AND endpoint != '*'\nORDER BY day, route",
+        Chart("line", "day", ("error_rate",), pivot="route", percent=True),
+    ),
+    Panel(
+        "cache_hits",
+        "tech-ops",
+        "Cache hit ratio",
+        "Cache hits / api_requests that reported cache_hit, all endpoints.",
+        "SELECT day, cache_reported, cache_hits, cache_hit_ratio\nFROM api_performance_daily\n"
+        f"WHERE {RANGE}\n  AND endpoint = '*' AND method = '*'\nORDER BY day",
+        Chart("line", "day", ("cache_hit_ratio",), percent=True),
+    ),
+    Panel(
+        "ai_success_by_model",
+        "tech-ops",
+        "AI success rate per model",
+        "Successful AI requests (voice, transcription, TTS, conversation) / requests, over the range.",
+        AI_BY_MODEL_SQL,
+        Chart("bar", "model", ("success_rate",), percent=True),
+    ),
+    Panel(
+        "ai_latency_by_model",
+        "tech-ops",
+        "AI latency per model (ms)",
+        "Exact p50 / p95 of request_duration_ms over the range.",
+        AI_BY_MODEL_SQL,
+        Chart("bar", "model", ("p50_ms", "p95_ms")),
+    ),
+    Panel(
+        "alert_history",
+        "tech-ops",
+        "Alerts fired per day",
+        "Anomaly alerts of the stream tier by the day they started, per severity.",
+        "SELECT toDate(started_at) AS day, severity, uniqExact(alert_id) AS alerts\nFROM alerts FINAL\n"
+        "WHERE project_id = {project:String} AND status = 'firing'\n"
+        "  AND started_at >= {date_from:Date} AND started_at < {date_to:Date} + 1\n"
+        "GROUP BY day, severity\nORDER BY day, severity",
+        Chart("bar", "day", ("alerts",), pivot="severity", stacked=True),
+    ),
+    Panel(
+        "alert_list",
+        "tech-ops",
+        "Alert history",
+        "Latest alerts of the range; resolved is empty while an alert still fires.",
+        "SELECT alert_id, any(metric) AS metric, any(severity) AS severity,\n"
+        "       anyIf(observed, status = 'firing') AS observed,\n"
+        "       anyIf(expected, status = 'firing') AS expected,\n"
+        "       min(started_at) AS fired_at, maxIf(resolved_at, status = 'resolved') AS resolved\n"
+        "FROM alerts FINAL\nWHERE project_id = {project:String}\n"
+        "  AND started_at >= {date_from:Date} AND started_at < {date_to:Date} + 1\n"
+        "GROUP BY alert_id\nORDER BY fired_at DESC, alert_id\nLIMIT 50",
+        Chart("table", "alert_id", ("metric", "severity", "observed", "expected", "fired_at", "resolved")),
+    ),
+)
+BY_ID = {panel.id: panel for panel in PANELS}
+
+PROJECTS_SQL = "SELECT DISTINCT project_id FROM daily_active_users ORDER BY project_id"
+LATEST_DAY_SQL = "SELECT max(day) FROM daily_active_users WHERE project_id = {project:String}"
+
+
+def page_panels(page: str) -> list[Panel]:
+    return [panel for panel in PANELS if panel.page == page]
+
+
+def default_range(latest: date | None, today: date, days: int) -> tuple[date, date]:
+    """`days` days ending at the latest rolled-up day (today when nothing is rolled up yet)."""
+    last = latest if latest and latest > date(1970, 1, 1) else today
+    return last - timedelta(days=days - 1), last
+
+
+def standalone_sql(panel: Panel, params: Params) -> str:
+    """The panel's SQL as a file: a header saying how to run it with the parameters of this view."""
+    names = ["project", "date_from", "date_to"] if panel.uses_dates else ["project"]
+    values = params.as_query()
+    args = " ".join(f"--param_{name}={shell_quote(str(values[name]))}" for name in names)
+    return (
+        f"-- Pravis dashboards: {panel.title}\n-- {panel.description}\n"
+        f"-- Run: clickhouse-client {args} --queries-file {panel.id}.sql\n{panel.sql};\n"
+    )
+
+
+def shell_quote(value: str) -> str:
+    if value and all(c.isalnum() or c in "-_.:/" for c in value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def jsonable(value: Any) -> Any:
+    """A ClickHouse value as JSON: dates as ISO strings, NaN/inf (0/0 in SQL) as null."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def chart_data(chart: Chart, columns: list[str], rows: list[tuple]) -> ChartData:
+    """Rows of a panel's query as labels and series, pivoted when the chart says so."""
+    index = {name: i for i, name in enumerate(columns)}
+    if chart.pivot is None:
+        return ChartData(
+            labels=[jsonable(row[index[chart.x]]) for row in rows],
+            series=[{"name": c, "data": [jsonable(row[index[c]]) for row in rows]} for c in chart.y],
+        )
+    labels: list[Any] = []
+    names: list[str] = []
+    cells: dict[tuple[Any, str], Any] = {}
+    for row in rows:
+        label, name = jsonable(row[index[chart.x]]), str(row[index[chart.pivot]])
+        if label not in labels:
+            labels.append(label)
+        if name not in names:
+            names.append(name)
+        cells[(label, name)] = jsonable(row[index[chart.y[0]]])
+    return ChartData(
+        labels=labels,
+        series=[{"name": n, "data": [cells.get((label, n)) for label in labels]} for n in sorted(names)],
+    )
+
+
+def to_csv(columns: list[str], rows: list[tuple]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else jsonable(v) for v in row])
+    return out.getvalue()

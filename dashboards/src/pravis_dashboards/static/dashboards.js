@@ -1,0 +1,316 @@
+// Pravis dashboards: fetch a page's panels (data + SQL) from the backend and draw them with the vendored
+// Chart.js; the Live page polls /api/live/{project} (relayed from the stream tier) and updates in place.
+"use strict";
+
+const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+// Series whose name carries a meaning keep their colour on every chart.
+const NAMED = { positive: "#16a34a", neutral: "#94a3b8", negative: "#dc2626", critical: "#dc2626", warning: "#f59e0b", info: "#2563eb" };
+const color = (name, i) => NAMED[name] || COLORS[i % COLORS.length];
+const state = { charts: {}, ready: false, live: { updates: 0, errors: 0, last: null } };
+window.pravis = state;
+const charts = {};
+const page = document.body.dataset.page;
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function query() {
+  const params = new URLSearchParams(location.search);
+  return { project: params.get("project") || "", from: params.get("from") || "", to: params.get("to") || "" };
+}
+
+function queryString(q) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(q)) if (value) params.set(key, value);
+  return params.toString();
+}
+
+function format(value, percent) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) return value.slice(0, 16).replace("T", " ");
+  if (typeof value !== "number") return String(value);
+  if (percent) return (value * 100).toFixed(1) + " %";
+  return Number.isInteger(value) ? value.toLocaleString("en") : value.toLocaleString("en", { maximumFractionDigits: 2 });
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const body = await response.json();
+  if (!response.ok && body.ok !== false) throw new Error(`${url}: ${response.status}`);
+  return body;
+}
+
+async function pickers() {
+  const meta = await getJson("/api/meta?" + queryString(query()));
+  const select = $("project");
+  select.replaceChildren(...meta.projects.map((p) => el("option", { value: p, text: p })));
+  select.value = meta.project;
+  $("from").value = meta.from;
+  $("to").value = meta.to;
+  for (const link of document.querySelectorAll("nav a")) {
+    const q = link.dataset.nav === "live" ? { project: meta.project } : { project: meta.project, from: meta.from, to: meta.to };
+    link.href = "/" + link.dataset.nav + "?" + queryString(q);
+  }
+  return meta;
+}
+
+function lineOrBar(canvas, panel) {
+  const percent = panel.chart.percent;
+  const stacked = panel.chart.stacked;
+  return new Chart(canvas, {
+    type: panel.chart.kind,
+    data: {
+      labels: panel.labels,
+      datasets: panel.series.map((s, i) => ({
+        label: s.name,
+        data: s.data,
+        borderColor: color(s.name, i),
+        backgroundColor: color(s.name, i) + (panel.chart.kind === "bar" ? "cc" : "33"),
+        pointRadius: panel.labels.length > 60 ? 0 : 2.5,
+        borderWidth: 2,
+        cubicInterpolationMode: "monotone",
+        spanGaps: false,
+      })),
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      interaction: { mode: "index", intersect: false },
+      plugins: {
+        legend: { position: "bottom", labels: { boxWidth: 12 } },
+        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${format(c.parsed.y, percent)}` } },
+      },
+      scales: {
+        x: { stacked, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 10 } },
+        y: {
+          stacked,
+          beginAtZero: true,
+          ticks: {
+            precision: percent ? 2 : 0,
+            callback: (v) => (percent ? Math.round(v * 100) + " %" : format(v, false)),
+          },
+        },
+      },
+    },
+  });
+}
+
+function heatmap(canvas, panel) {
+  const columns = panel.series.map((s) => s.name.replace("_rate", "").toUpperCase());
+  const cells = [];
+  panel.series.forEach((s, i) =>
+    s.data.forEach((v, row) => {
+      if (v !== null) cells.push({ x: columns[i], y: panel.labels[row], v });
+    }),
+  );
+  return new Chart(canvas, {
+    type: "matrix",
+    data: {
+      datasets: [
+        {
+          label: "retention",
+          data: cells,
+          backgroundColor: (c) => `rgba(37, 99, 235, ${0.08 + 0.92 * Math.min(1, (c.raw?.v ?? 0) / 0.6)})`,
+          borderColor: "#fff",
+          borderWidth: 1,
+          width: ({ chart }) => (chart.chartArea || {}).width / columns.length - 2,
+          height: ({ chart }) => (chart.chartArea || {}).height / Math.max(1, panel.labels.length) - 2,
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      plugins: {
+        legend: { display: false },
+        tooltip: { callbacks: { title: () => "", label: (c) => `${c.raw.y} ${c.raw.x}: ${format(c.raw.v, true)}` } },
+      },
+      scales: {
+        x: { type: "category", labels: columns, offset: true, grid: { display: false }, position: "top" },
+        y: { type: "category", labels: panel.labels, offset: true, reverse: false, grid: { display: false } },
+      },
+    },
+    plugins: [
+      {
+        id: "cellLabels",
+        afterDatasetsDraw(chart) {
+          const ctx = chart.ctx;
+          ctx.save();
+          ctx.font = "12px system-ui, sans-serif";
+          ctx.textAlign = "center";
+          ctx.textBaseline = "middle";
+          chart.getDatasetMeta(0).data.forEach((element, i) => {
+            const cell = cells[i];
+            const { x, y, width, height } = element.getProps(["x", "y", "width", "height"]);
+            ctx.fillStyle = cell.v > 0.3 ? "#fff" : "#1e293b";
+            ctx.fillText(format(cell.v, true), x + width / 2, y + height / 2);
+          });
+          ctx.restore();
+        },
+      },
+    ],
+  });
+}
+
+function table(panel) {
+  const head = el("tr", {}, el("th", { text: panel.chart.x }), ...panel.series.map((s) => el("th", { text: s.name })));
+  const rows = panel.labels.map((label, i) =>
+    el("tr", {}, el("td", { text: label }), ...panel.series.map((s) => el("td", { text: format(s.data[i], false) }))),
+  );
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: panel.series.length + 1, text: "No alerts in this range." })));
+  return el("table", { class: "alerts" }, el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+function panelCard(panel, q) {
+  const links = el(
+    "span",
+    { class: "links" },
+    el("a", { href: `/api/panels/${panel.id}.sql?${queryString(q)}`, download: `${panel.id}.sql`, text: "SQL ⤓" }),
+    el("a", { href: `/api/panels/${panel.id}.csv?${queryString(q)}`, download: `${panel.id}.csv`, text: "CSV ⤓" }),
+  );
+  const card = el(
+    "article",
+    { class: `panel ${panel.chart.kind}`, id: `panel-${panel.id}`, "data-panel": panel.id },
+    el("h3", { text: panel.title }, links),
+    el("p", { class: "description", text: panel.description }),
+  );
+  let chart = null;
+  if (panel.error) {
+    card.append(el("p", { class: "error", text: "Query failed: " + panel.error }));
+  } else if (panel.chart.kind === "table") {
+    card.append(el("div", { class: "table-wrap" }, table(panel)));
+  } else if (!panel.labels.length) {
+    card.append(el("p", { class: "empty", text: "No data in this range." }));
+  } else {
+    const canvas = el("canvas", { "aria-label": panel.title, role: "img" });
+    card.append(el("div", { class: "chart" }, canvas));
+    chart = () => (panel.chart.kind === "heatmap" ? heatmap(canvas, panel) : lineOrBar(canvas, panel));
+  }
+  card.append(el("details", {}, el("summary", { text: "Show SQL" }), el("pre", { class: "sql", text: panel.sql })));
+  return { card, chart };
+}
+
+function countPoints(chart) {
+  return chart.data.datasets.reduce((n, d) => n + d.data.filter((v) => v !== null && v !== undefined).length, 0);
+}
+
+async function renderPanels() {
+  const q = query();
+  $("status").textContent = "loading…";
+  const body = await getJson(`/api/pages/${page}?` + queryString(q));
+  for (const chart of Object.values(charts)) chart.destroy();
+  const view = { project: body.project, from: body.from, to: body.to };
+  const container = $("panels");
+  container.replaceChildren();
+  state.charts = {};
+  for (const panel of body.panels) {
+    const { card, chart } = panelCard(panel, view);
+    container.append(card);
+    state.charts[panel.id] = { kind: panel.chart.kind, rows: panel.rows, error: panel.error || null, points: 0 };
+    if (chart) {
+      charts[panel.id] = chart();
+      state.charts[panel.id].points = countPoints(charts[panel.id]);
+      state.charts[panel.id].series = charts[panel.id].data.datasets.length;
+    } else if (panel.chart.kind === "table") {
+      state.charts[panel.id].points = panel.rows;
+    }
+  }
+  $("status").textContent = `${body.project} · ${body.from} → ${body.to}`;
+}
+
+function tile(id, label) {
+  return el("div", { class: "kpi", id: `kpi-${id}` }, el("span", { class: "value", text: "–" }), el("span", { class: "label", text: label }));
+}
+
+function setTile(id, text) {
+  document.querySelector(`#kpi-${id} .value`).textContent = text;
+}
+
+async function pollLive(project, pollMs) {
+  try {
+    const body = await getJson(`/api/live/${encodeURIComponent(project)}`);
+    if (!body.ok) throw new Error(body.error);
+    setTile("active_users", format(body.active_users, false));
+    setTile("events_per_minute", format(body.events_per_minute, false));
+    setTile("error_rate", format(body.error_rate, true));
+    setTile("open_alerts", format(body.open_alerts, false));
+    const chart = charts.live;
+    chart.data.labels = body.minutes;
+    body.series.forEach((s, i) => (chart.data.datasets[i].data = s.data));
+    chart.update("none");
+    const alerts = $("live-alerts");
+    alerts.replaceChildren(
+      ...(body.alerts.length
+        ? body.alerts.map((a) => el("li", { class: a.severity, text: `${a.severity} · ${a.metric} ${JSON.stringify(a.labels)} since ${a.started_at}` }))
+        : [el("li", { text: "No alert firing." })]),
+    );
+    state.live.updates += 1;
+    state.live.last = body;
+    state.charts.live.points = countPoints(chart);
+    $("status").textContent = `${project} · live, as of ${body.as_of}`;
+    $("status").className = "";
+  } catch (error) {
+    state.live.errors += 1;
+    $("status").textContent = `stream tier unreachable, retrying (${String(error.message || error).slice(0, 120)})`;
+    $("status").className = "warn";
+  }
+  setTimeout(() => pollLive(project, pollMs), pollMs);
+}
+
+function renderLive(project) {
+  for (const node of document.querySelectorAll(".dates")) node.hidden = true;
+  $("kpis").replaceChildren(
+    tile("active_users", "active users (last 5 min)"),
+    tile("events_per_minute", "events / min (last 5 min)"),
+    tile("error_rate", "error rate (last 5 min)"),
+    tile("open_alerts", "open alerts"),
+  );
+  const canvas = el("canvas", { "aria-label": "events per minute", role: "img" });
+  $("panels").replaceChildren(
+    el(
+      "article",
+      { class: "panel wide", id: "panel-live", "data-panel": "live" },
+      el("h3", { text: "Last 30 minutes, per minute" }),
+      el("p", { class: "description", text: "From the stream tier's live API (/live/{project}/timeseries), refreshed every few seconds." }),
+      el("div", { class: "chart" }, canvas),
+    ),
+    el("article", { class: "panel" }, el("h3", { text: "Open alerts" }), el("ul", { id: "live-alerts" })),
+  );
+  charts.live = lineOrBar(canvas, {
+    chart: { kind: "line", percent: false, stacked: false },
+    labels: [],
+    series: ["events", "active users", "failures"].map((name) => ({ name, data: [] })),
+  });
+  state.charts.live = { kind: "line", points: 0 };
+  pollLive(project, Number(document.body.dataset.pollMs) || 3000);
+}
+
+async function main() {
+  const meta = await pickers();
+  $("pickers").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = { project: $("project").value, from: $("from").value, to: $("to").value };
+    if (page === "live") q.from = q.to = "";
+    location.search = queryString(q);
+  });
+  if (page === "live") renderLive(meta.project);
+  else await renderPanels();
+  state.ready = true;
+  document.body.dataset.ready = "1";
+}
+
+main().catch((error) => {
+  $("status").textContent = "Failed to load: " + error.message;
+  $("status").className = "warn";
+  state.failed = String(error);
+});

@@ -1,0 +1,119 @@
+"""The panel catalogue and its pure helpers: parameterized SQL only, pivots, CSV, SQL downloads, live view."""
+
+import re
+from datetime import date, datetime
+
+from pravis_dashboards import panels
+from pravis_dashboards.live_view import live_view
+
+VIEW = panels.Params("shop 'b'", date(2024, 3, 1), date(2024, 3, 31))
+
+
+def test_every_page_but_live_has_panels_and_ids_are_unique() -> None:
+    assert len(panels.BY_ID) == len(panels.PANELS)
+    for page in panels.PAGES:
+        assert bool(panels.page_panels(page)) == (page != "live")
+
+
+def test_sql_is_parameterized_never_formatted() -> None:
+    for panel in panels.PANELS:
+        placeholders = set(re.findall(r"\{(\w+):(\w+)\}", panel.sql))
+        assert ("project", "String") in placeholders, panel.id
+        assert panel.uses_dates == ({("date_from", "Date"), ("date_to", "Date")} <= placeholders), panel.id
+        assert "'default'" not in panel.sql and "%s" not in panel.sql, panel.id
+
+
+def test_chart_columns_are_selected_by_the_sql() -> None:
+    for panel in panels.PANELS:
+        for column in (panel.chart.x, *panel.chart.y, *([panel.chart.pivot] if panel.chart.pivot else [])):
+            assert re.search(rf"\b{column}\b", panel.sql), (panel.id, column)
+
+
+def test_chart_data_pivots_long_rows_into_series_with_gaps() -> None:
+    chart = panels.Chart("line", "day", ("rate",), pivot="route")
+    rows = [
+        (date(2024, 3, 1), "GET /a", 0.5),
+        (date(2024, 3, 1), "GET /b", 0.1),
+        (date(2024, 3, 2), "GET /a", 1.0),
+    ]
+    data = panels.chart_data(chart, ["day", "route", "rate"], rows)
+    assert data.labels == ["2024-03-01", "2024-03-02"]
+    assert data.series == [{"name": "GET /a", "data": [0.5, 1.0]}, {"name": "GET /b", "data": [0.1, None]}]
+    assert data.points == 3
+
+
+def test_chart_data_wide_rows_and_nan_becomes_null() -> None:
+    chart = panels.Chart("line", "day", ("dau", "rate"))
+    data = panels.chart_data(chart, ["day", "dau", "rate"], [(date(2024, 3, 1), 3, float("nan"))])
+    assert data.series == [{"name": "dau", "data": [3]}, {"name": "rate", "data": [None]}]
+    assert data.points == 1
+
+
+def test_standalone_sql_names_the_parameters_quoted_for_a_shell() -> None:
+    text = panels.standalone_sql(panels.BY_ID["active_users"], VIEW)
+    assert (
+        "--param_project='shop '\\''b'\\''' --param_date_from=2024-03-01 --param_date_to=2024-03-31" in text
+    )
+    assert text.rstrip().endswith("ORDER BY day;")
+    assert "--param_date_from" not in panels.standalone_sql(panels.BY_ID["experiments"], VIEW)
+
+
+def test_csv_has_a_header_iso_dates_and_empty_nulls() -> None:
+    text = panels.to_csv(["day", "rate", "at"], [(date(2024, 3, 1), None, datetime(2024, 3, 1, 12, 0))])
+    assert text == "day,rate,at\n2024-03-01,,2024-03-01T12:00:00\n"
+
+
+def test_default_range_ends_at_the_latest_rolled_up_day() -> None:
+    assert panels.default_range(date(2024, 3, 24), date(2026, 1, 1), 7) == (
+        date(2024, 3, 18),
+        date(2024, 3, 24),
+    )
+    assert panels.default_range(date(1970, 1, 1), date(2026, 1, 10), 10) == (
+        date(2026, 1, 1),
+        date(2026, 1, 10),
+    )
+
+
+def test_live_view_headlines_and_series() -> None:
+    snapshot = {
+        "summary": {
+            "as_of": "2026-01-01T10:00:00Z",
+            "active_users": {"last_5m": 4, "last_1h": 9},
+            "events": {"total": 50, "per_minute": 10.0},
+            "errors": {"error_rate": 0.1},
+            "api": {"error_rate": None},
+        },
+        "timeseries": {
+            "minutes": [
+                {"minute": "2026-01-01T09:59:00Z", "events": 20, "active_users": 3, "failures": 1},
+                {"minute": "2026-01-01T10:00:00Z", "events": 30, "active_users": 4, "failures": 4},
+            ]
+        },
+        "alerts": {
+            "firing": [{"metric": "error_rate", "severity": "critical", "labels": {}, "started_at": "x"}]
+        },
+    }
+    view = live_view(snapshot)
+    assert (view["active_users"], view["events_per_minute"], view["error_rate"], view["open_alerts"]) == (
+        4,
+        10.0,
+        0.1,
+        1,
+    )
+    assert view["minutes"] == ["09:59", "10:00"]
+    assert view["series"][0] == {"name": "events", "data": [20, 30]}
+
+
+def test_grafana_dashboards_are_generated_from_the_panels_and_committed() -> None:
+    from pathlib import Path
+
+    from pravis_dashboards import grafana
+
+    committed = Path(__file__).parents[2] / "deploy" / "grafana"
+    for name, text in grafana.files().items():
+        assert (committed / name).read_text() == text, (
+            f"regenerate: python -m pravis_dashboards.grafana ({name})"
+        )
+    for panel in panels.PANELS:
+        assert "{project:String}" not in grafana.grafana_sql(panel.sql)
+        assert "{date_from:Date}" not in grafana.grafana_sql(panel.sql)

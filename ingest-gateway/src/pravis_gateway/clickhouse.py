@@ -1,0 +1,62 @@
+"""The gateway's only ClickHouse access: streaming a user's data out, and the privacy-request audit table."""
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from pravis_schemas.personal_data import PERSONAL_TABLES_PARAMS, PERSONAL_TABLES_SQL, PersonalTable
+
+EXPORT_CHUNK_BYTES = 256 * 1024
+AUDIT_COLUMNS = [
+    "request_id",
+    "kind",
+    "project_id",
+    "subject",
+    "requested_by",
+    "requested_at",
+    "status",
+    "updated_at",
+]
+
+
+def connect(url: str) -> Client:
+    """A client for a ClickHouse HTTP URL such as `https://user:pass@host:8443/pravis` (path = database)."""
+    return clickhouse_connect.get_client(
+        dsn=url, secure=url.startswith("https"), autogenerate_session_id=False
+    )
+
+
+def export_subject(client: Client, project_id: str, subject: str) -> Iterator[bytes]:
+    """NDJSON of every row about the person in every personal table, each tagged with `_table`; streamed."""
+    tables = [
+        PersonalTable.from_row(r)
+        for r in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows
+    ]
+    for table in tables:
+        with client.raw_stream(
+            table.select_sql(),
+            parameters={"table": table.name, "project": project_id, "subject": subject},
+            fmt="JSONEachRow",
+        ) as stream:
+            yield from iter(lambda: stream.read(EXPORT_CHUNK_BYTES), b"")
+
+
+def record_request(
+    client: Client, request_id: str, project_id: str, subject: str, requested_by: str, requested_at: datetime
+) -> None:
+    client.insert(
+        "privacy_requests",
+        [[request_id, "delete", project_id, subject, requested_by, requested_at, "pending", requested_at]],
+        column_names=AUDIT_COLUMNS,
+    )
+
+
+def request_status(client: Client, project_id: str, request_id: str) -> dict | None:
+    result = client.query(
+        "SELECT request_id, kind, subject, status, requested_by, requested_at, completed_at, rows_deleted, "
+        "dates_recomputed FROM privacy_requests FINAL "
+        "WHERE project_id = {project:String} AND request_id = {id:String}",
+        parameters={"project": project_id, "id": request_id},
+    )
+    return dict(zip(result.column_names, result.result_rows[0], strict=True)) if result.result_rows else None

@@ -1,0 +1,1 @@
+"""A/B testing in the gateway: pure assignment, the warehouse-backed definition store and its cache."""

@@ -1,0 +1,80 @@
+"""`GET`/`PUT /api/v1/consent/{subject}`: a user's consent per category, enforced by every gateway process.
+
+A change travels as a `consent_change` event (kept in the warehouse as the user's consent history) and as a
+record on the `consent` topic, from which every gateway process keeps its consent state.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pravis_schemas import ConsentCategory
+from pydantic import BaseModel, ConfigDict, Field
+
+from pravis_gateway.deps import GatewayDep, WriteKey
+from pravis_gateway.ingest import Request as IngestRequest
+from pravis_gateway.ingest import process_batch
+from pravis_gateway.routes.events import publish_outcome
+from pravis_gateway.routes.responses import INGEST_RESPONSES, JSONBody, error
+
+router = APIRouter(prefix="/api/v1", tags=["consent"])
+SubjectPath = Annotated[str, Path(min_length=1, max_length=200, description="user_id, or anonymous_id")]
+
+
+class ConsentChange(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"analytics": True, "performance": True, "feedback": False}]},
+    )
+
+    analytics: bool | None = None
+    performance: bool | None = None
+    feedback: bool | None = None
+    personalization: bool | None = None
+    source: Annotated[str | None, Field(max_length=200, description="e.g. 'cookie banner v3'")] = None
+
+
+class ConsentState(BaseModel):
+    subject: str
+    policy: str
+    consent: dict[ConsentCategory, bool]
+
+
+def state_of(gateway: GatewayDep, project_id: str, subject: str) -> dict:
+    book = gateway.policies.consent
+    return {"subject": subject, "policy": book.policy(project_id), "consent": book.state(project_id, subject)}
+
+
+@router.get("/consent/{subject}", response_model=ConsentState)
+async def get_consent(subject: SubjectPath, key: WriteKey, gateway: GatewayDep) -> dict:
+    """The user's consent per category, with the project's default policy filled in."""
+    return state_of(gateway, key.project_id, subject)
+
+
+@router.put("/consent/{subject}", response_model=ConsentState, responses=INGEST_RESPONSES)
+async def put_consent(
+    subject: SubjectPath, change: ConsentChange, key: WriteKey, gateway: GatewayDep, request: Request
+):
+    """Grant or withdraw categories (others keep their value); effective on every gateway within 1 s."""
+    categories = change.model_dump(exclude_none=True, exclude={"source"})
+    if not categories:
+        return error(422, "name at least one category: analytics, performance, feedback, personalization")
+    now = datetime.now(UTC)
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "consent_change",
+        "timestamp": now.isoformat(),
+        "user_id": subject,
+        "consent": categories,
+        "source": change.source,
+    }
+    ingest = IngestRequest(project_id=key.project_id, received_at=now, sent_at=None, client_ip=None)
+    outcome = process_batch(
+        [{k: v for k, v in event.items() if v is not None}], ingest, gateway.limits, gateway.policies
+    )
+    if outcome.rejected:
+        return error(422, outcome.rejected[0].error)
+    if failure := await publish_outcome(gateway, outcome, [event], ingest):
+        return failure
+    return JSONBody(ConsentState(**state_of(gateway, key.project_id, subject)).model_dump(mode="json"))

@@ -1,0 +1,55 @@
+"""Which warehouse tables hold personal data and the SQL that finds, exports or deletes one person's rows.
+
+Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
+table of the database with a subject column (user_id, anonymous_id, distinct_id, subject). Pure: statements
+only, with the person as a query parameter; table and column names come from ClickHouse's own catalogue.
+"""
+
+from dataclasses import dataclass
+
+SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject")
+
+PERSONAL_TABLES_SQL = (
+    "SELECT c.table, groupArrayIf(c.name, c.name IN {subjects:Array(String)}), "
+    "countIf(c.name = 'project_id') > 0, any(t.engine) "
+    "FROM system.columns AS c INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
+    "WHERE c.database = currentDatabase() AND t.engine LIKE '%MergeTree' "
+    "GROUP BY c.table HAVING length(groupArrayIf(c.name, c.name IN {subjects:Array(String)})) > 0 "
+    "ORDER BY c.table"
+)
+PERSONAL_TABLES_PARAMS = {"subjects": list(SUBJECT_COLUMNS)}
+
+
+@dataclass(frozen=True)
+class PersonalTable:
+    name: str
+    subject_columns: tuple[str, ...]
+    has_project: bool
+    engine: str
+
+    @classmethod
+    def from_row(cls, row: tuple) -> "PersonalTable":
+        name, columns, has_project, engine = row
+        return cls(name, tuple(sorted(columns)), bool(has_project), engine)
+
+    def where(self) -> str:
+        """Rows of {subject:String} (in {project:String} where the table has a project)."""
+        match = " OR ".join(f"`{column}` = {{subject:String}}" for column in self.subject_columns)
+        return f"project_id = {{project:String}} AND ({match})" if self.has_project else f"({match})"
+
+    def select_sql(self) -> str:
+        final = " FINAL" if "Replacing" in self.engine else ""
+        return f"SELECT {{table:String}} AS _table, * FROM `{self.name}`{final} WHERE {self.where()}"
+
+    def count_sql(self) -> str:
+        return f"SELECT count() FROM `{self.name}` WHERE {self.where()}"
+
+    def delete_sql(self) -> str:
+        # A synchronous mutation, not a lightweight DELETE: the rows are gone from disk when it returns, which
+        # is what a verified deletion has to show.
+        return f"ALTER TABLE `{self.name}` DELETE WHERE {self.where()} SETTINGS mutations_sync = 2"
+
+
+# The audit of privacy requests names the person whose data was deleted; GDPR's accountability principle
+# requires keeping it, so deletion skips it (export still shows it).
+RETAINED_FOR_ACCOUNTABILITY = frozenset({"privacy_requests"})

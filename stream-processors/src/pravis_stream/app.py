@@ -1,0 +1,348 @@
+"""The Faust worker: live counters, anomaly alerts and feedback sentiment, wired to Kafka and the web.
+
+Data flow (one process; add workers to split the partitions):
+
+    events ──(EventsReader: aiokafka, the hot path)──▶ LiveState (memory) ──▶ live API (Faust web views)
+                 │ every persist interval: changed windows + cursor ──▶ table `live` (changelog)
+                 │ feedback rows ──▶ sentiment ──▶ feedback.scored
+                 └ every closed detection bucket: per-project summary ──▶ topic `<app>-buckets` (key: project)
+    `<app>-buckets` ──(Faust agent `detect`, table `detectors` keyed by project)──▶ alerts + webhooks
+
+Restart/rebalance: Faust assigns the `live` table's partitions (co-partitioned with `events`), recovers them
+from the changelog and calls `on_recover`; the hot path then restores those partitions' windows and resumes
+each at its persisted cursor. Windows persisted after the cursor skip the events they already hold, so a
+kill -9 at any point neither loses nor double-counts (see `live`).
+
+Tansu has no topic auto-creation: Faust creates its internal topics itself (changelogs, `-buckets`, the
+assignor's leader topic) with CreateTopics at start-up, which Tansu supports; `events`, `alerts` and
+`feedback.scored` must exist (the stack and the tests create them).
+"""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+import structlog
+from faust.web import Request, Response, View
+from pravis_schemas import topics
+from pravis_schemas.messages import Alert
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+
+from pravis_stream import live
+from pravis_stream.detector import ProjectDetector, Thresholds
+from pravis_stream.kafka import EventsReader, faust_credentials
+from pravis_stream.settings import Settings
+from pravis_stream.webhook import WebhookSender
+
+log = structlog.get_logger("pravis_stream")
+
+EVENTS = Counter("pravis_stream_events_total", "Event rows counted into live windows")
+DROPPED = Counter(
+    "pravis_stream_dropped_total", "Event rows not counted: malformed, or older than retention", ["reason"]
+)
+SKIPPED = Counter(
+    "pravis_stream_skipped_total",
+    "Event rows skipped: already counted before a restart "
+    "(replayed), or counted but too late for their detection bucket",
+    ["reason"],
+)
+ALERTS = Counter("pravis_stream_alerts_total", "Alert messages published", ["status", "metric"])
+SCORED = Counter("pravis_stream_feedback_scored_total", "Feedback events scored and published")
+LAG = Gauge("pravis_stream_lag_records", "Records of `events` not yet read", ["partition"])
+DETECT_TICK_S = 0.2
+"""How often closed detection buckets are looked for."""
+MAX_LOGGED_DROPS = 5
+"""Dropped rows logged per batch (all are counted)."""
+
+
+class Worker:
+    """Everything the Faust wiring shares: the live state, the reader, the tables and topics."""
+
+    def __init__(self, settings: Settings, partitions: int) -> None:
+        self.settings = settings
+        self.partitions = partitions
+        self.state = live.LiveState(
+            total_partitions=partitions,
+            retention_minutes=settings.stream_retention_minutes,
+            detect_interval_s=settings.stream_detect_interval_s,
+            detect_grace_s=settings.stream_detect_grace_s,
+            now=time.time(),
+        )
+        self.thresholds = Thresholds(
+            alpha=settings.stream_ewma_alpha,
+            z_threshold=settings.stream_z_threshold,
+            z_resolve=settings.stream_z_resolve,
+            warmup=settings.stream_warmup_buckets,
+            resolve_after=settings.stream_resolve_after_buckets,
+            cooldown=settings.stream_cooldown_buckets,
+            min_events=settings.stream_min_events_per_bucket,
+            seasonal=settings.stream_seasonal,
+        )
+        self.reader = EventsReader(settings, topics.EVENTS)
+        self.webhooks = WebhookSender(
+            settings.stream_webhook_urls, settings.stream_webhook_attempts, settings.stream_webhook_timeout_s
+        )
+        self.detectors: dict[str, ProjectDetector] = {}
+        self.ready = False
+        self.app = self._build_app()
+
+    # -- Faust app ------------------------------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.stream_app_id,
+            broker=[f"kafka://{host.strip()}" for host in s.kafka_bootstrap.split(",")],
+            broker_credentials=faust_credentials(s),
+            store="memory://",
+            datadir=str(s.faust_data_dir),
+            topic_partitions=self.partitions,
+            web_host=s.stream_web_host,
+            web_bind=s.stream_web_host,
+            web_port=s.stream_web_port,
+            broker_session_timeout=s.stream_session_timeout_s,
+            broker_rebalance_timeout=s.stream_rebalance_timeout_s,
+            broker_heartbeat_interval=s.stream_heartbeat_interval_s,
+            # Faust's default 1 MiB per-partition fetch halved a Faust consumer's throughput (measured on
+            # `events`); recovery reads whole changelogs.
+            consumer_max_fetch_size=s.stream_fetch_max_bytes,
+            consumer_auto_offset_reset="earliest",
+        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.live_table = self._raw_table(app, "live")
+        self.detector_table = self._raw_table(app, "detectors")
+        self.buckets_topic = app.topic(
+            f"{s.stream_app_id}-buckets", internal=True, partitions=self.partitions, **raw
+        )
+        self.alerts_topic = app.topic(topics.ALERTS, **raw)
+        self.scored_topic = app.topic(topics.FEEDBACK_SCORED, **raw)
+
+        self.live_table.on_recover(self._on_live_recovered)
+        self.detector_table.on_recover(self._on_detectors_recovered)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.service(self._service())
+        app.timer(s.stream_persist_interval_s)(self._persist)
+        app.timer(DETECT_TICK_S)(self._close_buckets)
+        app.agent(self.buckets_topic, name="detect")(self._detect)
+        self._add_views(app)
+        return app
+
+    def _raw_table(self, app: faust.App, name: str) -> faust.Table:
+        """A table of bytes keys and values (we serialise ourselves). Faust derives a table's codec from its
+        key/value types and falls back to JSON for bytes, so the changelog topic is given explicitly."""
+        changelog = app.topic(
+            f"{self.settings.stream_app_id}-{name}-changelog",
+            partitions=self.partitions,
+            compacting=True,
+            internal=True,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        table = app.Table(name, partitions=self.partitions, changelog_topic=changelog)
+        table.key_serializer = table.value_serializer = "raw"
+        return table
+
+    def _service(self) -> Any:
+        worker = self
+
+        class HotPath(faust.Service):
+            async def on_start(self) -> None:
+                await worker.reader.start()
+
+            async def on_stop(self) -> None:
+                await worker.reader.stop()
+                await worker.webhooks.close()
+
+            @faust.Service.task
+            async def _consume(self) -> None:
+                while not self.should_stop:
+                    if not worker.reader.partitions:
+                        await self.sleep(0.05)
+                        continue
+                    worker.consume(await worker.reader.poll())
+                    await asyncio.sleep(0)
+
+            @faust.Service.task
+            async def _deliver_webhooks(self) -> None:
+                await worker.webhooks.run()
+
+            @faust.Service.timer(5.0)
+            async def _lag(self) -> None:
+                for partition, lag in (await worker.reader.lag()).items():
+                    LAG.labels(str(partition)).set(lag)
+
+        return HotPath()
+
+    # -- hot path -------------------------------------------------------------------------------------
+
+    def consume(self, batches: Any) -> None:
+        now = datetime.now(UTC)
+        for partition, records in batches:
+            if partition not in self.state.partitions:
+                continue
+            result = self.state.add_records(partition, ((r.offset, r.value) for r in records), now)
+            for scored in result.scored:
+                self.scored_topic.send_soon(
+                    key=(scored.user_id or scored.anonymous_id or "").encode(), value=scored.to_json()
+                )
+            SCORED.inc(len(result.scored))
+            for dropped in result.dropped[:MAX_LOGGED_DROPS]:
+                log.warning(
+                    "event row dropped",
+                    partition=dropped.partition,
+                    offset=dropped.offset,
+                    reason=dropped.reason,
+                )
+            DROPPED.labels("malformed").inc(len(result.dropped))
+            DROPPED.labels("expired").inc(result.expired)
+            SKIPPED.labels("replayed").inc(result.replayed)
+            SKIPPED.labels("late_for_detection").inc(result.late)
+            if result.replayed:
+                log.info(
+                    "replayed rows skipped: their windows already count them",
+                    partition=partition,
+                    count=result.replayed,
+                )
+            EVENTS.inc(
+                sum(r.value.count(b"\n") + 1 for r in records)
+                - len(result.dropped)
+                - result.replayed
+                - result.expired
+            )
+
+    async def _persist(self) -> None:
+        now = datetime.now(UTC)
+        for partition in list(self.state.partitions):
+            for key, value in self.state.drain_writes(partition, now):
+                raw_key = key.encode()
+                if value is None:
+                    self.live_table.data.pop(raw_key, None)
+                else:
+                    self.live_table.data[raw_key] = value
+                self.live_table.send_changelog(partition, raw_key, value)
+
+    async def _close_buckets(self) -> None:
+        for summary in self.state.close_buckets(time.time()):
+            await self.buckets_topic.send(key=summary["project_id"].encode(), value=orjson.dumps(summary))
+
+    # -- rebalancing ----------------------------------------------------------------------------------
+
+    def _assigned(self, table: faust.Table) -> set[int]:
+        changelog = table.changelog_topic.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
+
+    async def _on_live_recovered(self) -> None:
+        assigned = self._assigned(self.live_table)
+        for partition in set(self.state.partitions) - assigned:
+            self.state.revoke(partition)
+        for partition in assigned - set(self.state.partitions):
+            prefix = f"{partition}/".encode()
+            items = [(k.decode(), v) for k, v in self.live_table.data.items() if k.startswith(prefix)]
+            position = self.state.assign(partition, items)
+            log.info("partition restored", partition=partition, windows=len(items), position=position)
+        await self.reader.assign({p: self.state.partitions[p].position for p in assigned})
+        self.ready = True
+
+    async def _on_detectors_recovered(self) -> None:
+        self.detectors.clear()
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        """Stop reading and persisting revoked partitions at once; their next owner restores them."""
+        gone = {
+            tp.partition for tp in revoked if tp.topic == self.live_table.changelog_topic.get_topic_name()
+        }
+        if gone:
+            for partition in gone:
+                self.state.revoke(partition)
+            await self.reader.assign({p: self.state.partitions[p].position for p in self.state.partitions})
+
+    # -- detection ------------------------------------------------------------------------------------
+
+    async def _detect(self, stream: Any) -> None:
+        async for value in stream:
+            summary = orjson.loads(value)
+            project = summary["project_id"]
+            detector = self.detectors.get(project)
+            if detector is None:
+                stored = self.detector_table.get(project.encode())
+                detector = (
+                    ProjectDetector.from_json(orjson.loads(stored)) if stored else ProjectDetector(project)
+                )
+                self.detectors[project] = detector
+            alerts = detector.add(summary, self.thresholds)
+            self.detector_table[project.encode()] = orjson.dumps(detector.to_json())
+            for alert in alerts:
+                await self.publish_alert(alert)
+
+    async def publish_alert(self, alert: Alert) -> None:
+        await self.alerts_topic.send(key=alert.alert_id.encode(), value=alert.to_json())
+        ALERTS.labels(alert.status.value, alert.metric).inc()
+        log.warning(
+            "alert",
+            alert_id=alert.alert_id,
+            status=alert.status.value,
+            project=alert.project_id,
+            metric=alert.metric,
+            labels=alert.labels,
+            observed=alert.observed,
+            expected=alert.expected,
+        )
+        self.webhooks.submit(alert)
+
+    # -- live API -------------------------------------------------------------------------------------
+
+    def _add_views(self, app: faust.App) -> None:
+        worker = self
+
+        @app.page("/healthz")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                body = {
+                    "status": "ok" if worker.ready else "starting",
+                    "partitions": sorted(worker.state.partitions),
+                }
+                return self.json(body, status=200 if worker.ready else 503)
+
+        @app.page("/metrics")
+        class Metrics(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+        @app.page("/live/projects")
+        class Projects(View):
+            async def get(self, request: Request) -> Response:
+                return self.json({"projects": worker.state.projects()})
+
+        @app.page("/live/{project_id}/summary")
+        class Summary(View):
+            async def get(self, request: Request, project_id: str) -> Response:
+                window = request.query.get("window", "5m")
+                if window not in (*live.WINDOWS, "today"):
+                    return self.json(
+                        {"error": f"window must be one of 5m, 1h, 24h, today; got {window!r}"}, status=400
+                    )
+                return self.json(live.summary(worker.state, project_id, window, datetime.now(UTC)))
+
+        @app.page("/live/{project_id}/timeseries")
+        class Timeseries(View):
+            async def get(self, request: Request, project_id: str) -> Response:
+                try:
+                    minutes = int(request.query.get("minutes", "60"))
+                except ValueError:
+                    minutes = 0
+                if not 1 <= minutes <= worker.settings.stream_retention_minutes:
+                    return self.json({"error": "minutes must be an integer within the retention"}, status=400)
+                return self.json(live.timeseries(worker.state, project_id, minutes, datetime.now(UTC)))
+
+        @app.page("/live/{project_id}/alerts")
+        class Firing(View):
+            async def get(self, request: Request, project_id: str) -> Response:
+                detector = worker.detectors.get(project_id)
+                return self.json(
+                    {"project_id": project_id, "firing": list(detector.firing.values()) if detector else []}
+                )

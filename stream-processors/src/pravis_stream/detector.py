@@ -1,0 +1,248 @@
+"""Which series are watched, and how a project's detection buckets become alerts (pure, no I/O).
+
+Each worker summarises, per project, the detection buckets of the partitions it owns (`LiveState.
+close_buckets`). `ProjectDetector.add` merges the summaries of one bucket until every partition of the
+events topic is covered (or a newer bucket shows the missing ones will not come), then judges every series
+of the project on the merged bucket:
+
+| metric | labels | value | volume guard | fires when |
+|---|---|---|---|---|
+| error_rate | | failures / events | events | up, >= +5 points |
+| api_error_rate | endpoint | 5xx / requests | requests | up, >= +5 points |
+| latency_p95_ms | endpoint | p95 of duration_ms | requests | up, >= +50% |
+| traffic_spike | | events per bucket | events | up, >= +100% |
+| traffic_drop | | events per bucket | expected events | down, >= -50% |
+| ai_success_rate | event_type, model | successes / requests | requests | down, >= -10 points |
+| negative_feedback | | negative feedback per bucket | none | up, >= +3 |
+
+on top of the z-score threshold of `anomaly` (see there for warm-up, cooldown and resolve).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pravis_schemas.messages import Alert, AlertStatus, Severity
+
+from pravis_stream.anomaly import DetectorConfig, SeriesState, Verdict, observe
+from pravis_stream.live import Window
+from pravis_stream.sketches import quantiles
+
+MAX_PENDING_BUCKETS = 3
+"""A bucket still incomplete when this many newer ones are pending is judged with what arrived."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The knobs settings expose; per-metric guards are derived from them."""
+
+    alpha: float = 0.05
+    z_threshold: float = 5.0
+    z_resolve: float = 2.0
+    warmup: int = 60
+    resolve_after: int = 3
+    cooldown: int = 60
+    min_events: int = 20
+    seasonal: bool = False
+
+    def configs(self) -> dict[str, DetectorConfig]:
+        base = DetectorConfig(
+            direction="up",
+            alpha=self.alpha,
+            z_threshold=self.z_threshold,
+            z_resolve=self.z_resolve,
+            warmup=self.warmup,
+            resolve_after=self.resolve_after,
+            cooldown=self.cooldown,
+            seasonal=self.seasonal,
+            min_volume=self.min_events,
+        )
+        return {
+            "error_rate": replace(base, min_std=0.005, min_delta=0.05),
+            "api_error_rate": replace(base, min_std=0.005, min_delta=0.05),
+            "latency_p95_ms": replace(base, min_std=1.0, min_ratio=0.5),
+            "traffic_spike": replace(base, min_std=1.0, min_ratio=1.0),
+            "traffic_drop": replace(base, direction="down", min_std=1.0, min_ratio=0.5),
+            "ai_success_rate": replace(base, direction="down", min_std=0.01, min_delta=0.1),
+            "negative_feedback": replace(base, min_volume=0, min_std=1.0, min_delta=3.0),
+        }
+
+
+@dataclass(frozen=True)
+class Observation:
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    value: float | None
+    volume: float
+
+    @property
+    def series(self) -> str:
+        return self.metric + "".join(f"|{k}={v}" for k, v in self.labels)
+
+
+def observations(window: Window) -> list[Observation]:
+    """Every series' value in one merged detection bucket."""
+    events = window.events
+    found = [
+        Observation("error_rate", (), window.failures / events if events else None, events),
+        Observation("traffic_spike", (), float(events), events),
+        Observation("traffic_drop", (), float(events), events),
+        Observation("negative_feedback", (), float(window.negative_feedback), window.feedback),
+    ]
+    for endpoint, stats in window.api.items():
+        labels = (("endpoint", endpoint),)
+        found.append(Observation("api_error_rate", labels, stats.server_errors / stats.count, stats.count))
+        p95 = quantiles(stats.latency, (0.95,))
+        found.append(Observation("latency_p95_ms", labels, p95[0] if p95 else None, stats.count))
+    for (event_type, model), stats in window.ai.items():
+        labels = (("event_type", event_type), ("model", model))
+        found.append(Observation("ai_success_rate", labels, stats.success / stats.count, stats.count))
+    return found
+
+
+def _iso(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def alert_id(project: str, series: str, started_at: float) -> str:
+    """Stable across redelivery: the same anomaly always gets the same id."""
+    digest = hashlib.sha1(f"{project}\x00{series}\x00{started_at}".encode()).hexdigest()[:16]
+    return f"{project}-{digest}"
+
+
+@dataclass
+class ProjectDetector:
+    """All series of one project plus the buckets still waiting for partitions; JSON-serialisable."""
+
+    project: str
+    series: dict[str, SeriesState] = field(default_factory=dict)
+    firing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """series -> the firing Alert (JSON), to build its resolve and to list what is firing now."""
+    pending: dict[float, dict[str, Any]] = field(default_factory=dict)
+    """bucket start -> {"partitions": [...], "window": Window JSON} merged so far"""
+    judged_until: float = 0.0
+
+    def add(self, summary: dict[str, Any], thresholds: Thresholds) -> list[Alert]:
+        """Merge one bucket summary; judge every bucket that became complete. Returns alerts to publish."""
+        start = summary["bucket_start"]
+        if start < self.judged_until:
+            return []
+        entry = self.pending.get(start)
+        if entry is None:
+            self.pending[start] = {"partitions": sorted(summary["partitions"]), "window": summary["window"]}
+        elif not set(summary["partitions"]) & set(entry["partitions"]):
+            window = Window.from_json(entry["window"])
+            window.merge(Window.from_json(summary["window"]))
+            entry["window"] = window.to_json()
+            entry["partitions"] = sorted({*entry["partitions"], *summary["partitions"]})
+        # else: a redelivered summary, or a partition summarised by its old and new owner: first one wins
+        alerts: list[Alert] = []
+        total = summary["total_partitions"]
+        for bucket in sorted(self.pending):
+            complete = len(self.pending[bucket]["partitions"]) >= total
+            if not complete and len(self.pending) <= MAX_PENDING_BUCKETS:
+                break
+            entry = self.pending.pop(bucket)
+            alerts += self.judge(bucket, summary["interval_s"], Window.from_json(entry["window"]), thresholds)
+            self.judged_until = bucket + summary["interval_s"]
+        return alerts
+
+    def judge(self, start: float, interval: float, window: Window, thresholds: Thresholds) -> list[Alert]:
+        configs = thresholds.configs()
+        seen = {}
+        for obs in observations(window):
+            seen[obs.series] = obs
+        for name in self.series:
+            if name not in seen:
+                metric, *parts = name.split("|")
+                labels = tuple((key, value) for key, _, value in (part.partition("=") for part in parts))
+                seen[name] = Observation(metric, labels, None, 0)
+        alerts = []
+        for name, obs in seen.items():
+            state = self.series.setdefault(name, SeriesState())
+            config = configs[obs.metric]
+            volume = obs.volume
+            if obs.metric == "traffic_drop":
+                volume = state.flat.mean if state.flat.n else 0.0
+            verdict = observe(state, config, start, obs.value, volume)
+            if verdict is not None:
+                alerts.append(self._alert(name, obs, verdict, start, interval, config))
+        return alerts
+
+    def _alert(
+        self,
+        name: str,
+        obs: Observation,
+        verdict: Verdict,
+        start: float,
+        interval: float,
+        config: DetectorConfig,
+    ) -> Alert:
+        if verdict.kind == "fire":
+            severity = Severity.CRITICAL if verdict.z >= 2 * config.z_threshold else Severity.WARNING
+            alert = Alert(
+                alert_id=alert_id(self.project, name, verdict.started_at),
+                status=AlertStatus.FIRING,
+                severity=severity,
+                project_id=self.project,
+                metric=obs.metric,
+                labels=dict(obs.labels),
+                observed=round(verdict.observed, 6),
+                expected=round(verdict.expected, 6),
+                window_start=_iso(start),
+                window_end=_iso(start + interval),
+                started_at=_iso(verdict.started_at),
+                message=_message(self.project, obs, verdict),
+            )
+            self.firing[name] = alert.model_dump(mode="json")
+            return alert
+        fired = self.firing.pop(name, None)
+        base = Alert.model_validate(fired) if fired else None
+        return Alert(
+            alert_id=alert_id(self.project, name, verdict.started_at),
+            status=AlertStatus.RESOLVED,
+            severity=base.severity if base else Severity.INFO,
+            project_id=self.project,
+            metric=obs.metric,
+            labels=dict(obs.labels),
+            observed=round(verdict.observed, 6),
+            expected=round(verdict.expected, 6),
+            window_start=_iso(start),
+            window_end=_iso(start + interval),
+            started_at=_iso(verdict.started_at),
+            resolved_at=_iso(start + interval),
+            message=f"resolved: {obs.metric}{_labels_text(obs)} back to normal",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "series": {name: state.to_json() for name, state in self.series.items()},
+            "firing": self.firing,
+            "pending": {str(start): entry for start, entry in self.pending.items()},
+            "judged_until": self.judged_until,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProjectDetector:
+        return cls(
+            project=data["project"],
+            series={name: SeriesState.from_json(state) for name, state in data["series"].items()},
+            firing=data["firing"],
+            pending={float(start): entry for start, entry in data["pending"].items()},
+            judged_until=data["judged_until"],
+        )
+
+
+def _labels_text(obs: Observation) -> str:
+    return "".join(f" {k}={v}" for k, v in obs.labels)
+
+
+def _message(project: str, obs: Observation, verdict: Verdict) -> str:
+    return (
+        f"{project}: {obs.metric}{_labels_text(obs)} is {verdict.observed:.4g}, expected about "
+        f"{verdict.expected:.4g} (z={verdict.z:.1f})"
+    )

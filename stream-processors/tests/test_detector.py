@@ -1,0 +1,109 @@
+"""Detection buckets merged across workers and judged into alerts."""
+
+import random
+from datetime import UTC, datetime
+
+from pravis_schemas.messages import AlertStatus
+from pravis_stream.detector import ProjectDetector, Thresholds
+from pravis_stream.live import Window
+
+from .events import api
+
+T0 = 1_790_000_000.0
+THRESHOLDS = Thresholds(warmup=20, min_events=20, cooldown=10)
+
+
+def bucket(events: int, failures: int) -> Window:
+    window = Window(with_users=False)
+    window.events, window.failures = events, failures
+    window.by_type = {"page_view": events - failures, "error": failures}
+    return window
+
+
+def summary(i: int, window: Window, partitions=(0,), total=1) -> dict:
+    return {
+        "project_id": "p1",
+        "bucket_start": T0 + 5 * i,
+        "interval_s": 5.0,
+        "partitions": list(partitions),
+        "total_partitions": total,
+        "window": window.to_json(),
+    }
+
+
+def test_error_burst_fires_once_and_resolves_once():
+    rng = random.Random(7)
+    detector = ProjectDetector("p1")
+    alerts = []
+    for i in range(120):
+        events = rng.randint(90, 110)
+        failures = rng.randint(0, 2) if not 60 <= i < 66 else 60
+        alerts += detector.add(summary(i, bucket(events, failures)), THRESHOLDS)
+
+    error_rate = [a for a in alerts if a.metric == "error_rate"]
+    assert [(a.status, a.window_start.timestamp()) for a in error_rate] == [
+        (AlertStatus.FIRING, T0 + 5 * 60),
+        (AlertStatus.RESOLVED, T0 + 5 * 68),
+    ]
+    firing, resolved = error_rate
+    assert firing.alert_id == resolved.alert_id
+    assert firing.observed > 0.5 and firing.expected < 0.03
+    assert resolved.started_at == firing.started_at and resolved.resolved_at is not None
+    assert detector.firing == {}
+
+
+def test_a_bucket_waits_for_every_partition_then_merges_them():
+    detector = ProjectDetector("p1")
+    assert detector.add(summary(0, bucket(10, 1), partitions=[0], total=2), THRESHOLDS) == []
+    assert 0 + T0 in detector.pending
+    detector.add(summary(0, bucket(10, 1), partitions=[0], total=2), THRESHOLDS)  # redelivered: ignored
+    detector.add(summary(0, bucket(30, 3), partitions=[1], total=2), THRESHOLDS)
+
+    assert detector.pending == {}
+    assert detector.series["traffic_spike"].flat.mean == 40.0
+    assert detector.series["error_rate"].flat.mean == 0.1
+
+
+def test_an_incomplete_bucket_is_judged_once_newer_ones_pile_up():
+    detector = ProjectDetector("p1")
+    for i in range(5):
+        detector.add(summary(i, bucket(50, 0), partitions=[0], total=2), THRESHOLDS)
+    assert len(detector.pending) == 3
+    assert detector.series["traffic_spike"].flat.n == 2
+
+
+def test_latency_and_endpoint_series_come_from_api_stats():
+    detector = ProjectDetector("p1")
+    window = Window(with_users=False)
+    for ms in (10.0, 20.0, 30.0):
+        window.add(api(datetime(2026, 1, 1, tzinfo=UTC), endpoint="/a", ms=ms), "api_request")
+    detector.add(summary(0, window), THRESHOLDS)
+    assert set(detector.series) >= {"api_error_rate|endpoint=/a", "latency_p95_ms|endpoint=/a"}
+    assert detector.series["latency_p95_ms|endpoint=/a"].flat.n == 0  # 3 requests: under the volume guard
+
+
+def test_detector_round_trips_through_json():
+    detector = ProjectDetector("p1")
+    for i in range(30):
+        detector.add(summary(i, bucket(100, 1)), THRESHOLDS)
+    detector.add(summary(30, bucket(100, 80)), THRESHOLDS)
+    restored = ProjectDetector.from_json(detector.to_json())
+    assert restored.to_json() == detector.to_json()
+    assert list(restored.firing) == ["error_rate"]
+
+
+def test_a_firing_endpoint_that_stops_receiving_traffic_resolves():
+    detector = ProjectDetector("p1")
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    alerts = []
+    for i in range(40):
+        window = Window(with_users=False)
+        for n in range(30):
+            failing = i >= 30 and n < 20
+            window.add(api(moment, endpoint="/pay", status=500 if failing else 200), "api_request")
+        alerts += detector.add(summary(i, window), THRESHOLDS)
+    for i in range(40, 45):
+        alerts += detector.add(summary(i, bucket(30, 0)), THRESHOLDS)  # no /pay requests any more
+
+    pay = [(a.status, a.labels) for a in alerts if a.metric == "api_error_rate"]
+    assert pay == [(AlertStatus.FIRING, {"endpoint": "/pay"}), (AlertStatus.RESOLVED, {"endpoint": "/pay"})]

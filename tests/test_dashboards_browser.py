@@ -1,0 +1,178 @@
+"""The dashboards in a real headless Chromium: every page renders without console errors, each chart draws the
+data points its query returned for the synthetic dataset, and the Live page changes, without a reload, after
+events are posted through the gateway and counted by the real stream worker. Screenshots go to
+artifacts/screenshots/."""
+
+import base64
+import json
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pravis_dashboards import panels
+from pravis_dashboards.clickhouse import Warehouse
+from pravis_dashboards.demo import DEMO_CONFIG, seed
+from pravis_gateway.keys import KeyStore
+from pravis_local import testing
+
+from tests.browser import CHROMIUM, Page, chromium_page
+from tests.helpers import now_iso, page_view
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+SCREENSHOTS = Path(__file__).parent.parent / "artifacts" / "screenshots"
+LIVE_PROJECT = "dash-live"
+# Installed before any page script: collects uncaught errors, failed resource loads and console.error/warn.
+ERROR_TRAP = """
+window.__errors = [];
+window.addEventListener('error', (e) => window.__errors.push(
+    e.message || ('failed to load ' + ((e.target && (e.target.src || e.target.href)) || '?'))), true);
+window.addEventListener('unhandledrejection', (e) => window.__errors.push('rejection: ' + e.reason));
+for (const level of ['error', 'warn']) {
+    const original = console[level];
+    console[level] = (...args) => { window.__errors.push(level + ': ' + args.join(' ')); original(...args); };
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def warehouse_url(clickhouse_server: str) -> str:
+    url = f"{clickhouse_server}/pravis_dash_browser_{secrets.token_hex(4)}"
+    seed(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def stream_url(worker_env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    port = testing.free_port()
+    env = {
+        **worker_env,
+        "PRAVIS_STREAM_APP_ID": f"pravis-stream-dash-{secrets.token_hex(4)}",
+        "PRAVIS_STREAM_WEB_PORT": str(port),
+        "PRAVIS_STREAM_PERSIST_INTERVAL_S": "0.5",
+        "PRAVIS_STREAM_SESSION_TIMEOUT_S": "6",
+        "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
+    }
+    process = testing.Process("stream-dash", [sys.executable, "-m", "pravis_stream"], log_dir, env).start()
+    try:
+        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen, timeout_s=90)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboards_url(warehouse_url: str, stream_url: str, log_dir: Path) -> Iterator[str]:
+    port = testing.free_port()
+    env = {
+        "PRAVIS_CLICKHOUSE_URL": warehouse_url,
+        "PRAVIS_STREAM_URL": stream_url,
+        "PRAVIS_DASHBOARDS_LIVE_POLL_S": "1",
+    }
+    process = testing.Process(
+        "dashboards", [sys.executable, "-m", "pravis_dashboards", "--port", str(port)], log_dir, env
+    ).start()
+    try:
+        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def page(log_dir: Path) -> Iterator[Page]:
+    with chromium_page(log_dir) as p:
+        p.call(
+            "Emulation.setDeviceMetricsOverride", width=1440, height=1000, deviceScaleFactor=1, mobile=False
+        )
+        p.call("Page.addScriptToEvaluateOnNewDocument", source=ERROR_TRAP)
+        yield p
+
+
+def screenshot(page: Page, name: str) -> Path:
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.call(
+        "Emulation.setDeviceMetricsOverride", width=1440, height=height, deviceScaleFactor=1, mobile=False
+    )
+    time.sleep(0.3)  # one resize frame for the responsive charts before the capture
+    shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"dashboards-{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def errors(page: Page) -> list[str]:
+    return page.evaluate("window.__errors") + [m for m in page.console if "error" in m.lower()]
+
+
+@pytest.mark.parametrize("name", ["executive", "product", "tech-ops"])
+def test_dashboard_draws_every_panel_without_errors(
+    page: Page, dashboards_url: str, warehouse_url: str, name: str
+) -> None:
+    view = panels.Params(
+        "default", DEMO_CONFIG.start, DEMO_CONFIG.start + timedelta(days=DEMO_CONFIG.days - 1)
+    )
+    page.goto(f"{dashboards_url}/{name}?project=default&from={view.date_from}&to={view.date_to}")
+    page.wait_for("window.pravis && window.pravis.ready")
+    drawn: dict[str, Any] = page.evaluate("window.pravis.charts")
+
+    warehouse = Warehouse(warehouse_url)
+    expected = {}
+    for panel in panels.page_panels(name):
+        columns, rows = warehouse.query(panel.sql, view.as_query())
+        data = panels.chart_data(panel.chart, columns, rows)
+        expected[panel.id] = len(rows) if panel.chart.kind == "table" else data.points
+    assert {k: v["points"] for k, v in drawn.items()} == expected
+    assert all(points > 0 for points in expected.values())
+    assert not any(v["error"] for v in drawn.values())
+    canvases = page.evaluate("document.querySelectorAll('#panels canvas').length")
+    assert canvases == sum(1 for p in panels.page_panels(name) if p.chart.kind != "table")
+    sql_shown = page.evaluate("[...document.querySelectorAll('pre.sql')].map(e => e.textContent)")
+    assert sql_shown == [p.sql for p in panels.page_panels(name)]
+    csv_link = page.evaluate("document.querySelector('.links a[href*=\".csv\"]').href")
+    assert httpx.get(csv_link).text.splitlines()[0]
+    assert errors(page) == []
+    screenshot(page, name)
+
+
+def test_live_view_updates_after_events_arrive(
+    page: Page, dashboards_url: str, gateway_url: str, data_dir: Path
+) -> None:
+    key, _ = KeyStore(data_dir / "keys.json").create(LIVE_PROJECT, "write")
+    page.goto(f"{dashboards_url}/live?project={LIVE_PROJECT}")
+    page.wait_for("window.pravis.live.updates >= 1")
+    before = page.evaluate("document.querySelector('#kpi-events_per_minute .value').textContent")
+    assert before == "0"
+    navigations = page.evaluate("performance.getEntriesByType('navigation').length")
+
+    events = [page_view(anonymous_id=f"anon-{i % 7}") for i in range(40)]
+    events += [
+        page_view(anonymous_id="anon-0", event_type="error", error_type="Boom", error_message="x")
+        for _ in range(10)
+    ]
+    response = httpx.post(
+        f"{gateway_url}/api/v1/analytics/events",
+        headers={"X-API-Key": key},
+        json={"events": events, "sent_at": now_iso()},
+        timeout=10,
+    )
+    assert response.json()["status"] == "ok", response.text
+
+    page.wait_for("window.pravis.live.last && window.pravis.live.last.events === 50", timeout_s=60)
+    tiles = page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('.kpi')].map("
+        "k => [k.id, k.querySelector('.value').textContent]))"
+    )
+    assert tiles["kpi-active_users"] == "7"
+    assert tiles["kpi-events_per_minute"] == "10"  # 50 events over the 5-minute window
+    assert tiles["kpi-error_rate"] == "20.0 %"
+    assert page.evaluate("window.pravis.charts.live.points") > 0
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations
+    assert errors(page) == [], json.dumps(errors(page))
+    screenshot(page, "live")

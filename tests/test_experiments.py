@@ -1,0 +1,260 @@
+"""End to end A/B test: define through the admin endpoint, assign through the gateway, post conversions,
+compute `experiment_results` in ClickHouse and compare with an independent computation on the raw test data.
+"""
+
+import secrets
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from pravis_gateway.experiments.assignment import assign
+from pravis_gateway.keys import KeyStore
+from pravis_local.experiments_cli import experiment_app
+from pravis_rollups.clickhouse import connect
+from pravis_rollups.experiment_results import latest_results, refresh_results
+from pravis_schemas.experiments import ExperimentDefinition
+from pravis_sdk import Client
+from pravis_sdk.experiments import get_feature_variant
+from scipy import stats
+from typer.testing import CliRunner
+
+from tests.helpers import now_iso, wait_until_stored
+
+PROJECT = "test-project"
+USERS = 400
+
+
+@pytest.fixture(scope="module")
+def secret_key(data_dir: Path) -> str:
+    key, _ = KeyStore(data_dir / "keys.json").create(PROJECT, "secret")
+    return key
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_url: str, loader) -> httpx.Client:
+    """The gateway, once the loader has applied the migrations (which create the `experiments` table)."""
+    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+        yield client
+
+
+def put(gateway: httpx.Client, key: str, secret: str, body: dict) -> httpx.Response:
+    return gateway.put(f"/api/v1/experiments/{key}", json=body, headers={"X-API-Key": secret})
+
+
+def feature(gateway: httpx.Client, name: str, api_key: str, user_id: str) -> dict:
+    response = gateway.get(
+        f"/api/v1/feature/{name}", params={"user_id": user_id}, headers={"X-API-Key": api_key}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def post_events(gateway: httpx.Client, api_key: str, events: list[dict]) -> None:
+    for start in range(0, len(events), 200):
+        batch = events[start : start + 200]
+        response = gateway.post(
+            "/api/v1/analytics/events",
+            json={"events": batch, "sent_at": now_iso()},
+            headers={"X-API-Key": api_key},
+        )
+        assert response.json() == {"status": "ok", "processed": len(batch)}, response.text
+
+
+def event(event_type: str, user_id: str, **fields) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "timestamp": now_iso(),
+        "user_id": user_id,
+        **fields,
+    }
+
+
+def test_admin_endpoint_refuses_invalid_definitions_and_write_keys(gateway, secret_key, api_key) -> None:
+    bad = {"status": "running", "variants": [{"key": "a", "weight": 0.7}, {"key": "b", "weight": 0.7}]}
+    response = put(gateway, "bad-weights", secret_key, bad)
+    assert response.status_code == 422
+    assert "weights must sum to 1" in response.json()["error"]
+
+    good = {"variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}]}
+    assert put(gateway, "needs-secret", api_key, good).status_code == 401
+    assert (
+        gateway.get(
+            "/api/v1/feature/never-defined", params={"user_id": "u"}, headers={"X-API-Key": api_key}
+        ).status_code
+        == 404
+    )
+
+
+def test_definitions_are_versioned(gateway, secret_key) -> None:
+    key = f"versioned-{secrets.token_hex(3)}"
+    body = {"variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}]}
+    assert put(gateway, key, secret_key, body).json()["version"] == 1
+    same = put(gateway, key, secret_key, body)
+    assert (same.status_code, same.json()["version"], same.json()["created"]) == (200, 1, False)
+    assert put(gateway, key, secret_key, {**body, "status": "running"}).json()["version"] == 2
+
+    history = gateway.get(
+        f"/api/v1/experiments/{key}", params={"history": True}, headers={"X-API-Key": secret_key}
+    ).json()
+    assert [(v["version"], v["definition"]["status"]) for v in history["versions"]] == [
+        (1, "draft"),
+        (2, "running"),
+    ]
+
+
+def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> None:
+    key = f"checkout-{secrets.token_hex(3)}"
+    body = {
+        "status": "running",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "big-button", "weight": 0.5}],
+        "goals": [
+            {"name": "checkout", "event_type": "button_click", "property": "button_id", "equals": "checkout"},
+            {"name": "spend", "event_type": "order_completed", "value_property": "properties.amount"},
+        ],
+    }
+    response = put(gateway, key, secret_key, body)
+    assert response.status_code == 201, response.text
+    definition = ExperimentDefinition.model_validate({**body, "key": key})
+
+    users = [f"u-{key}-{i}" for i in range(USERS)]
+    variant_of, exposure_ids = {}, []
+    for user in users:
+        served = feature(gateway, key, api_key, user)
+        expected = assign(definition, user)
+        assert (served["variant"], served["in_experiment"]) == (expected.variant, True)
+        variant_of[user] = served["variant"]
+        exposure_ids.append(served["exposure_event_id"])
+    assert feature(gateway, key, api_key, users[0])["variant"] == variant_of[users[0]]  # stable on repeat
+
+    # Three users also see the other variant (say, an SDK with stale definitions): excluded, and counted.
+    switchers = users[:3]
+    rng = np.random.default_rng(88)
+    events = [
+        event(
+            "experiment_exposure",
+            u,
+            experiment_key=key,
+            in_experiment=True,
+            variant="big-button" if variant_of[u] == "control" else "control",
+        )
+        for u in switchers
+    ]
+    converted, spend = {}, {}
+    for user in users:
+        uplift = 0.15 if variant_of[user] == "big-button" else 0.0
+        converted[user] = bool(rng.random() < 0.25 + uplift)
+        if converted[user]:
+            events.append(event("button_click", user, button_id="checkout"))
+            events.append(event("button_click", user, button_id="checkout"))  # a second click: still one user
+        if rng.random() < 0.3:
+            events.append(event("button_click", user, button_id="help"))  # filtered out by the goal
+        amounts = [round(float(rng.exponential(40 + 10 * uplift * 10)), 2) for _ in range(rng.integers(0, 3))]
+        spend[user] = sum(amounts)
+        events.extend(event("order_completed", user, properties={"amount": a}) for a in amounts)
+    post_events(gateway, api_key, events)
+    wait_until_stored(clickhouse_url, exposure_ids + [e["event_id"] for e in events], timeout_s=120)
+
+    with connect(clickhouse_url) as client:
+        assert refresh_results(client, project_id=PROJECT, keys=[key]) == {key: 4}
+        rows = latest_results(client, PROJECT, key)
+
+    included = [u for u in users if u not in switchers]
+    groups = {v: [u for u in included if variant_of[u] == v] for v in ("control", "big-button")}
+    by = {(r["goal"], r["variant"]): r for r in rows}
+    for variant, members in groups.items():
+        checkout, money = by[("checkout", variant)], by[("spend", variant)]
+        assert checkout["users"] == money["users"] == len(members)
+        assert checkout["multi_variant_users"] == 3
+        assert checkout["conversions"] == sum(converted[u] for u in members)
+        assert checkout["conversion_rate"] == pytest.approx(np.mean([converted[u] for u in members]))
+        assert money["mean"] == pytest.approx(np.mean([spend[u] for u in members]))
+        assert money["variance"] == pytest.approx(np.var([spend[u] for u in members], ddof=1))
+
+    c, t = groups["control"], groups["big-button"]
+    conv_c, conv_t = sum(converted[u] for u in c), sum(converted[u] for u in t)
+    table = [[conv_c, len(c) - conv_c], [conv_t, len(t) - conv_t]]
+    treatment_checkout = by[("checkout", "big-button")]
+    assert treatment_checkout["p_value"] == pytest.approx(
+        stats.chi2_contingency(table, correction=False).pvalue
+    )
+    assert treatment_checkout["lift"] == pytest.approx((conv_t / len(t)) / (conv_c / len(c)) - 1)
+    assert treatment_checkout["lift_ci_low"] < treatment_checkout["lift"] < treatment_checkout["lift_ci_high"]
+    welch = stats.ttest_ind([spend[u] for u in t], [spend[u] for u in c], equal_var=False)
+    assert by[("spend", "big-button")]["p_value"] == pytest.approx(welch.pvalue)
+    assert by[("checkout", "control")]["lift"] is None
+    srm = stats.chisquare([len(c), len(t)], [len(included) / 2] * 2).pvalue
+    assert treatment_checkout["srm_p_value"] == pytest.approx(srm)
+    assert treatment_checkout["srm_flag"] is bool(srm < 0.001)
+
+    printed = CliRunner().invoke(
+        experiment_app,
+        ["results", key, "--project", PROJECT, "--no-refresh", "--url", clickhouse_url],
+        terminal_width=200,
+    )
+    assert printed.exit_code == 0, printed.output
+    assert "big-button" in printed.output and "SAMPLE RATIO MISMATCH" not in printed.output
+    assert "excluded): 3" in printed.output
+
+
+def test_skewed_assignment_is_flagged_as_sample_ratio_mismatch(gateway, secret_key, api_key, clickhouse_url):
+    key = f"skewed-{secrets.token_hex(3)}"
+    body = {"status": "running", "variants": [{"key": "off", "weight": 0.5}, {"key": "on", "weight": 0.5}]}
+    assert put(gateway, key, secret_key, body).status_code == 201
+    definition = ExperimentDefinition.model_validate({**body, "key": key})
+    # A buggy client that drops most "on" exposures: serve 240 "off" users but only 160 "on" users (60/40).
+    candidates = [f"s-{key}-{i}" for i in range(1000)]
+    off = [u for u in candidates if assign(definition, u).variant == "off"][:240]
+    on = [u for u in candidates if assign(definition, u).variant == "on"][:160]
+    exposure_ids = [feature(gateway, key, api_key, u)["exposure_event_id"] for u in off + on]
+    wait_until_stored(clickhouse_url, exposure_ids, timeout_s=120)
+
+    with connect(clickhouse_url) as client:
+        refresh_results(client, project_id=PROJECT, keys=[key])
+        rows = latest_results(client, PROJECT, key)
+
+    assert [(r["variant"], r["users"], r["goal"]) for r in rows] == [("off", 240, ""), ("on", 160, "")]
+    assert rows[0]["srm_p_value"] == pytest.approx(stats.chisquare([240, 160]).pvalue)
+    assert rows[0]["srm_p_value"] < 0.001 and all(r["srm_flag"] for r in rows)
+
+
+def test_sdk_assigns_like_the_server_and_logs_exposures(gateway, secret_key, api_key, clickhouse_url) -> None:
+    key = f"sdk-side-{secrets.token_hex(3)}"
+    body = {
+        "status": "running",
+        "coverage": 0.8,
+        "variants": [{"key": "a", "weight": 0.3}, {"key": "b", "weight": 0.3}, {"key": "c", "weight": 0.4}],
+    }
+    assert put(gateway, key, secret_key, body).status_code == 201
+    served = gateway.get("/api/v1/features", headers={"X-API-Key": api_key}).json()["experiments"]
+    experiment = next(e for e in served if e["key"] == key)
+    assert experiment["version"] == 1 and "goals" not in experiment
+
+    users = [f"sdk-{key}-{i}" for i in range(60)]
+    for user in users[:30]:
+        server = feature(gateway, key, api_key, user)
+        local = get_feature_variant(experiment, user)
+        assert {k: server[k] for k in local} == local
+
+    client = Client(api_key, gateway.base_url.scheme + "://" + gateway.base_url.netloc.decode())
+    local = {u: get_feature_variant(experiment, u, client=client) for u in users[30:]}
+    assert client.flush(timeout=30)
+    client.shutdown()
+    with connect(clickhouse_url) as warehouse:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            logged = warehouse.query(
+                "SELECT user_id, variant, in_experiment FROM events FINAL "
+                "WHERE event_type = 'experiment_exposure' AND experiment_key = {key:String} "
+                "AND user_id IN {users:Array(String)}",
+                parameters={"key": key, "users": users[30:]},
+            ).result_rows
+            if len(logged) == 30:
+                break
+            time.sleep(0.2)
+    assert {(u, v, bool(i)) for u, v, i in logged} == {
+        (u, r["variant"], r["in_experiment"]) for u, r in local.items()
+    }

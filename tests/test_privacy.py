@@ -1,0 +1,234 @@
+"""Privacy end to end: consent on every gateway process, PII never stored raw, export, verified deletion."""
+
+import asyncio
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import httpx
+import orjson
+from pravis_gateway.keys import KeyStore
+from pravis_local import testing
+from pravis_rollups.clickhouse import connect
+from pravis_rollups.jobs import run_rollups
+from pravis_schemas import rows_of_record
+
+from tests.helpers import now_iso, page_view, wait_until_stored
+
+EVENTS = "/api/v1/analytics/events"
+
+
+def post(gateway_url: str, key: str, events: list[dict]) -> dict:
+    response = httpx.post(gateway_url + EVENTS, json={"events": events}, headers={"X-API-Key": key})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def consent(gateway_url: str, key: str, subject: str, **categories: bool) -> httpx.Response:
+    return httpx.put(f"{gateway_url}/api/v1/consent/{subject}", json=categories, headers={"X-API-Key": key})
+
+
+def feedback(user: str, **fields) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "feedback",
+        "timestamp": now_iso(),
+        "user_id": user,
+        "rating": 2,
+        "comment": "too slow",
+        "interaction_id": "i-" + user,
+        **fields,
+    }
+
+
+def test_consent_is_enforced_per_category(gateway_url: str, api_key: str) -> None:
+    user = "u-consent-" + uuid.uuid4().hex[:6]
+
+    withdrawn = consent(gateway_url, api_key, user, analytics=False, source="banner v3")
+
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["consent"] == {
+        "analytics": False, "performance": True, "feedback": True, "personalization": True,
+    }  # fmt: skip
+    assert (
+        httpx.get(f"{gateway_url}/api/v1/consent/{user}", headers={"X-API-Key": api_key}).json()
+        == withdrawn.json()
+    )
+    result = post(gateway_url, api_key, [page_view(user_id=user), feedback(user)])
+    assert result == {"status": "ok", "processed": 1, "dropped_no_consent": 1}
+    assert consent(gateway_url, api_key, user).status_code == 422
+
+
+def test_withdrawal_reaches_another_gateway_process_quickly(
+    gateway_url: str, api_key: str, worker_env: dict[str, str], log_dir: Path
+) -> None:
+    port = testing.free_port()
+    other = testing.Process(
+        "gateway-2", [sys.executable, "-m", "pravis_gateway", "--port", str(port)], log_dir, worker_env
+    ).start()
+    try:
+        other_url = f"http://127.0.0.1:{port}"
+        testing.wait_for_http(other_url + "/readyz", other.popen)
+        user = "u-everywhere-" + uuid.uuid4().hex[:6]
+        assert post(other_url, api_key, [page_view(user_id=user)])["processed"] == 1
+
+        assert consent(gateway_url, api_key, user, analytics=False).status_code == 200
+        withdrawn_at = time.monotonic()
+        deadline = withdrawn_at + 10
+        while (
+            post(other_url, api_key, [page_view(user_id=user)])["processed"] and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        took = time.monotonic() - withdrawn_at
+
+        assert post(other_url, api_key, [page_view(user_id=user)]).get("dropped_no_consent") == 1
+        print(f"withdrawal effective on the other gateway process after {took * 1000:.0f} ms")
+    finally:
+        other.stop()
+
+
+def test_no_raw_email_or_ip_reaches_kafka_or_clickhouse(
+    gateway_url: str, api_key: str, kafka_bootstrap: str, clickhouse_url: str, loader
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    email, ip = f"jane.{marker}@example.com", "198.51.100.77"
+    events = [
+        page_view(
+            ip=ip,
+            page_url=f"https://boutique.example/checkout?email={email}",
+            properties={"note": f"write to {email} from {ip}", "password": "hunter2"},
+        ),
+        feedback("u-pii-" + marker, comment=f"call me on +44 20 7946 0958 or {email}"),
+    ]
+    assert post(gateway_url, api_key, events)["processed"] == 2
+    wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
+
+    records = asyncio.run(testing.read_topic(kafka_bootstrap, "events"))
+    mine = [
+        row for value in records for row in rows_of_record(value) if marker.encode() in row or b"7946" in row
+    ]
+    with connect(clickhouse_url) as client:
+        stored = client.raw_query(
+            "SELECT * FROM events WHERE event_id IN {ids:Array(UUID)} FORMAT JSONEachRow",
+            parameters={"ids": [e["event_id"] for e in events]},
+        )
+
+    for text in [*mine, stored]:
+        assert email.encode() not in text and ip.encode() not in text and b"hunter2" not in text
+        assert b"7946 0958" not in text
+    assert b"[email]" in stored and b'"ip":"198.51.100.0"' in stored
+
+
+def test_export_streams_every_personal_row_and_needs_a_secret_key(
+    gateway_url: str, api_key: str, secret_key: str, clickhouse_url: str, loader
+) -> None:
+    user = "u-export-" + uuid.uuid4().hex[:6]
+    events = [page_view(user_id=user) for _ in range(5)] + [feedback(user)]
+    assert consent(gateway_url, api_key, user, personalization=False).status_code == 200
+    post(gateway_url, api_key, events)
+    wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
+    deadline = time.monotonic() + 30
+    while True:
+        with httpx.stream(
+            "GET",
+            gateway_url + "/api/v1/user/data",
+            params={"user_id": user},
+            headers={"X-API-Key": secret_key},
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("application/x-ndjson")
+            rows = [orjson.loads(line) for line in response.iter_lines() if line]
+        events_rows = [r for r in rows if r["_table"] == "events"]
+        if len(events_rows) >= 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    assert {r["event_id"] for r in events_rows} >= {e["event_id"] for e in events}
+    assert any(r["event_type"] == "consent_change" for r in events_rows)
+    assert all(user in (r.get("user_id"), r.get("anonymous_id")) for r in rows if r["_table"] == "events")
+    write_key_attempt = httpx.get(
+        gateway_url + "/api/v1/user/data", params={"user_id": user}, headers={"X-API-Key": api_key}
+    )
+    assert write_key_attempt.status_code == 401
+
+
+def daily_active(clickhouse_url: str, day: date) -> dict[str, int]:
+    with connect(clickhouse_url) as client:
+        rows = client.query(
+            "SELECT project_id, toInt64(dau) FROM daily_active_users WHERE day = {day:Date}",
+            parameters={"day": day},
+        ).result_rows
+    return dict(rows)
+
+
+def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
+    gateway_url: str, data_dir: Path, clickhouse_url: str, loader, privacy_worker
+) -> None:
+    # A project of its own, so the rollups checked here are touched by this test only.
+    store = KeyStore(data_dir / "keys.json")
+    api_key, _ = store.create("privacy-project", "write")
+    secret_key, _ = store.create("privacy-project", "secret")
+    doomed, kept = "u-doomed-" + uuid.uuid4().hex[:6], "u-kept-" + uuid.uuid4().hex[:6]
+    events = [page_view(user_id=doomed) for _ in range(3)] + [feedback(doomed), page_view(user_id=kept)]
+    post(gateway_url, api_key, events)
+    wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
+    today = date.today()
+    with connect(clickhouse_url) as client:
+        run_rollups(client, today, today)
+    dau_before = daily_active(clickhouse_url, today)
+
+    response = httpx.delete(
+        gateway_url + "/api/v1/user/data", params={"user_id": doomed}, headers={"X-API-Key": secret_key}
+    )
+    assert response.status_code == 202, response.text
+    request_id = response.json()["request_id"]
+    status_url = f"{gateway_url}/api/v1/user/data/requests/{request_id}"
+    deadline = time.monotonic() + 90
+    while (status := httpx.get(status_url, headers={"X-API-Key": secret_key}).json())["status"] != "done":
+        assert status["status"] == "pending" and time.monotonic() < deadline, status
+        time.sleep(0.3)
+
+    assert status["rows_deleted"]["events"] >= 4
+    assert today.isoformat() in status["dates_recomputed"]
+    with connect(clickhouse_url) as client:
+        tables = client.query(
+            "SELECT table, groupArray(name) FROM system.columns WHERE database = currentDatabase() "
+            "AND name IN ('user_id', 'anonymous_id', 'distinct_id', 'subject') GROUP BY table"
+        ).result_rows
+        leftovers = {}
+        for table, columns in tables:
+            if table == "privacy_requests":
+                continue
+            match = " OR ".join(f"`{c}` = {{u:String}}" for c in columns)
+            leftovers[table] = client.query(
+                f"SELECT count() FROM `{table}` WHERE {match}", parameters={"u": doomed}
+            ).result_rows[0][0]
+    assert set(leftovers.values()) == {0}, leftovers
+    assert wait_until_stored(clickhouse_url, [events[-1]["event_id"]]) == {events[-1]["event_id"]: 1}
+    dau_after = daily_active(clickhouse_url, today)
+    assert (dau_before["privacy-project"], dau_after["privacy-project"]) == (2, 1)
+
+    late = post(gateway_url, api_key, [page_view(user_id=doomed)])
+    assert late == {"status": "ok", "processed": 0, "dropped_no_consent": 1}
+    unknown = httpx.get(f"{gateway_url}/api/v1/user/data/requests/nope", headers={"X-API-Key": secret_key})
+    assert unknown.status_code == 404
+
+
+def test_retention_ttls_are_applied_and_reported(clickhouse_url: str, loader) -> None:
+    from pravis_rollups.retention import report
+    from pravis_rollups.settings import Settings
+
+    with connect(clickhouse_url) as client:
+        engines = dict(
+            client.query(
+                "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()"
+            ).result_rows
+        )
+        rows = {row["table"]: row for row in report(client, Settings().retention)}
+
+    assert "TTL toDateTime(timestamp) + toIntervalDay(395)" in engines["events"]
+    assert "TTL" not in engines["privacy_requests"]
+    assert rows["events"]["keep_days"] == 395 and rows["events"]["oldest"] is not None
+    assert rows["daily_active_users"]["keep_days"] > rows["events"]["keep_days"]

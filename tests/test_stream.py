@@ -1,0 +1,224 @@
+"""End to end on the real broker: gateway → events → stream worker → live API, `alerts`, `feedback.scored`.
+
+The worker runs with short windows (1 s detection buckets, 5-bucket warm-up) so a baseline, an error burst,
+its alert and its resolve fit in a few seconds; then it is killed (SIGKILL) and restarted, and its counters
+must continue from its table.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+from pravis_gateway.keys import KeyStore
+from pravis_local import testing
+from pravis_schemas import topics
+
+from tests.helpers import now_iso, page_view
+
+EVENTS_PATH = "/api/v1/analytics/events"
+PROJECT = "stream-e2e"
+
+
+def error_event(**overrides: Any) -> dict[str, Any]:
+    return {
+        **page_view(event_type="error", error_type="CheckoutFailed", error_message="payment widget crashed"),
+        **overrides,
+    }
+
+
+def feedback(rating: int, comment: str) -> dict[str, Any]:
+    event = page_view(event_type="feedback", rating=rating, comment=comment, interaction_id="i-1")
+    event.pop("page_url")
+    return event
+
+
+class Stream:
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.port = int(env["PRAVIS_STREAM_WEB_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = testing.Process("stream", [sys.executable, "-m", "pravis_stream"], log_dir, env)
+
+    def start(self) -> "Stream":
+        self.process.start()
+        testing.wait_for_http(self.url + "/healthz", self.process.popen, timeout_s=90)
+        return self
+
+    def summary(self, window: str = "1h") -> dict[str, Any]:
+        return httpx.get(f"{self.url}/live/{PROJECT}/summary", params={"window": window}, timeout=5).json()
+
+    def wait_for_total(self, total: int, timeout_s: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        body = self.summary()
+        while body["events"]["total"] != total and time.monotonic() < deadline:
+            time.sleep(0.1)
+            body = self.summary()
+        return body
+
+
+@pytest.fixture(scope="module")
+def stream(worker_env: dict[str, str], log_dir: Path) -> Iterator[Stream]:
+    env = {
+        **worker_env,
+        "PRAVIS_STREAM_APP_ID": f"pravis-stream-test-{secrets.token_hex(4)}",
+        "PRAVIS_STREAM_WEB_PORT": str(testing.free_port()),
+        "PRAVIS_STREAM_DETECT_INTERVAL_S": "1",
+        "PRAVIS_STREAM_DETECT_GRACE_S": "0.3",
+        "PRAVIS_STREAM_WARMUP_BUCKETS": "5",
+        "PRAVIS_STREAM_MIN_EVENTS_PER_BUCKET": "5",
+        "PRAVIS_STREAM_RESOLVE_AFTER_BUCKETS": "2",
+        "PRAVIS_STREAM_COOLDOWN_BUCKETS": "30",
+        "PRAVIS_STREAM_PERSIST_INTERVAL_S": "0.5",
+        "PRAVIS_STREAM_SESSION_TIMEOUT_S": "6",
+        "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
+    }
+    worker = Stream(env, log_dir).start()
+    try:
+        yield worker
+    finally:
+        worker.process.stop()
+
+
+@pytest.fixture(scope="module")
+def post(gateway_url: str, data_dir: Path):
+    key, _ = KeyStore(data_dir / "keys.json").create(PROJECT, "write")
+    client = httpx.Client(base_url=gateway_url, headers={"X-API-Key": key}, timeout=10)
+
+    def send(events: list[dict[str, Any]]) -> None:
+        response = client.post(EVENTS_PATH, json={"events": events, "sent_at": now_iso()})
+        assert response.status_code == 200 and response.json()["status"] == "ok", response.text
+
+    yield send
+    client.close()
+
+
+def read_topic(bootstrap: str, topic: str, until, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """Messages of `topic` from the start until `until(messages)` holds (or the deadline)."""
+
+    async def run() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        found: list[dict[str, Any]] = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not until(found) and time.monotonic() < deadline:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        with contextlib.suppress(orjson.JSONDecodeError):  # other tests publish junk too
+                            found.append(orjson.loads(record.value))
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(run())
+
+
+def test_error_burst_alerts_counters_match_and_survive_a_kill(stream: Stream, post, kafka_bootstrap: str):
+    sent = {"page_view": 0, "error": 0, "feedback": 0}
+
+    def send_for(seconds: float, views: int, errors: int) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            post([page_view() for _ in range(views)] + [error_event() for _ in range(errors)])
+            sent["page_view"] += views
+            sent["error"] += errors
+            time.sleep(0.1)
+
+    send_for(7.0, views=4, errors=0)  # baseline: ~40 events per 1-second bucket, no errors
+    send_for(2.5, views=4, errors=8)  # the burst: two thirds of the events are errors
+    firing = read_topic(
+        kafka_bootstrap,
+        topics.ALERTS,
+        lambda found: any(a.get("project_id") == PROJECT and a.get("metric") == "error_rate" for a in found),
+    )
+    send_for(4.0, views=4, errors=0)
+    post([feedback(5, "Love the new voice search, great job"), feedback(4, "Slow and awful checkout")])
+    sent["feedback"] += 2
+
+    alerts = read_topic(
+        kafka_bootstrap,
+        topics.ALERTS,
+        lambda found: any(
+            a.get("project_id") == PROJECT
+            and a.get("metric") == "error_rate"
+            and a.get("status") == "resolved"
+            for a in found
+        ),
+    )
+    error_alerts = [a for a in alerts if a.get("project_id") == PROJECT and a.get("metric") == "error_rate"]
+    assert [a["status"] for a in error_alerts] == ["firing", "resolved"], error_alerts
+    assert error_alerts[0]["alert_id"] == error_alerts[1]["alert_id"]
+    # The firing bucket may hold only the start of the burst: it need only clear the +5-point guard.
+    assert error_alerts[0]["observed"] >= error_alerts[0]["expected"] + 0.05
+    assert any(a.get("metric") == "error_rate" for a in firing)
+
+    total = sum(sent.values())
+    body = stream.wait_for_total(total)
+    assert body["events"]["by_type"] == {k: v for k, v in sent.items() if v}
+    assert body["errors"]["error_events"] == sent["error"]
+    assert body["feedback"]["count"] == 2 and body["feedback"]["average_rating"] == 4.5
+    assert abs(body["active_users"]["last_1h"] - total) <= 0.03 * total  # one anonymous user per event
+
+    scored = read_topic(
+        kafka_bootstrap,
+        topics.FEEDBACK_SCORED,
+        lambda found: len([s for s in found if s.get("project_id") == PROJECT]) >= 2,
+    )
+    labels = sorted(s["sentiment_label"] for s in scored if s.get("project_id") == PROJECT)
+    assert labels == ["negative", "positive"]
+
+    stream.process.kill()
+    while_down = [page_view() for _ in range(25)]
+    post(while_down)
+    stream.start()
+    after = [page_view() for _ in range(15)] + [error_event() for _ in range(5)]
+    post(after)
+
+    restored = stream.wait_for_total(total + 45)
+    assert restored["events"]["total"] == total + 45
+    assert restored["events"]["by_type"]["page_view"] == sent["page_view"] + 40
+    assert restored["errors"]["error_events"] == sent["error"] + 5
+    assert restored["feedback"]["count"] == 2
+    minutes = httpx.get(f"{stream.url}/live/{PROJECT}/timeseries", params={"minutes": 5}).json()["minutes"]
+    assert sum(m["events"] for m in minutes) == total + 45
+
+
+def test_pravis_alerts_follow_prints_the_alerts(stream: Stream, kafka_bootstrap: str):
+    """`pravis alerts --follow --from-beginning` prints the firing and resolved alert of the burst above."""
+    pravis = str(Path(sys.executable).with_name("pravis"))
+    argv = [pravis, "alerts", "--follow", "--from-beginning", "--json", "--project", PROJECT]
+    env = {**os.environ, "PRAVIS_KAFKA_BOOTSTRAP": kafka_bootstrap}
+    follow = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        statuses = []
+        while statuses != ["firing", "resolved"]:
+            line = follow.stdout.readline()
+            assert line, "pravis alerts exited"
+            alert = json.loads(line)
+            assert alert["project_id"] == PROJECT
+            if alert["metric"] == "error_rate":
+                statuses.append(alert["status"])
+        assert follow.poll() is None  # still following
+    finally:
+        follow.terminate()
+        follow.wait(10)
+
+
+def test_live_api_rejects_bad_parameters(stream: Stream):
+    assert httpx.get(f"{stream.url}/live/{PROJECT}/summary", params={"window": "7d"}).status_code == 400
+    assert httpx.get(f"{stream.url}/live/{PROJECT}/timeseries", params={"minutes": "x"}).status_code == 400
+    unknown = httpx.get(f"{stream.url}/live/{uuid.uuid4()}/summary").json()
+    assert unknown["events"]["total"] == 0
+    assert "pravis_stream_events_total" in httpx.get(f"{stream.url}/metrics").text
