@@ -24,19 +24,17 @@ import time
 from dataclasses import dataclass, field
 
 import structlog
-import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from clickhouse_connect.driver.client import Client
 from pravis_schemas import rows_of_record
-from prometheus_client import Counter, Histogram, make_asgi_app
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from pravis_schemas.logs import configure_logging
+from prometheus_client import Counter, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from pravis_rollups import clickhouse
 from pravis_rollups.kafka import loader_consumer
+from pravis_rollups.ops import run_with_ops
 from pravis_rollups.routing import ROUTES, Invalid, is_data_error, reason_of
 from pravis_rollups.settings import Settings, settings
 
@@ -255,33 +253,13 @@ class Loader:
             log.warning("offset commit failed; the batch will be redelivered", error=str(exc))
 
 
-def ops_app(loader: Loader) -> Starlette:
-    async def healthz(_request) -> JSONResponse:
-        ready = loader.ready.is_set()
-        return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
-
-    return Starlette(routes=[Route("/healthz", healthz), Mount("/metrics", make_asgi_app())])
-
-
 async def serve(settings: Settings) -> None:
     loader = Loader(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            ops_app(loader),
-            host=settings.loader_health_host,
-            port=settings.loader_health_port,
-            log_level="warning",
-        )
-    )
-    ops = asyncio.create_task(server.serve())
-    try:
-        await loader.run()
-    finally:
-        server.should_exit = True
-        await ops
+    await run_with_ops(loader.run(), loader.ready, settings.loader_health_host, settings.loader_health_port)
 
 
 def main() -> None:
+    configure_logging(settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings))
 

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import structlog
 from clickhouse_connect.driver.client import Client
 from pravis_schemas import topics
+from pravis_schemas.logs import configure_logging
 from pravis_schemas.messages import PrivacyRequest
 from pravis_schemas.personal_data import (
     PERSONAL_TABLES_PARAMS,
@@ -130,6 +131,7 @@ class PrivacyWorker:
 
 
 def main() -> None:
+    configure_logging(settings.log_format)
     worker = PrivacyWorker(settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(

@@ -13,17 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import structlog
-import uvicorn
 from clickhouse_connect.driver.client import Client
-from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from pravis_schemas.logs import configure_logging
+from prometheus_client import Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, wait_exponential
 
 from pravis_rollups import clickhouse, feedback_report
 from pravis_rollups.experiment_results import refresh_results
 from pravis_rollups.jobs import drop_stale_staging, recompute_window, run_rollups
+from pravis_rollups.ops import run_with_ops
 from pravis_rollups.report import last_complete_week
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
 from pravis_rollups.settings import Settings, settings
@@ -150,37 +148,20 @@ class Scheduler:
         CYCLE_SECONDS.observe((self.last_cycle - began).total_seconds())
 
 
-def ops_app(scheduler: Scheduler) -> Starlette:
-    async def healthz(_request) -> JSONResponse:
-        body = {
-            "status": "ok" if scheduler.ready.is_set() else "starting",
-            "last_cycle": scheduler.last_cycle.isoformat() if scheduler.last_cycle else None,
-            "last_error": scheduler.last_error,
-        }
-        return JSONResponse(body, status_code=200 if scheduler.ready.is_set() else 503)
-
-    return Starlette(routes=[Route("/healthz", healthz), Mount("/metrics", make_asgi_app())])
-
-
 async def serve(settings: Settings, once: bool = False) -> None:
     scheduler = Scheduler(settings)
     if once:
         await scheduler.run(once=True)
         return
-    server = uvicorn.Server(
-        uvicorn.Config(
-            ops_app(scheduler),
-            host=settings.scheduler_health_host,
-            port=settings.scheduler_health_port,
-            log_level="warning",
-        )
-    )
-    ops = asyncio.create_task(server.serve())
-    try:
-        await scheduler.run()
-    finally:
-        server.should_exit = True
-        await ops
+
+    def details() -> dict:
+        return {
+            "last_cycle": scheduler.last_cycle.isoformat() if scheduler.last_cycle else None,
+            "last_error": scheduler.last_error,
+        }
+
+    host, port = settings.scheduler_health_host, settings.scheduler_health_port
+    await run_with_ops(scheduler.run(), scheduler.ready, host, port, details)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--once", action="store_true", help="run one cycle now and exit")
     args = parser.parse_args(argv)
+    configure_logging(settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings, once=args.once))
 

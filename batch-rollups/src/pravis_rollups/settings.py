@@ -2,6 +2,7 @@
 
 from datetime import time
 from pathlib import Path
+from typing import Literal
 
 from pravis_schemas.kafka_security import KafkaSecuritySettings
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,7 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     clickhouse_url: str = "http://127.0.0.1:8123/pravis"
     data_dir: Path = Path(".pravis")
+    log_format: Literal["console", "json"] = "console"
     loader_group_id: str = "pravis-loader"
     # A batch is flushed when either bound is reached: large inserts suit ClickHouse, the time bound keeps
     # freshly posted events queryable within about a second.

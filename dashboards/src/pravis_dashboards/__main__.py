@@ -1,10 +1,9 @@
 """`python -m pravis_dashboards [--host H] [--port P]`: serve the dashboards (default port 8080)."""
 
 import argparse
-import logging
 
-import structlog
 import uvicorn
+from pravis_schemas.logs import configure_logging
 
 from pravis_dashboards.app import create_app
 from pravis_dashboards.settings import Settings
@@ -17,19 +16,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {"dashboards_host": args.host, "dashboards_port": args.port}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if settings.log_format == "json"
-        else structlog.dev.ConsoleRenderer()
-    )
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-    )
+    configure_logging(settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.dashboards_host,

@@ -1,26 +1,13 @@
 """`python -m pravis_gateway [--host H] [--port P] [--workers N]`: serve the gateway with uvicorn."""
 
 import argparse
-import logging
 import os
 import tempfile
 
-import structlog
 import uvicorn
+from pravis_schemas.logs import configure_logging
 
 from pravis_gateway.settings import settings
-
-
-def configure_logging(fmt: str) -> None:
-    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-    )
 
 
 def main() -> None:

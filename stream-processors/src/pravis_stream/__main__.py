@@ -2,28 +2,15 @@
 
 import argparse
 import asyncio
-import logging
 
 import faust
-import structlog
 from pravis_schemas import topics
 from pravis_schemas.kafka_security import kafka_client_options
+from pravis_schemas.logs import configure_logging
 
 from pravis_stream.app import Worker
 from pravis_stream.kafka import partition_count
 from pravis_stream.settings import Settings
-
-
-def configure_logging(fmt: str) -> None:
-    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-    )
 
 
 def main() -> None:
