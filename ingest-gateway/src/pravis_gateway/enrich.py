@@ -10,6 +10,7 @@ from typing import Literal
 from ua_parser import parse as parse_user_agent
 
 
+@lru_cache(maxsize=65536)
 def truncate_ip(ip: str | None) -> str | None:
     """Zero the host part (IPv4 /24, IPv6 /48), as Google Analytics does, so no raw IP leaves the process."""
     if not ip:
@@ -22,6 +23,7 @@ def truncate_ip(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
+@lru_cache(maxsize=65536)
 def hash_ip(ip: str | None, secret: bytes, day: date) -> str | None:
     """Keyed hash that changes every UTC day: visits of one day can be told apart, days cannot be linked."""
     if not ip:
