@@ -72,3 +72,43 @@ async def test_runner_starts_in_order_restarts_a_crashed_service_and_stops_all(
     assert f"second | hello from {original}" in out
     assert f"second | hello from {restarted}" in out
     assert "second exited with -9; restarting" in out
+
+
+SLOW_SERVICE = """
+import os, sys, time, pathlib
+time.sleep(1.0)
+pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.asyncio
+async def test_independent_services_start_together_and_dependents_wait(tmp_path: Path, capsys) -> None:
+    slow, independent, dependent = (
+        tmp_path / "slow.pid",
+        tmp_path / "independent.pid",
+        tmp_path / "dependent.pid",
+    )
+    runner = Runner(
+        [
+            Service("slow", [sys.executable, "-c", SLOW_SERVICE, str(slow)], pid_file_health(slow), after=()),
+            Service(
+                "independent",
+                [sys.executable, "-c", SERVICE, str(independent)],
+                pid_file_health(independent),
+                after=(),
+            ),
+            Service(
+                "dependent",
+                [sys.executable, "-c", SERVICE, str(dependent)],
+                pid_file_health(dependent),
+                after=("slow",),
+            ),
+        ]
+    )
+    await runner.start()
+    await runner.stop(timeout_s=5)
+
+    healthy_order = [line.split()[2] for line in capsys.readouterr().out.splitlines() if "healthy in" in line]
+    assert healthy_order == ["independent", "slow", "dependent"]

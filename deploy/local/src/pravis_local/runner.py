@@ -40,6 +40,8 @@ class Service:
     health: HealthCheck
     env: dict[str, str] = field(default_factory=dict)
     start_timeout_s: float = 60.0
+    after: tuple[str, ...] | None = None
+    """Services that must be healthy before this one starts; None: every service listed before it."""
 
 
 @dataclass
@@ -121,11 +123,24 @@ class Runner:
                 self.say("runner", "bold red", str(exc))
 
     async def start(self) -> None:
-        for entry in self._running:
+        """Start every service once its dependencies are healthy; independent services start together."""
+        names = [entry.service.name for entry in self._running]
+        healthy = {name: asyncio.Event() for name in names}
+
+        async def bring_up(position: int, entry: _Running) -> None:
+            after = entry.service.after if entry.service.after is not None else names[:position]
+            for name in after:
+                await healthy[name].wait()
             began = time.monotonic()
             await self._spawn(entry)
             await self._wait_healthy(entry)
             self.say("runner", "bold", f"{entry.service.name} healthy in {time.monotonic() - began:.2f}s")
+            healthy[entry.service.name].set()
+
+        # A TaskGroup cancels the services still waiting when one fails to start.
+        async with asyncio.TaskGroup() as group:
+            for position, entry in enumerate(self._running):
+                group.create_task(bring_up(position, entry))
         for entry in self._running:
             self._background(self._supervise(entry))
 

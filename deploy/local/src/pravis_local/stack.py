@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
 from pravis_gateway.keys import KeyStore
@@ -47,54 +48,87 @@ def services(settings: Settings) -> list[Service]:
         except Exception:
             return False
 
+    # The loader applies the warehouse migrations, so what reads warehouse tables starts after it.
     return [
-        Service("broker", broker_command(host, settings.broker_port), broker_ready, shared_env),
+        Service("broker", broker_command(host, settings.broker_port), broker_ready, shared_env, after=()),
         Service(
             "warehouse",
             python_module("pravis_local.warehouse", "--host", host, "--port", str(settings.warehouse_port)),
             http_ok(f"http://{host}:{settings.warehouse_port}/ping"),
             shared_env,
+            after=(),
         ),
         Service(
             "loader",
             python_module("pravis_rollups.loader"),
             http_ok(f"http://{host}:{settings.loader_health_port}/healthz"),
             {**shared_env, "PRAVIS_LOADER_HEALTH_PORT": str(settings.loader_health_port)},
+            after=("broker", "warehouse"),
         ),
         Service(
             "scheduler",
             python_module("pravis_rollups.scheduler"),
             http_ok(f"http://{host}:{settings.scheduler_health_port}/healthz"),
             {**shared_env, "PRAVIS_SCHEDULER_HEALTH_PORT": str(settings.scheduler_health_port)},
+            after=("loader",),
         ),
         Service(
             "privacy",
             python_module("pravis_rollups.privacy"),
             http_ok(f"http://{host}:{settings.privacy_health_port}/healthz"),
             {**shared_env, "PRAVIS_PRIVACY_HEALTH_PORT": str(settings.privacy_health_port)},
+            after=("loader",),
         ),
         Service(
             "stream",
             python_module("pravis_stream", "--host", host, "--port", str(settings.stream_web_port)),
             http_ok(f"http://{host}:{settings.stream_web_port}/healthz"),
             shared_env,
+            after=("broker",),
         ),
         Service(
             "gateway",
             python_module("pravis_gateway", "--host", host, "--port", str(settings.gateway_port)),
             http_ok(f"http://{host}:{settings.gateway_port}/readyz"),
             shared_env,
+            after=("broker", "loader"),
         ),
         Service(
             "dashboards",
             python_module("pravis_dashboards", "--host", host, "--port", str(settings.dashboards_port)),
             http_ok(f"http://{host}:{settings.dashboards_port}/healthz"),
             {**shared_env, "PRAVIS_STREAM_URL": f"http://{host}:{settings.stream_web_port}"},
+            after=("loader",),
         ),
     ]
 
 
+def ports_in_use(settings: Settings) -> list[str]:
+    """Ports the stack needs that something already listens on (another `pravis up`, say), which would
+    otherwise pass the health checks of services that never started."""
+    wanted = {
+        "broker": settings.broker_port,
+        "warehouse": settings.warehouse_port,
+        "gateway": settings.gateway_port,
+        "loader": settings.loader_health_port,
+        "scheduler": settings.scheduler_health_port,
+        "privacy": settings.privacy_health_port,
+        "stream": settings.stream_web_port,
+        "dashboards": settings.dashboards_port,
+    }
+    busy = []
+    for name, port in wanted.items():
+        with socket.socket() as probe:
+            if probe.connect_ex((settings.host, port)) == 0:
+                busy.append(f"{name} port {port}")
+    return busy
+
+
 async def up(settings: Settings) -> None:
+    if busy := ports_in_use(settings):
+        raise SystemExit(
+            f"already in use: {', '.join(busy)}. Is another `pravis up` running? (ports: PRAVIS_*_PORT)"
+        )
     key = dev_api_key(settings)
     runner = Runner(services(settings))
     gateway = f"http://{settings.host}:{settings.gateway_port}"
