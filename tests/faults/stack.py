@@ -33,8 +33,13 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = DEADLINE_S, what:
 
 
 class Stack:
-    def __init__(self, root: Path, log_dir: Path) -> None:
+    """`durable=True` runs the broker on Tansu's s3:// storage against a local S3 server (moto), which
+    outlives the broker process, as a durable Kafka's disks would."""
+
+    def __init__(self, root: Path, log_dir: Path, durable: bool = False) -> None:
         self.log_dir = log_dir
+        self.durable = durable
+        name = "faults-durable" if durable else "faults"
         self.data_dir = root / "data"
         self.chdb_dir = root / "chdb"
         self.broker_port, self.warehouse_port = testing.free_port(), testing.free_port()
@@ -53,11 +58,27 @@ class Stack:
             "PRAVIS_KAFKA_ACK_TIMEOUT_S": "2",
             "PRAVIS_RETRY_AFTER_S": "1",
         }
+        self.s3: testing.Process | None = None
+        storage = "memory://tansu/"
+        if durable:
+            s3_port = testing.free_port()
+            self.s3_url = f"http://127.0.0.1:{s3_port}"
+            moto = Path(sys.executable).parent / "moto_server"
+            self.s3 = testing.Process(f"{name}-s3", [str(moto), "-p", str(s3_port)], log_dir)
+            env |= {
+                "AWS_ENDPOINT": self.s3_url,
+                "AWS_ALLOW_HTTP": "true",
+                "AWS_ACCESS_KEY_ID": "pravis",
+                "AWS_SECRET_ACCESS_KEY": "pravis",
+                "AWS_REGION": "eu-west-2",
+                "AWS_DEFAULT_REGION": "eu-west-2",
+            }
+            storage = "s3://tansu/"
         self.broker = testing.Process(
-            "faults-broker", broker_command("127.0.0.1", self.broker_port), log_dir, env
+            f"{name}-broker", broker_command("127.0.0.1", self.broker_port, storage), log_dir, env
         )
         self.warehouse = testing.Process(
-            "faults-warehouse",
+            f"{name}-warehouse",
             [
                 *(sys.executable, "-m", "pravis_local.warehouse"),
                 *("--port", str(self.warehouse_port), "--data-dir", str(self.chdb_dir)),
@@ -66,16 +87,29 @@ class Stack:
             env,
         )
         self.loader = testing.Process(
-            "faults-loader", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, env
+            f"{name}-loader", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, env
         )
         self.gateway = testing.Process(
-            "faults-gateway",
+            f"{name}-gateway",
             [sys.executable, "-m", "pravis_gateway", "--port", str(self.gateway_port)],
             log_dir,
             env,
         )
 
     def start_broker(self) -> None:
+        if self.s3 is not None and (self.s3.popen is None or self.s3.popen.poll() is not None):
+            self.s3.start()
+            wait_for(lambda: httpx.get(self.s3_url, timeout=1).status_code < 500, what="S3 server")
+            import boto3
+
+            s3 = boto3.client(
+                "s3",
+                endpoint_url=self.s3_url,
+                aws_access_key_id="pravis",
+                aws_secret_access_key="pravis",
+                region_name="eu-west-2",
+            )
+            s3.create_bucket(Bucket="tansu", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
         self.broker.start()
         asyncio.run(ensure_topics(self.bootstrap, default_partitions(3)))
 
@@ -92,8 +126,9 @@ class Stack:
         testing.wait_for_http(f"{self.gateway_url}/readyz", self.gateway.popen)
 
     def stop(self) -> None:
-        for process in (self.gateway, self.loader, self.warehouse, self.broker):
-            process.stop()
+        for process in (self.gateway, self.loader, self.warehouse, self.broker, self.s3):
+            if process is not None:
+                process.stop()
 
     def query(self, sql: str, **parameters) -> list[tuple]:
         with connect(self.clickhouse_url) as client:

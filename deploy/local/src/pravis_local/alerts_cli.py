@@ -7,11 +7,13 @@ from typing import Annotated
 import typer
 from aiokafka import AIOKafkaConsumer
 from pravis_schemas import topics
+from pravis_schemas.kafka_security import kafka_client_options
 from pravis_schemas.messages import Alert, AlertStatus, Severity
 from pydantic import ValidationError
 from rich.console import Console
 
 from pravis_local.settings import settings
+from pravis_local.topics_cli import KafkaCliSettings
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -38,6 +40,7 @@ async def _read(bootstrap: str, follow: bool, from_beginning: bool, project: str
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest" if from_beginning or not follow else "latest",
         enable_auto_commit=False,
+        **kafka_client_options(KafkaCliSettings()),
     )
     await consumer.start()
     try:

