@@ -1,15 +1,14 @@
 """The broker killed and restarted when its log is durable (Tansu on s3:// storage, the S3 server outliving
 the broker, as a real Kafka's disks would): every event the gateway accepted must reach ClickHouse, once."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pravis_gateway.keys import KeyStore
 
-from tests.faults.stack import Load, Stack, wait_for
-from tests.faults.test_faults import settle
+from tests.faults.stack import Stack, wait_for
+from tests.faults.test_faults import kill_broker_under_load, settle
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -31,23 +30,14 @@ def durable_stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> It
 def test_durable_broker_killed_and_restarted_loses_nothing(durable_stack: Stack) -> None:
     stack = durable_stack
     key, _ = KeyStore(stack.data_dir / "keys.json").create("faults-durable", "write")
-    load = Load(stack.gateway_url, key, "durable-broker-restart").start()
-    load.wait_accepted(300)
-    stack.broker.kill()
-    stopped = time.monotonic()
-    accepted_at_stop = len(load.accepted)
-    wait_for(lambda: load.first_503_at is not None, what="a 503 from the gateway")
-    time.sleep(1.0)  # a short outage, several SDK retries long
-    stack.start_broker()
-    outage = time.monotonic() - stopped
-    load.wait_accepted(accepted_at_stop + 200)
+    load, _, outage, first_503_s = kill_broker_under_load(stack, key, "durable-broker-restart")
 
     result = settle(
         stack,
         load,
         "broker (Tansu on s3://, durable) killed and restarted",
         outage_s=round(outage, 2),
-        notes=f"first 503 after {load.first_503_at - stopped:.2f} s",
+        notes=f"first 503 after {first_503_s:.2f} s",
     )
 
     assert 503 in load.statuses, result

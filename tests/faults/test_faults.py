@@ -114,10 +114,10 @@ def test_poison_and_oversized_records(stack: Stack, fault_key: str):
     assert result["lost"] == 0 and result["duplicates"] == 0, result
 
 
-def test_broker_stopped_and_restarted(stack: Stack, fault_key: str):
-    """The embedded broker keeps records in memory: what was acked but not yet loaded when it stops is lost.
-    Measured here: the gateway's answers during the outage, and the loss (expected ~ one loader batch)."""
-    load = Load(stack.gateway_url, fault_key, "broker-restart").start()
+def kill_broker_under_load(stack: Stack, key: str, run: str) -> tuple[Load, int, float, float]:
+    """Kill -9 the broker mid-load, restart it once the gateway answered 503, load on; returns the load, how
+    many events were accepted at the kill, the outage and when (after the kill) the first 503 came."""
+    load = Load(stack.gateway_url, key, run).start()
     load.wait_accepted(300)
     stack.broker.kill()
     stopped = time.monotonic()
@@ -127,13 +127,20 @@ def test_broker_stopped_and_restarted(stack: Stack, fault_key: str):
     stack.start_broker()
     outage = time.monotonic() - stopped
     load.wait_accepted(accepted_at_stop + 200)
+    return load, accepted_at_stop, outage, load.first_503_at - stopped
+
+
+def test_broker_stopped_and_restarted(stack: Stack, fault_key: str):
+    """The embedded broker keeps records in memory: what was acked but not yet loaded when it stops is lost.
+    Measured here: the gateway's answers during the outage, and the loss (expected ~ one loader batch)."""
+    load, accepted_at_stop, outage, first_503_s = kill_broker_under_load(stack, fault_key, "broker-restart")
     result = settle(
         stack,
         load,
         "broker (embedded, memory) killed and restarted",
         since=accepted_at_stop,  # what was acked before the kill may be gone: wait for the rest only
         outage_s=round(outage, 2),
-        notes=f"first 503 after {load.first_503_at - stopped:.2f} s, Retry-After {sorted(load.retry_after)}; "
+        notes=f"first 503 after {first_503_s:.2f} s, Retry-After {sorted(load.retry_after)}; "
         "lost = acked, not yet loaded at the kill",
     )
     assert 503 in load.statuses and load.retry_after == {"1"}, result

@@ -9,6 +9,7 @@ import functools
 import inspect
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -36,7 +37,7 @@ EVENTS_PATH = "/api/v1/analytics/events"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Tracker:
+class Tracker(ABC):
     def __init__(
         self,
         api_key: str,
@@ -74,8 +75,9 @@ class Tracker:
         self.session = Session(session_idle_timeout)
         self.buffer = EventBuffer(max_queue_size, on_error)
 
+    @abstractmethod
     def _wake(self) -> None:
-        raise NotImplementedError
+        """Tell the sender (thread or task) that a batch may be ready."""
 
     @property
     def headers(self) -> dict[str, str]:
