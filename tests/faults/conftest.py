@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pravis_gateway.keys import KeyStore
 
-from tests.faults.stack import Stack, wait_for
+from tests.faults.stack import Stack
 
 RESULTS: list[dict] = []
 
@@ -15,12 +15,7 @@ RESULTS: list[dict] = []
 def stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("faults"), log_dir)
     try:
-        stack.start_broker()
-        stack.start_warehouse()
-        stack.start_loader()
-        stack.start_gateway()
-        wait_for(lambda: stack.stored("none") == (0, 0), what="events table")
-        yield stack
+        yield stack.start()
     finally:
         stack.stop()
 

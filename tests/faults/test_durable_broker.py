@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pravis_gateway.keys import KeyStore
 
-from tests.faults.stack import Stack, wait_for
+from tests.faults.stack import Stack
 from tests.faults.test_faults import kill_broker_under_load, settle
 
 pytestmark = pytest.mark.timeout(150)
@@ -17,12 +17,7 @@ pytestmark = pytest.mark.timeout(150)
 def durable_stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("faults-durable"), log_dir, durable=True)
     try:
-        stack.start_broker()
-        stack.start_warehouse()
-        stack.start_loader()
-        stack.start_gateway()
-        wait_for(lambda: stack.stored("none") == (0, 0), what="events table")
-        yield stack
+        yield stack.start()
     finally:
         stack.stop()
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 
-from pravis_gateway.keys import ApiKey
+from pravis_gateway.keys import ApiKey, KeyKind
 from pravis_gateway.state import Gateway
 
 
@@ -27,13 +27,19 @@ def presented_key(
 PresentedKey = Annotated[str | None, Depends(presented_key)]
 
 
-def verify_write_key(gateway: Gateway, key: str | None) -> ApiKey:
+def verify_key(gateway: Gateway, key: str | None, kind: KeyKind) -> ApiKey:
+    """The active key of `kind`, else 401: write keys (SDKs) send events, secret keys (servers) also read and
+    delete user data and manage experiments."""
     if not key:
-        raise HTTPException(401, "missing API key: send the X-API-Key header")
-    found = gateway.keys.verify(key, "write")
+        raise HTTPException(401, f"missing API key: send a {kind} key in the X-API-Key header")
+    found = gateway.keys.verify(key, kind)
     if found is None:
-        raise HTTPException(401, "unknown or revoked API key")
+        raise HTTPException(401, f"unknown or revoked {kind} key")
     return found
+
+
+def verify_write_key(gateway: Gateway, key: str | None) -> ApiKey:
+    return verify_key(gateway, key, "write")
 
 
 def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
@@ -43,14 +49,12 @@ def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
 WriteKey = Annotated[ApiKey, Depends(write_key)]
 
 
-def secret_key(gateway: GatewayDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+def secret_key(
+    gateway: GatewayDep,
+    x_api_key: Annotated[str | None, Header(description="Project secret key (pvs_...)")] = None,
+) -> ApiKey:
     """A project's secret server key: only the boutique's servers hold one, never a browser."""
-    if not x_api_key:
-        raise HTTPException(401, "missing API key: send a secret key in the X-API-Key header")
-    found = gateway.keys.verify(x_api_key, "secret")
-    if found is None:
-        raise HTTPException(401, "unknown or revoked secret key (write keys cannot read or delete user data)")
-    return found
+    return verify_key(gateway, x_api_key, "secret")
 
 
 SecretKey = Annotated[ApiKey, Depends(secret_key)]

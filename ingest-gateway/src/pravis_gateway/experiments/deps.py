@@ -1,15 +1,13 @@
-"""Dependencies of the experiment routes: the definition store, and the secret key admin endpoints need."""
+"""Dependencies of the experiment routes: the definition store and its refresh task."""
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 
-from pravis_gateway.deps import GatewayDep
 from pravis_gateway.experiments.store import ExperimentStore
-from pravis_gateway.keys import ApiKey
 
 
 @asynccontextmanager
@@ -33,18 +31,3 @@ def get_store(request: Request) -> ExperimentStore:
 
 
 StoreDep = Annotated[ExperimentStore, Depends(get_store)]
-
-
-def secret_key(
-    gateway: GatewayDep,
-    x_api_key: Annotated[str | None, Header(description="Project secret key (pvs_...)")] = None,
-) -> ApiKey:
-    if not x_api_key:
-        raise HTTPException(401, "missing API key: send a secret key in the X-API-Key header")
-    found = gateway.keys.verify(x_api_key, "secret")
-    if found is None:
-        raise HTTPException(401, "unknown or revoked secret key (write keys cannot manage experiments)")
-    return found
-
-
-SecretKey = Annotated[ApiKey, Depends(secret_key)]

@@ -9,7 +9,8 @@ from pravis_schemas import describe_error
 from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 from pydantic import ValidationError
 
-from pravis_gateway.experiments.deps import SecretKey, StoreDep, experiments_lifespan
+from pravis_gateway.deps import SecretKey
+from pravis_gateway.experiments.deps import StoreDep, experiments_lifespan
 from pravis_gateway.experiments.store import WarehouseUnavailable
 from pravis_gateway.routes.responses import JSONBody, error
 
