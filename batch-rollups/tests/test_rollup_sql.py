@@ -4,13 +4,29 @@ import re
 from datetime import date, datetime
 
 import pytest
+from pravis_rollups.clickhouse import migration_files
 from pravis_rollups.jobs import contiguous_chunks, recompute_window
 from pravis_rollups.report import last_complete_week
-from pravis_rollups.rollups import BY_NAME, ROLLUPS, RollupOptions, monday, rollups_named
+from pravis_rollups.rollups import (
+    BY_NAME,
+    ROLLUPS,
+    SCAN_COLUMNS,
+    RollupOptions,
+    monday,
+    rollups_named,
+    scan_days_before,
+    scan_select,
+)
 from pravis_rollups.scheduler import last_due, next_due, plan_cycle
 
 OPTIONS = RollupOptions(as_of=date(2024, 3, 31))
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
+EVENT_COLUMNS = {
+    line.split()[0]
+    for line in migration_files()[0][2].splitlines()
+    if line.startswith("    ") and not line.strip().startswith(("INDEX", "--"))
+}
+"""Column names of the events table (migration 0001)."""
 
 
 @pytest.mark.parametrize("rollup", ROLLUPS, ids=lambda r: r.table)
@@ -120,3 +136,21 @@ def test_a_cycle_recomputes_the_last_days_and_reports_on_report_day() -> None:
     assert monday_cycle.report_week == date(2024, 3, 4) == last_complete_week(date(2024, 3, 11))
     assert tuesday_cycle.report_week is None
     assert last_complete_week(date(2024, 3, 17)) == date(2024, 3, 4)
+
+
+@pytest.mark.parametrize("rollup", [r for r in ROLLUPS if r.reads_events], ids=lambda r: r.table)
+def test_a_shared_scan_holds_every_event_column_a_rollup_reads(rollup) -> None:
+    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, source="scan").sql
+    reads = {c for c in re.findall(r"\b([a-z_]+)\b", sql) if c in EVENT_COLUMNS}
+
+    assert "events FINAL" not in sql and "FROM scan" in sql
+    assert reads <= set(SCAN_COLUMNS), reads - set(SCAN_COLUMNS)
+
+
+def test_the_scan_window_covers_every_look_around() -> None:
+    assert scan_days_before(RollupOptions()) == 1
+    assert scan_days_before(RollupOptions(feedback_lookback_days=3)) == 3
+    assert scan_days_before(RollupOptions(repeat_window_s=86_401)) == 2
+    query = scan_select(date(2024, 3, 4), date(2024, 3, 5), RollupOptions(feedback_lookback_days=3))
+    assert query.parameters == {"date_from": date(2024, 3, 4), "date_to": date(2024, 3, 5), "days_before": 3}
+    assert "OR event_type = 'feedback'" in query.sql  # feedback on an answer may come any time later

@@ -32,6 +32,7 @@ from pravis_rollups.rollups import (
     RollupOptions,
     day_range,
     rollups_named,
+    scan_select,
 )
 
 CHUNK_PARTITIONS = 31
@@ -44,6 +45,9 @@ class Step:
     rollup: Rollup
     partitions: tuple[date, ...]
     """Consecutive partitions of the rollup's grain (days, or cohort Mondays)."""
+    shared_scan: bool = False
+    """Read raw events from the runner's scan of these days (shared with the next steps of the same days)
+    rather than from `events FINAL`."""
 
 
 @dataclass(frozen=True)
@@ -84,25 +88,32 @@ def plan(
     """The steps recomputing [first, last] for the named rollups (all by default), in dependency order.
 
     Rollups reading user_activity_daily get it recomputed for [first, last] and computed for every earlier day
-    it was never computed for (all history for retention, the MAU window otherwise).
+    it was never computed for (all history for retention, the MAU window otherwise). The rollups reading raw
+    events come chunk by chunk (user_activity_daily first in each, since feature adoption reads it), then the
+    ones reading only user_activity_daily.
     """
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
     options = with_defaults(options)
     assert options.as_of is not None
     selected = rollups_named(names)
-    steps: list[Step] = []
     needs = [r for r in selected if r.needs_activity]
-    if needs or ACTIVITY in selected:
-        days = set(day_range(first, last))
-        if needs:
-            whole_history = any(r.grain == "week" for r in needs)
-            lowest = None if whole_history else first - timedelta(days=MAU_WINDOW_DAYS - 1)
-            highest = max(last, options.as_of) if whole_history else last
-            days |= set(missing_activity_days(client, lowest, highest))
-        steps += [Step(ACTIVITY, run) for run in contiguous_chunks(days, 1, chunk)]
+    with_activity = bool(needs) or ACTIVITY in selected
+    history: set[date] = set()
+    if needs:
+        whole_history = any(r.grain == "week" for r in needs)
+        lowest = None if whole_history else first - timedelta(days=MAU_WINDOW_DAYS - 1)
+        highest = max(last, options.as_of) if whole_history else last
+        history = set(missing_activity_days(client, lowest, highest)) - set(day_range(first, last))
+    steps = [Step(ACTIVITY, run) for run in contiguous_chunks(history, 1, chunk)]
+    # The rollups reading raw events run chunk by chunk, each chunk's together, so they share one scan of it.
+    readers = [r for r in selected if r.reads_events and r is not ACTIVITY]
+    if with_activity:
+        readers.insert(0, ACTIVITY)
+    for run in contiguous_chunks(day_range(first, last), 1, chunk):
+        steps += [Step(rollup, run, shared_scan=len(readers) > 1) for rollup in readers]
     for rollup in selected:
-        if rollup is ACTIVITY:
+        if rollup.reads_events:
             continue
         step_days = 7 if rollup.grain == "week" else 1
         for run in contiguous_chunks(rollup.partitions(first, last), step_days, chunk):
@@ -142,6 +153,8 @@ class Runner:
         self.options = with_defaults(options)
         self._staging: dict[str, str] = {}
         self._token = secrets.token_hex(4)
+        self._scan: tuple[date, date] | None = None
+        """The days the scan table holds the events of, once filled."""
 
     def __enter__(self) -> Runner:
         return self
@@ -153,6 +166,30 @@ class Runner:
         for staging in self._staging.values():
             self.client.command(f"DROP TABLE IF EXISTS {staging}")
         self._staging.clear()
+        self.client.command(f"DROP TABLE IF EXISTS {self._scan_table}")
+        self._scan = None
+
+    @property
+    def _scan_table(self) -> str:
+        return _identifier(f"_staging_scan_{self._token}")
+
+    def _scan_of(self, first: date, last: date) -> str:
+        """The scan table holding `scan_select(first, last)`, filled unless it already holds those days.
+
+        A Memory table: it lives for a few statements, is read by each of them in full, and a sorted or
+        compressed copy would cost more to write than it saves (measured).
+        """
+        if self._scan != (first, last):
+            query = scan_select(first, last, self.options)
+            self.client.command(f"DROP TABLE IF EXISTS {self._scan_table}")
+            self._scan = None
+            self.client.command(
+                f"CREATE TABLE {self._scan_table} ENGINE = Memory AS {query.sql} LIMIT 0",
+                parameters=query.parameters,
+            )
+            self.client.command(f"INSERT INTO {self._scan_table} {query.sql}", parameters=query.parameters)
+            self._scan = (first, last)
+        return self._scan_table
 
     def _staging_for(self, rollup: Rollup) -> str:
         if rollup.table not in self._staging:
@@ -166,7 +203,9 @@ class Runner:
         rollup, target = step.rollup, _identifier(step.rollup.table)
         staging = self._staging_for(rollup)
         column = _identifier(rollup.partition_column)
-        query = rollup.select(step.partitions[0], step.partitions[-1], self.options)
+        first, last = step.partitions[0], step.partitions[-1]
+        source = self._scan_of(first, last) if step.shared_scan else "events FINAL"
+        query = rollup.select(first, last, self.options, source)
         self.client.command(f"TRUNCATE TABLE {staging}")
         self.client.command(
             f"INSERT INTO {staging} ({', '.join(map(_identifier, rollup.columns))}) {query.sql}",

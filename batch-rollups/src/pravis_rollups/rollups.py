@@ -8,7 +8,11 @@ Every value reaches ClickHouse as a query parameter (`{name:Type}`); the only te
 from this module.
 
 Dedup: raw rows are read `FROM events FINAL` (and `feedback_scored FINAL`), so a redelivered event_id counts
-once. Definitions of the voice and AI metrics follow schemas/README.md; docs/queries.md explains every column.
+once. Reading FINAL is the dominant cost of a run (it merges every part's rows by key), so a run over several
+rollups reads it once: `scan_select` copies the deduplicated rows and columns every event-reading rollup
+needs, for a window that covers all their look-arounds, and each rollup's `select` reads that copy instead
+(`source`). Definitions of the voice and AI metrics follow schemas/README.md; docs/queries.md explains every
+column.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class Rollup:
     columns: tuple[str, ...]
     needs_activity: bool = False
     """Reads user_activity_daily, which must be computed first for the dates it reads."""
+    reads_events: bool = True
+    """Reads raw events (so a shared scan can stand in for `events FINAL`)."""
 
     @property
     def partition_column(self) -> str:
@@ -91,10 +97,12 @@ class Rollup:
             week += timedelta(days=7)
         return weeks
 
-    def select(self, first: date, last: date, options: RollupOptions) -> Query:
+    def select(self, first: date, last: date, options: RollupOptions, source: str = "events FINAL") -> Query:
         """SELECT of the rows of partitions [first, last] (days, or cohort Mondays), columns in
-        `self.columns`."""
-        return _BUILDERS[self.table](first, last, options)
+        `self.columns`. `source` is where raw events are read: deduplicated events, or a table filled by
+        `scan_select` for a range containing [first, last] (fixed SQL text from the jobs, never user
+        input)."""
+        return _BUILDERS[self.table](first, last, options, source)
 
 
 def monday(day: date) -> date:
@@ -114,24 +122,70 @@ def _events_between(lo_days: int = 0, hi_days: int = 1) -> str:
     )
 
 
+SCAN_COLUMNS = (
+    "project_id",
+    "event_id",
+    "event_type",
+    "timestamp",
+    "distinct_id",
+    "session_id",
+    "feature_name",
+    "interaction_id",
+    "model_used",
+    "success",
+    "request_duration_ms",
+    "completed",
+    "follow_up",
+    "intent",
+    "transcription_corrected",
+    "endpoint",
+    "method",
+    "duration_ms",
+    "status",
+    "cache_hit",
+    "rating",
+    "comment",
+)
+"""The event columns the event-reading rollups use: a scan copies only these."""
+
+
+def scan_days_before(options: RollupOptions) -> int:
+    """How many days before a range's first day the event-reading rollups look (sessions crossing midnight,
+    feedback on earlier answers, a command repeating the one before midnight)."""
+    repeat_days = -(-options.repeat_window_s // 86_400)
+    return max(SESSION_LOOKAROUND_DAYS, options.feedback_lookback_days, repeat_days)
+
+
+def scan_select(first: date, last: date, options: RollupOptions) -> Query:
+    """Deduplicated events (SCAN_COLUMNS) that every event-reading rollup's `select` over [first, last] reads:
+    from `scan_days_before` days before the range to the sessions' look-ahead after it, plus every later
+    feedback event (feedback on an answer may come any time after it)."""
+    sql = f"""
+SELECT {", ".join(SCAN_COLUMNS)}
+FROM events FINAL
+WHERE timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
+  AND (timestamp < toDateTime64({{date_to:Date}} + {1 + SESSION_LOOKAROUND_DAYS}, 3, 'UTC') OR event_type = 'feedback')"""
+    return Query(sql, {**_dates(first, last), "days_before": scan_days_before(options)})
+
+
 def _dates(first: date, last: date) -> dict[str, Any]:
     if last < first:
         raise ValueError(f"empty range {first}..{last}")
     return {"date_from": first, "date_to": last}
 
 
-def _user_activity(first: date, last: date, options: RollupOptions) -> Query:
+def _user_activity(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
 SELECT project_id, toDate(timestamp) AS day, distinct_id, count() AS events,
        min(timestamp) AS first_at, max(timestamp) AS last_at
-FROM events FINAL
+FROM {source}
 WHERE {_events_between()}
   AND event_type NOT IN {{inactive_types:Array(String)}} AND distinct_id != ''
 GROUP BY project_id, day, distinct_id"""
     return Query(sql, {**_dates(first, last), "inactive_types": list(options.inactive_types)})
 
 
-def _daily_active_users(first: date, last: date, options: RollupOptions) -> Query:
+def _daily_active_users(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
 SELECT project_id, window_day AS day, dau, wau, mau, new_users, if(mau = 0, 0, dau / mau) AS stickiness
 FROM (
@@ -159,7 +213,7 @@ FROM (
     return Query(sql, _dates(first, last))
 
 
-def _retention_cohorts(first_week: date, last_week: date, options: RollupOptions) -> Query:
+def _retention_cohorts(first_week: date, last_week: date, options: RollupOptions, source: str) -> Query:
     if options.as_of is None:
         raise ValueError("retention needs options.as_of (the last complete day)")
     counts = ",\n".join(
@@ -196,7 +250,7 @@ FROM (
     return Query(sql, {**_dates(first_week, last_week), "as_of": options.as_of})
 
 
-def _sessions_daily(first: date, last: date, options: RollupOptions) -> Query:
+def _sessions_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     buckets = ",\n       ".join(
         f"countIf(duration_s >= {low}{f' AND duration_s < {high}' if high is not None else ''}) AS {name}"
         for name, low, high in SESSION_BUCKETS
@@ -212,7 +266,7 @@ FROM (
     FROM (
         SELECT project_id, session_id, argMin(distinct_id, timestamp) AS owner, min(timestamp) AS started_at,
                count() AS events, dateDiff('millisecond', min(timestamp), max(timestamp)) / 1000 AS duration_s
-        FROM events FINAL
+        FROM {source}
         WHERE {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}
           AND session_id IS NOT NULL AND event_type NOT IN {{inactive_types:Array(String)}} AND distinct_id != ''
         GROUP BY project_id, session_id
@@ -224,14 +278,14 @@ FROM (
     return Query(sql, {**_dates(first, last), "inactive_types": list(options.inactive_types)})
 
 
-def _feature_usage_daily(first: date, last: date, options: RollupOptions) -> Query:
+def _feature_usage_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
 SELECT f.project_id AS project_id, f.day AS day, f.feature AS feature_name, f.users AS users, f.events AS events,
        a.active_users AS active_users, if(a.active_users = 0, NULL, f.users / a.active_users) AS adoption
 FROM (
     SELECT project_id, toDate(timestamp) AS day, assumeNotNull(feature_name) AS feature,
            uniqExact(distinct_id) AS users, count() AS events
-    FROM events FINAL
+    FROM {source}
     WHERE event_type = 'feature_use' AND {_events_between()} AND feature_name IS NOT NULL AND distinct_id != ''
     GROUP BY project_id, day, feature
 ) AS f
@@ -244,7 +298,7 @@ LEFT JOIN (
     return Query(sql, _dates(first, last))
 
 
-def _ai_performance_daily(first: date, last: date, options: RollupOptions) -> Query:
+def _ai_performance_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # Feedback is counted once per (group, interaction): groupUniqArray of (interaction_id, count) pairs
     # dedups the interactions a group's requests share, so every GROUPING SETS level stays exact, not a sum of
     # levels.
@@ -275,13 +329,13 @@ FROM (
         FROM (
             SELECT project_id, timestamp, event_type, model_used, assumeNotNull(interaction_id) AS interaction,
                    success, request_duration_ms, completed, follow_up
-            FROM events FINAL
+            FROM {source}
             WHERE event_type IN {{ai_types:Array(String)}} AND {_events_between()} AND interaction_id IS NOT NULL
         ) AS r
         LEFT JOIN (
             SELECT project_id, assumeNotNull(interaction_id) AS interaction, count() AS n,
                    countIf(rating >= 4) AS positive
-            FROM events FINAL
+            FROM {source}
             WHERE event_type = 'feedback' AND interaction_id IS NOT NULL
               AND timestamp >= toDateTime64({{date_from:Date}} - {{feedback_lookback_days:UInt16}}, 3, 'UTC')
             GROUP BY project_id, interaction
@@ -299,16 +353,16 @@ FROM (
     )
 
 
-def _voice_metrics_daily(first: date, last: date, options: RollupOptions) -> Query:
+def _voice_metrics_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # Events from `repeat_window_s` before the range are read so the first command of a day can repeat the
     # last one of the day before; only events inside the range are counted.
-    sql = """
+    sql = f"""
 SELECT project_id, day, voice_requests, voice_successes,
        if(voice_requests = 0, NULL, voice_successes / voice_requests) AS success_rate,
        commands, repeated_commands, if(commands = 0, NULL, repeated_commands / commands) AS repeated_command_rate,
        transcriptions, correction_reported, corrected,
        if(correction_reported = 0, NULL, corrected / correction_reported) AS correction_rate,
-       {repeat_window_s:UInt32} AS repeat_window_s
+       {{repeat_window_s:UInt32}} AS repeat_window_s
 FROM (
     SELECT project_id, toDate(ts) AS day,
            countIf(kind = 'voice_request') AS voice_requests,
@@ -325,22 +379,22 @@ FROM (
                    kind = 'voice_request' AND session_id IS NOT NULL AND command IS NOT NULL
                    AND row_number() OVER w > 1
                    AND lagInFrame(toNullable(command)) OVER w = command
-                   AND dateDiff('millisecond', lagInFrame(timestamp) OVER w, timestamp) <= {repeat_window_s:UInt32} * 1000,
+                   AND dateDiff('millisecond', lagInFrame(timestamp) OVER w, timestamp) <= {{repeat_window_s:UInt32}} * 1000,
                    false) AS repeated
-        FROM events FINAL
+        FROM {source}
         WHERE event_type IN ('voice_request', 'transcription')
-          AND timestamp >= toDateTime64({date_from:Date}, 3, 'UTC') - toIntervalSecond({repeat_window_s:UInt32})
-          AND timestamp < toDateTime64({date_to:Date} + 1, 3, 'UTC')
+          AND timestamp >= toDateTime64({{date_from:Date}}, 3, 'UTC') - toIntervalSecond({{repeat_window_s:UInt32}})
+          AND timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
         WINDOW w AS (PARTITION BY project_id, session_id, event_type ORDER BY timestamp, event_id
                      ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
     )
-    WHERE ts >= toDateTime64({date_from:Date}, 3, 'UTC')
+    WHERE ts >= toDateTime64({{date_from:Date}}, 3, 'UTC')
     GROUP BY project_id, day
 )"""
     return Query(sql, {**_dates(first, last), "repeat_window_s": options.repeat_window_s})
 
 
-def _api_performance_daily(first: date, last: date, options: RollupOptions) -> Query:
+def _api_performance_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
 SELECT project_id, day, endpoint_key AS endpoint, method_key AS method, requests,
        q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, client_errors, server_errors,
@@ -355,7 +409,7 @@ FROM (
     FROM (
         SELECT project_id, toDate(timestamp) AS day, assumeNotNull(endpoint) AS route, assumeNotNull(method) AS verb,
                assumeNotNull(duration_ms) AS duration, assumeNotNull(status) AS code, cache_hit AS cache
-        FROM events FINAL
+        FROM {source}
         WHERE event_type = 'api_request' AND {_events_between()}
           AND endpoint IS NOT NULL AND method IS NOT NULL AND duration_ms IS NOT NULL AND status IS NOT NULL
     )
@@ -364,7 +418,7 @@ FROM (
     return Query(sql, _dates(first, last))
 
 
-def _feedback_daily(first: date, last: date, options: RollupOptions) -> Query:
+def _feedback_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     ratings = ", ".join(f"countIf(f.rating = {r}) AS rating_{r}" for r in range(1, 6))
     sql = f"""
 SELECT f.project_id AS project_id, toDate(f.timestamp) AS day, count() AS feedback, avg(f.rating) AS avg_rating,
@@ -375,7 +429,7 @@ SELECT f.project_id AS project_id, toDate(f.timestamp) AS day, count() AS feedba
        countIf(s.label = 'negative') AS negative, avg(s.score) AS avg_sentiment
 FROM (
     SELECT project_id, event_id, timestamp, assumeNotNull(rating) AS rating, comment
-    FROM events FINAL
+    FROM {source}
     WHERE event_type = 'feedback' AND {_events_between()} AND rating IS NOT NULL
 ) AS f
 LEFT JOIN (
@@ -421,6 +475,7 @@ ROLLUPS: tuple[Rollup, ...] = (
         "day",
         ("project_id", "day", "dau", "wau", "mau", "new_users", "stickiness"),
         needs_activity=True,
+        reads_events=False,
     ),
     Rollup(
         "retention_cohorts",
@@ -433,6 +488,7 @@ ROLLUPS: tuple[Rollup, ...] = (
             "as_of",
         ),
         needs_activity=True,
+        reads_events=False,
     ),
     Rollup("sessions_daily", "day", _SESSION_COLUMNS),
     Rollup(
