@@ -314,9 +314,9 @@ LEFT JOIN (
 
 
 def _ai_performance_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
-    # Feedback is counted once per (group, interaction): groupUniqArray of (interaction_id, count) pairs
+    # Feedback is counted once per (group, interaction): groupUniqArray of (interaction_id, count, positive)
     # dedups the interactions a group's requests share, so every GROUPING SETS level stays exact, not a sum of
-    # levels.
+    # levels. ANY JOIN: the feedback side has one row per interaction, and ANY skips looking for more.
     sql = f"""
 SELECT project_id, day, kind_key AS event_type, model_key AS model_used, requests, successes,
        successes / requests AS success_rate, q[1] AS p50_ms, q[2] AS p95_ms,
@@ -329,8 +329,8 @@ FROM (
            if(grouping(model) = 1, '*', model) AS model_key,
            count() AS requests, countIf(ok) AS successes,
            quantilesExactInclusive(0.5, 0.95)(duration_ms) AS q,
-           arraySum(x -> x.2, groupUniqArrayIf((interaction, fb_n), fb_n > 0)) AS feedback,
-           arraySum(x -> x.3, groupUniqArrayIf((interaction, fb_n, fb_positive), fb_n > 0)) AS positive_feedback,
+           groupUniqArrayIf((interaction, fb_n, fb_positive), fb_n > 0) AS rated,
+           arraySum(x -> x.2, rated) AS feedback, arraySum(x -> x.3, rated) AS positive_feedback,
            countIf(kind = 'conversation') AS conversations,
            countIf(kind = 'conversation' AND completed_flag IS NOT NULL) AS completion_reported,
            countIf(kind = 'conversation' AND completed_flag) AS completed,
@@ -347,7 +347,7 @@ FROM (
             FROM {source}
             WHERE event_type IN {{ai_types:Array(String)}} AND {_events_between()} AND interaction_id IS NOT NULL
         ) AS r
-        LEFT JOIN (
+        LEFT ANY JOIN (
             SELECT project_id, assumeNotNull(interaction_id) AS interaction, count() AS n,
                    countIf(rating >= 4) AS positive
             FROM {source}
@@ -369,8 +369,9 @@ FROM (
 
 
 def _voice_metrics_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
-    # Events from `repeat_window_s` before the range are read so the first command of a day can repeat the
-    # last one of the day before; only events inside the range are counted.
+    # Voice requests from `repeat_window_s` before the range are read so the first command of a day can repeat
+    # the last one of the day before; only events inside the range are counted. Only voice requests go through
+    # the window (a sort by session): transcriptions are just counted.
     sql = f"""
 SELECT project_id, day, voice_requests, voice_successes,
        if(voice_requests = 0, NULL, voice_successes / voice_requests) AS success_rate,
@@ -389,19 +390,25 @@ FROM (
            countIf(kind = 'transcription' AND corrected_flag) AS corrected
     FROM (
         SELECT project_id, event_type AS kind, timestamp AS ts, success AS ok, intent AS command,
-               transcription_corrected AS corrected_flag,
+               CAST(NULL, 'Nullable(Bool)') AS corrected_flag,
                coalesce(
-                   kind = 'voice_request' AND session_id IS NOT NULL AND command IS NOT NULL
+                   session_id IS NOT NULL AND command IS NOT NULL
                    AND row_number() OVER w > 1
                    AND lagInFrame(toNullable(command)) OVER w = command
                    AND dateDiff('millisecond', lagInFrame(timestamp) OVER w, timestamp) <= {{repeat_window_s:UInt32}} * 1000,
                    false) AS repeated
         FROM {source}
-        WHERE event_type IN ('voice_request', 'transcription')
+        WHERE event_type = 'voice_request'
           AND timestamp >= toDateTime64({{date_from:Date}}, 3, 'UTC') - toIntervalSecond({{repeat_window_s:UInt32}})
           AND timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
-        WINDOW w AS (PARTITION BY project_id, session_id, event_type ORDER BY timestamp, event_id
+        WINDOW w AS (PARTITION BY project_id, session_id ORDER BY timestamp, event_id
                      ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+        UNION ALL
+        SELECT project_id, event_type AS kind, timestamp AS ts, success AS ok, CAST(NULL, 'Nullable(String)') AS command,
+               transcription_corrected AS corrected_flag, false AS repeated
+        FROM {source}
+        WHERE event_type = 'transcription'
+          AND timestamp >= toDateTime64({{date_from:Date}}, 3, 'UTC') AND timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
     )
     WHERE ts >= toDateTime64({{date_from:Date}}, 3, 'UTC')
     GROUP BY project_id, day
