@@ -11,12 +11,16 @@ across midnight, anonymous visitors, two projects.
 Delivery faults are explicit so a test can replay them: `duplicates` are exact copies of on-time rows (a Kafka
 redelivery or a client retry), `late_events` are rows of the last `late_days` days held back to be delivered
 after a first rollup run. The same seed always gives the same rows.
+
+`events_by_user(config)` yields the same on-time rows one user at a time, for data sets too large to hold
+(a benchmark's 10M events take tens of GB as dicts).
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -115,11 +119,23 @@ class _Generator:
     def run(self) -> Dataset:
         for project in self.config.projects:
             for index in range(self.config.users):
-                self.user(project, index)
+                self.user(project, index, self.dataset.events, self.dataset.late_events)
         self.faults()
         return self.dataset
 
-    def user(self, project: str, index: int) -> None:
+    def by_user(self) -> Iterator[list[dict[str, Any]]]:
+        # `late` stays empty (events_by_user requires late_rate=0) but sessions still make the same rng draws
+        # for it as in `run`, which keeps the on-time rows identical.
+        late: list[dict[str, Any]] = []
+        for project in self.config.projects:
+            for index in range(self.config.users):
+                rows: list[dict[str, Any]] = []
+                self.user(project, index, rows, late)
+                yield rows
+
+    def user(
+        self, project: str, index: int, on_time: list[dict[str, Any]], late: list[dict[str, Any]]
+    ) -> None:
         config, rng = self.config, self.rng
         identity = (
             {"anonymous_id": f"anon-{index:05d}"}
@@ -133,9 +149,16 @@ class _Generator:
                 continue
             day = datetime.combine(config.start + timedelta(days=offset), datetime.min.time(), UTC)
             for _ in range(rng.randint(1, config.max_sessions_per_day)):
-                self.session(project, identity, day)
+                self.session(project, identity, day, on_time, late)
 
-    def session(self, project: str, identity: dict[str, str], day: datetime) -> None:
+    def session(
+        self,
+        project: str,
+        identity: dict[str, str],
+        day: datetime,
+        on_time: list[dict[str, Any]],
+        late: list[dict[str, Any]],
+    ) -> None:
         rng = self.rng
         if rng.random() < 0.06:  # starts just before midnight, ends on the next day
             start = day + timedelta(seconds=86_400 - rng.randint(30, 600))
@@ -228,15 +251,15 @@ class _Generator:
             rows.append(
                 self.api_event({**base, "session_id": None}, start + timedelta(seconds=rng.uniform(0, 600)))
             )
-        late = start >= self.late_from
+        may_be_late = start >= self.late_from
         for row in rows:
             if parse_iso(row["timestamp"]) >= self.period_end:
                 continue  # keep the period closed: nothing after its last day
-            if late and self.rng.random() < self.config.late_rate:
+            if may_be_late and self.rng.random() < self.config.late_rate:
                 row["received_at"] = iso(parse_iso(row["timestamp"]) + timedelta(days=self.config.late_days))
-                self.dataset.late_events.append(row)
+                late.append(row)
             else:
-                self.dataset.events.append(row)
+                on_time.append(row)
 
     def event(self, base: dict[str, Any], event_type: str, moment: datetime, **fields: Any) -> dict[str, Any]:
         row = {
@@ -372,3 +395,17 @@ class _Generator:
 
 def generate(config: SyntheticConfig | None = None) -> Dataset:
     return _Generator(config or SyntheticConfig()).run()
+
+
+def events_by_user(config: SyntheticConfig) -> Iterator[list[dict[str, Any]]]:
+    """`generate(config).events`, one list per user (every user, in the same order, possibly empty), holding
+    only that user's rows.
+
+    Duplicates and late rows need the whole data set (duplicates are drawn after every user), so both rates
+    must be 0.
+    """
+    if config.duplicate_rate or config.late_rate:
+        raise ValueError(
+            "events_by_user makes on-time rows only: set duplicate_rate=0 and late_rate=0, or use generate()"
+        )
+    return _Generator(config).by_user()

@@ -1,0 +1,45 @@
+"""The streamed synthetic data (`events_by_user`) against the in-memory `generate`."""
+
+import itertools
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from pravis_rollups.synthetic import SyntheticConfig, events_by_user, generate, json_rows
+
+ON_TIME = SyntheticConfig(seed=3, start=date(2024, 3, 4), days=30, users=40, duplicate_rate=0, late_rate=0)
+
+
+def identity(row: dict) -> tuple[str, str | None, str | None]:
+    return row["project_id"], row.get("user_id"), row.get("anonymous_id")
+
+
+@pytest.mark.parametrize(
+    "config", [ON_TIME, replace(ON_TIME, seed=11, days=7, users=9, max_sessions_per_day=2)]
+)
+def test_streamed_rows_are_the_generated_events_in_order(config: SyntheticConfig) -> None:
+    streamed = list(events_by_user(config))
+    expected = generate(config).events
+
+    # JSON bytes, not dict equality: the field order of a row is part of what a topic or insert receives.
+    assert json_rows([row for rows in streamed for row in rows]) == json_rows(expected)
+    assert len(streamed) == config.users * len(config.projects)
+    for rows in streamed:
+        assert len({identity(row) for row in rows}) <= 1
+
+
+def test_streaming_is_lazy() -> None:
+    # A billion users per project can only be read lazily; the first users of the first project draw the same
+    # random numbers whatever the user count.
+    first = list(itertools.islice(events_by_user(replace(ON_TIME, users=10**9)), 3))
+    small = generate(replace(ON_TIME, users=3)).events
+
+    assert json_rows([row for rows in first for row in rows]) == json_rows(
+        [row for row in small if row["project_id"] == ON_TIME.projects[0]]
+    )
+
+
+@pytest.mark.parametrize("rates", [{"duplicate_rate": 0.03}, {"late_rate": 0.05}])
+def test_faults_need_the_whole_data_set(rates: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="generate"):
+        events_by_user(replace(ON_TIME, **rates))
