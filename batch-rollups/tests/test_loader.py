@@ -83,13 +83,14 @@ def database_url(clickhouse_server: str) -> str:
     return f"{clickhouse_server}/pravis_loader_{secrets.token_hex(4)}"
 
 
-def loader_settings(bootstrap: str, url: str, group: str | None = None) -> Settings:
+def loader_settings(bootstrap: str, url: str, group: str | None = None, **overrides) -> Settings:
     return Settings(
         kafka_bootstrap=bootstrap,
         clickhouse_url=url,
         loader_group_id=group or f"loader-test-{secrets.token_hex(4)}",
         loader_batch_seconds=0.5,
         loader_retry_max_seconds=1.0,
+        **overrides,
     )
 
 
@@ -227,6 +228,59 @@ async def test_poison_messages_are_rejected_with_their_reason_and_do_not_stall(
     assert bad_row == 1  # the second line of its record
     assert any(r.startswith("Alert: ") and "status" in r for r in reasons)
     assert any(r.startswith("ScoredFeedback: ") and "rating" in r for r in reasons)
+
+
+class SliceWatchingLoader(Loader):
+    """Notes how many inserts run at once, through which clients, and whether any runs during a commit."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.running = self.most_at_once = self.commits_during_inserts = 0
+        self.clients: set[int] = set()
+
+    async def _insert_bisecting(self, client, table, batch):
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        self.clients.add(id(client))
+        try:
+            return await super()._insert_bisecting(client, table, batch)
+        finally:
+            self.running -= 1
+
+    async def commit(self, consumer, fetched) -> None:
+        self.commits_during_inserts += self.running > 0
+        await super().commit(consumer, fetched)
+
+
+async def test_big_batches_load_as_concurrent_slices_and_bad_rows_are_still_isolated(
+    kafka_bootstrap: str, database_url: str
+) -> None:
+    marker = secrets.token_hex(6)
+    views = [event() for _ in range(300)]
+    bad = {**event(), "event_id": f"not-a-uuid-{marker}"}
+    await produce(
+        kafka_bootstrap,
+        topics.EVENTS,
+        [record(e) for e in views[:200]] + [record(bad)] + [record(e) for e in views[200:]],
+    )
+    settings = loader_settings(
+        kafka_bootstrap, database_url, loader_parallel_insert_rows=10, loader_insert_parallelism=2
+    )
+    loader = SliceWatchingLoader(settings)
+    ids = [e["event_id"] for e in views]
+
+    def rejected() -> int:
+        with clickhouse.connect(database_url) as client:
+            return client.query(
+                "SELECT count() FROM loader_rejected FINAL WHERE position(value, {m:String}) > 0",
+                parameters={"m": marker},
+            ).result_rows[0][0]
+
+    async with running(loader):
+        await eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1))
+        await eventually(lambda: rejected() == 1)
+
+    assert (loader.most_at_once, len(loader.clients), loader.commits_during_inserts) == (2, 2, 0)
 
 
 class CrashBeforeCommit(Exception):

@@ -2,8 +2,9 @@
 them.
 
 Topics and tables are in `pravis_rollups.routing`. A batch closes at `loader_batch_rows` messages or after
-`loader_batch_seconds`; each table's rows go in as one JSONEachRow insert, then the batch's offsets are
-committed.
+`loader_batch_seconds`; each table's rows go in as one JSONEachRow insert (above `loader_parallel_insert_rows`
+messages: as `loader_insert_parallelism` concurrent inserts of contiguous slices), then the batch's offsets
+are committed.
 - ClickHouse unreachable or failing: the insert is retried with exponential backoff (forever); nothing is
   committed,
   so a crash meanwhile re-reads the batch from Kafka.
@@ -20,6 +21,7 @@ few records per fetch, and one commit point keeps "inserted before committed" a 
 
 import asyncio
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -106,7 +108,7 @@ class Loader:
         log.info("migrations applied", applied=applied)
         async for attempt in self._retrying("connect"):
             with attempt:
-                client = await asyncio.to_thread(clickhouse.connect, self.settings.clickhouse_url)
+                clients = await asyncio.to_thread(self._connect)
         consumer = loader_consumer(self.settings, *ROUTES)
         await consumer.start()
         self.ready.set()
@@ -123,20 +125,33 @@ class Loader:
                     await in_flight
                     in_flight = None
                 if fetched:
-                    in_flight = asyncio.create_task(self._load_and_commit(client, consumer, fetched))
+                    in_flight = asyncio.create_task(self._load_and_commit(clients, consumer, fetched))
         finally:
             if in_flight is not None and not in_flight.done():
                 in_flight.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await in_flight
             await consumer.stop()  # always: a consumer left running would keep its partitions in the group
-            client.close()
+            for client in clients:
+                client.close()
+
+    def _connect(self) -> list[Client]:
+        # One client per concurrent insert: clickhouse-connect documents a Client as not thread-safe when it
+        # has a session id, which it generates by default, because ClickHouse refuses a second query in a busy
+        # session (SESSION_IS_LOCKED).
+        return [
+            clickhouse.connect(self.settings.clickhouse_url)
+            for _ in range(self.settings.loader_insert_parallelism)
+        ]
 
     async def _load_and_commit(
-        self, client: Client, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]
+        self,
+        clients: list[Client],
+        consumer: AIOKafkaConsumer,
+        fetched: dict[TopicPartition, list[ConsumerRecord]],
     ) -> None:
         began = time.monotonic()
-        await self.load(client, fetched)
+        await self.load(clients, fetched)
         await self.commit(consumer, fetched)
         BATCH_SECONDS.observe(time.monotonic() - began)
 
@@ -153,7 +168,7 @@ class Loader:
                 count += len(records)
         return batch
 
-    async def load(self, client: Client, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def load(self, clients: list[Client], fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Insert every record of the batch, or reject it with a reason; returns once all are in
         ClickHouse."""
         tables: dict[str, TableBatch] = {}
@@ -177,14 +192,36 @@ class Loader:
                     rejections.append(Rejection(record, str(exc)))
         for table, batch in tables.items():
             if batch.rows:
-                rejections += await self._insert_bisecting(client, table, batch)
+                rejections += await self._insert_sliced(clients, table, batch)
         if rejections:
-            await self._reject(client, rejections)
+            await self._reject(clients[0], rejections)
         log.info(
             "batch loaded",
             rows={table: len(batch.rows) for table, batch in tables.items()},
             rejected=len(rejections),
         )
+
+    async def _insert_sliced(self, clients: list[Client], table: str, batch: TableBatch) -> list[Rejection]:
+        """Insert a table's rows, above `loader_parallel_insert_rows` as contiguous slices at once (one per
+        client); return the refused rows.
+
+        ClickHouse parses one insert's JSON on one thread (chdb: ~250k rows/s), so concurrent inserts put more
+        cores to work. The slices may land in any order: every loader table is a ReplacingMergeTree keyed on
+        the message's identity, and rows sharing one are redelivered copies."""
+        slices = 1 if len(batch.rows) <= self.settings.loader_parallel_insert_rows else len(clients)
+        size = math.ceil(len(batch.rows) / slices)
+        parts = [
+            TableBatch(batch.records[i : i + size], batch.rows[i : i + size])
+            for i in range(0, len(batch.rows), size)
+        ]
+        # A task group, not gather: if one slice fails, the others are cancelled rather than left running
+        # against clients that the caller is about to close.
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self._insert_bisecting(client, table, part))
+                for client, part in zip(clients, parts, strict=False)
+            ]
+        return [rejection for task in tasks for rejection in task.result()]
 
     async def _insert_bisecting(self, client: Client, table: str, batch: TableBatch) -> list[Rejection]:
         """Insert the rows; when ClickHouse refuses them, halve until each refused row is alone (a refused

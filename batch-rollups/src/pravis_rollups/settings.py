@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 from pravis_schemas.kafka_security import KafkaSecuritySettings
+from pydantic import PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pravis_rollups.retention import RetentionPolicy
@@ -26,6 +27,12 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     # freshly posted events queryable within about a second.
     loader_batch_rows: int = 50_000
     loader_batch_seconds: float = 1.0
+    loader_insert_parallelism: PositiveInt = 2
+    """Concurrent inserts (and ClickHouse clients) a big table batch is split into; ClickHouse parses each
+    insert's rows on one thread, so this many cores parse at once (chdb, 2 cores: 1.6-1.7x rows/s)."""
+    loader_parallel_insert_rows: int = 10_000
+    """A table's messages in a batch above which the insert is split. Below it a split saves a few
+    milliseconds at most and doubles the parts ClickHouse has to merge."""
     loader_retry_max_seconds: float = 30.0
     loader_health_host: str = "127.0.0.1"
     loader_health_port: int = 8091

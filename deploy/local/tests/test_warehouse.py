@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +23,10 @@ import zstandard
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 DATABASE = "pravis"
+# The module's server has this many chdb connections ("lanes"); tests that must know which requests share a
+# lane hold all but one of them with streamed results.
+LANES = 3
+ENDLESS = {"query": "SELECT * FROM numbers(1e9)"}
 
 
 def free_port() -> int:
@@ -32,11 +36,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def warehouse(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+def warehouse(data_dir: Path, lanes: int = LANES) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     port = free_port()
     log_path = data_dir.parent / f"warehouse-{port}.log"
     with log_path.open("wb") as log_file:
         argv = ["-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(data_dir)]
+        argv += ["--connections", str(lanes)]
         process = subprocess.Popen(
             [sys.executable, *argv],
             stdout=log_file,
@@ -79,6 +84,25 @@ def sql(http: httpx.Client, query: str, **params: str) -> str:
     response = http.post("/", params=params, content=query)
     assert response.status_code == 200, response.text
     return response.text
+
+
+@contextlib.contextmanager
+def held_lane(server: str) -> Iterator[None]:
+    """Keeps one lane busy: a streamed result the client started reading and then left unread."""
+    with (
+        httpx.Client(base_url=server, timeout=60) as client,
+        client.stream("GET", "/", params=ENDLESS) as response,
+    ):
+        chunks = response.iter_raw()  # kept: dropping the generator would close the response
+        next(chunks)
+        yield
+
+
+def poll(check: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"not true after {timeout_s}s: {check.__doc__}"
+        time.sleep(0.05)
 
 
 def test_ping_and_root(http: httpx.Client) -> None:
@@ -331,19 +355,70 @@ def test_large_result_streams_and_late_error_is_framed(server: str, http: httpx.
     assert http.get("/", params={"query": "SELECT 1"}).text == "1\n"
 
 
-def test_client_gone_mid_stream_releases_the_session(http: httpx.Client, server: str) -> None:
-    endless = {"query": "SELECT * FROM numbers(1e9)"}
-    with httpx.Client(base_url=server) as other, other.stream("GET", "/", params=endless) as response:
-        next(response.iter_raw())
+def test_client_gone_mid_stream_releases_its_lane(http: httpx.Client, server: str) -> None:
+    for _ in range(LANES + 1):  # a lane kept by a departed client would leave the last request none
+        with held_lane(server):
+            pass
     assert http.get("/", params={"query": "SELECT 2"}, timeout=10).text == "2\n"
 
 
-def test_concurrent_requests_are_serialised_safely(http: httpx.Client) -> None:
+def test_concurrent_requests_keep_their_own_database_and_settings(http: httpx.Client) -> None:
+    sql(http, "CREATE DATABASE IF NOT EXISTS other")
+
     def run(i: int) -> str:
-        return http.get("/", params={"query": f"SELECT {i} + sleepEachRow(0.01) FROM numbers(3)"}).text
+        query = (
+            "SELECT currentDatabase(), getSetting('max_result_rows') FROM numbers(3) "
+            "WHERE sleepEachRow(0.01) = 0"
+        )
+        database = "other" if i % 2 else DATABASE
+        return http.get(
+            "/", params={"query": query, "database": database, "max_result_rows": str(100 + i)}
+        ).text
 
     with ThreadPoolExecutor(8) as pool:
-        assert list(pool.map(run, range(24))) == [f"{i}\n" * 3 for i in range(24)]
+        results = list(pool.map(run, range(24)))
+    assert results == [f"{'other' if i % 2 else DATABASE}\t{100 + i}\n" * 3 for i in range(24)]
+
+
+def test_two_inserts_run_at_once_and_both_land(http: httpx.Client) -> None:
+    # Each row's default sleeps, so each insert takes about 2 s: long enough to see both running together.
+    sql(
+        http,
+        "CREATE TABLE slow (n UInt64, pause UInt8 DEFAULT sleepEachRow(0.05)) ENGINE = MergeTree ORDER BY n",
+    )
+
+    def insert(first: int) -> httpx.Response:
+        rows = "".join(f'{{"n": {n}}}\n' for n in range(first, first + 40))
+        return http.post("/", content="INSERT INTO slow FORMAT JSONEachRow\n" + rows)
+
+    def both_running() -> bool:
+        """two inserts into `slow` run at the same time"""
+        running = "SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO slow %'"
+        return sql(http, running) == "2\n"
+
+    with ThreadPoolExecutor(2) as pool:
+        inserts = [pool.submit(insert, first) for first in (0, 1000)]
+        poll(both_running)
+        assert [future.result().status_code for future in inserts] == [200, 200]
+    assert sql(http, "SELECT count(), countIf(n >= 1000) FROM slow") == "80\t40\n"
+
+
+def test_ddl_on_one_lane_is_seen_by_the_next_request_on_another(http: httpx.Client, server: str) -> None:
+    holds = [contextlib.ExitStack() for _ in range(LANES)]
+    try:
+        for hold in holds[:-1]:
+            hold.enter_context(held_lane(server))
+        # One lane is idle: the DDL runs there; then a stream takes that lane too.
+        sql(http, "CREATE DATABASE made_elsewhere")
+        sql(http, "CREATE TABLE made_elsewhere.t (n UInt8) ENGINE = MergeTree ORDER BY n")
+        holds[-1].enter_context(held_lane(server))
+        holds[0].close()
+        # The lane freed by the first stream is the only idle one, and the DDL did not run on it.
+        sql(http, "INSERT INTO t VALUES (7)", database="made_elsewhere")
+        assert sql(http, "SELECT n FROM t", database="made_elsewhere") == "7\n"
+    finally:
+        for hold in holds:
+            hold.close()
 
 
 def test_restart_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:
@@ -357,3 +432,20 @@ def test_restart_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:
             assert "warehouse.stopped" in log_path.read_text()
     with warehouse(data_dir) as (url, _, _):
         assert httpx.get(url, params={"query": "SELECT count() FROM kept"}).text == "2\n"
+
+
+def test_stop_during_a_query_answers_it_and_exits_cleanly(tmp_path: Path) -> None:
+    slow = "SELECT sleepEachRow(0.5) FROM numbers(4) SETTINGS max_block_size = 1"
+    with warehouse(tmp_path / "data") as (url, process, log_path), ThreadPoolExecutor(1) as pool:
+        running = pool.submit(httpx.post, url, content=slow, timeout=30)
+
+        def started() -> bool:
+            """the slow query runs"""
+            processes = "SELECT count() FROM system.processes WHERE query LIKE 'SELECT sleepEachRow(0.5)%'"
+            return httpx.post(url, content=processes).text == "1\n"
+
+        poll(started)
+        process.send_signal(signal.SIGTERM)
+        assert running.result().text == "0\n" * 4
+        assert process.wait(30) in (0, -signal.SIGTERM)
+        assert "warehouse.stopped" in log_path.read_text()

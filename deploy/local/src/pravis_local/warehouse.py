@@ -1,13 +1,15 @@
-"""The local warehouse: the ClickHouse HTTP interface served from one embedded chdb session.
+"""The local warehouse: the ClickHouse HTTP interface served from the embedded chdb engine.
 
 Only one process may open a chdb data path, so this server owns ``settings.chdb_path`` and every worker and
-analyst tool (clickhouse-connect, curl, Grafana) reaches the data over ClickHouse's HTTP protocol. Run it with
-``python -m pravis_local.warehouse [--host H] [--port P] [--data-dir D]``; build the app with ``create_app``.
+analyst tool (clickhouse-connect, curl, Grafana) reaches the data over ClickHouse's HTTP protocol. Run it
+with ``python -m pravis_local.warehouse [--host H] [--port P] [--data-dir D] [--connections N]``; build the
+app with ``create_app``.
 
 Not a full ClickHouse server: authentication (user/password parameters, X-ClickHouse-User/-Key headers, Basic
 auth) is accepted but not enforced, since the embedded stack is a loopback development tool; HTTP sessions
-(session_id) are ignored and all requests share one chdb session, one at a time; GET is not made read-only;
-ClickHouse's own block compression (compress=1 / decompress=1) and external data tables are refused.
+(session_id) are ignored and requests share a small pool of chdb connections, one request per connection at
+a time; GET is not made read-only; ClickHouse's own block compression (compress=1 / decompress=1) and external
+data tables are refused.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import secrets
 import socket
@@ -27,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import chdb
 import structlog
 import uvicorn
-from chdb.session import Session
-from chdb.state.sqlitelike import StreamingResult
+from chdb.state.sqlitelike import Connection, StreamingResult
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -44,11 +47,14 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_FORMAT = "TabSeparated"
 # Like ClickHouse's buffer_size: a result this small is sent whole, so a late error still gets a proper status
-# and the summary header is exact. Bigger results stream chunk by chunk while the session stays locked.
+# and the summary header is exact. Bigger results stream chunk by chunk while their request keeps its lane.
 RESPONSE_BUFFER_BYTES = 1 << 20
 # Only this much of a POST body is searched for the INSERT statement; the data after it is never decoded.
 INSERT_HEAD_BYTES = 64 << 10
 SERVER_NAME = socket.gethostname()
+# One connection per core lets that many inserts parse at once; at least two, so one long streamed result
+# never holds up every other request.
+DEFAULT_CONNECTIONS = max(2, os.cpu_count() or 1)
 
 # URL parameters the ClickHouse HTTP handler consumes itself (reserved_param_names in HTTPHandler.cpp).
 HTTP_PARAMS = frozenset(
@@ -57,7 +63,7 @@ HTTP_PARAMS = frozenset(
      "session_check", "client_protocol_version", "close_session"}
 )  # fmt: skip
 # Real ClickHouse settings that only steer the HTTP server: implemented here or meaningless for chdb. readonly
-# is in the list because it cannot be lifted again once set, and the session is shared by every request.
+# is in the list because it cannot be lifted again once set, and every connection serves many requests.
 HTTP_SETTINGS = frozenset(
     {"enable_http_compression", "http_zlib_compression_level", "send_progress_in_http_headers",
      "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
@@ -185,67 +191,35 @@ class HttpQuery:
         return statement, fmt, [self.body[start - len(self.head) :]]
 
 
-class Warehouse:
-    """Owns the chdb session and lends it to one request at a time (``turn``): the current database, the
-    settings and an open streaming result are all session state. The other methods run in worker threads."""
+class Lane:
+    """One chdb connection and what a request leaves on it while it holds the lane: the current database, the
+    settings and an open streaming result are all per connection. The methods run in worker threads."""
 
-    def __init__(self, path: Path, database: str) -> None:
-        self.path, self.database = path, database
-        self.timezone, self.compress_by_default = "UTC", False
-        self.setting_names: frozenset[str] = frozenset()
-        self.lock = asyncio.Lock()
-        self._session: Session | None = None
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
         self._stream: StreamingResult | None = None
 
-    def open(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._session = Session(str(self.path))
-        self._run(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}")
-        self.timezone = self._run("SELECT timezone()").strip()
-        self.setting_names = frozenset(self._run("SELECT name FROM system.settings").split())
-        # chdb's default is enable_http_compression=1, and clients trust system.settings: clickhouse-connect
-        # then stops sending the parameter and simply expects compressed responses.
-        self.compress_by_default = self._run("SELECT getSetting('enable_http_compression')").strip() == "true"
+    def run(self, sql: str) -> str:
+        return self.connection.query(sql, DEFAULT_FORMAT).bytes().decode()
 
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def _run(self, sql: str) -> str:
-        assert self._session is not None
-        return self._session.query(sql, DEFAULT_FORMAT).bytes().decode()
-
-    @contextlib.asynccontextmanager
-    async def turn(self, database: str, changes: dict[str, str]) -> AsyncIterator[None]:
-        """Hold the session with ``USE database`` and ``SET changes`` applied; undo them afterwards."""
-        async with self.lock:
-            try:
-                await anyio.to_thread.run_sync(self._enter, database, changes)
-                yield
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._leave, changes)
-
-    def _enter(self, database: str, changes: dict[str, str]) -> None:
+    def enter(self, database: str, changes: dict[str, str]) -> None:
         with engine_errors():
-            self._run(f"USE {quote_identifier(database)}")
+            self.run(f"USE {quote_identifier(database)}")
             if changes:
-                self._run("SET " + ", ".join(f"{name} = {quote_literal(v)}" for name, v in changes.items()))
+                self.run("SET " + ", ".join(f"{name} = {quote_literal(v)}" for name, v in changes.items()))
 
-    def _leave(self, changes: dict[str, str]) -> None:
+    def leave(self, changes: dict[str, str]) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             with contextlib.suppress(RuntimeError):
                 stream.cancel()
         if changes:
-            self._run("SET " + ", ".join(f"{name} = DEFAULT" for name in changes))
+            self.run("SET " + ", ".join(f"{name} = DEFAULT" for name in changes))
 
     def insert(self, statement: str, fmt: str, pieces: list[bytes], summary: Summary) -> None:
         # send_insert parses the bytes with the input format directly: ~8x faster than inline data in the SQL.
-        assert self._session is not None
         with engine_errors():
-            inserter = self._session.send_insert(statement, fmt)
+            inserter = self.connection.send_insert(statement, fmt)
             try:
                 for piece in filter(None, pieces):
                     inserter.append(piece)
@@ -259,15 +233,16 @@ class Warehouse:
 
     def start(self, query: HttpQuery, summary: Summary) -> bytes | None:
         """Stream the statement if chdb can (SELECT) and return None; else run it and return its output."""
-        assert self._session is not None
         try:
-            self._stream = self._session.send_query(query.statement, query.output_format, params=query.params)
+            self._stream = self.connection.send_query(
+                query.statement, query.output_format, params=query.params
+            )
             return None
         except RuntimeError as exc:
             if "Streaming query is not supported" not in str(exc):  # chdb refuses before executing anything
                 raise ClickHouseError.wrap(exc) from None
         with engine_errors():
-            result = self._session.query(query.statement, query.output_format, params=query.params)
+            result = self.connection.query(query.statement, query.output_format, params=query.params)
         summary.add(result)
         return result.bytes()
 
@@ -281,6 +256,66 @@ class Warehouse:
         return chunk.bytes()
 
 
+class Warehouse:
+    """Owns the chdb connections ("lanes") to the data path and lends each to one request at a time.
+
+    chdb parses an insert's data on one thread and a connection runs one statement at a time, so with a single
+    connection concurrent inserts (the loader's slices), and any query behind a long streamed result, waited
+    their turn. Connections of one process share one engine: a database or table made through one is there
+    for all; only USE and SET are per connection, and ``lane`` applies and undoes them per request.
+    ``chdb.connect`` rather than ``chdb.session.Session``: a session only wraps that same connection (adding a
+    UDF path this server does not use), and connect is the API documented for many connections to one path."""
+
+    def __init__(self, path: Path, database: str, connections: int = DEFAULT_CONNECTIONS) -> None:
+        self.path, self.database, self.connections = path, database, connections
+        self.timezone, self.compress_by_default = "UTC", False
+        self.setting_names: frozenset[str] = frozenset()
+        self.lanes: list[Lane] = []
+        self._idle: asyncio.Queue[Lane] = asyncio.Queue()
+
+    async def open(self) -> None:
+        await anyio.to_thread.run_sync(self._connect)
+        for lane in self.lanes:
+            self._idle.put_nowait(lane)
+
+    def _connect(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lanes = [Lane(chdb.connect(str(self.path))) for _ in range(self.connections)]
+        first = self.lanes[0]
+        first.run(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}")
+        self.timezone = first.run("SELECT timezone()").strip()
+        self.setting_names = frozenset(first.run("SELECT name FROM system.settings").split())
+        # chdb's default is enable_http_compression=1, and clients trust system.settings: clickhouse-connect
+        # then stops sending the parameter and simply expects compressed responses.
+        self.compress_by_default = first.run("SELECT getSetting('enable_http_compression')").strip() == "true"
+
+    async def close(self) -> None:
+        # Closing a connection under a running query crashes chdb: take every lane back first.
+        for _ in self.lanes:
+            await self._idle.get()
+        await anyio.to_thread.run_sync(self._disconnect)
+
+    def _disconnect(self) -> None:
+        lanes, self.lanes = self.lanes, []
+        for lane in lanes:  # the engine shuts down with the last connection
+            lane.connection.close()
+
+    @contextlib.asynccontextmanager
+    async def lane(self, database: str, changes: dict[str, str]) -> AsyncIterator[Lane]:
+        """An idle lane with ``USE database`` and ``SET changes`` applied; undone before it goes back."""
+        # A queue of idle lanes rather than a lock per lane: a request waits only while every lane is busy.
+        lane = await self._idle.get()
+        try:
+            await anyio.to_thread.run_sync(lane.enter, database, changes)
+            yield lane
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await anyio.to_thread.run_sync(lane.leave, changes)
+                finally:
+                    self._idle.put_nowait(lane)
+
+
 def quote_identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
@@ -289,8 +324,8 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class _TurnStream(StreamingResponse):
-    """A streamed result that keeps the session until the client has it all or has gone away."""
+class _LaneStream(StreamingResponse):
+    """A streamed result that keeps its lane until the client has it all or has gone away."""
 
     def __init__(self, chunks: AsyncIterator[bytes], release: contextlib.AsyncExitStack, **kw: Any) -> None:
         super().__init__(chunks, **kw)
@@ -364,35 +399,35 @@ async def _execute(query: HttpQuery, warehouse: Warehouse) -> Response:
         )
 
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(warehouse.turn(query.database, query.settings))
+        lane = await stack.enter_async_context(warehouse.lane(query.database, query.settings))
         if plan := query.insert_plan():
-            await anyio.to_thread.run_sync(warehouse.insert, *plan, summary)
+            await anyio.to_thread.run_sync(lane.insert, *plan, summary)
             return whole(b"")
-        if (output := await anyio.to_thread.run_sync(warehouse.start, query, summary)) is not None:
+        if (output := await anyio.to_thread.run_sync(lane.start, query, summary)) is not None:
             return whole(output)
         chunks: list[bytes] = []
         size = 0
         while size < query.buffer_bytes:
-            if (chunk := await anyio.to_thread.run_sync(warehouse.fetch, summary)) is None:
+            if (chunk := await anyio.to_thread.run_sync(lane.fetch, summary)) is None:
                 return whole(b"".join(chunks))
             chunks.append(chunk)
             size += len(chunk)
         headers["X-ClickHouse-Summary"] = summary.header()
         headers["X-ClickHouse-Exception-Tag"] = tag = secrets.token_hex(8)
-        body = _stream_rest(warehouse, chunks, summary, encoder, tag)
-        return _TurnStream(body, stack.pop_all(), headers=headers, media_type=media_type)
+        body = _stream_rest(lane, chunks, summary, encoder, tag)
+        return _LaneStream(body, stack.pop_all(), headers=headers, media_type=media_type)
     raise AssertionError("unreachable")
 
 
 async def _stream_rest(
-    warehouse: Warehouse, chunks: list[bytes], summary: Summary, encoder: BodyEncoder | None, tag: str
+    lane: Lane, chunks: list[bytes], summary: Summary, encoder: BodyEncoder | None, tag: str
 ) -> AsyncIterator[bytes]:
     encode = encoder.compress if encoder else (lambda data: data)
     for chunk in chunks:
         yield encode(chunk)
     chunks.clear()
     try:
-        while (chunk := await anyio.to_thread.run_sync(warehouse.fetch, summary)) is not None:
+        while (chunk := await anyio.to_thread.run_sync(lane.fetch, summary)) is not None:
             yield encode(chunk)
     except ClickHouseError as exc:
         # The status line is gone; ClickHouse (25.11+) then frames the error so clients can tell it from data.
@@ -430,19 +465,27 @@ async def query_endpoint(request: Request) -> Response:
         return PlainTextResponse(exc.message.rstrip("\n") + "\n", exc.status, headers)
 
 
-def create_app(chdb_path: Path | None = None, database: str | None = None) -> Starlette:
-    """The Starlette app; it opens the chdb session at startup and closes it at shutdown."""
-    warehouse = Warehouse(chdb_path or settings.chdb_path, database or settings.warehouse_database)
+def create_app(
+    chdb_path: Path | None = None, database: str | None = None, connections: int = DEFAULT_CONNECTIONS
+) -> Starlette:
+    """The Starlette app; it opens the chdb connections at startup and closes them at shutdown."""
+    warehouse = Warehouse(
+        chdb_path or settings.chdb_path, database or settings.warehouse_database, connections
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(warehouse.open)
-        log.info("warehouse.started", path=str(warehouse.path), database=warehouse.database)
+        await warehouse.open()
+        log.info(
+            "warehouse.started",
+            path=str(warehouse.path),
+            database=warehouse.database,
+            connections=warehouse.connections,
+        )
         try:
             yield
         finally:
-            async with warehouse.lock:  # closing under a running query would crash chdb
-                await anyio.to_thread.run_sync(warehouse.close)
+            await warehouse.close()
             log.info("warehouse.stopped", path=str(warehouse.path))
 
     routes = [
@@ -455,16 +498,24 @@ def create_app(chdb_path: Path | None = None, database: str | None = None) -> St
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve the warehouse until SIGINT/SIGTERM; uvicorn then runs the shutdown that closes the session."""
+    """Serve the warehouse until SIGINT/SIGTERM; uvicorn runs the shutdown that closes the connections."""
     parser = argparse.ArgumentParser("python -m pravis_local.warehouse", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.warehouse_port)
     parser.add_argument("--data-dir", type=Path, default=settings.data_dir)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=DEFAULT_CONNECTIONS,
+        help=f"chdb connections, i.e. requests served at once (default {DEFAULT_CONNECTIONS})",
+    )
     args = parser.parse_args(argv)
+    if args.connections < 1:
+        parser.error("--connections must be at least 1")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     config = settings.model_copy(update={"data_dir": args.data_dir})
-    app = create_app(config.chdb_path, config.warehouse_database)
-    # Bounded, so a client that stops reading a streamed result cannot keep the session open forever.
+    app = create_app(config.chdb_path, config.warehouse_database, args.connections)
+    # Bounded, so a client that stops reading a streamed result cannot hold its connection forever.
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=10, access_log=False)
 
 
