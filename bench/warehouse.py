@@ -204,8 +204,14 @@ async def load(bootstrap: str, url: str, total_rows: int, consumers: int = 1) ->
 
 
 def rollups(url: str, first, last) -> tuple[float, dict[str, float], dict[str, float]]:
-    """(seconds for every rollup over the period, seconds per rollup, seconds of the baseline scans)."""
+    """(seconds for every rollup over the period, seconds per rollup, seconds of the baseline scans).
+
+    Two baselines: the plain scan counts a redelivered event twice; the FINAL one is the same GROUP BY made
+    exact, the way analysts are told to query (docs/queries.md) and the way the rollups must read."""
     with clickhouse.connect(url) as client:
+        client.command(
+            "SELECT count() FROM events FINAL FORMAT Null"
+        )  # the first read pays for the page cache
         baselines = {}
         for label, sql in (
             (
@@ -307,6 +313,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "rollups_per_table_s": per_rollup,
         "baseline_scans_s": baselines,
         "rollups_vs_one_scan": rollup_s / baseline_s,
+        "rollups_vs_one_final_scan": rollup_s / list(baselines.values())[1],
     }
 
 
@@ -337,6 +344,9 @@ def report(result: dict) -> None:
         table.add_row(f"  rollup {name}", f"{seconds:.2f} s", "")
     table.add_row("full rollup set", f"{result['rollups_s']:.2f} s", "")
     table.add_row("rollup set / one scan", f"{result['rollups_vs_one_scan']:.2f}x", "≤ 3x")
+    table.add_row(
+        "rollup set / one exact (FINAL) scan", f"{result['rollups_vs_one_final_scan']:.2f}x", "≤ 3x"
+    )
     console.print(table)
 
 
