@@ -203,15 +203,29 @@ async def load(bootstrap: str, url: str, total_rows: int, consumers: int = 1) ->
                 await task
 
 
+def settle(client, limit_s: float = 600) -> None:
+    """Wait until the background merges the load started are done, so the baselines and the rollups read the
+    same parts and no merge takes CPU from either."""
+    began = time.perf_counter()
+    with console.status("waiting for background merges") as status:
+        while time.perf_counter() - began < limit_s:
+            merges = client.query("SELECT count() FROM system.merges").result_rows[0][0]
+            if not merges:
+                break
+            status.update(f"waiting for {merges} background merges ({time.perf_counter() - began:.0f} s)")
+            time.sleep(1)
+    console.print(f"background merges done after {time.perf_counter() - began:.1f} s")
+
+
 def rollups(url: str, first, last) -> tuple[float, dict[str, float], dict[str, float]]:
     """(seconds for every rollup over the period, seconds per rollup, seconds of the baseline scans).
 
     Two baselines: the plain scan counts a redelivered event twice; the FINAL one is the same GROUP BY made
     exact, the way analysts are told to query (docs/queries.md) and the way the rollups must read."""
     with clickhouse.connect(url) as client:
-        client.command(
-            "SELECT count() FROM events FINAL FORMAT Null"
-        )  # the first read pays for the page cache
+        settle(client)
+        # The first read pays for the page cache: not a baseline's nor a rollup's cost.
+        client.command("SELECT count() FROM events FINAL FORMAT Null")
         baselines = {}
         for label, sql in (
             (
