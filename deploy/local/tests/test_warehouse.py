@@ -211,6 +211,35 @@ def test_errors_carry_clickhouse_code_status_and_body(http: httpx.Client) -> Non
     assert http.get("/", params={"query": "SELECT 1"}).text == "1\n"
 
 
+def test_rows_refused_while_the_part_is_written_are_an_error_not_a_silent_success(http: httpx.Client) -> None:
+    """chdb's streaming insert answers success for rows the engine refuses while writing the part; an insert
+    that answers 200 must have stored its rows."""
+    sql(
+        http,
+        "CREATE TABLE checked (id UInt64, day Date, CONSTRAINT positive CHECK id > 0) "
+        "ENGINE = MergeTree PARTITION BY day ORDER BY id",
+    )
+    violation = http.post(
+        "/", content='INSERT INTO checked FORMAT JSONEachRow\n{"id": 0, "day": "2024-01-01"}\n'
+    )
+    assert violation.headers["X-ClickHouse-Exception-Code"] == "469"
+    two_days = '{"id": 1, "day": "2024-01-01"}\n{"id": 2, "day": "2024-01-02"}\n'
+    too_many = http.post(
+        "/",
+        params={"max_partitions_per_insert_block": "1"},
+        content="INSERT INTO checked FORMAT JSONEachRow\n" + two_days,
+    )
+    assert too_many.headers["X-ClickHouse-Exception-Code"] == "252"
+    inline = http.post(
+        "/",
+        content="INSERT INTO checked (id, day) SETTINGS max_partitions_per_insert_block = 5 "
+        "FORMAT JSONEachRow\n" + two_days,
+    )
+    assert inline.status_code == 200
+    assert json.loads(inline.headers["X-ClickHouse-Summary"])["written_rows"] == "2"
+    assert sql(http, "SELECT id FROM checked ORDER BY id") == "1\n2\n"
+
+
 def test_settings_apply_to_one_request_only(http: httpx.Client) -> None:
     query = "SELECT getSetting('max_result_rows'), getSetting('output_format_json_quote_64bit_integers')"
     default = sql(http, query)
