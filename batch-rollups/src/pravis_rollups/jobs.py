@@ -36,7 +36,8 @@ from pravis_rollups.rollups import (
 )
 
 CHUNK_PARTITIONS = 31
-"""Partitions computed by one INSERT ... SELECT: bounded so memory stays small on long backfills."""
+"""Partitions computed by one INSERT ... SELECT, and days of events one shared scan holds in the server's
+memory: bounded so memory stays small on long backfills (and within daily_active_users' 35-day limit)."""
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 

@@ -115,6 +115,14 @@ def rollup(
         typer.Option(formats=DAY, help="last complete day for retention eligibility (default: yesterday)"),
     ] = None,
     repeat_window: Annotated[int, typer.Option(help="repeated-command window, seconds")] = 30,
+    chunk_days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=31,
+            help="days computed together; their events are held once in server memory (~100 B/event)",
+        ),
+    ] = 31,
     url: UrlOption = None,
 ) -> None:
     """Compute (or recompute) the daily rollups for a date range; re-running a date replaces its rows."""
@@ -127,7 +135,7 @@ def rollup(
     options = RollupOptions(as_of=_day(as_of), repeat_window_s=repeat_window)
     with connect(url) as client:
         try:
-            steps = plan(client, date_from.date(), date_to.date(), job or None, options)
+            steps = plan(client, date_from.date(), date_to.date(), job or None, options, chunk=chunk_days)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         totals: dict[str, list[float]] = {}
