@@ -120,7 +120,7 @@ def rollup(
         typer.Option(
             min=1,
             max=31,
-            help="days computed together; their events are held once in server memory (~100 B/event)",
+            help="days computed together; their events are held once in server memory (~160 B/event)",
         ),
     ] = 31,
     url: UrlOption = None,
