@@ -208,6 +208,9 @@ def test_errors_carry_clickhouse_code_status_and_body(http: httpx.Client) -> Non
     assert (unknown.status_code, unknown.headers["X-ClickHouse-Exception-Code"]) == (404, "115")
     bad_row = http.post("/", content='INSERT INTO events_json FORMAT JSONEachRow\n{"id": "x"}\n')
     assert bad_row.status_code == 400
+    not_utf8 = http.post("/", content=b"INSERT INTO events_json FORMAT JSONEachRow\n\xff\xfe{not json")
+    assert not_utf8.headers["X-ClickHouse-Exception-Code"] == "1001"
+    assert "codec can't decode" in not_utf8.text
     assert http.get("/", params={"query": "SELECT 1"}).text == "1\n"
 
 

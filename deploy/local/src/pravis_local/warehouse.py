@@ -131,6 +131,11 @@ def engine_errors() -> Iterator[None]:
         yield
     except RuntimeError as exc:  # chdb raises RuntimeError (or its subclass ChdbError) for engine errors
         raise ClickHouseError.wrap(exc) from None
+    except UnicodeDecodeError as exc:
+        # The engine refused input and quoted bytes of it that are not UTF-8: chdb cannot decode its message.
+        raise ClickHouseError(
+            1001, f"engine error with a message that is not UTF-8: {exc} (STD_EXCEPTION)"
+        ) from None
 
 
 @dataclass
