@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from pravis_local import testing
 from pravis_rollups import clickhouse
 from pravis_rollups.loader import Loader
+from pravis_rollups.routing import is_data_error
 from pravis_rollups.settings import Settings
 from pravis_schemas import RejectedEvent, topics
 from pravis_schemas.messages import Alert, ScoredFeedback
@@ -383,3 +384,20 @@ async def test_loader_killed_or_cut_off_from_clickhouse_catches_up_losing_nothin
         await eventually(lambda: counts(url, ids) == dict.fromkeys(ids, 1), timeout_s=90)
     finally:
         loader.stop()
+
+
+@pytest.mark.parametrize(
+    ("message", "rows_at_fault"),
+    [
+        ("Code: 376. DB::Exception: Cannot parse UUID from String", True),
+        ("Code: 1001. DB::Exception: engine error: 'utf-8' codec can't decode byte 0xff", True),
+        ("Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100)", True),
+        ("Code: 252. DB::Exception: Too many parts (3000). Merges are processing slower than inserts", False),
+        ("Code: 241. DB::Exception: Memory limit (total) exceeded", False),
+        ("Connection refused", False),
+    ],
+)
+def test_only_refusals_of_the_rows_themselves_are_bisected_the_rest_retried(
+    message: str, rows_at_fault: bool
+) -> None:
+    assert is_data_error(Exception(message)) is rows_at_fault

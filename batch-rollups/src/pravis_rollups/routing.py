@@ -124,6 +124,10 @@ def is_data_error(exc: BaseException) -> bool:
     code = error_code(exc)
     if code in DATA_ERROR_CODES:
         return True
+    # 252 is also "too many parts" (merges behind: retry), but rows spread over too many partitions are the
+    # batch's own doing: halving it loads them.
+    if code == 252 and "Too many partitions for single INSERT block" in str(exc):
+        return True
     # The embedded warehouse (chdb behind the HTTP interface) fails text that is not UTF-8 with a generic
     # code.
     return code == 1001 and "codec can't decode" in str(exc)
