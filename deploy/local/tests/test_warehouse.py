@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import clickhouse_connect
 import httpx
@@ -481,3 +482,14 @@ def test_stop_during_a_query_answers_it_and_exits_cleanly(tmp_path: Path) -> Non
         assert running.result().text == "0\n" * 4
         assert process.wait(30) in (0, -signal.SIGTERM)
         assert "warehouse.stopped" in log_path.read_text()
+
+
+def test_insert_data_spools_in_memory_only_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pravis_local import warehouse
+
+    with monkeypatch.context() as patch:
+        patch.setattr(warehouse.shutil, "disk_usage", lambda path: SimpleNamespace(free=64 << 20))
+        assert warehouse.spool_dir(1 << 20) == warehouse.MEMORY_DIR
+        assert warehouse.spool_dir(80 << 20) is None  # the temp directory
+    monkeypatch.setattr(warehouse, "MEMORY_DIR", "/no/such/dir")
+    assert warehouse.spool_dir(1) is None

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import socket
 import tempfile
 import time
@@ -56,9 +57,17 @@ SERVER_NAME = socket.gethostname()
 # One connection per core lets that many inserts parse at once; at least two, so one long streamed result
 # never holds up every other request.
 DEFAULT_CONNECTIONS = max(2, os.cpu_count() or 1)
-SPOOL_DIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-"""Where insert data waits for the engine to read it: memory-backed when the machine has it, else the temp
-directory."""
+MEMORY_DIR = "/dev/shm"
+
+
+def spool_dir(size: int) -> str | None:
+    """Where `size` bytes of insert data wait for the engine to read them: memory-backed when there is room
+    (Docker gives a container 64 MiB of /dev/shm), else the temp directory (None)."""
+    try:
+        return MEMORY_DIR if shutil.disk_usage(MEMORY_DIR).free > 2 * size else None
+    except OSError:
+        return None
+
 
 # URL parameters the ClickHouse HTTP handler consumes itself (reserved_param_names in HTTPHandler.cpp).
 HTTP_PARAMS = frozenset(
@@ -243,7 +252,8 @@ class Lane:
         # partitions in one block: code 469, 252), so an accepted insert could be lost; FROM INFILE runs as a
         # query and raises them. It also parses with several threads: 320k -> 480k rows/s (JSONEachRow,
         # events table, measured in process).
-        with tempfile.NamedTemporaryFile(dir=SPOOL_DIR, prefix="pravis-insert-") as spool:
+        size = sum(len(piece) for piece in plan.pieces)
+        with tempfile.NamedTemporaryFile(dir=spool_dir(size), prefix="pravis-insert-") as spool:
             for piece in plan.pieces:
                 spool.write(piece)
             spool.flush()
