@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pravis_local import testing
 from pravis_rollups import clickhouse
 from pravis_rollups.loader import Loader
@@ -282,6 +282,34 @@ async def test_big_batches_load_as_concurrent_slices_and_bad_rows_are_still_isol
         await eventually(lambda: rejected() == 1)
 
     assert (loader.most_at_once, len(loader.clients), loader.commits_during_inserts) == (2, 2, 0)
+
+
+class BufferedConsumer:
+    """Hands out prepared fetches, one per getmany, as a consumer with that much buffered would."""
+
+    def __init__(self, fetches: list[list[ConsumerRecord]]) -> None:
+        self.fetches = fetches
+
+    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        if not self.fetches:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        return {TopicPartition(topics.EVENTS, 0): self.fetches.pop(0)}
+
+
+async def test_a_batch_closes_once_it_holds_loader_batch_bytes() -> None:
+    def fetch(first: int) -> list[ConsumerRecord]:
+        return [
+            ConsumerRecord(topics.EVENTS, 0, offset, 0, 0, None, b"x" * 100, None, 0, 100, ())
+            for offset in range(first, first + 3)
+        ]
+
+    consumer = BufferedConsumer([fetch(0), fetch(3), fetch(6), fetch(9), fetch(12)])
+    loader = Loader(Settings(loader_batch_bytes=500, loader_batch_seconds=0.2))
+
+    sizes = [sum(map(len, (await loader._next_batch(consumer)).values())) for _ in range(3)]
+
+    assert sizes == [6, 6, 3]  # 300 bytes fetched is under the bound, 600 closes the batch
 
 
 class CrashBeforeCommit(Exception):

@@ -1,19 +1,16 @@
 """Loader: one consumer on every warehouse topic, batched inserts into ClickHouse, offsets committed after
 them.
 
-Topics and tables are in `pravis_rollups.routing`. A batch closes at `loader_batch_rows` messages or after
-`loader_batch_seconds`; each table's rows go in as one JSONEachRow insert (above `loader_parallel_insert_rows`
-messages: as `loader_insert_parallelism` concurrent inserts of contiguous slices), then the batch's offsets
-are committed.
+Topics and tables are in `pravis_rollups.routing`. A batch closes at `loader_batch_rows` messages,
+`loader_batch_bytes` or after `loader_batch_seconds`; each table's rows go in as one JSONEachRow insert (above
+`loader_parallel_insert_rows` messages: as `loader_insert_parallelism` concurrent inserts of contiguous
+slices), then the batch's offsets are committed.
 - ClickHouse unreachable or failing: the insert is retried with exponential backoff (forever); nothing is
-  committed,
-  so a crash meanwhile re-reads the batch from Kafka.
+  committed, so a crash meanwhile re-reads the batch from Kafka.
 - A message ClickHouse refuses (or that fails its topic's model): the batch is bisected until the bad messages
-  are
-  alone; they go to `loader_rejected` with the reason and the rest is loaded. The loader never stalls on one.
+  are alone; they go to `loader_rejected` with the reason and the rest is loaded. It never stalls on one.
 - Redelivery (crash between insert and commit): every table is a ReplacingMergeTree keyed on the message's
-  identity
-  (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` queries count each message once.
+  identity (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` count each message once.
 
 One consumer for all topics, not one per topic: the events topic is nearly all of the volume, the others add a
 few records per fetch, and one commit point keeps "inserted before committed" a single ordered step.
@@ -157,15 +154,16 @@ class Loader:
 
     async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[ConsumerRecord]]:
         batch: dict[TopicPartition, list[ConsumerRecord]] = {}
-        count = 0
+        count = size = 0
         deadline = time.monotonic() + self.settings.loader_batch_seconds
-        while count < self.settings.loader_batch_rows:
+        while count < self.settings.loader_batch_rows and size < self.settings.loader_batch_bytes:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
             for tp, records in (await consumer.getmany(timeout_ms=remaining_ms)).items():
                 batch.setdefault(tp, []).extend(records)
                 count += len(records)
+                size += sum(len(record.value or b"") for record in records)
         return batch
 
     async def load(self, clients: list[Client], fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:

@@ -26,6 +26,9 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     # A batch is flushed when either bound is reached: large inserts suit ClickHouse, the time bound keeps
     # freshly posted events queryable within about a second.
     loader_batch_rows: int = 50_000
+    loader_batch_bytes: int = 256 << 20
+    """Bounds the loader's memory whatever a message holds (a gateway record may carry 50 events): a batch
+    and the next one being fetched, each about this size. 50k messages of 10 events are ~170 MB."""
     loader_batch_seconds: float = 1.0
     loader_insert_parallelism: PositiveInt = 2
     """Concurrent inserts (and ClickHouse clients) a big table batch is split into; ClickHouse parses each
