@@ -2,13 +2,11 @@
 each of which a test can kill -9, stop and restart, plus a steady load posted through the gateway."""
 
 import asyncio
-import contextlib
 import secrets
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,19 +15,6 @@ import httpx
 from pravis_local import testing
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
 from pravis_rollups.clickhouse import connect
-
-DEADLINE_S = 45.0
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = DEADLINE_S, what: str = "condition") -> float:
-    """Poll until `condition()` holds; return the seconds it took."""
-    began = time.monotonic()
-    while time.monotonic() - began < timeout_s:
-        with contextlib.suppress(Exception):
-            if condition():
-                return time.monotonic() - began
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not reached within {timeout_s}s")
 
 
 class Stack:
@@ -99,7 +84,7 @@ class Stack:
     def start_broker(self) -> None:
         if self.s3 is not None and (self.s3.popen is None or self.s3.popen.poll() is not None):
             self.s3.start()
-            wait_for(lambda: httpx.get(self.s3_url, timeout=1).status_code < 500, what="S3 server")
+            testing.wait_for(lambda: httpx.get(self.s3_url, timeout=1).status_code < 500, what="S3 server")
             import boto3
 
             s3 = boto3.client(
@@ -132,7 +117,7 @@ class Stack:
         self.start_warehouse()
         self.start_loader()
         self.start_gateway()
-        wait_for(lambda: self.stored("none") == (0, 0), what="events table")
+        testing.wait_for(lambda: self.stored("none") == (0, 0), what="events table")
         return self
 
     def stop(self) -> None:
@@ -224,4 +209,4 @@ class Load:
             self._thread.join(10)
 
     def wait_accepted(self, more_than: int) -> None:
-        wait_for(lambda: len(self.accepted) > more_than, what=f"{more_than} accepted events")
+        testing.wait_for(lambda: len(self.accepted) > more_than, what=f"{more_than} accepted events")

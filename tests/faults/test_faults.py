@@ -9,10 +9,11 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from pravis_local.testing import wait_for
 from pravis_schemas import topics
 
 from tests.faults.conftest import RESULTS
-from tests.faults.stack import Load, Stack, wait_for
+from tests.faults.stack import Load, Stack
 
 pytestmark = pytest.mark.timeout(120)
 

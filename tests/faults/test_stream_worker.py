@@ -9,8 +9,9 @@ import httpx
 import pytest
 from pravis_gateway.keys import KeyStore
 from pravis_local import testing
+from pravis_local.testing import wait_for
 
-from tests.faults.stack import Load, Stack, wait_for
+from tests.faults.stack import Load, Stack
 
 pytestmark = pytest.mark.timeout(180)
 PROJECT = "faults-stream"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +22,7 @@ import lz4.frame
 import pytest
 import zstandard
 from clickhouse_connect.driver.exceptions import DatabaseError
+from pravis_local.testing import wait_for
 
 DATABASE = "pravis"
 # The module's server has this many chdb connections ("lanes"); tests that must know which requests share a
@@ -97,13 +98,6 @@ def held_lane(server: str) -> Iterator[None]:
         chunks = response.iter_raw()  # kept: dropping the generator would close the response
         next(chunks)
         yield
-
-
-def poll(check: Callable[[], bool], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"not true after {timeout_s}s: {check.__doc__}"
-        time.sleep(0.05)
 
 
 def test_ping_and_root(http: httpx.Client) -> None:
@@ -431,7 +425,7 @@ def test_two_inserts_run_at_once_and_both_land(http: httpx.Client) -> None:
 
     with ThreadPoolExecutor(2) as pool:
         inserts = [pool.submit(insert, first) for first in (0, 1000)]
-        poll(both_running)
+        wait_for(both_running, timeout_s=30, what=both_running.__doc__)
         assert [future.result().status_code for future in inserts] == [200, 200]
     assert sql(http, "SELECT count(), countIf(n >= 1000) FROM slow") == "80\t40\n"
 
@@ -477,7 +471,7 @@ def test_stop_during_a_query_answers_it_and_exits_cleanly(tmp_path: Path) -> Non
             processes = "SELECT count() FROM system.processes WHERE query LIKE 'SELECT sleepEachRow(0.5)%'"
             return httpx.post(url, content=processes).text == "1\n"
 
-        poll(started)
+        wait_for(started, timeout_s=30, what=started.__doc__)
         process.send_signal(signal.SIGTERM)
         assert running.result().text == "0\n" * 4
         assert process.wait(30) in (0, -signal.SIGTERM)

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -43,6 +43,18 @@ def docker_unavailable_reason() -> str | None:
 
 def docker_available() -> bool:
     return docker_unavailable_reason() is None
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 45.0, what: str = "condition") -> float:
+    """Poll until `condition()` holds (an exception counts as not yet: a service may be restarting); return
+    the seconds it took."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        with contextlib.suppress(Exception):
+            if condition():
+                return time.monotonic() - began
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not reached within {timeout_s}s")
 
 
 def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:
