@@ -181,20 +181,23 @@ class ProjectDetector:
         interval: float,
         config: DetectorConfig,
     ) -> Alert:
+        common = {
+            "alert_id": alert_id(self.project, name, verdict.started_at),
+            "project_id": self.project,
+            "metric": obs.metric,
+            "labels": dict(obs.labels),
+            "observed": round(verdict.observed, 6),
+            "expected": round(verdict.expected, 6),
+            "window_start": _iso(start),
+            "window_end": _iso(start + interval),
+            "started_at": _iso(verdict.started_at),
+        }
         if verdict.kind == "fire":
             severity = Severity.CRITICAL if verdict.z >= 2 * config.z_threshold else Severity.WARNING
             alert = Alert(
-                alert_id=alert_id(self.project, name, verdict.started_at),
+                **common,
                 status=AlertStatus.FIRING,
                 severity=severity,
-                project_id=self.project,
-                metric=obs.metric,
-                labels=dict(obs.labels),
-                observed=round(verdict.observed, 6),
-                expected=round(verdict.expected, 6),
-                window_start=_iso(start),
-                window_end=_iso(start + interval),
-                started_at=_iso(verdict.started_at),
                 message=_message(self.project, obs, verdict),
             )
             self.firing[name] = alert.model_dump(mode="json")
@@ -202,17 +205,9 @@ class ProjectDetector:
         fired = self.firing.pop(name, None)
         base = Alert.model_validate(fired) if fired else None
         return Alert(
-            alert_id=alert_id(self.project, name, verdict.started_at),
+            **common,
             status=AlertStatus.RESOLVED,
             severity=base.severity if base else Severity.INFO,
-            project_id=self.project,
-            metric=obs.metric,
-            labels=dict(obs.labels),
-            observed=round(verdict.observed, 6),
-            expected=round(verdict.expected, 6),
-            window_start=_iso(start),
-            window_end=_iso(start + interval),
-            started_at=_iso(verdict.started_at),
             resolved_at=_iso(start + interval),
             message=f"resolved: {obs.metric}{_labels_text(obs)} back to normal",
         )
