@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import secrets
 import sys
@@ -203,6 +204,31 @@ async def load(bootstrap: str, url: str, total_rows: int, consumers: int = 1) ->
                 await task
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system, all threads) used so far by a process; this one when `pid` is None."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each process spent between `start` and `stop`: where a phase's time goes on a machine
+    whose cores the broker, the warehouse and this process share."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.used: dict[str, float] = {}
+
+    def __enter__(self) -> "CpuMeter":
+        self._began = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.used = {name: cpu_seconds(pid) - self._began[name] for name, pid in self.pids.items()}
+
+
 def settle(client, limit_s: float = 600) -> None:
     """Wait until the background merges the load started are done, so the baselines and the rollups read the
     same parts and no merge takes CPU from either."""
@@ -299,8 +325,11 @@ async def main_async(args: argparse.Namespace) -> dict:
             f"generated and published in {published.seconds:.1f}s, of which {published.generate_s:.1f}s "
             f"generating ({total_rows / published.generate_s:,.0f} events/s)"
         )
-        raw_s = await raw_consume(bootstrap, topics.EVENTS, total_rows)
-        load_s = await load(bootstrap, url, total_rows)
+        processes = {"bench": None, "broker": broker.popen.pid, "warehouse": warehouse.popen.pid}
+        with CpuMeter(processes) as raw_cpu:
+            raw_s = await raw_consume(bootstrap, topics.EVENTS, total_rows)
+        with CpuMeter(processes) as load_cpu:
+            load_s = await load(bootstrap, url, total_rows)
         two_url = f"http://127.0.0.1:{port}/bench_two_consumers"
         clickhouse.migrate(two_url)
         two_s = await load(bootstrap, two_url, total_rows, consumers=2)
@@ -322,6 +351,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         "raw_consume_events_per_s": total_rows / raw_s,
         "loader_events_per_s": total_rows / load_s,
         "loader_vs_raw": raw_s / load_s,
+        "raw_consume_cpu_s": raw_cpu.used,
+        "loader_cpu_s": load_cpu.used,
         "two_consumers_events_per_s": total_rows / two_s,
         "rollups_s": rollup_s,
         "rollups_per_table_s": per_rollup,
@@ -348,6 +379,9 @@ def report(result: dict) -> None:
     table.add_row("bench process peak RSS", f"{result['bench_process_peak_rss_mib']:,.0f} MiB", "")
     table.add_row("raw aiokafka consume", f"{result['raw_consume_events_per_s']:,.0f} events/s", "")
     table.add_row("loader into ClickHouse", f"{result['loader_events_per_s']:,.0f} events/s", "")
+    for phase in ("raw_consume", "loader"):
+        used = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result[f"{phase}_cpu_s"].items())
+        table.add_row(f"  CPU seconds during {phase.replace('_', ' ')}", used, "")
     table.add_row("loader / raw consume", f"{result['loader_vs_raw']:.2f}x", "≥ 0.5x")
     table.add_row(
         "same, two consumers in one group", f"{result['two_consumers_events_per_s']:,.0f} events/s", ""

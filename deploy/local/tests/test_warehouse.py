@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -169,6 +170,36 @@ def test_insert_json_each_row_in_body_and_as_query_param_plus_body(http: httpx.C
     assert json.loads(response.headers["X-ClickHouse-Summary"])["written_rows"] == "1"
     sql(http, "INSERT INTO events_json (id, name) VALUES (4, 'd')")
     assert sql(http, "SELECT id, name FROM events_json ORDER BY id") == "1\ta\n2\tb\n3\tc\n4\td\n"
+
+
+def spool_files() -> set[Path]:
+    return {
+        path
+        for folder in ("/dev/shm", tempfile.gettempdir())
+        for path in Path(folder).glob("pravis-insert-*")
+    }
+
+
+def test_big_chunked_insert_streams_through_a_spool_file_that_is_removed(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE events_big (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
+    before = spool_files()
+    rows = [b'{"id": %d, "name": "row %d"}' % (i, i) for i in range(200_000)]
+
+    def body() -> Iterator[bytes]:
+        """The statement and the rows in 4 KiB pieces, sent chunked (no Content-Length)."""
+        data = b"INSERT INTO events_big FORMAT JSONEachRow\n" + b"\n".join(rows)
+        for start in range(0, len(data), 4096):
+            yield data[start : start + 4096]
+
+    response = http.post("/", content=body())
+    assert response.status_code == 200, response.text
+    assert json.loads(response.headers["X-ClickHouse-Summary"])["written_rows"] == str(len(rows))
+    assert (
+        sql(http, "SELECT count(), sum(id), max(name) FROM events_big") == "200000\t19999900000\trow 99999\n"
+    )
+    refused = http.post("/", content=b"INSERT INTO events_big FORMAT JSONEachRow\n" + rows[0] + b"\n{oops")
+    assert refused.status_code == 400
+    assert spool_files() == before
 
 
 def row_binary(rows: list[tuple[int, bytes]]) -> bytes:

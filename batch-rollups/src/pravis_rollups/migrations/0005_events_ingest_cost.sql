@@ -1,0 +1,29 @@
+-- Cheaper ingest for `events`, measured on 1M synthetic events (chdb 26.9, one core, per row):
+-- parse + write 3.5 -> 3.0 us, merging the parts 2.8 -> 1.5 us. Together the loader's insert path did not keep
+-- up with half the raw Kafka consume rate (bench/warehouse).
+--
+-- 1. The sparse attribute columns lose LowCardinality. Each applies to one or two event types and is NULL on
+--    the rest, and LowCardinality(Nullable(String)) re-maps dictionaries for every block it parses and every
+--    part it merges: dropping it made inserts 15% and merges 40% cheaper, and the rollups that group on these
+--    columns read them after filtering on event_type, a few hundred thousand rows at a time.
+--    event_type and project_id stay LowCardinality: they lead the sort key and every query filters on them.
+-- 2. inserted_at is the warehouse's own clock, never the sender's: MATERIALIZED, so an insert cannot set it,
+--    and the loader can insert with input_format_defaults_for_omitted_fields = 0 (no per-row bookkeeping of
+--    omitted fields: every other column's default is the type's own, NULL or empty).
+-- Both are metadata changes on new parts; existing parts are rewritten by a background mutation.
+ALTER TABLE events
+    MODIFY COLUMN inserted_at DateTime64(3, 'UTC') MATERIALIZED now64(3),
+    MODIFY COLUMN locale Nullable(String),
+    MODIFY COLUMN app_version Nullable(String),
+    MODIFY COLUMN sdk_name Nullable(String),
+    MODIFY COLUMN sdk_version Nullable(String),
+    MODIFY COLUMN browser Nullable(String),
+    MODIFY COLUMN os Nullable(String),
+    MODIFY COLUMN device Nullable(String),
+    MODIFY COLUMN feature_name Nullable(String),
+    MODIFY COLUMN error_type Nullable(String),
+    MODIFY COLUMN model_used Nullable(String),
+    MODIFY COLUMN endpoint Nullable(String),
+    MODIFY COLUMN method Nullable(String),
+    MODIFY COLUMN experiment_key Nullable(String),
+    MODIFY COLUMN variant Nullable(String);
