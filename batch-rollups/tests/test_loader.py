@@ -357,6 +357,26 @@ async def test_batch_redelivered_after_a_crash_counts_once(kafka_bootstrap: str,
         ).result_rows == [(len(ids),)]
 
 
+def test_copies_in_two_monthly_partitions_count_once_with_final(database_url: str) -> None:
+    """A retried batch whose clock-skew correction moved an event across midnight at a month's end: the
+    copies sit in two partitions, which no background merge joins; FINAL still counts the event once
+    (docs/queries.md)."""
+    clickhouse.migrate(database_url)
+    month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    copy = event(timestamp=(month_start - timedelta(milliseconds=100)).isoformat())
+    moved = {**copy, "timestamp": (month_start + timedelta(milliseconds=100)).isoformat()}
+    with clickhouse.connect(database_url) as client:
+        for row in (copy, moved):  # two inserts, as a redelivery makes them
+            clickhouse.insert_json_rows(client, "events", [orjson.dumps(row)])
+        partitions = client.query(
+            "SELECT uniqExact(_partition_id) FROM events WHERE event_id = {id:UUID}",
+            parameters={"id": copy["event_id"]},
+        ).result_rows
+    assert partitions == [(2,)]
+    assert counts(database_url, [copy["event_id"]]) == {copy["event_id"]: 1}
+    assert counts(database_url, [copy["event_id"]], final=False) == {copy["event_id"]: 2}
+
+
 @pytest.fixture
 def own_warehouse(tmp_path: Path, log_dir: Path) -> Iterator[tuple[testing.Process, str]]:
     """A warehouse this test may stop and start again (same data, same port)."""

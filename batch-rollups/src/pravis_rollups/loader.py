@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import structlog
@@ -103,33 +104,42 @@ class Loader:
                     clickhouse.migrate, self.settings.clickhouse_url, self.settings.retention
                 )
         log.info("migrations applied", applied=applied)
+        depth = self.settings.loader_pipeline_depth
         async for attempt in self._retrying("connect"):
             with attempt:
-                clients = await asyncio.to_thread(self._connect)
+                slots = [await asyncio.to_thread(self._connect) for _ in range(depth)]
         consumer = loader_consumer(self.settings, *ROUTES)
         await consumer.start()
         self.ready.set()
         log.info("loader started", topics=list(ROUTES), group=self.settings.loader_group_id)
-        # The next batch is fetched while the previous one is inserted (its task); a batch's insert starts
-        # only once the previous batch is inserted and committed, so offsets still move in order, after the
-        # rows. Measured: +20% events/s on the embedded stack, where a batch takes as long to fetch as to
-        # insert.
-        in_flight: asyncio.Task | None = None
+        # Batches are fetched while earlier ones are inserted, up to `depth` batches inserting at once (each
+        # with its own clients, a "slot"). Every batch commits only after its own rows are in and the batch
+        # before it has committed, so offsets still move in order, after the rows. Measured on the embedded
+        # stack (2 cores): a batch takes about as long to fetch as to insert, and one batch inserting leaves a
+        # core idle while its slowest slice finishes.
+        pending: deque[asyncio.Task] = deque()
+        batches = 0
         try:
             while True:
                 fetched = await self._next_batch(consumer)
-                if in_flight is not None:
-                    await in_flight
-                    in_flight = None
+                while pending and (len(pending) >= depth or pending[0].done()):
+                    await pending.popleft()  # re-raises a failed batch: nothing after it has committed
                 if fetched:
-                    in_flight = asyncio.create_task(self._load_and_commit(clients, consumer, fetched))
+                    previous = pending[-1] if pending else None
+                    pending.append(
+                        asyncio.create_task(
+                            self._load_and_commit(slots[batches % depth], consumer, fetched, previous)
+                        )
+                    )
+                    batches += 1
         finally:
-            if in_flight is not None and not in_flight.done():
-                in_flight.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await in_flight
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await consumer.stop()  # always: a consumer left running would keep its partitions in the group
-            for client in clients:
+            for client in (client for slot in slots for client in slot):
                 client.close()
 
     def _connect(self) -> list[Client]:
@@ -146,9 +156,12 @@ class Loader:
         clients: list[Client],
         consumer: AIOKafkaConsumer,
         fetched: dict[TopicPartition, list[ConsumerRecord]],
+        previous: asyncio.Task | None,
     ) -> None:
         began = time.monotonic()
         await self.load(clients, fetched)
+        if previous is not None:
+            await previous  # raises if the batch before failed: this one must not commit past it
         await self.commit(consumer, fetched)
         BATCH_SECONDS.observe(time.monotonic() - began)
 

@@ -27,12 +27,16 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     # freshly posted events queryable within about a second.
     loader_batch_rows: int = 50_000
     loader_batch_bytes: int = 256 << 20
-    """Bounds the loader's memory whatever a message holds (a gateway record may carry 50 events): a batch
-    and the next one being fetched, each about this size. 50k messages of 10 events are ~170 MB."""
+    """Bounds the loader's memory whatever a message holds (a gateway record may carry 50 events): the
+    `loader_pipeline_depth` batches being inserted and the next one being fetched, each about this size.
+    50k messages of 10 events are ~170 MB."""
     loader_batch_seconds: float = 1.0
     loader_insert_parallelism: PositiveInt = 2
     """Concurrent inserts (and ClickHouse clients) a big table batch is split into; ClickHouse parses each
     insert's rows on one thread, so this many cores parse at once (chdb, 2 cores: 1.6-1.7x rows/s)."""
+    loader_pipeline_depth: PositiveInt = 2
+    """Batches inserting at once while the next is fetched; each commits only after the one before it, so
+    offsets still move in order. Each holds its own `loader_insert_parallelism` ClickHouse clients."""
     loader_parallel_insert_rows: int = 10_000
     """A table's messages in a batch above which the insert is split. Below it a split saves a few
     milliseconds at most and doubles the parts ClickHouse has to merge."""
