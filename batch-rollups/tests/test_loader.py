@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pravis_local import testing
 from pravis_rollups import clickhouse
 from pravis_rollups.loader import Loader
@@ -355,6 +355,49 @@ async def test_batch_redelivered_after_a_crash_counts_once(kafka_bootstrap: str,
             "(SELECT * FROM events WHERE event_id IN {ids:Array(UUID)} LIMIT 1 BY event_id)",
             parameters={"ids": ids},
         ).result_rows == [(len(ids),)]
+
+
+class FirstBatchFails(Loader):
+    """Its first batch fails after the next one has been fetched and loaded (pipeline depth 2)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.loads = 0
+        self.second_loaded = asyncio.Event()
+
+    async def load(self, clients, fetched) -> None:
+        self.loads += 1
+        if self.loads == 1:
+            await asyncio.wait_for(self.second_loaded.wait(), 30)
+            raise RuntimeError("the first batch failed")
+        await super().load(clients, fetched)
+        self.second_loaded.set()
+
+
+async def test_a_batch_never_commits_past_an_earlier_one_that_failed(
+    kafka_bootstrap: str, database_url: str
+) -> None:
+    group = f"loader-test-{secrets.token_hex(4)}"
+    loader = FirstBatchFails(loader_settings(kafka_bootstrap, database_url, group, loader_pipeline_depth=2))
+    first, second = [event() for _ in range(3)], [event() for _ in range(3)]
+    task = asyncio.create_task(loader.run())
+    await asyncio.wait_for(loader.ready.wait(), 60)
+    await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in first])
+    await eventually(lambda: loader.loads >= 1)
+    await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in second])
+    with pytest.raises(RuntimeError, match="the first batch failed"):
+        await asyncio.wait_for(task, 60)
+
+    second_ids = [e["event_id"] for e in second]
+    assert counts(database_url, second_ids) == dict.fromkeys(second_ids, 1)  # loaded, yet not committed:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topics.EVENTS) or set()
+        committed = [await consumer.committed(TopicPartition(topics.EVENTS, p)) for p in partitions]
+    finally:
+        await consumer.stop()
+    assert partitions and committed == [None] * len(partitions)
 
 
 def test_copies_in_two_monthly_partitions_count_once_with_final(database_url: str) -> None:

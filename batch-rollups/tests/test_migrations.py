@@ -1,3 +1,8 @@
+import secrets
+import uuid
+
+import orjson
+from pravis_rollups import clickhouse
 from pravis_rollups.clickhouse import _statements, migration_files
 
 
@@ -16,3 +21,50 @@ def test_statements_split_on_terminating_semicolons_and_drop_comments() -> None:
     )
 
     assert _statements(sql) == ["CREATE TABLE a (x String DEFAULT ';')", "CREATE TABLE b (y UInt8)"]
+
+
+def test_cheaper_ingest_migration_keeps_the_rows_already_loaded(clickhouse_server: str) -> None:
+    """0005 changes column types of a populated `events` table: the rows loaded before it read back the same,
+    and rows loaded after it get their inserted_at from the warehouse, never from the message."""
+    url = f"{clickhouse_server}/pravis_migration_{secrets.token_hex(4)}"
+    with clickhouse.connect(url, with_database=False) as admin:
+        admin.command(f"CREATE DATABASE {clickhouse.database_of(url)}")
+    before = [(version, name, sql) for version, name, sql in migration_files() if version < 5]
+    row = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "page_view",
+        "timestamp": "2026-11-02T10:00:00Z",
+        "received_at": "2026-11-02T10:00:01Z",
+        "project_id": "p",
+        "anonymous_id": "a-1",
+        "properties": {"plan": "pro"},
+        "browser": "Firefox",
+        "experiment_key": "checkout",
+        "variant": "b",
+    }
+    with clickhouse.connect(url) as client:
+        for _, _, sql in before:
+            for statement in _statements(sql):
+                client.command(statement)
+        client.raw_insert("events", insert_block=orjson.dumps(row), fmt="JSONEachRow")
+        columns = "toString(event_id), browser, experiment_key, variant, properties.plan, inserted_at > 0"
+        loaded = client.query(f"SELECT {columns} FROM events").result_rows
+
+        applied = clickhouse.migrate(url)
+        assert "0005_events_ingest_cost.sql" in applied
+        assert client.query(f"SELECT {columns} FROM events").result_rows == loaded
+        types = dict(
+            client.query(
+                "SELECT name, type FROM system.columns WHERE table = 'events' "
+                "AND database = currentDatabase()"
+            ).result_rows
+        )
+        assert types["browser"] == "Nullable(String)"
+        assert types["model_used"] == "LowCardinality(Nullable(String))"
+
+        spoofed = {**row, "event_id": str(uuid.uuid4()), "inserted_at": "2000-01-01T00:00:00Z"}
+        clickhouse.insert_json_rows(client, "events", [orjson.dumps(spoofed)])
+        assert client.query(
+            "SELECT inserted_at > now64(3) - INTERVAL 1 HOUR FROM events WHERE event_id = {id:UUID}",
+            parameters={"id": spoofed["event_id"]},
+        ).result_rows == [(True,)]
