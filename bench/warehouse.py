@@ -229,9 +229,10 @@ class CpuMeter:
         self.used = {name: cpu_seconds(pid) - self._began[name] for name, pid in self.pids.items()}
 
 
-def settle(client, limit_s: float = 600) -> None:
+def settle(client, limit_s: float = 600) -> dict[str, int]:
     """Wait until the background merges the load started are done, so the baselines and the rollups read the
-    same parts and no merge takes CPU from either."""
+    same parts and no merge takes CPU from either; return the parts left per partition of `events` (what FINAL
+    merges at read time)."""
     began = time.perf_counter()
     with console.status("waiting for background merges") as status:
         while time.perf_counter() - began < limit_s:
@@ -240,16 +241,26 @@ def settle(client, limit_s: float = 600) -> None:
                 break
             status.update(f"waiting for {merges} background merges ({time.perf_counter() - began:.0f} s)")
             time.sleep(1)
-    console.print(f"background merges done after {time.perf_counter() - began:.1f} s")
+    parts = dict(
+        client.query(
+            "SELECT partition, count() FROM system.parts WHERE database = currentDatabase() "
+            "AND table = 'events' AND active GROUP BY partition ORDER BY partition"
+        ).result_rows
+    )
+    console.print(
+        f"background merges done after {time.perf_counter() - began:.1f} s; parts of events: {parts}"
+    )
+    return parts
 
 
-def rollups(url: str, first, last) -> tuple[float, dict[str, float], dict[str, float]]:
-    """(seconds for every rollup over the period, seconds per rollup, seconds of the baseline scans).
+def rollups(url: str, first, last) -> tuple[float, dict[str, float], dict[str, float], dict[str, int]]:
+    """(seconds for every rollup over the period, seconds per rollup, seconds of the baseline scans, parts per
+    partition of `events` they read).
 
     Two baselines: the plain scan counts a redelivered event twice; the FINAL one is the same GROUP BY made
     exact, the way analysts are told to query (docs/queries.md) and the way the rollups must read."""
     with clickhouse.connect(url) as client:
-        settle(client)
+        parts = settle(client)
         # The first read pays for the page cache: not a baseline's nor a rollup's cost.
         client.command("SELECT count() FROM events FINAL FORMAT Null")
         baselines = {}
@@ -279,7 +290,7 @@ def rollups(url: str, first, last) -> tuple[float, dict[str, float], dict[str, f
                 result = runner.run(step)
                 per_rollup[step.rollup.table] = per_rollup.get(step.rollup.table, 0.0) + result.seconds
                 bar.advance(task)
-        return time.perf_counter() - began, per_rollup, baselines
+        return time.perf_counter() - began, per_rollup, baselines, parts
 
 
 async def main_async(args: argparse.Namespace) -> dict:
@@ -333,7 +344,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         two_url = f"http://127.0.0.1:{port}/bench_two_consumers"
         clickhouse.migrate(two_url)
         two_s = await load(bootstrap, two_url, total_rows, consumers=2)
-        rollup_s, per_rollup, baselines = rollups(url, config.start, last_day)
+        rollup_s, per_rollup, baselines, parts = rollups(url, config.start, last_day)
     finally:
         warehouse.stop()
         broker.stop()
@@ -357,6 +368,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "rollups_s": rollup_s,
         "rollups_per_table_s": per_rollup,
         "baseline_scans_s": baselines,
+        "events_parts_per_partition": parts,
         "rollups_vs_one_scan": rollup_s / baseline_s,
         "rollups_vs_one_final_scan": rollup_s / list(baselines.values())[1],
     }
@@ -386,6 +398,10 @@ def report(result: dict) -> None:
     table.add_row(
         "same, two consumers in one group", f"{result['two_consumers_events_per_s']:,.0f} events/s", ""
     )
+    parts = ", ".join(
+        f"{partition}: {count}" for partition, count in result["events_parts_per_partition"].items()
+    )
+    table.add_row("events parts per partition (FINAL merges them)", parts, "")
     for label, seconds in result["baseline_scans_s"].items():
         table.add_row(f"one scan: {label}", f"{seconds:.2f} s", "")
     for name, seconds in result["rollups_per_table_s"].items():
