@@ -68,3 +68,20 @@ def test_cheaper_ingest_migration_keeps_the_rows_already_loaded(clickhouse_serve
             "SELECT inserted_at > now64(3) - INTERVAL 1 HOUR FROM events WHERE event_id = {id:UUID}",
             parameters={"id": spoofed["event_id"]},
         ).result_rows == [(True,)]
+
+
+def test_tables_inserted_without_omitted_field_defaults_have_no_default_expressions(
+    clickhouse_server: str,
+) -> None:
+    """The loader inserts these tables with input_format_defaults_for_omitted_fields = 0, which gives an
+    omitted column its type's default: a DEFAULT expression there would be silently skipped."""
+    url = f"{clickhouse_server}/pravis_defaults_{secrets.token_hex(4)}"
+    clickhouse.migrate(url)
+    with clickhouse.connect(url) as client:
+        for table in clickhouse.FAST_INSERT_SETTINGS:
+            kinds = client.query(
+                "SELECT name, default_kind FROM system.columns "
+                "WHERE database = currentDatabase() AND table = {t:String} AND default_kind = 'DEFAULT'",
+                parameters={"t": table},
+            ).result_rows
+            assert kinds == [], f"{table} has DEFAULT columns: {kinds}"
