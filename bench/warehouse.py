@@ -214,8 +214,8 @@ def cpu_seconds(pid: int | None = None) -> float:
 
 
 class CpuMeter:
-    """CPU seconds each process spent between `start` and `stop`: where a phase's time goes on a machine
-    whose cores the broker, the warehouse and this process share."""
+    """CPU seconds each process spent inside the `with` block: where a phase's time goes on a machine whose
+    cores the broker, the warehouse and this process share."""
 
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids

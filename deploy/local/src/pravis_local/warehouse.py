@@ -432,8 +432,8 @@ async def _read_body(
     up to the data, the insert's plan and a spool file holding the data.
 
     The data goes from the socket into the spool file chunk by chunk: a big insert is never held in memory,
-    nor copied into one bytes object and out again (measured: a third of the warehouse's CPU per inserted row
-    went to that)."""
+    nor copied into one bytes object and out again. Measured over HTTP, warehouse CPU per row: 0.94 -> 0.62 us
+    for LineAsString, 2.5 -> 2.1 us for `events` rows into a Null table."""
     chunks = aiter(request.stream())
     start = bytearray()
     while len(start) < INSERT_HEAD_BYTES and (chunk := await anext(chunks, None)) is not None:
