@@ -39,17 +39,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def warehouse(data_dir: Path, lanes: int = LANES) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+def warehouse(
+    data_dir: Path, lanes: int | None = LANES, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     port = free_port()
     log_path = data_dir.parent / f"warehouse-{port}.log"
     with log_path.open("wb") as log_file:
         argv = ["-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(data_dir)]
-        argv += ["--connections", str(lanes)]
+        argv += ["--connections", str(lanes)] if lanes is not None else []
         process = subprocess.Popen(
             [sys.executable, *argv],
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -477,6 +479,11 @@ def test_ddl_on_one_lane_is_seen_by_the_next_request_on_another(http: httpx.Clie
     finally:
         for hold in holds:
             hold.close()
+
+
+def test_connections_default_to_the_warehouse_connections_setting(tmp_path: Path) -> None:
+    with warehouse(tmp_path / "data", lanes=None, env={"PRAVIS_WAREHOUSE_CONNECTIONS": "5"}) as (_, _, log):
+        assert "connections=5" in log.read_text()
 
 
 def test_restart_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:

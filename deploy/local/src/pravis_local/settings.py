@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +16,9 @@ class Settings(BaseSettings):
     broker_port: int = 9092
     warehouse_port: int = 8123
     warehouse_database: str = "pravis"
+    warehouse_connections: PositiveInt | None = None
+    """chdb connections of the embedded warehouse, i.e. requests it serves at once; default one per core, at
+    least two."""
     events_partitions: int = 6
     gateway_port: int = 8000
     stream_web_port: int = 6066

@@ -587,8 +587,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--connections",
         type=int,
-        default=DEFAULT_CONNECTIONS,
-        help=f"chdb connections, i.e. requests served at once (default {DEFAULT_CONNECTIONS})",
+        default=settings.warehouse_connections or DEFAULT_CONNECTIONS,
+        help="chdb connections, i.e. requests served at once (default: PRAVIS_WAREHOUSE_CONNECTIONS, else "
+        f"{DEFAULT_CONNECTIONS}: one per core, at least two)",
     )
     args = parser.parse_args(argv)
     if args.connections < 1:
