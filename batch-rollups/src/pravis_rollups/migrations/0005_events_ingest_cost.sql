@@ -10,10 +10,11 @@
 --    and as plain strings that copy took 25% longer (measured at 2M events).
 -- 2. inserted_at is the warehouse's own clock, never the sender's: MATERIALIZED, so an insert cannot set it,
 --    and the loader can insert with input_format_defaults_for_omitted_fields = 0 (no per-row bookkeeping of
---    omitted fields: every other column's default is the type's own, NULL or empty).
+--    omitted fields: every other column's default is the type's own, NULL or empty). The statement names no
+--    type, so only the default changes: the ReplacingMergeTree's version column is never converted.
 -- Both are metadata changes on new parts; existing parts are rewritten by a background mutation.
 ALTER TABLE events
-    MODIFY COLUMN inserted_at DateTime64(3, 'UTC') MATERIALIZED now64(3),
+    MODIFY COLUMN inserted_at MATERIALIZED now64(3),
     MODIFY COLUMN locale Nullable(String),
     MODIFY COLUMN app_version Nullable(String),
     MODIFY COLUMN sdk_name Nullable(String),
