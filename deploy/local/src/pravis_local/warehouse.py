@@ -547,11 +547,15 @@ async def query_endpoint(request: Request) -> Response:
 
 
 def create_app(
-    chdb_path: Path | None = None, database: str | None = None, connections: int = DEFAULT_CONNECTIONS
+    chdb_path: Path | None = None, database: str | None = None, connections: int | None = None
 ) -> Starlette:
-    """The Starlette app; it opens the chdb connections at startup and closes them at shutdown."""
+    """The Starlette app; it opens the chdb connections at startup and closes them at shutdown. Each argument
+    left out comes from the settings (`connections`: PRAVIS_WAREHOUSE_CONNECTIONS, else one per core, at least
+    two)."""
     warehouse = Warehouse(
-        chdb_path or settings.chdb_path, database or settings.warehouse_database, connections
+        chdb_path or settings.chdb_path,
+        database or settings.warehouse_database,
+        connections or settings.warehouse_connections or DEFAULT_CONNECTIONS,
     )
 
     @contextlib.asynccontextmanager
@@ -587,12 +591,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--connections",
         type=int,
-        default=settings.warehouse_connections or DEFAULT_CONNECTIONS,
         help="chdb connections, i.e. requests served at once (default: PRAVIS_WAREHOUSE_CONNECTIONS, else "
         f"{DEFAULT_CONNECTIONS}: one per core, at least two)",
     )
     args = parser.parse_args(argv)
-    if args.connections < 1:
+    if args.connections is not None and args.connections < 1:
         parser.error("--connections must be at least 1")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     config = settings.model_copy(update={"data_dir": args.data_dir})
