@@ -34,7 +34,15 @@ from pravis_rollups.settings import Settings
 from pravis_rollups.synthetic import SyntheticConfig, events_by_user, json_rows
 from pravis_schemas import topics
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 console = Console(width=140)
@@ -49,11 +57,13 @@ curve the rollups compute; this keeps both within half a percentage point."""
 ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "bench" / "warehouse.json"
 
 
-def progress() -> Progress:
+def progress(*extra: ProgressColumn) -> Progress:
+    """A bar with done/total and elapsed time, and `extra` columns after the count."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        *extra,
         TimeElapsedColumn(),
         console=console,
     )
@@ -96,7 +106,7 @@ async def generate_and_publish(
     await producer.start()
     began = time.perf_counter()
     try:
-        with events_progress() as bar:
+        with progress(TextColumn("users, {task.fields[events]:,} events")) as bar:
             task = bar.add_task("generate + publish", total=config.users * len(config.projects), events=0)
             pending = []
             users = events_by_user(config)
@@ -132,17 +142,6 @@ async def flush(pending: list, bar: Progress, task: TaskID, published: Published
     await asyncio.gather(*pending)
     pending.clear()
     bar.update(task, completed=published.users, events=published.events)
-
-
-def events_progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("users, {task.fields[events]:,} events"),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 async def raw_consume(bootstrap: str, topic: str, total_rows: int) -> float:
