@@ -1,3 +1,4 @@
+import re
 import secrets
 import uuid
 
@@ -85,3 +86,63 @@ def test_tables_inserted_without_omitted_field_defaults_have_no_default_expressi
                 parameters={"t": table},
             ).result_rows
             assert kinds == [], f"{table} has DEFAULT columns: {kinds}"
+
+
+def test_events_ingest_takes_every_column_an_insert_may_set_on_events(clickhouse_server: str) -> None:
+    """JSON rows reach `events` through `events_ingest` (0006), and ClickHouse skips a field its target lacks
+    without a word: every column an insert may set on `events` must be there, of the same type apart from
+    LowCardinality, and a row must arrive whole."""
+    url = f"{clickhouse_server}/pravis_ingest_{secrets.token_hex(4)}"
+    clickhouse.migrate(url)
+    with clickhouse.connect(url) as client:
+
+        def columns(table: str) -> dict[str, str]:
+            return dict(
+                client.query(
+                    "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                    "AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')",
+                    parameters={"t": table},
+                ).result_rows
+            )
+
+        plain = {
+            name: re.sub(r"^LowCardinality\((.*)\)$", r"\1", kind) for name, kind in columns("events").items()
+        }
+        assert columns("events_ingest") == plain
+
+        row = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "api_request",
+            "timestamp": "2026-11-02T10:00:00.250Z",
+            "received_at": "2026-11-02T10:00:01Z",
+            "project_id": "p",
+            "user_id": "u-1",
+            "properties": {"plan": "pro"},
+            "feature_name": "wishlist",
+            "model_used": "whisper-small",
+            "endpoint": "/api/v1/cart",
+            "method": "POST",
+            "status": 201,
+        }
+        clickhouse.insert_json_rows(client, "events", [orjson.dumps(row)])
+        assert client.query(
+            "SELECT toString(event_id), event_type, toUnixTimestamp64Milli(timestamp), project_id, "
+            "distinct_id, properties.plan, feature_name, model_used, endpoint, method, status, "
+            "toTypeName(method) FROM events"
+        ).result_rows == [
+            (
+                row["event_id"],
+                "api_request",
+                1_793_613_600_250,
+                "p",
+                "u-1",
+                "pro",
+                "wishlist",
+                "whisper-small",
+                "/api/v1/cart",
+                "POST",
+                201,
+                "LowCardinality(Nullable(String))",
+            )
+        ]
+        assert client.query("SELECT count() FROM events_ingest").result_rows == [(0,)]
