@@ -31,9 +31,12 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     `loader_pipeline_depth` batches being inserted and the next one being fetched, each about this size.
     50k messages of 10 events are ~170 MB."""
     loader_batch_seconds: float = 1.0
-    loader_insert_parallelism: PositiveInt = 2
-    """Concurrent inserts (and ClickHouse clients) a big table batch is split into; ClickHouse parses each
-    insert's rows on one thread, so this many cores parse at once (chdb, 2 cores: 1.6-1.7x rows/s)."""
+    loader_insert_parallelism: PositiveInt = 1
+    """Concurrent inserts (and ClickHouse clients) a big table batch is split into. ClickHouse parses each
+    insert's rows on one thread, but the pipelined batches already keep `loader_pipeline_depth` inserts
+    running: on 2 cores, splitting too only made smaller parts to merge and more inserts to juggle (measured,
+    10M events: 147-191k events/s with 81-109 warehouse CPU-s at 2, 202-226k with 63-73 at 1). Raise it
+    with the warehouse's cores."""
     loader_pipeline_depth: PositiveInt = 2
     """Batches inserting at once while the next is fetched; each commits only after the one before it, so
     offsets still move in order. Each holds its own `loader_insert_parallelism` ClickHouse clients."""
