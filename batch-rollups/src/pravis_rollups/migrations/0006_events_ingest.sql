@@ -7,7 +7,7 @@
 -- LowCardinality left out): test_migrations fails while the two tables disagree.
 CREATE TABLE IF NOT EXISTS events_ingest AS events ENGINE = Null;
 
--- Computed by `events` itself (`SELECT *` would not pass them on anyway).
+-- distinct_id and inserted_at are computed by `events` itself; the String columns are its LowCardinality ones.
 ALTER TABLE events_ingest
     DROP COLUMN IF EXISTS distinct_id,
     DROP COLUMN IF EXISTS inserted_at,
