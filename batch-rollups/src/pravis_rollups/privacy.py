@@ -4,10 +4,20 @@ For each request it deletes the person's rows from every personal table (any tab
 `pravis_schemas.personal_data` defines them, except the audit itself), recomputes the rollups of every date
 the person had events on, and records the row counts in `privacy_requests`. The Kafka offset is committed only
 after the audit row says done, so a crash mid-way repeats the request, and a repeated deletion is harmless.
+
+A record is acted on only when the gateway's audit row vouches for it: the gateway writes the row (status
+pending) with the secret key's project before it publishes the request, so a record whose id, project, subject
+and kind do not match a pending row was not made by the gateway (forged by anyone who can write the topic, or a
+replay of a finished request) and is refused, logged and counted, never executed. The audit row was chosen over
+an HMAC signature on the record: a signature needs a secret shared by every gateway and this worker (issued,
+rotated, kept out of the topic's readers) and still lets a captured record be replayed unless something
+remembers which requests are finished, which is what the audit row already does. Forging a row instead needs
+write access to the warehouse, which could delete the rows directly anyway, so the check adds no weaker link.
 """
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import structlog
@@ -33,11 +43,54 @@ from pravis_rollups.settings import Settings, settings
 
 log = structlog.get_logger("pravis.privacy")
 REQUESTS_DONE = Counter("pravis_privacy_requests_done_total", "Deletion requests carried out")
+REQUESTS_REFUSED = Counter(
+    "pravis_privacy_requests_refused_total",
+    "privacy.requests records not carried out because no pending audit row of the gateway vouches for them",
+    ["reason"],
+)
 ROWS_DELETED = Counter("pravis_privacy_rows_deleted_total", "Rows deleted for privacy requests", ["table"])
 AUDIT_COLUMNS = [
     "request_id", "kind", "project_id", "subject", "requested_by", "requested_at", "status", "completed_at",
     "rows_deleted", "dates_recomputed", "updated_at",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """The newest state of one request in `privacy_requests`, as the gateway and this worker wrote it."""
+
+    project_id: str
+    subject: str
+    kind: str
+    status: str
+
+
+def refusal_reason(request: PrivacyRequest, audit: list[AuditRow]) -> str | None:
+    """Why `request` must not be carried out, or None when a pending audit row of its project vouches for it.
+
+    `audit` holds every row with the request's id, whatever its project: an id the gateway issued in another
+    project is a mismatch, not an unknown request."""
+    if not audit:
+        return "unknown_request"
+    row = next((r for r in audit if r.project_id == request.project_id), None)
+    if row is None:
+        return "project_mismatch"
+    if row.subject != request.subject:
+        return "subject_mismatch"
+    if row.kind != request.kind:
+        return "kind_mismatch"
+    if row.status != "pending":
+        return "not_pending"
+    return None
+
+
+def audit_rows(client: Client, request_id: str) -> list[AuditRow]:
+    # FINAL: the table keeps one row per state change (ReplacingMergeTree on updated_at); only the newest counts.
+    rows = client.query(
+        "SELECT project_id, subject, kind, status FROM privacy_requests FINAL WHERE request_id = {id:String}",
+        parameters={"id": request_id},
+    ).result_rows
+    return [AuditRow(*row) for row in rows]
 
 
 def affected_dates(client: Client, request: PrivacyRequest) -> list[date]:
@@ -111,21 +164,43 @@ class PrivacyWorker:
                 try:
                     request = PrivacyRequest.model_validate_json(record.value)
                 except ValidationError as exc:
-                    log.error("unreadable privacy request skipped", offset=record.offset, error=str(exc))
+                    REQUESTS_REFUSED.labels("unreadable").inc()
+                    log.error(
+                        "privacy request refused",
+                        reason="unreadable",
+                        partition=record.partition,
+                        offset=record.offset,
+                        error=str(exc),
+                    )
                     await consumer.commit()
                     continue
-                await self._carry_out(client, request)
+                await self._carry_out(client, request, record.partition, record.offset)
                 await consumer.commit()
         finally:
             await consumer.stop()
             client.close()
 
-    async def _carry_out(self, client: Client, request: PrivacyRequest) -> None:
-        # The warehouse may be down: keep the request (uncommitted) and try again with backoff.
+    async def _carry_out(self, client: Client, request: PrivacyRequest, partition: int, offset: int) -> None:
+        # The warehouse may be down, also while the audit row is checked: keep the request (uncommitted) and try
+        # again with backoff, so an outage never turns a genuine request into a refused one.
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30)):
             with attempt:
+                audit = await asyncio.to_thread(audit_rows, client, request.request_id)
+                if reason := refusal_reason(request, audit):
+                    break
                 facts = await asyncio.to_thread(delete_subject, client, request)
                 await asyncio.to_thread(record_done, client, request, facts)
+        if reason:
+            REQUESTS_REFUSED.labels(reason).inc()
+            log.warning(
+                "privacy request refused",
+                reason=reason,
+                request_id=request.request_id,
+                project=request.project_id,
+                partition=partition,
+                offset=offset,
+            )
+            return
         REQUESTS_DONE.inc()
         log.info("deletion done", request_id=request.request_id, project=request.project_id, **facts)
 
