@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
-from pravis_gateway.consent import ConsentBook
+from pravis_gateway import gpc
+from pravis_gateway.consent import ConsentBook, Refusal
 from pravis_schemas import ConsentCategory
 from pravis_schemas.messages import ConsentRecord
 
@@ -47,3 +48,89 @@ def test_pending_changes_take_precedence_and_state_fills_defaults() -> None:
         ConsentCategory.FEEDBACK: False,
         ConsentCategory.PERSONALIZATION: False,
     }
+
+
+ERASED_AT = datetime(2026, 5, 2, tzinfo=UTC)
+LATER = datetime(2026, 5, 3, tzinfo=UTC)
+
+
+def erased_book() -> ConsentBook:
+    book = ConsentBook("opt_out")
+    book.apply(
+        ConsentRecord(
+            project_id="shop",
+            subject="u",
+            consent=dict.fromkeys(ConsentCategory, False),
+            changed_at=ERASED_AT,
+            erasure_request_id="req-1",
+        )
+    )
+    return book
+
+
+def change(changed_at: datetime, explicit: bool | None = None, **consent: bool) -> ConsentRecord:
+    return ConsentRecord(
+        project_id="shop", subject="u", consent=consent, changed_at=changed_at, explicit=explicit
+    )
+
+
+def test_a_subject_never_erased_changes_as_before() -> None:
+    grant = record("u", analytics=True)
+    assert ConsentBook("opt_out").admit(grant) is grant
+
+
+def test_an_explicit_grant_after_an_erasure_is_recorded_naming_it() -> None:
+    book = erased_book()
+    admitted = book.admit(change(LATER, explicit=True, analytics=True))
+
+    assert isinstance(admitted, ConsentRecord)
+    assert (admitted.follows_erasure, admitted.explicit, admitted.consent) == ("req-1", True, {ANALYTICS: True})
+    book.apply(admitted)
+    assert book.state("shop", "u") == {
+        ConsentCategory.ANALYTICS: True,
+        ConsentCategory.PERFORMANCE: False,
+        ConsentCategory.FEEDBACK: False,
+        ConsentCategory.PERSONALIZATION: False,
+    }
+
+
+def test_a_grant_after_an_erasure_that_is_stale_or_not_explicit_is_refused() -> None:
+    book = erased_book()
+
+    stale = book.admit(change(ERASED_AT, explicit=True, analytics=True))
+    replayed = book.admit(change(LATER, analytics=True, feedback=False))
+
+    assert isinstance(stale, Refusal) and stale.reason == "consent_predates_erasure"
+    assert isinstance(replayed, Refusal) and replayed.reason == "consent_after_erasure_not_explicit"
+    assert "req-1" in stale.message and "explicit: true" in replayed.message
+
+
+def test_a_withdrawal_after_an_erasure_needs_nothing_but_names_it() -> None:
+    admitted = erased_book().admit(change(ERASED_AT, feedback=False))
+
+    assert isinstance(admitted, ConsentRecord) and admitted.follows_erasure == "req-1"
+
+
+def test_gpc_withdraws_once_per_subject_and_only_the_mapped_categories() -> None:
+    book = ConsentBook("opt_out")
+    personalization = ConsentCategory.PERSONALIZATION
+    book.apply(record("already", personalization=False))
+    batch = [
+        {"user_id": "u-1", "anonymous_id": "a-1"},
+        {"user_id": "u-1", "anonymous_id": "a-1"},
+        {"anonymous_id": "a-2"},
+        {"user_id": "already"},
+        ["not", "an", "event"],
+        {"user_id": 7},
+    ]
+
+    events = gpc.opt_out_events(book, "shop", gpc.subjects_of(batch), [personalization], NOW)
+
+    assert [(e.get("user_id"), e.get("anonymous_id")) for e in events] == [("u-1", None), (None, "a-2")]
+    assert all(e["consent"] == {personalization: False} and e["source"] == "gpc" for e in events)
+    assert gpc.opt_out_events(book, "shop", [("u-1", None)], [], NOW) == []
+
+
+def test_only_sec_gpc_1_is_the_signal() -> None:
+    assert gpc.signalled({"sec-gpc": "1"})
+    assert not gpc.signalled({"sec-gpc": "0"}) and not gpc.signalled({})

@@ -2,7 +2,7 @@
 
 Raw events keep for `retention_raw_days`, inspection tables (rejected events) for `retention_inspection_days`,
 rollups for `retention_rollup_days` (longer than raw: aggregates hold no person), and the audit of privacy
-requests, the migrations log and experiment definitions are never expired. Planning is pure; `apply` and
+requests, the consent history, the migrations log and experiment definitions are never expired. Planning is pure; `apply` and
 `report` talk to ClickHouse.
 """
 
@@ -12,7 +12,9 @@ from clickhouse_connect.driver.client import Client
 
 RAW_TABLES = frozenset({"events", "feedback_scored", "alerts"})
 INSPECTION_TABLES = frozenset({"events_rejected", "loader_rejected"})
-KEPT_FOREVER = frozenset({"privacy_requests", "schema_migrations", "experiments", "rollup_runs"})
+KEPT_FOREVER = frozenset(
+    {"privacy_requests", "consent_history", "schema_migrations", "experiments", "rollup_runs"}
+)
 # The column a table's age is measured on: the first of these it has, as Date or DateTime.
 TIME_COLUMNS = ("timestamp", "day", "date", "week", "cohort_week", "received_at", "started_at", "computed_at")
 

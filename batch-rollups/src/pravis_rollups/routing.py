@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 from pravis_schemas import RejectedEvent, topics
-from pravis_schemas.messages import Alert, ScoredFeedback
+from pravis_schemas.messages import Alert, ConsentRecord, ScoredFeedback
 from pydantic import BaseModel, ValidationError
 
 REASON_MAX_CHARS = 2000
@@ -101,11 +101,18 @@ def _scored_feedback(value: bytes, partition: int, offset: int) -> bytes:
     return scored.to_json()
 
 
+def _consent_record(value: bytes, partition: int, offset: int) -> bytes:
+    # Two identical changes are two facts of the history; only a redelivered copy (same position) collapses.
+    row = _validated(ConsentRecord, value).model_dump(mode="json", exclude_none=True)
+    return orjson.dumps({**row, "kafka_partition": partition, "kafka_offset": offset})
+
+
 ROUTES: dict[str, Route] = {
     topics.EVENTS: Route("events", _event),
     topics.EVENTS_REJECTED: Route("events_rejected", _rejected_event),
     topics.ALERTS: Route("alerts", _alert),
     topics.FEEDBACK_SCORED: Route("feedback_scored", _scored_feedback),
+    topics.CONSENT: Route("consent_history", _consent_record),
 }
 """Topic → table. Exposures are `experiment_exposure` rows of `events`."""
 

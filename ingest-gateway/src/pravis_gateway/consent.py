@@ -3,9 +3,18 @@
 Under `opt_out` a category is allowed until the user withdraws it; under `opt_in` nothing is allowed until
 the user grants it. A user known only by anonymous_id can consent under that id; once identified, a record
 under the user_id takes precedence.
+
+A deletion request withdraws every category of its subject. A later change can never silently undo it: a grant
+for an erased subject is admitted only when it was made after the deletion and says `explicit: true` (the user
+acted just now, e.g. clicked a banner after registering again), and it is recorded naming the deletion it
+follows. A stale queue replaying a grant from before the deletion, or a site re-applying a stored choice at
+every page load, is refused. The write key may record such a grant: it is what a browser banner does, and the
+history keeps both the withdrawal and the grant.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from pravis_schemas import ConsentCategory
@@ -15,6 +24,23 @@ Policy = Literal["opt_in", "opt_out"]
 Subject = tuple[str, str]
 
 
+PREDATES_ERASURE = "consent_predates_erasure"
+NOT_EXPLICIT_AFTER_ERASURE = "consent_after_erasure_not_explicit"
+ERASURE_REFUSALS = frozenset({PREDATES_ERASURE, NOT_EXPLICIT_AFTER_ERASURE})
+
+
+@dataclass(frozen=True)
+class Erasure:
+    request_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    message: str
+
+
 class ConsentBook:
     def __init__(
         self, default_policy: Policy = "opt_out", project_policies: Mapping[str, Policy] | None = None
@@ -22,12 +48,39 @@ class ConsentBook:
         self.default_policy = default_policy
         self.project_policies = dict(project_policies or {})
         self._granted: dict[Subject, dict[ConsentCategory, bool]] = {}
+        self._erasures: dict[Subject, Erasure] = {}
 
     def policy(self, project_id: str) -> Policy:
         return self.project_policies.get(project_id, self.default_policy)
 
     def apply(self, record: ConsentRecord) -> None:
-        self._granted.setdefault((record.project_id, record.subject), {}).update(record.consent)
+        key = (record.project_id, record.subject)
+        self._granted.setdefault(key, {}).update(record.consent)
+        if record.erasure_request_id:
+            self._erasures[key] = Erasure(record.erasure_request_id, record.changed_at)
+
+    def erasure(self, project_id: str, subject: str) -> Erasure | None:
+        """The latest deletion request of this subject, if any."""
+        return self._erasures.get((project_id, subject))
+
+    def admit(self, record: ConsentRecord) -> ConsentRecord | Refusal:
+        """The change as it is to be recorded (naming the deletion it follows, if any), or why it is refused."""
+        erasure = self.erasure(record.project_id, record.subject)
+        if erasure is None:
+            return record
+        if any(record.consent.values()):
+            if record.changed_at <= erasure.at:
+                return Refusal(
+                    PREDATES_ERASURE,
+                    f"this grant was made before deletion request {erasure.request_id} and cannot undo it",
+                )
+            if not record.explicit:
+                return Refusal(
+                    NOT_EXPLICIT_AFTER_ERASURE,
+                    f"the subject's data was deleted (request {erasure.request_id}): a new grant must be "
+                    "made by the user just now and say explicit: true",
+                )
+        return record.model_copy(update={"follows_erasure": erasure.request_id})
 
     def state(self, project_id: str, subject: str) -> dict[ConsentCategory, bool]:
         default = self.policy(project_id) == "opt_out"

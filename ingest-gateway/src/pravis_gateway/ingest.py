@@ -10,7 +10,7 @@ import orjson
 from pravis_schemas import EnrichedEvent, Event, EventError, RejectedEvent, record_of_rows, validate_batch
 from pravis_schemas.messages import ConsentRecord, consent_category
 
-from pravis_gateway.consent import ConsentBook
+from pravis_gateway.consent import ConsentBook, Refusal
 from pravis_gateway.enrich import IpAnonymizer, correct_skew, user_agent_families
 from pravis_gateway.scrub import Scrubber, scrub_text, scrub_url
 
@@ -124,7 +124,13 @@ def process_batch(
                 consent=event.consent,
                 changed_at=timestamp,
                 source=event.source,
+                explicit=event.explicit,
             )
+            record = policies.consent.admit(record)
+            if isinstance(record, Refusal):
+                outcome.reject(index, record.reason, record.message)
+                continue
+            event = event.model_copy(update={"follows_erasure": record.follows_erasure})
             outcome.consent_records.append(record)
             pending_consent.setdefault((record.project_id, record.subject), {}).update(record.consent)
         else:

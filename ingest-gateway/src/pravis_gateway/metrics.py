@@ -7,6 +7,9 @@ EVENTS_REJECTED = Counter("pravis_gateway_events_rejected_total", "Events refuse
 EVENTS_DROPPED_NO_CONSENT = Counter(
     "pravis_gateway_events_dropped_no_consent_total", "Valid events dropped for lack of the user's consent"
 )
+GPC_OPT_OUTS = Counter(
+    "pravis_gateway_gpc_opt_outs_total", "Consent withdrawals recorded for the Global Privacy Control signal"
+)
 REQUESTS = Counter(
     "pravis_gateway_requests_total", "Ingest requests by endpoint and status", ["endpoint", "status"]
 )

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
+from pravis_schemas import ConsentCategory
 from pravis_schemas.kafka_security import KafkaSecuritySettings
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -47,6 +48,9 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     # overrides as JSON, e.g. PRAVIS_CONSENT_PROJECT_POLICIES='{"shop-eu": "opt_in"}'.
     consent_default_policy: Literal["opt_in", "opt_out"] = "opt_out"
     consent_project_policies: dict[str, Literal["opt_in", "opt_out"]] = {}
+    # What a request carrying Sec-GPC: 1 withdraws (comma-separated; empty = ignore the signal). Default: CCPA's
+    # "do not sell or share", which for our categories is cross-context personalization.
+    gpc_opt_out_categories: Annotated[list[ConsentCategory], NoDecode] = [ConsentCategory.PERSONALIZATION]
     # Property keys whose values are always redacted (case-insensitive), besides pattern-based PII scrubbing.
     pii_denylist_keys: Annotated[list[str], NoDecode] = sorted(DEFAULT_DENYLIST)
 
@@ -59,7 +63,7 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     sink: Literal["kafka", "null"] = "kafka"
     log_format: Literal["console", "json"] = "console"
 
-    @field_validator("cors_origins", "pii_denylist_keys", mode="before")
+    @field_validator("cors_origins", "pii_denylist_keys", "gpc_opt_out_categories", mode="before")
     @classmethod
     def split_origins(cls, value: object) -> object:
         return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value

@@ -332,6 +332,16 @@ class ConsentChangeEvent(EventBase):
     event_type: Literal["consent_change"]
     consent: Annotated[dict[ConsentCategory, bool], Field(min_length=1)]
     source: Annotated[str, MaxLen(200)] | None = None
+    explicit: bool | None = Field(
+        None,
+        description="The user made this choice just now (a banner click), not a stored choice replayed. "
+        "Needed to grant anything to a subject whose data was deleted.",
+    )
+    follows_erasure: Annotated[str, MaxLen(64)] | None = Field(
+        None,
+        description="Set by the gateway (a sent value is replaced): the deletion request of this subject that "
+        "this change follows.",
+    )
 
 
 EVENT_MODELS: dict[str, type[EventBase]] = {

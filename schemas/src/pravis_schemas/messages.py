@@ -81,7 +81,8 @@ class ConsentRecord(BaseModel):
     """A message of the `consent` topic (key: `project_id:subject`): the user's consent after a change.
 
     `subject` is the user_id, or the anonymous_id for users who never identified. Categories not listed keep
-    their previous value (or the project's default policy)."""
+    their previous value (or the project's default policy). The `consent_history` table keeps every record,
+    also after the subject's data was deleted (GDPR accountability: consent must be demonstrable)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -90,6 +91,13 @@ class ConsentRecord(BaseModel):
     consent: dict[ConsentCategory, bool]
     changed_at: UtcDatetime
     source: Annotated[str, Field(max_length=200)] | None = None
+    erasure_request_id: Annotated[str, Field(max_length=64)] | None = None
+    """Set on the withdrawal of every category that deletion request makes."""
+    follows_erasure: Annotated[str, Field(max_length=64)] | None = None
+    """Set by the gateway on a change for a subject whose data was deleted: the deletion request it follows."""
+    explicit: bool | None = None
+    """The user acted just now (a banner click), as opposed to a stored choice replayed; a grant after a
+    deletion needs it."""
 
     @property
     def key(self) -> bytes:

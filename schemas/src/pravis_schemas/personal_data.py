@@ -50,6 +50,7 @@ class PersonalTable:
         return f"ALTER TABLE `{self.name}` DELETE WHERE {self.where()} SETTINGS mutations_sync = 2"
 
 
-# The audit of privacy requests names the person whose data was deleted; GDPR's accountability principle
-# requires keeping it, so deletion skips it (export still shows it).
-RETAINED_FOR_ACCOUNTABILITY = frozenset({"privacy_requests"})
+# The audit of privacy requests names the person whose data was deleted, and the consent history shows what
+# they agreed to and withdrew; GDPR's accountability principle (art. 5(2), 7(1)) requires keeping both, so
+# deletion skips them (export still shows them).
+RETAINED_FOR_ACCOUNTABILITY = frozenset({"privacy_requests", "consent_history"})

@@ -1,7 +1,12 @@
 """`GET`/`PUT /api/v1/consent/{subject}`: a user's consent per category, enforced by every gateway process.
 
-A change travels as a `consent_change` event (kept in the warehouse as the user's consent history) and as a
-record on the `consent` topic, from which every gateway process keeps its consent state.
+A change travels as a `consent_change` event and as a record on the `consent` topic, from which every gateway
+process keeps its consent state and the loader the `consent_history` table.
+
+Reading needs the project's secret key: the write key sits in every browser, and a subject's consent says who
+uses the site and what they agreed to. Writing needs only the write key, as a consent banner does; a grant
+after the subject's data was deleted must be explicit (see `pravis_gateway.consent`). A PUT carrying
+`Sec-GPC: 1` records the Global Privacy Control opt-out first (see `pravis_gateway.gpc`).
 """
 
 import uuid
@@ -12,11 +17,13 @@ from fastapi import APIRouter, Path, Request
 from pravis_schemas import ConsentCategory
 from pydantic import BaseModel, ConfigDict, Field
 
-from pravis_gateway.deps import GatewayDep, WriteKey
+from pravis_gateway import metrics
+from pravis_gateway.consent import ERASURE_REFUSALS
+from pravis_gateway.deps import GatewayDep, SecretKey, WriteKey
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
-from pravis_gateway.routes.events import publish_outcome
-from pravis_gateway.routes.responses import INGEST_RESPONSES, JSONBody, error
+from pravis_gateway.routes.events import honour_gpc, publish_outcome
+from pravis_gateway.routes.responses import INGEST_RESPONSES, ErrorBody, JSONBody, error
 
 router = APIRouter(prefix="/api/v1", tags=["consent"])
 SubjectPath = Annotated[str, Path(min_length=1, max_length=200, description="user_id, or anonymous_id")]
@@ -33,6 +40,13 @@ class ConsentChange(BaseModel):
     feedback: bool | None = None
     personalization: bool | None = None
     source: Annotated[str | None, Field(max_length=200, description="e.g. 'cookie banner v3'")] = None
+    explicit: Annotated[
+        bool | None,
+        Field(
+            description="The user made this choice just now (a banner click); needed to grant anything to a "
+            "subject whose data was deleted"
+        ),
+    ] = None
 
 
 class ConsentState(BaseModel):
@@ -47,17 +61,26 @@ def state_of(gateway: GatewayDep, project_id: str, subject: str) -> dict:
 
 
 @router.get("/consent/{subject}", response_model=ConsentState)
-async def get_consent(subject: SubjectPath, key: WriteKey, gateway: GatewayDep) -> dict:
-    """The user's consent per category, with the project's default policy filled in."""
+async def get_consent(subject: SubjectPath, key: SecretKey, gateway: GatewayDep) -> dict:
+    """The user's consent per category, with the project's default policy filled in (secret key only)."""
     return state_of(gateway, key.project_id, subject)
 
 
-@router.put("/consent/{subject}", response_model=ConsentState, responses=INGEST_RESPONSES)
+PUT_RESPONSES = {
+    **INGEST_RESPONSES,
+    409: {
+        "model": ErrorBody,
+        "description": "The subject's data was deleted: a grant must be explicit and made after the deletion",
+    },
+}
+
+
+@router.put("/consent/{subject}", response_model=ConsentState, responses=PUT_RESPONSES)
 async def put_consent(
     subject: SubjectPath, change: ConsentChange, key: WriteKey, gateway: GatewayDep, request: Request
 ):
     """Grant or withdraw categories (others keep their value); effective on every gateway within 1 s."""
-    categories = change.model_dump(exclude_none=True, exclude={"source"})
+    categories = change.model_dump(exclude_none=True, exclude={"source", "explicit"})
     if not categories:
         return error(422, "name at least one category: analytics, performance, feedback, personalization")
     now = datetime.now(UTC)
@@ -68,13 +91,19 @@ async def put_consent(
         "user_id": subject,
         "consent": categories,
         "source": change.source,
+        "explicit": change.explicit,
     }
     ingest = IngestRequest(project_id=key.project_id, received_at=now, sent_at=None, client_ip=None)
+    if failure := await honour_gpc(gateway, request, ingest, [event]):
+        return failure
     outcome = process_batch(
         [{k: v for k, v in event.items() if v is not None}], ingest, gateway.limits, gateway.policies
     )
     if outcome.rejected:
-        return error(422, outcome.rejected[0].error)
+        for reason, count in outcome.rejected_by_reason.items():
+            metrics.EVENTS_REJECTED.labels(reason).inc(count)
+        erasure_refused = set(outcome.rejected_by_reason) & ERASURE_REFUSALS
+        return error(409 if erasure_refused else 422, outcome.rejected[0].error)
     if failure := await publish_outcome(gateway, outcome, [event], ingest):
         return failure
     return JSONBody(ConsentState(**state_of(gateway, key.project_id, subject)).model_dump(mode="json"))

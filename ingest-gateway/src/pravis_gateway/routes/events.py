@@ -1,5 +1,6 @@
 """`POST /api/v1/analytics/events`: validate a batch, publish the valid events, report the rest per index."""
 
+import dataclasses
 import time
 import zlib
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Request
 from pravis_schemas import EventBatch, describe_error, topics
 from pydantic import ValidationError
 
-from pravis_gateway import metrics
+from pravis_gateway import gpc, metrics
 from pravis_gateway.body import BodyTooLarge, UnsupportedEncoding, read_body
 from pravis_gateway.deps import GatewayDep, PresentedKey, verify_write_key
 from pravis_gateway.ingest import BatchOutcome, process_batch
@@ -61,6 +62,28 @@ async def publish_outcome(gateway: Gateway, outcome: BatchOutcome, raw_events: l
     metrics.EVENTS_DROPPED_NO_CONSENT.inc(outcome.dropped_no_consent)
     for reason, count in outcome.rejected_by_reason.items():
         metrics.EVENTS_REJECTED.labels(reason).inc(count)
+    return None
+
+
+async def honour_gpc(
+    gateway: Gateway, request: Request, ingest: IngestRequest, raw_events: list
+) -> JSONBody | None:
+    """Record the Global Privacy Control opt-out of the request's users before anything else of it is judged;
+    None when there was nothing to record or Kafka acked it, else the 503."""
+    if not gpc.signalled(request.headers):
+        return None
+    subjects = gpc.subjects_of(raw_events)
+    categories = gateway.settings.gpc_opt_out_categories
+    opt_outs = gpc.opt_out_events(
+        gateway.policies.consent, ingest.project_id, subjects, categories, ingest.received_at
+    )
+    if not opt_outs:
+        return None
+    on_server_clock = dataclasses.replace(ingest, sent_at=None)
+    outcome = process_batch(opt_outs, on_server_clock, gateway.limits, gateway.policies)
+    if failure := await publish_outcome(gateway, outcome, opt_outs, on_server_clock):
+        return failure
+    metrics.GPC_OPT_OUTS.inc(len(outcome.consent_records))
     return None
 
 
@@ -126,6 +149,8 @@ async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) 
         sent_at=batch.sent_at,
         client_ip=request.client.host if request.client else None,
     )
+    if failure := await honour_gpc(gateway, request, ingest, batch.events):
+        return failure
     outcome = process_batch(batch.events, ingest, gateway.limits, gateway.policies)
     if failure := await publish_outcome(gateway, outcome, batch.events, ingest):
         return failure

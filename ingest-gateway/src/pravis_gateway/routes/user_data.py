@@ -65,6 +65,7 @@ async def delete_user_data(user_id: SubjectQuery, key: SecretKey, gateway: Gatew
                 consent=dict.fromkeys(ConsentCategory, False),
                 changed_at=now,
                 source=f"deletion request {request.request_id}",
+                erasure_request_id=request.request_id,
             )
         ]
     )
