@@ -118,6 +118,7 @@ def test_gpc_withdraws_once_per_subject_and_only_the_mapped_categories() -> None
     batch = [
         {"user_id": "u-1", "anonymous_id": "a-1"},
         {"user_id": "u-1", "anonymous_id": "a-1"},
+        {"user_id": "u-1"},
         {"anonymous_id": "a-2"},
         {"user_id": "already"},
         ["not", "an", "event"],

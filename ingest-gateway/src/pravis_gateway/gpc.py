@@ -49,9 +49,15 @@ def opt_out_events(
     """The `consent_change` events withdrawing `categories` from every subject that still has one of them."""
     categories = list(categories)
     events = []
+    withdrawn: set[str] = set()
     for user_id, anonymous_id in subjects:
-        if not any(book.allows(project_id, user_id, anonymous_id, c) for c in categories):
+        # The change is recorded under the user_id when there is one, as every consent change is.
+        subject = user_id or anonymous_id
+        if subject in withdrawn or not any(
+            book.allows(project_id, user_id, anonymous_id, c) for c in categories
+        ):
             continue
+        withdrawn.add(subject)
         identity = {"user_id": user_id} if user_id else {"anonymous_id": anonymous_id}
         events.append(
             {
@@ -59,7 +65,7 @@ def opt_out_events(
                 "event_type": "consent_change",
                 "timestamp": now.isoformat(),
                 **identity,
-                "consent": dict.fromkeys(categories, False),
+                "consent": {category.value: False for category in categories},
                 "source": GPC_SOURCE,
             }
         )
