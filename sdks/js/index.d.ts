@@ -94,7 +94,7 @@ export class PravisClient {
   identify(userId: string | null): void;
   page(properties?: Properties, fields?: Fields): string | null;
   feedback(input: FeedbackInput): string | null;
-  setConsent(consent: Consent, options?: { source?: string }): string | null;
+  setConsent(consent: Consent, options?: { source?: string; explicit?: boolean }): string | null;
   flush(): Promise<void>;
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
   stats(): Stats;
@@ -132,7 +132,7 @@ export function track(eventType: string, properties?: Properties, fields?: Field
 export function identify(userId: string | null): void;
 export function page(properties?: Properties, fields?: Fields): string | null;
 export function feedback(input: FeedbackInput): string | null;
-export function setConsent(consent: Consent, options?: { source?: string }): string | null;
+export function setConsent(consent: Consent, options?: { source?: string; explicit?: boolean }): string | null;
 export function flush(): Promise<void>;
 export function stats(): Stats;
 export function shutdown(options?: { timeoutMs?: number }): Promise<void>;

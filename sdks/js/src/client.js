@@ -176,8 +176,9 @@ export class PravisClient {
     return this.track('feedback', properties, { rating, interaction_id: interactionId, comment, context });
   }
 
-  /** Record a consent change; with `analytics: false` no further events are collected. */
-  setConsent(consent, { source } = {}) {
+  /** Record a consent change; with `analytics: false` no further events are collected. `explicit: true` says the
+   * user acted just now (a banner click): the gateway needs it to grant anything after the user's data was deleted. */
+  setConsent(consent, { source, explicit } = {}) {
     const names = Object.keys(consent || {});
     if (!names.length || names.some((name) => !CONSENT_CATEGORIES.includes(name))) {
       throw new Error(`pravis: consent categories are ${CONSENT_CATEGORIES.join(', ')}`);
@@ -185,7 +186,7 @@ export class PravisClient {
     const clean = Object.fromEntries(names.map((name) => [name, Boolean(consent[name])]));
     this.consent = { ...this.consent, ...clean };
     this._set('consent', JSON.stringify(this.consent));
-    return this.track('consent_change', {}, { consent: clean, source });
+    return this.track('consent_change', {}, { consent: clean, source, explicit });
   }
 
   /** Send everything queued; resolves when the gateway answered (or retries were used up). */

@@ -248,6 +248,9 @@ test('consent: the change is recorded; analytics=false stops collection', () => 
   assert.equal(client.track('custom_a'), null);
   const [event] = client.queue.all();
   assert.deepEqual([event.event_type, event.consent, event.source], ['consent_change', { analytics: false, performance: true }, 'banner']);
+  assert.equal('explicit' in JSON.parse(JSON.stringify(event)), false);
+  client.setConsent({ analytics: true }, { explicit: true });
+  assert.equal(client.queue.all()[1].explicit, true);
 });
 
 test('shutdown in memory sends what is left and reports what it could not', async () => {

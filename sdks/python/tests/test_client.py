@@ -185,3 +185,13 @@ def test_disabled_client_sends_nothing(fake_gateway) -> None:
 def test_consent_categories_are_checked(fake_gateway, bad) -> None:
     with make_client(fake_gateway) as client, pytest.raises(ValueError):
         client.set_consent(bad)
+
+
+def test_consent_says_explicit_only_when_asked(fake_gateway) -> None:
+    with make_client(fake_gateway) as client:
+        client.set_consent({"analytics": False}, source="banner")
+        client.set_consent({"analytics": True}, explicit=True)
+        client.flush(5)
+    stored, granted = fake_gateway.events
+    assert "explicit" not in stored and stored["source"] == "banner"
+    assert (granted["consent"], granted["explicit"]) == ({"analytics": True}, True)

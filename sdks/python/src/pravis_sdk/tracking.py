@@ -159,10 +159,18 @@ class Tracker(ABC):
         )
 
     def set_consent(
-        self, consent: Mapping[str, bool], *, source: str | None = None, **kwargs: Any
+        self,
+        consent: Mapping[str, bool],
+        *,
+        source: str | None = None,
+        explicit: bool | None = None,
+        **kwargs: Any,
     ) -> str | None:
-        """Record a consent change, e.g. `{"analytics": True, "personalization": False}`."""
-        return self.track("consent_change", consent=check_consent(consent), source=source, **kwargs)
+        """Record a consent change, e.g. `{"analytics": True, "personalization": False}`; `explicit=True` says the
+        user acted just now, which the gateway needs to grant anything after the user's data was deleted."""
+        return self.track(
+            "consent_change", consent=check_consent(consent), source=source, explicit=explicit, **kwargs
+        )
 
     def api_request(
         self,
