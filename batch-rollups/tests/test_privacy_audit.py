@@ -1,5 +1,4 @@
-"""Which privacy.requests records the worker carries out: only those a pending audit row of the gateway vouches
-for."""
+"""Which privacy.requests records the worker carries out: those a pending audit row vouches for."""
 
 from datetime import UTC, datetime
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 from pravis_local import testing
 from pravis_rollups.clickhouse import connect
 from pravis_schemas import topics
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import page_view, stored_counts, wait_until_stored
 
@@ -155,7 +155,7 @@ def test_the_write_key_cannot_read_consent_and_the_secret_key_can(
 
 
 def consent_history(clickhouse_url: str, subject: str, rows: int) -> list[dict]:
-    """The subject's consent history in the warehouse once it holds `rows` records (or the deadline passed)."""
+    """The subject's consent history in the warehouse once it holds `rows` records (or at the deadline)."""
     deadline = time.monotonic() + 60
     while True:
         with connect(clickhouse_url) as client:
@@ -199,7 +199,8 @@ def test_a_grant_after_a_deletion_is_a_new_explicit_grant_never_a_silent_undo(
     assert grant.status_code == 200, grant.text
     assert grant.json()["consent"] == {**ALL_WITHDRAWN, "analytics": True}
     history = consent_history(clickhouse_url, subject, rows=2)
-    assert [(h["consent"], h["erasure_request_id"], h["follows_erasure"], h["explicit"]) for h in history] == [
+    facts = [(h["consent"], h["erasure_request_id"], h["follows_erasure"], h["explicit"]) for h in history]
+    assert facts == [
         (ALL_WITHDRAWN, request_id, None, None),
         ({"analytics": True}, None, request_id, True),
     ]
@@ -242,9 +243,7 @@ def test_gpc_withdraws_the_mapped_categories_once_and_their_events_are_dropped(
     batch = {"events": [page_view(user_id=user), experiment_exposure(user)]}
 
     first = httpx.post(gateway_url + EVENTS, json=batch, headers=headers)
-    again = httpx.post(
-        gateway_url + EVENTS, json={"events": [experiment_exposure(user)]}, headers=headers
-    )
+    again = httpx.post(gateway_url + EVENTS, json={"events": [experiment_exposure(user)]}, headers=headers)
     without_signal = httpx.post(
         gateway_url + EVENTS, json={"events": [experiment_exposure(user)]}, headers={"X-API-Key": api_key}
     )

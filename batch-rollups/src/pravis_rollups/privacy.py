@@ -6,13 +6,14 @@ the person had events on, and records the row counts in `privacy_requests`. The 
 after the audit row says done, so a crash mid-way repeats the request, and a repeated deletion is harmless.
 
 A record is acted on only when the gateway's audit row vouches for it: the gateway writes the row (status
-pending) with the secret key's project before it publishes the request, so a record whose id, project, subject
-and kind do not match a pending row was not made by the gateway (forged by anyone who can write the topic, or a
-replay of a finished request) and is refused, logged and counted, never executed. The audit row was chosen over
-an HMAC signature on the record: a signature needs a secret shared by every gateway and this worker (issued,
-rotated, kept out of the topic's readers) and still lets a captured record be replayed unless something
-remembers which requests are finished, which is what the audit row already does. Forging a row instead needs
-write access to the warehouse, which could delete the rows directly anyway, so the check adds no weaker link.
+pending) with the secret key's project before it publishes the request, so a record whose id, project,
+subject and kind do not match a pending row was not made by the gateway (forged by anyone who can write the
+topic, or a replay of a finished request) and is refused, logged and counted, never executed. The audit row
+was chosen over an HMAC signature on the record: a signature needs a secret shared by every gateway and this
+worker (issued, rotated, kept from the topic's readers) and still lets a captured record be replayed unless
+something remembers which requests are finished, which is what the audit row already does. Forging a row
+instead needs write access to the warehouse, which could delete the rows directly anyway, so the check adds
+no weaker link.
 """
 
 import asyncio
@@ -85,7 +86,7 @@ def refusal_reason(request: PrivacyRequest, audit: list[AuditRow]) -> str | None
 
 
 def audit_rows(client: Client, request_id: str) -> list[AuditRow]:
-    # FINAL: the table keeps one row per state change (ReplacingMergeTree on updated_at); only the newest counts.
+    # FINAL: the table keeps a row per state change (ReplacingMergeTree on updated_at); the newest counts.
     rows = client.query(
         "SELECT project_id, subject, kind, status FROM privacy_requests FINAL WHERE request_id = {id:String}",
         parameters={"id": request_id},
@@ -181,8 +182,8 @@ class PrivacyWorker:
             client.close()
 
     async def _carry_out(self, client: Client, request: PrivacyRequest, partition: int, offset: int) -> None:
-        # The warehouse may be down, also while the audit row is checked: keep the request (uncommitted) and try
-        # again with backoff, so an outage never turns a genuine request into a refused one.
+        # The warehouse may be down, also while the audit row is checked: keep the request (uncommitted) and
+        # try again with backoff, so an outage never turns a genuine request into a refused one.
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30)):
             with attempt:
                 audit = await asyncio.to_thread(audit_rows, client, request.request_id)

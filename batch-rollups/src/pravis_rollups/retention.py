@@ -2,8 +2,8 @@
 
 Raw events keep for `retention_raw_days`, inspection tables (rejected events) for `retention_inspection_days`,
 rollups for `retention_rollup_days` (longer than raw: aggregates hold no person), and the audit of privacy
-requests, the consent history, the migrations log and experiment definitions are never expired. Planning is pure; `apply` and
-`report` talk to ClickHouse.
+requests, the consent history, the migrations log and experiment definitions are never expired. Planning is
+pure; `apply` and `report` talk to ClickHouse.
 """
 
 from dataclasses import dataclass

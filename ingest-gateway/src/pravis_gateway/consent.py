@@ -64,7 +64,7 @@ class ConsentBook:
         return self._erasures.get((project_id, subject))
 
     def admit(self, record: ConsentRecord) -> ConsentRecord | Refusal:
-        """The change as it is to be recorded (naming the deletion it follows, if any), or why it is refused."""
+        """The change as it is to be recorded (naming the deletion it follows, if any), or why it is not."""
         erasure = self.erasure(record.project_id, record.subject)
         if erasure is None:
             return record

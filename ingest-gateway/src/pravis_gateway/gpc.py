@@ -1,9 +1,10 @@
 """Global Privacy Control: a request carrying `Sec-GPC: 1` opts its users out of the categories that
-`PRAVIS_GPC_OPT_OUT_CATEGORIES` names (default `personalization`: what CCPA's "do not sell or share" covers here).
+`PRAVIS_GPC_OPT_OUT_CATEGORIES` names (default `personalization`: what CCPA's "do not sell or share" covers
+here).
 
 The opt-out is an ordinary consent change (a `consent_change` event and a ConsentRecord with source "gpc"),
-written once per subject while its state still allows one of those categories, not once per request. The signal
-only ever withdraws: its absence or `Sec-GPC: 0` grants nothing. Pure: no I/O, clock passed in.
+written once per subject while its state still allows one of those categories, not once per request. The
+signal only ever withdraws: its absence or `Sec-GPC: 0` grants nothing. Pure: no I/O, clock passed in.
 """
 
 import uuid

@@ -48,8 +48,8 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     # overrides as JSON, e.g. PRAVIS_CONSENT_PROJECT_POLICIES='{"shop-eu": "opt_in"}'.
     consent_default_policy: Literal["opt_in", "opt_out"] = "opt_out"
     consent_project_policies: dict[str, Literal["opt_in", "opt_out"]] = {}
-    # What a request carrying Sec-GPC: 1 withdraws (comma-separated; empty = ignore the signal). Default: CCPA's
-    # "do not sell or share", which for our categories is cross-context personalization.
+    # What a request carrying Sec-GPC: 1 withdraws (comma-separated; empty = ignore the signal). Default:
+    # CCPA's "do not sell or share", which for our categories is cross-context personalization.
     gpc_opt_out_categories: Annotated[list[ConsentCategory], NoDecode] = [ConsentCategory.PERSONALIZATION]
     # Property keys whose values are always redacted (case-insensitive), besides pattern-based PII scrubbing.
     pii_denylist_keys: Annotated[list[str], NoDecode] = sorted(DEFAULT_DENYLIST)

@@ -339,8 +339,8 @@ class ConsentChangeEvent(EventBase):
     )
     follows_erasure: Annotated[str, MaxLen(64)] | None = Field(
         None,
-        description="Set by the gateway (a sent value is replaced): the deletion request of this subject that "
-        "this change follows.",
+        description="Set by the gateway (a sent value is replaced): the deletion request of this subject "
+        "that this change follows.",
     )
 
 

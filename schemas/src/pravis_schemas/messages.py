@@ -94,7 +94,7 @@ class ConsentRecord(BaseModel):
     erasure_request_id: Annotated[str, Field(max_length=64)] | None = None
     """Set on the withdrawal of every category that deletion request makes."""
     follows_erasure: Annotated[str, Field(max_length=64)] | None = None
-    """Set by the gateway on a change for a subject whose data was deleted: the deletion request it follows."""
+    """Set by the gateway on a change for a subject whose data was deleted: the deletion it follows."""
     explicit: bool | None = None
     """The user acted just now (a banner click), as opposed to a stored choice replayed; a grant after a
     deletion needs it."""

@@ -166,8 +166,8 @@ class Tracker(ABC):
         explicit: bool | None = None,
         **kwargs: Any,
     ) -> str | None:
-        """Record a consent change, e.g. `{"analytics": True, "personalization": False}`; `explicit=True` says the
-        user acted just now, which the gateway needs to grant anything after the user's data was deleted."""
+        """Record a consent change, e.g. `{"analytics": True, "personalization": False}`; `explicit=True`
+        says the user acted just now, which the gateway needs to grant anything after a deletion."""
         return self.track(
             "consent_change", consent=check_consent(consent), source=source, explicit=explicit, **kwargs
         )
