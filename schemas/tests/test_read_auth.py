@@ -37,7 +37,9 @@ def test_basic_checks_user_and_password() -> None:
     assert auth.challenge == 'Basic realm="pravis", charset="UTF-8"'
 
 
-@pytest.mark.parametrize("setting", ["", "token:", "basic:ana", "basic:ana:", "basic::pw", "secret", "bearer:x"])
+@pytest.mark.parametrize(
+    "setting", ["", "token:", "basic:ana", "basic:ana:", "basic::pw", "secret", "bearer:x"]
+)
 def test_malformed_settings_are_refused_with_the_shape_not_the_value(setting: str) -> None:
     with pytest.raises(ValueError) as raised:
         ReadAuth.parse(setting)
