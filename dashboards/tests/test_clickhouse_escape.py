@@ -1,6 +1,6 @@
-"""The SQL download's escaper against ClickHouse's own rules: each value of the table, escaped by us, must read
-back from the real engine as exactly that value, as a string literal, as a query parameter's text, and through
-the `SET param_x = ...` statement the downloaded file uses."""
+"""The SQL download's escaper against ClickHouse's own rules: each value of the table, escaped by us, must
+read back from the real engine as exactly that value, as a string literal, as a query parameter's text, and
+through the `SET param_x = ...` statement the downloaded file uses."""
 
 import chdb
 import httpx
@@ -46,7 +46,7 @@ def test_escaped_text_is_the_query_parameter_format(clickhouse_server: str, valu
 
 
 def test_set_param_binds_exactly_the_value() -> None:
-    # SET lasts for a session; the embedded warehouse's HTTP interface has none, so the engine runs in-process.
+    # SET lasts for a session; the embedded warehouse's HTTP interface has none: the engine runs in-process.
     connection = chdb.connect(":memory:")
     try:
         for value in VALUES:

@@ -6,7 +6,6 @@ from urllib.parse import unquote
 import pytest
 from pravis_dashboards.downloads import attachment
 
-
 # RFC 6266 with exactly two parameters: a quoted-string free of quotes and backslashes (so it cannot end early
 # or escape), and an RFC 5987 ext-value of attr-chars and pct-encoded octets.
 ATTACHMENT = re.compile(

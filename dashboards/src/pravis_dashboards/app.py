@@ -26,8 +26,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pravis_dashboards import panels
-from pravis_dashboards.downloads import attachment
 from pravis_dashboards.clickhouse import Warehouse
+from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import LiveApi
 from pravis_dashboards.live_view import live_view
 from pravis_dashboards.settings import Settings
@@ -43,8 +43,8 @@ UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
 
 
 class RequireCredentials:
-    """Every request but the probes needs the configured credentials; otherwise 401 with a challenge (for basic
-    auth the browser then asks the person and resends, so the pages work unchanged)."""
+    """Every request but the probes needs the configured credentials; otherwise 401 with a challenge (for
+    basic auth the browser then asks the person and resends, so the pages work unchanged)."""
 
     def __init__(self, app: ASGIApp, auth: ReadAuth) -> None:
         self.app = app

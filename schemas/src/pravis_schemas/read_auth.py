@@ -2,10 +2,10 @@
 live API (`PRAVIS_STREAM_LIVE_AUTH`, which the dashboards also read to call it). One setting string, parsed,
 checked and turned into the client's header here, so the server and its client cannot disagree. Pure: no I/O.
 
-- `basic:<user>:<password>`: HTTP basic auth (RFC 7617). A browser asks the person once and then sends it with
-  every request to the origin (pages, their fetch() calls, downloads), so the dashboards need no code in the page.
-- `token:<secret>`: `Authorization: Bearer <secret>` (RFC 6750), for programs: the dashboards' calls to the live
-  API, scripts. A browser never sends a bearer token by itself, so pages behind it would need to carry the secret.
+- `basic:<user>:<password>`: HTTP basic auth (RFC 7617). A browser asks the person once, then sends it with
+  every request to the origin (pages, their fetch() calls, downloads): the pages need no code for it.
+- `token:<secret>`: `Authorization: Bearer <secret>` (RFC 6750), for programs: the dashboards' calls to the
+  live API, scripts. A browser never sends a bearer token by itself; pages behind one would have to carry it.
 
 Unset means open, which is the loopback default; anything reachable beyond loopback should set one.
 Comparisons are constant-time (`hmac.compare_digest`) on the UTF-8 bytes.
@@ -34,7 +34,7 @@ class ReadAuth:
 
     @classmethod
     def parse(cls, setting: str | SecretStr) -> ReadAuth:
-        """`token:<secret>` or `basic:<user>:<password>`; ValueError names the expected shape, never the secret."""
+        """`token:<secret>` or `basic:<user>:<password>`; a ValueError names the shape, never the secret."""
         text = setting.get_secret_value() if isinstance(setting, SecretStr) else setting
         kind, _, rest = text.partition(":")
         if kind == "token" and rest:
