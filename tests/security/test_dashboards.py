@@ -23,8 +23,11 @@ import chdb
 import httpx
 import orjson
 import pytest
+import yaml
+from pravis_dashboards.settings import Settings as DashboardsSettings
 from pravis_local import testing
 from pravis_rollups.clickhouse import connect, migrate, migration_files
+from pravis_stream.settings import Settings as StreamSettings
 
 HOSTILE = "x\nDROP TABLE pravis.events;\n--"
 PROJECTS = [
@@ -302,3 +305,40 @@ def test_live_api_closes_requests_that_never_finish(stream: Service, request_byt
         assert received.startswith(b"HTTP/1.1 401"), received[:100]
     else:
         assert received == b""
+
+
+K8S = Path(__file__).parents[2] / "deploy" / "k8s"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "settings_class"),
+    [("dashboards.yaml", DashboardsSettings), ("stream.yaml", StreamSettings)],
+)
+def test_k8s_sets_credentials_from_the_secret_and_scrapes_the_metrics_port(
+    manifest: str, settings_class
+) -> None:
+    secrets_by_name = {
+        doc["metadata"]["name"]: doc["stringData"]
+        for doc in yaml.safe_load_all((K8S / "config.yaml").read_text())
+        if doc and doc["kind"] == "Secret"
+    }
+    deployment, service = [doc for doc in yaml.safe_load_all((K8S / manifest).read_text()) if doc]
+    template = deployment["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    env = {}
+    for item in container["env"]:
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        env[item["name"]] = secrets_by_name[ref["name"]][ref["key"]] if ref else item["value"]
+    settings = settings_class(**{k.removeprefix("PRAVIS_").lower(): v for k, v in env.items()})
+    worker = "dashboards" if settings_class is DashboardsSettings else "stream"
+    metrics_port = getattr(settings, f"{worker}_metrics_port")
+    assert settings.stream_live_auth is not None
+    assert worker == "stream" or settings.dashboards_auth is not None
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports["metrics"] == metrics_port != ports["http"]
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
+    assert {"name": "metrics", "port": metrics_port, "targetPort": "metrics"} in service["spec"]["ports"]
+    assert all(
+        probe["httpGet"]["path"] == "/healthz"
+        for probe in (container["readinessProbe"], container["livenessProbe"])
+    )
