@@ -268,6 +268,25 @@ def test_live_api_needs_credentials_on_every_route_but_healthz(stream: Service) 
     assert (after - before, wrong_after - wrong_before) == (len(LIVE_PATHS), len(LIVE_PATHS))
 
 
+def test_other_refusals_are_counted_by_reason(dashboards: Service, stream: Service) -> None:
+    cases = [
+        (
+            dashboards,
+            "/api/pages/executive?from=yesterday",
+            400,
+            "pravis_dashboards_refused_total",
+            "bad_parameter",
+        ),
+        (dashboards, "/api/panels/no_such_panel.csv", 404, "pravis_dashboards_refused_total", "not_found"),
+        (stream, "/live/x/summary?window=7d", 400, "pravis_stream_web_refused_total", "bad_parameter"),
+        (stream, "/live/x/timeseries?minutes=0", 400, "pravis_stream_web_refused_total", "bad_parameter"),
+    ]
+    for service, path, status, name, reason in cases:
+        before = metric(service.metrics_url, name, reason)
+        assert httpx.get(service.url + path, headers=service.headers).status_code == status, path
+        assert metric(service.metrics_url, name, reason) == before + 1, path
+
+
 def test_metrics_only_on_the_metrics_port(dashboards: Service, stream: Service) -> None:
     assert httpx.get(f"{dashboards.url}/metrics", headers=dashboards.headers).status_code == 404
     assert "pravis_dashboards_refused_total" in httpx.get(f"{dashboards.metrics_url}/metrics").text

@@ -38,6 +38,7 @@ PANEL_SECONDS = Histogram("pravis_dashboards_panel_seconds", "Time to run one pa
 PANEL_ERRORS = Counter("pravis_dashboards_panel_errors_total", "Panel queries that failed", ["panel"])
 LIVE_ERRORS = Counter("pravis_dashboards_live_errors_total", "Live API relays that failed")
 REFUSED = Counter("pravis_dashboards_refused_total", "Requests refused, by reason", ["reason"])
+REFUSAL_REASONS = {400: "bad_parameter", 404: "not_found", 405: "method_not_allowed"}
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
 """Probes (kubelet, the process runner) carry no credentials and learn nothing but up/down."""
 
@@ -73,6 +74,13 @@ def _date(request: Request, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise HTTPException(400, f"{name} must be a date (YYYY-MM-DD)") from exc
+
+
+async def count_refusal(request: Request, exc: Exception) -> Response:
+    """Starlette's own answer to an HTTPException (status and detail as text), counted by reason."""
+    assert isinstance(exc, HTTPException)
+    REFUSED.labels(REFUSAL_REASONS.get(exc.status_code, f"http_{exc.status_code}")).inc()
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -260,5 +268,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/{page}", page_html),
         ],
         middleware=middleware,
+        exception_handlers={HTTPException: count_refusal},
         lifespan=lifespan,
     )

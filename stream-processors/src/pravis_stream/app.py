@@ -329,6 +329,7 @@ class Worker:
             async def get(self, request: Request, project_id: str) -> Response:
                 window = request.query.get("window", "5m")
                 if window not in (*live.WINDOWS, "today"):
+                    web.REFUSED.labels("bad_parameter").inc()
                     return self.json(
                         {"error": f"window must be one of 5m, 1h, 24h, today; got {window!r}"}, status=400
                     )
@@ -342,6 +343,7 @@ class Worker:
                 except ValueError:
                     minutes = 0
                 if not 1 <= minutes <= worker.settings.stream_retention_minutes:
+                    web.REFUSED.labels("bad_parameter").inc()
                     return self.json({"error": "minutes must be an integer within the retention"}, status=400)
                 return self.json(live.timeseries(worker.state, project_id, minutes, datetime.now(UTC)))
 

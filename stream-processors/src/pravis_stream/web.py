@@ -18,7 +18,11 @@ from prometheus_client import Counter, start_http_server
 
 from pravis_stream.settings import Settings
 
-REFUSED = Counter("pravis_stream_web_refused_total", "Live API requests refused, by reason", ["reason"])
+REFUSED = Counter(
+    "pravis_stream_web_refused_total",
+    "Live API requests refused, by reason (credentials, body size, bad parameters)",
+    ["reason"],
+)
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
 """Probes carry no credentials and learn nothing but up/down."""
 
