@@ -1,5 +1,6 @@
 """The dashboards web app: HTML pages, panel data/SQL/CSV from ClickHouse, the live API relayed from the
-stream tier (so the browser talks to one origin), health and metrics."""
+stream tier (so the browser talks to one origin), health and metrics; optional credentials on every route but
+/healthz (PRAVIS_DASHBOARDS_AUTH) and /metrics on a port of its own (PRAVIS_DASHBOARDS_METRICS_PORT)."""
 
 from __future__ import annotations
 
@@ -76,9 +77,8 @@ def _date(request: Request, name: str) -> date | None:
         raise HTTPException(400, f"{name} must be a date (YYYY-MM-DD)") from exc
 
 
-async def count_refusal(request: Request, exc: Exception) -> Response:
+async def count_refusal(request: Request, exc: HTTPException) -> Response:
     """Starlette's own answer to an HTTPException (status and detail as text), counted by reason."""
-    assert isinstance(exc, HTTPException)
     REFUSED.labels(REFUSAL_REASONS.get(exc.status_code, f"http_{exc.status_code}")).inc()
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 

@@ -27,5 +27,5 @@ class Settings(BaseSettings):
     call the dashboards make to it."""
     dashboards_metrics_port: int | None = None
     """Serve /metrics on this port (same host) instead of the main one, so a deployment can expose the app and
-    keep metrics internal. Unset: /metrics on the main port."""
+    keep metrics internal. Unset: /metrics on the main port (behind `dashboards_auth` when that is set)."""
     log_format: str = "console"

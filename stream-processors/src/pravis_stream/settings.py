@@ -31,7 +31,8 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     stream_metrics_port: int | None = None
     """Serve /metrics on this port (host `stream_web_host`) instead of the live API's port; unset: there."""
     stream_web_request_timeout_s: float = 10.0
-    """A live API connection whose request (head, or a body no view reads) is not in by then is closed."""
+    """A live API connection whose request (head, or a body no view reads) is not in by then is closed; also
+    how long an idle keep-alive connection stays open (aiohttp times both with one timer)."""
     stream_web_max_body_bytes: int = 64 * 1024
     """Request bodies are capped here (413); every live API view is a GET."""
 
