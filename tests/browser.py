@@ -38,16 +38,39 @@ class Page:
         self.ws = ws
         self.next_id = 0
         self.console: list[str] = []
+        self.credentials: tuple[str, str] | None = None
+        self.auth_challenges = 0
+
+    def answer_auth_challenges(self, username: str, password: str) -> None:
+        """Answer every HTTP auth challenge (401 + WWW-Authenticate) of the pages with these credentials, as a
+        person typing them into the browser's prompt would; Chromium then sends them on by itself."""
+        self.credentials = (username, password)
+        self.call("Fetch.enable", handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+
+    def send(self, method: str, **params: Any) -> int:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        return self.next_id
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        call_id = self.next_id
-        self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
+        call_id = self.send(method, **params)
         while True:
             message = json.loads(self.ws.recv(timeout=30))
-            if message.get("method") == "Runtime.consoleAPICalled":
+            event = message.get("method")
+            if event == "Runtime.consoleAPICalled":
                 args = message["params"]["args"]
                 self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
+            elif event == "Fetch.requestPaused":
+                self.send("Fetch.continueRequest", requestId=message["params"]["requestId"])
+            elif event == "Fetch.authRequired" and self.credentials:
+                self.auth_challenges += 1
+                username, password = self.credentials
+                answer = {"response": "ProvideCredentials", "username": username, "password": password}
+                self.send(
+                    "Fetch.continueWithAuth",
+                    requestId=message["params"]["requestId"],
+                    authChallengeResponse=answer,
+                )
             if message.get("id") == call_id:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")

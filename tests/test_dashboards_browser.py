@@ -1,7 +1,8 @@
 """The dashboards in a real headless Chromium: every page renders without console errors, each chart draws the
 data points its query returned for the synthetic dataset, and the Live page changes, without a reload, after
-events are posted through the gateway and counted by the real stream worker. Screenshots go to
-artifacts/screenshots/."""
+events are posted through the gateway and counted by the real stream worker. Both run with their credentials
+on, as deployed: the browser gets the dashboards' basic-auth challenge and answers it (as a person would at
+the prompt), and the dashboards send the live API's token. Screenshots go to artifacts/screenshots/."""
 
 import base64
 import json
@@ -27,6 +28,8 @@ from tests.helpers import now_iso, page_view
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 SCREENSHOTS = Path(__file__).parent.parent / "artifacts" / "screenshots"
 LIVE_PROJECT = "dash-live"
+USER, PASSWORD, LIVE_TOKEN = "analyst", secrets.token_urlsafe(12), secrets.token_urlsafe(24)
+AUTH = httpx.BasicAuth(USER, PASSWORD)
 # Installed before any page script: collects uncaught errors, failed resource loads and console.error/warn.
 ERROR_TRAP = """
 window.__errors = [];
@@ -57,6 +60,7 @@ def stream_url(worker_env: dict[str, str], log_dir: Path) -> Iterator[str]:
         "PRAVIS_STREAM_PERSIST_INTERVAL_S": "0.5",
         "PRAVIS_STREAM_SESSION_TIMEOUT_S": "6",
         "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
+        "PRAVIS_STREAM_LIVE_AUTH": f"token:{LIVE_TOKEN}",
     }
     process = testing.Process("stream-dash", [sys.executable, "-m", "pravis_stream"], log_dir, env).start()
     try:
@@ -73,6 +77,8 @@ def dashboards_url(warehouse_url: str, stream_url: str, log_dir: Path) -> Iterat
         "PRAVIS_CLICKHOUSE_URL": warehouse_url,
         "PRAVIS_STREAM_URL": stream_url,
         "PRAVIS_DASHBOARDS_LIVE_POLL_S": "1",
+        "PRAVIS_STREAM_LIVE_AUTH": f"token:{LIVE_TOKEN}",
+        "PRAVIS_DASHBOARDS_AUTH": f"basic:{USER}:{PASSWORD}",
     }
     process = testing.Process(
         "dashboards", [sys.executable, "-m", "pravis_dashboards", "--port", str(port)], log_dir, env
@@ -91,6 +97,7 @@ def page(log_dir: Path) -> Iterator[Page]:
             "Emulation.setDeviceMetricsOverride", width=1440, height=1000, deviceScaleFactor=1, mobile=False
         )
         p.call("Page.addScriptToEvaluateOnNewDocument", source=ERROR_TRAP)
+        p.answer_auth_challenges(USER, PASSWORD)
         yield p
 
 
@@ -136,8 +143,10 @@ def test_dashboard_draws_every_panel_without_errors(
     sql_shown = page.evaluate("[...document.querySelectorAll('pre.sql')].map(e => e.textContent)")
     assert sql_shown == [p.sql for p in panels.page_panels(name)]
     csv_link = page.evaluate("document.querySelector('.links a[href*=\".csv\"]').href")
-    assert httpx.get(csv_link).text.splitlines()[0]
+    assert httpx.get(csv_link).status_code == 401
+    assert httpx.get(csv_link, auth=AUTH).text.splitlines()[0]
     assert errors(page) == []
+    assert page.auth_challenges >= 1
     screenshot(page, name)
 
 

@@ -49,13 +49,35 @@ def test_chart_data_wide_rows_and_nan_becomes_null() -> None:
     assert data.points == 1
 
 
-def test_standalone_sql_names_the_parameters_quoted_for_a_shell() -> None:
+def test_standalone_sql_sets_the_parameters_and_keeps_the_placeholders() -> None:
     text = panels.standalone_sql(panels.BY_ID["active_users"], VIEW)
-    assert (
-        "--param_project='shop '\\''b'\\''' --param_date_from=2024-03-01 --param_date_to=2024-03-31" in text
+    assert text.splitlines()[3:6] == [
+        "SET param_project = 'shop \\\\\\'b\\\\\\'';",
+        "SET param_date_from = '2024-03-01';",
+        "SET param_date_to = '2024-03-31';",
+    ]
+    assert text.endswith(panels.BY_ID["active_users"].sql + ";\n")
+    assert "shop" not in "".join(line for line in text.splitlines() if line.startswith("--"))
+    assert "param_date_from" not in panels.standalone_sql(panels.BY_ID["experiments"], VIEW)
+
+
+def test_no_project_name_adds_a_line_to_the_sql_file() -> None:
+    hostile = panels.Params(
+        "x\nDROP TABLE pravis.events;\n--\r\x00\u2028'", date(2024, 3, 1), date(2024, 3, 2)
     )
-    assert text.rstrip().endswith("ORDER BY day;")
-    assert "--param_date_from" not in panels.standalone_sql(panels.BY_ID["experiments"], VIEW)
+    plain = panels.Params("x", date(2024, 3, 1), date(2024, 3, 2))
+    for panel in panels.PANELS:
+        lines = panels.standalone_sql(panel, hostile).splitlines()
+        assert len(lines) == len(panels.standalone_sql(panel, plain).splitlines()), panel.id
+        assert not any(line.startswith("DROP") for line in lines), panel.id
+
+
+def test_clickhouse_escape_leaves_one_printable_line() -> None:
+    assert panels.clickhouse_escape("a'b\\c\n\r\t\x00\x01\x7f\b\fé") == (
+        "a\\'b\\\\c\\n\\r\\t\\0\\x01\\x7F\\b\\fé"
+    )
+    assert panels.clickhouse_string("it's") == "'it\\'s'"
+    assert panels.parameter_literal("a\\b") == "'a\\\\\\\\b'"
 
 
 def test_csv_has_a_header_iso_dates_and_empty_nulls() -> None:

@@ -1,5 +1,6 @@
 """The dashboards web app: HTML pages, panel data/SQL/CSV from ClickHouse, the live API relayed from the
-stream tier (so the browser talks to one origin), health and metrics."""
+stream tier (so the browser talks to one origin), health and metrics; optional credentials on every route but
+/healthz (PRAVIS_DASHBOARDS_AUTH) and /metrics on a port of its own (PRAVIS_DASHBOARDS_METRICS_PORT)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,22 @@ from typing import Any
 
 import httpx
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pravis_schemas.read_auth import ReadAuth
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest, start_http_server
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
+from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import LiveApi
 from pravis_dashboards.live_view import live_view
 from pravis_dashboards.settings import Settings
@@ -32,6 +38,33 @@ PACKAGE = files("pravis_dashboards")
 PANEL_SECONDS = Histogram("pravis_dashboards_panel_seconds", "Time to run one panel query", ["panel"])
 PANEL_ERRORS = Counter("pravis_dashboards_panel_errors_total", "Panel queries that failed", ["panel"])
 LIVE_ERRORS = Counter("pravis_dashboards_live_errors_total", "Live API relays that failed")
+REFUSED = Counter("pravis_dashboards_refused_total", "Requests refused, by reason", ["reason"])
+REFUSAL_REASONS = {400: "bad_parameter", 404: "not_found", 405: "method_not_allowed"}
+UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
+"""Probes (kubelet, the process runner) carry no credentials and learn nothing but up/down."""
+
+
+class RequireCredentials:
+    """Every request but the probes needs the configured credentials; otherwise 401 with a challenge (for
+    basic auth the browser then asks the person and resends, so the pages work unchanged)."""
+
+    def __init__(self, app: ASGIApp, auth: ReadAuth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNAUTHENTICATED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        refusal = self.auth.check(Headers(scope=scope).get("authorization"))
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        REFUSED.labels(refusal).inc()
+        response = PlainTextResponse(
+            "credentials required", status_code=401, headers={"WWW-Authenticate": self.auth.challenge}
+        )
+        await response(scope, receive, send)
 
 
 def _date(request: Request, name: str) -> date | None:
@@ -44,10 +77,17 @@ def _date(request: Request, name: str) -> date | None:
         raise HTTPException(400, f"{name} must be a date (YYYY-MM-DD)") from exc
 
 
+async def count_refusal(request: Request, exc: HTTPException) -> Response:
+    """Starlette's own answer to an HTTPException (status and detail as text), counted by reason."""
+    REFUSED.labels(REFUSAL_REASONS.get(exc.status_code, f"http_{exc.status_code}")).inc()
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     warehouse = Warehouse(settings.clickhouse_url)
-    live_api = LiveApi(settings.stream_url, settings.dashboards_stream_timeout_s)
+    live_auth = ReadAuth.parse(settings.stream_live_auth) if settings.stream_live_auth else None
+    live_api = LiveApi(settings.stream_url, settings.dashboards_stream_timeout_s, live_auth)
     template = (PACKAGE / "templates" / "page.html").read_text()
 
     def params(request: Request) -> panels.Params:
@@ -146,7 +186,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return PlainTextResponse(
             panels.standalone_sql(panel, view),
             media_type="application/sql",
-            headers={"Content-Disposition": f'attachment; filename="{panel.id}.sql"'},
+            headers={"Content-Disposition": attachment(f"{panel.id}.sql")},
         )
 
     async def panel_csv(request: Request) -> Response:
@@ -156,7 +196,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return PlainTextResponse(
             panels.to_csv(columns, rows),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={"Content-Disposition": attachment(name)},
         )
 
     async def live(request: Request) -> JSONResponse:
@@ -187,15 +227,37 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.info("dashboards starting", clickhouse=settings.clickhouse_url, stream=settings.stream_url)
-        yield
-        await live_api.aclose()
+        log.info(
+            "dashboards starting",
+            clickhouse=settings.clickhouse_url,
+            stream=settings.stream_url,
+            auth=settings.dashboards_auth is not None,
+            metrics_port=settings.dashboards_metrics_port,
+        )
+        metrics_server = None
+        if settings.dashboards_metrics_port is not None:
+            metrics_server, _ = start_http_server(settings.dashboards_metrics_port, settings.dashboards_host)
+        try:
+            yield
+        finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
+            await live_api.aclose()
 
+    metrics_routes: list[BaseRoute] = (
+        [Route("/metrics", metrics)] if settings.dashboards_metrics_port is None else []
+    )
+    middleware = (
+        [Middleware(RequireCredentials, auth=ReadAuth.parse(settings.dashboards_auth))]
+        if settings.dashboards_auth
+        else []
+    )
     return Starlette(
         routes=[
             Route("/", lambda request: RedirectResponse("/executive")),
             Route("/healthz", healthz),
-            Route("/metrics", metrics),
+            *metrics_routes,
             Route("/api/meta", meta),
             Route("/api/pages/{page}", page_data),
             Route("/api/panels/{panel}.sql", panel_sql),
@@ -205,5 +267,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
             Route("/{page}", page_html),
         ],
+        middleware=middleware,
+        exception_handlers={HTTPException: count_refusal},
         lifespan=lifespan,
     )

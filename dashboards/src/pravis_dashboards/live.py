@@ -7,11 +7,13 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pravis_schemas.read_auth import ReadAuth
 
 
 class LiveApi:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self.client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+    def __init__(self, base_url: str, timeout_s: float, auth: ReadAuth | None = None) -> None:
+        headers = {"Authorization": auth.authorization()} if auth else {}
+        self.client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers)
 
     async def snapshot(self, project: str, minutes: int = 30) -> dict[str, Any]:
         """Summary of the last 5 minutes, per-minute series and firing alerts, fetched concurrently."""

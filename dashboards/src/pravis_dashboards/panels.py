@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -302,20 +303,60 @@ def default_range(latest: date | None, today: date, days: int) -> tuple[date, da
 
 
 def standalone_sql(panel: Panel, params: Params) -> str:
-    """The panel's SQL as a file: a header saying how to run it with the parameters of this view."""
+    """The panel's SQL as a file that runs as it is (`clickhouse-client --queries-file`): the view's values
+    are set as query parameters by `SET param_<name> = '...'` statements, and the panel's SQL keeps its
+    `{name:Type}` placeholders. A value never lands in a comment or in the SQL text outside a quoted literal,
+    so no project name can end a comment or a statement."""
     names = ["project", "date_from", "date_to"] if panel.uses_dates else ["project"]
     values = params.as_query()
-    args = " ".join(f"--param_{name}={shell_quote(str(values[name]))}" for name in names)
+    settings = "".join(f"SET param_{name} = {parameter_literal(str(values[name]))};\n" for name in names)
     return (
         f"-- Pravis dashboards: {panel.title}\n-- {panel.description}\n"
-        f"-- Run: clickhouse-client {args} --queries-file {panel.id}.sql\n{panel.sql};\n"
+        f"-- Run: clickhouse-client --queries-file {panel.id}.sql\n"
+        f"{settings}{panel.sql};\n"
     )
 
 
-def shell_quote(value: str) -> str:
-    if value and all(c.isalnum() or c in "-_.:/" for c in value):
-        return value
-    return "'" + value.replace("'", "'\\''") + "'"
+_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\0": "\\0",
+}
+_INVISIBLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+"""Controls, format characters (bidi overrides, zero-width), surrogates and Unicode line/paragraph separators:
+escaped too, so the file an analyst reads shows what it runs."""
+
+
+def clickhouse_escape(value: str) -> str:
+    """`value` with ClickHouse's backslash escapes (its string literals and its "escaped" text format, e.g.
+    TSV, read the same ones): backslash, quote, and every control or invisible character as `\\xHH` bytes of
+    its UTF-8, so the result is one line of visible text. Other characters stay as they are (UTF-8)."""
+    return "".join(
+        _ESCAPES.get(c)
+        or (
+            "".join(f"\\x{byte:02X}" for byte in c.encode("utf-8", "surrogatepass"))
+            if unicodedata.category(c) in _INVISIBLE
+            else c
+        )
+        for c in value
+    )
+
+
+def clickhouse_string(value: str) -> str:
+    """`value` as a ClickHouse string literal."""
+    return f"'{clickhouse_escape(value)}'"
+
+
+def parameter_literal(value: str) -> str:
+    """The literal for `SET param_x = ...` that makes the query parameter `x` equal `value`. ClickHouse reads
+    a parameter's value in its escaped text format after unquoting the literal (a bare backslash or newline
+    in it fails with BAD_QUERY_PARAMETER), hence two escapes."""
+    return clickhouse_string(clickhouse_escape(value))
 
 
 def jsonable(value: Any) -> Any:

@@ -1,5 +1,6 @@
 """Dashboards settings (env prefix PRAVIS_, optional .env)."""
 
+from pravis_schemas.read_auth import ReadAuthSetting
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,4 +19,13 @@ class Settings(BaseSettings):
     dashboards_default_days: int = 30
     """Date range shown when the URL names none: this many days ending at the latest rolled-up day."""
     dashboards_stream_timeout_s: float = 3.0
+    dashboards_auth: ReadAuthSetting | None = None
+    """Credentials every route but /healthz requires: `basic:<user>:<password>` (what browsers ask a person
+    for) or `token:<secret>` (Bearer, for programs). Unset: open, for loopback only."""
+    stream_live_auth: ReadAuthSetting | None = None
+    """The live API's credentials (the stream worker reads the same PRAVIS_STREAM_LIVE_AUTH); sent with every
+    call the dashboards make to it."""
+    dashboards_metrics_port: int | None = None
+    """Serve /metrics on this port (same host) instead of the main one, so a deployment can expose the app and
+    keep metrics internal. Unset: /metrics on the main port (behind `dashboards_auth` when that is set)."""
     log_format: str = "console"

@@ -31,7 +31,7 @@ from pravis_schemas import topics
 from pravis_schemas.messages import Alert
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
-from pravis_stream import live
+from pravis_stream import live, web
 from pravis_stream.detector import ProjectDetector, Thresholds
 from pravis_stream.kafka import EventsReader, faust_credentials
 from pravis_stream.settings import Settings
@@ -110,7 +110,9 @@ class Worker:
             # `events`); recovery reads whole changelogs.
             consumer_max_fetch_size=s.stream_fetch_max_bytes,
             consumer_auto_offset_reset="earliest",
+            web_application_options=web.application_options(s),
         )
+        web.bound_request_time(app, s)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.live_table = self._raw_table(app, "live")
         self.detector_table = self._raw_table(app, "detectors")
@@ -124,6 +126,8 @@ class Worker:
         self.detector_table.on_recover(self._on_detectors_recovered)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.service(self._service())
+        if s.stream_metrics_port is not None:
+            app.service(web.MetricsServer(s.stream_web_host, s.stream_metrics_port))
         app.timer(s.stream_persist_interval_s)(self._persist)
         app.timer(DETECT_TICK_S)(self._close_buckets)
         app.agent(self.buckets_topic, name="detect")(self._detect)
@@ -308,10 +312,12 @@ class Worker:
                 }
                 return self.json(body, status=200 if worker.ready else 503)
 
-        @app.page("/metrics")
-        class Metrics(View):
-            async def get(self, request: Request) -> Response:
-                return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        if worker.settings.stream_metrics_port is None:
+
+            @app.page("/metrics")
+            class Metrics(View):
+                async def get(self, request: Request) -> Response:
+                    return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
         @app.page("/live/projects")
         class Projects(View):
@@ -323,6 +329,7 @@ class Worker:
             async def get(self, request: Request, project_id: str) -> Response:
                 window = request.query.get("window", "5m")
                 if window not in (*live.WINDOWS, "today"):
+                    web.REFUSED.labels("bad_parameter").inc()
                     return self.json(
                         {"error": f"window must be one of 5m, 1h, 24h, today; got {window!r}"}, status=400
                     )
@@ -336,6 +343,7 @@ class Worker:
                 except ValueError:
                     minutes = 0
                 if not 1 <= minutes <= worker.settings.stream_retention_minutes:
+                    web.REFUSED.labels("bad_parameter").inc()
                     return self.json({"error": "minutes must be an integer within the retention"}, status=400)
                 return self.json(live.timeseries(worker.state, project_id, minutes, datetime.now(UTC)))
 

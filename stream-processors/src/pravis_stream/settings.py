@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pravis_schemas.kafka_security import KafkaSecuritySettings
+from pravis_schemas.read_auth import ReadAuthSetting
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -23,6 +24,17 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     """Faust application id: the consumer group and the prefix of the worker's internal topics."""
     stream_web_host: str = "127.0.0.1"
     stream_web_port: int = 6066
+    stream_live_auth: ReadAuthSetting | None = None
+    """Credentials every live API route but /healthz requires: `token:<secret>` (Bearer) or
+    `basic:<user>:<password>`; the dashboards read the same PRAVIS_STREAM_LIVE_AUTH to call it. Unset: open,
+    for loopback only."""
+    stream_metrics_port: int | None = None
+    """Serve /metrics on this port (host `stream_web_host`) instead of the live API's port; unset: there."""
+    stream_web_request_timeout_s: float = 10.0
+    """A live API connection whose request (head, or a body no view reads) is not in by then is closed; also
+    how long an idle keep-alive connection stays open (aiohttp times both with one timer)."""
+    stream_web_max_body_bytes: int = 64 * 1024
+    """Request bodies are capped here (413); every live API view is a GET."""
 
     stream_retention_minutes: int = 24 * 60
     """Live counters keep this many 1-minute windows per project."""
