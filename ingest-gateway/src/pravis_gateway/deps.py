@@ -32,7 +32,8 @@ def verify_key(gateway: Gateway, key: str | None, kind: KeyKind) -> ApiKey:
     delete user data and manage experiments."""
     if not key:
         raise HTTPException(401, f"missing API key: send a {kind} key in the X-API-Key header")
-    found = gateway.keys.verify(key, kind)
+    # Keys are ASCII tokens; anything else (a lone surrogate from a JSON body) cannot match or be hashed.
+    found = gateway.keys.verify(key, kind) if key.isascii() else None
     if found is None:
         raise HTTPException(401, f"unknown or revoked {kind} key")
     return found

@@ -7,6 +7,14 @@ EVENTS_REJECTED = Counter("pravis_gateway_events_rejected_total", "Events refuse
 EVENTS_DROPPED_NO_CONSENT = Counter(
     "pravis_gateway_events_dropped_no_consent_total", "Valid events dropped for lack of the user's consent"
 )
+REFUSALS = Counter(
+    "pravis_gateway_refusals_total",
+    "Requests refused as a whole (body too large or too slow, malformed, unauthorized, ...), by reason",
+    ["reason"],
+)
+SERVER_ERRORS = Counter(
+    "pravis_gateway_server_errors_total", "Requests answered 500 after an unhandled exception", ["route"]
+)
 REQUESTS = Counter(
     "pravis_gateway_requests_total", "Ingest requests by endpoint and status", ["endpoint", "status"]
 )

@@ -69,6 +69,14 @@ def retry_later(seconds: int, message: str) -> JSONBody:
     return error(503, message, retry_after=seconds)
 
 
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorBody, "description": "The body did not arrive within PRAVIS_BODY_TIMEOUT_S"},
+    413: {"model": ErrorBody, "description": "Body larger than PRAVIS_MAX_BODY_BYTES"},
+    422: {"model": ErrorBody, "description": "A parameter or the body does not match the schema"},
+    500: {"model": ErrorBody, "description": "Unexpected failure; logged and counted in /metrics"},
+}
+"""What any operation may answer: the body limits in front of every route, validation, and failures."""
+
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
         "model": IngestResult,
