@@ -7,9 +7,9 @@ import pytest
 from pravis_gateway.consent import ConsentBook
 from pravis_gateway.enrich import IpAnonymizer
 from pravis_gateway.ingest import Limits, Policies, Request, parse_batch, process_batch
-from pydantic import ValidationError
 from pravis_gateway.scrub import Scrubber
 from pravis_schemas import rows_of_record
+from pydantic import ValidationError
 
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(max_event_bytes=2048, max_event_age=timedelta(days=30), max_future_skew=timedelta(minutes=5))
@@ -179,7 +179,9 @@ def test_what_storage_cannot_hold_is_refused_per_event_and_the_rest_kept() -> No
 
 
 def test_duplicate_keys_keep_the_last_value() -> None:
-    body = json.dumps(event(properties={"plan": "free"})).replace('"plan": "free"', '"plan": "free", "plan": "pro"')
+    body = json.dumps(event(properties={"plan": "free"})).replace(
+        '"plan": "free"', '"plan": "free", "plan": "pro"'
+    )
 
     outcome = run(parse_batch(batch_text(body), max_events=10).events)
 
