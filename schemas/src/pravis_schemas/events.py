@@ -85,6 +85,9 @@ MAX_REQUEST_DURATION_MS = 3_600_000.0
 MAX_SIZE_BYTES = 2**53 - 1
 """Largest integer every SDK language (JavaScript numbers) carries exactly."""
 
+MAX_FEEDBACK_COMMENT_LENGTH = 5000
+MAX_FEEDBACK_CONTEXT_LENGTH = 500
+
 RAW_MAX_BYTES = 32 * 1024
 """`RejectedEvent.raw` keeps at most this many bytes of the offending event's JSON text."""
 
@@ -342,10 +345,14 @@ class FeedbackEvent(EventBase):
     event_type: Literal["feedback"]
     interaction_id: Id | None = None
     rating: Annotated[int, Field(ge=1, le=5)]
-    comment: Annotated[str, MaxLen(5000)] | None = None
-    context: Annotated[str, Field(max_length=500, description="Where/what the feedback is about.")] | None = (
-        None
-    )
+    comment: Annotated[str, MaxLen(MAX_FEEDBACK_COMMENT_LENGTH)] | None = None
+    context: (
+        Annotated[
+            str,
+            Field(max_length=MAX_FEEDBACK_CONTEXT_LENGTH, description="Where/what the feedback is about."),
+        ]
+        | None
+    ) = None
 
 
 class ExperimentExposureEvent(EventBase):

@@ -10,28 +10,34 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from pravis_schemas import ConsentCategory
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pravis_gateway.deps import GatewayDep, WriteKey
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
 from pravis_gateway.routes.events import publish_outcome
-from pravis_gateway.routes.responses import INGEST_RESPONSES, JSONBody, error
+from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
-router = APIRouter(prefix="/api/v1", tags=["consent"])
+router = APIRouter(prefix="/api/v1", tags=["consent"], responses=KEYED)
 SubjectPath = Annotated[str, Path(min_length=1, max_length=200, description="user_id, or anonymous_id")]
 
 
 class ConsentChange(BaseModel):
+    """At least one category, each true or false; a category left out keeps its value."""
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"analytics": True, "performance": True, "feedback": False}]},
+        json_schema_extra={
+            "examples": [{"analytics": True, "performance": True, "feedback": False}],
+            "anyOf": [{"required": [category.value]} for category in ConsentCategory],
+        },
     )
 
-    analytics: bool | None = None
-    performance: bool | None = None
-    feedback: bool | None = None
-    personalization: bool | None = None
+    # Absent means unchanged; null, 0 or "yes" are not a choice.
+    analytics: StrictBool = None  # type: ignore[assignment]
+    performance: StrictBool = None  # type: ignore[assignment]
+    feedback: StrictBool = None  # type: ignore[assignment]
+    personalization: StrictBool = None  # type: ignore[assignment]
     source: Annotated[str | None, Field(max_length=200, description="e.g. 'cookie banner v3'")] = None
 
 
@@ -52,7 +58,7 @@ async def get_consent(subject: SubjectPath, key: WriteKey, gateway: GatewayDep) 
     return state_of(gateway, key.project_id, subject)
 
 
-@router.put("/consent/{subject}", response_model=ConsentState, responses=INGEST_RESPONSES)
+@router.put("/consent/{subject}", response_model=ConsentState, responses=errors(400, 503))
 async def put_consent(
     subject: SubjectPath, change: ConsentChange, key: WriteKey, gateway: GatewayDep, request: Request
 ):

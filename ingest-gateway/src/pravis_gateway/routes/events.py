@@ -17,7 +17,8 @@ from pravis_gateway.ingest import BatchOutcome, parse_batch, process_batch
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.kafka import KafkaUnavailable
 from pravis_gateway.routes.responses import (
-    INGEST_RESPONSES,
+    EVENTS_RESPONSES,
+    KEYED,
     IngestResult,
     JSONBody,
     error,
@@ -25,7 +26,7 @@ from pravis_gateway.routes.responses import (
 )
 from pravis_gateway.state import Gateway
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=KEYED)
 log = structlog.get_logger("pravis.gateway")
 
 
@@ -78,7 +79,7 @@ def refuse(status: int, reason: str, message: str, retry_after: int | None = Non
 @router.post(
     "/analytics/events",
     response_model=IngestResult,
-    responses=INGEST_RESPONSES,
+    responses=EVENTS_RESPONSES,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -87,16 +88,17 @@ def refuse(status: int, reason: str, message: str, retry_after: int | None = Non
                     "schema": EventBatch.model_json_schema(),
                     "examples": IngestResult.examples(),
                 },
-                "text/plain": {
-                    "schema": {"type": "string"},
-                    "description": "sendBeacon: the same JSON as text",
-                },
             },
         }
     },
 )
 async def ingest_events(request: Request, gateway: GatewayDep, presented: PresentedKey):
-    """Accept a batch of events. 200 only after Kafka acknowledged every accepted event."""
+    """Accept a batch of events. 200 only after Kafka acknowledged every accepted event.
+
+    `navigator.sendBeacon` cannot set headers or a JSON content type: it may post the same JSON as
+    `text/plain` (or any content type), with the write key in `?api_key=` or the body's `api_key`. The body
+    may be gzip- or deflate-compressed (`Content-Encoding`).
+    """
     started = time.perf_counter()
     response = await _ingest(request, gateway, presented)
     metrics.REQUESTS.labels("events", str(response.status_code)).inc()

@@ -18,14 +18,14 @@ from pravis_gateway.experiments.deps import StoreDep
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
 from pravis_gateway.routes.events import publish
-from pravis_gateway.routes.responses import JSONBody, error
+from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
-router = APIRouter(prefix="/api/v1", tags=["experiments"])
+router = APIRouter(prefix="/api/v1", tags=["experiments"], responses=KEYED)
 SDK_FIELDS = {"key", "seed", "status", "coverage", "variants"}
 IdParam = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
-@router.get("/feature/{name}")
+@router.get("/feature/{name}", responses=errors(404, 503))
 async def feature_variant(
     name: str,
     key: WriteKey,
