@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse
 from pravis_schemas.http_limits import BodyLimits
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from pravis_gateway import metrics
 from pravis_gateway.routes import consent, events, features, feedback, user_data
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette's Allow names only the first route of the path; a path may have a route per method.
-            headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+            headers["Allow"] = ", ".join(_allowed_methods(request.app, request.url.path))
         metrics.REFUSALS.labels(_HTTP_REASONS.get(exc.status_code, f"http_{exc.status_code}")).inc()
         return JSONBody(
             {"status": "error", "error": exc.detail}, status_code=exc.status_code, headers=headers or None
@@ -121,13 +121,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 _HTTP_REASONS = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 
 
-def _allowed_methods(request: Request) -> set[str]:
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document gives the path: what clients are told, and every route is in it."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return methods
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods.update(method.upper() for method in operations)
+    return sorted(methods)
 
 
 def metrics_registry() -> CollectorRegistry:
