@@ -3,7 +3,8 @@ the loader and warehouse behind it).
 
 Finding 3: an event holding what JSON allows but storage cannot (an integer wider than 64 bits, NaN, a lone
 surrogate) is refused on its own with a reason, never a 500, and counted by reason; NUL is kept as data and
-duplicate keys keep the last value, down to the warehouse; bytes after a gzip body refuse the whole body.
+duplicate keys keep the last value, down to the warehouse; bytes after a gzip body refuse the whole body; the
+endpoints with a request model (feedback, consent) refuse a lone surrogate with a counted 422.
 Finding 7: a 30 MB body to feedback, consent or experiments, sent with no key, is answered 413 before it is
 read, and half a body followed by silence is answered 408; both close the connection.
 """
@@ -105,6 +106,38 @@ def test_unstorable_values_refuse_only_their_event(
     assert (answer["status"], answer["processed"]) == ("partial", 1)
     assert [r["index"] for r in answer["rejected"]] == [1]
     assert answer["rejected"][0]["error"].startswith(error)
+    assert counters.deltas() == [1]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "POST",
+            "/api/v1/feedback",
+            '{"rating": 4, "user_id": "u-1", "comment": "half an emoji \\ud83d"}',
+            "comment",
+        ),
+        ("PUT", "/api/v1/consent/u-1", '{"analytics": true, "source": "banner \\ud800"}', "source"),
+    ],
+)
+def test_a_lone_surrogate_in_a_request_model_is_a_counted_422(
+    gateway_url: str, api_key: str, method: str, path: str, body: str, field: str
+) -> None:
+    counters = Counters(gateway_url, refused("invalid_request"))
+
+    response = httpx.request(
+        method,
+        gateway_url + path,
+        content=body.encode(),
+        headers={"Content-Type": "application/json", "X-API-Key": api_key},
+    )
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "status": "error",
+        "error": f"{field}: Input should be a valid string, unable to parse raw data as a unicode string",
+    }
     assert counters.deltas() == [1]
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pravis_gateway.deps import GatewayDep, WriteKey
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
-from pravis_gateway.routes.events import publish_outcome
+from pravis_gateway.routes.events import publish_outcome, refused_event
 from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
 router = APIRouter(prefix="/api/v1", tags=["consent"], responses=KEYED)
@@ -79,8 +79,8 @@ async def put_consent(
     outcome = process_batch(
         [{k: v for k, v in event.items() if v is not None}], ingest, gateway.limits, gateway.policies
     )
-    if outcome.rejected:
-        return error(422, outcome.rejected[0].error)
+    if refusal := refused_event(outcome):
+        return refusal
     if failure := await publish_outcome(gateway, outcome, [event], ingest):
         return failure
     return JSONBody(ConsentState(**state_of(gateway, key.project_id, subject)).model_dump(mode="json"))

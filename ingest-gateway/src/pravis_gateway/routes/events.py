@@ -71,6 +71,14 @@ def count_rejected(outcome: BatchOutcome) -> None:
         metrics.EVENTS_REJECTED.labels(reason).inc(count)
 
 
+def refused_event(outcome: BatchOutcome) -> JSONBody | None:
+    """The 422 of a route that posts one event built from its request, counted by reason; None if accepted."""
+    if not outcome.rejected:
+        return None
+    count_rejected(outcome)
+    return error(422, outcome.rejected[0].error)
+
+
 def refuse(status: int, reason: str, message: str, retry_after: int | None = None) -> JSONBody:
     metrics.REFUSALS.labels(reason).inc()
     return error(status, message, retry_after=retry_after)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pravis_gateway.deps import GatewayDep, WriteKey
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
-from pravis_gateway.routes.events import publish_outcome
+from pravis_gateway.routes.events import publish_outcome, refused_event
 from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"], responses=KEYED)
@@ -68,8 +68,8 @@ async def submit_feedback(
         client_ip=request.client.host if request.client else None,
     )
     outcome = process_batch([event], ingest, gateway.limits, gateway.policies)
-    if outcome.rejected:
-        return error(422, outcome.rejected[0].error)
+    if refusal := refused_event(outcome):
+        return refusal
     if outcome.dropped_no_consent:
         return error(403, "the user has not consented to feedback collection")
     if failure := await publish_outcome(gateway, outcome, [event], ingest):
