@@ -127,7 +127,8 @@ async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) 
     except zlib.error as exc:
         return refuse(400, "bad_compression", f"body could not be decompressed: {exc}")
     except ClientDisconnect:
-        return refuse(400, "client_disconnected", "the client went away before sending the whole body")
+        # Not a refusal to count: the client left, or BodyLimits cut it off and counted why.
+        return error(400, "the client went away before sending the whole body")
     try:
         batch = parse_batch(body, settings.max_events_per_batch)
     except ValidationError as exc:
