@@ -4,7 +4,8 @@ the loader and warehouse behind it).
 Finding 3: an event holding what JSON allows but storage cannot (an integer wider than 64 bits, NaN, a lone
 surrogate) is refused on its own with a reason, never a 500, and counted by reason; NUL is kept as data and
 duplicate keys keep the last value, down to the warehouse; bytes after a gzip body refuse the whole body; the
-endpoints with a request model (feedback, consent) refuse a lone surrogate with a counted 422.
+endpoints with a request model (feedback, consent) refuse a lone surrogate with a counted 422; a body nested
+100,000 deep, with invalid UTF-8 or with a second document is a counted 400.
 Finding 7: a 30 MB body to feedback, consent or experiments, sent with no key, is answered 413 before it is
 read, and half a body followed by silence is answered 408; both close the connection.
 """
@@ -106,6 +107,26 @@ def test_unstorable_values_refuse_only_their_event(
     assert (answer["status"], answer["processed"]) == ("partial", 1)
     assert [r["index"] for r in answer["rejected"]] == [1]
     assert answer["rejected"][0]["error"].startswith(error)
+    assert counters.deltas() == [1]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}", "Invalid JSON: recursion limit exceeded"),
+        (b'{"events": [{"page_title": "\xff\xfe"}]}', "Invalid JSON: invalid unicode code point"),
+        (b'{"events": []} {"events": []}', "Invalid JSON: trailing characters"),
+    ],
+)
+def test_a_body_that_is_not_one_json_batch_is_a_counted_400(
+    gateway_url: str, api_key: str, body: bytes, error: str
+) -> None:
+    counters = Counters(gateway_url, refused("invalid_body"))
+
+    response = post_text(gateway_url, api_key, body)
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(error)
     assert counters.deltas() == [1]
 
 
