@@ -1,12 +1,15 @@
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 from pravis_gateway.consent import ConsentBook
 from pravis_gateway.enrich import IpAnonymizer
-from pravis_gateway.ingest import Limits, Policies, Request, process_batch
+from pravis_gateway.ingest import Limits, Policies, Request, parse_batch, process_batch
 from pravis_gateway.scrub import Scrubber
 from pravis_schemas import rows_of_record
+from pydantic import ValidationError
 
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(max_event_bytes=2048, max_event_age=timedelta(days=30), max_future_skew=timedelta(minutes=5))
@@ -140,3 +143,63 @@ def test_pii_is_scrubbed_from_properties_and_free_text() -> None:
 
     assert row["page_url"] == "https://boutique.example/?email=[email]"
     assert row["properties"] == {"password": "[redacted]", "note": "call [phone]"}
+
+
+def batch_text(*events: str) -> bytes:
+    """A body whose events are given as JSON text, so values a Python encoder would refuse can be written."""
+    return ('{"events": [' + ", ".join(events) + "]}").encode()
+
+
+def test_what_storage_cannot_hold_is_refused_per_event_and_the_rest_kept() -> None:
+    good = json.dumps(event())
+    with_properties = json.dumps(event(properties={"n": "VALUE"}))
+    body = batch_text(
+        good,
+        with_properties.replace('"VALUE"', "1180591620717411303424"),
+        with_properties.replace('"VALUE"', "NaN"),
+        with_properties.replace('"VALUE"', "1e400"),
+        with_properties.replace('"VALUE"', '"cut \\ud83d"'),
+        with_properties.replace('"VALUE"', '"a\\u0000b"'),
+        with_properties.replace('"VALUE"', "18446744073709551615"),
+    )
+
+    outcome = run(parse_batch(body, max_events=10).events)
+
+    assert [(r.index, r.error) for r in outcome.rejected] == [
+        (1, "an integer does not fit in 64 bits (Int64/UInt64)"),
+        (2, "properties: Property n should be a finite number"),
+        (3, "properties: Property n should be a finite number"),
+        (4, "a string holds a lone UTF-16 surrogate, which is not valid Unicode"),
+    ]
+    assert dict(outcome.rejected_by_reason) == {"int_out_of_range": 1, "invalid": 2, "lone_surrogate": 1}
+    rows = [orjson.loads(row) for _, v in outcome.records for row in rows_of_record(v)]
+    assert [row["properties"] for row in rows] == [{}, {"n": "a\x00b"}, {"n": 2**64 - 1}]
+    rejected = outcome.rejected_records(parse_batch(body, 10).events, "shop", RECEIVED)
+    assert all(orjson.loads(value)["raw"] for _, value in rejected)
+
+
+def test_duplicate_keys_keep_the_last_value() -> None:
+    body = json.dumps(event(properties={"plan": "free"})).replace(
+        '"plan": "free"', '"plan": "free", "plan": "pro"'
+    )
+
+    outcome = run(parse_batch(batch_text(body), max_events=10).events)
+
+    [row] = [orjson.loads(row) for _, v in outcome.records for row in rows_of_record(v)]
+    assert row["properties"] == {"plan": "pro"}
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"events": [' + b"[" * 5000 + b"]" * 5000 + b"]}", "recursion limit"),
+        (b'{"events": [{"t": "\xff"}]}', "invalid unicode"),
+        (b'{"events": []} trailing', "trailing characters"),
+        (b'{"events": [{"t": "\\ud800"}], "sent_at": "\\ud800"}', "sent_at"),
+    ],
+)
+def test_whole_body_problems_raise(body: bytes, error: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_batch(body, max_events=10)
+
+    assert error in str(raised.value)

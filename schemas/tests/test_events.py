@@ -147,6 +147,10 @@ def nested(depth: int) -> dict:
         ({"a": nested(MAX_PROPERTY_DEPTH + 1)}, "Properties should nest at most 5 levels"),
         ({"a": [[[[[[1]]]]]]}, "Properties should nest at most 5 levels"),
         ({"when": datetime.now(UTC)}, "Property when should be a JSON value"),
+        ({"n": 2**64}, "Property n should be an integer that fits in 64 bits"),
+        ({"n": [-(2**63) - 1]}, "Property n.0 should be an integer that fits in 64 bits"),
+        ({"n": float("nan")}, "Property n should be a finite number"),
+        ({"n": {"m": float("-inf")}}, "Property n.m should be a finite number"),
     ],
 )
 def test_properties_bounds(properties, error):
@@ -159,9 +163,12 @@ def test_properties_bounds(properties, error):
 
 def test_properties_at_the_bounds_accepted():
     properties = {
-        **{f"k{i}": None for i in range(198)},
+        **{f"k{i}": None for i in range(195)},
         "deep": nested(MAX_PROPERTY_DEPTH),
         "k" * 200: "x" * 8192,
+        "int64": -(2**63),
+        "uint64": 2**64 - 1,
+        "nul": "a\u0000b",
     }
     assert parse_event(envelope("signup", properties=properties)).properties == properties
 
@@ -269,6 +276,7 @@ def test_flat_row_keys_are_model_fields(event_type):
     ("raw", "expected"),
     [
         ({"event_type": "x", "rating": 9}, '{"event_type":"x","rating":9}'),
+        ({"title": "cut \ud83d"}, '{"title": "cut \\ud83d"}'),
         (b'{"a": 1}', '{"a": 1}'),
         ("é" * RAW_MAX_BYTES, "é" * (RAW_MAX_BYTES // 2)),
     ],

@@ -1,1 +1,2 @@
-"""Security suite: each finding of issue 17 replayed against real services, asserting the refusal and that nothing changed."""
+"""Security suite: each finding of issue 17 replayed against real services, asserting the refusal and that
+nothing changed."""

@@ -1,18 +1,27 @@
-"""The ingest gateway application: lifespan wiring, CORS, health and metrics endpoints."""
+"""The ingest gateway application: lifespan wiring, body limits, CORS, error answers, health and metrics.
+
+Every answer that is not a success has the one error shape `ErrorBody`, whoever makes it: a route, FastAPI's
+validation (422), Starlette's routing (404, 405 with the `Allow` the path really has), `BodyLimits` (408, 413)
+or an unhandled exception (500, also counted in /metrics by route).
+"""
 
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
+from pravis_schemas.http_limits import BodyLimits
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
+from pravis_gateway import metrics
 from pravis_gateway.routes import consent, events, features, feedback, user_data
 from pravis_gateway.routes import experiments as experiment_admin
-from pravis_gateway.routes.responses import JSONBody
+from pravis_gateway.routes.responses import COMMON_RESPONSES, JSONBody, error
 from pravis_gateway.settings import Settings
 from pravis_gateway.state import Gateway
 
@@ -35,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Event ingestion for the Pravis analytics pipeline. 200 only after Kafka acknowledged.",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
     app.include_router(events.router)
     app.include_router(feedback.router)
@@ -42,6 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(user_data.router)
     app.include_router(experiment_admin.router)
     app.include_router(features.router)
+    app.add_middleware(
+        BodyLimits,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        on_refusal=lambda reason: metrics.REFUSALS.labels(reason).inc(),
+    )
+    # Added last, so outermost: refusals made by BodyLimits carry CORS headers a browser SDK can read.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -77,15 +94,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONBody:
+        metrics.REFUSALS.labels("invalid_request").inc()
         return JSONBody({"status": "error", "error": _describe(exc)}, status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONBody:
+    async def http_error(request: Request, exc: HTTPException) -> JSONBody:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route of the path; a path may have a route per method.
+            headers["Allow"] = ", ".join(_allowed_methods(request.app, request.url.path))
+        metrics.REFUSALS.labels(_HTTP_REASONS.get(exc.status_code, f"http_{exc.status_code}")).inc()
         return JSONBody(
-            {"status": "error", "error": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            {"status": "error", "error": exc.detail}, status_code=exc.status_code, headers=headers or None
         )
 
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, _exc: Exception) -> JSONBody:
+        """Answered and counted here; Starlette raises the exception on, so it is logged with its trace."""
+        route = request.scope.get("route")
+        metrics.SERVER_ERRORS.labels(getattr(route, "path", "unmatched")).inc()
+        return error(500, "internal error; it has been logged")
+
     return app
+
+
+_HTTP_REASONS = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document gives the path: what clients are told, and every route is in it."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods.update(method.upper() for method in operations)
+    return sorted(methods)
 
 
 def metrics_registry() -> CollectorRegistry:

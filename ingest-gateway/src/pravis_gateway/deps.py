@@ -1,8 +1,14 @@
-"""Request dependencies, as Annotated aliases so route signatures read like prose."""
+"""Request dependencies, as Annotated aliases so route signatures read like prose.
+
+Keys are declared as OpenAPI security schemes (`WriteKey`, `WriteKeyQuery`, `SecretKey`), so the document says
+which key each operation needs and clients and checkers can tell; they are verified here, not by FastAPI, so
+every refusal is the project's 401.
+"""
 
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader, APIKeyQuery
 
 from pravis_gateway.keys import ApiKey, KeyKind
 from pravis_gateway.state import Gateway
@@ -15,11 +21,26 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
+WRITE_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", scheme_name="WriteKey", description="A project's write key", auto_error=False
+)
+WRITE_KEY_QUERY = APIKeyQuery(
+    name="api_key",
+    scheme_name="WriteKeyQuery",
+    description="The write key for navigator.sendBeacon, which cannot set headers",
+    auto_error=False,
+)
+SECRET_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="SecretKey",
+    description="A project's secret key (pvs_...): only the boutique's servers hold one, never a browser",
+    auto_error=False,
+)
+
+
 def presented_key(
-    x_api_key: Annotated[str | None, Header(description="Project write key")] = None,
-    api_key: Annotated[
-        str | None, Query(description="Write key for sendBeacon, which cannot set headers")
-    ] = None,
+    x_api_key: Annotated[str | None, Depends(WRITE_KEY_HEADER)],
+    api_key: Annotated[str | None, Depends(WRITE_KEY_QUERY)],
 ) -> str | None:
     return x_api_key or api_key
 
@@ -32,7 +53,8 @@ def verify_key(gateway: Gateway, key: str | None, kind: KeyKind) -> ApiKey:
     delete user data and manage experiments."""
     if not key:
         raise HTTPException(401, f"missing API key: send a {kind} key in the X-API-Key header")
-    found = gateway.keys.verify(key, kind)
+    # Keys are ASCII tokens; anything else (a lone surrogate from a JSON body) cannot match or be hashed.
+    found = gateway.keys.verify(key, kind) if key.isascii() else None
     if found is None:
         raise HTTPException(401, f"unknown or revoked {kind} key")
     return found
@@ -49,10 +71,7 @@ def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
 WriteKey = Annotated[ApiKey, Depends(write_key)]
 
 
-def secret_key(
-    gateway: GatewayDep,
-    x_api_key: Annotated[str | None, Header(description="Project secret key (pvs_...)")] = None,
-) -> ApiKey:
+def secret_key(gateway: GatewayDep, x_api_key: Annotated[str | None, Depends(SECRET_KEY_HEADER)]) -> ApiKey:
     """A project's secret server key: only the boutique's servers hold one, never a browser."""
     return verify_key(gateway, x_api_key, "secret")
 

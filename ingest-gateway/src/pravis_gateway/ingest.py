@@ -1,5 +1,6 @@
 """Turning one posted batch into Kafka records and per-index rejections (pure: no I/O, clock passed in)."""
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -7,8 +8,17 @@ from functools import cache
 from typing import Any
 
 import orjson
-from pravis_schemas import EnrichedEvent, Event, EventError, RejectedEvent, record_of_rows, validate_batch
+from pravis_schemas import (
+    EnrichedEvent,
+    Event,
+    EventBatch,
+    EventError,
+    RejectedEvent,
+    record_of_rows,
+    validate_batch,
+)
 from pravis_schemas.messages import ConsentRecord, consent_category
+from pydantic import ValidationError
 
 from pravis_gateway.consent import ConsentBook, Refusal
 from pravis_gateway.enrich import IpAnonymizer, correct_skew, user_agent_families
@@ -83,13 +93,48 @@ class Request:
     client_ip: str | None
 
 
+def parse_batch(body: bytes, max_events: int) -> EventBatch:
+    """The posted batch; `ValidationError` when the body is not one.
+
+    The fast parser (jiter) refuses the whole body for a lone UTF-16 surrogate escape in any string, which
+    JSON's grammar allows and a browser sends for an emoji cut in half. Only when it fails is the body parsed
+    again by the standard library's parser, which keeps such strings, so that only the events holding one are
+    refused (by `process_batch`) and the rest of the batch is kept. What both refuse is a whole-body error.
+    """
+    context = {"max_events": max_events}
+    try:
+        return EventBatch.model_validate_json(body, context=context)
+    except ValidationError as exc:
+        if not any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise
+        try:
+            data = json.loads(body.decode())
+        except (ValueError, RecursionError):
+            raise exc from None
+    return EventBatch.model_validate(data, context=context)
+
+
+def _unencodable(exc: TypeError) -> tuple[str, str]:
+    """(reason, message) for an event orjson cannot write: exactly what the warehouse cannot store."""
+    text = str(exc)
+    if "64-bit" in text:
+        return "int_out_of_range", "an integer does not fit in 64 bits (Int64/UInt64)"
+    if "surrogate" in text:
+        return "lone_surrogate", "a string holds a lone UTF-16 surrogate, which is not valid Unicode"
+    return "unencodable", f"the event cannot be written as JSON: {text}"
+
+
 def process_batch(
     raw_events: list[Any], request: Request, limits: Limits, policies: Policies
 ) -> BatchOutcome:
     outcome = BatchOutcome()
     candidates, candidate_index = [], []
     for index, raw in enumerate(raw_events):
-        size = len(orjson.dumps(raw))
+        try:
+            size = len(orjson.dumps(raw))
+        except TypeError as exc:
+            outcome.reject(index, *_unencodable(exc))
+            continue
         if size > limits.max_event_bytes:
             outcome.reject(index, "oversize", f"event is {size} bytes; the limit is {limits.max_event_bytes}")
         else:

@@ -10,6 +10,14 @@ EVENTS_DROPPED_NO_CONSENT = Counter(
 GPC_OPT_OUTS = Counter(
     "pravis_gateway_gpc_opt_outs_total", "Consent withdrawals recorded for the Global Privacy Control signal"
 )
+REFUSALS = Counter(
+    "pravis_gateway_refusals_total",
+    "Requests refused as a whole (body too large or too slow, malformed, unauthorized, ...), by reason",
+    ["reason"],
+)
+SERVER_ERRORS = Counter(
+    "pravis_gateway_server_errors_total", "Requests answered 500 after an unhandled exception", ["route"]
+)
 REQUESTS = Counter(
     "pravis_gateway_requests_total", "Ingest requests by endpoint and status", ["endpoint", "status"]
 )

@@ -30,7 +30,10 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     gateway_workers: int = 1
 
     max_events_per_batch: int = 500
+    # Bounds every endpoint's body as sent (BodyLimits) and the events body once decompressed.
     max_body_bytes: int = 1024 * 1024
+    # A request whose body has not fully arrived this long after it started is answered 408 and closed.
+    body_timeout_s: float = 10.0
     max_event_bytes: int = 32 * 1024
     # Events whose skew-corrected time lies outside [now - max_event_age, now + max_future_skew] are rejected.
     max_event_age_s: float = 30 * 24 * 3600

@@ -6,6 +6,15 @@ A known `event_type` always validates against its own model, so a known type wit
 rejected with that model's error; any other `event_type` with a valid envelope becomes a `CustomEvent`.
 Timestamps must carry a timezone and are normalised to UTC.
 
+What JSON may carry and the pipeline cannot store is refused per event, never silently changed: integers
+outside Int64/UInt64, `NaN`/`Infinity` (and numbers such as `1e400` that overflow to it), and strings with a
+lone UTF-16 surrogate (`"\\ud800"`, e.g. an emoji cut in half). NUL (`"\\u0000"`) is kept as data: JSON
+allows it, Kafka values are bytes, and ClickHouse's String and JSON columns store it unchanged (verified with
+chdb), so refusing it would lose events for no storage reason; consumers that hand strings to C APIs must
+expect it. An object with a duplicate key keeps the last value, as both the gateway's JSON parsers (jiter,
+and the standard library's on its fallback path) do: nothing downstream re-reads the posted text, every
+consumer reads the gateway's re-serialised row, so no second parser can see the other value.
+
 Contract of the `events` topic row (`EnrichedEvent.to_json()`), which the ClickHouse loader inserts
 unchanged with `INSERT INTO events FORMAT JSONEachRow`, so its keys are the `events` column names:
 
@@ -29,6 +38,7 @@ order. Consumers split with `rows_of_record`; the loader can pass a record to `F
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -66,11 +76,17 @@ MAX_PROPERTY_KEY_LENGTH = 200
 MAX_PROPERTY_DEPTH = 5
 """Objects/arrays may nest at most this many levels below `properties` itself."""
 MAX_PROPERTY_STRING_LENGTH = 8192
+MIN_PROPERTY_INT, MAX_PROPERTY_INT = -(2**63), 2**64 - 1
+"""Integers in `properties` must fit Int64 or UInt64: the warehouse's JSON column and orjson stop there."""
+_INFINITY = float("inf")
 
 MAX_REQUEST_DURATION_MS = 3_600_000.0
 """One hour: anything longer is a client clock or unit bug, not a request."""
 MAX_SIZE_BYTES = 2**53 - 1
 """Largest integer every SDK language (JavaScript numbers) carries exactly."""
+
+MAX_FEEDBACK_COMMENT_LENGTH = 5000
+MAX_FEEDBACK_CONTEXT_LENGTH = 500
 
 RAW_MAX_BYTES = 32 * 1024
 """`RejectedEvent.raw` keeps at most this many bytes of the offending event's JSON text."""
@@ -142,7 +158,20 @@ def _check_json_item(item: Any, depth: int, path: str) -> None:
             )
     elif kind is dict or kind is list:
         _check_json_container(item, depth + 1, path)
-    elif not (item is None or kind is bool or kind is int or kind is float):
+    elif kind is int:
+        if not MIN_PROPERTY_INT <= item <= MAX_PROPERTY_INT:
+            raise PydanticCustomError(
+                "property_int_out_of_range",
+                "Property {path} should be an integer that fits in 64 bits",
+                {"path": path},
+            )
+    elif kind is float:
+        # NaN compares false both ways, so this one chained comparison refuses NaN and both infinities.
+        if not -_INFINITY < item < _INFINITY:
+            raise PydanticCustomError(
+                "property_number_not_finite", "Property {path} should be a finite number", {"path": path}
+            )
+    elif not (item is None or kind is bool):
         raise PydanticCustomError(
             "property_value_not_json", "Property {path} should be a JSON value", {"path": path}
         )
@@ -163,7 +192,8 @@ Properties = Annotated[
         description=(
             f"Free-form JSON object: at most {MAX_PROPERTIES} keys per object, keys of at most "
             f"{MAX_PROPERTY_KEY_LENGTH} characters, objects/arrays nested at most {MAX_PROPERTY_DEPTH} "
-            f"levels deep, strings of at most {MAX_PROPERTY_STRING_LENGTH} characters."
+            f"levels deep, strings of at most {MAX_PROPERTY_STRING_LENGTH} characters, integers that fit "
+            "Int64 or UInt64, finite numbers only."
         ),
         json_schema_extra={
             "maxProperties": MAX_PROPERTIES,
@@ -315,10 +345,14 @@ class FeedbackEvent(EventBase):
     event_type: Literal["feedback"]
     interaction_id: Id | None = None
     rating: Annotated[int, Field(ge=1, le=5)]
-    comment: Annotated[str, MaxLen(5000)] | None = None
-    context: Annotated[str, Field(max_length=500, description="Where/what the feedback is about.")] | None = (
-        None
-    )
+    comment: Annotated[str, MaxLen(MAX_FEEDBACK_COMMENT_LENGTH)] | None = None
+    context: (
+        Annotated[
+            str,
+            Field(max_length=MAX_FEEDBACK_CONTEXT_LENGTH, description="Where/what the feedback is about."),
+        ]
+        | None
+    ) = None
 
 
 class ExperimentExposureEvent(EventBase):
@@ -546,9 +580,13 @@ def _raw_text(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         raw = bytes(value)
     elif isinstance(value, str):
-        raw = value.encode()
+        raw = value.encode(errors="backslashreplace")
     else:
-        raw = pydantic_core.to_json(value)
+        try:
+            raw = pydantic_core.to_json(value)
+        except pydantic_core.PydanticSerializationError:
+            # Refused events may hold what JSON encoders refuse (a lone surrogate): keep them readable.
+            raw = json.dumps(value, default=repr).encode()
     return raw[:RAW_MAX_BYTES].decode(errors="ignore")
 
 

@@ -15,30 +15,35 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from pravis_schemas import ConsentCategory
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from pravis_gateway import metrics
 from pravis_gateway.consent import ERASURE_REFUSALS
 from pravis_gateway.deps import GatewayDep, SecretKey, WriteKey
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
-from pravis_gateway.routes.events import honour_gpc, publish_outcome
-from pravis_gateway.routes.responses import INGEST_RESPONSES, ErrorBody, JSONBody, error
+from pravis_gateway.routes.events import count_rejected, honour_gpc, publish_outcome, refused_event
+from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
-router = APIRouter(prefix="/api/v1", tags=["consent"])
+router = APIRouter(prefix="/api/v1", tags=["consent"], responses=KEYED)
 SubjectPath = Annotated[str, Path(min_length=1, max_length=200, description="user_id, or anonymous_id")]
 
 
 class ConsentChange(BaseModel):
+    """At least one category, each true or false; a category left out keeps its value."""
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"analytics": True, "performance": True, "feedback": False}]},
+        json_schema_extra={
+            "examples": [{"analytics": True, "performance": True, "feedback": False}],
+            "anyOf": [{"required": [category.value]} for category in ConsentCategory],
+        },
     )
 
-    analytics: bool | None = None
-    performance: bool | None = None
-    feedback: bool | None = None
-    personalization: bool | None = None
+    # Absent means unchanged; null, 0 or "yes" are not a choice.
+    analytics: StrictBool = None  # type: ignore[assignment]
+    performance: StrictBool = None  # type: ignore[assignment]
+    feedback: StrictBool = None  # type: ignore[assignment]
+    personalization: StrictBool = None  # type: ignore[assignment]
     source: Annotated[str | None, Field(max_length=200, description="e.g. 'cookie banner v3'")] = None
     explicit: Annotated[
         bool | None,
@@ -66,16 +71,7 @@ async def get_consent(subject: SubjectPath, key: SecretKey, gateway: GatewayDep)
     return state_of(gateway, key.project_id, subject)
 
 
-PUT_RESPONSES = {
-    **INGEST_RESPONSES,
-    409: {
-        "model": ErrorBody,
-        "description": "The subject's data was deleted: a grant must be explicit and made after the deletion",
-    },
-}
-
-
-@router.put("/consent/{subject}", response_model=ConsentState, responses=PUT_RESPONSES)
+@router.put("/consent/{subject}", response_model=ConsentState, responses=errors(400, 409, 503))
 async def put_consent(
     subject: SubjectPath, change: ConsentChange, key: WriteKey, gateway: GatewayDep, request: Request
 ):
@@ -99,11 +95,11 @@ async def put_consent(
     outcome = process_batch(
         [{k: v for k, v in event.items() if v is not None}], ingest, gateway.limits, gateway.policies
     )
-    if outcome.rejected:
-        for reason, count in outcome.rejected_by_reason.items():
-            metrics.EVENTS_REJECTED.labels(reason).inc(count)
-        erasure_refused = set(outcome.rejected_by_reason) & ERASURE_REFUSALS
-        return error(409 if erasure_refused else 422, outcome.rejected[0].error)
+    if set(outcome.rejected_by_reason) & ERASURE_REFUSALS:
+        count_rejected(outcome)
+        return error(409, outcome.rejected[0].error)
+    if refusal := refused_event(outcome):
+        return refusal
     if failure := await publish_outcome(gateway, outcome, [event], ingest):
         return failure
     return JSONBody(ConsentState(**state_of(gateway, key.project_id, subject)).model_dump(mode="json"))

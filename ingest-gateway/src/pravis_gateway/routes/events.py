@@ -9,15 +9,17 @@ import structlog
 from fastapi import APIRouter, Request
 from pravis_schemas import EventBatch, describe_error, topics
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from pravis_gateway import gpc, metrics
 from pravis_gateway.body import BodyTooLarge, UnsupportedEncoding, read_body
 from pravis_gateway.deps import GatewayDep, PresentedKey, verify_write_key
-from pravis_gateway.ingest import BatchOutcome, process_batch
+from pravis_gateway.ingest import BatchOutcome, parse_batch, process_batch
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.kafka import KafkaUnavailable
 from pravis_gateway.routes.responses import (
-    INGEST_RESPONSES,
+    EVENTS_RESPONSES,
+    KEYED,
     IngestResult,
     JSONBody,
     error,
@@ -25,7 +27,7 @@ from pravis_gateway.routes.responses import (
 )
 from pravis_gateway.state import Gateway
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=KEYED)
 log = structlog.get_logger("pravis.gateway")
 
 
@@ -46,6 +48,7 @@ async def publish_outcome(gateway: Gateway, outcome: BatchOutcome, raw_events: l
     Consent changes apply to this process's state only after Kafka acked them; the other gateway processes
     learn them from the `consent` topic.
     """
+    count_rejected(outcome)
     if failure := await publish(gateway, topics.EVENTS, outcome.records):
         return failure
     if outcome.consent_records:
@@ -60,9 +63,26 @@ async def publish_outcome(gateway: Gateway, outcome: BatchOutcome, raw_events: l
         await publish(gateway, topics.EVENTS_REJECTED, rejected)
     metrics.EVENTS_ACCEPTED.labels(request.project_id).inc(outcome.accepted)
     metrics.EVENTS_DROPPED_NO_CONSENT.inc(outcome.dropped_no_consent)
+    return None
+
+
+def count_rejected(outcome: BatchOutcome) -> None:
+    """Count refused events by reason, also where a route answers their refusal without publishing."""
     for reason, count in outcome.rejected_by_reason.items():
         metrics.EVENTS_REJECTED.labels(reason).inc(count)
-    return None
+
+
+def refused_event(outcome: BatchOutcome) -> JSONBody | None:
+    """The 422 of a route that posts one event built from its request, counted by reason; None if accepted."""
+    if not outcome.rejected:
+        return None
+    count_rejected(outcome)
+    return error(422, outcome.rejected[0].error)
+
+
+def refuse(status: int, reason: str, message: str, retry_after: int | None = None) -> JSONBody:
+    metrics.REFUSALS.labels(reason).inc()
+    return error(status, message, retry_after=retry_after)
 
 
 async def honour_gpc(
@@ -90,7 +110,7 @@ async def honour_gpc(
 @router.post(
     "/analytics/events",
     response_model=IngestResult,
-    responses=INGEST_RESPONSES,
+    responses=EVENTS_RESPONSES,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -99,16 +119,17 @@ async def honour_gpc(
                     "schema": EventBatch.model_json_schema(),
                     "examples": IngestResult.examples(),
                 },
-                "text/plain": {
-                    "schema": {"type": "string"},
-                    "description": "sendBeacon: the same JSON as text",
-                },
             },
         }
     },
 )
 async def ingest_events(request: Request, gateway: GatewayDep, presented: PresentedKey):
-    """Accept a batch of events. 200 only after Kafka acknowledged every accepted event."""
+    """Accept a batch of events. 200 only after Kafka acknowledged every accepted event.
+
+    `navigator.sendBeacon` cannot set headers or a JSON content type: it may post the same JSON as
+    `text/plain` (or any content type), with the write key in `?api_key=` or the body's `api_key`. The body
+    may be gzip- or deflate-compressed (`Content-Encoding`).
+    """
     started = time.perf_counter()
     response = await _ingest(request, gateway, presented)
     metrics.REQUESTS.labels("events", str(response.status_code)).inc()
@@ -123,24 +144,27 @@ async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) 
     try:
         body = await read_body(request, settings.max_body_bytes)
     except BodyTooLarge:
-        return error(413, f"body larger than {settings.max_body_bytes} bytes")
+        return refuse(413, "body_too_large", f"body larger than {settings.max_body_bytes} bytes")
     except UnsupportedEncoding as exc:
-        return error(415, f"unsupported Content-Encoding {exc}; use gzip or deflate")
+        return refuse(415, "unsupported_encoding", f"unsupported Content-Encoding {exc}; use gzip or deflate")
     except zlib.error as exc:
-        return error(400, f"body could not be decompressed: {exc}")
+        return refuse(400, "bad_compression", f"body could not be decompressed: {exc}")
+    except ClientDisconnect:
+        # Not a refusal to count: the client left, or BodyLimits cut it off and counted why.
+        return error(400, "the client went away before sending the whole body")
     try:
-        batch = EventBatch.model_validate_json(body, context={"max_events": settings.max_events_per_batch})
+        batch = parse_batch(body, settings.max_events_per_batch)
     except ValidationError as exc:
         if key is None:
             verify_write_key(gateway, None)
-        too_many = any(e["type"] == "too_many_events" for e in exc.errors())
-        return error(413 if too_many else 400, describe_error(exc))
+        if any(e["type"] == "too_many_events" for e in exc.errors()):
+            return refuse(413, "too_many_events", describe_error(exc))
+        return refuse(400, "invalid_body", describe_error(exc))
     key = key or verify_write_key(gateway, batch.api_key)
 
     if wait := gateway.limiter.retry_after(key.key_id, len(batch.events), time.monotonic()):
-        return error(
-            429, f"rate limit of {settings.rate_limit_events_per_s:g} events/s exceeded", retry_after=wait
-        )
+        message = f"rate limit of {settings.rate_limit_events_per_s:g} events/s exceeded"
+        return refuse(429, "rate_limited", message, retry_after=wait)
 
     metrics.BATCH_SIZE.observe(len(batch.events))
     ingest = IngestRequest(

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from pravis_gateway.deps import SecretKey
 from pravis_gateway.experiments.deps import StoreDep, experiments_lifespan
 from pravis_gateway.experiments.store import WarehouseUnavailable
-from pravis_gateway.routes.responses import JSONBody, error
+from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
-router = APIRouter(prefix="/api/v1", tags=["experiments"], lifespan=experiments_lifespan)
+router = APIRouter(prefix="/api/v1", tags=["experiments"], lifespan=experiments_lifespan, responses=KEYED)
 
 UNAVAILABLE = "experiment definitions unavailable: warehouse unreachable or not migrated ({})"
 EXAMPLE = {
@@ -33,7 +33,9 @@ def _body(stored: StoredExperiment) -> dict[str, Any]:
     return stored.model_dump(mode="json")
 
 
-@router.put("/experiments/{key}")
+@router.put(
+    "/experiments/{key}", responses={201: {"description": "A new version was saved"}, **errors(400, 503)}
+)
 async def put_experiment(
     key: str,
     admin: SecretKey,
@@ -56,7 +58,7 @@ async def put_experiment(
     )
 
 
-@router.get("/experiments/{key}")
+@router.get("/experiments/{key}", responses=errors(404, 503))
 async def get_experiment(
     key: str, admin: SecretKey, store: StoreDep, history: Annotated[bool, Query()] = False
 ) -> JSONBody:
@@ -72,7 +74,7 @@ async def get_experiment(
     return JSONBody({"status": "ok", **_body(versions[-1])})
 
 
-@router.get("/experiments")
+@router.get("/experiments", responses=errors(503))
 async def list_experiments(admin: SecretKey, store: StoreDep) -> JSONBody:
     """The newest version of every experiment of the key's project."""
     try:

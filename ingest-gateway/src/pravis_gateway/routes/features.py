@@ -17,15 +17,15 @@ from pravis_gateway.experiments.assignment import assign
 from pravis_gateway.experiments.deps import StoreDep
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.ingest import process_batch
-from pravis_gateway.routes.events import publish
-from pravis_gateway.routes.responses import JSONBody, error
+from pravis_gateway.routes.events import publish, refused_event
+from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
-router = APIRouter(prefix="/api/v1", tags=["experiments"])
+router = APIRouter(prefix="/api/v1", tags=["experiments"], responses=KEYED)
 SDK_FIELDS = {"key", "seed", "status", "coverage", "variants"}
 IdParam = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
-@router.get("/feature/{name}")
+@router.get("/feature/{name}", responses=errors(404, 503))
 async def feature_variant(
     name: str,
     key: WriteKey,
@@ -36,7 +36,8 @@ async def feature_variant(
     anonymous_id: IdParam = None,
     session_id: IdParam = None,
 ) -> JSONBody:
-    """Assign `user_id` (else `anonymous_id`) a variant of experiment `name` and log the exposure."""
+    """Assign `user_id` (else `anonymous_id`; one of them is required, 422 without) a variant of experiment
+    `name` and log the exposure."""
     unit = user_id or anonymous_id
     if not unit:
         return error(422, "user_id or anonymous_id is required")
@@ -69,8 +70,8 @@ async def feature_variant(
     outcome = process_batch(
         [{k: v for k, v in exposure.items() if v is not None}], ingest, gateway.limits, gateway.policies
     )
-    if outcome.rejected:
-        return error(422, outcome.rejected[0].error)
+    if refusal := refused_event(outcome):
+        return refusal
     if failure := await publish(gateway, topics.EVENTS, outcome.records):
         return failure
     return JSONBody(

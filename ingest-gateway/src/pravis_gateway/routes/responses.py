@@ -69,17 +69,38 @@ def retry_later(seconds: int, message: str) -> JSONBody:
     return error(503, message, retry_after=seconds)
 
 
-INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorBody, "description": "The body did not arrive within PRAVIS_BODY_TIMEOUT_S"},
+    413: {"model": ErrorBody, "description": "Body larger than PRAVIS_MAX_BODY_BYTES (or the batch limits)"},
+    422: {"model": ErrorBody, "description": "A parameter or the body does not match the schema"},
+    500: {"model": ErrorBody, "description": "Unexpected failure; logged and counted in /metrics"},
+}
+"""What any operation may answer: the body limits in front of every route, validation, and failures."""
+
+_ERRORS: dict[int, str] = {
+    400: "The body is not UTF-8 JSON",
+    401: "Missing, unknown or revoked key (or a write key where a secret key is needed)",
+    403: "The user has not consented to this category",
+    404: "Nothing of that name in the key's project",
+    409: "The subject's data was deleted: a grant must say explicit: true and be made after the deletion",
+    415: "Unsupported Content-Encoding",
+    429: "Rate limit exceeded; see Retry-After",
+    503: "Kafka or the warehouse did not answer; nothing was changed; see Retry-After",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries of the error answers an operation gives besides `COMMON_RESPONSES`."""
+    return {status: {"model": ErrorBody, "description": _ERRORS[status]} for status in statuses}
+
+
+KEYED = errors(401)
+"""Every operation that takes a key."""
+
+EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
-        "model": IngestResult,
-        "description": "Malformed body, or every event rejected (reasons per index)",
+        "model": IngestResult | ErrorBody,
+        "description": "Every event rejected (reasons per index), or a body that is not a batch",
     },
-    401: {"description": "Missing, unknown or revoked key"},
-    413: {"model": ErrorBody, "description": "Body or batch over the configured limits"},
-    415: {"model": ErrorBody, "description": "Unsupported Content-Encoding"},
-    429: {"model": ErrorBody, "description": "Rate limit exceeded; see Retry-After"},
-    503: {
-        "model": ErrorBody,
-        "description": "Kafka did not acknowledge; nothing was accepted; see Retry-After",
-    },
+    **errors(415, 429, 503),
 }

@@ -22,9 +22,9 @@ from pravis_gateway.deps import GatewayDep, SecretKey
 from pravis_gateway.ingest import BatchOutcome
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.routes.events import publish, publish_outcome
-from pravis_gateway.routes.responses import JSONBody, error
+from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
-router = APIRouter(prefix="/api/v1/user", tags=["user data"])
+router = APIRouter(prefix="/api/v1/user", tags=["user data"], responses=KEYED)
 SubjectQuery = Annotated[str, Query(min_length=1, max_length=200, description="user_id or anonymous_id")]
 
 
@@ -41,7 +41,7 @@ async def export_user_data(user_id: SubjectQuery, key: SecretKey, gateway: Gatew
     )
 
 
-@router.delete("/data", status_code=202)
+@router.delete("/data", status_code=202, responses=errors(503))
 async def delete_user_data(user_id: SubjectQuery, key: SecretKey, gateway: GatewayDep) -> JSONBody:
     """Start deleting everything stored about the person; follow `GET /api/v1/user/data/requests/{id}`."""
     now = datetime.now(UTC)
@@ -78,7 +78,7 @@ async def delete_user_data(user_id: SubjectQuery, key: SecretKey, gateway: Gatew
     return JSONBody({"request_id": request.request_id, "status": "pending"}, status_code=202)
 
 
-@router.get("/data/requests/{request_id}")
+@router.get("/data/requests/{request_id}", responses=errors(404))
 async def deletion_status(request_id: str, key: SecretKey, gateway: GatewayDep) -> JSONBody:
     """pending → done, with the rows removed per table and the rollup dates recomputed."""
     client = await asyncio.to_thread(gateway.warehouse)
