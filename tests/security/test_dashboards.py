@@ -294,6 +294,20 @@ def test_metrics_only_on_the_metrics_port(dashboards: Service, stream: Service) 
     assert "pravis_stream_events_total" in httpx.get(f"{stream.metrics_url}/metrics").text
 
 
+def test_dashboards_refuse_a_big_body_before_reading_it(dashboards: Service) -> None:
+    """Finding 7 for the dashboards: a declared 30 MB body is answered 413 from the headers alone, before the
+    credentials are looked at, and the connection is closed with most of the body never sent."""
+    before = metric(dashboards.metrics_url, "pravis_dashboards_refused_total", "body_too_large")
+    port = int(dashboards.url.rsplit(":", 1)[1])
+    head = b"POST /api/pages/executive HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 31457280\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + b"x" * 1000)
+        received = read_until_closed(sock, deadline_s=30)
+    assert received.startswith(b"HTTP/1.1 413"), received[:100]
+    assert b'"status": "error"' in received
+    assert metric(dashboards.metrics_url, "pravis_dashboards_refused_total", "body_too_large") == before + 1
+
+
 def read_until_closed(sock: socket.socket, deadline_s: float) -> bytes:
     """Everything the server sends until it closes the connection; raises if still open at the deadline."""
     received = b""

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pravis_schemas.http_limits import BodyLimits
 from pravis_schemas.read_auth import ReadAuth
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest, start_http_server
 from starlette.applications import Starlette
@@ -248,11 +249,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics_routes: list[BaseRoute] = (
         [Route("/metrics", metrics)] if settings.dashboards_metrics_port is None else []
     )
-    middleware = (
-        [Middleware(RequireCredentials, auth=ReadAuth.parse(settings.dashboards_auth))]
-        if settings.dashboards_auth
-        else []
-    )
+    # Limits first, so a request is bounded before anything else looks at it, credentials check included.
+    middleware = [
+        Middleware(
+            BodyLimits,
+            max_body_bytes=settings.dashboards_max_body_bytes,
+            timeout_s=settings.body_timeout_s,
+            on_refusal=lambda reason: REFUSED.labels(reason).inc(),
+        )
+    ]
+    if settings.dashboards_auth:
+        middleware.append(Middleware(RequireCredentials, auth=ReadAuth.parse(settings.dashboards_auth)))
     return Starlette(
         routes=[
             Route("/", lambda request: RedirectResponse("/executive")),

@@ -28,4 +28,9 @@ class Settings(BaseSettings):
     dashboards_metrics_port: int | None = None
     """Serve /metrics on this port (same host) instead of the main one, so a deployment can expose the app and
     keep metrics internal. Unset: /metrics on the main port (behind `dashboards_auth` when that is set)."""
+    dashboards_max_body_bytes: int = 64 * 1024
+    """Every route is a GET: a request declaring or sending a bigger body is answered 413 unread."""
+    body_timeout_s: float = 10.0
+    """A body not received within this many seconds of the request's start is answered 408 (the gateway's
+    PRAVIS_BODY_TIMEOUT_S, shared)."""
     log_format: str = "console"

@@ -46,12 +46,12 @@ class ConsentChange(BaseModel):
     personalization: StrictBool = None  # type: ignore[assignment]
     source: Annotated[str | None, Field(max_length=200, description="e.g. 'cookie banner v3'")] = None
     explicit: Annotated[
-        bool | None,
+        StrictBool,
         Field(
             description="The user made this choice just now (a banner click); needed to grant anything to a "
             "subject whose data was deleted"
         ),
-    ] = None
+    ] = None  # type: ignore[assignment]
 
 
 class ConsentState(BaseModel):
