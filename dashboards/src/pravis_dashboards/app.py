@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pravis_schemas.clickhouse_url import redacted
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -187,7 +188,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.info("dashboards starting", clickhouse=settings.clickhouse_url, stream=settings.stream_url)
+        log.info(
+            "dashboards starting", clickhouse=redacted(settings.clickhouse_url), stream=settings.stream_url
+        )
         yield
         await live_api.aclose()
 

@@ -92,7 +92,7 @@ def retention(
 
 
 def _warehouse_url() -> str:
-    return f"http://{settings.host}:{settings.warehouse_port}/{settings.warehouse_database}"
+    return settings.warehouse_url()
 
 
 def _day(value: datetime | None) -> date | None:

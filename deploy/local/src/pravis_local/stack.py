@@ -33,10 +33,10 @@ def dev_api_key(settings: Settings) -> str:
 def services(settings: Settings) -> list[Service]:
     host = settings.host
     bootstrap = f"{host}:{settings.broker_port}"
-    clickhouse_url = f"http://{host}:{settings.warehouse_port}/{settings.warehouse_database}"
     shared_env = {
         "PRAVIS_KAFKA_BOOTSTRAP": bootstrap,
-        "PRAVIS_CLICKHOUSE_URL": clickhouse_url,
+        # With PRAVIS_WAREHOUSE_PASSWORD set the URL carries the credentials to every worker.
+        "PRAVIS_CLICKHOUSE_URL": settings.warehouse_url(),
         "PRAVIS_DATA_DIR": str(Path(settings.data_dir).resolve()),
     }
 
@@ -138,7 +138,8 @@ async def up(settings: Settings) -> None:
             Panel.fit(
                 f"gateway   {gateway}\n"
                 f"warehouse http://{settings.host}:{settings.warehouse_port}  (ClickHouse HTTP, db "
-                f"{settings.warehouse_database})\n"
+                f"{settings.warehouse_database}, "
+                f"{'password required' if settings.warehouse_password else 'no password: loopback only'})\n"
                 f"broker    {settings.host}:{settings.broker_port}\n"
                 f"live API  http://{settings.host}:{settings.stream_web_port}/live/{DEFAULT_PROJECT}/summary"
                 "   (alerts: uv run pravis alerts --follow)\n"
