@@ -130,6 +130,10 @@ _INSERT_FORMAT = re.compile(
 _FORMAT_TAIL = re.compile(rb"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _CODE = re.compile(r"Code: (\d+)\.")
 READONLY = 164
+# The request's settings stay applied while its statement is parsed for the access check, since some change
+# how a statement parses (dialect, max_query_size); these would cut the parse's output short, so they are
+# lifted for it and put back after.
+_UNLIMITED_RESULT = {"max_result_rows": "0", "max_result_bytes": "0", "limit": "0", "offset": "0"}
 # What ClickHouse's access check adds to READONLY when the method was GET; the engine here cannot know it.
 GET_IMPLIES_READONLY = (
     "For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries"
@@ -297,7 +301,17 @@ class Lane:
                 48, "this chdb streams EXPLAIN: statements cannot be checked. (NOT_IMPLEMENTED)"
             )
         with engine_errors():
-            ast = self.connection.query(explain, DEFAULT_FORMAT, params=query.params).bytes().decode()
+            self.run("SET " + ", ".join(f"{name} = {value}" for name, value in _UNLIMITED_RESULT.items()))
+            try:
+                result = self.connection.query(explain, DEFAULT_FORMAT, params=query.params)
+                # Literals may hold any bytes; surrogateescape keeps a path's bytes as the engine reads them.
+                ast = result.bytes().decode(errors="surrogateescape")
+            finally:
+                restore = (
+                    f"{name} = {quote_literal(query.settings[name]) if name in query.settings else 'DEFAULT'}"
+                    for name in _UNLIMITED_RESULT
+                )
+                self.run("SET " + ", ".join(restore))
         try:
             check_statement(ast, policy)
         except Refused as exc:

@@ -39,6 +39,7 @@ _REMOTE_FUNCTIONS = frozenset(
      "iceberg", "deltalake", "hudi", "clickhouse"}
 )  # fmt: skip
 _NODE = re.compile(r"^( *)(\S+)(?: +(\S+))?")
+_CHILDREN = re.compile(r"\(children (\d+)\)$")
 _LITERAL = re.compile(r"^ *Literal \\'(.*)\\'$")
 # The roots whose direct Literal children are not a file name: COMMENT of CREATE.
 _ROOTS_WITH_LITERALS = frozenset({"CreateQuery"})
@@ -147,7 +148,9 @@ def check_statement(ast: str, policy: AccessPolicy) -> None:
     """Refuse a statement, given as the engine's ``EXPLAIN AST`` of it, that reads or writes a file outside
     ``user_files``, reads a file as INFILE or writes one as OUTFILE, or reaches a host not allowed."""
     lines = ast.splitlines()
-    root = _NODE.match(lines[0]).group(2) if lines and _NODE.match(lines[0]) else ""
+    if not _complete(lines):
+        raise Refused(49, "The statement's parse came back incomplete. (LOGICAL_ERROR)", "parse")
+    root = _NODE.match(lines[0]).group(2)
     for index, line in enumerate(lines):
         match = _NODE.match(line)
         if match is None:
@@ -175,6 +178,27 @@ def check_statement(ast: str, policy: AccessPolicy) -> None:
                 _check_path(_string(arguments[1]), policy)
         elif name in _REMOTE_FUNCTIONS and policy.remote_hosts:
             _check_remote(_string(next(iter(arguments), None)), policy)
+
+
+def _complete(lines: list[str]) -> bool:
+    """Whether `lines` are one whole tree: a single root, each node with as many children as it announces."""
+    open_nodes: list[list[int]] = []  # [depth, children announced, children seen]
+    for number, line in enumerate(lines):
+        match = _NODE.match(line)
+        if match is None:
+            return False
+        depth = len(match.group(1))
+        while open_nodes and open_nodes[-1][0] >= depth:
+            node = open_nodes.pop()
+            if node[1] != node[2]:
+                return False
+        if (depth == 0) != (number == 0) or (open_nodes and open_nodes[-1][0] != depth - 1):
+            return False
+        if open_nodes:
+            open_nodes[-1][2] += 1
+        announced = _CHILDREN.search(line)
+        open_nodes.append([depth, int(announced.group(1)) if announced else 0, 0])
+    return bool(lines) and all(node[1] == node[2] for node in open_nodes)
 
 
 def _arguments(lines: list[str], index: int, depth: int) -> list[str]:
