@@ -143,7 +143,7 @@ def test_file_engine_path_is_checked_and_a_file_engine_without_path_allowed(poli
     inside = f"{policy.user_files.resolve()}/y.tsv"
     assert reason(FILE_ENGINE.format(count=2, path=literal.format(inside)), policy) is None
     assert reason(FILE_ENGINE.format(count=1, path=""), policy) is None
-    assert reason(DICTIONARY_FILE, policy) == "file"
+    assert reason(DICTIONARY_FILE, policy) == "dictionary"
 
 
 def test_infile_and_outfile_refused_comment_of_create_is_not_one(policy: AccessPolicy) -> None:
@@ -160,9 +160,8 @@ def test_a_parse_cut_short_is_refused(policy: AccessPolicy) -> None:
     assert reason("", policy) == "parse"
 
 
-def test_remote_hosts_are_checked_only_when_configured(policy: AccessPolicy) -> None:
-    # Off by default: the engine's grants refuse the source, so the statement passes this check.
-    assert reason(URL.format(url="http://127.0.0.1:8000/"), policy) is None
+def test_remote_sources_are_off_unless_their_host_is_configured(policy: AccessPolicy) -> None:
+    assert reason(URL.format(url="http://127.0.0.1:8000/"), policy) == "remote"
     allowing = AccessPolicy(user_files=policy.user_files, remote_hosts=frozenset({"data.example"}))
     assert reason(URL.format(url="https://data.example/x.csv"), allowing) is None
     assert reason(URL.format(url="http://127.0.0.1:8000/"), allowing) == "remote"
@@ -245,3 +244,10 @@ def test_foreign_web_origins_are_refused(origin: str) -> None:
 
 def test_loopback_origins_are_allowed() -> None:
     check_request(AccessPolicy(), {"host": "127.0.0.1:8123", "origin": "http://localhost:3000"}, {})
+
+
+def test_sources_a_path_check_cannot_follow_are_refused(policy: AccessPolicy) -> None:
+    inside = f"{policy.user_files.resolve()}/db.sqlite"
+    for function in ["sqlite", "filesystem", "icebergLocal", "python", "executable"]:
+        ast = FILE_OUTSIDE.format(path=inside).replace("Function file", f"Function {function}")
+        assert reason(ast, policy) == "local", function

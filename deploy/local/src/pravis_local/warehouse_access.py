@@ -30,13 +30,27 @@ REMOTE_SOURCES = (
     "URL, REMOTE, MONGO, REDIS, MYSQL, POSTGRES, SQLITE, ODBC, JDBC, HDFS, S3, HIVE, AZURE, KAFKA, NATS, "
     "RABBITMQ, YTSAURUS, ARROW FLIGHT, BIGQUERY"
 )
-# Table functions, table engines and backup destinations that name a local path as their first argument.
+# Table functions, table engines and backup destinations that name a local path as their first argument
+# (ENGINE = File: its second). Names as the parse prints them, lowercased: ClickHouse's are case-insensitive.
 _FILE_FUNCTIONS = frozenset({"file"})
-# Those whose first argument is a URL or host[:port]; checked against the allowed remote hosts.
+# Functions, table and database engines that read local paths, programs or the process itself in ways a
+# path check cannot follow: refused.
+_LOCAL_SOURCES = frozenset(
+    {"filecluster", "filesystem", "filelog", "sqlite", "deltalakelocal", "iceberglocal",
+     "iceberglocalcluster", "paimonlocal", "python", "arrowstream", "executable", "executablepool",
+     "embeddedrocksdb"}
+)  # fmt: skip
+# Those whose first argument is a URL, host[:port] or cluster; checked against the allowed remote hosts.
 _REMOTE_FUNCTIONS = frozenset(
-    {"url", "urlcluster", "remote", "remotesecure", "s3", "s3cluster", "gcs", "oss", "cosn", "hdfs",
-     "hdfscluster", "mysql", "postgresql", "mongodb", "redis", "azureblobstorage", "azureblobstoragecluster",
-     "iceberg", "deltalake", "hudi", "clickhouse"}
+    {"url", "urlcluster", "remote", "remotesecure", "cluster", "clusterallreplicas", "distributed", "s3",
+     "s3cluster", "s3queue", "gcs", "oss", "cosn", "hdfs", "hdfscluster", "azureblobstorage",
+     "azureblobstoragecluster", "azurequeue", "mysql", "materializedmysql", "postgresql",
+     "materializedpostgresql", "mongodb", "redis", "jdbc", "odbc", "kafka", "bigquery", "ytsaurus",
+     "prometheusquery", "prometheusqueryrange", "datalakecatalog", "iceberg", "icebergs3", "icebergazure",
+     "iceberghdfs", "icebergcluster", "icebergs3cluster", "icebergazurecluster", "iceberghdfscluster",
+     "deltalake", "deltalakes3", "deltalakeazure", "deltalakecluster", "deltalakes3cluster",
+     "deltalakeazurecluster", "hudi", "hudicluster", "paimon", "paimons3", "paimonazure", "paimonhdfs",
+     "paimoncluster", "paimons3cluster", "paimonazurecluster", "paimonhdfscluster"}
 )  # fmt: skip
 _NODE = re.compile(r"^( *)(\S+)(?: +(\S+))?")
 _CHILDREN = re.compile(r"\(children (\d+)\)$")
@@ -163,21 +177,28 @@ def check_statement(ast: str, policy: AccessPolicy) -> None:
                 "INTO OUTFILE and FROM INFILE are not allowed over HTTP. (INTO_OUTFILE_NOT_ALLOWED)",
                 "infile",
             )
-        if kind == "FunctionWithKeyValueArguments" and name in _FILE_FUNCTIONS:
+        if kind == "FunctionWithKeyValueArguments":
+            # A dictionary SOURCE(...): files, URLs, hosts, programs; the parse does not print its keys, so
+            # which argument is a host or a path cannot be told. Pravis uses no dictionaries.
             raise Refused(
-                291, "Dictionaries with a FILE source are not allowed. (DATABASE_ACCESS_DENIED)", "file"
+                497, f"Dictionary sources ({name}) are not allowed here. (ACCESS_DENIED)", "dictionary"
             )
         if kind != "Function":
             continue
         arguments = _arguments(lines, index, depth)
+        if name in _LOCAL_SOURCES:
+            raise Refused(
+                497, f"{name} reaches local files or programs: not allowed here. (ACCESS_DENIED)", "local"
+            )
         if name in _FILE_FUNCTIONS:
             engine = index > 0 and lines[index - 1].strip().startswith("Storage definition")
             if not engine:
                 _check_path(_string(next(iter(arguments), None)), policy)
             elif len(arguments) > 1:  # ENGINE = File(Format, 'path'); without a path it keeps its own data
                 _check_path(_string(arguments[1]), policy)
-        elif name in _REMOTE_FUNCTIONS and policy.remote_hosts:
-            _check_remote(_string(next(iter(arguments), None)), policy)
+        elif name in _REMOTE_FUNCTIONS:
+            # The engine's grants refuse reading through these, but not creating a table with such an engine.
+            _check_remote(name, _string(next(iter(arguments), None)), policy)
 
 
 def _complete(lines: list[str]) -> bool:
@@ -234,7 +255,13 @@ def _check_path(path: str | None, policy: AccessPolicy) -> None:
     )
 
 
-def _check_remote(address: str | None, policy: AccessPolicy) -> None:
+def _check_remote(function: str, address: str | None, policy: AccessPolicy) -> None:
+    if not policy.remote_hosts:
+        raise Refused(
+            497,
+            f"{function}: external sources are off (PRAVIS_WAREHOUSE_REMOTE_HOSTS is empty). (ACCESS_DENIED)",
+            "remote",
+        )
     host = None
     if address is not None:
         host = urlsplit(address).hostname if "://" in address else _strip_port(address)
