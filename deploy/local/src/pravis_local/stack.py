@@ -40,6 +40,12 @@ def services(settings: Settings) -> list[Service]:
         "PRAVIS_DATA_DIR": str(Path(settings.data_dir).resolve()),
     }
 
+    # Passed on explicitly: the settings may come from arguments rather than the environment children inherit.
+    warehouse_env = dict(shared_env)
+    if settings.warehouse_password is not None:
+        warehouse_env["PRAVIS_WAREHOUSE_USER"] = settings.warehouse_user
+        warehouse_env["PRAVIS_WAREHOUSE_PASSWORD"] = settings.warehouse_password.get_secret_value()
+
     async def broker_ready() -> bool:
         # Topics are (re)created on every health pass: an in-memory broker that restarted has none.
         try:
@@ -55,7 +61,7 @@ def services(settings: Settings) -> list[Service]:
             "warehouse",
             python_module("pravis_local.warehouse", "--host", host, "--port", str(settings.warehouse_port)),
             http_ok(f"http://{host}:{settings.warehouse_port}/ping"),
-            shared_env,
+            warehouse_env,
             after=(),
         ),
         Service(
