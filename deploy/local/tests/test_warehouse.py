@@ -673,3 +673,10 @@ def test_password_required_in_every_form_clickhouse_accepts(tmp_path: Path) -> N
         assert client.command("SELECT 2") == 2
         with pytest.raises(DatabaseError, match="516"):
             clickhouse_connect.get_client(host="127.0.0.1", port=int(url.rsplit(":", 1)[1]), password="x")
+
+
+def test_binding_beyond_loopback_needs_a_password(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "pravis_local.warehouse", "--host", "0.0.0.0", "--data-dir", str(tmp_path)]
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "PRAVIS_WAREHOUSE_PASSWORD" in refused.stderr
+    assert not (tmp_path / "chdb").exists()

@@ -51,6 +51,7 @@ from starlette.types import Receive, Scope, Send
 from pravis_local.compression import BodyDecoder, BodyEncoder, UnsupportedEncodingError, negotiate
 from pravis_local.settings import Settings, settings
 from pravis_local.warehouse_access import (
+    LOOPBACK_NAMES,
     AccessPolicy,
     Refused,
     check_request,
@@ -712,6 +713,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.connections is not None and args.connections < 1:
         parser.error("--connections must be at least 1")
+    if args.host.strip("[]") not in LOOPBACK_NAMES and settings.warehouse_password is None:
+        parser.error(f"--host {args.host} is beyond loopback: set PRAVIS_WAREHOUSE_PASSWORD first")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     config = settings.model_copy(update={"data_dir": args.data_dir.resolve()})
     policy = access_policy(config)
