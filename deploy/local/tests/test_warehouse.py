@@ -548,6 +548,8 @@ def test_get_is_read_only_with_clickhouse_code_status_and_message(http: httpx.Cl
     # Reads over GET keep their settings (readonly=2, as ClickHouse gives GET), and POST still writes.
     query = {"query": "SELECT getSetting('max_threads')", "max_threads": "1"}
     assert http.get("/", params=query).text == "1\n"
+    asked = http.post("/", params={"readonly": "1"}, content="INSERT INTO kept_over_get VALUES (1)")
+    assert asked.headers["X-ClickHouse-Exception-Code"] == "164"
     sql(http, "INSERT INTO kept_over_get VALUES (1)")
     assert http.get("/", params={"query": "SELECT count() FROM kept_over_get"}).text == "1\n"
 

@@ -460,7 +460,8 @@ class _LaneStream(StreamingResponse):
 
 async def _read_query(request: Request, warehouse: Warehouse) -> HttpQuery:
     params, headers = dict(request.query_params), request.headers
-    readonly = request.method == "GET"
+    # A client may ask for read-only itself (readonly=1/2 on a POST), as ClickHouse lets it.
+    readonly = request.method == "GET" or params.get("readonly", "0") not in ("0", "")
     if params.get("compress") == "1" or params.get("decompress") == "1":
         raise ClickHouseError(48, "ClickHouse block compression (compress/decompress=1) is not supported")
     form_body = headers.get("content-type", "").startswith("multipart/form-data")
