@@ -682,3 +682,15 @@ def test_binding_beyond_loopback_needs_a_password(tmp_path: Path) -> None:
     refused = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "PRAVIS_WAREHOUSE_PASSWORD" in refused.stderr
     assert not (tmp_path / "chdb").exists()
+
+
+def test_a_set_statement_lasts_only_for_its_own_request(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE IF NOT EXISTS still_writable (n UInt8) ENGINE = MergeTree ORDER BY n")
+    # Idle lanes are lent in turn: 2 * LANES statements reach every write lane.
+    for _ in range(2 * LANES):
+        assert sql(http, "SET readonly = 1, max_result_rows = 1") == ""
+    for n in range(2 * LANES):
+        sql(http, f"INSERT INTO still_writable VALUES ({n})")
+        assert sql(http, "SELECT getSetting('max_result_rows'), getSetting('readonly')") == "0\t0\n"
+    unknown = http.post("/", content="SET no_such_setting = 1")
+    assert unknown.headers["X-ClickHouse-Exception-Code"] == "115"

@@ -255,9 +255,23 @@ class Lane:
     """One chdb connection and what a request leaves on it while it holds the lane: the current database, the
     settings and an open streaming result are all per connection. The methods run in worker threads."""
 
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
+    def __init__(self, target: str, readonly: bool) -> None:
+        self.target, self.readonly = target, readonly
+        self.connection = self._connect()
         self._stream: StreamingResult | None = None
+
+    def _connect(self) -> Connection:
+        connection = chdb.connect(self.target)
+        if self.readonly:
+            # ClickHouse's HTTP handler gives GET readonly=2: settings may change, data and schema may not.
+            connection.query("SET readonly = 2", DEFAULT_FORMAT)
+        return connection
+
+    def renew(self) -> None:
+        """Replace the connection: a SET statement changed it for good (readonly cannot even be undone),
+        where on a ClickHouse server, without a session, it changes nothing beyond its own request."""
+        old, self.connection = self.connection, self._connect()
+        old.close()
 
     def run(self, sql: str) -> str:
         return self.connection.query(sql, DEFAULT_FORMAT).bytes().decode()
@@ -287,8 +301,9 @@ class Lane:
         summary.add(result)
         summary.read_rows, summary.read_bytes = summary.written_rows, summary.written_bytes
 
-    def check(self, query: HttpQuery, policy: AccessPolicy) -> None:
-        """Refuse the statement if the engine's parse of it reaches outside what `policy` allows."""
+    def check(self, query: HttpQuery, policy: AccessPolicy) -> str:
+        """Refuse the statement if the engine's parse of it reaches outside what `policy` allows; return its
+        kind (check_statement)."""
         explain = b"EXPLAIN AST " + query.statement
         # chdb's query() runs every statement of a multi-statement text; its streaming entry point parses
         # first and refuses several statements (as ClickHouse's HTTP handler does), and refuses to stream
@@ -320,7 +335,7 @@ class Lane:
             # Literals may hold any bytes; surrogateescape keeps a path's bytes as the engine reads them.
             ast = result.bytes().decode(errors="surrogateescape")
         try:
-            check_statement(ast, policy)
+            return check_statement(ast, policy)
         except Refused as exc:
             log.warning("warehouse.refused", reason=exc.reason, query_id=query.query_id)
             raise ClickHouseError(exc.code, exc.message) from None
@@ -388,12 +403,9 @@ class Warehouse:
         self.policy.user_files.mkdir(parents=True, exist_ok=True)
         config = write_engine_config(self.path.with_name(self.path.name + "-config"), self.policy)
         target = f"{self.path}?config-file={config}"
-        self.lanes = [Lane(chdb.connect(target)) for _ in range(self.connections)]
+        self.lanes = [Lane(target, readonly=False) for _ in range(self.connections)]
         # readonly cannot be lifted on a connection once set, so GET requests get connections of their own.
-        # ClickHouse's HTTP handler gives GET readonly=2: settings may change, data and schema may not.
-        self.readonly_lanes = [Lane(chdb.connect(target)) for _ in range(self.connections)]
-        for lane in self.readonly_lanes:
-            lane.run("SET readonly = 2")
+        self.readonly_lanes = [Lane(target, readonly=True) for _ in range(self.connections)]
         first = self.lanes[0]
         first.run(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}")
         self.timezone = first.run("SELECT timezone()").strip()
@@ -575,7 +587,13 @@ async def _execute(query: HttpQuery, warehouse: Warehouse) -> Response:
             # The statement is ours (InsertPlan's narrow pattern) and reads only its spool file: no check.
             await anyio.to_thread.run_sync(lane.insert, query.insert, query.spool.name, summary)
             return whole(b"")
-        await anyio.to_thread.run_sync(lane.check, query, warehouse.policy)
+        kind = await anyio.to_thread.run_sync(lane.check, query, warehouse.policy)
+        if kind == "Set":
+            # Run for the engine's verdict (unknown setting, READONLY), then forgotten as without a session.
+            try:
+                return whole(await anyio.to_thread.run_sync(lane.start, query, summary) or b"")
+            finally:
+                await anyio.to_thread.run_sync(lane.renew)
         if (output := await anyio.to_thread.run_sync(lane.start, query, summary)) is not None:
             return whole(output)
         chunks: list[bytes] = []

@@ -158,9 +158,10 @@ def _authenticate(policy: AccessPolicy, headers: Any, params: dict[str, str]) ->
         )
 
 
-def check_statement(ast: str, policy: AccessPolicy) -> None:
+def check_statement(ast: str, policy: AccessPolicy) -> str:
     """Refuse a statement, given as the engine's ``EXPLAIN AST`` of it, that reads or writes a file outside
-    ``user_files``, reads a file as INFILE or writes one as OUTFILE, or reaches a host not allowed."""
+    ``user_files``, reads a file as INFILE or writes one as OUTFILE, or reaches a host not allowed; return the
+    kind of statement (the root node: ``SelectWithUnionQuery``, ``Set``...)."""
     lines = ast.splitlines()
     if not _complete(lines):
         raise Refused(49, "The statement's parse came back incomplete. (LOGICAL_ERROR)", "parse")
@@ -199,6 +200,7 @@ def check_statement(ast: str, policy: AccessPolicy) -> None:
         elif name in _REMOTE_FUNCTIONS:
             # The engine's grants refuse reading through these, but not creating a table with such an engine.
             _check_remote(name, _string(next(iter(arguments), None)), policy)
+    return root
 
 
 def _complete(lines: list[str]) -> bool:
