@@ -10,12 +10,14 @@ ClickHouse's HTTP handler sets it, so the engine refuses every write over GET; w
 set, every request but /ping authenticates as ClickHouse accepts it (Basic auth, X-ClickHouse-User/-Key,
 user/password parameters); requests addressed to a Host or sent from a web Origin that is neither loopback
 nor in PRAVIS_WAREHOUSE_ALLOWED_HOSTS are refused, and no CORS header is ever sent; file access is confined
-to ``PRAVIS_DATA_DIR/user_files`` (the working directory of ``main``, so relative names land there) and
-url()/remote()/s3()... are off unless PRAVIS_WAREHOUSE_REMOTE_HOSTS lists hosts.
+to ``PRAVIS_DATA_DIR/user_files`` (the working directory of ``main``, so relative names land there),
+INTO OUTFILE / FROM INFILE are refused, and url()/remote()/s3()... are off unless
+PRAVIS_WAREHOUSE_REMOTE_HOSTS lists hosts. ``main`` will not listen beyond loopback without a password.
 
-Not a full ClickHouse server: one user; HTTP sessions (session_id) are ignored and requests share small
-pools of chdb connections, one request per connection at a time; ClickHouse's own block compression
-(compress=1 / decompress=1) and external data tables are refused.
+Not a full ClickHouse server: one user; HTTP sessions (session_id) are ignored, so a SET statement lasts
+for its own request only, and requests share small pools of chdb connections, one request per connection at
+a time; dictionaries with a SOURCE are refused; ClickHouse's own block compression (compress=1 /
+decompress=1) and external data tables are refused.
 """
 
 import argparse
