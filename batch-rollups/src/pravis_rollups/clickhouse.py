@@ -2,11 +2,11 @@
 
 import re
 from importlib import resources
-from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
+from pravis_schemas.clickhouse_url import client_options, database_of
 
 from pravis_rollups.retention import RetentionPolicy
 from pravis_rollups.retention import apply as apply_retention
@@ -17,21 +17,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 def connect(url: str, *, with_database: bool = True, **kwargs) -> Client:
     """A client for a ClickHouse HTTP URL such as `https://user:pass@host:8443/pravis` (path = database)."""
-    parts = urlsplit(url)
-    database = parts.path.strip("/") or "default"
-    return clickhouse_connect.get_client(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or (8443 if parts.scheme == "https" else 8123),
-        username=unquote(parts.username) if parts.username else "default",
-        password=unquote(parts.password) if parts.password else "",
-        database=database if with_database else "default",
-        secure=parts.scheme == "https",
-        **kwargs,
-    )
-
-
-def database_of(url: str) -> str:
-    return urlsplit(url).path.strip("/") or "default"
+    options = client_options(url, database=None if with_database else "default")
+    return clickhouse_connect.get_client(**options, **kwargs)
 
 
 def migration_files() -> list[tuple[int, str, str]]:

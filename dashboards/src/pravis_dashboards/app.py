@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pravis_schemas.clickhouse_url import redacted
 from pravis_schemas.http_limits import BodyLimits
 from pravis_schemas.read_auth import ReadAuth
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest, start_http_server
@@ -230,7 +231,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info(
             "dashboards starting",
-            clickhouse=settings.clickhouse_url,
+            clickhouse=redacted(settings.clickhouse_url),
             stream=settings.stream_url,
             auth=settings.dashboards_auth is not None,
             metrics_port=settings.dashboards_metrics_port,

@@ -7,6 +7,7 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from pravis_schemas.clickhouse_url import client_options
 
 
 class Warehouse:
@@ -19,7 +20,7 @@ class Warehouse:
     def client(self) -> Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = clickhouse_connect.get_client(dsn=self.url, autogenerate_session_id=False)
+            client = clickhouse_connect.get_client(**client_options(self.url), autogenerate_session_id=False)
             self._local.client = client
         return client
 

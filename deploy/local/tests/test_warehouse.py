@@ -152,7 +152,7 @@ def test_database_from_param_or_header_and_default(http: httpx.Client) -> None:
     )
 
 
-def test_credentials_are_accepted_not_enforced(http: httpx.Client) -> None:
+def test_without_a_password_credentials_are_accepted_not_checked(http: httpx.Client) -> None:
     query = {"query": "SELECT 1"}
     assert http.get("/", params={**query, "user": "default", "password": "x"}).text == "1\n"
     headers = {"X-ClickHouse-User": "alice", "X-ClickHouse-Key": "secret"}
@@ -525,3 +525,172 @@ def test_insert_data_spools_in_memory_only_when_it_fits(monkeypatch: pytest.Monk
         assert warehouse.spool_dir(80 << 20) is None  # the temp directory
     monkeypatch.setattr(warehouse, "MEMORY_DIR", "/no/such/dir")
     assert warehouse.spool_dir(1) is None
+
+
+def test_get_is_read_only_with_clickhouse_code_status_and_message(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE kept_over_get (n UInt8) ENGINE = MergeTree ORDER BY n")
+    writes = [
+        "INSERT INTO kept_over_get VALUES (1)",
+        "DROP TABLE kept_over_get",
+        "ALTER TABLE kept_over_get ADD COLUMN m UInt8",
+        "CREATE TABLE made_over_get (n UInt8) ENGINE = Memory",
+        "SET readonly = 0",
+    ]
+    for query in writes:
+        response = http.get("/", params={"query": query})
+        # READONLY is not in ClickHouse's exceptionCodeToHTTPStatus, so a server answers it 500.
+        assert (response.status_code, response.headers["X-ClickHouse-Exception-Code"]) == (500, "164"), query
+        assert "readonly mode" in response.text
+        assert "method GET implies readonly" in response.text or "'readonly' setting" in response.text
+    assert sql(http, "SELECT count() FROM kept_over_get") == "0\n"
+    assert sql(http, "EXISTS TABLE made_over_get") == "0\n"
+    assert sql(http, "DESCRIBE TABLE kept_over_get") == "n\tUInt8\t\t\t\t\t\n"
+    # Reads over GET keep their settings (readonly=2, as ClickHouse gives GET), and POST still writes.
+    query = {"query": "SELECT getSetting('max_threads')", "max_threads": "1"}
+    assert http.get("/", params=query).text == "1\n"
+    asked = http.post("/", params={"readonly": "1"}, content="INSERT INTO kept_over_get VALUES (1)")
+    assert asked.headers["X-ClickHouse-Exception-Code"] == "164"
+    sql(http, "INSERT INTO kept_over_get VALUES (1)")
+    assert http.get("/", params={"query": "SELECT count() FROM kept_over_get"}).text == "1\n"
+
+
+def test_file_access_is_confined_to_user_files(http: httpx.Client, server: str, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not read")
+    refused = [
+        f"SELECT * FROM file('{outside}', 'LineAsString')",
+        f"SELECT file('{outside}')",
+        "SELECT * FROM file('../dev_api_key', 'LineAsString')",
+        "SELECT * FROM file('{a.tsv,../dev_api_key}', 'LineAsString')",
+        f"WITH '{outside}' AS p SELECT * FROM file(p, 'LineAsString')",
+        f"CREATE TABLE leak (s String) ENGINE = File(LineAsString, '{outside}')",
+        f"INSERT INTO FUNCTION file('{tmp_path}/written.txt', 'LineAsString') SELECT 'x'",
+    ]
+    for query in refused:
+        response = http.post("/", content=query)
+        assert (response.status_code, response.headers["X-ClickHouse-Exception-Code"]) == (403, "291"), query
+        assert "do not read" not in response.text
+    for query in [f"SELECT 1 INTO OUTFILE '{tmp_path}/out.txt'", f"INSERT INTO kept FROM INFILE '{outside}'"]:
+        response = http.post("/", content=query)
+        assert response.headers["X-ClickHouse-Exception-Code"] == "358", query
+    assert not (tmp_path / "written.txt").exists() and not (tmp_path / "out.txt").exists()
+    # chdb's query() would run every statement of a multi-statement text: refused as ClickHouse refuses it.
+    several = http.post("/", content=f"SELECT 1; SELECT * FROM file('{outside}', 'LineAsString')")
+    assert several.headers["X-ClickHouse-Exception-Code"] == "62"
+    assert "Multi-statements are not allowed" in several.text
+    # Inside user_files (the server's working directory), file() works as on a ClickHouse server.
+    sql(http, "INSERT INTO FUNCTION file('shared.tsv', 'TSV', 'n UInt8') VALUES (7)")
+    assert sql(http, "SELECT * FROM file('shared.tsv', 'TSV', 'n UInt8')") == "7\n"
+
+
+def test_result_limits_cannot_hide_a_file_function_from_the_check(http: httpx.Client, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not read")
+    limits = {"max_result_rows": "2", "result_overflow_mode": "break", "limit": "1", "offset": "1"}
+    response = http.post("/", params=limits, content=f"SELECT * FROM file('{outside}', 'LineAsString')")
+    assert response.status_code == 403 and "do not read" not in response.text
+    assert sql(http, "SELECT number FROM numbers(10)", limit="2") == "0\n1\n"
+
+
+def test_remote_sources_are_off_by_default(http: httpx.Client, server: str) -> None:
+    for query in [
+        f"SELECT * FROM url('{server}/ping', 'LineAsString')",
+        f"SELECT * FROM remote('{server.removeprefix('http://')}', system.one)",
+        "SELECT * FROM s3('http://127.0.0.1:1/bucket/x.csv', 'LineAsString')",
+    ]:
+        response = http.post("/", content=query)
+        assert (response.status_code, response.headers["X-ClickHouse-Exception-Code"]) == (403, "497"), query
+
+
+def test_remote_hosts_setting_allows_exactly_those_hosts(tmp_path: Path) -> None:
+    with warehouse(tmp_path / "data", env={"PRAVIS_WAREHOUSE_REMOTE_HOSTS": "127.0.0.1"}) as (url, _, _):
+        allowed = httpx.post(url, content=f"SELECT * FROM url('{url}/ping', 'LineAsString')")
+        assert (allowed.status_code, allowed.text) == (200, "Ok.\n")
+        other = url.replace("127.0.0.1", "localhost")
+        refused = httpx.post(url, content=f"SELECT * FROM url('{other}/ping', 'LineAsString')")
+        assert (refused.status_code, refused.headers["X-ClickHouse-Exception-Code"]) == (500, "491")
+
+
+def test_foreign_host_and_origin_are_refused_and_no_cors_header_is_sent(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE kept_from_pages (n UInt8) ENGINE = MergeTree ORDER BY n")
+    rebinding = http.get("/", params={"query": "SELECT 1"}, headers={"Host": "attacker.example:8123"})
+    assert (rebinding.status_code, rebinding.headers["X-ClickHouse-Exception-Code"]) == (403, "497")
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"]:
+        page = http.post(
+            "/",
+            content="DROP TABLE kept_from_pages",
+            headers={"Origin": "https://attacker.example", "Content-Type": content_type},
+        )
+        assert page.status_code == 403
+    assert sql(http, "EXISTS TABLE kept_from_pages") == "1\n"
+    responses = [
+        http.get("/", params={"query": "SELECT 1", "add_http_cors_header": "1"}),
+        http.post("/", content="SELECT 1", headers={"Origin": "http://localhost:3000"}),
+        http.options(
+            "/", headers={"Origin": "https://attacker.example", "Access-Control-Request-Method": "POST"}
+        ),
+        http.get("/ping", headers={"Origin": "https://attacker.example"}),
+    ]
+    for response in responses:
+        assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+    assert http.get("/", params={"query": "SELECT 1"}, headers={"Host": "localhost"}).text == "1\n"
+
+
+def test_allowed_hosts_setting_admits_a_configured_name(tmp_path: Path) -> None:
+    with warehouse(tmp_path / "data", env={"PRAVIS_WAREHOUSE_ALLOWED_HOSTS": "warehouse.internal"}) as (
+        url,
+        _,
+        _,
+    ):
+        named = httpx.get(url, params={"query": "SELECT 1"}, headers={"Host": "warehouse.internal:8123"})
+        assert named.text == "1\n"
+        assert (
+            httpx.get(url, params={"query": "SELECT 1"}, headers={"Host": "other.internal"}).status_code
+            == 403
+        )
+
+
+def test_password_required_in_every_form_clickhouse_accepts(tmp_path: Path) -> None:
+    env = {"PRAVIS_WAREHOUSE_USER": "analyst", "PRAVIS_WAREHOUSE_PASSWORD": "p@ss:w/rd"}
+    with warehouse(tmp_path / "data", env=env) as (url, _, _):
+        query = {"query": "SELECT 1"}
+        assert httpx.get(f"{url}/ping").text == "Ok.\n"
+        for refused in [
+            httpx.get(url, params=query),
+            httpx.get(url),
+            httpx.get(url, params=query, auth=("analyst", "wrong")),
+            httpx.get(url, params=query, auth=("default", "p@ss:w/rd")),
+            httpx.get(url, params={**query, "user": "analyst", "password": "wrong"}),
+            httpx.post(url, content="SELECT 1", headers={"X-ClickHouse-User": "analyst"}),
+        ]:
+            assert (refused.status_code, refused.headers["X-ClickHouse-Exception-Code"]) == (403, "516")
+            assert "Authentication failed" in refused.text
+        assert httpx.get(url, params=query, auth=("analyst", "p@ss:w/rd")).text == "1\n"
+        headers = {"X-ClickHouse-User": "analyst", "X-ClickHouse-Key": "p@ss:w/rd"}
+        assert httpx.post(url, content="SELECT 1", headers=headers).text == "1\n"
+        assert httpx.get(url, params={**query, "user": "analyst", "password": "p@ss:w/rd"}).text == "1\n"
+        client = clickhouse_connect.get_client(
+            host="127.0.0.1", port=int(url.rsplit(":", 1)[1]), username="analyst", password="p@ss:w/rd"
+        )
+        assert client.command("SELECT 2") == 2
+        with pytest.raises(DatabaseError, match="516"):
+            clickhouse_connect.get_client(host="127.0.0.1", port=int(url.rsplit(":", 1)[1]), password="x")
+
+
+def test_binding_beyond_loopback_needs_a_password(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "pravis_local.warehouse", "--host", "0.0.0.0", "--data-dir", str(tmp_path)]
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "PRAVIS_WAREHOUSE_PASSWORD" in refused.stderr
+    assert not (tmp_path / "chdb").exists()
+
+
+def test_a_set_statement_lasts_only_for_its_own_request(http: httpx.Client) -> None:
+    sql(http, "CREATE TABLE IF NOT EXISTS still_writable (n UInt8) ENGINE = MergeTree ORDER BY n")
+    # Idle lanes are lent in turn: 2 * LANES statements reach every write lane.
+    for _ in range(2 * LANES):
+        assert sql(http, "SET readonly = 1, max_result_rows = 1") == ""
+    for n in range(2 * LANES):
+        sql(http, f"INSERT INTO still_writable VALUES ({n})")
+        assert sql(http, "SELECT getSetting('max_result_rows'), getSetting('readonly')") == "0\t0\n"
+    unknown = http.post("/", content="SET no_such_setting = 1")
+    assert unknown.headers["X-ClickHouse-Exception-Code"] == "115"

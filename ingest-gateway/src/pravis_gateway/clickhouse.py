@@ -5,6 +5,7 @@ from datetime import datetime
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from pravis_schemas.clickhouse_url import client_options
 from pravis_schemas.personal_data import PERSONAL_TABLES_PARAMS, PERSONAL_TABLES_SQL, PersonalTable
 
 EXPORT_CHUNK_BYTES = 256 * 1024
@@ -22,9 +23,7 @@ AUDIT_COLUMNS = [
 
 def connect(url: str) -> Client:
     """A client for a ClickHouse HTTP URL such as `https://user:pass@host:8443/pravis` (path = database)."""
-    return clickhouse_connect.get_client(
-        dsn=url, secure=url.startswith("https"), autogenerate_session_id=False
-    )
+    return clickhouse_connect.get_client(**client_options(url), autogenerate_session_id=False)
 
 
 def export_subject(client: Client, project_id: str, subject: str) -> Iterator[bytes]:

@@ -42,19 +42,25 @@ def sql(
     fmt: Annotated[str, typer.Option("--format", help="table, or any ClickHouse output format")] = "table",
 ) -> None:
     """Run SQL against the warehouse (embedded or any ClickHouse) and print the result."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseClientError
     from pravis_rollups.clickhouse import connect
 
     url = url or _warehouse_url()
     text = sys.stdin.read() if query == "-" else query
-    with connect(url) as client:
-        if fmt != "table":
-            sys.stdout.write(client.raw_query(text, fmt=fmt).decode())
-            return
-        result = client.query(text)
-        table = Table(*result.column_names)
-        for row in result.result_rows:
-            table.add_row(*(str(v) for v in row))
-        console.print(table)
+    try:
+        with connect(url) as client:
+            if fmt != "table":
+                sys.stdout.write(client.raw_query(text, fmt=fmt).decode())
+                return
+            result = client.query(text)
+    except ClickHouseClientError as exc:
+        # The server's message (AUTHENTICATION_FAILED, a syntax error...) is what helps, not a traceback.
+        Console(stderr=True).print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(*result.column_names)
+    for row in result.result_rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
 
 
 @app.command()
@@ -92,7 +98,7 @@ def retention(
 
 
 def _warehouse_url() -> str:
-    return f"http://{settings.host}:{settings.warehouse_port}/{settings.warehouse_database}"
+    return settings.warehouse_url()
 
 
 def _day(value: datetime | None) -> date | None:

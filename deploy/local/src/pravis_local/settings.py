@@ -1,9 +1,13 @@
 """Settings of the embedded stack: where the broker and warehouse listen and where data lives."""
 
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
 
-from pydantic import PositiveInt
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import PositiveInt, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+HostList = Annotated[frozenset[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -19,6 +23,14 @@ class Settings(BaseSettings):
     warehouse_connections: PositiveInt | None = None
     """chdb connections of the embedded warehouse, i.e. requests it serves at once; default one per core, at
     least two."""
+    warehouse_user: str = "default"
+    warehouse_password: SecretStr | None = None
+    """When set, every warehouse request but /ping must carry these credentials; unset, none are checked
+    (loopback development)."""
+    warehouse_allowed_hosts: HostList = frozenset()
+    """Comma-separated host names, besides the loopback ones, that warehouse requests may be addressed to."""
+    warehouse_remote_hosts: HostList = frozenset()
+    """Comma-separated hosts that the warehouse's url()/remote()/s3()... may reach; empty: those are off."""
     events_partitions: int = 6
     gateway_port: int = 8000
     stream_web_port: int = 6066
@@ -28,9 +40,29 @@ class Settings(BaseSettings):
     privacy_health_port: int = 8093
     dev_api_key: str | None = None
 
+    @field_validator("warehouse_allowed_hosts", "warehouse_remote_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(host.strip() for host in value.split(",") if host.strip())
+        return value
+
     @property
     def chdb_path(self) -> Path:
         return self.data_dir / "chdb"
+
+    @property
+    def user_files_dir(self) -> Path:
+        """Where the warehouse's file() may read and write, like ClickHouse's user_files_path."""
+        return self.data_dir / "user_files"
+
+    def warehouse_url(self) -> str:
+        """The warehouse's URL for clients, with the credentials when a password is set."""
+        login = ""
+        if self.warehouse_password is not None:
+            secret = self.warehouse_password.get_secret_value()
+            login = f"{quote(self.warehouse_user, safe='')}:{quote(secret, safe='')}@"
+        return f"http://{login}{self.host}:{self.warehouse_port}/{self.warehouse_database}"
 
 
 settings = Settings()

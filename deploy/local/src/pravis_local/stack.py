@@ -33,12 +33,18 @@ def dev_api_key(settings: Settings) -> str:
 def services(settings: Settings) -> list[Service]:
     host = settings.host
     bootstrap = f"{host}:{settings.broker_port}"
-    clickhouse_url = f"http://{host}:{settings.warehouse_port}/{settings.warehouse_database}"
     shared_env = {
         "PRAVIS_KAFKA_BOOTSTRAP": bootstrap,
-        "PRAVIS_CLICKHOUSE_URL": clickhouse_url,
+        # With PRAVIS_WAREHOUSE_PASSWORD set the URL carries the credentials to every worker.
+        "PRAVIS_CLICKHOUSE_URL": settings.warehouse_url(),
         "PRAVIS_DATA_DIR": str(Path(settings.data_dir).resolve()),
     }
+
+    # Passed on explicitly: the settings may come from arguments rather than the environment children inherit.
+    warehouse_env = dict(shared_env)
+    if settings.warehouse_password is not None:
+        warehouse_env["PRAVIS_WAREHOUSE_USER"] = settings.warehouse_user
+        warehouse_env["PRAVIS_WAREHOUSE_PASSWORD"] = settings.warehouse_password.get_secret_value()
 
     async def broker_ready() -> bool:
         # Topics are (re)created on every health pass: an in-memory broker that restarted has none.
@@ -55,7 +61,7 @@ def services(settings: Settings) -> list[Service]:
             "warehouse",
             python_module("pravis_local.warehouse", "--host", host, "--port", str(settings.warehouse_port)),
             http_ok(f"http://{host}:{settings.warehouse_port}/ping"),
-            shared_env,
+            warehouse_env,
             after=(),
         ),
         Service(
@@ -138,7 +144,8 @@ async def up(settings: Settings) -> None:
             Panel.fit(
                 f"gateway   {gateway}\n"
                 f"warehouse http://{settings.host}:{settings.warehouse_port}  (ClickHouse HTTP, db "
-                f"{settings.warehouse_database})\n"
+                f"{settings.warehouse_database}, "
+                f"{'password required' if settings.warehouse_password else 'no password: loopback only'})\n"
                 f"broker    {settings.host}:{settings.broker_port}\n"
                 f"live API  http://{settings.host}:{settings.stream_web_port}/live/{DEFAULT_PROJECT}/summary"
                 "   (alerts: uv run pravis alerts --follow)\n"

@@ -142,11 +142,22 @@ def clickhouse_server_url(data_dir: Path, log_dir: Path) -> Iterator[str]:
             host, port = container.get_container_host_ip(), container.get_exposed_port(8123)
             yield f"http://{container.username}:{container.password}@{host}:{port}"
         return
+    with embedded_warehouse(data_dir, log_dir) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def embedded_warehouse(
+    data_dir: Path, log_dir: Path, env: dict[str, str] | None = None, name: str = "warehouse"
+) -> Iterator[str]:
+    """The embedded warehouse on a free port, its settings (PRAVIS_WAREHOUSE_*) from `env`; yields its URL
+    without credentials or database."""
     port = free_port()
     warehouse = Process(
-        "warehouse",
+        name,
         [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(data_dir)],
         log_dir,
+        env,
     ).start()
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", warehouse.popen)

@@ -5,11 +5,19 @@ analyst tool (clickhouse-connect, curl, Grafana) reaches the data over ClickHous
 with ``python -m pravis_local.warehouse [--host H] [--port P] [--data-dir D] [--connections N]``; build the
 app with ``create_app``.
 
-Not a full ClickHouse server: authentication (user/password parameters, X-ClickHouse-User/-Key headers, Basic
-auth) is accepted but not enforced, since the embedded stack is a loopback development tool; HTTP sessions
-(session_id) are ignored and requests share a small pool of chdb connections, one request per connection at
-a time; GET is not made read-only; ClickHouse's own block compression (compress=1 / decompress=1) and external
-data tables are refused.
+Locked down like a ClickHouse server (see ``warehouse_access``): GET runs on connections with readonly=2, as
+ClickHouse's HTTP handler sets it, so the engine refuses every write over GET; with PRAVIS_WAREHOUSE_PASSWORD
+set, every request but /ping authenticates as ClickHouse accepts it (Basic auth, X-ClickHouse-User/-Key,
+user/password parameters); requests addressed to a Host or sent from a web Origin that is neither loopback
+nor in PRAVIS_WAREHOUSE_ALLOWED_HOSTS are refused, and no CORS header is ever sent; file access is confined
+to ``PRAVIS_DATA_DIR/user_files`` (the working directory of ``main``, so relative names land there),
+INTO OUTFILE / FROM INFILE are refused, and url()/remote()/s3()... are off unless
+PRAVIS_WAREHOUSE_REMOTE_HOSTS lists hosts. ``main`` will not listen beyond loopback without a password.
+
+Not a full ClickHouse server: one user; HTTP sessions (session_id) are ignored, so a SET statement lasts
+for its own request only, and requests share small pools of chdb connections, one request per connection at
+a time; dictionaries with a SOURCE are refused; ClickHouse's own block compression (compress=1 /
+decompress=1) and external data tables are refused.
 """
 
 import argparse
@@ -43,7 +51,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pravis_local.compression import BodyDecoder, BodyEncoder, UnsupportedEncodingError, negotiate
-from pravis_local.settings import settings
+from pravis_local.settings import Settings, settings
+from pravis_local.warehouse_access import (
+    LOOPBACK_NAMES,
+    AccessPolicy,
+    Refused,
+    check_request,
+    check_statement,
+    write_engine_config,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -87,14 +103,14 @@ HTTP_SETTINGS = frozenset(
 # Output "formats" of the chdb Python API, not of ClickHouse: they would return Python objects.
 _PYTHON_FORMATS = frozenset({"dataframe", "arrowtable", "datastore", "debug"})
 
-# exceptionCodeToHTTPStatus.cpp; everything else is 500.
+# exceptionCodeToHTTPStatus.cpp; everything else is 500, READONLY (164) included.
 _HTTP_STATUS = {
     194: 401,
     **dict.fromkeys((192, 193, 497, 512, 516), 403),
     **dict.fromkeys((6, 8, 15, 25, 26, 27, 36, 37, 38, 41, 44, 53, 62, 72, 117, 123, 167, 168, 223, 321, 376,
                      427, 441, 675, 676), 400),
     **dict.fromkeys((46, 47, 50, 56, 60, 63, 73, 78, 81, 115, 152, 336, 511), 404),
-    229: 413, 48: 501, 76: 503, 209: 503, 439: 503, 381: 411, 159: 408, 779: 415,
+    229: 413, 48: 501, 76: 503, 209: 503, 439: 503, 381: 411, 159: 408, 779: 415, 291: 403,
 }  # fmt: skip
 _CONTENT_TYPES = {
     ("tabseparated", "tsv"): "text/tab-separated-values; charset=UTF-8",
@@ -116,6 +132,16 @@ _INSERT_FORMAT = re.compile(
 )
 _FORMAT_TAIL = re.compile(rb"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _CODE = re.compile(r"Code: (\d+)\.")
+READONLY = 164
+# The request's settings stay applied while its statement is parsed for the access check, since some change
+# how a statement parses (dialect, max_query_size); these, when the request sets them, would cut the parse's
+# output short, so they are lifted for it and put back after. (A parse cut short by any other means is
+# refused: check_statement verifies the tree is whole.)
+_UNLIMITED_RESULT = {"max_result_rows": "0", "max_result_bytes": "0", "limit": "0", "offset": "0"}
+# What ClickHouse's access check adds to READONLY when the method was GET; the engine here cannot know it.
+GET_IMPLIES_READONLY = (
+    "For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries"
+)
 
 
 class ClickHouseError(Exception):
@@ -206,6 +232,8 @@ class HttpQuery:
     settings: dict[str, str]
     params: dict[str, str]
     buffer_bytes: float
+    readonly: bool
+    """A GET: runs on a read-only lane."""
     encoding: str | None
     level: int | None
     insert: InsertPlan | None = None
@@ -229,9 +257,23 @@ class Lane:
     """One chdb connection and what a request leaves on it while it holds the lane: the current database, the
     settings and an open streaming result are all per connection. The methods run in worker threads."""
 
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
+    def __init__(self, target: str, readonly: bool) -> None:
+        self.target, self.readonly = target, readonly
+        self.connection = self._connect()
         self._stream: StreamingResult | None = None
+
+    def _connect(self) -> Connection:
+        connection = chdb.connect(self.target)
+        if self.readonly:
+            # ClickHouse's HTTP handler gives GET readonly=2: settings may change, data and schema may not.
+            connection.query("SET readonly = 2", DEFAULT_FORMAT)
+        return connection
+
+    def renew(self) -> None:
+        """Replace the connection: a SET statement changed it for good (readonly cannot even be undone),
+        where on a ClickHouse server, without a session, it changes nothing beyond its own request."""
+        old, self.connection = self.connection, self._connect()
+        old.close()
 
     def run(self, sql: str) -> str:
         return self.connection.query(sql, DEFAULT_FORMAT).bytes().decode()
@@ -260,6 +302,45 @@ class Lane:
             result = self.connection.query(sql, DEFAULT_FORMAT)
         summary.add(result)
         summary.read_rows, summary.read_bytes = summary.written_rows, summary.written_bytes
+
+    def check(self, query: HttpQuery, policy: AccessPolicy) -> str:
+        """Refuse the statement if the engine's parse of it reaches outside what `policy` allows; return its
+        kind (check_statement)."""
+        explain = b"EXPLAIN AST " + query.statement
+        # chdb's query() runs every statement of a multi-statement text; its streaming entry point parses
+        # first and refuses several statements (as ClickHouse's HTTP handler does), and refuses to stream
+        # EXPLAIN before executing anything. So the parse that query() then runs is of this one statement.
+        # Statements end only at a `;` or `\G` token: a text with neither byte needs no such proof, which
+        # saves an engine call (~1 ms, docs/scaling.md) on most requests.
+        if b";" in query.statement or b"\\" in query.statement:
+            try:
+                self.connection.send_query(explain, DEFAULT_FORMAT, params=query.params)
+            except RuntimeError as exc:
+                if "Streaming query is not supported" not in str(exc):
+                    raise ClickHouseError.wrap(exc) from None
+            else:
+                raise ClickHouseError(
+                    48, "this chdb streams EXPLAIN: statements cannot be checked. (NOT_IMPLEMENTED)"
+                )
+        limited = _UNLIMITED_RESULT.keys() & query.settings.keys()
+        with engine_errors():
+            if limited:
+                self.run("SET " + ", ".join(f"{name} = {_UNLIMITED_RESULT[name]}" for name in limited))
+            try:
+                result = self.connection.query(explain, DEFAULT_FORMAT, params=query.params)
+            finally:
+                if limited:
+                    self.run(
+                        "SET "
+                        + ", ".join(f"{name} = {quote_literal(query.settings[name])}" for name in limited)
+                    )
+            # Literals may hold any bytes; surrogateescape keeps a path's bytes as the engine reads them.
+            ast = result.bytes().decode(errors="surrogateescape")
+        try:
+            return check_statement(ast, policy)
+        except Refused as exc:
+            log.warning("warehouse.refused", reason=exc.reason, query_id=query.query_id)
+            raise ClickHouseError(exc.code, exc.message) from None
 
     def start(self, query: HttpQuery, summary: Summary) -> bytes | None:
         """Stream the statement if chdb can (SELECT) and return None; else run it and return its output."""
@@ -296,21 +377,37 @@ class Warehouse:
     ``chdb.connect`` rather than ``chdb.session.Session``: a session only wraps that same connection (adding a
     UDF path this server does not use), and connect is the API documented for many connections to one path."""
 
-    def __init__(self, path: Path, database: str, connections: int = DEFAULT_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        database: str,
+        connections: int = DEFAULT_CONNECTIONS,
+        policy: AccessPolicy | None = None,
+    ) -> None:
         self.path, self.database, self.connections = path, database, connections
+        self.policy = policy or AccessPolicy(user_files=path.parent / "user_files")
         self.timezone, self.compress_by_default = "UTC", False
         self.setting_names: frozenset[str] = frozenset()
         self.lanes: list[Lane] = []
+        self.readonly_lanes: list[Lane] = []
         self._idle: asyncio.Queue[Lane] = asyncio.Queue()
+        self._idle_readonly: asyncio.Queue[Lane] = asyncio.Queue()
 
     async def open(self) -> None:
         await anyio.to_thread.run_sync(self._connect)
         for lane in self.lanes:
             self._idle.put_nowait(lane)
+        for lane in self.readonly_lanes:
+            self._idle_readonly.put_nowait(lane)
 
     def _connect(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        self.lanes = [Lane(chdb.connect(str(self.path))) for _ in range(self.connections)]
+        self.policy.user_files.mkdir(parents=True, exist_ok=True)
+        config = write_engine_config(self.path.with_name(self.path.name + "-config"), self.policy)
+        target = f"{self.path}?config-file={config}"
+        self.lanes = [Lane(target, readonly=False) for _ in range(self.connections)]
+        # readonly cannot be lifted on a connection once set, so GET requests get connections of their own.
+        self.readonly_lanes = [Lane(target, readonly=True) for _ in range(self.connections)]
         first = self.lanes[0]
         first.run(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}")
         self.timezone = first.run("SELECT timezone()").strip()
@@ -323,18 +420,24 @@ class Warehouse:
         # Closing a connection under a running query crashes chdb: take every lane back first.
         for _ in self.lanes:
             await self._idle.get()
+        for _ in self.readonly_lanes:
+            await self._idle_readonly.get()
         await anyio.to_thread.run_sync(self._disconnect)
 
     def _disconnect(self) -> None:
-        lanes, self.lanes = self.lanes, []
+        lanes, self.lanes, self.readonly_lanes = self.lanes + self.readonly_lanes, [], []
         for lane in lanes:  # the engine shuts down with the last connection
             lane.connection.close()
 
     @contextlib.asynccontextmanager
-    async def lane(self, database: str, changes: dict[str, str]) -> AsyncIterator[Lane]:
-        """An idle lane with ``USE database`` and ``SET changes`` applied; undone before it goes back."""
+    async def lane(
+        self, database: str, changes: dict[str, str], readonly: bool = False
+    ) -> AsyncIterator[Lane]:
+        """An idle lane (a read-only one for `readonly`) with ``USE database`` and ``SET changes`` applied;
+        undone before it goes back."""
         # A queue of idle lanes rather than a lock per lane: a request waits only while every lane is busy.
-        lane = await self._idle.get()
+        idle = self._idle_readonly if readonly else self._idle
+        lane = await idle.get()
         try:
             await anyio.to_thread.run_sync(lane.enter, database, changes)
             yield lane
@@ -343,7 +446,7 @@ class Warehouse:
                 try:
                     await anyio.to_thread.run_sync(lane.leave, changes)
                 finally:
-                    self._idle.put_nowait(lane)
+                    idle.put_nowait(lane)
 
 
 def quote_identifier(name: str) -> str:
@@ -371,6 +474,8 @@ class _LaneStream(StreamingResponse):
 
 async def _read_query(request: Request, warehouse: Warehouse) -> HttpQuery:
     params, headers = dict(request.query_params), request.headers
+    # A client may ask for read-only itself (readonly=1/2 on a POST), as ClickHouse lets it.
+    readonly = request.method == "GET" or params.get("readonly", "0") not in ("0", "")
     if params.get("compress") == "1" or params.get("decompress") == "1":
         raise ClickHouseError(48, "ClickHouse block compression (compress/decompress=1) is not supported")
     form_body = headers.get("content-type", "").startswith("multipart/form-data")
@@ -393,7 +498,8 @@ async def _read_query(request: Request, warehouse: Warehouse) -> HttpQuery:
         decoder = BodyDecoder(headers.get("content-encoding"))
         if not form_body:
             # Query parameters need the engine's parser, which only a plain query offers.
-            spool_size = None if query_params else _decoded_size_bound(headers)
+            # A GET insert goes to the engine, which refuses it on the read-only lane.
+            spool_size = None if query_params or readonly else _decoded_size_bound(headers)
             body, insert, spool = await _read_body(request, head, decoder, spool_size)
     except UnsupportedEncodingError as exc:
         raise ClickHouseError(89, f"{exc}. (UNKNOWN_COMPRESSION_METHOD)") from None
@@ -410,6 +516,7 @@ async def _read_query(request: Request, warehouse: Warehouse) -> HttpQuery:
         settings=changes,
         params=query_params,
         buffer_bytes=float("inf") if params.get("wait_end_of_query") == "1" else RESPONSE_BUFFER_BYTES,
+        readonly=readonly,
         encoding=negotiate(headers.get("accept-encoding")) if compress in ("1", "true") else None,
         level=int(level) if level.isdigit() else None,
         insert=insert,
@@ -477,10 +584,18 @@ async def _execute(query: HttpQuery, warehouse: Warehouse) -> Response:
         )
 
     async with contextlib.AsyncExitStack() as stack:
-        lane = await stack.enter_async_context(warehouse.lane(query.database, query.settings))
+        lane = await stack.enter_async_context(warehouse.lane(query.database, query.settings, query.readonly))
         if query.insert is not None:
+            # The statement is ours (InsertPlan's narrow pattern) and reads only its spool file: no check.
             await anyio.to_thread.run_sync(lane.insert, query.insert, query.spool.name, summary)
             return whole(b"")
+        kind = await anyio.to_thread.run_sync(lane.check, query, warehouse.policy)
+        if kind == "Set":
+            # Run for the engine's verdict (unknown setting, READONLY), then forgotten as without a session.
+            try:
+                return whole(await anyio.to_thread.run_sync(lane.start, query, summary) or b"")
+            finally:
+                await anyio.to_thread.run_sync(lane.renew)
         if (output := await anyio.to_thread.run_sync(lane.start, query, summary)) is not None:
             return whole(output)
         chunks: list[bytes] = []
@@ -524,10 +639,15 @@ async def ping(request: Request) -> Response:
 
 async def query_endpoint(request: Request) -> Response:
     warehouse: Warehouse = request.app.state.warehouse
-    if request.method == "GET" and "query" not in request.query_params:
-        return PlainTextResponse("Ok.\n")
     query_id = request.query_params.get("query_id") or str(uuid.uuid4())
     try:
+        try:
+            check_request(warehouse.policy, request.headers, dict(request.query_params))
+        except Refused as exc:
+            log.warning("warehouse.refused", reason=exc.reason, query_id=query_id)
+            raise ClickHouseError(exc.code, exc.message) from None
+        if request.method == "GET" and "query" not in request.query_params:
+            return PlainTextResponse("Ok.\n")
         query = await _read_query(request, warehouse)
         query_id = query.query_id
         if not query.statement.strip():
@@ -537,6 +657,8 @@ async def query_endpoint(request: Request) -> Response:
         finally:
             query.close()
     except ClickHouseError as exc:
+        if exc.code == READONLY and request.method == "GET" and GET_IMPLIES_READONLY not in exc.message:
+            exc.message = exc.message.replace("readonly mode.", f"readonly mode. {GET_IMPLIES_READONLY}.", 1)
         log.warning("warehouse.query_failed", query_id=query_id, code=exc.code, error=exc.message[:500])
         headers = {
             "X-ClickHouse-Exception-Code": str(exc.code),
@@ -546,16 +668,31 @@ async def query_endpoint(request: Request) -> Response:
         return PlainTextResponse(exc.message.rstrip("\n") + "\n", exc.status, headers)
 
 
+def access_policy(config: Settings) -> AccessPolicy:
+    password = config.warehouse_password
+    return AccessPolicy(
+        user=config.warehouse_user,
+        password=password.get_secret_value() if password is not None else None,
+        allowed_hosts=config.warehouse_allowed_hosts,
+        remote_hosts=config.warehouse_remote_hosts,
+        user_files=config.user_files_dir,
+    )
+
+
 def create_app(
-    chdb_path: Path | None = None, database: str | None = None, connections: int | None = None
+    chdb_path: Path | None = None,
+    database: str | None = None,
+    connections: int | None = None,
+    policy: AccessPolicy | None = None,
 ) -> Starlette:
     """The Starlette app; it opens the chdb connections at startup and closes them at shutdown. Each argument
     left out comes from the settings (`connections`: PRAVIS_WAREHOUSE_CONNECTIONS, else one per core, at least
-    two)."""
+    two; `policy`: the PRAVIS_WAREHOUSE_* access settings)."""
     warehouse = Warehouse(
         chdb_path or settings.chdb_path,
         database or settings.warehouse_database,
         connections or settings.warehouse_connections or DEFAULT_CONNECTIONS,
+        policy or access_policy(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -597,9 +734,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.connections is not None and args.connections < 1:
         parser.error("--connections must be at least 1")
+    if args.host.strip("[]") not in LOOPBACK_NAMES and settings.warehouse_password is None:
+        parser.error(f"--host {args.host} is beyond loopback: set PRAVIS_WAREHOUSE_PASSWORD first")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
-    config = settings.model_copy(update={"data_dir": args.data_dir})
-    app = create_app(config.chdb_path, config.warehouse_database, args.connections)
+    config = settings.model_copy(update={"data_dir": args.data_dir.resolve()})
+    policy = access_policy(config)
+    policy.user_files.mkdir(parents=True, exist_ok=True)
+    # Relative file() names resolve against the working directory: make it user_files, as on a server.
+    os.chdir(policy.user_files)
+    app = create_app(config.chdb_path, config.warehouse_database, args.connections, policy)
     # Bounded, so a client that stops reading a streamed result cannot hold its connection forever.
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=10, access_log=False)
 
