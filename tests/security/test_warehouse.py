@@ -125,11 +125,16 @@ def test_local_files_and_the_dev_key_are_not_read(warehouse: str, warehouse_data
                 response = httpx.post(warehouse, content=statement)
             assert code(response) == (403, "291"), statement
             assert key not in response.text and (hostname is None or hostname not in response.text)
+    custom_disk = data_dir.parent / f"{data_dir.name}-disk"
     for statement in [
         f"CREATE DATABASE exposed ENGINE = Filesystem('{data_dir}')",
         f"SELECT * FROM sqlite('{data_dir / 'keys.json'}', 'keys')",
+        "CREATE TABLE on_custom_disk (s String) ENGINE = MergeTree ORDER BY s "
+        f"SETTINGS disk = disk(type = 'local', path = '{custom_disk}/')",
+        f"BACKUP TABLE victim TO Disk('default', '{custom_disk}/backup')",
     ]:
         assert code(httpx.post(warehouse, content=statement)) == (403, "497"), statement
+    assert not custom_disk.exists()
     assert httpx.post(warehouse, content="EXISTS DATABASE exposed").text == "0\n"
     loaded = httpx.post(
         warehouse, content=f"INSERT INTO victim FROM INFILE '{data_dir / 'dev_api_key'}' FORMAT LineAsString"

@@ -248,6 +248,6 @@ def test_loopback_origins_are_allowed() -> None:
 
 def test_sources_a_path_check_cannot_follow_are_refused(policy: AccessPolicy) -> None:
     inside = f"{policy.user_files.resolve()}/db.sqlite"
-    for function in ["sqlite", "filesystem", "icebergLocal", "python", "executable"]:
+    for function in ["sqlite", "filesystem", "icebergLocal", "python", "executable", "disk"]:
         ast = FILE_OUTSIDE.format(path=inside).replace("Function file", f"Function {function}")
         assert reason(ast, policy) == "local", function

@@ -34,9 +34,10 @@ REMOTE_SOURCES = (
 # (ENGINE = File: its second). Names as the parse prints them, lowercased: ClickHouse's are case-insensitive.
 _FILE_FUNCTIONS = frozenset({"file"})
 # Functions, table and database engines that read local paths, programs or the process itself in ways a
-# path check cannot follow: refused.
+# path check cannot follow: refused. `disk(type = 'local', path = ...)` (a table's or a backup's custom disk)
+# is among them: the engine makes its directory anywhere before it checks anything.
 _LOCAL_SOURCES = frozenset(
-    {"filecluster", "filesystem", "filelog", "sqlite", "deltalakelocal", "iceberglocal",
+    {"disk", "filecluster", "filesystem", "filelog", "sqlite", "deltalakelocal", "iceberglocal",
      "iceberglocalcluster", "paimonlocal", "python", "arrowstream", "executable", "executablepool",
      "embeddedrocksdb"}
 )  # fmt: skip
