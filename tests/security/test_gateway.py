@@ -14,12 +14,15 @@ import gzip
 import json
 import select
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
+from pravis_local import testing
 from pravis_rollups.clickhouse import connect
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -289,3 +292,26 @@ def _no_server_error(gateway_url: str) -> Iterator[None]:
     before = metric(gateway_url, "pravis_gateway_server_errors_total")
     yield
     assert metric(gateway_url, "pravis_gateway_server_errors_total") == before
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_can_move_off_the_public_port(
+    worker_env: dict[str, str], log_dir: Path, api_key: str, workers: int
+) -> None:
+    """With PRAVIS_GATEWAY_METRICS_PORT the public port answers 404 for /metrics and the metrics port serves
+    the counts of every worker process (a refusal made by whichever worker took it is in the sum)."""
+    port, metrics_port = testing.free_port(), testing.free_port()
+    env = {**worker_env, "PRAVIS_GATEWAY_METRICS_PORT": str(metrics_port)}
+    argv = [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", str(workers)]
+    gateway = testing.Process(f"gateway-metrics-{workers}", argv, log_dir, env).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        testing.wait_for_http(f"{url}/readyz", gateway.popen)
+        public = httpx.get(f"{url}/metrics")
+        assert public.status_code == 404 and public.json()["status"] == "error"
+        refusals = 4
+        for _ in range(refusals):
+            assert httpx.post(url + EVENTS, content=b"{", headers={"X-API-Key": api_key}).status_code == 400
+        assert metric(f"http://127.0.0.1:{metrics_port}", "pravis_gateway_refusals_total") == refusals
+    finally:
+        gateway.stop()

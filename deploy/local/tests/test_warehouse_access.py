@@ -251,3 +251,9 @@ def test_sources_a_path_check_cannot_follow_are_refused(policy: AccessPolicy) ->
     for function in ["sqlite", "filesystem", "icebergLocal", "python", "executable", "disk"]:
         ast = FILE_OUTSIDE.format(path=inside).replace("Function file", f"Function {function}")
         assert reason(ast, policy) == "local", function
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x1c", "\x85"])
+def test_a_literal_holding_a_unicode_line_separator_is_one_node(policy: AccessPolicy, separator: str) -> None:
+    inside = f"{policy.user_files.resolve()}/a{separator}b.csv"
+    assert check_statement(FILE_OUTSIDE.format(path=inside), policy) == "SelectWithUnionQuery"

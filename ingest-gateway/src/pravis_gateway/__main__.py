@@ -6,7 +6,9 @@ import tempfile
 
 import uvicorn
 from pravis_schemas.logs import configure_logging
+from prometheus_client import start_http_server
 
+from pravis_gateway.app import metrics_registry
 from pravis_gateway.settings import settings
 
 
@@ -20,6 +22,10 @@ def main() -> None:
     if args.workers > 1:
         # Each worker process counts on its own; prometheus_client sums them through files in this directory.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pravis-gateway-metrics-"))
+    if settings.gateway_metrics_port is not None:
+        # This process outlives the workers uvicorn spawns and, with one worker, is the worker: either way it
+        # sees every count (in memory, or summed from PROMETHEUS_MULTIPROC_DIR).
+        start_http_server(settings.gateway_metrics_port, args.host, registry=metrics_registry())
     uvicorn.run(
         "pravis_gateway.app:create_app",
         factory=True,

@@ -69,12 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Retry-After"],
             max_age=3600,
         )
-    registry = metrics_registry()
+    if settings.gateway_metrics_port is None:
+        registry = metrics_registry()
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    async def prometheus_metrics() -> PlainTextResponse:
-        """Prometheus exposition of this gateway's counters."""
-        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+        async def prometheus_metrics() -> PlainTextResponse:
+            """Prometheus exposition of this gateway's counters."""
+            return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -28,6 +28,9 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     host: str = "127.0.0.1"
     gateway_port: int = 8000
     gateway_workers: int = 1
+    # Serve /metrics on this port (same host) instead of the public one, so an Ingress can expose the API and
+    # keep the counters internal; with --workers N the supervising process serves the sum of all workers.
+    gateway_metrics_port: int | None = None
 
     max_events_per_batch: int = 500
     # Bounds every endpoint's body as sent (BodyLimits) and the events body once decompressed.
