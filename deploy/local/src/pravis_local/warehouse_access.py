@@ -163,8 +163,8 @@ def check_statement(ast: str, policy: AccessPolicy) -> str:
     """Refuse a statement, given as the engine's ``EXPLAIN AST`` of it, that reads or writes a file outside
     ``user_files``, reads a file as INFILE or writes one as OUTFILE, or reaches a host not allowed; return the
     kind of statement (the root node: ``SelectWithUnionQuery``, ``Set``...)."""
-    # Lines end at "\n" only: the parse prints literals with U+2028, U+2029 or \x1c raw, where splitlines would
-    # cut a node in two.
+    # Lines end at "\n" only: the parse prints literals with U+2028, U+2029 or \x1c raw, where splitlines
+    # would cut a node in two.
     lines = ast.rstrip("\n").split("\n")
     if not _complete(lines):
         raise Refused(49, "The statement's parse came back incomplete. (LOGICAL_ERROR)", "parse")
