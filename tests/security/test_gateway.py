@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import yaml
 from pravis_local import testing
 from pravis_rollups.clickhouse import connect
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import page_view, stored_counts, wait_until_stored
 
 EVENTS = "/api/v1/analytics/events"
+K8S = Path(__file__).parents[2] / "deploy" / "k8s"
 THIRTY_MB = 30 * 1024 * 1024
 BODY_TIMEOUT_S = 10.0
 """The gateway's default PRAVIS_BODY_TIMEOUT_S, which the session's gateway runs with."""
@@ -315,3 +317,15 @@ def test_metrics_can_move_off_the_public_port(
         assert metric(f"http://127.0.0.1:{metrics_port}", "pravis_gateway_refusals_total") == refusals
     finally:
         gateway.stop()
+
+
+def test_k8s_scrapes_the_gateway_on_its_metrics_port() -> None:
+    deployment, service, *_ = [doc for doc in yaml.safe_load_all((K8S / "gateway.yaml").read_text()) if doc]
+    template = deployment["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    metrics_port = int(env["PRAVIS_GATEWAY_METRICS_PORT"])
+    assert ports["metrics"] == metrics_port != ports["http"]
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
+    assert {"name": "metrics", "port": metrics_port, "targetPort": "metrics"} in service["spec"]["ports"]
