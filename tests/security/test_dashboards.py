@@ -261,7 +261,9 @@ def test_live_api_needs_credentials_on_every_route_but_healthz(stream: Service) 
         assert refused.headers["www-authenticate"] == 'Bearer realm="pravis"'
         wrong = httpx.get(stream.url + path, headers={"Authorization": "Bearer not-the-token"})
         assert wrong.status_code == 401, path
-    assert httpx.get(stream.url + "/live/projects", headers=stream.headers).json() == {"projects": []}
+    # The right token is let through (which projects it lists depends on what earlier tests sent).
+    answered = httpx.get(stream.url + "/live/projects", headers=stream.headers)
+    assert answered.status_code == 200 and isinstance(answered.json()["projects"], list)
     assert httpx.get(stream.url + "/healthz").status_code == 200
     after = metric(stream.metrics_url, "pravis_stream_web_refused_total", "missing_credentials")
     wrong_after = metric(stream.metrics_url, "pravis_stream_web_refused_total", "wrong_credentials")

@@ -314,7 +314,8 @@ def test_metrics_can_move_off_the_public_port(
         refusals = 4
         for _ in range(refusals):
             assert httpx.post(url + EVENTS, content=b"{", headers={"X-API-Key": api_key}).status_code == 400
-        assert metric(f"http://127.0.0.1:{metrics_port}", "pravis_gateway_refusals_total") == refusals
+        metrics_url = f"http://127.0.0.1:{metrics_port}"
+        assert metric(metrics_url, "pravis_gateway_refusals_total", reason="invalid_body") == refusals
     finally:
         gateway.stop()
 

@@ -66,12 +66,15 @@ def forged_request(subject: str, request_id: str | None = None, project: str = "
 def delete_and_wait(gateway_url: str, secret_key: str, subject: str) -> str:
     """A genuine deletion through the gateway, followed until the worker marks it done; returns its id."""
     headers = {"X-API-Key": secret_key}
-    response = httpx.delete(gateway_url + "/api/v1/user/data", params={"user_id": subject}, headers=headers)
+    # The deletion's audit row waits for a warehouse lane, which a rollup recomputation may hold for seconds.
+    response = httpx.delete(
+        gateway_url + "/api/v1/user/data", params={"user_id": subject}, headers=headers, timeout=60
+    )
     assert response.status_code == 202, response.text
     request_id = response.json()["request_id"]
     deadline = time.monotonic() + 90
     status_url = f"{gateway_url}/api/v1/user/data/requests/{request_id}"
-    while (status := httpx.get(status_url, headers=headers).json())["status"] != "done":
+    while (status := httpx.get(status_url, headers=headers, timeout=60).json())["status"] != "done":
         assert status["status"] == "pending" and time.monotonic() < deadline, status
         time.sleep(0.3)
     return request_id

@@ -132,6 +132,7 @@ def test_local_files_and_the_dev_key_are_not_read(warehouse: str, warehouse_data
         "CREATE TABLE on_custom_disk (s String) ENGINE = MergeTree ORDER BY s "
         f"SETTINGS disk = disk(type = 'local', path = '{custom_disk}/')",
         f"BACKUP TABLE victim TO Disk('default', '{custom_disk}/backup')",
+        f"ALTER TABLE victim MODIFY SETTING disk = disk(type = 'local', path = '{custom_disk}/')",
     ]:
         assert code(httpx.post(warehouse, content=statement)) == (403, "497"), statement
     assert not custom_disk.exists()

@@ -74,9 +74,14 @@ def warehouse(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with warehouse(tmp_path_factory.mktemp("warehouse") / "data") as (url, _, _):
-        yield url
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen]]:
+    with warehouse(tmp_path_factory.mktemp("warehouse") / "data") as (url, process, _):
+        yield url, process
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, subprocess.Popen]) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -174,17 +179,21 @@ def test_insert_json_each_row_in_body_and_as_query_param_plus_body(http: httpx.C
     assert sql(http, "SELECT id, name FROM events_json ORDER BY id") == "1\ta\n2\tb\n3\tc\n4\td\n"
 
 
-def spool_files() -> set[Path]:
+def spool_files(pid: int) -> set[Path]:
+    """The spool files of the warehouse process `pid` (other warehouses on the machine spool too)."""
     return {
         path
         for folder in ("/dev/shm", tempfile.gettempdir())
-        for path in Path(folder).glob("pravis-insert-*")
+        for path in Path(folder).glob(f"pravis-insert-{pid}-*")
     }
 
 
-def test_big_chunked_insert_streams_through_a_spool_file_that_is_removed(http: httpx.Client) -> None:
+def test_big_chunked_insert_streams_through_a_spool_file_that_is_removed(
+    http: httpx.Client, served: tuple[str, subprocess.Popen]
+) -> None:
+    pid = served[1].pid
     sql(http, "CREATE TABLE events_big (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
-    before = spool_files()
+    before = spool_files(pid)
     rows = [b'{"id": %d, "name": "row %d"}' % (i, i) for i in range(200_000)]
 
     def body() -> Iterator[bytes]:
@@ -201,7 +210,7 @@ def test_big_chunked_insert_streams_through_a_spool_file_that_is_removed(http: h
     )
     refused = http.post("/", content=b"INSERT INTO events_big FORMAT JSONEachRow\n" + rows[0] + b"\n{oops")
     assert refused.status_code == 400
-    assert spool_files() == before
+    assert spool_files(pid) == before
 
 
 def row_binary(rows: list[tuple[int, bytes]]) -> bytes:

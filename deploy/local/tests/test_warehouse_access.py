@@ -5,7 +5,13 @@ import base64
 from pathlib import Path
 
 import pytest
-from pravis_local.warehouse_access import AccessPolicy, Refused, check_request, check_statement
+from pravis_local.warehouse_access import (
+    AccessPolicy,
+    Refused,
+    check_request,
+    check_statement,
+    check_storage_settings,
+)
 
 FILE_OUTSIDE = """SelectWithUnionQuery (children 1)
  ExpressionList (children 1)
@@ -257,3 +263,49 @@ def test_sources_a_path_check_cannot_follow_are_refused(policy: AccessPolicy) ->
 def test_a_literal_holding_a_unicode_line_separator_is_one_node(policy: AccessPolicy, separator: str) -> None:
     inside = f"{policy.user_files.resolve()}/a{separator}b.csv"
     assert check_statement(FILE_OUTSIDE.format(path=inside), policy) == "SelectWithUnionQuery"
+
+
+STORAGE_SETTINGS = """CreateQuery t (children 3)
+ Identifier t
+ Columns definition (children 1)
+  ExpressionList (children 1)
+   ColumnDeclaration s (children 1)
+    DataType String
+ Storage definition (children 3)
+  Function MergeTree
+  Identifier s
+  Set
+"""
+MODIFY_SETTING = """AlterQuery  t (children 2)
+ ExpressionList (children 1)
+  AlterCommand MODIFY_SETTING (children 1)
+   Set
+ Identifier t
+"""
+
+
+@pytest.mark.parametrize(
+    ("ast", "statement"),
+    [
+        (
+            STORAGE_SETTINGS,
+            b"CREATE TABLE t (s String) ENGINE = MergeTree ORDER BY s SETTINGS disk = "
+            b"disk(type = 'local', path = '/tmp/x/')",
+        ),
+        (MODIFY_SETTING, b"ALTER TABLE t MODIFY SETTING `DISK` = Disk(type = local, path = '/tmp/x/')"),
+    ],
+)
+def test_table_settings_naming_a_disk_are_refused(ast: str, statement: bytes) -> None:
+    with pytest.raises(Refused) as refused:
+        check_storage_settings(ast, statement)
+    assert refused.value.reason == "storage_disk"
+
+
+def test_table_settings_without_a_disk_pass() -> None:
+    check_storage_settings(
+        STORAGE_SETTINGS,
+        b"CREATE TABLE t (s String) ENGINE = MergeTree ORDER BY s SETTINGS index_granularity = 8192",
+    )
+    check_storage_settings(
+        FILE_OUTSIDE.format(path="x"), b"SELECT * FROM file('disk') SETTINGS max_threads=1"
+    )

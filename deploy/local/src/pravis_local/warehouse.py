@@ -58,6 +58,7 @@ from pravis_local.warehouse_access import (
     Refused,
     check_request,
     check_statement,
+    check_storage_settings,
     write_engine_config,
 )
 
@@ -337,7 +338,9 @@ class Lane:
             # Literals may hold any bytes; surrogateescape keeps a path's bytes as the engine reads them.
             ast = result.bytes().decode(errors="surrogateescape")
         try:
-            return check_statement(ast, policy)
+            kind = check_statement(ast, policy)
+            check_storage_settings(ast, query.statement)
+            return kind
         except Refused as exc:
             log.warning("warehouse.refused", reason=exc.reason, query_id=query.query_id)
             raise ClickHouseError(exc.code, exc.message) from None
@@ -552,7 +555,10 @@ async def _read_body(
     plan, data_start = found
     data_start = max(0, data_start - len(head))
     # Not a with block: the file outlives this function, until the request is done (HttpQuery.close).
-    spool = tempfile.NamedTemporaryFile(dir=spool_dir(spool_size), prefix="pravis-insert-")  # noqa: SIM115
+    # The pid in the name tells whose spool a file is, when several warehouses share /dev/shm.
+    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115
+        dir=spool_dir(spool_size), prefix=f"pravis-insert-{os.getpid()}-"
+    )
     try:
         spool.write(memoryview(start)[data_start:])
         async for chunk in chunks:

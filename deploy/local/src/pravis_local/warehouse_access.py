@@ -206,6 +206,27 @@ def check_statement(ast: str, policy: AccessPolicy) -> str:
     return root
 
 
+# Storage settings (a table's SETTINGS, ALTER ... MODIFY SETTING) parse to a bare `Set` node: the parse
+# does not show `disk = disk(type = 'local', path = ...)`, and the engine makes that directory wherever it
+# points before refusing the disk (measured on chdb 26.9, also with custom_local_disks_base_directory and a
+# constraint on the setting). So a DDL statement with settings that names a disk at all is refused; Pravis's
+# own DDL sets none.
+_DDL_ROOTS = frozenset({"CreateQuery", "AlterQuery", "AttachQuery"})
+_DISK = re.compile(rb"disk", re.IGNORECASE)
+
+
+def check_storage_settings(ast: str, statement: bytes) -> None:
+    """Refuse a CREATE/ALTER/ATTACH whose settings could name a disk (see `_DDL_ROOTS`); `ast` as for
+    `check_statement`, `statement` the text the engine parsed."""
+    lines = ast.rstrip("\n").split("\n")
+    root = _NODE.match(lines[0]).group(2)
+    has_settings = any(line.strip() == "Set" for line in lines[1:])
+    if root in _DDL_ROOTS and has_settings and _DISK.search(statement):
+        raise Refused(
+            497, "Table settings naming a disk are not allowed here. (ACCESS_DENIED)", "storage_disk"
+        )
+
+
 def _complete(lines: list[str]) -> bool:
     """Whether `lines` are one whole tree: a single root, each node with as many children as it announces."""
     open_nodes: list[list[int]] = []  # [depth, children announced, children seen]
