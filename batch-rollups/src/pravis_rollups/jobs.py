@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import orjson
 from clickhouse_connect.driver.client import Client
+from pravis_schemas.personal_data import STAGING_TABLE_PREFIX
 
 from pravis_rollups import clickhouse
 from pravis_rollups.rollups import (
@@ -172,7 +173,7 @@ class Runner:
 
     @property
     def _scan_table(self) -> str:
-        return _identifier(f"_staging_scan_{self._token}")
+        return _identifier(f"{STAGING_TABLE_PREFIX}scan_{self._token}")
 
     def _scan_of(self, first: date, last: date) -> str:
         """The scan table holding `scan_select(first, last)`, filled unless it already holds those days.
@@ -194,7 +195,7 @@ class Runner:
 
     def _staging_for(self, rollup: Rollup) -> str:
         if rollup.table not in self._staging:
-            staging = _identifier(f"_staging_{rollup.table}_{self._token}")
+            staging = _identifier(f"{STAGING_TABLE_PREFIX}{rollup.table}_{self._token}")
             self.client.command(f"CREATE TABLE IF NOT EXISTS {staging} AS {_identifier(rollup.table)}")
             self._staging[rollup.table] = staging
         return self._staging[rollup.table]
@@ -277,8 +278,8 @@ def drop_stale_staging(client: Client, older_than: timedelta = timedelta(days=1)
         row[0]
         for row in client.query(
             "SELECT name FROM system.tables WHERE database = currentDatabase() "
-            "AND startsWith(name, '_staging_') AND metadata_modification_time < now() - {age:UInt32}",
-            parameters={"age": int(older_than.total_seconds())},
+            "AND startsWith(name, {prefix:String}) AND metadata_modification_time < now() - {age:UInt32}",
+            parameters={"prefix": STAGING_TABLE_PREFIX, "age": int(older_than.total_seconds())},
         ).result_rows
     ]
     for name in names:

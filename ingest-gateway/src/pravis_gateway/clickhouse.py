@@ -6,7 +6,12 @@ from datetime import datetime
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from pravis_schemas.clickhouse_url import client_options
-from pravis_schemas.personal_data import PERSONAL_TABLES_PARAMS, PERSONAL_TABLES_SQL, PersonalTable
+from pravis_schemas.personal_data import (
+    PERSONAL_TABLES_PARAMS,
+    PERSONAL_TABLES_SQL,
+    STAGING_TABLE_PREFIX,
+    PersonalTable,
+)
 
 EXPORT_CHUNK_BYTES = 256 * 1024
 AUDIT_COLUMNS = [
@@ -33,6 +38,8 @@ def export_subject(client: Client, project_id: str, subject: str) -> Iterator[by
         for r in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows
     ]
     for table in tables:
+        if table.name.startswith(STAGING_TABLE_PREFIX):
+            continue
         with client.raw_stream(
             table.select_sql(),
             parameters={"table": table.name, "project": project_id, "subject": subject},

@@ -18,6 +18,9 @@ PERSONAL_TABLES_SQL = (
     "ORDER BY c.table"
 )
 PERSONAL_TABLES_PARAMS = {"subjects": list(SUBJECT_COLUMNS)}
+STAGING_TABLE_PREFIX = "_staging_"
+"""Rollup runs build into transient tables of this prefix and swap them in: copies of rows other tables
+hold, dropped within the run, so an export skips them (a table listed may be gone when it is read)."""
 
 
 @dataclass(frozen=True)
