@@ -116,7 +116,7 @@ def test_a_service_whose_supervisor_died_before_the_guard_does_not_start(tmp_pat
 
 PORT_SETTINGS = (
     "BROKER_PORT", "WAREHOUSE_PORT", "GATEWAY_PORT", "STREAM_WEB_PORT", "DASHBOARDS_PORT",
-    "LOADER_HEALTH_PORT", "SCHEDULER_HEALTH_PORT", "PRIVACY_HEALTH_PORT",
+    "LOADER_HEALTH_PORT", "SCHEDULER_HEALTH_PORT", "PRIVACY_HEALTH_PORT", "MONITOR_PORT",
 )  # fmt: skip
 
 
@@ -124,7 +124,11 @@ PORT_SETTINGS = (
 def stack_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRAVIS_")}
     env |= {f"PRAVIS_{name}": str(free_port()) for name in PORT_SETTINGS}
-    env |= {"PRAVIS_DATA_DIR": str(tmp_path / "data"), "PRAVIS_EVENTS_PARTITIONS": "2", "PYTHONUNBUFFERED": "1"}
+    env |= {
+        "PRAVIS_DATA_DIR": str(tmp_path / "data"),
+        "PRAVIS_EVENTS_PARTITIONS": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
     return env
 
 
@@ -175,7 +179,7 @@ def test_pravis_up_sigkilled_leaves_nothing_and_a_new_start_cleans_an_old_orphan
     try:
         first.wait_up()
         supervisor = psutil.Process(first.process.pid)
-        services = service_pids(supervisor, 8)
+        services = service_pids(supervisor, 9)
 
         second = subprocess.run(
             [str(Path(sys.executable).parent / "pravis"), "up"],
@@ -190,7 +194,7 @@ def test_pravis_up_sigkilled_leaves_nothing_and_a_new_start_cleans_an_old_orphan
 
         first.process.kill()
         first.process.wait()
-        wait_for(lambda: all(gone(pid) for pid in services), 30, "all eight services gone")
+        wait_for(lambda: all(gone(pid) for pid in services), 30, "all nine services gone")
         ports = [int(stack_env[f"PRAVIS_{name}"]) for name in PORT_SETTINGS]
         wait_for(lambda: not any(listening(port) for port in ports), 30, "every port free")
     finally:

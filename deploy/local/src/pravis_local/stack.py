@@ -9,7 +9,14 @@ from pravis_gateway.keys import KeyStore
 from rich.panel import Panel
 
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
-from pravis_local.orphans import SUPERVISOR_ENV, StackLock, StackRunning, leftovers, port_holders, stop_leftovers
+from pravis_local.orphans import (
+    SUPERVISOR_ENV,
+    StackLock,
+    StackRunning,
+    leftovers,
+    port_holders,
+    stop_leftovers,
+)
 from pravis_local.runner import Runner, Service, console, http_ok, python_module
 from pravis_local.settings import Settings
 
@@ -103,6 +110,13 @@ def services(settings: Settings) -> list[Service]:
             {**shared_env, "PRAVIS_STREAM_URL": f"http://{host}:{settings.stream_web_port}"},
             after=("loader",),
         ),
+        Service(
+            "monitor",
+            python_module("pravis_local.monitor", "--host", host, "--port", str(settings.monitor_port)),
+            http_ok(f"http://{host}:{settings.monitor_port}/healthz"),
+            shared_env,
+            after=("broker",),
+        ),
     ]
 
 
@@ -116,6 +130,7 @@ def stack_ports(settings: Settings) -> dict[str, int]:
         "privacy": settings.privacy_health_port,
         "stream": settings.stream_web_port,
         "dashboards": settings.dashboards_port,
+        "monitor": settings.monitor_port,
     }
 
 
@@ -139,7 +154,9 @@ def clear_the_way(settings: Settings) -> StackLock:
         raise SystemExit(f"{exc}. Stop it first (Ctrl-C in its terminal).") from None
     if stale := leftovers(settings.data_dir):
         for holder in stop_leftovers(stale):
-            console.print(f"[yellow]stopped {holder}, left running by a `pravis up` that did not stop cleanly[/]")
+            console.print(
+                f"[yellow]stopped {holder}, left running by a `pravis up` that did not stop cleanly[/]"
+            )
     if busy := ports_in_use(settings):
         lock.release()
         holders = port_holders(busy)
@@ -169,6 +186,8 @@ async def up(settings: Settings) -> None:
                 f"live API  http://{settings.host}:{settings.stream_web_port}/live/{DEFAULT_PROJECT}/summary"
                 "   (alerts: uv run pravis alerts --follow)\n"
                 f"dashboards http://{settings.host}:{settings.dashboards_port}/executive\n"
+                f"monitor   http://{settings.host}:{settings.monitor_port}/metrics   (lag, memory; uv run pravis "
+                "status)\n"
                 f"dev key   {key}   (project {DEFAULT_PROJECT})\n\n"
                 f"send events: POST {gateway}/api/v1/analytics/events with header X-API-Key (README: "
                 '"Send events, query them")\n'
