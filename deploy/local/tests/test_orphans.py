@@ -1,5 +1,5 @@
-"""No orphans: services die with their supervisor however it dies, and `pravis up` after an unclean stop starts
-cleanly, stopping what its own dead stack left and naming anyone else's process on its ports."""
+"""No orphans: services die with their supervisor however it dies, and `pravis up` after an unclean stop
+starts cleanly, stopping what its own dead stack left and naming anyone else's process on its ports."""
 
 import os
 import signal
@@ -90,8 +90,8 @@ def test_services_die_when_the_supervisor_is_sigkilled(runner_supervisor) -> Non
 
 
 def test_services_die_when_the_group_gets_term_then_kill(runner_supervisor) -> None:
-    """What CI runners and `timeout` do: TERM to the process group, KILL two seconds later. The runner's graceful
-    stop is still waiting for `stubborn` when the KILL lands."""
+    """What CI runners and `timeout` do: TERM to the process group, KILL two seconds later. The runner's
+    graceful stop is still waiting for `stubborn` when the KILL lands."""
     supervisor, _ = runner_supervisor
     pids = service_pids(psutil.Process(supervisor.pid), 2)
 
@@ -112,7 +112,7 @@ def test_a_service_whose_supervisor_died_before_the_guard_does_not_start(tmp_pat
     assert not marker.exists()
 
 
-# --- the real `pravis up` -------------------------------------------------------------------------------------
+# --- the real `pravis up` ---
 
 PORT_SETTINGS = (
     "BROKER_PORT", "WAREHOUSE_PORT", "GATEWAY_PORT", "STREAM_WEB_PORT", "DASHBOARDS_PORT",
@@ -200,8 +200,8 @@ def test_pravis_up_sigkilled_leaves_nothing_and_a_new_start_cleans_an_old_orphan
     finally:
         first.stop()
 
-    # An orphan as a supervisor without the parent-death guard (an older `pravis up`) left it: our data dir and
-    # supervisor mark in its environment, holding the broker port.
+    # An orphan as a supervisor without the parent-death guard (an older `pravis up`) left it: our data dir
+    # and supervisor mark in its environment, holding the broker port.
     broker_port = int(stack_env["PRAVIS_BROKER_PORT"])
     orphan_env = {**stack_env, "PRAVIS_DATA_DIR": str(Path(stack_env["PRAVIS_DATA_DIR"]).resolve())}
     orphan = subprocess.Popen(

@@ -1,5 +1,5 @@
-"""Operator tools against a real Tansu broker and chdb warehouse: `pravis topics tail`, consumer lag, broker and
-warehouse memory, rows loaded, `pravis status` and the stack monitor's /metrics."""
+"""Operator tools against a real Tansu broker and chdb warehouse: `pravis topics tail`, consumer lag, broker
+and warehouse memory, rows loaded, `pravis status` and the stack monitor's /metrics."""
 
 import asyncio
 import json
@@ -182,7 +182,7 @@ def test_tail_follows_new_records_and_commits_nothing(kafka_bootstrap: str) -> N
         text=True,
     )
     try:
-        # Posted until the follower has seen one: it starts at the end, so records before its start are skipped.
+        # Posted until the follower has seen one: it starts at the end, skipping records older than itself.
         async def post_until_seen() -> None:
             async with asyncio.timeout(60):
                 while follower.poll() is None:

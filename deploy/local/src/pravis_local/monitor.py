@@ -3,11 +3,10 @@ partition, the broker's and warehouse's memory and disk, and every service's hea
 
 A process of its own rather than figures each worker exports about itself: lag is read from the broker, so it
 stays true when the consumer it measures is stuck or dead (the loader retrying a failing insert fetches
-nothing, and a dead one exports nothing), which is when it matters; Tansu exports no metrics (only OTLP traces)
-and cannot report its own memory; and one place sees the process table of the embedded stack. Figures are
-collected on each scrape, so nothing runs between scrapes. Off the embedded stack (compose, Kubernetes) the
-lag part works against any Kafka; memory there comes from the platform (cAdvisor, node exporter).
-"""
+nothing, and a dead one exports nothing), which is when it matters; Tansu exports no metrics (only OTLP
+traces) and cannot report its own memory; and one place sees the process table of the embedded stack. Figures
+are collected on each scrape, so nothing runs between scrapes. Off the embedded stack (compose, Kubernetes)
+the lag part works against any Kafka; memory there comes from the platform (cAdvisor, node exporter)."""
 
 import argparse
 import asyncio

@@ -1,13 +1,12 @@
-"""Starting `pravis up` cleanly after an unclean stop: one supervisor per data dir, our leftovers cleaned, anyone
-else's ports reported.
+"""Starting `pravis up` cleanly after an unclean stop: one supervisor per data dir, our leftovers cleaned,
+anyone else's ports reported.
 
 A running supervisor holds an exclusive `flock` on `DATA_DIR/pravis-up.lock`; the kernel drops it when the
 supervisor dies, however it dies, so a lock that can be taken means no supervisor of this data dir is alive.
 Every service it starts carries `SUPERVISOR_ENV` (the supervisor's pid) and `PRAVIS_DATA_DIR` in its
-environment, and so does anything those services fork. Once we hold the lock, a process carrying both, for
-our data dir, was left by a dead supervisor of this stack: it is ours to stop. A process on one of our ports
-without them belongs to someone else; it is reported with its pid and command and never touched.
-"""
+environment, and so does anything those services fork. Once we hold the lock, a process carrying both, for our
+data dir, was left by a dead supervisor of this stack: it is ours to stop. A process on one of our ports
+without them belongs to someone else; it is reported with its pid and command and never touched."""
 
 import fcntl
 import os

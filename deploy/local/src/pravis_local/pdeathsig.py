@@ -3,9 +3,9 @@ its supervisor dies, however the supervisor dies (SIGKILL included).
 
 Linux's PR_SET_PDEATHSIG is set here, in a short-lived process that then execs PROGRAM (the setting survives
 execve), rather than in a `preexec_fn` of the supervisor: `preexec_fn` runs Python between fork and exec in a
-process that has threads (asyncio's child watchers, the resolver's executor), which Python documents as unsafe,
-and it cannot be used at all from Python 3.12 subinterpreters. The price is one extra interpreter start per
-service (~20 ms; this module imports only the standard library).
+process that has threads (asyncio's child watchers, the resolver's executor), which Python documents as
+unsafe, and it cannot be used at all from Python 3.12 subinterpreters. The price is one extra interpreter
+start per service (~20 ms; this module imports only the standard library).
 
 The signal fires when the *thread* that forked the child exits, not the process. The runner forks from its
 event loop's thread (asyncio calls `Popen` there), which in `pravis up` is the main thread, alive exactly as
@@ -13,8 +13,7 @@ long as the supervisor. Run a `Runner` only in a thread that lives as long as it
 
 Only the direct child is covered: a service that forks workers of its own (the gateway with
 `PRAVIS_GATEWAY_WORKERS` > 1) must stop them itself; `pravis up` cleans up any such leftover on its next start
-(`pravis_local.orphans`).
-"""
+(`pravis_local.orphans`)."""
 
 import ctypes
 import os
@@ -39,8 +38,8 @@ def guarded(argv: list[str] | tuple[str, ...], parent_pid: int | None = None) ->
 
 def main(args: list[str]) -> None:
     parent_pid, program = int(args[0]), args[1:]
-    # SIGKILL rather than SIGTERM: every service is built to survive kill -9 without losing an acked event, and
-    # a service that hangs in its TERM handler would otherwise keep its port.
+    # SIGKILL rather than SIGTERM: every service is built to survive kill -9 without losing an acked event,
+    # and a service that hangs in its TERM handler would otherwise keep its port.
     set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:
         # The supervisor died before prctl took effect; the signal will never come, so do not start.

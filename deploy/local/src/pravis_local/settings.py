@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     scheduler_health_port: int = 8092
     privacy_health_port: int = 8093
     monitor_port: int = 8094
-    """The stack monitor's /metrics: consumer lag per group and partition, broker and warehouse memory and disk."""
+    """The stack monitor's /metrics: consumer lag per group and partition, broker and warehouse memory and
+    disk."""
     dev_api_key: str | None = None
 
     @property

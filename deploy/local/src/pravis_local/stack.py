@@ -165,7 +165,8 @@ def clear_the_way(settings: Settings) -> StackLock:
             for name, port in busy.items()
         ]
         raise SystemExit(
-            f"already in use: {'; '.join(described)}. Stop that process or move the stack's ports (PRAVIS_*_PORT)."
+            f"already in use: {'; '.join(described)}. "
+            "Stop that process or move the stack's ports (PRAVIS_*_PORT)."
         )
     return lock
 
@@ -186,8 +187,8 @@ async def up(settings: Settings) -> None:
                 f"live API  http://{settings.host}:{settings.stream_web_port}/live/{DEFAULT_PROJECT}/summary"
                 "   (alerts: uv run pravis alerts --follow)\n"
                 f"dashboards http://{settings.host}:{settings.dashboards_port}/executive\n"
-                f"monitor   http://{settings.host}:{settings.monitor_port}/metrics   (lag, memory; uv run pravis "
-                "status)\n"
+                f"monitor   http://{settings.host}:{settings.monitor_port}/metrics"
+                "   (lag, memory; uv run pravis status)\n"
                 f"dev key   {key}   (project {DEFAULT_PROJECT})\n\n"
                 f"send events: POST {gateway}/api/v1/analytics/events with header X-API-Key (README: "
                 '"Send events, query them")\n'

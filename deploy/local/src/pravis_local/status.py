@@ -1,12 +1,12 @@
-"""What `pravis status` and the stack monitor's /metrics report: each service's health, consumer lag per group and
-partition as the broker sees it, the broker's and warehouse's memory and disk, rows loaded in the last minute.
+"""What `pravis status` and the stack monitor's /metrics report: each service's health, consumer lag per group
+and partition as the broker sees it, the broker's and warehouse's memory and disk, rows loaded in the last
+minute.
 
-Lag is read from the broker (committed offset against the partition's end), not from the consumers: a
-consumer that is stuck or dead cannot report its own lag, and that is when lag matters. Tansu 0.6 answers
-ListGroups and a group consumer's OffsetFetch, but not the admin client's OffsetFetch for a whole group (its
-response fails to decode), so committed offsets are asked per partition, through a consumer that joins no group
-and commits nothing.
-"""
+Lag is read from the broker (committed offset against the partition's end), not from the consumers: a consumer
+that is stuck or dead cannot report its own lag, and that is when lag matters. Tansu 0.6 answers ListGroups
+and a group consumer's OffsetFetch, but not the admin client's OffsetFetch for a whole group (its response
+fails to decode), so committed offsets are asked per partition, through a consumer that joins no group and
+commits nothing."""
 
 import asyncio
 import contextlib
@@ -124,7 +124,7 @@ async def consumer_lag(bootstrap: str, **options: Any) -> list[PartitionLag]:
         await reader.stop()
     lags = []
     for group in groups:
-        # group_id only addresses the group's coordinator: assign() never joins the group, and nothing commits.
+        # group_id only addresses the group's coordinator: assign() never joins the group; nothing commits.
         probe = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **options
         )

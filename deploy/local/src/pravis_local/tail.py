@@ -1,10 +1,9 @@
 """`pravis topics tail`: print a topic's records as they arrive, or from the beginning, decoded.
 
-Partitions are assigned directly, without a consumer group: reading starts at once (a group join takes ~23 s on
-Tansu 0.6, see docs/scaling.md) and nothing is committed, so tailing never moves a worker's offsets. Records of
-the `events` topic hold several events, one JSON object per line (`pravis_schemas.rows_of_record`); each event is
-printed on its own line. Other topics hold one JSON message per record.
-"""
+Partitions are assigned directly, without a consumer group: reading starts at once (a group join takes ~23 s
+on Tansu 0.6, see docs/scaling.md) and nothing is committed, so tailing never moves a worker's offsets.
+Records of the `events` topic hold several events, one JSON object per line (`pravis_schemas.rows_of_record`);
+each event is printed on its own line. Other topics hold one JSON message per record."""
 
 import re
 from collections.abc import AsyncIterator
@@ -40,7 +39,7 @@ async def tail(
     grep: str | None = None,
     **options: Any,
 ) -> AsyncIterator[TailedRow]:
-    """Rows of `topic` (one partition or all); without `follow`, stop at the end offsets seen when it started."""
+    """Rows of `topic` (one partition or all); without `follow`, stop at the end offsets seen at the start."""
     pattern = re.compile(grep) if grep else None
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     await consumer.start()
