@@ -24,14 +24,14 @@ SUPERVISOR = """
 import asyncio, sys
 from pravis_local.runner import Runner, Service
 
-SERVICE = "import os, signal, time; print(os.getpid(), flush=True); {ignore}\\nwhile True: time.sleep(1)"
+SERVICE = "import os, signal, time; {ignore}; print(os.getpid(), flush=True)\\nwhile True: time.sleep(1)"
 
 async def healthy():
     return True
 
 async def main():
     runner = Runner([
-        Service("plain", [sys.executable, "-c", SERVICE.format(ignore="")], healthy),
+        Service("plain", [sys.executable, "-c", SERVICE.format(ignore="pass")], healthy),
         Service("stubborn", [sys.executable, "-c", SERVICE.format(
             ignore="signal.signal(signal.SIGINT, signal.SIG_IGN)")], healthy),
     ])
@@ -64,6 +64,11 @@ def service_pids(supervisor: psutil.Process, count: int) -> list[int]:
     return pids
 
 
+def printed_pids(log: Path, pids: list[int]) -> None:
+    """Wait until every service printed its pid: its signal handling is set up from then on."""
+    wait_for(lambda: all(f"| {pid}" in log.read_text() for pid in pids), 30, "services printed their pids")
+
+
 @pytest.fixture
 def runner_supervisor(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
     log = tmp_path / "supervisor.log"
@@ -92,8 +97,9 @@ def test_services_die_when_the_supervisor_is_sigkilled(runner_supervisor) -> Non
 def test_services_die_when_the_group_gets_term_then_kill(runner_supervisor) -> None:
     """What CI runners and `timeout` do: TERM to the process group, KILL two seconds later. The runner's
     graceful stop is still waiting for `stubborn` when the KILL lands."""
-    supervisor, _ = runner_supervisor
+    supervisor, log = runner_supervisor
     pids = service_pids(psutil.Process(supervisor.pid), 2)
+    printed_pids(log, pids)
 
     os.killpg(supervisor.pid, signal.SIGTERM)
     time.sleep(2)
