@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     """chdb connections of the embedded warehouse, i.e. requests it serves at once; default one per core, at
     least two."""
     events_partitions: int = 6
+    broker_storage: str = "memory://tansu/"
+    """Tansu's storage engine: `memory://tansu/` (default: no second server, but every record stays in memory
+    and a broker restart loses them) or `s3://BUCKET/` against an S3 server that writes to disk, configured by
+    the AWS_* variables (docs/reliability.md: measured memory, speed and kill -9 loss of each)."""
     gateway_port: int = 8000
     stream_web_port: int = 6066
     dashboards_port: int = 8080

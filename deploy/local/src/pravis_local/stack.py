@@ -60,7 +60,13 @@ def services(settings: Settings) -> list[Service]:
 
     # The loader applies the warehouse migrations, so what reads warehouse tables starts after it.
     return [
-        Service("broker", broker_command(host, settings.broker_port), broker_ready, shared_env, after=()),
+        Service(
+            "broker",
+            broker_command(host, settings.broker_port, settings.broker_storage),
+            broker_ready,
+            shared_env,
+            after=(),
+        ),
         Service(
             "warehouse",
             python_module("pravis_local.warehouse", "--host", host, "--port", str(settings.warehouse_port)),
