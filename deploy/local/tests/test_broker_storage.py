@@ -50,7 +50,7 @@ def resident_mib(pid: int) -> float:
 
 
 async def produce(bootstrap: str, count: int) -> None:
-    """`count` records, numbered, acked by the broker (acks=all), many in flight at once as the gateway sends."""
+    """`count` numbered records acked by the broker (acks=all), many in flight, as the gateway sends them."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -97,7 +97,10 @@ def describe(missing: set[int], bootstrap: str) -> str:
 
     by_partition = {p: sorted(n for n in missing if n % 2 == p) for p in (0, 1)}
     spans = {p: (len(ns), ns[0], ns[-1]) for p, ns in by_partition.items() if ns}
-    return f"{len(missing)} acked records unreadable; per partition (count, first, last): {spans}; ends {asyncio.run(ends())}"
+    return (
+        f"{len(missing)} acked records unreadable; per partition (count, first, last): {spans}; "
+        f"end offsets {asyncio.run(ends())}"
+    )
 
 
 def start_broker(settings: Settings, env: dict[str, str], log_dir: Path, name: str) -> Process:
