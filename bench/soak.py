@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pravis_local.pdeathsig import guarded
 from pravis_local.testing import free_port, wait_for
 from pravis_rollups.clickhouse import connect
 from pravis_schemas import topics
@@ -226,7 +227,8 @@ def main() -> None:
     log = work / "pravis-up.log"
     with log.open("wb") as out:
         stack = subprocess.Popen(
-            [str(Path(sys.executable).parent / "pravis"), "up"],
+            # Dies with this process, however it ends (a soak is often interrupted).
+            guarded([str(Path(sys.executable).parent / "pravis"), "up"]),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -241,9 +243,13 @@ def main() -> None:
         console.print(f"stack up, logs in {log}; driving {args.events:,} events")
         began = time.monotonic()
         while run.requests * BATCH < args.events:
-            requests, non_2xx = wrk_segment(
-                gateway, key, body, args.sample_seconds, args.connections, offset=run.requests + 1
-            )
+            try:
+                requests, non_2xx = wrk_segment(
+                    gateway, key, body, args.sample_seconds, args.connections, offset=run.requests + 1
+                )
+            except KeyboardInterrupt:
+                console.print("[yellow]interrupted: load stopped, checking what was sent so far[/]")
+                break
             run.requests += requests
             run.non_2xx += non_2xx
             sample = Sample(
