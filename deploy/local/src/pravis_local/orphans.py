@@ -122,8 +122,13 @@ def port_holders(ports: Mapping[str, int]) -> dict[str, list[Holder]]:
     held = {}
     for name, port in ports.items():
         if port in by_port:
-            held[name] = [
-                Holder(pid, _command(psutil.Process(pid)) if pid and psutil.pid_exists(pid) else "?")
-                for pid in sorted(by_port[port])
-            ]
+            held[name] = [Holder(pid, _command_of(pid)) for pid in sorted(by_port[port])]
     return held
+
+
+def _command_of(pid: int) -> str:
+    """The command of `pid`; "?" when it is gone or not ours to see (pid 0: another user's socket)."""
+    try:
+        return _command(psutil.Process(pid)) if pid else "?"
+    except psutil.Error:
+        return "?"
