@@ -37,7 +37,8 @@ console = Console(width=160)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 BATCH = 50
 PROJECT = "default"
-# A request's event_ids: 00000000-0000-4000-8TCC-CCCCCCCCCCPP (T thread, C request counter, P position).
+# A request's event_ids: 00000000-0000-4000-8TCC-CCCCCCCCCCPP (T thread, C request counter, P position); one
+# user per request (a browser's batch), so the requests spread over the partitions by key.
 WRK_SCRIPT = """
 local template, key = nil, os.getenv("PRAVIS_BENCH_KEY")
 local counter, thread_id = 0, 0
@@ -53,7 +54,7 @@ request = function()
   local prefix = string.format("%x%012x", thread_id, counter)
   local body = template:gsub("EVENTID(%x%x)", function(n)
     return "00000000-0000-4000-8" .. prefix:sub(1, 3) .. "-" .. prefix:sub(4) .. n
-  end)
+  end):gsub("ANONID", "anon-" .. prefix)
   return wrk.format(nil, nil, nil, body)
 end
 """
@@ -97,7 +98,7 @@ def body_template() -> str:
             "event_id": f"EVENTID{i:02x}",
             "event_type": "page_view" if i % 2 else "api_request",
             "timestamp": now,
-            "anonymous_id": "anon-soak",
+            "anonymous_id": "ANONID",
             "session_id": "s-1",
             **(
                 {
