@@ -205,6 +205,7 @@ def main() -> None:
     parser.add_argument("--broker-bound-mib", type=float, default=1024.0)
     parser.add_argument("--flat-mib", type=float, default=100.0, help="allowed growth of every other service")
     parser.add_argument("--lag-p95-s", type=float, default=10.0)
+    parser.add_argument("--min-rate", type=float, default=10_000.0, help="events/s the load must sustain")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install -y wrk (make bench installs it)")
@@ -263,7 +264,8 @@ def main() -> None:
             run.samples.append(sample)
             console.print(
                 f"{sample.elapsed_s / 60:5.1f} min  {sample.events_sent:>11,} events  "
-                f"broker {sample.rss_mib.get('broker', 0):7.1f} MiB  lag p95 {sample.lag_p95_s} s"
+                f"broker {sample.rss_mib.get('broker', 0):7.1f} MiB  lag p95 "
+                f"{'-' if sample.lag_p95_s is None else f'{sample.lag_p95_s:.2f}'} s"
             )
         sent_s = time.monotonic() - began
         accepted = (run.requests - run.non_2xx) * BATCH
@@ -304,7 +306,9 @@ def main() -> None:
     growth = {name: last.rss_mib.get(name, 0) - first.rss_mib.get(name, 0) for name in SERVICES}
     broker_peak = max(s.rss_mib.get("broker", 0) for s in run.samples)
     lags = [s.lag_p95_s for s in run.samples if s.lag_p95_s is not None]
+    rate = run.requests * BATCH / sent_s
     checks = {
+        f"load at least {args.min_rate:,.0f} events/s ({rate:,.0f})": rate >= args.min_rate,
         f"broker RSS under {args.broker_bound_mib:.0f} MiB (peak {broker_peak:.0f})": broker_peak
         < args.broker_bound_mib,
         f"other services within {args.flat_mib:.0f} MiB": all(
@@ -316,7 +320,7 @@ def main() -> None:
         ),
     }
     console.print(
-        f"{run.requests * BATCH:,} events in {sent_s:.0f} s = {run.requests * BATCH / sent_s:,.0f} events/s, "
+        f"{run.requests * BATCH:,} events in {sent_s:.0f} s = {rate:,.0f} events/s, "
         f"{run.non_2xx} non-2xx; growth first→last sample (MiB): "
         + ", ".join(f"{n} {g:+.0f}" for n, g in growth.items())
     )
