@@ -205,6 +205,11 @@ def main() -> None:
     parser.add_argument("--broker-bound-mib", type=float, default=1024.0)
     parser.add_argument("--flat-mib", type=float, default=100.0, help="allowed growth of every other service")
     parser.add_argument("--lag-p95-s", type=float, default=10.0)
+    parser.add_argument(
+        "--broker-storage",
+        default="memory://tansu/",
+        help="PRAVIS_BROKER_STORAGE; s3://BUCKET/ needs the AWS_* variables (docs/reliability.md)",
+    )
     parser.add_argument("--min-rate", type=float, default=10_000.0, help="events/s the load must sustain")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -218,6 +223,7 @@ def main() -> None:
         "PRAVIS_DATA_DIR": str(work / "data"),
         "PRAVIS_DEV_API_KEY": key,
         "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0",
+        "PRAVIS_BROKER_STORAGE": args.broker_storage,
         "PYTHONUNBUFFERED": "1",
     }
     host = "127.0.0.1"
@@ -327,7 +333,7 @@ def main() -> None:
     for label, ok in checks.items():
         console.print(f"{'[green]PASS' if ok else '[red]FAIL'}[/] {label}")
     png = ARTIFACTS / "soak-rss.png"
-    plot(run, png, f"pravis up soak: {run.requests * BATCH:,} events, {BATCH}-event requests")
+    plot(run, png, f"pravis up soak: {run.requests * BATCH:,} events, broker on {args.broker_storage}")
     console.print(f"plot: {png}")
     if not all(checks.values()):
         sys.exit(1)
