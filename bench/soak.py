@@ -175,6 +175,24 @@ def wrk_segment(
     return requests, int(non_2xx.group(1)) if non_2xx else 0
 
 
+def sample_now(
+    run: Run, began: float, supervisor: psutil.Process, bootstrap: str, clickhouse_url: str, args
+) -> Sample:
+    sample = Sample(
+        time.monotonic() - began,
+        run.requests * BATCH,
+        service_rss(supervisor),
+        asyncio.run(broker_records(bootstrap)),
+        lag_p95(clickhouse_url, args.sample_seconds),
+    )
+    lag = "-" if sample.lag_p95_s is None else f"{sample.lag_p95_s:.2f}"
+    console.print(
+        f"{sample.elapsed_s / 60:5.1f} min  {sample.events_sent:>11,} events  "
+        f"broker {sample.rss_mib.get('broker', 0):7.1f} MiB  lag p95 {lag} s"
+    )
+    return sample
+
+
 def plot(run: Run, path: Path, title: str) -> None:
     import matplotlib
 
@@ -250,29 +268,16 @@ def main() -> None:
         supervisor = psutil.Process(stack.pid)
         console.print(f"stack up, logs in {log}; driving {args.events:,} events")
         began = time.monotonic()
-        while run.requests * BATCH < args.events:
-            try:
+        try:
+            while run.requests * BATCH < args.events:
                 requests, non_2xx = wrk_segment(
                     gateway, key, body, args.sample_seconds, args.connections, offset=run.requests + 1
                 )
-            except KeyboardInterrupt:
-                console.print("[yellow]interrupted: load stopped, checking what was sent so far[/]")
-                break
-            run.requests += requests
-            run.non_2xx += non_2xx
-            sample = Sample(
-                time.monotonic() - began,
-                run.requests * BATCH,
-                service_rss(supervisor),
-                asyncio.run(broker_records(bootstrap)),
-                lag_p95(clickhouse_url, args.sample_seconds),
-            )
-            run.samples.append(sample)
-            console.print(
-                f"{sample.elapsed_s / 60:5.1f} min  {sample.events_sent:>11,} events  "
-                f"broker {sample.rss_mib.get('broker', 0):7.1f} MiB  lag p95 "
-                f"{'-' if sample.lag_p95_s is None else f'{sample.lag_p95_s:.2f}'} s"
-            )
+                run.requests += requests
+                run.non_2xx += non_2xx
+                run.samples.append(sample_now(run, began, supervisor, bootstrap, clickhouse_url, args))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: load stopped, checking what was sent so far[/]")
         sent_s = time.monotonic() - began
         accepted = (run.requests - run.non_2xx) * BATCH
         with connect(clickhouse_url) as client:
@@ -307,6 +312,8 @@ def main() -> None:
             "-" if s.lag_p95_s is None else f"{s.lag_p95_s:.2f}",
         )
     console.print(table)
+    if not run.samples:
+        sys.exit("no sample taken: the load stopped before its first interval")
     first, last = run.samples[0], run.samples[-1]
     lost = max(0, accepted - current)
     growth = {name: last.rss_mib.get(name, 0) - first.rss_mib.get(name, 0) for name in SERVICES}
