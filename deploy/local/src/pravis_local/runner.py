@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import httpx
 from rich.console import Console
 
+from pravis_local.pdeathsig import guarded
+
 HealthCheck = Callable[[], Awaitable[bool]]
 console = Console(highlight=False)
 _COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
@@ -72,7 +74,8 @@ class Runner:
     async def _spawn(self, entry: _Running) -> None:
         service = entry.service
         entry.process = await asyncio.create_subprocess_exec(
-            *service.argv,
+            # Killed with the runner even when the runner is SIGKILLed (see pravis_local.pdeathsig).
+            *guarded(service.argv),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **service.env},

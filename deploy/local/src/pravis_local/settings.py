@@ -32,12 +32,19 @@ class Settings(BaseSettings):
     warehouse_remote_hosts: HostList = frozenset()
     """Comma-separated hosts that the warehouse's url()/remote()/s3()... may reach; empty: those are off."""
     events_partitions: int = 6
+    broker_storage: str = "memory://tansu/"
+    """Tansu's storage engine: `memory://tansu/` (default: no second server, but every record stays in memory
+    and a broker restart loses them) or `s3://BUCKET/` against an S3 server that writes to disk, configured by
+    the AWS_* variables (docs/reliability.md: measured memory, speed and kill -9 loss of each)."""
     gateway_port: int = 8000
     stream_web_port: int = 6066
     dashboards_port: int = 8080
     loader_health_port: int = 8091
     scheduler_health_port: int = 8092
     privacy_health_port: int = 8093
+    monitor_port: int = 8094
+    """The stack monitor's /metrics: consumer lag per group and partition, broker and warehouse memory and
+    disk."""
     dev_api_key: str | None = None
 
     @field_validator("warehouse_allowed_hosts", "warehouse_remote_hosts", mode="before")

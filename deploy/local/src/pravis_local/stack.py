@@ -9,6 +9,14 @@ from pravis_gateway.keys import KeyStore
 from rich.panel import Panel
 
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
+from pravis_local.orphans import (
+    SUPERVISOR_ENV,
+    StackLock,
+    StackRunning,
+    leftovers,
+    port_holders,
+    stop_leftovers,
+)
 from pravis_local.runner import Runner, Service, console, http_ok, python_module
 from pravis_local.settings import Settings
 
@@ -38,6 +46,8 @@ def services(settings: Settings) -> list[Service]:
         # With PRAVIS_WAREHOUSE_PASSWORD set the URL carries the credentials to every worker.
         "PRAVIS_CLICKHOUSE_URL": settings.warehouse_url(),
         "PRAVIS_DATA_DIR": str(Path(settings.data_dir).resolve()),
+        # Marks the services (and whatever they fork) as this stack's, for the next start's clean-up.
+        SUPERVISOR_ENV: str(os.getpid()),
     }
 
     # Passed on explicitly: the settings may come from arguments rather than the environment children inherit.
@@ -56,7 +66,13 @@ def services(settings: Settings) -> list[Service]:
 
     # The loader applies the warehouse migrations, so what reads warehouse tables starts after it.
     return [
-        Service("broker", broker_command(host, settings.broker_port), broker_ready, shared_env, after=()),
+        Service(
+            "broker",
+            broker_command(host, settings.broker_port, settings.broker_storage),
+            broker_ready,
+            shared_env,
+            after=(),
+        ),
         Service(
             "warehouse",
             python_module("pravis_local.warehouse", "--host", host, "--port", str(settings.warehouse_port)),
@@ -106,13 +122,18 @@ def services(settings: Settings) -> list[Service]:
             {**shared_env, "PRAVIS_STREAM_URL": f"http://{host}:{settings.stream_web_port}"},
             after=("loader",),
         ),
+        Service(
+            "monitor",
+            python_module("pravis_local.monitor", "--host", host, "--port", str(settings.monitor_port)),
+            http_ok(f"http://{host}:{settings.monitor_port}/healthz"),
+            shared_env,
+            after=("broker",),
+        ),
     ]
 
 
-def ports_in_use(settings: Settings) -> list[str]:
-    """Ports the stack needs that something already listens on (another `pravis up`, say), which would
-    otherwise pass the health checks of services that never started."""
-    wanted = {
+def stack_ports(settings: Settings) -> dict[str, int]:
+    return {
         "broker": settings.broker_port,
         "warehouse": settings.warehouse_port,
         "gateway": settings.gateway_port,
@@ -121,20 +142,49 @@ def ports_in_use(settings: Settings) -> list[str]:
         "privacy": settings.privacy_health_port,
         "stream": settings.stream_web_port,
         "dashboards": settings.dashboards_port,
+        "monitor": settings.monitor_port,
     }
-    busy = []
-    for name, port in wanted.items():
+
+
+def ports_in_use(settings: Settings) -> dict[str, int]:
+    """Ports the stack needs that something already listens on (another `pravis up`, say), which would
+    otherwise pass the health checks of services that never started."""
+    busy = {}
+    for name, port in stack_ports(settings).items():
         with socket.socket() as probe:
             if probe.connect_ex((settings.host, port)) == 0:
-                busy.append(f"{name} port {port}")
+                busy[name] = port
     return busy
 
 
-async def up(settings: Settings) -> None:
+def clear_the_way(settings: Settings) -> StackLock:
+    """Take the data dir's supervisor lock, stop what a dead supervisor of it left running, and refuse to
+    start over anyone else's ports, naming the process that holds each."""
+    try:
+        lock = StackLock(settings.data_dir).acquire()
+    except StackRunning as exc:
+        raise SystemExit(f"{exc}. Stop it first (Ctrl-C in its terminal).") from None
+    if stale := leftovers(settings.data_dir):
+        for holder in stop_leftovers(stale):
+            console.print(
+                f"[yellow]stopped {holder}, left running by a `pravis up` that did not stop cleanly[/]"
+            )
     if busy := ports_in_use(settings):
+        lock.release()
+        holders = port_holders(busy)
+        described = [
+            f"{name} port {port} held by {', '.join(map(str, holders.get(name, []))) or 'an unknown process'}"
+            for name, port in busy.items()
+        ]
         raise SystemExit(
-            f"already in use: {', '.join(busy)}. Is another `pravis up` running? (ports: PRAVIS_*_PORT)"
+            f"already in use: {'; '.join(described)}. "
+            "Stop that process or move the stack's ports (PRAVIS_*_PORT)."
         )
+    return lock
+
+
+async def up(settings: Settings) -> None:
+    lock = clear_the_way(settings)
     key = dev_api_key(settings)
     runner = Runner(services(settings))
     gateway = f"http://{settings.host}:{settings.gateway_port}"
@@ -150,6 +200,8 @@ async def up(settings: Settings) -> None:
                 f"live API  http://{settings.host}:{settings.stream_web_port}/live/{DEFAULT_PROJECT}/summary"
                 "   (alerts: uv run pravis alerts --follow)\n"
                 f"dashboards http://{settings.host}:{settings.dashboards_port}/executive\n"
+                f"monitor   http://{settings.host}:{settings.monitor_port}/metrics"
+                "   (lag, memory; uv run pravis status)\n"
                 f"dev key   {key}   (project {DEFAULT_PROJECT})\n\n"
                 f"send events: POST {gateway}/api/v1/analytics/events with header X-API-Key (README: "
                 '"Send events, query them")\n'
@@ -159,4 +211,7 @@ async def up(settings: Settings) -> None:
         )
 
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    await runner.run_until_signalled(announce)
+    try:
+        await runner.run_until_signalled(announce)
+    finally:
+        lock.release()

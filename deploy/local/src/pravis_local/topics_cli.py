@@ -2,6 +2,7 @@
 partition counts from settings. The compose stack's init job runs it before any worker starts."""
 
 import asyncio
+import contextlib
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from pravis_local.broker import default_partitions, ensure_topics
+from pravis_local.tail import tail as tail_rows
 
 topics_app = typer.Typer(help="Kafka topics", no_args_is_help=True)
 console = Console()
@@ -55,3 +57,47 @@ def create(
     for topic, count in partitions.items():
         state = "created" if topic in created else "exists"
         console.print(f"{topic:<18} {count:>3} partitions  {state}")
+
+
+@topics_app.command("tail")
+def tail(
+    topic: Annotated[str, typer.Argument(help="topic name, e.g. events, events.rejected, alerts")],
+    from_beginning: Annotated[
+        bool, typer.Option(help="start at the oldest record kept (default: the end)")
+    ] = False,
+    partition: Annotated[int | None, typer.Option(help="only this partition (default: all)")] = None,
+    grep: Annotated[str | None, typer.Option(help="only rows matching this regular expression")] = None,
+    max_rows: Annotated[int | None, typer.Option("--max", min=1, help="stop after this many rows")] = None,
+    follow: Annotated[
+        bool, typer.Option(help="keep waiting for new records (--no-follow: stop at the end)")
+    ] = True,
+    bootstrap: Annotated[str | None, typer.Option(help="default PRAVIS_KAFKA_BOOTSTRAP")] = None,
+) -> None:
+    """Print a topic's records, one event per line, as `partition:offset key row`; joins no consumer group and
+    commits nothing (replaces kcat, which cannot talk to the embedded broker)."""
+    settings = KafkaCliSettings()
+
+    async def run() -> None:
+        printed = 0
+        rows = tail_rows(
+            bootstrap or settings.kafka_bootstrap,
+            topic,
+            partition=partition,
+            from_beginning=from_beginning,
+            follow=follow,
+            grep=grep,
+            **kafka_client_options(settings),
+        )
+        async for row in rows:
+            print(f"{row.partition}:{row.offset} {row.key or '-'} {row.text}", flush=True)
+            printed += 1
+            if max_rows is not None and printed >= max_rows:
+                break
+        await rows.aclose()
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
