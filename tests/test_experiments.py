@@ -10,17 +10,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from pravis_gateway.experiments.assignment import assign
 from pravis_gateway.keys import KeyStore
 from pravis_local.experiments_cli import experiment_app
 from pravis_rollups.clickhouse import connect
 from pravis_rollups.experiment_results import latest_results, refresh_results
-from pravis_schemas.experiments import ExperimentDefinition
 from pravis_sdk import Client
 from pravis_sdk.experiments import get_feature_variant
 from scipy import stats
 from typer.testing import CliRunner
 
+from tests.growthbook_oracle import growthbook_assignment
 from tests.helpers import now_iso, wait_until_stored
 
 PROJECT = "test-project"
@@ -118,14 +117,13 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
     }
     response = put(gateway, key, secret_key, body)
     assert response.status_code == 201, response.text
-    definition = ExperimentDefinition.model_validate({**body, "key": key})
 
     users = [f"u-{key}-{i}" for i in range(USERS)]
     variant_of, exposure_ids = {}, []
     for user in users:
         served = feature(gateway, key, api_key, user)
-        expected = assign(definition, user)
-        assert (served["variant"], served["in_experiment"]) == (expected.variant, True)
+        expected = growthbook_assignment({**body, "key": key}, user)
+        assert (served["variant"], served["in_experiment"]) == (expected["variant"], True)
         variant_of[user] = served["variant"]
         exposure_ids.append(served["exposure_event_id"])
     assert feature(gateway, key, api_key, users[0])["variant"] == variant_of[users[0]]  # stable on repeat
@@ -204,11 +202,11 @@ def test_skewed_assignment_is_flagged_as_sample_ratio_mismatch(gateway, secret_k
     key = f"skewed-{secrets.token_hex(3)}"
     body = {"status": "running", "variants": [{"key": "off", "weight": 0.5}, {"key": "on", "weight": 0.5}]}
     assert put(gateway, key, secret_key, body).status_code == 201
-    definition = ExperimentDefinition.model_validate({**body, "key": key})
     # A buggy client that drops most "on" exposures: serve 240 "off" users but only 160 "on" users (60/40).
     candidates = [f"s-{key}-{i}" for i in range(1000)]
-    off = [u for u in candidates if assign(definition, u).variant == "off"][:240]
-    on = [u for u in candidates if assign(definition, u).variant == "on"][:160]
+    variant = {u: growthbook_assignment({**body, "key": key}, u)["variant"] for u in candidates}
+    off = [u for u in candidates if variant[u] == "off"][:240]
+    on = [u for u in candidates if variant[u] == "on"][:160]
     exposure_ids = [feature(gateway, key, api_key, u)["exposure_event_id"] for u in off + on]
     wait_until_stored(clickhouse_url, exposure_ids, timeout_s=120)
 
@@ -238,6 +236,8 @@ def test_sdk_assigns_like_the_server_and_logs_exposures(gateway, secret_key, api
         server = feature(gateway, key, api_key, user)
         local = get_feature_variant(experiment, user)
         assert {k: server[k] for k in local} == local
+        oracle = growthbook_assignment(experiment, user)
+        assert {k: server[k] for k in oracle} == oracle
 
     client = Client(api_key, gateway.base_url.scheme + "://" + gateway.base_url.netloc.decode())
     local = {u: get_feature_variant(experiment, u, client=client) for u in users[30:]}
