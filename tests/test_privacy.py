@@ -4,7 +4,8 @@ import asyncio
 import sys
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 import httpx
@@ -172,16 +173,23 @@ def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
     api_key, _ = store.create("privacy-project", "write")
     secret_key, _ = store.create("privacy-project", "secret")
     doomed, kept = "u-doomed-" + uuid.uuid4().hex[:6], "u-kept-" + uuid.uuid4().hex[:6]
-    events = [page_view(user_id=doomed) for _ in range(3)] + [feedback(doomed), page_view(user_id=kept)]
+    # Two past UTC days at noon (never the local date, never a day that ends during the test): a deletion
+    # must recompute every date the person was active on.
+    days = [datetime.now(UTC).date() - timedelta(days=n) for n in (3, 1)]
+    noon = [datetime.combine(day, clock_time(12), UTC).isoformat() for day in days]
+    events = [page_view(user_id=doomed, timestamp=t) for t in noon for _ in range(2)]
+    events += [feedback(doomed, timestamp=noon[1])] + [page_view(user_id=kept, timestamp=t) for t in noon]
     post(gateway_url, api_key, events)
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
-    today = date.today()
     with connect(clickhouse_url) as client:
-        run_rollups(client, today, today)
-    dau_before = daily_active(clickhouse_url, today)
+        run_rollups(client, days[0], days[1])
+    assert [daily_active(clickhouse_url, day)["privacy-project"] for day in days] == [2, 2]
 
     response = httpx.delete(
-        gateway_url + "/api/v1/user/data", params={"user_id": doomed}, headers={"X-API-Key": secret_key}
+        gateway_url + "/api/v1/user/data",
+        params={"user_id": doomed},
+        headers={"X-API-Key": secret_key},
+        timeout=60,
     )
     assert response.status_code == 202, response.text
     request_id = response.json()["request_id"]
@@ -191,8 +199,8 @@ def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
         assert status["status"] == "pending" and time.monotonic() < deadline, status
         time.sleep(0.3)
 
-    assert status["rows_deleted"]["events"] >= 4
-    assert today.isoformat() in status["dates_recomputed"]
+    assert status["rows_deleted"]["events"] >= 5
+    assert {day.isoformat() for day in days} <= set(status["dates_recomputed"])
     with connect(clickhouse_url) as client:
         tables = client.query(
             "SELECT table, groupArray(name) FROM system.columns WHERE database = currentDatabase() "
@@ -207,9 +215,9 @@ def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
                 f"SELECT count() FROM `{table}` WHERE {match}", parameters={"u": doomed}
             ).result_rows[0][0]
     assert set(leftovers.values()) == {0}, leftovers
-    assert wait_until_stored(clickhouse_url, [events[-1]["event_id"]]) == {events[-1]["event_id"]: 1}
-    dau_after = daily_active(clickhouse_url, today)
-    assert (dau_before["privacy-project"], dau_after["privacy-project"]) == (2, 1)
+    kept_ids = [e["event_id"] for e in events[-2:]]
+    assert wait_until_stored(clickhouse_url, kept_ids) == dict.fromkeys(kept_ids, 1)
+    assert [daily_active(clickhouse_url, day)["privacy-project"] for day in days] == [1, 1]
 
     late = post(gateway_url, api_key, [page_view(user_id=doomed)])
     assert late == {"status": "ok", "processed": 0, "dropped_no_consent": 1}
