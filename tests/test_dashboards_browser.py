@@ -209,6 +209,7 @@ def test_dashboard_draws_every_panel_without_errors(
     checked = {k: v for k, v in independent_values(view).items() if panels.BY_ID[k].page == name}
     assert checked
     for panel_id, reference in checked.items():
+        assert values[panel_id]["labels"] == reference.pop("labels"), panel_id
         for series, data in reference.items():
             assert values[panel_id][series] == pytest.approx(data, rel=1e-9), (panel_id, series)
     assert not any(v["error"] for v in drawn.values())

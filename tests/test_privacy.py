@@ -127,29 +127,60 @@ def test_export_streams_every_personal_row_and_needs_a_secret_key(
     gateway_url: str, api_key: str, secret_key: str, clickhouse_url: str, loader
 ) -> None:
     user = "u-export-" + uuid.uuid4().hex[:6]
-    events = [page_view(user_id=user) for _ in range(5)] + [feedback(user)]
+    # Yesterday (UTC) at noon: a day whose rollup can be computed now, whatever the local time zone.
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    noon = datetime.combine(day, clock_time(12), UTC)
+    events = [page_view(user_id=user, timestamp=noon.isoformat()) for _ in range(5)]
+    events.append(feedback(user, timestamp=noon.isoformat()))
     assert consent(gateway_url, api_key, user, personalization=False).status_code == 200
     post(gateway_url, api_key, events)
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
-    deadline = time.monotonic() + 30
-    while True:
+    scored_id = str(uuid.uuid4())
+    with connect(clickhouse_url) as client:
+        run_rollups(client, day, day)
+        # As the loader stores the stream worker's sentiment of a comment.
+        client.insert(
+            "feedback_scored",
+            [[scored_id, "test-project", noon, user, 2, "too slow", -0.4, "negative", noon]],
+            column_names=[
+                "event_id",
+                "project_id",
+                "timestamp",
+                "user_id",
+                "rating",
+                "comment",
+                "sentiment_score",
+                "sentiment_label",
+                "scored_at",
+            ],
+        )
+
+    def export() -> list[dict]:
         with httpx.stream(
             "GET",
             gateway_url + "/api/v1/user/data",
             params={"user_id": user},
             headers={"X-API-Key": secret_key},
+            timeout=60,
         ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("application/x-ndjson")
-            rows = [orjson.loads(line) for line in response.iter_lines() if line]
-        events_rows = [r for r in rows if r["_table"] == "events"]
-        if len(events_rows) >= 7 or time.monotonic() > deadline:
-            break
+            return [orjson.loads(line) for line in response.iter_lines() if line]
+
+    deadline = time.monotonic() + 60
+    rows = export()
+    while len(events_rows := [r for r in rows if r["_table"] == "events"]) < 7:
+        assert time.monotonic() < deadline, rows
         time.sleep(0.2)
+        rows = export()
 
     assert {r["event_id"] for r in events_rows} >= {e["event_id"] for e in events}
     assert any(r["event_type"] == "consent_change" for r in events_rows)
     assert all(user in (r.get("user_id"), r.get("anonymous_id")) for r in rows if r["_table"] == "events")
+    activity = [r for r in rows if r["_table"] == "user_activity_daily"]
+    assert [(r["distinct_id"], r["day"]) for r in activity] == [(user, day.isoformat())]
+    scored = [r for r in rows if r["_table"] == "feedback_scored"]
+    assert [(r["event_id"], r["sentiment_label"]) for r in scored] == [(scored_id, "negative")]
     write_key_attempt = httpx.get(
         gateway_url + "/api/v1/user/data", params={"user_id": user}, headers={"X-API-Key": api_key}
     )

@@ -9,6 +9,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -257,3 +258,45 @@ def test_metrics_count_accepted_and_rejected_by_reason(stack: Stack) -> None:
         metric(stack, "pravis_gateway_request_seconds_count", endpoint="events"),
     )
     assert [b - a for a, b in zip(before, after, strict=True)] == [7, 2, 1]
+
+
+def test_metrics_sum_every_worker_of_a_multi_worker_gateway(stack: Stack, log_dir: Path) -> None:
+    port, metrics_port = testing.free_port(), testing.free_port()
+    workers = testing.Process(
+        "svc-gateway-workers",
+        [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", "2"],
+        log_dir,
+        {
+            **stack.gateway.env,
+            "PRAVIS_GATEWAY_METRICS_PORT": str(metrics_port),
+            "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0",
+        },
+    )
+    workers.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the gateway makes a fresh one: counts start at 0
+    workers.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        testing.wait_for_http(url + "/readyz", workers.popen)
+        batches = [[event() for _ in range(10)] for _ in range(40)]
+
+        # Concurrent requests on fresh connections, so both workers take some.
+        def send(batch: list[dict]) -> int:
+            headers = {"X-API-Key": stack.key, "Content-Type": "application/json"}
+            return httpx.post(
+                url + EVENTS, content=orjson.dumps({"events": batch}), headers=headers
+            ).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(send, batches)) == [200] * len(batches)
+
+        page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        accepted = sum(
+            sample.value
+            for family in text_string_to_metric_families(page)
+            for sample in family.samples
+            if sample.name == "pravis_gateway_events_accepted_total"
+        )
+        assert accepted == 400
+        assert_in_topic(stack, [e["event_id"] for batch in batches for e in batch])
+    finally:
+        workers.stop()
