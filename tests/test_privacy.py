@@ -272,3 +272,28 @@ def test_retention_ttls_are_applied_and_reported(clickhouse_url: str, loader) ->
     assert "TTL" not in engines["privacy_requests"]
     assert rows["events"]["keep_days"] == 395 and rows["events"]["oldest"] is not None
     assert rows["daily_active_users"]["keep_days"] > rows["events"]["keep_days"]
+
+
+def test_a_gateway_started_after_the_changes_rebuilds_consent_from_the_topic(
+    gateway_url: str, api_key: str, worker_env: dict[str, str], log_dir: Path
+) -> None:
+    withdrawn, restored = ("u-rebuilt-" + uuid.uuid4().hex[:6] for _ in range(2))
+    assert consent(gateway_url, api_key, withdrawn, analytics=False).status_code == 200
+    assert consent(gateway_url, api_key, restored, analytics=False).status_code == 200
+    assert consent(gateway_url, api_key, restored, analytics=True).status_code == 200
+
+    port = testing.free_port()
+    late = testing.Process(
+        "gateway-late", [sys.executable, "-m", "pravis_gateway", "--port", str(port)], log_dir, worker_env
+    ).start()
+    try:
+        late_url = f"http://127.0.0.1:{port}"
+        testing.wait_for_http(late_url + "/readyz", late.popen)  # ready only once consent is rebuilt
+        assert post(late_url, api_key, [page_view(user_id=withdrawn)]) == {
+            "status": "ok",
+            "processed": 0,
+            "dropped_no_consent": 1,
+        }
+        assert post(late_url, api_key, [page_view(user_id=restored)]) == {"status": "ok", "processed": 1}
+    finally:
+        late.stop()

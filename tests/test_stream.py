@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,47 @@ class Stream:
         return body
 
 
+class WebhookReceiver(ThreadingHTTPServer):
+    """A Slack-style incoming webhook on loopback: records every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
 @pytest.fixture(scope="module")
-def stream(worker_env: dict[str, str], log_dir: Path) -> Iterator[Stream]:
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        yield receiver
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+@pytest.fixture(scope="module")
+def stream(worker_env: dict[str, str], log_dir: Path, webhook: WebhookReceiver) -> Iterator[Stream]:
     env = {
         **worker_env,
+        "PRAVIS_STREAM_WEBHOOK_URLS": webhook.url,
         "PRAVIS_STREAM_APP_ID": f"pravis-stream-test-{secrets.token_hex(4)}",
         "PRAVIS_STREAM_WEB_PORT": str(testing.free_port()),
         "PRAVIS_STREAM_DETECT_INTERVAL_S": "1",
@@ -129,7 +167,9 @@ def read_topic(bootstrap: str, topic: str, until, timeout_s: float = 30.0) -> li
     return asyncio.run(run())
 
 
-def test_error_burst_alerts_counters_match_and_survive_a_kill(stream: Stream, post, kafka_bootstrap: str):
+def test_error_burst_alerts_counters_match_and_survive_a_kill(
+    stream: Stream, post, kafka_bootstrap: str, webhook: WebhookReceiver
+):
     sent = {"page_view": 0, "error": 0, "feedback": 0}
 
     def firing_now() -> list[str]:
@@ -179,6 +219,17 @@ def test_error_burst_alerts_counters_match_and_survive_a_kill(stream: Stream, po
     # The firing bucket may hold only the start of the burst: it need only clear the +5-point guard.
     assert error_alerts[0]["observed"] >= error_alerts[0]["expected"] + 0.05
     assert any(a.get("metric") == "error_rate" for a in firing)
+
+    def hooked() -> list[tuple[str, str]]:
+        return [
+            (b["pravis_alert"]["alert_id"], b["pravis_alert"]["status"])
+            for b in list(webhook.bodies)
+            if b["pravis_alert"]["project_id"] == PROJECT and b["pravis_alert"]["metric"] == "error_rate"
+        ]
+
+    testing.wait_for(lambda: len(hooked()) == 2, 60, "both alerts on the webhook")
+    assert hooked() == [(a["alert_id"], a["status"]) for a in error_alerts]
+    assert all(b["text"] for b in webhook.bodies)  # what Slack shows
     assert PROJECT in httpx.get(f"{stream.url}/live/projects").json()["projects"]
 
     total = sum(sent.values())
