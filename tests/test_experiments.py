@@ -3,6 +3,7 @@ compute `experiment_results` in ClickHouse and compare with an independent compu
 """
 
 import secrets
+import subprocess
 import sys
 import time
 import uuid
@@ -339,3 +340,28 @@ def test_a_definition_reaches_a_second_gateway_by_its_refresh(
         second.close()
     finally:
         other.stop()
+
+
+def test_pravis_experiment_refresh_computes_the_results(gateway, secret_key, api_key, clickhouse_url) -> None:
+    key = f"cli-{secrets.token_hex(3)}"
+    body = {"status": "running", "variants": [{"key": "x", "weight": 0.5}, {"key": "y", "weight": 0.5}]}
+    assert put(gateway, key, secret_key, body).status_code == 201
+    users = [f"cli-{key}-{i}" for i in range(30)]
+    served = {u: feature(gateway, key, api_key, u) for u in users}
+    wait_until_stored(clickhouse_url, [s["exposure_event_id"] for s in served.values()])
+
+    pravis = str(Path(sys.executable).with_name("pravis"))
+    done = subprocess.run(
+        [pravis, "experiment", "refresh", "--project", PROJECT, "--url", clickhouse_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "refreshed" in done.stdout
+    with connect(clickhouse_url) as client:
+        rows = latest_results(client, PROJECT, key)
+    assert {r["variant"]: r["users"] for r in rows} == {
+        v: sum(1 for u in users if served[u]["variant"] == v) for v in ("x", "y")
+    }
