@@ -36,7 +36,7 @@ SCRIPTS = (
     "사용자",
     "😀",
     "👩\u200d💻",
-    "𝔘𝔰𝔢𝔯",
+    "\U0001d518\U0001d530\U0001d522\U0001d52f",  # "User" in mathematical Fraktur, outside the BMP
     "a b\tc",
     "'\"\\;",
 )
@@ -100,7 +100,8 @@ def regenerate() -> None:
             case.update(expected=growthbook_hash(case["seed"], case["value"]), source=SDK_SOURCE)
     for case in vectors["assignments"]:
         if case["source"] != "growthbook":
-            case.update(expected=growthbook_assignment(case["experiment"], case["user_id"]), source=SDK_SOURCE)
+            expected = growthbook_assignment(case["experiment"], case["user_id"])
+            case.update(expected=expected, source=SDK_SOURCE)
     published = [c for c in vectors["hash"] if c["source"] == "growthbook"]
     ours = [c for c in vectors["hash"] if c["source"] != "growthbook" and c["value"] not in SCRIPTS]
     vectors["hash"] = published + ours

@@ -16,7 +16,6 @@ from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 from scipy import stats
 
 
-
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A generator of each test's own, seeded: no test's data depends on which tests ran before it."""

@@ -64,7 +64,8 @@ def test_dates_change_parameters_only() -> None:
         assert march.sql == may.sql, rollup.table
         changed = {name for name in march.parameters if march.parameters[name] != may.parameters[name]}
         assert changed == {"date_from", "date_to"}, rollup.table
-        assert (may.parameters["date_from"], may.parameters["date_to"]) == (date(2024, 5, 6), date(2024, 5, 27))
+        window = (may.parameters["date_from"], may.parameters["date_to"])
+        assert window == (date(2024, 5, 6), date(2024, 5, 27)), rollup.table
 
 
 def test_repeat_window_and_lookback_are_parameters() -> None:

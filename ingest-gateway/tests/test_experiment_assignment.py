@@ -53,7 +53,8 @@ def test_assignment_vectors(case) -> None:
 
 
 def test_every_vector_comes_from_growthbook() -> None:
-    sources = Counter(c["source"] for section in VECTORS.values() if isinstance(section, list) for c in section)
+    sections = [section for section in VECTORS.values() if isinstance(section, list)]
+    sources = Counter(case["source"] for section in sections for case in section)
     assert sources["growthbook"] >= 9
     assert set(sources) <= {"growthbook", "growthbook-python 4.0.0"}
     for case in VECTORS["hash"]:
