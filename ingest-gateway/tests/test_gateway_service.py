@@ -4,6 +4,7 @@ finds them in the topic itself, so no test depends on what another left behind."
 
 import asyncio
 import gzip
+import json
 import sys
 import time
 import uuid
@@ -20,6 +21,7 @@ from pravis_gateway.keys import KeyStore
 from pravis_local import testing
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
 from pravis_schemas import rows_of_record
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 EVENTS = "/api/v1/analytics/events"
@@ -260,7 +262,20 @@ def test_metrics_count_accepted_and_rejected_by_reason(stack: Stack) -> None:
     assert [b - a for a, b in zip(before, after, strict=True)] == [7, 2, 1]
 
 
-def test_metrics_sum_every_worker_of_a_multi_worker_gateway(stack: Stack, log_dir: Path) -> None:
+def accepted_per_worker(multiproc_dir: Path) -> dict[str, float]:
+    """Events each worker process counted, read from its own prometheus_client file (one per pid)."""
+    counted = {}
+    for path in multiproc_dir.glob("counter_*.db"):
+        values = MmapedDict.read_all_values_from_file(str(path))
+        counted[path.stem] = sum(
+            value for key, value, *_ in values if json.loads(key)[1] == "pravis_gateway_events_accepted_total"
+        )
+    return counted
+
+
+def test_metrics_sum_every_worker_of_a_multi_worker_gateway(
+    stack: Stack, log_dir: Path, tmp_path: Path
+) -> None:
     port, metrics_port = testing.free_port(), testing.free_port()
     workers = testing.Process(
         "svc-gateway-workers",
@@ -268,26 +283,30 @@ def test_metrics_sum_every_worker_of_a_multi_worker_gateway(stack: Stack, log_di
         log_dir,
         {
             **stack.gateway.env,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
             "PRAVIS_GATEWAY_METRICS_PORT": str(metrics_port),
             "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0",
         },
-    )
-    workers.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the gateway makes a fresh one: counts start at 0
-    workers.start()
+    ).start()
     try:
         url = f"http://127.0.0.1:{port}"
         testing.wait_for_http(url + "/readyz", workers.popen)
-        batches = [[event() for _ in range(10)] for _ in range(40)]
+        sent: list[str] = []
 
-        # Concurrent requests on fresh connections, so both workers take some.
         def send(batch: list[dict]) -> int:
             headers = {"X-API-Key": stack.key, "Content-Type": "application/json"}
-            return httpx.post(
-                url + EVENTS, content=orjson.dumps({"events": batch}), headers=headers
-            ).status_code
+            body = orjson.dumps({"events": batch})
+            return httpx.post(url + EVENTS, content=body, headers=headers).status_code
 
-        with ThreadPoolExecutor(8) as pool:
-            assert list(pool.map(send, batches)) == [200] * len(batches)
+        # Concurrent requests on fresh connections until both workers have taken some (the deadline only
+        # bounds a hang): a sum over one worker would prove nothing.
+        deadline = time.monotonic() + 120
+        while len([n for n in accepted_per_worker(tmp_path).values() if n > 0]) < 2:
+            assert time.monotonic() < deadline, accepted_per_worker(tmp_path)
+            batches = [[event() for _ in range(10)] for _ in range(16)]
+            with ThreadPoolExecutor(8) as pool:
+                assert list(pool.map(send, batches)) == [200] * len(batches)
+            sent += [e["event_id"] for batch in batches for e in batch]
 
         page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         accepted = sum(
@@ -296,7 +315,7 @@ def test_metrics_sum_every_worker_of_a_multi_worker_gateway(stack: Stack, log_di
             for sample in family.samples
             if sample.name == "pravis_gateway_events_accepted_total"
         )
-        assert accepted == 400
-        assert_in_topic(stack, [e["event_id"] for batch in batches for e in batch])
+        assert accepted == len(sent) == sum(accepted_per_worker(tmp_path).values())
+        assert_in_topic(stack, sent)
     finally:
         workers.stop()
