@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.demo import DEMO_CONFIG, seed
 from pravis_gateway.keys import KeyStore
 from pravis_local import testing
+from pravis_rollups.synthetic import generate, parse_iso
 
 from tests.browser import CHROMIUM, Page, chromium_page
 from tests.helpers import now_iso, page_view
@@ -118,6 +120,69 @@ def errors(page: Page) -> list[str]:
     return page.evaluate("window.__errors") + [m for m in page.console if "error" in m.lower()]
 
 
+def independent_values(view: panels.Params) -> dict[str, dict[str, Any]]:
+    """Some panels' values computed in Python from the synthetic dataset the warehouse was seeded with, by
+    the metric's definition: neither the panels' SQL, the rollups nor the server's chart code take part."""
+    dataset = generate(DEMO_CONFIG)
+    events = [
+        e
+        for e in dataset.all_events()
+        if e["project_id"] == view.project
+        and view.date_from <= parse_iso(e["timestamp"]).date() <= view.date_to
+    ]
+    days = [
+        (view.date_from + timedelta(n)).isoformat() for n in range((view.date_to - view.date_from).days + 1)
+    ]
+
+    def day(e: dict) -> str:
+        return parse_iso(e["timestamp"]).date().isoformat()
+
+    def who(e: dict) -> str:
+        return e.get("user_id") or e.get("anonymous_id") or ""
+
+    active: dict[str, set[str]] = {d: set() for d in days}
+    for e in events:
+        if e["event_type"] != "api_request" and who(e):
+            active[day(e)].add(who(e))
+    uses = [e for e in events if e["event_type"] == "feature_use"]
+    features = sorted({e["feature_name"] for e in uses})
+    feature_users = {f: {who(e) for e in uses if e["feature_name"] == f} for f in features}
+    by_users = sorted(features, key=lambda f: (-len(feature_users[f]), f))
+    latency = {
+        d: [e["duration_ms"] for e in events if e["event_type"] == "api_request" and day(e) == d]
+        for d in days
+    }
+    api_days = [d for d in days if latency[d]]
+    ai = [e for e in events if e["event_type"] in panels.AI_TYPES]
+    models = sorted({e.get("model_used") or "(none)" for e in ai})
+    of_model = {m: [e for e in ai if (e.get("model_used") or "(none)") == m] for m in models}
+    return {
+        "active_users": {"labels": days, "dau": [len(active[d]) for d in days]},
+        "feature_usage": {
+            "labels": by_users,
+            "users": [len(feature_users[f]) for f in by_users],
+            "events": [sum(e["feature_name"] == f for e in uses) for f in by_users],
+        },
+        "api_latency": {
+            "labels": api_days,
+            **{f"p{q}_ms": [float(np.percentile(latency[d], q)) for d in api_days] for q in (50, 95, 99)},
+        },
+        "ai_success_by_model": {
+            "labels": models,
+            "success_rate": [
+                sum(e.get("success") is True for e in of_model[m]) / len(of_model[m]) for m in models
+            ],
+        },
+    }
+
+
+DRAWN_VALUES = """Object.fromEntries([...document.querySelectorAll('[data-panel] canvas')].map((canvas) => {
+  const chart = Chart.getChart(canvas);
+  const series = Object.fromEntries(chart.data.datasets.map((d) => [d.label, d.data]));
+  return [canvas.closest('[data-panel]').dataset.panel, { labels: chart.data.labels, ...series }];
+}))"""
+
+
 @pytest.mark.parametrize("name", ["executive", "product", "tech-ops"])
 def test_dashboard_draws_every_panel_without_errors(
     page: Page, dashboards_url: str, warehouse_url: str, name: str
@@ -128,15 +193,25 @@ def test_dashboard_draws_every_panel_without_errors(
     page.goto(f"{dashboards_url}/{name}?project=default&from={view.date_from}&to={view.date_to}")
     page.wait_for("window.pravis && window.pravis.ready")
     drawn: dict[str, Any] = page.evaluate("window.pravis.charts")
+    values: dict[str, dict[str, Any]] = page.evaluate(DRAWN_VALUES)
 
+    # Points drawn = the non-null cells of each panel's value columns in the rows its SQL returns.
     warehouse = Warehouse(warehouse_url)
     expected = {}
     for panel in panels.page_panels(name):
         columns, rows = warehouse.query(panel.sql, view.as_query())
-        data = panels.chart_data(panel.chart, columns, rows)
-        expected[panel.id] = len(rows) if panel.chart.kind == "table" else data.points
+        value_columns = [columns.index(c) for c in panel.chart.y]
+        cells = sum(row[i] is not None and row[i] == row[i] for row in rows for i in value_columns)
+        expected[panel.id] = len(rows) if panel.chart.kind == "table" else cells
     assert {k: v["points"] for k, v in drawn.items()} == expected
     assert all(points > 0 for points in expected.values())
+
+    checked = {k: v for k, v in independent_values(view).items() if panels.BY_ID[k].page == name}
+    assert checked
+    for panel_id, reference in checked.items():
+        assert values[panel_id]["labels"] == reference.pop("labels"), panel_id
+        for series, data in reference.items():
+            assert values[panel_id][series] == pytest.approx(data, rel=1e-9), (panel_id, series)
     assert not any(v["error"] for v in drawn.values())
     canvases = page.evaluate("document.querySelectorAll('#panels canvas').length")
     assert canvases == sum(1 for p in panels.page_panels(name) if p.chart.kind != "table")

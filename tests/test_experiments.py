@@ -3,24 +3,28 @@ compute `experiment_results` in ClickHouse and compare with an independent compu
 """
 
 import secrets
+import subprocess
+import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from pravis_gateway.experiments.assignment import assign
 from pravis_gateway.keys import KeyStore
+from pravis_local import testing
 from pravis_local.experiments_cli import experiment_app
 from pravis_rollups.clickhouse import connect
 from pravis_rollups.experiment_results import latest_results, refresh_results
-from pravis_schemas.experiments import ExperimentDefinition
 from pravis_sdk import Client
 from pravis_sdk.experiments import get_feature_variant
 from scipy import stats
 from typer.testing import CliRunner
 
+from tests.growthbook_oracle import growthbook_assignment
 from tests.helpers import now_iso, wait_until_stored
 
 PROJECT = "test-project"
@@ -118,14 +122,13 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
     }
     response = put(gateway, key, secret_key, body)
     assert response.status_code == 201, response.text
-    definition = ExperimentDefinition.model_validate({**body, "key": key})
 
     users = [f"u-{key}-{i}" for i in range(USERS)]
     variant_of, exposure_ids = {}, []
     for user in users:
         served = feature(gateway, key, api_key, user)
-        expected = assign(definition, user)
-        assert (served["variant"], served["in_experiment"]) == (expected.variant, True)
+        expected = growthbook_assignment({**body, "key": key}, user)
+        assert (served["variant"], served["in_experiment"]) == (expected["variant"], True)
         variant_of[user] = served["variant"]
         exposure_ids.append(served["exposure_event_id"])
     assert feature(gateway, key, api_key, users[0])["variant"] == variant_of[users[0]]  # stable on repeat
@@ -204,11 +207,11 @@ def test_skewed_assignment_is_flagged_as_sample_ratio_mismatch(gateway, secret_k
     key = f"skewed-{secrets.token_hex(3)}"
     body = {"status": "running", "variants": [{"key": "off", "weight": 0.5}, {"key": "on", "weight": 0.5}]}
     assert put(gateway, key, secret_key, body).status_code == 201
-    definition = ExperimentDefinition.model_validate({**body, "key": key})
     # A buggy client that drops most "on" exposures: serve 240 "off" users but only 160 "on" users (60/40).
     candidates = [f"s-{key}-{i}" for i in range(1000)]
-    off = [u for u in candidates if assign(definition, u).variant == "off"][:240]
-    on = [u for u in candidates if assign(definition, u).variant == "on"][:160]
+    variant = {u: growthbook_assignment({**body, "key": key}, u)["variant"] for u in candidates}
+    off = [u for u in candidates if variant[u] == "off"][:240]
+    on = [u for u in candidates if variant[u] == "on"][:160]
     exposure_ids = [feature(gateway, key, api_key, u)["exposure_event_id"] for u in off + on]
     wait_until_stored(clickhouse_url, exposure_ids, timeout_s=120)
 
@@ -238,6 +241,8 @@ def test_sdk_assigns_like_the_server_and_logs_exposures(gateway, secret_key, api
         server = feature(gateway, key, api_key, user)
         local = get_feature_variant(experiment, user)
         assert {k: server[k] for k in local} == local
+        oracle = growthbook_assignment(experiment, user)
+        assert {k: server[k] for k in oracle} == oracle
 
     client = Client(api_key, gateway.base_url.scheme + "://" + gateway.base_url.netloc.decode())
     local = {u: get_feature_variant(experiment, u, client=client) for u in users[30:]}
@@ -257,4 +262,106 @@ def test_sdk_assigns_like_the_server_and_logs_exposures(gateway, secret_key, api
             time.sleep(0.2)
     assert {(u, v, bool(i)) for u, v, i in logged} == {
         (u, r["variant"], r["in_experiment"]) for u, r in local.items()
+    }
+
+
+def test_conversions_before_the_exposure_are_not_counted(
+    gateway, secret_key, api_key, clickhouse_url
+) -> None:
+    key = f"before-{secrets.token_hex(3)}"
+    body = {
+        "status": "running",
+        "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+        "goals": [{"name": "buy", "event_type": "button_click", "property": "button_id", "equals": "buy"}],
+    }
+    assert put(gateway, key, secret_key, body).status_code == 201
+    users = [f"b-{key}-{i}" for i in range(24)]
+    served = {u: feature(gateway, key, api_key, u) for u in users}
+    converted_after = set(users[::2])
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    # Every user clicks "buy"; half of them only an hour before they were exposed, which must not count.
+    events = [
+        event("button_click", u, button_id="buy", **({} if u in converted_after else {"timestamp": hour_ago}))
+        for u in users
+    ]
+    post_events(gateway, api_key, events)
+    wait_until_stored(
+        clickhouse_url, [s["exposure_event_id"] for s in served.values()] + [e["event_id"] for e in events]
+    )
+
+    with connect(clickhouse_url) as client:
+        refresh_results(client, project_id=PROJECT, keys=[key])
+        rows = latest_results(client, PROJECT, key)
+
+    by_variant = {r["variant"]: r for r in rows if r["goal"] == "buy"}
+    for variant in ("a", "b"):
+        members = [u for u in users if served[u]["variant"] == variant]
+        assert by_variant[variant]["users"] == len(members)
+        assert by_variant[variant]["conversions"] == len([u for u in members if u in converted_after])
+
+
+def test_a_definition_reaches_a_second_gateway_by_its_refresh(
+    gateway, secret_key, api_key, worker_env: dict[str, str], log_dir: Path
+) -> None:
+    port = testing.free_port()
+    other = testing.Process(
+        "gateway-experiments-2",
+        [sys.executable, "-m", "pravis_gateway", "--port", str(port)],
+        log_dir,
+        {**worker_env, "PRAVIS_EXPERIMENTS_REFRESH_S": "0.5"},
+    ).start()
+    try:
+        testing.wait_for_http(f"http://127.0.0.1:{port}/readyz", other.popen)
+        second = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        key = f"refresh-{secrets.token_hex(3)}"
+        body = {
+            "status": "running",
+            "variants": [{"key": "off", "weight": 0.5}, {"key": "on", "weight": 0.5}],
+        }
+
+        def served_by_second() -> dict[str, Any] | None:
+            listed = second.get("/api/v1/features", headers={"X-API-Key": api_key}).json()["experiments"]
+            return next((e for e in listed if e["key"] == key), None)
+
+        assert served_by_second() is None
+        assert put(gateway, key, secret_key, body).status_code == 201
+        testing.wait_for(lambda: served_by_second() is not None, 60, "the definition on the second gateway")
+        assert served_by_second()["version"] == 1
+        user = "refresh-user"
+        assert (
+            feature(second, key, api_key, user)["variant"]
+            == growthbook_assignment({**body, "key": key}, user)["variant"]
+        )
+
+        assert put(gateway, key, secret_key, {**body, "status": "stopped"}).status_code in (200, 201)
+        testing.wait_for(lambda: served_by_second()["version"] == 2, 60, "the change on the second gateway")
+        stopped = feature(second, key, api_key, user)
+        assert (stopped["variant"], stopped["in_experiment"]) == ("off", False)
+        second.close()
+    finally:
+        other.stop()
+
+
+def test_pravis_experiment_refresh_computes_the_results(gateway, secret_key, api_key, clickhouse_url) -> None:
+    key = f"cli-{secrets.token_hex(3)}"
+    body = {"status": "running", "variants": [{"key": "x", "weight": 0.5}, {"key": "y", "weight": 0.5}]}
+    assert put(gateway, key, secret_key, body).status_code == 201
+    users = [f"cli-{key}-{i}" for i in range(30)]
+    served = {u: feature(gateway, key, api_key, u) for u in users}
+    wait_until_stored(clickhouse_url, [s["exposure_event_id"] for s in served.values()])
+
+    pravis = str(Path(sys.executable).with_name("pravis"))
+    done = subprocess.run(
+        [pravis, "experiment", "refresh", "--project", PROJECT, "--url", clickhouse_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "refreshed" in done.stdout
+    with connect(clickhouse_url) as client:
+        rows = latest_results(client, PROJECT, key)
+    assert {r["variant"]: r["users"] for r in rows} == {
+        v: sum(1 for u in users if served[u]["variant"] == v) for v in ("x", "y")
     }

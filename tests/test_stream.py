@@ -9,22 +9,27 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pravis_gateway.keys import KeyStore
 from pravis_local import testing
 from pravis_schemas import topics
+from pravis_schemas.messages import Alert, AlertStatus, Severity
 
 from tests.helpers import now_iso, page_view
 
@@ -68,10 +73,47 @@ class Stream:
         return body
 
 
+class WebhookReceiver(ThreadingHTTPServer):
+    """A Slack-style incoming webhook on loopback: records every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
 @pytest.fixture(scope="module")
-def stream(worker_env: dict[str, str], log_dir: Path) -> Iterator[Stream]:
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        yield receiver
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+@pytest.fixture(scope="module")
+def stream(worker_env: dict[str, str], log_dir: Path, webhook: WebhookReceiver) -> Iterator[Stream]:
     env = {
         **worker_env,
+        "PRAVIS_STREAM_WEBHOOK_URLS": webhook.url,
         "PRAVIS_STREAM_APP_ID": f"pravis-stream-test-{secrets.token_hex(4)}",
         "PRAVIS_STREAM_WEB_PORT": str(testing.free_port()),
         "PRAVIS_STREAM_DETECT_INTERVAL_S": "1",
@@ -125,25 +167,39 @@ def read_topic(bootstrap: str, topic: str, until, timeout_s: float = 30.0) -> li
     return asyncio.run(run())
 
 
-def test_error_burst_alerts_counters_match_and_survive_a_kill(stream: Stream, post, kafka_bootstrap: str):
+def test_error_burst_alerts_counters_match_and_survive_a_kill(
+    stream: Stream, post, kafka_bootstrap: str, webhook: WebhookReceiver
+):
     sent = {"page_view": 0, "error": 0, "feedback": 0}
 
-    def send_for(seconds: float, views: int, errors: int) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+    def firing_now() -> list[str]:
+        body = httpx.get(f"{stream.url}/live/{PROJECT}/alerts", timeout=10).json()
+        assert body["project_id"] == PROJECT
+        return [a["metric"] for a in body["firing"]]
+
+    def send_until(done, views: int, errors: int, limit_s: float = 90.0) -> None:
+        """Post batches until `done()` holds; the limit only bounds a hang (the worker's buckets are
+        wall-clock seconds, so on a loaded machine the phases simply last longer)."""
+        deadline = time.monotonic() + limit_s
+        while not done():
+            assert time.monotonic() < deadline, "the stream worker never reached the expected state"
             post([page_view() for _ in range(views)] + [error_event() for _ in range(errors)])
             sent["page_view"] += views
             sent["error"] += errors
             time.sleep(0.1)
 
-    send_for(7.0, views=4, errors=0)  # baseline: ~40 events per 1-second bucket, no errors
-    send_for(2.5, views=4, errors=8)  # the burst: two thirds of the events are errors
+    # Baseline: seven seconds at least (the warm-up is five 1-second buckets), each post well over the
+    # per-bucket minimum of five events, so every bucket that holds a post is learned.
+    baseline_until = time.monotonic() + 7.0
+    send_until(lambda: time.monotonic() >= baseline_until, views=10, errors=0)
+    assert firing_now() == []
+    send_until(lambda: "error_rate" in firing_now(), views=4, errors=8)  # two thirds of the events fail
     firing = read_topic(
         kafka_bootstrap,
         topics.ALERTS,
         lambda found: any(a.get("project_id") == PROJECT and a.get("metric") == "error_rate" for a in found),
     )
-    send_for(4.0, views=4, errors=0)
+    send_until(lambda: "error_rate" not in firing_now(), views=10, errors=0)
     post([feedback(5, "Love the new voice search, great job"), feedback(4, "Slow and awful checkout")])
     sent["feedback"] += 2
 
@@ -163,6 +219,18 @@ def test_error_burst_alerts_counters_match_and_survive_a_kill(stream: Stream, po
     # The firing bucket may hold only the start of the burst: it need only clear the +5-point guard.
     assert error_alerts[0]["observed"] >= error_alerts[0]["expected"] + 0.05
     assert any(a.get("metric") == "error_rate" for a in firing)
+
+    def hooked() -> list[tuple[str, str]]:
+        return [
+            (b["pravis_alert"]["alert_id"], b["pravis_alert"]["status"])
+            for b in list(webhook.bodies)
+            if b["pravis_alert"]["project_id"] == PROJECT and b["pravis_alert"]["metric"] == "error_rate"
+        ]
+
+    testing.wait_for(lambda: len(hooked()) == 2, 60, "both alerts on the webhook")
+    assert hooked() == [(a["alert_id"], a["status"]) for a in error_alerts]
+    assert all(b["text"] for b in webhook.bodies)  # what Slack shows
+    assert PROJECT in httpx.get(f"{stream.url}/live/projects").json()["projects"]
 
     total = sum(sent.values())
     body = stream.wait_for_total(total)
@@ -195,21 +263,55 @@ def test_error_burst_alerts_counters_match_and_survive_a_kill(stream: Stream, po
     assert sum(m["events"] for m in minutes) == total + 45
 
 
-def test_pravis_alerts_follow_prints_the_alerts(stream: Stream, kafka_bootstrap: str):
-    """`pravis alerts --follow --from-beginning` prints the firing and resolved alert of the burst above."""
+def publish_alerts(bootstrap: str, alerts: list[Alert]) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for alert in alerts:
+                await producer.send_and_wait(topics.ALERTS, alert.to_json(), key=alert.alert_id.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def test_pravis_alerts_follow_prints_the_alerts(kafka_bootstrap: str):
+    """`pravis alerts --follow --from-beginning --project P` prints P's alerts, and only P's, then keeps
+    following; the alerts are this test's own, so it needs no other test to have made any."""
+    project, other = f"follow-{secrets.token_hex(4)}", f"other-{secrets.token_hex(4)}"
+    now = datetime.now(UTC)
+    alert = Alert(
+        alert_id=f"{project}:error_rate",
+        status=AlertStatus.FIRING,
+        severity=Severity.CRITICAL,
+        project_id=project,
+        metric="error_rate",
+        observed=0.6,
+        expected=0.01,
+        window_start=now - timedelta(seconds=1),
+        window_end=now,
+        started_at=now,
+    )
+    resolved = alert.model_copy(update={"status": AlertStatus.RESOLVED, "resolved_at": now})
+    publish_alerts(kafka_bootstrap, [alert, alert.model_copy(update={"project_id": other}), resolved])
+
     pravis = str(Path(sys.executable).with_name("pravis"))
-    argv = [pravis, "alerts", "--follow", "--from-beginning", "--json", "--project", PROJECT]
+    argv = [pravis, "alerts", "--follow", "--from-beginning", "--json", "--project", project]
     env = {**os.environ, "PRAVIS_KAFKA_BOOTSTRAP": kafka_bootstrap}
     follow = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout], daemon=True).start()
     try:
-        statuses = []
-        while statuses != ["firing", "resolved"]:
-            line = follow.stdout.readline()
-            assert line, "pravis alerts exited"
-            alert = json.loads(line)
-            assert alert["project_id"] == PROJECT
-            if alert["metric"] == "error_rate":
-                statuses.append(alert["status"])
+        printed = []
+        while len(printed) < 2:
+            # The timeout only bounds a hang (a CLI that prints nothing); it is no claim about speed.
+            line = lines.get(timeout=60)
+            printed.append(json.loads(line))
+        assert [(a["project_id"], a["alert_id"], a["status"]) for a in printed] == [
+            (project, alert.alert_id, "firing"),
+            (project, alert.alert_id, "resolved"),
+        ]
         assert follow.poll() is None  # still following
     finally:
         follow.terminate()

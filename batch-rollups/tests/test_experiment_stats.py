@@ -15,10 +15,14 @@ from pravis_rollups.experiments import (
 from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 from scipy import stats
 
-rng = np.random.default_rng(8)
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A generator of each test's own, seeded: no test's data depends on which tests ran before it."""
+    return np.random.default_rng(8)
 
 
-def test_two_proportion_p_value_matches_scipy_chi2_without_correction() -> None:
+def test_two_proportion_p_value_matches_scipy_chi2_without_correction(rng: np.random.Generator) -> None:
     control = rng.random(4000) < 0.10
     treatment = rng.random(4200) < 0.12
     got = two_proportion_test(int(control.sum()), 4000, int(treatment.sum()), 4200)
@@ -29,7 +33,7 @@ def test_two_proportion_p_value_matches_scipy_chi2_without_correction() -> None:
     assert got.ci_low < got.lift < got.ci_high
 
 
-def test_welch_p_value_matches_scipy_on_raw_samples() -> None:
+def test_welch_p_value_matches_scipy_on_raw_samples(rng: np.random.Generator) -> None:
     control = rng.exponential(20.0, 3000)
     treatment = rng.exponential(21.5, 2500)
     got = welch_test(control.mean(), control.var(ddof=1), 3000, treatment.mean(), treatment.var(ddof=1), 2500)
@@ -37,7 +41,7 @@ def test_welch_p_value_matches_scipy_on_raw_samples() -> None:
     assert got.lift == pytest.approx(treatment.mean() / control.mean() - 1)
 
 
-def test_lift_interval_covers_the_true_lift_about_95_percent_of_the_time() -> None:
+def test_lift_interval_covers_the_true_lift_about_95_percent_of_the_time(rng: np.random.Generator) -> None:
     covered = 0
     for _ in range(400):
         control, treatment = rng.random(2000) < 0.2, rng.random(2000) < 0.25

@@ -1,12 +1,16 @@
 """The gateway as a process on a broker of its own, so the test can stop it: encodings, beacons, limits, CORS,
-feedback, rate limiting, 503 while Kafka is down, and every accepted event present in the topic."""
+feedback, rate limiting, 503 and a failing /readyz while Kafka is down. Each test that gets events accepted
+finds them in the topic itself, so no test depends on what another left behind."""
 
 import asyncio
 import gzip
+import json
 import sys
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +21,8 @@ from pravis_gateway.keys import KeyStore
 from pravis_local import testing
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
 from pravis_schemas import rows_of_record
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
 
 EVENTS = "/api/v1/analytics/events"
 ORIGIN = "https://boutique.example"
@@ -30,7 +36,6 @@ class Stack:
         store = KeyStore(tmp / "keys.json")
         self.key, _ = store.create("svc", "write")
         self.limited_key, _ = store.create("svc", "write")
-        self.accepted: list[str] = []
         self.broker = testing.Process("svc-broker", broker_command("127.0.0.1", self.broker_port), log_dir)
         self.gateway = testing.Process(
             "svc-gateway",
@@ -83,9 +88,16 @@ def event(**fields) -> dict:
 
 
 def accepted(stack: Stack, events: list[dict], response: httpx.Response) -> None:
+    """The whole batch was acked, and every one of its events is in the `events` topic."""
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ok", "processed": len(events)}
-    stack.accepted += [e["event_id"] for e in events]
+    assert_in_topic(stack, [e["event_id"] for e in events])
+
+
+def assert_in_topic(stack: Stack, event_ids: list[str]) -> None:
+    records = asyncio.run(testing.read_topic(stack.bootstrap, "events"))
+    in_topic = [orjson.loads(row)["event_id"] for value in records for row in rows_of_record(value)]
+    assert {i: in_topic.count(i) for i in event_ids} == dict.fromkeys(event_ids, 1)
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
@@ -135,11 +147,12 @@ def test_missing_key_is_401_even_with_a_broken_body(stack: Stack) -> None:
 def test_rejected_events_are_published_with_their_reason(stack: Stack) -> None:
     good, bad = event(), event(rating=7)
     response = stack.post({"events": [good, bad]})
-    assert response.json()["status"] == "partial"
-    stack.accepted.append(good["event_id"])
-    stack.accepted.append(
-        response.request.content and orjson.loads(response.request.content)["events"][0]["event_id"]
-    )
+    assert response.json() == {
+        "status": "partial",
+        "processed": 1,
+        "rejected": [{"index": 1, "error": response.json()["rejected"][0]["error"]}],
+    }
+    assert_in_topic(stack, [good["event_id"]])
 
     rejected = [orjson.loads(v) for v in asyncio.run(testing.read_topic(stack.bootstrap, "events.rejected"))]
 
@@ -154,7 +167,7 @@ def test_feedback_endpoint(stack: Stack) -> None:
         path="/api/v1/feedback",
     )
     assert ok.status_code == 200, ok.text
-    stack.accepted.append(ok.json()["event_id"])
+    assert_in_topic(stack, [ok.json()["event_id"]])
 
     too_high = stack.post({"rating": 6, "user_id": "u-1"}, path="/api/v1/feedback")
     nobody = stack.post({"rating": 3}, path="/api/v1/feedback")
@@ -177,57 +190,132 @@ def test_cors_for_configured_origins_only(stack: Stack) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
-    responses = []
+    responses, admitted = [], []
     while len(responses) < 10 and (not responses or responses[-1].status_code == 200):
         events = [event() for _ in range(400)]
         responses.append(stack.post({"events": events}, key=stack.limited_key))
         if responses[-1].status_code == 200:
-            stack.accepted += [e["event_id"] for e in events]
+            admitted += [e["event_id"] for e in events]
 
     assert [r.status_code for r in responses[:2]] == [200, 200]
     limited = responses[-1]
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
     assert "rate limit" in limited.json()["error"]
+    assert_in_topic(stack, admitted)
 
 
-def test_503_with_retry_after_while_kafka_is_down_then_recovers(stack: Stack) -> None:
+def test_503_and_not_ready_while_kafka_is_down_then_recovers(stack: Stack) -> None:
+    assert httpx.get(stack.url + "/readyz").status_code == 200
     stack.broker.kill()
     down = stack.post({"events": [event()]})
     assert down.status_code == 503
     assert int(down.headers["Retry-After"]) > 0
     assert "Kafka" in down.json()["error"]
+    not_ready = httpx.get(stack.url + "/readyz", timeout=30)
+    assert (not_ready.status_code, not_ready.json()) == (503, {"status": "kafka unreachable"})
+    assert httpx.get(stack.url + "/healthz").status_code == 200
 
-    # The in-memory broker comes back empty, so what was accepted before is checked on a fresh topic below.
     stack.start_broker()
-    stack.accepted.clear()
-    deadline = 30
-    events = [event()]
-    for _ in range(deadline * 4):
-        response = stack.post({"events": events})
-        if response.status_code == 200:
-            break
-        asyncio.run(asyncio.sleep(0.25))
+    testing.wait_for(lambda: httpx.get(stack.url + "/readyz").status_code == 200, 60, "ready again")
+    # Fresh events on every attempt: only the batch that was acked has to be in the topic, and exactly once.
+    deadline = time.monotonic() + 60
+    while (response := stack.post({"events": (events := [event()])})).status_code != 200:
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.25)
     accepted(stack, events, response)
+    assert metric(stack, "pravis_gateway_requests_total", endpoint="events", status="503") >= 1
 
 
-def test_every_accepted_event_is_in_the_topic(stack: Stack) -> None:
+def test_a_full_batch_is_in_the_topic_once_each(stack: Stack) -> None:
     more = [event() for _ in range(100)]
     accepted(stack, more, stack.post({"events": more}))
 
-    records = asyncio.run(testing.read_topic(stack.bootstrap, "events"))
-    in_topic = {orjson.loads(row)["event_id"] for value in records for row in rows_of_record(value)}
 
-    assert set(stack.accepted) <= in_topic
+def metric(stack: Stack, name: str, **labels: str) -> float:
+    """The value of one sample on the gateway's /metrics, 0 when it was never counted."""
+    page = httpx.get(stack.url + "/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def test_metrics_count_accepted_and_rejected_by_reason(stack: Stack) -> None:
-    page = httpx.get(stack.url + "/metrics").text
-
-    accepted_line = next(
-        line for line in page.splitlines() if line.startswith("pravis_gateway_events_accepted_total{")
+    before = (
+        metric(stack, "pravis_gateway_events_accepted_total"),
+        metric(stack, "pravis_gateway_events_rejected_total", reason="invalid"),
+        metric(stack, "pravis_gateway_request_seconds_count", endpoint="events"),
     )
-    assert float(accepted_line.rsplit(" ", 1)[1]) >= 100
-    assert 'pravis_gateway_events_rejected_total{reason="invalid"}' in page
-    assert 'pravis_gateway_requests_total{endpoint="events",status="503"}' in page
-    assert "pravis_gateway_request_seconds_bucket" in page
+
+    events = [event() for _ in range(7)]
+    response = stack.post({"events": [*events, event(rating=9), event(rating=0)]})
+
+    assert response.json()["processed"] == 7
+    after = (
+        metric(stack, "pravis_gateway_events_accepted_total"),
+        metric(stack, "pravis_gateway_events_rejected_total", reason="invalid"),
+        metric(stack, "pravis_gateway_request_seconds_count", endpoint="events"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [7, 2, 1]
+
+
+def accepted_per_worker(multiproc_dir: Path) -> dict[str, float]:
+    """Events each worker process counted, read from its own prometheus_client file (one per pid)."""
+    counted = {}
+    for path in multiproc_dir.glob("counter_*.db"):
+        values = MmapedDict.read_all_values_from_file(str(path))
+        counted[path.stem] = sum(
+            value for key, value, *_ in values if json.loads(key)[1] == "pravis_gateway_events_accepted_total"
+        )
+    return counted
+
+
+def test_metrics_sum_every_worker_of_a_multi_worker_gateway(
+    stack: Stack, log_dir: Path, tmp_path: Path
+) -> None:
+    port, metrics_port = testing.free_port(), testing.free_port()
+    workers = testing.Process(
+        "svc-gateway-workers",
+        [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", "2"],
+        log_dir,
+        {
+            **stack.gateway.env,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            "PRAVIS_GATEWAY_METRICS_PORT": str(metrics_port),
+            "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0",
+        },
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        testing.wait_for_http(url + "/readyz", workers.popen)
+        sent: list[str] = []
+
+        def send(batch: list[dict]) -> int:
+            headers = {"X-API-Key": stack.key, "Content-Type": "application/json"}
+            body = orjson.dumps({"events": batch})
+            return httpx.post(url + EVENTS, content=body, headers=headers).status_code
+
+        # Concurrent requests on fresh connections until both workers have taken some (the deadline only
+        # bounds a hang): a sum over one worker would prove nothing.
+        deadline = time.monotonic() + 120
+        while len([n for n in accepted_per_worker(tmp_path).values() if n > 0]) < 2:
+            assert time.monotonic() < deadline, accepted_per_worker(tmp_path)
+            batches = [[event() for _ in range(10)] for _ in range(16)]
+            with ThreadPoolExecutor(8) as pool:
+                assert list(pool.map(send, batches)) == [200] * len(batches)
+            sent += [e["event_id"] for batch in batches for e in batch]
+
+        page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        accepted = sum(
+            sample.value
+            for family in text_string_to_metric_families(page)
+            for sample in family.samples
+            if sample.name == "pravis_gateway_events_accepted_total"
+        )
+        assert accepted == len(sent) == sum(accepted_per_worker(tmp_path).values())
+        assert_in_topic(stack, sent)
+    finally:
+        workers.stop()

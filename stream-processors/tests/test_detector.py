@@ -7,7 +7,7 @@ from pravis_schemas.messages import AlertStatus
 from pravis_stream.detector import ProjectDetector, Thresholds
 from pravis_stream.live import Window
 
-from .events import api
+from .events import ai, api
 
 T0 = 1_790_000_000.0
 THRESHOLDS = Thresholds(warmup=20, min_events=20, cooldown=10)
@@ -107,3 +107,83 @@ def test_a_firing_endpoint_that_stops_receiving_traffic_resolves():
 
     pay = [(a.status, a.labels) for a in alerts if a.metric == "api_error_rate"]
     assert pay == [(AlertStatus.FIRING, {"endpoint": "/pay"}), (AlertStatus.RESOLVED, {"endpoint": "/pay"})]
+
+
+def run(windows: list[Window]) -> list:
+    detector = ProjectDetector("p1")
+    alerts = []
+    for i, window in enumerate(windows):
+        alerts += detector.add(summary(i, window), THRESHOLDS)
+    return alerts
+
+
+def judged(alerts: list, metric: str) -> list[tuple[AlertStatus, float, dict]]:
+    """(status, bucket index, labels) of one metric's alerts."""
+    return [(a.status, (a.window_start.timestamp() - T0) / 5, a.labels) for a in alerts if a.metric == metric]
+
+
+def traffic(levels: list[int]) -> list[Window]:
+    rng = random.Random(11)
+    return [bucket(level + rng.randint(-5, 5), 0) for level in levels]
+
+
+def test_traffic_drop_fires_on_a_halving_and_resolves_when_traffic_returns():
+    alerts = run(traffic([100] * 40 + [30] * 4 + [100] * 6))
+
+    statuses = judged(alerts, "traffic_drop")
+    assert [s for s, _, _ in statuses] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
+    assert 40 <= statuses[0][1] < 44 and statuses[1][1] >= 44
+
+
+def test_traffic_down_by_less_than_half_is_no_drop():
+    # Steady traffic makes a 30 % dip many standard deviations deep: only the documented -50 % guard holds it.
+    assert judged(run(traffic([100] * 40 + [70] * 4)), "traffic_drop") == []
+
+
+def ai_bucket(rng: random.Random, requests: int, success_rate: float, model: str = "whisper-small") -> Window:
+    window = Window(with_users=False)
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(requests):
+        window.add(ai(moment, success=rng.random() < success_rate, model=model), "voice_request")
+    return window
+
+
+def test_ai_success_rate_fires_per_type_and_model_when_it_falls_ten_points():
+    rng = random.Random(5)
+    windows = [ai_bucket(rng, 60, 0.97) for _ in range(40)] + [ai_bucket(rng, 60, 0.5) for _ in range(3)]
+    windows += [ai_bucket(rng, 60, 0.97) for _ in range(6)]
+
+    statuses = judged(run(windows), "ai_success_rate")
+
+    assert [s for s, _, _ in statuses] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
+    assert 40 <= statuses[0][1] < 43
+    assert statuses[0][2] == {"event_type": "voice_request", "model": "whisper-small"}
+
+
+def test_ai_success_rate_down_by_less_than_ten_points_does_not_fire():
+    rng = random.Random(6)
+    windows = [ai_bucket(rng, 400, 0.99) for _ in range(40)] + [ai_bucket(rng, 400, 0.93) for _ in range(3)]
+    assert judged(run(windows), "ai_success_rate") == []
+
+
+def feedback_bucket(total: int, negative: int) -> Window:
+    window = bucket(50, 0)
+    for n in range(total):
+        window.add_feedback(rating=1 if n < negative else 5, negative=n < negative)
+    return window
+
+
+def test_negative_feedback_fires_on_a_burst_of_three_or_more():
+    rng = random.Random(9)
+    windows = [feedback_bucket(5, rng.randint(0, 1)) for _ in range(40)]
+    windows += [feedback_bucket(12, 10) for _ in range(2)] + [feedback_bucket(5, 0) for _ in range(6)]
+
+    statuses = judged(run(windows), "negative_feedback")
+
+    assert [s for s, _, _ in statuses] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
+    assert 40 <= statuses[0][1] < 42
+
+
+def test_two_more_negative_comments_than_usual_are_no_burst():
+    windows = [feedback_bucket(5, 0) for _ in range(40)] + [feedback_bucket(5, 2) for _ in range(3)]
+    assert judged(run(windows), "negative_feedback") == []

@@ -35,7 +35,7 @@ test('assignment vectors', () => {
 test('with a client the exposure is tracked', () => {
   const tracked = [];
   const client = { track: (...args) => tracked.push(args) };
-  const experiment = vectors.assignments.find((c) => c.source === 'pravis').experiment;
+  const experiment = vectors.assignments.find((c) => c.experiment.key === 'checkout-button').experiment;
   const result = getFeatureVariant({ ...experiment, version: 4 }, 'u-1', { client });
   assert.deepEqual(tracked, [
     [

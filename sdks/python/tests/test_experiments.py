@@ -4,7 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from growthbook.core import getBucketRanges
 from pravis_sdk.experiments import bucket_ranges, choose_variation, get_feature_variant, hash_unit
+
+from tests.growthbook_oracle import EXPERIMENTS, growthbook_assignment, growthbook_hash, unit_ids
 
 VECTORS = json.loads(
     (Path(__file__).parents[3] / "schemas" / "experiments" / "assignment_vectors.json").read_text()
@@ -31,3 +34,24 @@ def test_choose_variation_vectors(case) -> None:
 def test_assignment_vectors(case) -> None:
     got = get_feature_variant(case["experiment"], case["user_id"])
     assert {k: got[k] for k in ("variant", "variation_id", "in_experiment")} == case["expected"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda e: e["key"])
+def test_assignment_matches_growthbook_on_thousands_of_ids(experiment) -> None:
+    for unit_id in unit_ids(3_000, seed=7):
+        got = get_feature_variant(experiment, unit_id)
+        assert {k: got[k] for k in ("variant", "variation_id", "in_experiment")} == growthbook_assignment(
+            experiment, unit_id
+        ), unit_id
+
+
+def test_hash_matches_growthbook_on_non_ascii_ids() -> None:
+    for unit_id in unit_ids(5_000, seed=11):
+        assert hash_unit("seed-é", unit_id) == growthbook_hash("seed-é", unit_id), unit_id
+
+
+@pytest.mark.parametrize("coverage", [0, 0.05, 0.333, 0.5, 0.99, 1])
+@pytest.mark.parametrize("weights", [[0.5, 0.5], [0.2, 0.3, 0.5], [0.1, 0.2, 0.3, 0.4], [0.7, 0.2]])
+def test_bucket_ranges_match_growthbook(coverage: float, weights: list[float]) -> None:
+    expected = getBucketRanges(len(weights), coverage, weights)
+    assert bucket_ranges(len(weights), coverage, weights) == [pytest.approx(r, abs=1e-12) for r in expected]

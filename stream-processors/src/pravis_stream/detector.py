@@ -165,8 +165,10 @@ class ProjectDetector:
             state = self.series.setdefault(name, SeriesState())
             config = configs[obs.metric]
             volume = obs.volume
-            if obs.metric == "traffic_drop":
-                volume = state.flat.mean if state.flat.n else 0.0
+            if obs.metric == "traffic_drop" and state.flat.n:
+                # A drop is guarded by the traffic expected, not by what is left of it; before any baseline
+                # exists the bucket's own volume decides, or the series could never learn one.
+                volume = state.flat.mean
             verdict = observe(state, config, start, obs.value, volume)
             if verdict is not None:
                 alerts.append(self._alert(name, obs, verdict, start, interval, config))
