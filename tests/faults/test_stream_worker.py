@@ -1,6 +1,9 @@
-"""kill -9 of the stream worker under load: after a restart its live counters equal what the gateway accepted
-(the windows and per-partition cursors are restored from its tables, so nothing is lost or counted twice)."""
+"""kill -9 of the stream worker under load, at a drawn point, after freezing it for a drawn moment (so events
+accepted meanwhile are in Kafka and not counted): after a restart its live counters equal what the gateway
+accepted (the windows and per-partition cursors are restored from its tables, so nothing is lost or counted
+twice)."""
 
+import random
 import secrets
 import sys
 import time
@@ -11,7 +14,9 @@ from pravis_gateway.keys import KeyStore
 from pravis_local import testing
 from pravis_local.testing import wait_for
 
+from tests.faults.conftest import RESULTS
 from tests.faults.stack import Load, Stack
+from tests.faults.test_faults import KillPoint
 
 pytestmark = pytest.mark.timeout(180)
 PROJECT = "faults-stream"
@@ -22,7 +27,7 @@ def live_total(url: str) -> int:
     return summary["events"]["total"]
 
 
-def test_stream_worker_kill_9_counters_resume_exactly(stack: Stack) -> None:
+def test_stream_worker_kill_9_counters_resume_exactly(stack: Stack, fault_rng: random.Random) -> None:
     port = testing.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -39,10 +44,16 @@ def test_stream_worker_kill_9_counters_resume_exactly(stack: Stack) -> None:
     worker.start()
     try:
         testing.wait_for_http(url + "/healthz", worker.popen, timeout_s=90)
+        point = KillPoint.draw(fault_rng)
         load = Load(stack.gateway_url, key, "stream-kill").start()
-        load.wait_accepted(300)
+        point.wait(load)
+        # Frozen first, so the events accepted from then on are surely not counted when it dies.
+        Stack.freeze(worker)
+        accepted_at_freeze = len(load.accepted)
+        time.sleep(fault_rng.uniform(0.2, 0.5))
         worker.kill()
         killed = time.monotonic()
+        uncounted = len(load.accepted) - accepted_at_freeze
         load.wait_accepted(len(load.accepted) + 300)  # accepted while no stream worker runs
         worker.start()
         testing.wait_for_http(url + "/healthz", worker.popen, timeout_s=90)
@@ -51,14 +62,22 @@ def test_stream_worker_kill_9_counters_resume_exactly(stack: Stack) -> None:
         load.stop()
         accepted = len(load.accepted)
 
-        caught_up = wait_for(
-            lambda: live_total(url) == accepted, timeout_s=60, what="live counters caught up"
-        )
+        wait_for(lambda: live_total(url) == accepted, timeout_s=60, what="live counters caught up")
+        recovered = time.monotonic() - killed
 
-        assert live_total(url) == accepted
-        print(
-            f"stream kill -9: accepted {accepted}, live total {live_total(url)}, healthy again "
-            f"{healthy_after:.1f} s after the kill, caught up {caught_up:.1f} s after the load stopped"
+        RESULTS.append(
+            {
+                "scenario": "stream worker kill -9, restarted",
+                "point": str(point),
+                "in_flight": f"{uncounted} events accepted while it was frozen before the kill, not counted",
+                "accepted": accepted,
+                "stored": f"live counter {live_total(url)}",
+                "outage_s": round(healthy_after, 2),
+                "recover_s": round(recovered, 2),
+                "answers": ", ".join(f"{n} x {outcome}" for outcome, n in sorted(load.outcomes.items())),
+            }
         )
+        assert uncounted > 0, "nothing was accepted between the freeze and the kill"
+        assert live_total(url) == accepted
     finally:
         worker.stop()
