@@ -50,6 +50,23 @@ class Result:
     p99_ms: float
 
 
+def mixed_event(index: int, event_id: str, anonymous_id: str, timestamp: str) -> dict:
+    """The benchmarks' event mix: odd indexes a page view with a user agent, even ones an API request."""
+    fields = (
+        {"page_url": "https://boutique.example/p/123", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"}
+        if index % 2
+        else {"endpoint": "/api/v1/products/{id}", "method": "GET", "status": 200, "duration_ms": 12.5}
+    )
+    return {
+        "event_id": event_id,
+        "event_type": "page_view" if index % 2 else "api_request",
+        "timestamp": timestamp,
+        "anonymous_id": anonymous_id,
+        "session_id": "s-1",
+        **fields,
+    }
+
+
 def make_bodies(path: Path, count: int, batch: int, users_per_batch: int) -> None:
     """Distinct request bodies (unique event_ids), one JSON batch per line, built before timing starts.
 
@@ -61,27 +78,7 @@ def make_bodies(path: Path, count: int, batch: int, users_per_batch: int) -> Non
         for _ in range(count):
             users = [f"anon-{uuid.uuid4().hex[:8]}" for _ in range(users_per_batch)]
             events = [
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": "page_view" if i % 2 else "api_request",
-                    "timestamp": now,
-                    "anonymous_id": users[i % users_per_batch],
-                    "session_id": "s-1",
-                    **(
-                        {
-                            "page_url": "https://boutique.example/p/123",
-                            "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
-                        }
-                        if i % 2
-                        else {
-                            "endpoint": "/api/v1/products/{id}",
-                            "method": "GET",
-                            "status": 200,
-                            "duration_ms": 12.5,
-                        }
-                    ),
-                }
-                for i in range(batch)
+                mixed_event(i, str(uuid.uuid4()), users[i % users_per_batch], now) for i in range(batch)
             ]
             out.write(json.dumps({"events": events, "sent_at": now}) + "\n")
 

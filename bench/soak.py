@@ -33,6 +33,8 @@ from pravis_schemas import topics
 from rich.console import Console
 from rich.table import Table
 
+from bench.gateway import mixed_event
+
 console = Console(width=160)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 BATCH = 50
@@ -93,29 +95,7 @@ class Run:
 
 def body_template() -> str:
     now = datetime.now(UTC).isoformat()
-    events = [
-        {
-            "event_id": f"EVENTID{i:02x}",
-            "event_type": "page_view" if i % 2 else "api_request",
-            "timestamp": now,
-            "anonymous_id": "ANONID",
-            "session_id": "s-1",
-            **(
-                {
-                    "page_url": "https://boutique.example/p/123",
-                    "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
-                }
-                if i % 2
-                else {
-                    "endpoint": "/api/v1/products/{id}",
-                    "method": "GET",
-                    "status": 200,
-                    "duration_ms": 12.5,
-                }
-            ),
-        }
-        for i in range(BATCH)
-    ]
+    events = [mixed_event(i, f"EVENTID{i:02x}", "ANONID", now) for i in range(BATCH)]
     return json.dumps({"events": events, "sent_at": now})
 
 
