@@ -102,8 +102,8 @@ def start_broker(settings: Settings, env: dict[str, str], log_dir: Path, name: s
 
 def test_s3_broker_memory_stays_flat(s3_env: dict[str, str], log_dir: Path, tmp_path: Path) -> None:
     """Records on s3:// cost the broker no memory. Whether every acked record can be read back, and survives a
-    kill -9, is not asserted: on Tansu 0.6 it does not hold under concurrent produce (measured in
-    docs/reliability.md); the readable counts are printed for the record."""
+    kill -9, is not asserted here: on Tansu 0.6 it does not hold under concurrent produce (measured in
+    docs/reliability.md), and reading back what is missing only waits out timeouts."""
     settings = Settings(broker_port=free_port(), broker_storage="s3://tansu/", data_dir=tmp_path)
     bootstrap = f"127.0.0.1:{settings.broker_port}"
     broker = start_broker(settings, s3_env, log_dir, "storage-s3-broker")
@@ -112,17 +112,10 @@ def test_s3_broker_memory_stays_flat(s3_env: dict[str, str], log_dir: Path, tmp_
         before = resident_mib(broker.popen.pid)
         asyncio.run(produce(bootstrap, RECORDS))
         growth = resident_mib(broker.popen.pid) - before
-        stored = asyncio.run(readable(bootstrap))
-        broker.kill()
-        broker = start_broker(settings, s3_env, log_dir, "storage-s3-broker-restarted")
-        survivors = asyncio.run(readable(bootstrap))
     finally:
         broker.stop()
 
-    print(
-        f"s3: broker RSS +{growth:.1f} MiB for {RECORDS:,} records; of {RECORDS:,} acked, readable before "
-        f"the kill {len(stored):,}, after it {len(survivors):,}"
-    )
+    print(f"s3: broker RSS +{growth:.1f} MiB for {RECORDS:,} records")
     assert growth < 8, f"s3:// broker grew {growth:.1f} MiB"
 
 
