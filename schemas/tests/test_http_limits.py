@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import uvicorn
+from pravis_local.testing import read_response_until_closed
 from pravis_schemas.http_limits import BODY_TIMEOUT, BODY_TOO_LARGE, BodyLimits
 
 LIMIT = 1000
@@ -73,17 +74,6 @@ def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S + 10)
 
 
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and body of one response, reading until the server closes the connection."""
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers, body
-
-
 def request_head(length: int | None, connection: str = "keep-alive") -> bytes:
     framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
     return f"POST /echo HTTP/1.1\r\nHost: test\r\nConnection: {connection}\r\n{framing}\r\n\r\n".encode()
@@ -93,7 +83,7 @@ def test_a_body_within_the_limits_reaches_the_app(server: tuple[int, Echo]) -> N
     port, _ = server
     with connect(port) as sock:
         sock.sendall(request_head(LIMIT, connection="close") + b"x" * LIMIT)
-        status, _, body = read_response(sock)
+        status, _, body = read_response_until_closed(sock)
 
     assert (status, body) == (200, str(LIMIT).encode())
 
@@ -103,7 +93,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_app_runs(server:
     calls, refusals = echo.calls, len(echo.refusals)
     with connect(port) as sock:
         sock.sendall(request_head(30 * 1024 * 1024))
-        status, headers, body = read_response(sock)
+        status, headers, body = read_response_until_closed(sock)
 
     assert status == 413
     assert headers["connection"] == "close"
@@ -123,7 +113,7 @@ def test_a_chunked_body_over_the_limit_is_refused_before_it_is_all_sent(server: 
         while sent_chunks < 100 and not select.select([sock], [], [], 0.05)[0]:
             sock.sendall(chunk)
             sent_chunks += 1
-        status, headers, body = read_response(sock)
+        status, headers, body = read_response_until_closed(sock)
 
     assert status == 413
     assert sent_chunks < 100
@@ -137,7 +127,7 @@ def test_half_a_body_then_silence_is_answered_408_and_closed(server: tuple[int, 
     refusals, disconnects = len(echo.refusals), echo.disconnects
     with connect(port) as sock:
         sock.sendall(request_head(100) + b"z" * 50)
-        status, headers, body = read_response(sock)
+        status, headers, body = read_response_until_closed(sock)
 
     assert status == 408
     assert headers["connection"] == "close"

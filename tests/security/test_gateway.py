@@ -24,6 +24,7 @@ import orjson
 import pytest
 import yaml
 from pravis_local import testing
+from pravis_local.testing import read_response_until_closed
 from pravis_rollups.clickhouse import connect
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -227,7 +228,7 @@ def test_thirty_megabytes_without_a_key_are_refused_unread(gateway_url: str, met
     with raw_connection(gateway_url) as sock:
         # Not one byte of the body follows: the answer must not wait for it.
         sock.sendall(head(method, path, f"Content-Length: {THIRTY_MB}"))
-        status, headers, body = read_until_closed(sock)
+        status, headers, body = read_response_until_closed(sock)
 
     assert status == 413
     assert headers["connection"] == "close"
@@ -244,7 +245,7 @@ def test_a_chunked_body_without_length_is_refused_once_past_the_limit(gateway_ur
         while sent < THIRTY_MB and not select.select([sock], [], [], 0.01)[0]:
             sock.sendall(chunk)
             sent += len(chunk)
-        status, _, body = read_until_closed(sock)
+        status, _, body = read_response_until_closed(sock)
 
     assert status == 413
     assert sent < THIRTY_MB
@@ -256,7 +257,7 @@ def test_half_a_body_then_silence_is_answered_408_and_closed(gateway_url: str, a
     counters = Counters(gateway_url, refused("body_timeout"))
     with raw_connection(gateway_url) as sock:
         sock.sendall(head("POST", EVENTS, "Content-Length: 100", f"X-API-Key: {api_key}") + b'{"events": [')
-        status, headers, body = read_until_closed(sock)
+        status, headers, body = read_response_until_closed(sock)
 
     assert status == 408
     assert headers["connection"] == "close"
@@ -276,16 +277,6 @@ def raw_connection(gateway_url: str) -> socket.socket:
 def head(method: str, path: str, *headers: str) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json", *headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def read_until_closed(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    head_text, _, body = data.partition(b"\r\n\r\n")
-    lines = head_text.decode().split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers, body
 
 
 @pytest.fixture(autouse=True)

@@ -57,6 +57,18 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 45.0, what: str =
     raise TimeoutError(f"{what} not reached within {timeout_s}s")
 
 
+def read_response_until_closed(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-cased names) and body of the one response a raw HTTP/1.1 client gets, read
+    until the server closes the connection; the socket's timeout bounds each read, so one left open fails."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
 def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
