@@ -153,7 +153,7 @@ def independent_values(view: panels.Params) -> dict[str, dict[str, Any]]:
         for d in days
     }
     api_days = [d for d in days if latency[d]]
-    ai = [e for e in events if e["event_type"] in panels.AI_TYPES]
+    ai = [e for e in events if e["event_type"] in {"voice_request", "transcription", "tts", "conversation"}]
     models = sorted({e.get("model_used") or "(none)" for e in ai})
     of_model = {m: [e for e in ai if (e.get("model_used") or "(none)") == m] for m in models}
     return {

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
+from pravis_schemas.events import AI_EVENT_TYPES
 
 from pravis_rollups import webhook
 from pravis_rollups.jobs import run_rollups
@@ -22,7 +23,7 @@ from pravis_rollups.report import (
     to_html,
     to_markdown,
 )
-from pravis_rollups.rollups import AI_EVENT_TYPES, RollupOptions
+from pravis_rollups.rollups import RollupOptions
 
 LOWEST_PER_PROJECT = 10
 TERMS_PER_PROJECT = 10

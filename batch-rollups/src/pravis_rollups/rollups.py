@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
-AI_EVENT_TYPES = ("voice_request", "transcription", "tts", "conversation")
-""""AI requests" (schemas/README.md)."""
+from pravis_schemas.events import AI_EVENT_TYPES
 
 INACTIVE_EVENT_TYPES = ("api_request",)
 """Server-side telemetry: it identifies API callers, not a person using the product, so it does not make a

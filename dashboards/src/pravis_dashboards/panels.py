@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from pravis_schemas.events import AI_EVENT_TYPES
+
 PAGES = {"executive": "Executive", "product": "Product", "tech-ops": "Tech ops", "live": "Live"}
-AI_TYPES = ("voice_request", "transcription", "tts", "conversation")
 
 ChartKind = Literal["line", "bar", "heatmap", "table"]
 
@@ -80,7 +81,7 @@ AI_BY_MODEL_SQL = f"""SELECT coalesce(nullIf(model_used, ''), '(none)') AS model
        quantileExactInclusive(0.95)(request_duration_ms) AS p95_ms
 FROM events FINAL
 WHERE {EVENTS_RANGE}
-  AND event_type IN ('voice_request', 'transcription', 'tts', 'conversation')
+  AND event_type IN {AI_EVENT_TYPES!r}
 GROUP BY model ORDER BY model"""
 
 PANELS: tuple[Panel, ...] = (

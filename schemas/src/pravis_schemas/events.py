@@ -394,6 +394,11 @@ EVENT_MODELS: dict[str, type[EventBase]] = {
 }
 """Known event types; any other `event_type` is a `CustomEvent`."""
 
+AI_EVENT_TYPES: tuple[str, ...] = tuple(
+    event_type for event_type, model in EVENT_MODELS.items() if issubclass(model, AIInteractionEvent)
+)
+"""The assistant's request types (`AIInteractionEvent`s): success rate and latency are tracked for each."""
+
 CUSTOM_TAG = "custom"
 
 

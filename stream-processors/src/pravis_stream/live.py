@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from pravis_schemas.events import AI_EVENT_TYPES
 from pravis_schemas.messages import ScoredFeedback
 
 from pravis_stream import sentiment
@@ -44,7 +45,7 @@ from pravis_stream.sketches import (
     quantiles,
 )
 
-AI_TYPES = frozenset(("voice_request", "transcription", "tts", "conversation"))
+AI_TYPES = frozenset(AI_EVENT_TYPES)
 MAX_BUCKETS_PER_CLOSE = 12
 """After a stall, only this many of the newest closed detection buckets are summarised."""
 PROJECT_IDLE_S = 3600.0
