@@ -1,4 +1,4 @@
-"""Session fixtures shared by every test folder: real Kafka and ClickHouse (see pravis_local.testing)."""
+"""Session fixtures shared by every test folder: real Kafka and ClickHouse (see tests.support.services)."""
 
 import os
 import secrets
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
+
+from tests.support import services
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -22,13 +23,13 @@ def log_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(log_dir: Path) -> Iterator[str]:
-    with testing.kafka_bootstrap(log_dir) as bootstrap:
+    with services.kafka_bootstrap(log_dir) as bootstrap:
         yield bootstrap
 
 
 @pytest.fixture(scope="session")
 def clickhouse_server(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[str]:
-    with testing.clickhouse_server_url(tmp_path_factory.mktemp("chdb"), log_dir) as url:
+    with services.clickhouse_server_url(tmp_path_factory.mktemp("chdb"), log_dir) as url:
         yield url
 
 
@@ -56,29 +57,29 @@ def worker_env(kafka_bootstrap: str, clickhouse_url: str, data_dir: Path) -> dic
         "PRAVIS_CLICKHOUSE_URL": clickhouse_url,
         "PRAVIS_DATA_DIR": str(data_dir),
         "PRAVIS_LOADER_GROUP_ID": f"pravis-loader-test-{secrets.token_hex(4)}",
-        "PRAVIS_LOADER_HEALTH_PORT": str(testing.free_port()),
+        "PRAVIS_LOADER_HEALTH_PORT": str(services.free_port()),
     }
 
 
 @pytest.fixture(scope="session")
 def gateway_url(worker_env: dict[str, str], log_dir: Path, api_key: str) -> Iterator[str]:
-    port = testing.free_port()
-    gateway = testing.Process(
+    port = services.free_port()
+    gateway = services.Process(
         "gateway", [sys.executable, "-m", "pravis_gateway", "--port", str(port)], log_dir, worker_env
     ).start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{port}/readyz", gateway.popen)
+        services.wait_for_http(f"http://127.0.0.1:{port}/readyz", gateway.popen)
         yield f"http://127.0.0.1:{port}"
     finally:
         gateway.stop()
 
 
 @pytest.fixture(scope="session")
-def loader(worker_env: dict[str, str], log_dir: Path) -> Iterator[testing.Process]:
-    process = testing.Process("loader", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, worker_env)
+def loader(worker_env: dict[str, str], log_dir: Path) -> Iterator[services.Process]:
+    process = services.Process("loader", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, worker_env)
     process.start()
     try:
-        testing.wait_for_http(
+        services.wait_for_http(
             f"http://127.0.0.1:{worker_env['PRAVIS_LOADER_HEALTH_PORT']}/healthz", process.popen
         )
         yield process
@@ -88,16 +89,16 @@ def loader(worker_env: dict[str, str], log_dir: Path) -> Iterator[testing.Proces
 
 @pytest.fixture(scope="session")
 def privacy_worker(
-    worker_env: dict[str, str], log_dir: Path, loader: testing.Process
-) -> Iterator[testing.Process]:
+    worker_env: dict[str, str], log_dir: Path, loader: services.Process
+) -> Iterator[services.Process]:
     """The deletion worker; after the loader, whose migrations create the audit table."""
-    port = testing.free_port()
+    port = services.free_port()
     env = {**worker_env, "PRAVIS_PRIVACY_HEALTH_PORT": str(port), "PRAVIS_PRIVACY_GROUP_ID": "privacy-test"}
-    process = testing.Process(
+    process = services.Process(
         "privacy", [sys.executable, "-m", "pravis_rollups.privacy"], log_dir, env
     ).start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
+        services.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
         yield process
     finally:
         process.stop()
@@ -110,7 +111,7 @@ def secret_key(data_dir: Path) -> str:
 
 
 def pytest_report_header() -> list[str]:
-    reason = testing.docker_unavailable_reason()
+    reason = services.docker_unavailable_reason()
     fallback = "Docker containers" if reason is None else f"embedded (Tansu / chdb; {reason})"
     return [
         f"kafka: {os.environ.get('PRAVIS_KAFKA_BOOTSTRAP', fallback)}",

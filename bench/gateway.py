@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from tests.support import services
 
 console = Console(width=140)
 WRK_SCRIPT = """
@@ -162,16 +163,16 @@ def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str)
     )
 
 
-def run_gateway(sink: str, env: dict[str, str], log_dir: Path, workers: int) -> tuple[testing.Process, str]:
-    port = testing.free_port()
-    process = testing.Process(
+def run_gateway(sink: str, env: dict[str, str], log_dir: Path, workers: int) -> tuple[services.Process, str]:
+    port = services.free_port()
+    process = services.Process(
         f"bench-gateway-{sink}",
         [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", str(workers)],
         log_dir,
         {**env, "PRAVIS_SINK": sink, "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0"},
     ).start()
     url = f"http://127.0.0.1:{port}"
-    testing.wait_for_http(url + "/readyz", process.popen)
+    services.wait_for_http(url + "/readyz", process.popen)
     return process, url
 
 
@@ -195,7 +196,7 @@ def main() -> None:
     one_body.write_text(shapes["1 user/batch"].open().readline())
     runs = [("null", "1 user/batch"), ("kafka", "1 user/batch"), ("kafka", f"{args.batch} users/batch")]
     results: list[Result] = []
-    with testing.kafka_bootstrap(work) as bootstrap:
+    with services.kafka_bootstrap(work) as bootstrap:
         env = {"PRAVIS_KAFKA_BOOTSTRAP": bootstrap, "PRAVIS_DATA_DIR": str(work)}
         for sink, shape in runs:
             process, url = run_gateway(sink, env, work, args.workers)

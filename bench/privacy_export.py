@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import orjson
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
 from pravis_rollups.clickhouse import connect, insert_json_rows, migrate
 from rich.console import Console
 from rich.progress import Progress
+
+from tests.support import services
 
 console = Console(width=120)
 
@@ -64,24 +65,24 @@ def main() -> None:
     secret, _ = KeyStore(work / "keys.json").create("bench", "secret")
     user = "bench-user"
     with (
-        testing.kafka_bootstrap(work) as bootstrap,
-        testing.clickhouse_server_url(work / "chdb", work) as server,
+        services.kafka_bootstrap(work) as bootstrap,
+        services.clickhouse_server_url(work / "chdb", work) as server,
     ):
         url = f"{server}/bench"
         migrate(url)
         load_rows(url, user, args.events)
-        port = testing.free_port()
+        port = services.free_port()
         env = {
             "PRAVIS_KAFKA_BOOTSTRAP": bootstrap,
             "PRAVIS_CLICKHOUSE_URL": url,
             "PRAVIS_DATA_DIR": str(work),
         }
-        gateway = testing.Process(
+        gateway = services.Process(
             "gateway", [sys.executable, "-m", "pravis_gateway", "--port", str(port)], work, env
         )
         gateway.start()
         try:
-            testing.wait_for_http(f"http://127.0.0.1:{port}/readyz", gateway.popen)
+            services.wait_for_http(f"http://127.0.0.1:{port}/readyz", gateway.popen)
             pid = gateway.popen.pid
             before = rss_kib(pid)
             peak, done = before, threading.Event()

@@ -27,13 +27,13 @@ from pathlib import Path
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pravis_local.pdeathsig import guarded
-from pravis_local.testing import free_port, wait_for
 from pravis_rollups.clickhouse import connect
 from pravis_schemas import topics
 from rich.console import Console
 from rich.table import Table
 
 from bench.gateway import mixed_event
+from tests.support.services import free_port, wait_for
 
 console = Console(width=160)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

@@ -28,11 +28,12 @@ from pathlib import Path
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pravis_local import testing
 from pravis_schemas import topics
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from tests.support import services
 
 console = Console()
 EVENTS_METRIC = re.compile(rb"^pravis_stream_events_total (\S+)$", re.M)
@@ -107,11 +108,11 @@ def counted(urls: list[str]) -> float:
     return total
 
 
-def start_workers(n: int, env: dict[str, str], log_dir: Path) -> tuple[list[testing.Process], list[str]]:
+def start_workers(n: int, env: dict[str, str], log_dir: Path) -> tuple[list[services.Process], list[str]]:
     processes, urls = [], []
     for i in range(n):
-        port = testing.free_port()
-        process = testing.Process(
+        port = services.free_port()
+        process = services.Process(
             f"bench-stream-{i}",
             [sys.executable, "-m", "pravis_stream", "--port", str(port), "--loglevel", "warn"],
             log_dir,
@@ -120,7 +121,7 @@ def start_workers(n: int, env: dict[str, str], log_dir: Path) -> tuple[list[test
         processes.append(process)
         urls.append(f"http://127.0.0.1:{port}")
     for process, url in zip(processes, urls, strict=True):
-        testing.wait_for_http(url + "/healthz", process.popen, timeout_s=120)
+        services.wait_for_http(url + "/healthz", process.popen, timeout_s=120)
     return processes, urls
 
 
@@ -267,7 +268,7 @@ def main() -> None:
         "PRAVIS_LOG_FORMAT": "json",
     }
     os.environ.pop("PRAVIS_KAFKA_BOOTSTRAP", None)
-    with testing.kafka_bootstrap(work, events_partitions=args.partitions) as bootstrap:
+    with services.kafka_bootstrap(work, events_partitions=args.partitions) as bootstrap:
         env["PRAVIS_KAFKA_BOOTSTRAP"] = bootstrap
         first = asyncio.run(preloaded(bootstrap, args, env, work))
         try:

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pravis_local import testing
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan
@@ -44,6 +43,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+
+from tests.support import services
 
 console = Console(width=140)
 ISSUE_EVENTS, ISSUE_USERS = 10_000_000, 100_000
@@ -310,9 +311,9 @@ async def main_async(args: argparse.Namespace) -> dict:
     )
     last_day = config.start + timedelta(days=config.days - 1)
     work = Path(tempfile.mkdtemp(prefix="pravis-bench-warehouse-"))
-    broker_port, port = testing.free_port(), testing.free_port()
-    broker = testing.Process("bench-broker", broker_command("127.0.0.1", broker_port), work).start()
-    warehouse = testing.Process(
+    broker_port, port = services.free_port(), services.free_port()
+    broker = services.Process("bench-broker", broker_command("127.0.0.1", broker_port), work).start()
+    warehouse = services.Process(
         "bench-warehouse",
         [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(work)],
         work,
@@ -320,7 +321,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     try:
         bootstrap = f"127.0.0.1:{broker_port}"
         await ensure_topics(bootstrap, default_partitions(args.partitions))
-        testing.wait_for_http(f"http://127.0.0.1:{port}/ping", warehouse.popen)
+        services.wait_for_http(f"http://127.0.0.1:{port}/ping", warehouse.popen)
         url = f"http://127.0.0.1:{port}/bench"
         clickhouse.migrate(url)
         console.print(

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pravis_local import testing
 from websockets.sync.client import ClientConnection, connect
+
+from tests.support import services
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Without these a root, offline, fresh-profile Chromium stalls or phones home (DESIGN.md, measured facts).
@@ -102,7 +103,7 @@ class Page:
 def chromium_page(log_dir: Path) -> Iterator[Page]:
     """A fresh headless Chromium (own profile, free debugging port) and its first tab."""
     assert CHROMIUM, "chromium is not installed"
-    port = testing.free_port()
+    port = services.free_port()
     with tempfile.TemporaryDirectory(prefix="pravis-chromium-", ignore_cleanup_errors=True) as profile:
         log = (log_dir / "chromium.log").open("ab")
         process = subprocess.Popen(
@@ -119,7 +120,7 @@ def chromium_page(log_dir: Path) -> Iterator[Page]:
         )
         log.close()
         try:
-            testing.wait_for_http(f"http://127.0.0.1:{port}/json/version", process, timeout_s=60)
+            services.wait_for_http(f"http://127.0.0.1:{port}/json/version", process, timeout_s=60)
             targets = httpx.get(f"http://127.0.0.1:{port}/json/list").json()
             target = next(t for t in targets if t["type"] == "page")
             with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as ws:

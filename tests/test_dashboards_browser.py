@@ -21,11 +21,11 @@ from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.demo import DEMO_CONFIG, seed
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
 from pravis_rollups.synthetic import generate, parse_iso
 
 from tests.browser import CHROMIUM, Page, chromium_page
 from tests.helpers import now_iso, page_view
+from tests.support import services
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 SCREENSHOTS = Path(__file__).parent.parent / "artifacts" / "screenshots"
@@ -54,7 +54,7 @@ def warehouse_url(clickhouse_server: str) -> str:
 
 @pytest.fixture(scope="module")
 def stream_url(worker_env: dict[str, str], log_dir: Path) -> Iterator[str]:
-    port = testing.free_port()
+    port = services.free_port()
     env = {
         **worker_env,
         "PRAVIS_STREAM_APP_ID": f"pravis-stream-dash-{secrets.token_hex(4)}",
@@ -64,9 +64,9 @@ def stream_url(worker_env: dict[str, str], log_dir: Path) -> Iterator[str]:
         "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
         "PRAVIS_STREAM_LIVE_AUTH": f"token:{LIVE_TOKEN}",
     }
-    process = testing.Process("stream-dash", [sys.executable, "-m", "pravis_stream"], log_dir, env).start()
+    process = services.Process("stream-dash", [sys.executable, "-m", "pravis_stream"], log_dir, env).start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen, timeout_s=90)
+        services.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen, timeout_s=90)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.stop()
@@ -74,7 +74,7 @@ def stream_url(worker_env: dict[str, str], log_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def dashboards_url(warehouse_url: str, stream_url: str, log_dir: Path) -> Iterator[str]:
-    port = testing.free_port()
+    port = services.free_port()
     env = {
         "PRAVIS_CLICKHOUSE_URL": warehouse_url,
         "PRAVIS_STREAM_URL": stream_url,
@@ -82,11 +82,11 @@ def dashboards_url(warehouse_url: str, stream_url: str, log_dir: Path) -> Iterat
         "PRAVIS_STREAM_LIVE_AUTH": f"token:{LIVE_TOKEN}",
         "PRAVIS_DASHBOARDS_AUTH": f"basic:{USER}:{PASSWORD}",
     }
-    process = testing.Process(
+    process = services.Process(
         "dashboards", [sys.executable, "-m", "pravis_dashboards", "--port", str(port)], log_dir, env
     ).start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
+        services.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.stop()

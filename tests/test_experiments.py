@@ -15,7 +15,6 @@ import httpx
 import numpy as np
 import pytest
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
 from pravis_local.experiments_cli import experiment_app
 from pravis_rollups.clickhouse import connect
 from pravis_rollups.experiment_results import latest_results, refresh_results
@@ -26,6 +25,7 @@ from typer.testing import CliRunner
 
 from tests.growthbook_oracle import growthbook_assignment
 from tests.helpers import now_iso, wait_until_stored
+from tests.support import services
 
 PROJECT = "test-project"
 USERS = 400
@@ -303,15 +303,15 @@ def test_conversions_before_the_exposure_are_not_counted(
 def test_a_definition_reaches_a_second_gateway_by_its_refresh(
     gateway, secret_key, api_key, worker_env: dict[str, str], log_dir: Path
 ) -> None:
-    port = testing.free_port()
-    other = testing.Process(
+    port = services.free_port()
+    other = services.Process(
         "gateway-experiments-2",
         [sys.executable, "-m", "pravis_gateway", "--port", str(port)],
         log_dir,
         {**worker_env, "PRAVIS_EXPERIMENTS_REFRESH_S": "0.5"},
     ).start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{port}/readyz", other.popen)
+        services.wait_for_http(f"http://127.0.0.1:{port}/readyz", other.popen)
         second = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         key = f"refresh-{secrets.token_hex(3)}"
         body = {
@@ -325,7 +325,7 @@ def test_a_definition_reaches_a_second_gateway_by_its_refresh(
 
         assert served_by_second() is None
         assert put(gateway, key, secret_key, body).status_code == 201
-        testing.wait_for(lambda: served_by_second() is not None, 60, "the definition on the second gateway")
+        services.wait_for(lambda: served_by_second() is not None, 60, "the definition on the second gateway")
         assert served_by_second()["version"] == 1
         user = "refresh-user"
         assert (
@@ -334,7 +334,7 @@ def test_a_definition_reaches_a_second_gateway_by_its_refresh(
         )
 
         assert put(gateway, key, secret_key, {**body, "status": "stopped"}).status_code in (200, 201)
-        testing.wait_for(lambda: served_by_second()["version"] == 2, 60, "the change on the second gateway")
+        services.wait_for(lambda: served_by_second()["version"] == 2, 60, "the change on the second gateway")
         stopped = feature(second, key, api_key, user)
         assert (stopped["variant"], stopped["in_experiment"]) == ("off", False)
         second.close()

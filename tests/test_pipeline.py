@@ -4,10 +4,10 @@ import json
 
 import httpx
 import pytest
-from pravis_local import testing
 from pravis_rollups.clickhouse import connect
 
 from tests.helpers import now_iso, page_view, stored_counts, voice_request, wait_until_stored
+from tests.support import services
 
 EVENTS_PATH = "/api/v1/analytics/events"
 
@@ -123,7 +123,7 @@ def test_limits_answer_413(post) -> None:
 
 
 def test_nothing_accepted_is_lost_across_a_loader_restart(
-    post, loader: testing.Process, clickhouse_url: str, worker_env: dict[str, str]
+    post, loader: services.Process, clickhouse_url: str, worker_env: dict[str, str]
 ) -> None:
     before = [page_view() for _ in range(50)]
     assert post({"events": before}).status_code == 200
@@ -133,7 +133,9 @@ def test_nothing_accepted_is_lost_across_a_loader_restart(
     while_down = [voice_request() for _ in range(50)]
     assert post({"events": while_down}).json() == {"status": "ok", "processed": 50}
     loader.start()
-    testing.wait_for_http(f"http://127.0.0.1:{worker_env['PRAVIS_LOADER_HEALTH_PORT']}/healthz", loader.popen)
+    services.wait_for_http(
+        f"http://127.0.0.1:{worker_env['PRAVIS_LOADER_HEALTH_PORT']}/healthz", loader.popen
+    )
 
     ids = [e["event_id"] for e in before + while_down]
     assert wait_until_stored(clickhouse_url, ids) == dict.fromkeys(ids, 1)

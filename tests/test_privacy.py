@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import orjson
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
 from pravis_rollups.clickhouse import connect
 from pravis_rollups.jobs import run_rollups
 from pravis_schemas import rows_of_record
 from pravis_schemas.personal_data import RETAINED_FOR_ACCOUNTABILITY
 
 from tests.helpers import now_iso, page_view, wait_until_stored
+from tests.support import services
 
 EVENTS = "/api/v1/analytics/events"
 
@@ -66,13 +66,13 @@ def test_consent_is_enforced_per_category(gateway_url: str, api_key: str, secret
 def test_withdrawal_reaches_another_gateway_process(
     gateway_url: str, api_key: str, worker_env: dict[str, str], log_dir: Path
 ) -> None:
-    port = testing.free_port()
-    other = testing.Process(
+    port = services.free_port()
+    other = services.Process(
         "gateway-2", [sys.executable, "-m", "pravis_gateway", "--port", str(port)], log_dir, worker_env
     ).start()
     try:
         other_url = f"http://127.0.0.1:{port}"
-        testing.wait_for_http(other_url + "/readyz", other.popen)
+        services.wait_for_http(other_url + "/readyz", other.popen)
         user = "u-everywhere-" + uuid.uuid4().hex[:6]
         assert post(other_url, api_key, [page_view(user_id=user)])["processed"] == 1
 
@@ -108,7 +108,7 @@ def test_no_raw_email_or_ip_reaches_kafka_or_clickhouse(
     assert post(gateway_url, api_key, events)["processed"] == 2
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
 
-    records = asyncio.run(testing.read_topic(kafka_bootstrap, "events"))
+    records = asyncio.run(services.read_topic(kafka_bootstrap, "events"))
     mine = [
         row for value in records for row in rows_of_record(value) if marker.encode() in row or b"7946" in row
     ]
@@ -283,13 +283,13 @@ def test_a_gateway_started_after_the_changes_rebuilds_consent_from_the_topic(
     assert consent(gateway_url, api_key, restored, analytics=False).status_code == 200
     assert consent(gateway_url, api_key, restored, analytics=True).status_code == 200
 
-    port = testing.free_port()
-    late = testing.Process(
+    port = services.free_port()
+    late = services.Process(
         "gateway-late", [sys.executable, "-m", "pravis_gateway", "--port", str(port)], log_dir, worker_env
     ).start()
     try:
         late_url = f"http://127.0.0.1:{port}"
-        testing.wait_for_http(late_url + "/readyz", late.popen)  # ready only once consent is rebuilt
+        services.wait_for_http(late_url + "/readyz", late.popen)  # ready only once consent is rebuilt
         assert post(late_url, api_key, [page_view(user_id=withdrawn)]) == {
             "status": "ok",
             "processed": 0,

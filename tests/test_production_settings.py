@@ -58,14 +58,15 @@ def test_stream_faust_credentials(event_hubs_env, monkeypatch):
 
 def test_topics_create_on_a_fresh_broker(log_dir):
     from aiokafka.admin import AIOKafkaAdminClient
-    from pravis_local import testing
     from pravis_local.broker import broker_command
     from pravis_local.cli import app
     from pravis_schemas import topics
     from typer.testing import CliRunner
 
-    port = testing.free_port()
-    broker = testing.Process("topics-broker", broker_command("127.0.0.1", port), log_dir).start()
+    from tests.support import services
+
+    port = services.free_port()
+    broker = services.Process("topics-broker", broker_command("127.0.0.1", port), log_dir).start()
 
     async def partitions() -> dict[str, int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}")

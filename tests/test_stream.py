@@ -27,11 +27,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
 from pravis_schemas import topics
 from pravis_schemas.messages import Alert, AlertStatus, Severity
 
 from tests.helpers import now_iso, page_view
+from tests.support import services
 
 EVENTS_PATH = "/api/v1/analytics/events"
 PROJECT = "stream-e2e"
@@ -54,11 +54,11 @@ class Stream:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = int(env["PRAVIS_STREAM_WEB_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = testing.Process("stream", [sys.executable, "-m", "pravis_stream"], log_dir, env)
+        self.process = services.Process("stream", [sys.executable, "-m", "pravis_stream"], log_dir, env)
 
     def start(self) -> "Stream":
         self.process.start()
-        testing.wait_for_http(self.url + "/healthz", self.process.popen, timeout_s=90)
+        services.wait_for_http(self.url + "/healthz", self.process.popen, timeout_s=90)
         return self
 
     def summary(self, window: str = "1h") -> dict[str, Any]:
@@ -115,7 +115,7 @@ def stream(worker_env: dict[str, str], log_dir: Path, webhook: WebhookReceiver) 
         **worker_env,
         "PRAVIS_STREAM_WEBHOOK_URLS": webhook.url,
         "PRAVIS_STREAM_APP_ID": f"pravis-stream-test-{secrets.token_hex(4)}",
-        "PRAVIS_STREAM_WEB_PORT": str(testing.free_port()),
+        "PRAVIS_STREAM_WEB_PORT": str(services.free_port()),
         "PRAVIS_STREAM_DETECT_INTERVAL_S": "1",
         "PRAVIS_STREAM_DETECT_GRACE_S": "0.3",
         "PRAVIS_STREAM_WARMUP_BUCKETS": "5",
@@ -227,7 +227,7 @@ def test_error_burst_alerts_counters_match_and_survive_a_kill(
             if b["pravis_alert"]["project_id"] == PROJECT and b["pravis_alert"]["metric"] == "error_rate"
         ]
 
-    testing.wait_for(lambda: len(hooked()) == 2, 60, "both alerts on the webhook")
+    services.wait_for(lambda: len(hooked()) == 2, 60, "both alerts on the webhook")
     assert hooked() == [(a["alert_id"], a["status"]) for a in error_alerts]
     assert all(b["text"] for b in webhook.bodies)  # what Slack shows
     assert PROJECT in httpx.get(f"{stream.url}/live/projects").json()["projects"]

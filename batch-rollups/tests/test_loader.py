@@ -19,13 +19,14 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from pravis_local import testing
 from pravis_rollups import clickhouse
 from pravis_rollups.loader import Loader
 from pravis_rollups.routing import is_data_error
 from pravis_rollups.settings import Settings
 from pravis_schemas import RejectedEvent, topics
 from pravis_schemas.messages import Alert, ScoredFeedback
+
+from tests.support import services
 
 
 def event(**fields) -> dict:
@@ -421,18 +422,18 @@ def test_copies_in_two_monthly_partitions_count_once_with_final(database_url: st
 
 
 @pytest.fixture
-def own_warehouse(tmp_path: Path, log_dir: Path) -> Iterator[tuple[testing.Process, str]]:
+def own_warehouse(tmp_path: Path, log_dir: Path) -> Iterator[tuple[services.Process, str]]:
     """A warehouse this test may stop and start again (same data, same port)."""
-    if os.environ.get("PRAVIS_CLICKHOUSE_URL") or testing.docker_available():
+    if os.environ.get("PRAVIS_CLICKHOUSE_URL") or services.docker_available():
         pytest.skip("stops and restarts the embedded warehouse")
-    port = testing.free_port()
-    process = testing.Process(
+    port = services.free_port()
+    process = services.Process(
         f"warehouse-outage-{port}",
         [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(tmp_path)],
         log_dir,
     )
     process.start()
-    testing.wait_for_http(f"http://127.0.0.1:{port}/ping", process.popen)
+    services.wait_for_http(f"http://127.0.0.1:{port}/ping", process.popen)
     try:
         yield process, f"http://127.0.0.1:{port}/pravis_outage"
     finally:
@@ -440,10 +441,10 @@ def own_warehouse(tmp_path: Path, log_dir: Path) -> Iterator[tuple[testing.Proce
 
 
 async def test_loader_killed_or_cut_off_from_clickhouse_catches_up_losing_nothing(
-    kafka_bootstrap: str, own_warehouse: tuple[testing.Process, str], log_dir: Path
+    kafka_bootstrap: str, own_warehouse: tuple[services.Process, str], log_dir: Path
 ) -> None:
     warehouse, url = own_warehouse
-    health_port = testing.free_port()
+    health_port = services.free_port()
     env = {
         "PRAVIS_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "PRAVIS_CLICKHOUSE_URL": url,
@@ -452,13 +453,13 @@ async def test_loader_killed_or_cut_off_from_clickhouse_catches_up_losing_nothin
         "PRAVIS_LOADER_BATCH_SECONDS": "0.3",
         "PRAVIS_LOADER_RETRY_MAX_SECONDS": "1",
     }
-    loader = testing.Process("loader-outage", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, env)
+    loader = services.Process("loader-outage", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, env)
     waves = [[event() for _ in range(40)] for _ in range(4)]
     ids = [e["event_id"] for wave in waves for e in wave]
 
     loader.start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{health_port}/healthz", loader.popen)
+        services.wait_for_http(f"http://127.0.0.1:{health_port}/healthz", loader.popen)
         await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in waves[0]])
         await eventually(lambda: len(counts(url, [e["event_id"] for e in waves[0]])) == 40)
 

@@ -18,11 +18,12 @@ import httpx
 import orjson
 import pytest
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
 from pravis_schemas import rows_of_record
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import services
 
 EVENTS = "/api/v1/analytics/events"
 ORIGIN = "https://boutique.example"
@@ -30,14 +31,14 @@ ORIGIN = "https://boutique.example"
 
 class Stack:
     def __init__(self, tmp: Path, log_dir: Path) -> None:
-        self.broker_port, self.gateway_port = testing.free_port(), testing.free_port()
+        self.broker_port, self.gateway_port = services.free_port(), services.free_port()
         self.bootstrap = f"127.0.0.1:{self.broker_port}"
         self.log_dir = log_dir
         store = KeyStore(tmp / "keys.json")
         self.key, _ = store.create("svc", "write")
         self.limited_key, _ = store.create("svc", "write")
-        self.broker = testing.Process("svc-broker", broker_command("127.0.0.1", self.broker_port), log_dir)
-        self.gateway = testing.Process(
+        self.broker = services.Process("svc-broker", broker_command("127.0.0.1", self.broker_port), log_dir)
+        self.gateway = services.Process(
             "svc-gateway",
             [sys.executable, "-m", "pravis_gateway", "--port", str(self.gateway_port)],
             log_dir,
@@ -70,7 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[S
     stack.start_broker()
     stack.gateway.start()
     try:
-        testing.wait_for_http(stack.url + "/readyz", stack.gateway.popen)
+        services.wait_for_http(stack.url + "/readyz", stack.gateway.popen)
         yield stack
     finally:
         stack.gateway.stop()
@@ -95,7 +96,7 @@ def accepted(stack: Stack, events: list[dict], response: httpx.Response) -> None
 
 
 def assert_in_topic(stack: Stack, event_ids: list[str]) -> None:
-    records = asyncio.run(testing.read_topic(stack.bootstrap, "events"))
+    records = asyncio.run(services.read_topic(stack.bootstrap, "events"))
     in_topic = [orjson.loads(row)["event_id"] for value in records for row in rows_of_record(value)]
     assert {i: in_topic.count(i) for i in event_ids} == dict.fromkeys(event_ids, 1)
 
@@ -154,7 +155,7 @@ def test_rejected_events_are_published_with_their_reason(stack: Stack) -> None:
     }
     assert_in_topic(stack, [good["event_id"]])
 
-    rejected = [orjson.loads(v) for v in asyncio.run(testing.read_topic(stack.bootstrap, "events.rejected"))]
+    rejected = [orjson.loads(v) for v in asyncio.run(services.read_topic(stack.bootstrap, "events.rejected"))]
 
     mine = [r for r in rejected if orjson.loads(r["raw"])["event_id"] == bad["event_id"]]
     assert len(mine) == 1
@@ -217,7 +218,7 @@ def test_503_and_not_ready_while_kafka_is_down_then_recovers(stack: Stack) -> No
     assert httpx.get(stack.url + "/healthz").status_code == 200
 
     stack.start_broker()
-    testing.wait_for(lambda: httpx.get(stack.url + "/readyz").status_code == 200, 60, "ready again")
+    services.wait_for(lambda: httpx.get(stack.url + "/readyz").status_code == 200, 60, "ready again")
     # Fresh events on every attempt: only the batch that was acked has to be in the topic, and exactly once.
     deadline = time.monotonic() + 60
     while (response := stack.post({"events": (events := [event()])})).status_code != 200:
@@ -276,8 +277,8 @@ def accepted_per_worker(multiproc_dir: Path) -> dict[str, float]:
 def test_metrics_sum_every_worker_of_a_multi_worker_gateway(
     stack: Stack, log_dir: Path, tmp_path: Path
 ) -> None:
-    port, metrics_port = testing.free_port(), testing.free_port()
-    workers = testing.Process(
+    port, metrics_port = services.free_port(), services.free_port()
+    workers = services.Process(
         "svc-gateway-workers",
         [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", "2"],
         log_dir,
@@ -290,7 +291,7 @@ def test_metrics_sum_every_worker_of_a_multi_worker_gateway(
     ).start()
     try:
         url = f"http://127.0.0.1:{port}"
-        testing.wait_for_http(url + "/readyz", workers.popen)
+        services.wait_for_http(url + "/readyz", workers.popen)
         sent: list[str] = []
 
         def send(batch: list[dict]) -> int:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 import uvicorn
-from pravis_local.testing import read_response_until_closed
 from pravis_schemas.http_limits import BODY_TIMEOUT, BODY_TOO_LARGE, BodyLimits
+
+from tests.support.services import read_response_until_closed
 
 LIMIT = 1000
 TIMEOUT_S = 1.0

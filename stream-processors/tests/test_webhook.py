@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from pravis_local.testing import free_port
 from pravis_schemas.messages import Alert, AlertStatus
 from pravis_stream.webhook import deliver, slack_payload
+
+from tests.support.services import free_port
 
 
 class Receiver(http.server.ThreadingHTTPServer):

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
-from pravis_local import testing
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
 from pravis_rollups.clickhouse import connect
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import services
 
 
 class Stack:
@@ -38,8 +39,8 @@ class Stack:
         name = "faults-durable" if durable else "faults"
         self.data_dir = root / "data"
         self.chdb_dir = root / "chdb"
-        self.broker_port, self.warehouse_port = testing.free_port(), testing.free_port()
-        self.gateway_port, self.loader_port = testing.free_port(), testing.free_port()
+        self.broker_port, self.warehouse_port = services.free_port(), services.free_port()
+        self.gateway_port, self.loader_port = services.free_port(), services.free_port()
         self.bootstrap = f"127.0.0.1:{self.broker_port}"
         self.clickhouse_url = f"http://127.0.0.1:{self.warehouse_port}/pravis_faults"
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
@@ -51,13 +52,13 @@ class Stack:
             "PRAVIS_LOADER_GROUP_ID": f"faults-{secrets.token_hex(3)}",
             "PRAVIS_LOADER_HEALTH_PORT": str(self.loader_port),
         }
-        self.s3: testing.Process | None = None
+        self.s3: services.Process | None = None
         storage = "memory://tansu/"
         if durable:
-            s3_port = testing.free_port()
+            s3_port = services.free_port()
             self.s3_url = f"http://127.0.0.1:{s3_port}"
             moto = Path(sys.executable).parent / "moto_server"
-            self.s3 = testing.Process(f"{name}-s3", [str(moto), "-p", str(s3_port)], log_dir)
+            self.s3 = services.Process(f"{name}-s3", [str(moto), "-p", str(s3_port)], log_dir)
             env |= {
                 "AWS_ENDPOINT": self.s3_url,
                 "AWS_ALLOW_HTTP": "true",
@@ -67,10 +68,10 @@ class Stack:
                 "AWS_DEFAULT_REGION": "eu-west-2",
             }
             storage = "s3://tansu/"
-        self.broker = testing.Process(
+        self.broker = services.Process(
             f"{name}-broker", broker_command("127.0.0.1", self.broker_port, storage), log_dir, env
         )
-        self.warehouse = testing.Process(
+        self.warehouse = services.Process(
             f"{name}-warehouse",
             [
                 *(sys.executable, "-m", "pravis_local.warehouse"),
@@ -79,10 +80,10 @@ class Stack:
             log_dir,
             env,
         )
-        self.loader = testing.Process(
+        self.loader = services.Process(
             f"{name}-loader", [sys.executable, "-m", "pravis_rollups.loader"], log_dir, env
         )
-        self.gateway = testing.Process(
+        self.gateway = services.Process(
             f"{name}-gateway",
             [sys.executable, "-m", "pravis_gateway", "--port", str(self.gateway_port)],
             log_dir,
@@ -92,7 +93,7 @@ class Stack:
     def start_broker(self) -> None:
         if self.s3 is not None and (self.s3.popen is None or self.s3.popen.poll() is not None):
             self.s3.start()
-            testing.wait_for(lambda: httpx.get(self.s3_url, timeout=1).status_code < 500, what="S3 server")
+            services.wait_for(lambda: httpx.get(self.s3_url, timeout=1).status_code < 500, what="S3 server")
             import boto3
 
             s3 = boto3.client(
@@ -108,17 +109,17 @@ class Stack:
 
     def start_warehouse(self) -> None:
         self.warehouse.start()
-        testing.wait_for_http(f"http://127.0.0.1:{self.warehouse_port}/ping", self.warehouse.popen)
+        services.wait_for_http(f"http://127.0.0.1:{self.warehouse_port}/ping", self.warehouse.popen)
         if self.loader.popen is not None:  # a restart: the engine forgot that merges were held
-            testing.wait_for(lambda: self.hold_merges() is None, what="merges held")
+            services.wait_for(lambda: self.hold_merges() is None, what="merges held")
 
     def start_loader(self) -> None:
         self.loader.start()
-        testing.wait_for_http(f"http://127.0.0.1:{self.loader_port}/healthz", self.loader.popen)
+        services.wait_for_http(f"http://127.0.0.1:{self.loader_port}/healthz", self.loader.popen)
 
     def start_gateway(self) -> None:
         self.gateway.start()
-        testing.wait_for_http(f"{self.gateway_url}/readyz", self.gateway.popen)
+        services.wait_for_http(f"{self.gateway_url}/readyz", self.gateway.popen)
 
     def start(self) -> "Stack":
         """Broker, warehouse, loader and gateway in order, each healthy before the next; the loader's
@@ -127,7 +128,7 @@ class Stack:
         self.start_warehouse()
         self.start_loader()
         self.start_gateway()
-        testing.wait_for(lambda: self.duplicates("none") == 0, what="events table")
+        services.wait_for(lambda: self.duplicates("none") == 0, what="events table")
         self.hold_merges()
         return self
 
@@ -180,12 +181,12 @@ class Stack:
         )[0][0]
 
     @staticmethod
-    def freeze(process: testing.Process) -> None:
+    def freeze(process: services.Process) -> None:
         """SIGSTOP: the process keeps its sockets, so what is sent to it waits, unread, until `thaw`."""
         process.popen.send_signal(signal.SIGSTOP)
 
     @staticmethod
-    def thaw(process: testing.Process) -> None:
+    def thaw(process: services.Process) -> None:
         process.popen.send_signal(signal.SIGCONT)
 
     def loader_insert_failures(self) -> float:
@@ -295,7 +296,7 @@ class Load:
             self._thread.join(10)
 
     def wait_accepted(self, more_than: int) -> None:
-        testing.wait_for(lambda: len(self.accepted) > more_than, what=f"{more_than} accepted events")
+        services.wait_for(lambda: len(self.accepted) > more_than, what=f"{more_than} accepted events")
 
     def wait_in_flight(self, timeout_s: float = 10.0) -> Attempt:
         """The next request once it is under way (sent or being sent, not answered yet)."""

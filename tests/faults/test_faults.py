@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from pravis_local.testing import wait_for
 from pravis_schemas import topics
 
 from tests.faults.conftest import RESULTS
 from tests.faults.stack import Load, Stack
+from tests.support.services import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

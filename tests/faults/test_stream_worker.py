@@ -11,12 +11,12 @@ import time
 import httpx
 import pytest
 from pravis_gateway.keys import KeyStore
-from pravis_local import testing
-from pravis_local.testing import wait_for
 
 from tests.faults.conftest import RESULTS
 from tests.faults.stack import Load, Stack
 from tests.faults.test_faults import KillPoint
+from tests.support import services
+from tests.support.services import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 PROJECT = "faults-stream"
@@ -28,7 +28,7 @@ def live_total(url: str) -> int:
 
 
 def test_stream_worker_kill_9_counters_resume_exactly(stack: Stack, fault_rng: random.Random) -> None:
-    port = testing.free_port()
+    port = services.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         "PRAVIS_KAFKA_BOOTSTRAP": stack.bootstrap,
@@ -39,11 +39,11 @@ def test_stream_worker_kill_9_counters_resume_exactly(stack: Stack, fault_rng: r
         "PRAVIS_STREAM_SESSION_TIMEOUT_S": "6",
         "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
     }
-    worker = testing.Process("faults-stream", [sys.executable, "-m", "pravis_stream"], stack.log_dir, env)
+    worker = services.Process("faults-stream", [sys.executable, "-m", "pravis_stream"], stack.log_dir, env)
     key, _ = KeyStore(stack.data_dir / "keys.json").create(PROJECT, "write")
     worker.start()
     try:
-        testing.wait_for_http(url + "/healthz", worker.popen, timeout_s=90)
+        services.wait_for_http(url + "/healthz", worker.popen, timeout_s=90)
         point = KillPoint.draw(fault_rng)
         load = Load(stack.gateway_url, key, "stream-kill").start()
         point.wait(load)
@@ -56,7 +56,7 @@ def test_stream_worker_kill_9_counters_resume_exactly(stack: Stack, fault_rng: r
         uncounted = len(load.accepted) - accepted_at_freeze
         load.wait_accepted(len(load.accepted) + 300)  # accepted while no stream worker runs
         worker.start()
-        testing.wait_for_http(url + "/healthz", worker.popen, timeout_s=90)
+        services.wait_for_http(url + "/healthz", worker.popen, timeout_s=90)
         healthy_after = time.monotonic() - killed
         load.wait_accepted(len(load.accepted) + 200)
         load.stop()

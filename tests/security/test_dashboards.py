@@ -25,9 +25,10 @@ import orjson
 import pytest
 import yaml
 from pravis_dashboards.settings import Settings as DashboardsSettings
-from pravis_local import testing
 from pravis_rollups.clickhouse import connect, migrate, migration_files
 from pravis_stream.settings import Settings as StreamSettings
+
+from tests.support import services
 
 HOSTILE = "x\nDROP TABLE pravis.events;\n--"
 PROJECTS = [
@@ -63,7 +64,7 @@ class Service:
     url: str
     metrics_url: str
     headers: dict[str, str]
-    process: testing.Process
+    process: services.Process
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def warehouse_url(clickhouse_server: str) -> str:
 
 @pytest.fixture(scope="module")
 def stream(worker_env: dict[str, str], log_dir: Path) -> Iterator[Service]:
-    port, metrics_port, token = testing.free_port(), testing.free_port(), secrets.token_urlsafe(24)
+    port, metrics_port, token = services.free_port(), services.free_port(), secrets.token_urlsafe(24)
     env = {
         **worker_env,
         "PRAVIS_STREAM_APP_ID": f"pravis-stream-sec-{secrets.token_hex(4)}",
@@ -88,10 +89,10 @@ def stream(worker_env: dict[str, str], log_dir: Path) -> Iterator[Service]:
         "PRAVIS_STREAM_SESSION_TIMEOUT_S": "6",
         "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
     }
-    process = testing.Process("stream-security", [sys.executable, "-m", "pravis_stream"], log_dir, env)
+    process = services.Process("stream-security", [sys.executable, "-m", "pravis_stream"], log_dir, env)
     process.start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen, timeout_s=90)
+        services.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen, timeout_s=90)
         yield Service(
             f"http://127.0.0.1:{port}",
             f"http://127.0.0.1:{metrics_port}",
@@ -104,7 +105,7 @@ def stream(worker_env: dict[str, str], log_dir: Path) -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def dashboards(warehouse_url: str, stream: Service, log_dir: Path) -> Iterator[Service]:
-    port, metrics_port, password = testing.free_port(), testing.free_port(), secrets.token_urlsafe(16)
+    port, metrics_port, password = services.free_port(), services.free_port(), secrets.token_urlsafe(16)
     env = {
         "PRAVIS_CLICKHOUSE_URL": warehouse_url,
         "PRAVIS_STREAM_URL": stream.url,
@@ -113,9 +114,9 @@ def dashboards(warehouse_url: str, stream: Service, log_dir: Path) -> Iterator[S
         "PRAVIS_DASHBOARDS_METRICS_PORT": str(metrics_port),
     }
     argv = [sys.executable, "-m", "pravis_dashboards", "--port", str(port)]
-    process = testing.Process("dashboards-security", argv, log_dir, env).start()
+    process = services.Process("dashboards-security", argv, log_dir, env).start()
     try:
-        testing.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
+        services.wait_for_http(f"http://127.0.0.1:{port}/healthz", process.popen)
         auth = httpx.BasicAuth("analyst", password)
         headers = {"Authorization": auth._auth_header}
         yield Service(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", headers, process)

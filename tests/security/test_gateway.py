@@ -23,12 +23,12 @@ import httpx
 import orjson
 import pytest
 import yaml
-from pravis_local import testing
-from pravis_local.testing import read_response_until_closed
 from pravis_rollups.clickhouse import connect
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import page_view, stored_counts, wait_until_stored
+from tests.support import services
+from tests.support.services import read_response_until_closed
 
 EVENTS = "/api/v1/analytics/events"
 K8S = Path(__file__).parents[2] / "deploy" / "k8s"
@@ -293,13 +293,13 @@ def test_metrics_can_move_off_the_public_port(
 ) -> None:
     """With PRAVIS_GATEWAY_METRICS_PORT the public port answers 404 for /metrics and the metrics port serves
     the counts of every worker process (a refusal made by whichever worker took it is in the sum)."""
-    port, metrics_port = testing.free_port(), testing.free_port()
+    port, metrics_port = services.free_port(), services.free_port()
     env = {**worker_env, "PRAVIS_GATEWAY_METRICS_PORT": str(metrics_port)}
     argv = [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", str(workers)]
-    gateway = testing.Process(f"gateway-metrics-{workers}", argv, log_dir, env).start()
+    gateway = services.Process(f"gateway-metrics-{workers}", argv, log_dir, env).start()
     try:
         url = f"http://127.0.0.1:{port}"
-        testing.wait_for_http(f"{url}/readyz", gateway.popen)
+        services.wait_for_http(f"{url}/readyz", gateway.popen)
         public = httpx.get(f"{url}/metrics")
         assert public.status_code == 404 and public.json()["status"] == "error"
         refusals = 4

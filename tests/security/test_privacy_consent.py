@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
-from pravis_local import testing
 from pravis_rollups.clickhouse import connect
 from pravis_schemas import topics
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import page_view, stored_counts, wait_until_stored
+from tests.support import services
 
 EVENTS = "/api/v1/analytics/events"
 ALL_WITHDRAWN = {"analytics": False, "performance": False, "feedback": False, "personalization": False}
@@ -31,7 +31,7 @@ def counter(url: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def worker_metrics(privacy_worker: testing.Process) -> str:
+def worker_metrics(privacy_worker: services.Process) -> str:
     return f"http://127.0.0.1:{privacy_worker.env['PRAVIS_PRIVACY_HEALTH_PORT']}/metrics"
 
 
@@ -87,7 +87,7 @@ def test_forged_and_replayed_privacy_requests_delete_nothing_while_a_genuine_one
     kafka_bootstrap: str,
     clickhouse_url: str,
     loader,
-    privacy_worker: testing.Process,
+    privacy_worker: services.Process,
 ) -> None:
     victim, doomed = "u-victim-" + uuid.uuid4().hex[:6], "u-doomed-" + uuid.uuid4().hex[:6]
     victim_events = [page_view(user_id=victim) for _ in range(3)]
@@ -234,7 +234,7 @@ def experiment_exposure(user_id: str) -> dict:
 
 
 async def gpc_records(bootstrap: str, subject: str) -> list[dict]:
-    records = [orjson.loads(v) for v in await testing.read_topic(bootstrap, topics.CONSENT)]
+    records = [orjson.loads(v) for v in await services.read_topic(bootstrap, topics.CONSENT)]
     return [r for r in records if r["subject"] == subject and r.get("source") == "gpc"]
 
 

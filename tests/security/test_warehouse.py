@@ -14,9 +14,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from pravis_local import testing
 from pravis_local.settings import Settings
 from pravis_local.stack import dev_api_key
+
+from tests.support import services
 
 PASSWORD = "s3cret:/@pw"
 
@@ -31,7 +32,7 @@ def warehouse_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
 @pytest.fixture(scope="module")
 def warehouse(warehouse_data: tuple[Path, str], log_dir: Path) -> Iterator[str]:
     """The embedded warehouse as `make up` runs it: loopback, no password."""
-    with testing.embedded_warehouse(warehouse_data[0], log_dir, name="warehouse-security") as url:
+    with services.embedded_warehouse(warehouse_data[0], log_dir, name="warehouse-security") as url:
         httpx.post(url, content="CREATE TABLE IF NOT EXISTS victim (n UInt8) ENGINE = MergeTree ORDER BY n")
         yield url
 
@@ -40,7 +41,7 @@ def warehouse(warehouse_data: tuple[Path, str], log_dir: Path) -> Iterator[str]:
 def locked_warehouse(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[str]:
     env = {"PRAVIS_WAREHOUSE_USER": "pravis", "PRAVIS_WAREHOUSE_PASSWORD": PASSWORD}
     data_dir = tmp_path_factory.mktemp("warehouse-locked")
-    with testing.embedded_warehouse(data_dir, log_dir, env, name="warehouse-locked") as url:
+    with services.embedded_warehouse(data_dir, log_dir, env, name="warehouse-locked") as url:
         yield url
 
 

@@ -14,7 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pravis_local.broker import ensure_topics
 from pravis_local.settings import Settings
 from pravis_local.stack import services
-from pravis_local.testing import Process, free_port, wait_for_http
+
+from tests.support.services import Process, free_port, wait_for_http
 
 pytestmark = pytest.mark.timeout(240)
 RECORDS = 100_000

@@ -14,7 +14,8 @@ import pytest
 from pravis_local.broker import broker_command
 from pravis_local.orphans import SUPERVISOR_ENV
 from pravis_local.pdeathsig import EXIT_PARENT_GONE
-from pravis_local.testing import free_port, wait_for
+
+from tests.support.services import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -21,9 +21,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pravis_local.broker import ensure_topics
 from pravis_local.settings import Settings
 from pravis_local.status import consumer_lag, process_figures, rows_loaded_last_minute
-from pravis_local.testing import Process, free_port, wait_for_http
 from pravis_rollups.clickhouse import connect, migrate
 from pravis_schemas import record_of_rows, topics
+
+from tests.support.services import Process, free_port, wait_for_http
 
 pytestmark = pytest.mark.timeout(120)
 PRAVIS = str(Path(sys.executable).parent / "pravis")

@@ -23,7 +23,8 @@ import lz4.frame
 import pytest
 import zstandard
 from clickhouse_connect.driver.exceptions import DatabaseError
-from pravis_local.testing import wait_for
+
+from tests.support.services import wait_for
 
 DATABASE = "pravis"
 # The module's server has this many chdb connections ("lanes"); tests that must know which requests share a

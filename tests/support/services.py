@@ -1,4 +1,5 @@
-"""Real services for tests: Kafka and ClickHouse from the environment, Docker, or embedded on free ports.
+"""Real services for tests and benchmarks (dev-only, never imported by runtime code): Kafka and ClickHouse
+from the environment, Docker, or embedded on free ports.
 
 Order of preference: `PRAVIS_KAFKA_BOOTSTRAP` / `PRAVIS_CLICKHOUSE_URL` when set; testcontainers (Apache
 Kafka, ClickHouse) when a Docker engine answers; otherwise the embedded Tansu broker and chdb warehouse.
@@ -15,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
-
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
 
 
