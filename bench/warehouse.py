@@ -4,7 +4,7 @@
 2. the full rollup set over the whole period vs one full-scan GROUP BY of the events table (target ≤ 3x).
 
 `python -m bench.warehouse [--events 10000000] [--users 100000] [--days 30]`: the defaults are the issue's
-size. The data is `pravis_rollups.synthetic` (users, sessions, voice flows, API calls, feedback), made one
+size. The data is `pravis_local.synthetic` (users, sessions, voice flows, API calls, feedback), made one
 user at a time and published as it is made, the way the gateway does it: one record per batch and user, rows
 separated by newlines. Results are printed and written to artifacts/bench/warehouse.json.
 """
@@ -25,12 +25,12 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pravis_local.broker import broker_command, default_partitions, ensure_topics
+from pravis_local.synthetic import SyntheticConfig, events_by_user, json_rows
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan
 from pravis_rollups.loader import Loader
 from pravis_rollups.rollups import RollupOptions
 from pravis_rollups.settings import Settings
-from pravis_rollups.synthetic import SyntheticConfig, events_by_user, json_rows
 from pravis_schemas import topics
 from rich.console import Console
 from rich.progress import (

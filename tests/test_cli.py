@@ -1,13 +1,13 @@
 """The operator CLI as an operator runs it (the installed `pravis` executable, a process of its own):
-`pravis migrate`, `sql`, `retention` and `keys` against a warehouse database and a data directory of this
-module's own, each checked from outside the CLI (the warehouse's system tables, the key store)."""
+`pravis migrate`, `sql`, `retention`, `keys` and `demo` against a warehouse database and a data directory of
+this module's own, each checked from outside the CLI (the warehouse's system tables, the key store)."""
 
 import os
 import secrets
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -157,3 +157,22 @@ def test_keys_create_list_and_revoke(cli_env: dict[str, str]) -> None:
     refused = pravis("keys", "create", "--kind", "admin", env=cli_env, ok=False)
     assert refused.returncode != 0
     assert [k.kind for k in store.list()] == ["secret"]
+
+
+def test_demo_fills_an_empty_warehouse_with_the_dataset_its_rollups_and_alerts(
+    clickhouse_server: str, cli_env: dict[str, str]
+) -> None:
+    url = f"{clickhouse_server}/pravis_cli_demo_{secrets.token_hex(4)}"
+    said = pravis("demo", "--url", url, env=cli_env).stdout
+
+    with connect(url) as client:
+        distinct = client.query("SELECT count() FROM events FINAL").result_rows[0][0]
+        days = client.query("SELECT min(toDate(timestamp)), max(toDate(timestamp)) FROM events").result_rows
+        rollup_days = client.query("SELECT count() FROM daily_active_users").result_rows[0][0]
+        alerts = client.query("SELECT DISTINCT alert_id FROM alerts ORDER BY alert_id").result_rows
+
+    # The demo is three weeks of March 2024 (README) for two projects, with three alerts of project `default`.
+    assert said.startswith(f"loaded {distinct} events, 2024-03-04 to 2024-03-24, into ")
+    assert days == [(date(2024, 3, 4), date(2024, 3, 24))]
+    assert rollup_days == 21 * 2
+    assert [a for (a,) in alerts] == ["demo-alert-0", "demo-alert-1", "demo-alert-2"]

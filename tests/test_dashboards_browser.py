@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
-from pravis_dashboards.demo import DEMO_CONFIG, seed
 from pravis_gateway.keys import KeyStore
-from pravis_rollups.synthetic import generate, parse_iso
+from pravis_local.demo import DEMO_CONFIG, seed
+from pravis_local.synthetic import generate, parse_iso
 
 from tests.browser import CHROMIUM, Page, chromium_page
 from tests.helpers import now_iso, page_view

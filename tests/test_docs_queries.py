@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pravis_local.synthetic import SyntheticConfig, generate, json_rows
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
-from pravis_rollups.synthetic import SyntheticConfig, generate, json_rows
 
 DOC = Path(__file__).parents[1] / "docs" / "queries.md"
 

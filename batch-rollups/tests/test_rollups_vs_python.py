@@ -16,10 +16,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan, recompute_window, run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions, monday
-from pravis_rollups.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
 
 AI_TYPES = {"voice_request", "transcription", "tts", "conversation"}
 LATE_DAYS = 3

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from pravis_local.cli import app
+from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
 from pravis_rollups import clickhouse, feedback_report
 from pravis_rollups.jobs import drop_stale_staging
 from pravis_rollups.scheduler import Scheduler
 from pravis_rollups.settings import Settings
-from pravis_rollups.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
 from typer.testing import CliRunner
 
 START = date(2024, 3, 4)  # a Monday

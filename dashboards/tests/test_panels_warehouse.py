@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
-from pravis_dashboards.demo import seed
-from pravis_rollups.synthetic import Dataset, parse_iso
+from pravis_local.demo import seed
+from pravis_local.synthetic import Dataset, parse_iso
 
 AI_TYPES = {"voice_request", "transcription", "tts", "conversation"}  # schemas/README.md, not the code
 

@@ -1,1 +1,1 @@
-"""Dev-only helpers for every test folder and the benchmarks: real services and child processes (`services`)."""
+"""Dev-only helpers for the test folders and the benchmarks: real services, child processes (`services`)."""

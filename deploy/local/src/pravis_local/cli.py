@@ -164,6 +164,19 @@ def rollup(
     console.print(table)
 
 
+@app.command()
+def demo(url: UrlOption = None) -> None:
+    """Fill the warehouse with the synthetic demo dataset (March 2024), its rollups, alerts and experiment
+    results, so the dashboards have something to show."""
+    from pravis_local.demo import seed
+
+    url = url or _warehouse_url()
+    dataset = seed(url)
+    typer.echo(
+        f"loaded {len(dataset.all_events())} events, {dataset.config.start} to {dataset.end}, into {url}"
+    )
+
+
 @report_app.command("feedback")
 def report_feedback(
     week: Annotated[

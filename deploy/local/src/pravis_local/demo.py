@@ -1,12 +1,11 @@
-"""Fill a warehouse with the deterministic synthetic dataset (pravis_rollups.synthetic), its rollups, a few
+"""Fill a warehouse with the deterministic synthetic dataset (pravis_local.synthetic), its rollups, a few
 alerts and experiment results: the known answers of the dashboard tests, and a demo for an empty warehouse.
 
-`python -m pravis_dashboards.demo [--url URL]` loads it into PRAVIS_CLICKHOUSE_URL (or URL).
+`pravis demo [--url URL]` loads it into the warehouse (PRAVIS_CLICKHOUSE_URL, or URL).
 """
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +13,8 @@ from pravis_rollups import clickhouse
 from pravis_rollups.experiment_results import RESULT_COLUMNS
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
-from pravis_rollups.synthetic import Dataset, SyntheticConfig, generate, json_rows
 
-from pravis_dashboards.settings import Settings
+from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows
 
 DEMO_CONFIG = SyntheticConfig(seed=7, users=40, days=21)
 
@@ -102,17 +100,3 @@ def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
         client.insert("experiment_results", demo_experiment_results(dataset), column_names=RESULT_COLUMNS)
         run_rollups(client, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
     return dataset
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="pravis_dashboards.demo")
-    parser.add_argument("--url", default=Settings().clickhouse_url)
-    args = parser.parse_args()
-    dataset = seed(args.url)
-    print(
-        f"loaded {len(dataset.all_events())} events, {dataset.config.start} to {dataset.end}, into {args.url}"
-    )
-
-
-if __name__ == "__main__":
-    main()

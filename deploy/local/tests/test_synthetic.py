@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
-from pravis_rollups.synthetic import SyntheticConfig, events_by_user, generate, json_rows
+from pravis_local.synthetic import SyntheticConfig, events_by_user, generate, json_rows
 
 ON_TIME = SyntheticConfig(seed=3, start=date(2024, 3, 4), days=30, users=40, duplicate_rate=0, late_rate=0)
 

@@ -1,4 +1,4 @@
-"""Deterministic synthetic product data for tests and benchmarks (pure: no I/O).
+"""Deterministic synthetic product data for tests, benchmarks and `pravis demo` (pure: no I/O).
 
 `generate(SyntheticConfig(...))` returns the flat rows of the `events` topic (as the gateway writes them:
 `pravis_schemas.EnrichedEvent.to_json()` field names, datetimes as ISO-8601 UTC strings) and of
