@@ -1,6 +1,7 @@
 """The operator CLI as an operator runs it (the installed `pravis` executable, a process of its own):
-`pravis migrate`, `sql`, `retention` and `keys` against a warehouse database and a data directory of this
-module's own, each checked from outside the CLI (the warehouse's system tables, the key store)."""
+`pravis migrate`, `sql`, `retention`, `keys` and `report feedback` against a warehouse database and a data
+directory of this module's own, each checked from outside the CLI (the warehouse's system tables, the key
+store, the files written)."""
 
 import os
 import secrets
@@ -157,3 +158,14 @@ def test_keys_create_list_and_revoke(cli_env: dict[str, str]) -> None:
     refused = pravis("keys", "create", "--kind", "admin", env=cli_env, ok=False)
     assert refused.returncode != 0
     assert [k.kind for k in store.list()] == ["secret"]
+
+
+def test_report_feedback_covers_the_monday_to_sunday_week_of_the_day_given(
+    url: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    printed = pravis(
+        "report", "feedback", "--week", "2024-03-09", "--url", url, "--out", str(tmp_path), env=cli_env
+    )
+
+    assert "(2024-03-04 to 2024-03-10)" in printed.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feedback-2024-W10.html", "feedback-2024-W10.md"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
-from pravis_rollups.rollups import RollupOptions
+from pravis_rollups.rollups import ROLLUPS, RollupOptions
 from pravis_rollups.synthetic import SyntheticConfig, generate, json_rows
 
 DOC = Path(__file__).parents[1] / "docs" / "queries.md"
@@ -47,6 +47,12 @@ def warehouse(clickhouse_server: str) -> Iterator[Any]:
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
         run_rollups(client, config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
         yield client
+
+
+def test_the_tables_section_lists_every_rollup() -> None:
+    filled_by_rollups = re.findall(r"^\| `(\w+)` \|.*\| rollups \|$", DOC.read_text(), flags=re.M)
+
+    assert sorted(filled_by_rollups) == sorted([r.table for r in ROLLUPS] + ["rollup_runs"])
 
 
 def test_the_doc_has_ready_queries_for_every_metric() -> None:

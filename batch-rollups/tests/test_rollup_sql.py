@@ -7,16 +7,8 @@ import pytest
 from pravis_rollups.clickhouse import migration_files
 from pravis_rollups.jobs import contiguous_chunks, recompute_window
 from pravis_rollups.report import last_complete_week
-from pravis_rollups.rollups import (
-    BY_NAME,
-    ROLLUPS,
-    SCAN_COLUMNS,
-    RollupOptions,
-    monday,
-    rollups_named,
-    scan_days_before,
-    scan_select,
-)
+from pravis_rollups.rollups import BY_NAME, ROLLUPS, RollupOptions, monday, rollups_named
+from pravis_rollups.scan import SCAN_COLUMNS, scan_days_before, scan_select
 from pravis_rollups.scheduler import last_due, next_due, plan_cycle
 
 OPTIONS = RollupOptions(as_of=date(2024, 3, 31))

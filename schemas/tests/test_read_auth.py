@@ -3,7 +3,7 @@
 import base64
 
 import pytest
-from pravis_schemas.read_auth import ReadAuth, ReadAuthSetting
+from pravis_schemas.read_auth import ReadAuth, ReadAuthSetting, basic_credentials, credentials_match
 from pydantic import BaseModel, SecretStr, ValidationError
 
 
@@ -35,6 +35,31 @@ def test_basic_checks_user_and_password() -> None:
     assert auth.check("Basic wörd") == "wrong_credentials"
     assert auth.check("Bearer pa:ss wörd") == "wrong_credentials"
     assert auth.challenge == 'Basic realm="pravis", charset="UTF-8"'
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [
+        ("Basic YW5hOnBhOnNz", ("ana", "pa:ss")),
+        ("basic  YW5hOg== ", ("ana", "")),
+        ("Basic asO2cmc6cHc=", ("jörg", "pw")),
+        ("Basic YW5h", None),  # "ana": no colon
+        ("Basic /zpwdw==", None),  # b"\xff:pw": not UTF-8
+        ("Basic !!!", None),
+        ("Basic", None),
+        ("Bearer YW5hOnBhOnNz", None),
+        ("", None),
+    ],
+)
+def test_basic_credentials_are_read_from_the_header(authorization: str, expected: tuple | None) -> None:
+    assert basic_credentials(authorization) == expected
+
+
+def test_credentials_match_only_when_user_and_password_both_do() -> None:
+    assert credentials_match("ana", "pw", "ana", "pw")
+    assert not credentials_match("ana", "pw ", "ana", "pw")
+    assert not credentials_match("bob", "pw", "ana", "pw")
+    assert not credentials_match("", "", "ana", "pw")
 
 
 @pytest.mark.parametrize(

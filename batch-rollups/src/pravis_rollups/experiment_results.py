@@ -16,7 +16,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 
-from pravis_rollups.experiments import result_rows, results_sql
+from pravis_rollups.experiments import GOAL_STAT_COLUMNS, result_rows, results_sql
 
 LATEST_DEFINITIONS_SQL = (
     "SELECT project_id, version, toString(created_at), definition FROM experiments FINAL "
@@ -39,14 +39,7 @@ RESULT_COLUMNS = [
     "goal_kind",
     "users",
     "multi_variant_users",
-    "conversions",
-    "conversion_rate",
-    "mean",
-    "variance",
-    "lift",
-    "lift_ci_low",
-    "lift_ci_high",
-    "p_value",
+    *GOAL_STAT_COLUMNS,
     "confidence_level",
     "srm_p_value",
     "srm_flag",

@@ -222,19 +222,21 @@ def result_rows(
     return rows
 
 
+GOAL_STAT_COLUMNS = (
+    "conversions",
+    "conversion_rate",
+    "mean",
+    "variance",
+    "lift",
+    "lift_ci_low",
+    "lift_ci_high",
+    "p_value",
+)
+"""The per-goal statistics of an `experiment_results` row; NULL on the exposure-only row."""
+
+
 def _empty_goal() -> dict[str, Any]:
-    return dict.fromkeys(
-        (
-            "conversions",
-            "conversion_rate",
-            "mean",
-            "variance",
-            "lift",
-            "lift_ci_low",
-            "lift_ci_high",
-            "p_value",
-        )
-    )
+    return dict.fromkeys(GOAL_STAT_COLUMNS)
 
 
 def _goal_fields(

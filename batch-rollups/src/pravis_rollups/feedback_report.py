@@ -23,7 +23,7 @@ from pravis_rollups.report import (
     to_html,
     to_markdown,
 )
-from pravis_rollups.rollups import RollupOptions
+from pravis_rollups.rollups import RollupOptions, feedback_daily
 
 LOWEST_PER_PROJECT = 10
 TERMS_PER_PROJECT = 10
@@ -91,7 +91,11 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
         raise ValueError(f"{week_start} is not a Monday")
     previous = week_start - timedelta(days=7)
     run_rollups(
-        client, previous, week_start + timedelta(days=6), ["feedback_daily"], RollupOptions(as_of=week_start)
+        client,
+        previous,
+        week_start + timedelta(days=6),
+        [feedback_daily.table],
+        RollupOptions(as_of=week_start),
     )
     report = FeedbackReport(week_start, now or datetime.now(UTC))
     projects: dict[str, ProjectSummary] = {}

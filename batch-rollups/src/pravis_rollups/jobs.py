@@ -27,14 +27,14 @@ from pravis_schemas.personal_data import STAGING_TABLE_PREFIX
 
 from pravis_rollups import clickhouse
 from pravis_rollups.rollups import (
-    ACTIVITY,
     MAU_WINDOW_DAYS,
     Rollup,
     RollupOptions,
     day_range,
     rollups_named,
-    scan_select,
+    user_activity_daily,
 )
+from pravis_rollups.scan import scan_select
 
 CHUNK_PARTITIONS = 31
 """Partitions computed by one INSERT ... SELECT, and days of events one shared scan holds in the server's
@@ -100,25 +100,24 @@ def plan(
     assert options.as_of is not None
     selected = rollups_named(names)
     needs = [r for r in selected if r.needs_activity]
-    with_activity = bool(needs) or ACTIVITY in selected
+    with_activity = bool(needs) or user_activity_daily in selected
     history: set[date] = set()
     if needs:
         whole_history = any(r.grain == "week" for r in needs)
         lowest = None if whole_history else first - timedelta(days=MAU_WINDOW_DAYS - 1)
         highest = max(last, options.as_of) if whole_history else last
         history = set(missing_activity_days(client, lowest, highest)) - set(day_range(first, last))
-    steps = [Step(ACTIVITY, run) for run in contiguous_chunks(history, 1, chunk)]
+    steps = [Step(user_activity_daily, run) for run in contiguous_chunks(history, 1, chunk)]
     # The rollups reading raw events run chunk by chunk, each chunk's together, so they share one scan of it.
-    readers = [r for r in selected if r.reads_events and r is not ACTIVITY]
+    readers = [r for r in selected if r.reads_events and r is not user_activity_daily]
     if with_activity:
-        readers.insert(0, ACTIVITY)
+        readers.insert(0, user_activity_daily)
     for run in contiguous_chunks(day_range(first, last), 1, chunk):
         steps += [Step(rollup, run, shared_scan=len(readers) > 1) for rollup in readers]
     for rollup in selected:
         if rollup.reads_events:
             continue
-        step_days = 7 if rollup.grain == "week" else 1
-        for run in contiguous_chunks(rollup.partitions(first, last), step_days, chunk):
+        for run in contiguous_chunks(rollup.partitions(first, last), rollup.partition_step_days, chunk):
             steps.append(Step(rollup, run))
     return steps
 
@@ -136,7 +135,7 @@ def missing_activity_days(client: Client, lowest: date | None, highest: date) ->
         WHERE day NOT IN (SELECT partition FROM rollup_runs WHERE job = {job:String})
         ORDER BY day
         """,
-        parameters={"lowest": lowest, "highest": highest, "job": ACTIVITY.table},
+        parameters={"lowest": lowest, "highest": highest, "job": user_activity_daily.table},
     )
     return [row[0] for row in result.result_rows]
 

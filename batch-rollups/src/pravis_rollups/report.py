@@ -9,6 +9,8 @@ import html
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from pravis_rollups.rollups import monday
+
 STOPWORDS = (
     "the",
     "and",
@@ -284,4 +286,4 @@ def summary_text(report: FeedbackReport, location: str) -> str:
 
 def last_complete_week(today: date) -> date:
     """Monday of the last Monday-Sunday week that ended before `today`."""
-    return today - timedelta(days=today.weekday() + 7)
+    return monday(today) - timedelta(days=7)

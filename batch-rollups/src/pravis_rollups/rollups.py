@@ -1,22 +1,22 @@
 # ruff: noqa: E501 - SQL text stays on the lines it reads best on
-"""Rollup SQL builders: pure functions from a date range and options to a parameterized SELECT (no I/O).
+"""Every rollup, defined once: the table it fills, its columns, its partition grain and its SQL builder, a pure
+function from a date range and options to a parameterized SELECT (no I/O).
 
-Each `Rollup` fills one table (its name) whose rows are partitioned by one date column (`day`, or
-`cohort_week` for retention). `Rollup.select(first, last, options)` returns the SELECT computing every
-partition in [first, last]; `pravis_rollups.jobs` runs it into a staging copy and swaps the partitions in.
-Every value reaches ClickHouse as a query parameter (`{name:Type}`); the only text composed here is fixed SQL
-from this module.
+Each rollup is a builder function decorated with `@_registered(grain, columns)`: the decorator turns it into a
+`Rollup` named after the function (the table's name) and adds it to `BY_NAME`, in definition order, which is
+the order they run (`ROLLUPS`). Rows are partitioned by one date column (`day`, or `cohort_week` for
+retention). `Rollup.select(first, last, options)` returns the SELECT computing every partition in [first,
+last]; `pravis_rollups.jobs` runs it into a staging copy and swaps the partitions in. Every value reaches
+ClickHouse as a query parameter (`{name:Type}`); the only text composed here is fixed SQL from this module.
 
 Dedup: raw rows are read `FROM events FINAL` (and `feedback_scored FINAL`), so a redelivered event_id counts
-once. Reading FINAL is the dominant cost of a run (it merges every part's rows by key), so a run over several
-rollups reads it once: `scan_select` copies the deduplicated rows and columns every event-reading rollup
-needs, for a window that covers all their look-arounds, and each rollup's `select` reads that copy instead
-(`source`). Definitions of the voice and AI metrics follow schemas/README.md; docs/queries.md explains every
-column.
+once, or from a shared scan of them (`source`, see `pravis_rollups.scan`). Definitions of the voice and AI
+metrics follow schemas/README.md; docs/queries.md explains every column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -47,6 +47,9 @@ SESSION_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
 )
 """Session duration distribution: [low, high) seconds."""
 
+RATINGS = range(1, 6)
+"""The feedback ratings feedback_daily counts one column each of."""
+
 Grain = Literal["day", "week"]
 
 
@@ -69,11 +72,17 @@ class Query:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
+Builder = Callable[[date, date, RollupOptions, str], Query]
+"""(first partition, last partition, options, source of raw events) -> the SELECT of those partitions' rows."""
+
+
 @dataclass(frozen=True)
 class Rollup:
     table: str
     grain: Grain
     columns: tuple[str, ...]
+    """The table's columns, in the order the builder's SELECT returns them."""
+    builder: Builder
     needs_activity: bool = False
     """Reads user_activity_daily, which must be computed first for the dates it reads."""
     reads_events: bool = True
@@ -83,12 +92,17 @@ class Rollup:
     def partition_column(self) -> str:
         return "cohort_week" if self.grain == "week" else "day"
 
+    @property
+    def partition_step_days(self) -> int:
+        """Days between two consecutive partitions."""
+        return 7 if self.grain == "week" else 1
+
     def partitions(self, first: date, last: date) -> list[date]:
         """The partitions a run over the event dates [first, last] rewrites. A retention cohort changes while
         its members' day-30 activity can still change, so the weeks of the 30 days before `first` are
         included."""
         if self.grain == "day":
-            return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+            return day_range(first, last)
         week = monday(first - timedelta(days=max(RETENTION_DAYS)))
         weeks = []
         while week <= monday(last):
@@ -99,9 +113,9 @@ class Rollup:
     def select(self, first: date, last: date, options: RollupOptions, source: str = "events FINAL") -> Query:
         """SELECT of the rows of partitions [first, last] (days, or cohort Mondays), columns in
         `self.columns`. `source` is where raw events are read: deduplicated events, or a table filled by
-        `scan_select` for a range containing [first, last] (fixed SQL text from the jobs, never user
-        input)."""
-        return _BUILDERS[self.table](first, last, options, source)
+        `pravis_rollups.scan.scan_select` for a range containing [first, last] (fixed SQL text from the jobs,
+        never user input)."""
+        return self.builder(first, last, options, source)
 
 
 def monday(day: date) -> date:
@@ -121,59 +135,31 @@ def _events_between(lo_days: int = 0, hi_days: int = 1) -> str:
     )
 
 
-SCAN_COLUMNS = (
-    "project_id",
-    "event_id",
-    "event_type",
-    "timestamp",
-    "distinct_id",
-    "session_id",
-    "feature_name",
-    "interaction_id",
-    "model_used",
-    "success",
-    "request_duration_ms",
-    "completed",
-    "follow_up",
-    "intent",
-    "transcription_corrected",
-    "endpoint",
-    "method",
-    "duration_ms",
-    "status",
-    "cache_hit",
-    "rating",
-    "comment",
-)
-"""The event columns the event-reading rollups use: a scan copies only these."""
-
-
-def scan_days_before(options: RollupOptions) -> int:
-    """How many days before a range's first day the event-reading rollups look (sessions crossing midnight,
-    feedback on earlier answers, a command repeating the one before midnight)."""
-    repeat_days = -(-options.repeat_window_s // 86_400)
-    return max(SESSION_LOOKAROUND_DAYS, options.feedback_lookback_days, repeat_days)
-
-
-def scan_select(first: date, last: date, options: RollupOptions) -> Query:
-    """Deduplicated events (SCAN_COLUMNS) that every event-reading rollup's `select` over [first, last] reads:
-    from `scan_days_before` days before the range to the sessions' look-ahead after it, plus every later
-    feedback event (feedback on an answer may come any time after it)."""
-    sql = f"""
-SELECT {", ".join(SCAN_COLUMNS)}
-FROM events FINAL
-WHERE timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
-  AND (timestamp < toDateTime64({{date_to:Date}} + {1 + SESSION_LOOKAROUND_DAYS}, 3, 'UTC') OR event_type = 'feedback')"""
-    return Query(sql, {**_dates(first, last), "days_before": scan_days_before(options)})
-
-
-def _dates(first: date, last: date) -> dict[str, Any]:
+def date_parameters(first: date, last: date) -> dict[str, Any]:
     if last < first:
         raise ValueError(f"empty range {first}..{last}")
     return {"date_from": first, "date_to": last}
 
 
-def _user_activity(first: date, last: date, options: RollupOptions, source: str) -> Query:
+BY_NAME: dict[str, Rollup] = {}
+"""Every rollup by table name, in definition order (filled by `_registered`)."""
+
+
+def _registered(
+    grain: Grain, columns: Iterable[str], *, needs_activity: bool = False, reads_events: bool = True
+) -> Callable[[Builder], Rollup]:
+    """Make the decorated builder a Rollup filling the table it is named after, and register it."""
+
+    def register(builder: Builder) -> Rollup:
+        rollup = Rollup(builder.__name__, grain, tuple(columns), builder, needs_activity, reads_events)
+        BY_NAME[rollup.table] = rollup
+        return rollup
+
+    return register
+
+
+@_registered("day", ("project_id", "day", "distinct_id", "events", "first_at", "last_at"))
+def user_activity_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
 SELECT project_id, toDate(timestamp) AS day, distinct_id, count() AS events,
        min(timestamp) AS first_at, max(timestamp) AS last_at
@@ -181,7 +167,7 @@ FROM {source}
 WHERE {_events_between()}
   AND event_type NOT IN {{inactive_types:Array(String)}} AND distinct_id != ''
 GROUP BY project_id, day, distinct_id"""
-    return Query(sql, {**_dates(first, last), "inactive_types": list(options.inactive_types)})
+    return Query(sql, {**date_parameters(first, last), "inactive_types": list(options.inactive_types)})
 
 
 MAX_ACTIVE_USERS_DAYS = 64 - (MAU_WINDOW_DAYS - 1)
@@ -189,7 +175,13 @@ MAX_ACTIVE_USERS_DAYS = 64 - (MAU_WINDOW_DAYS - 1)
 them must fit a 64-bit mask."""
 
 
-def _daily_active_users(first: date, last: date, options: RollupOptions, source: str) -> Query:
+@_registered(
+    "day",
+    ("project_id", "day", "dau", "wau", "mau", "new_users", "stickiness"),
+    needs_activity=True,
+    reads_events=False,
+)
+def daily_active_users(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # One row per user with a bit per active day (bit 0 = the first day of the first MAU window), expanded
     # over the range's days: DAU/WAU/MAU become bit tests and plain counts. Measured at 10M events: 5x faster
     # than expanding every active day into the 30 windows holding it and counting distinct ids per window.
@@ -224,10 +216,22 @@ FROM (
     WHERE {in_month}
     GROUP BY project_id, window_day
 )"""
-    return Query(sql, _dates(first, last))
+    return Query(sql, date_parameters(first, last))
 
 
-def _retention_cohorts(first_week: date, last_week: date, options: RollupOptions, source: str) -> Query:
+@_registered(
+    "week",
+    (
+        "project_id",
+        "cohort_week",
+        "cohort_size",
+        *(f"d{n}_{c}" for n in RETENTION_DAYS for c in ("eligible", "retained", "rate")),
+        "as_of",
+    ),
+    needs_activity=True,
+    reads_events=False,
+)
+def retention_cohorts(first_week: date, last_week: date, options: RollupOptions, source: str) -> Query:
     if options.as_of is None:
         raise ValueError("retention needs options.as_of (the last complete day)")
     counts = ",\n".join(
@@ -261,10 +265,25 @@ FROM (
 )"""
     if first_week.weekday() or last_week.weekday():
         raise ValueError("retention partitions are Mondays")
-    return Query(sql, {**_dates(first_week, last_week), "as_of": options.as_of})
+    return Query(sql, {**date_parameters(first_week, last_week), "as_of": options.as_of})
 
 
-def _sessions_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "sessions",
+        "users",
+        "sessions_per_user",
+        "single_event_sessions",
+        "avg_duration_s",
+        "p50_duration_s",
+        "p90_duration_s",
+        *(name for name, _, _ in SESSION_BUCKETS),
+    ),
+)
+def sessions_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     buckets = ",\n       ".join(
         f"countIf(duration_s >= {low}{f' AND duration_s < {high}' if high is not None else ''}) AS {name}"
         for name, low, high in SESSION_BUCKETS
@@ -292,10 +311,15 @@ FROM (
       AND started_at < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
     GROUP BY project_id, day
 )"""
-    return Query(sql, {**_dates(first, last), "inactive_types": list(options.inactive_types)})
+    return Query(sql, {**date_parameters(first, last), "inactive_types": list(options.inactive_types)})
 
 
-def _feature_usage_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+@_registered(
+    "day",
+    ("project_id", "day", "feature_name", "users", "events", "active_users", "adoption"),
+    needs_activity=True,
+)
+def feature_usage_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
 SELECT f.project_id AS project_id, f.day AS day, f.feature AS feature_name, f.users AS users, f.events AS events,
        a.active_users AS active_users, if(a.active_users = 0, NULL, f.users / a.active_users) AS adoption
@@ -312,10 +336,34 @@ LEFT JOIN (
     WHERE day >= {{date_from:Date}} AND day <= {{date_to:Date}}
     GROUP BY project_id, day
 ) AS a ON f.project_id = a.project_id AND f.day = a.day"""
-    return Query(sql, _dates(first, last))
+    return Query(sql, date_parameters(first, last))
 
 
-def _ai_performance_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "event_type",
+        "model_used",
+        "requests",
+        "successes",
+        "success_rate",
+        "p50_ms",
+        "p95_ms",
+        "feedback",
+        "positive_feedback",
+        "accuracy",
+        "conversations",
+        "completion_reported",
+        "completed",
+        "completion_rate",
+        "follow_up_reported",
+        "follow_ups",
+        "follow_up_rate",
+    ),
+)
+def ai_performance_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # Feedback is counted once per (group, interaction): groupUniqArray of (interaction_id, count, positive)
     # dedups the interactions a group's requests share, so every GROUPING SETS level stays exact, not a sum of
     # levels. ANY JOIN: the feedback side has one row per interaction, and ANY skips looking for more.
@@ -363,14 +411,32 @@ FROM (
     return Query(
         sql,
         {
-            **_dates(first, last),
+            **date_parameters(first, last),
             "ai_types": list(options.ai_types),
             "feedback_lookback_days": options.feedback_lookback_days,
         },
     )
 
 
-def _voice_metrics_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "voice_requests",
+        "voice_successes",
+        "success_rate",
+        "commands",
+        "repeated_commands",
+        "repeated_command_rate",
+        "transcriptions",
+        "correction_reported",
+        "corrected",
+        "correction_rate",
+        "repeat_window_s",
+    ),
+)
+def voice_metrics_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # Voice requests from `repeat_window_s` before the range are read so the first command of a day can repeat
     # the last one of the day before; only events inside the range are counted. Only voice requests go through
     # the window (a sort by session): transcriptions are just counted.
@@ -415,10 +481,29 @@ FROM (
     WHERE ts >= toDateTime64({{date_from:Date}}, 3, 'UTC')
     GROUP BY project_id, day
 )"""
-    return Query(sql, {**_dates(first, last), "repeat_window_s": options.repeat_window_s})
+    return Query(sql, {**date_parameters(first, last), "repeat_window_s": options.repeat_window_s})
 
 
-def _api_performance_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "endpoint",
+        "method",
+        "requests",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "client_errors",
+        "server_errors",
+        "error_rate",
+        "cache_reported",
+        "cache_hits",
+        "cache_hit_ratio",
+    ),
+)
+def api_performance_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
 SELECT project_id, day, endpoint_key AS endpoint, method_key AS method, requests,
        q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, client_errors, server_errors,
@@ -439,11 +524,27 @@ FROM (
     )
     GROUP BY GROUPING SETS ((project_id, day, route, verb), (project_id, day))
 )"""
-    return Query(sql, _dates(first, last))
+    return Query(sql, date_parameters(first, last))
 
 
-def _feedback_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
-    ratings = ", ".join(f"countIf(f.rating = {r}) AS rating_{r}" for r in range(1, 6))
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "feedback",
+        "avg_rating",
+        *(f"rating_{r}" for r in RATINGS),
+        "with_comment",
+        "scored",
+        "positive",
+        "neutral",
+        "negative",
+        "avg_sentiment",
+    ),
+)
+def feedback_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    ratings = ", ".join(f"countIf(f.rating = {r}) AS rating_{r}" for r in RATINGS)
     sql = f"""
 SELECT f.project_id AS project_id, toDate(f.timestamp) AS day, count() AS feedback, avg(f.rating) AS avg_rating,
        {ratings},
@@ -462,151 +563,11 @@ LEFT JOIN (
     WHERE {_events_between(1, 2)}
 ) AS s ON f.project_id = s.project_id AND f.event_id = s.event_id
 GROUP BY project_id, day"""
-    return Query(sql, _dates(first, last))
+    return Query(sql, date_parameters(first, last))
 
 
-_BUILDERS = {
-    "user_activity_daily": _user_activity,
-    "daily_active_users": _daily_active_users,
-    "retention_cohorts": _retention_cohorts,
-    "sessions_daily": _sessions_daily,
-    "feature_usage_daily": _feature_usage_daily,
-    "ai_performance_daily": _ai_performance_daily,
-    "voice_metrics_daily": _voice_metrics_daily,
-    "api_performance_daily": _api_performance_daily,
-    "feedback_daily": _feedback_daily,
-}
-
-_SESSION_COLUMNS = (
-    "project_id",
-    "day",
-    "sessions",
-    "users",
-    "sessions_per_user",
-    "single_event_sessions",
-    "avg_duration_s",
-    "p50_duration_s",
-    "p90_duration_s",
-    *(b[0] for b in SESSION_BUCKETS),
-)
-
-ROLLUPS: tuple[Rollup, ...] = (
-    Rollup(
-        "user_activity_daily", "day", ("project_id", "day", "distinct_id", "events", "first_at", "last_at")
-    ),
-    Rollup(
-        "daily_active_users",
-        "day",
-        ("project_id", "day", "dau", "wau", "mau", "new_users", "stickiness"),
-        needs_activity=True,
-        reads_events=False,
-    ),
-    Rollup(
-        "retention_cohorts",
-        "week",
-        (
-            "project_id",
-            "cohort_week",
-            "cohort_size",
-            *(f"d{n}_{c}" for n in RETENTION_DAYS for c in ("eligible", "retained", "rate")),
-            "as_of",
-        ),
-        needs_activity=True,
-        reads_events=False,
-    ),
-    Rollup("sessions_daily", "day", _SESSION_COLUMNS),
-    Rollup(
-        "feature_usage_daily",
-        "day",
-        ("project_id", "day", "feature_name", "users", "events", "active_users", "adoption"),
-        needs_activity=True,
-    ),
-    Rollup(
-        "ai_performance_daily",
-        "day",
-        (
-            "project_id",
-            "day",
-            "event_type",
-            "model_used",
-            "requests",
-            "successes",
-            "success_rate",
-            "p50_ms",
-            "p95_ms",
-            "feedback",
-            "positive_feedback",
-            "accuracy",
-            "conversations",
-            "completion_reported",
-            "completed",
-            "completion_rate",
-            "follow_up_reported",
-            "follow_ups",
-            "follow_up_rate",
-        ),
-    ),
-    Rollup(
-        "voice_metrics_daily",
-        "day",
-        (
-            "project_id",
-            "day",
-            "voice_requests",
-            "voice_successes",
-            "success_rate",
-            "commands",
-            "repeated_commands",
-            "repeated_command_rate",
-            "transcriptions",
-            "correction_reported",
-            "corrected",
-            "correction_rate",
-            "repeat_window_s",
-        ),
-    ),
-    Rollup(
-        "api_performance_daily",
-        "day",
-        (
-            "project_id",
-            "day",
-            "endpoint",
-            "method",
-            "requests",
-            "p50_ms",
-            "p95_ms",
-            "p99_ms",
-            "client_errors",
-            "server_errors",
-            "error_rate",
-            "cache_reported",
-            "cache_hits",
-            "cache_hit_ratio",
-        ),
-    ),
-    Rollup(
-        "feedback_daily",
-        "day",
-        (
-            "project_id",
-            "day",
-            "feedback",
-            "avg_rating",
-            *(f"rating_{r}" for r in range(1, 6)),
-            "with_comment",
-            "scored",
-            "positive",
-            "neutral",
-            "negative",
-            "avg_sentiment",
-        ),
-    ),
-)
+ROLLUPS: tuple[Rollup, ...] = tuple(BY_NAME.values())
 """Every rollup, in the order they run (user_activity_daily first: three others read it)."""
-
-BY_NAME = {rollup.table: rollup for rollup in ROLLUPS}
-ACTIVITY = BY_NAME["user_activity_daily"]
 
 
 def rollups_named(names: list[str] | None) -> list[Rollup]:
@@ -617,9 +578,3 @@ def rollups_named(names: list[str] | None) -> list[Rollup]:
     if unknown:
         raise ValueError(f"unknown rollup {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
     return [rollup for rollup in ROLLUPS if rollup.table in names]
-
-
-def chunks(items: list[date], size: int) -> list[list[date]]:
-    """Consecutive runs of at most `size` partitions: one INSERT stays under
-    max_partitions_per_insert_block."""
-    return [items[i : i + size] for i in range(0, len(items), size)]

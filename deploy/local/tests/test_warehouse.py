@@ -526,14 +526,14 @@ def test_stop_during_a_query_answers_it_and_exits_cleanly(tmp_path: Path) -> Non
 
 
 def test_insert_data_spools_in_memory_only_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pravis_local import warehouse
+    from pravis_local.warehouse import server
 
     with monkeypatch.context() as patch:
-        patch.setattr(warehouse.shutil, "disk_usage", lambda path: SimpleNamespace(free=64 << 20))
-        assert warehouse.spool_dir(1 << 20) == warehouse.MEMORY_DIR
-        assert warehouse.spool_dir(80 << 20) is None  # the temp directory
-    monkeypatch.setattr(warehouse, "MEMORY_DIR", "/no/such/dir")
-    assert warehouse.spool_dir(1) is None
+        patch.setattr(server.shutil, "disk_usage", lambda path: SimpleNamespace(free=64 << 20))
+        assert server.spool_dir(1 << 20) == server.MEMORY_DIR
+        assert server.spool_dir(80 << 20) is None  # the temp directory
+    monkeypatch.setattr(server, "MEMORY_DIR", "/no/such/dir")
+    assert server.spool_dir(1) is None
 
 
 def test_get_is_read_only_with_clickhouse_code_status_and_message(http: httpx.Client) -> None:

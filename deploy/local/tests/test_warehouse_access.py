@@ -5,7 +5,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from pravis_local.warehouse_access import (
+from pravis_local.warehouse.access import (
     AccessPolicy,
     Refused,
     check_request,

@@ -8,13 +8,14 @@ checked and turned into the client's header here, so the server and its client c
   live API, scripts. A browser never sends a bearer token by itself; pages behind one would have to carry it.
 
 Unset means open, which is the loopback default; anything reachable beyond loopback should set one.
-Comparisons are constant-time (`hmac.compare_digest`) on the UTF-8 bytes.
+Comparisons are constant-time (`hmac.compare_digest`) on the UTF-8 bytes. `basic_credentials` and
+`credentials_match` are also the embedded warehouse's reading of ClickHouse's Basic auth, so every server
+here parses `Authorization: Basic` and compares what it carries one way.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -62,21 +63,43 @@ class ReadAuth:
         """None when the request's Authorization header carries these credentials, else why not."""
         if not authorization:
             return "missing_credentials"
-        scheme, _, credentials = authorization.strip().partition(" ")
-        credentials = credentials.strip()
-        if scheme.lower() != self.scheme or not credentials:
+        secret = self.secret.get_secret_value()
+        if self.scheme == "basic":
+            given = basic_credentials(authorization)
+            accepted = given is not None and credentials_match(*given, self.user, secret)
+            return None if accepted else "wrong_credentials"
+        scheme, token = _scheme_and_credentials(authorization)
+        if scheme != "bearer" or not token:
             return "wrong_credentials"
-        secret = self.secret.get_secret_value().encode()
-        if self.scheme == "bearer":
-            return None if hmac.compare_digest(credentials.encode(), secret) else "wrong_credentials"
-        try:
-            user, colon, password = base64.b64decode(credentials, validate=True).partition(b":")
-        except (binascii.Error, ValueError):
-            return "wrong_credentials"
-        # Both compared, always, so the time taken does not tell whether the user name was right.
-        user_ok = hmac.compare_digest(user, self.user.encode())
-        password_ok = hmac.compare_digest(password, secret)
-        return None if colon and user_ok and password_ok else "wrong_credentials"
+        return None if hmac.compare_digest(token.encode(), secret.encode()) else "wrong_credentials"
+
+
+def _scheme_and_credentials(authorization: str) -> tuple[str, str]:
+    """An Authorization header value's scheme, lowercased (schemes are case-insensitive), and the rest."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    return scheme.lower(), credentials.strip()
+
+
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """The user and password in an `Authorization: Basic <base64(user:password)>` value (RFC 7617), or None
+    when it is not one: another scheme, not base64, not UTF-8 or without the colon."""
+    scheme, credentials = _scheme_and_credentials(authorization)
+    if scheme != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode()
+    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None
+
+
+def credentials_match(user: str, password: str, expected_user: str, expected_password: str) -> bool:
+    """Whether a user and password are the expected ones, in constant time."""
+    # Both compared, always, so the time taken tells neither which one was wrong nor how much of it matched.
+    user_ok = hmac.compare_digest(user.encode(), expected_user.encode())
+    password_ok = hmac.compare_digest(password.encode(), expected_password.encode())
+    return user_ok and password_ok
 
 
 def _valid_setting(value: SecretStr) -> SecretStr:

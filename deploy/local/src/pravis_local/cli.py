@@ -180,13 +180,13 @@ def report_feedback(
     from pravis_rollups import feedback_report
     from pravis_rollups.clickhouse import connect, migrate
     from pravis_rollups.report import last_complete_week
+    from pravis_rollups.rollups import monday
 
     url = url or _warehouse_url()
     migrate(url)
-    monday = last_complete_week(date.today()) if week is None else week.date()
-    monday = monday.fromordinal(monday.toordinal() - monday.weekday())
+    week_start = last_complete_week(date.today()) if week is None else monday(week.date())
     with connect(url) as client:
-        report = feedback_report.build(client, monday)
+        report = feedback_report.build(client, week_start)
     written = feedback_report.write(report, out or settings.data_dir / "reports", webhook)
     console.print(f"{report.title}\n  {written.markdown}\n  {written.html}")
     if written.notified is not None:

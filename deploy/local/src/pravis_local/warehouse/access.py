@@ -12,17 +12,18 @@ engine as clickhouse-local, which does none of that: local mode reads and writes
   access outside ``user_files`` and any ``INFILE``/``OUTFILE``. The engine's parser, not a regex of ours: it
   sees through comments, quoting, case and nesting exactly as execution will;
 - requests are checked before any of that (``check_request``): the Host header (DNS rebinding), the Origin
-  of browser requests (cross-site form posts) and, when a password is set, the credentials.
+  of browser requests (cross-site form posts) and, when a password is set, the credentials (Basic auth
+  parsed and compared by ``pravis_schemas.read_auth``, as the dashboards and the live API do).
 """
 
-import base64
-import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
+
+from pravis_schemas.read_auth import basic_credentials, credentials_match
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # Access types of the engine that reach outside the process (ClickHouse's SOURCES group, but FILE).
@@ -132,25 +133,18 @@ def _authenticate(policy: AccessPolicy, headers: Any, params: dict[str, str]) ->
         )
     user, password = "default", ""
     if authorization:
-        scheme, _, encoded = authorization.partition(" ")
-        try:
-            decoded = base64.b64decode(encoded, validate=True).decode()
-        except ValueError:
-            decoded = ""
-        if scheme.lower() != "basic" or ":" not in decoded:
+        credentials = basic_credentials(authorization)
+        if credentials is None:
             raise Refused(
                 516, "Invalid Authorization header: Basic expected. (AUTHENTICATION_FAILED)", "auth_header"
             )
-        user, password = decoded.split(":", 1)
+        user, password = credentials
     elif ways[1]:
         user, password = header_user or "default", header_key or ""
     elif ways[2]:
         user, password = param_user or "default", param_password or ""
     assert policy.password is not None
-    # Both compared, always, so timing tells neither which part was wrong nor how much of it matched.
-    user_ok = hmac.compare_digest(user.encode(), policy.user.encode())
-    password_ok = hmac.compare_digest(password.encode(), policy.password.encode())
-    if not (user_ok and password_ok):
+    if not credentials_match(user, password, policy.user, policy.password):
         raise Refused(
             516,
             f"{user}: Authentication failed: password is incorrect, or there is no user with such name. "

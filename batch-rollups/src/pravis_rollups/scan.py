@@ -1,0 +1,60 @@
+# ruff: noqa: E501 - SQL text stays on the lines it reads best on
+"""The shared scan: one read of deduplicated raw events that every event-reading rollup of a run reads instead
+of `events FINAL` (pure, no I/O).
+
+Reading FINAL is the dominant cost of a run (it merges every part's rows by key), so a run over several
+rollups reads it once: `scan_select` copies the deduplicated rows and the columns every event-reading rollup
+needs, for a window that covers all their look-arounds, and `pravis_rollups.jobs` passes that copy to each
+rollup's `select` as its `source`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pravis_rollups.rollups import SESSION_LOOKAROUND_DAYS, Query, RollupOptions, date_parameters
+
+SCAN_COLUMNS = (
+    "project_id",
+    "event_id",
+    "event_type",
+    "timestamp",
+    "distinct_id",
+    "session_id",
+    "feature_name",
+    "interaction_id",
+    "model_used",
+    "success",
+    "request_duration_ms",
+    "completed",
+    "follow_up",
+    "intent",
+    "transcription_corrected",
+    "endpoint",
+    "method",
+    "duration_ms",
+    "status",
+    "cache_hit",
+    "rating",
+    "comment",
+)
+"""The event columns the event-reading rollups use: a scan copies only these."""
+
+
+def scan_days_before(options: RollupOptions) -> int:
+    """How many days before a range's first day the event-reading rollups look (sessions crossing midnight,
+    feedback on earlier answers, a command repeating the one before midnight)."""
+    repeat_days = -(-options.repeat_window_s // 86_400)
+    return max(SESSION_LOOKAROUND_DAYS, options.feedback_lookback_days, repeat_days)
+
+
+def scan_select(first: date, last: date, options: RollupOptions) -> Query:
+    """Deduplicated events (SCAN_COLUMNS) that every event-reading rollup's `select` over [first, last] reads:
+    from `scan_days_before` days before the range to the sessions' look-ahead after it, plus every later
+    feedback event (feedback on an answer may come any time after it)."""
+    sql = f"""
+SELECT {", ".join(SCAN_COLUMNS)}
+FROM events FINAL
+WHERE timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
+  AND (timestamp < toDateTime64({{date_to:Date}} + {1 + SESSION_LOOKAROUND_DAYS}, 3, 'UTC') OR event_type = 'feedback')"""
+    return Query(sql, {**date_parameters(first, last), "days_before": scan_days_before(options)})
