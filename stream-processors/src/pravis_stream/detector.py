@@ -29,7 +29,7 @@ from pravis_schemas.messages import Alert, AlertStatus, Severity
 
 from pravis_stream import anomaly
 from pravis_stream.anomaly import DetectorConfig, SeriesState, Verdict, observe
-from pravis_stream.live import Window
+from pravis_stream.counters import Window
 from pravis_stream.sketches import quantiles
 
 MAX_PENDING_BUCKETS = 3
