@@ -3,9 +3,8 @@
 from collections.abc import Iterator
 from datetime import datetime
 
-import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.clickhouse_url import client_options
+from pravis_schemas.clickhouse_url import clickhouse_connect_from_url
 from pravis_schemas.personal_data import (
     PERSONAL_TABLES_PARAMS,
     PERSONAL_TABLES_SQL,
@@ -28,7 +27,8 @@ AUDIT_COLUMNS = [
 
 def connect(url: str) -> Client:
     """A client for a ClickHouse HTTP URL such as `https://user:pass@host:8443/pravis` (path = database)."""
-    return clickhouse_connect.get_client(**client_options(url), autogenerate_session_id=False)
+    # No session: route handlers share this client across threads, and a session refuses concurrent queries.
+    return clickhouse_connect_from_url(url, autogenerate_session_id=False)
 
 
 def export_subject(client: Client, project_id: str, subject: str) -> Iterator[bytes]:
