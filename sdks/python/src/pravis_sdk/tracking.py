@@ -15,9 +15,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from pravis_schemas.events import AI_EVENT_TYPES
+
 from pravis_sdk.buffer import ErrorCallback, EventBuffer, Stats
 from pravis_sdk.events import (
-    AI_EVENT_TYPES,
     SESSION_IDLE_TIMEOUT_S,
     Session,
     build_event,
