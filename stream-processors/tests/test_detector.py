@@ -4,8 +4,8 @@ import random
 from datetime import UTC, datetime
 
 from pravis_schemas.messages import AlertStatus
+from pravis_stream.counters import Window
 from pravis_stream.detector import ProjectDetector, Thresholds
-from pravis_stream.live import Window
 
 from .events import ai, api
 

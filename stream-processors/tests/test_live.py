@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from pravis_stream.live import LiveState, summary, timeseries
+from pravis_stream.partition_state import LiveState
+from pravis_stream.views import summary, timeseries
 
 from .events import ai, api, encode, row
 

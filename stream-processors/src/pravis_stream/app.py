@@ -11,7 +11,7 @@ Data flow (one process; add workers to split the partitions):
 Restart/rebalance: Faust assigns the `live` table's partitions (co-partitioned with `events`), recovers them
 from the changelog and calls `on_recover`; the hot path then restores those partitions' windows and resumes
 each at its persisted cursor. Windows persisted after the cursor skip the events they already hold, so a
-kill -9 at any point neither loses nor double-counts (see `live`).
+kill -9 at any point neither loses nor double-counts (see `partition_state`).
 
 Tansu has no topic auto-creation: Faust creates its internal topics itself (changelogs, `-buckets`, the
 assignor's leader topic) with CreateTopics at start-up, which Tansu supports; `events`, `alerts` and
@@ -31,9 +31,10 @@ from pravis_schemas import topics
 from pravis_schemas.messages import Alert
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
-from pravis_stream import live, web
+from pravis_stream import views, web
 from pravis_stream.detector import ProjectDetector, Thresholds
 from pravis_stream.kafka import EventsReader, faust_credentials
+from pravis_stream.partition_state import LiveState
 from pravis_stream.settings import Settings
 from pravis_stream.webhook import WebhookSender
 
@@ -64,7 +65,7 @@ class Worker:
     def __init__(self, settings: Settings, partitions: int) -> None:
         self.settings = settings
         self.partitions = partitions
-        self.state = live.LiveState(
+        self.state = LiveState(
             total_partitions=partitions,
             retention_minutes=settings.stream_retention_minutes,
             detect_interval_s=settings.stream_detect_interval_s,
@@ -328,12 +329,12 @@ class Worker:
         class Summary(View):
             async def get(self, request: Request, project_id: str) -> Response:
                 window = request.query.get("window", "5m")
-                if window not in (*live.WINDOWS, "today"):
+                if window not in (*views.WINDOWS, "today"):
                     web.REFUSED.labels("bad_parameter").inc()
                     return self.json(
                         {"error": f"window must be one of 5m, 1h, 24h, today; got {window!r}"}, status=400
                     )
-                return self.json(live.summary(worker.state, project_id, window, datetime.now(UTC)))
+                return self.json(views.summary(worker.state, project_id, window, datetime.now(UTC)))
 
         @app.page("/live/{project_id}/timeseries")
         class Timeseries(View):
@@ -345,7 +346,7 @@ class Worker:
                 if not 1 <= minutes <= worker.settings.stream_retention_minutes:
                     web.REFUSED.labels("bad_parameter").inc()
                     return self.json({"error": "minutes must be an integer within the retention"}, status=400)
-                return self.json(live.timeseries(worker.state, project_id, minutes, datetime.now(UTC)))
+                return self.json(views.timeseries(worker.state, project_id, minutes, datetime.now(UTC)))
 
         @app.page("/live/{project_id}/alerts")
         class Firing(View):

@@ -5,7 +5,8 @@ costs ~70 µs per record even with `stream.take(2000)`, raw bytes and a 16 MiB f
 worker, CPU-bound; with Faust's default 1 MiB fetch it was 7-9k/s). A record holds the events of one key of
 one posted batch: a browser batch is one record, but a server batch of many users is one record per event,
 and the gateway publishes 40k+ events/s. An aiokafka consumer with `getmany` and the aggregation loop of
-`live` costs ~3 µs per event (`python -m bench.stream`: ~150k single-event records/s with one worker).
+`partition_state` costs ~3 µs per event (`python -m bench.stream`: ~150k single-event records/s with one
+worker).
 So the hot path reads `events` here, on Faust's event loop, and Faust keeps what it does well: group
 membership and partition assignment, the changelog tables that make restarts exact, the keyed detector
 agent, the web server.

@@ -18,8 +18,6 @@ HLL_LG_K = 12
 KLL_K = 200
 HLL_RELATIVE_ERROR = abs(hll_sketch.get_rel_err(True, False, HLL_LG_K, 1))
 """One standard deviation of the HLL estimate, as a fraction of it (~0.013)."""
-KLL_RANK_ERROR = kll_floats_sketch.get_normalized_rank_error(KLL_K, False)
-"""Rank error of a KLL quantile at 99% confidence (~0.0133)."""
 
 
 def new_hll() -> hll_sketch:

@@ -1,0 +1,212 @@
+"""Partition state of the live counters (pure, no I/O): counting a partition's records, replay after a
+restart, and the checkpoint writes that make the restart exact.
+
+State is split by partition of the `events` topic because that is the unit a worker owns and restores. Each
+window carries `next_offset`, the partition position when it was last persisted; with the partition cursor
+that makes a restart exact: replayed events whose window already holds them are skipped (see
+`LiveState.assign`). Checkpoint keys are `<partition>/m/<minute>/<project>` (a window, `counters.Window`
+JSON) and `<partition>/cursor` (`{"position": n}`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pravis_schemas.messages import ScoredFeedback
+
+from pravis_stream import sentiment
+from pravis_stream.counters import Window, minute_key
+from pravis_stream.detection_buckets import DetectionBuckets
+
+
+def window_key(partition: int, minute: str, project: str) -> str:
+    return f"{partition}/m/{minute}/{project}"
+
+
+def cursor_key(partition: int) -> str:
+    return f"{partition}/cursor"
+
+
+@dataclass
+class PartitionState:
+    """What one worker knows about one partition of the events topic."""
+
+    minutes: dict[str, dict[str, Window]] = field(default_factory=dict)
+    """project -> minute key -> window"""
+    dirty: set[tuple[str, str]] = field(default_factory=set)
+    position: int | None = None
+    """Offset of the next record to read; None until the first record (then: from the earliest)."""
+    replay: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(project, minute) -> next_offset of restored windows: their events below it are already counted."""
+    replay_until: int = -1
+
+
+@dataclass
+class Dropped:
+    partition: int
+    offset: int
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    scored: list[ScoredFeedback] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    replayed: int = 0
+    """Events skipped because a restored window already counted them."""
+    expired: int = 0
+    """Events older than the retention (e.g. when starting on an old topic)."""
+    late: int = 0
+    """Events whose detection bucket was already summarised (counted in minutes, not in detection)."""
+
+
+class LiveState:
+    """The live counters of the partitions one worker owns, with their open detection buckets."""
+
+    def __init__(
+        self,
+        total_partitions: int,
+        retention_minutes: int,
+        detect_interval_s: float,
+        detect_grace_s: float,
+        now: float,
+    ) -> None:
+        self.total_partitions = total_partitions
+        self.retention = timedelta(minutes=retention_minutes)
+        self.partitions: dict[int, PartitionState] = {}
+        self.detection = DetectionBuckets(detect_interval_s, detect_grace_s, now)
+
+    # -- partitions -------------------------------------------------------------------------------------
+
+    def assign(self, partition: int, items: Iterable[tuple[str, bytes]]) -> int | None:
+        """Restore a partition from its persisted (key, value) items; return the offset to resume from."""
+        state = PartitionState()
+        for key, value in items:
+            parts = key.split("/", 3)
+            if parts[1] == "cursor":
+                state.position = orjson.loads(value)["position"]
+                continue
+            minute, project = parts[2], parts[3]
+            window = Window.from_json(orjson.loads(value))
+            state.minutes.setdefault(project, {})[minute] = window
+            state.replay[(project, minute)] = window.next_offset
+        position = state.position if state.position is not None else -1
+        state.replay = {key: offset for key, offset in state.replay.items() if offset > position}
+        state.replay_until = max(state.replay.values(), default=-1)
+        self.partitions[partition] = state
+        return state.position
+
+    def revoke(self, partition: int) -> None:
+        self.partitions.pop(partition, None)
+
+    # -- the hot path -----------------------------------------------------------------------------------
+
+    def add_records(self, partition: int, records: Iterable[tuple[int, bytes]], now: datetime) -> BatchResult:
+        """Count a partition's records (offset, value) in order; a value holds one or more JSON rows separated
+        by newlines (`pravis_schemas.rows_of_record`). Per event only dict work and two sketch updates.
+        Feedback events are scored on the way (they are rare) and returned for publishing."""
+        state = self.partitions[partition]
+        result = BatchResult()
+        oldest = minute_key(now - self.retention)
+        minutes, dirty, loads = state.minutes, state.dirty, orjson.loads
+        bucket_for = self.detection.bucket_for
+        last_offset = None
+        read_from = state.position if state.position is not None else -1
+        for offset, value in records:
+            if offset < read_from:  # delivered again, e.g. fetched before a re-seek: already counted
+                continue
+            last_offset = offset
+            for raw in value.split(b"\n"):
+                if not raw:
+                    continue
+                try:
+                    event = loads(raw)
+                    project, received = event["project_id"], event["received_at"]
+                    event_type = event["event_type"]
+                    minute = received[:16]
+                    if offset < state.replay_until and offset < state.replay.get((project, minute), -1):
+                        result.replayed += 1
+                        continue
+                    if minute < oldest:
+                        result.expired += 1
+                        continue
+                    scored = sentiment.score_feedback(event, now) if event_type == "feedback" else None
+                    per_project = minutes.get(project)
+                    if per_project is None:
+                        per_project = minutes[project] = {}
+                    window = per_project.get(minute)
+                    if window is None:
+                        window = per_project[minute] = Window()
+                    window.add(event, event_type)
+                    user = event.get("user_id") or event.get("anonymous_id")
+                    if user:
+                        window.users.update(user)
+                    dirty.add((project, minute))
+
+                    bucket = bucket_for(project, minute, int(received[17:19]))
+                    if bucket is not None:
+                        bucket.add(event, event_type)
+                    else:
+                        result.late += 1
+                    if scored is not None:
+                        negative = sentiment.is_negative(scored)
+                        window.add_feedback(scored.rating, negative)
+                        if bucket is not None:
+                            bucket.add_feedback(scored.rating, negative)
+                        result.scored.append(scored)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    result.dropped.append(Dropped(partition, offset, f"{type(exc).__name__}: {exc}"))
+        if last_offset is not None:
+            state.position = last_offset + 1
+            if state.replay_until >= 0 and state.position >= state.replay_until:
+                state.replay, state.replay_until = {}, -1
+        return result
+
+    # -- persistence ------------------------------------------------------------------------------------
+
+    def drain_writes(self, partition: int, now: datetime) -> list[tuple[str, bytes | None]]:
+        """Table writes that bring the persisted partition up to date: changed windows (stamped with the
+        current position), tombstones for expired ones, and last the cursor."""
+        state = self.partitions.get(partition)
+        if state is None or state.position is None:
+            return []
+        oldest = minute_key(now - self.retention)
+        writes: list[tuple[str, bytes | None]] = []
+        for project, per_project in list(state.minutes.items()):
+            for minute in [m for m in per_project if m < oldest]:
+                del per_project[minute]
+                state.dirty.discard((project, minute))
+                writes.append((window_key(partition, minute, project), None))
+            if not per_project:
+                del state.minutes[project]
+        for project, minute in state.dirty:
+            window = state.minutes[project][minute]
+            window.next_offset = state.position
+            writes.append((window_key(partition, minute, project), orjson.dumps(window.to_json())))
+        state.dirty.clear()
+        writes.append((cursor_key(partition), orjson.dumps({"position": state.position})))
+        return writes
+
+    # -- detection buckets ------------------------------------------------------------------------------
+
+    def close_buckets(self, now: float) -> list[dict[str, Any]]:
+        """Summaries of the detection buckets that closed by `now` (see `DetectionBuckets.close`)."""
+        return self.detection.close(now, sorted(self.partitions), self.total_partitions)
+
+    # -- queries ----------------------------------------------------------------------------------------
+
+    def projects(self) -> list[str]:
+        return sorted({project for state in self.partitions.values() for project in state.minutes})
+
+    def minutes_of(self, project: str, since: str) -> dict[str, list[Window]]:
+        """minute key -> this worker's windows of that minute (one per partition), from `since` on."""
+        found: dict[str, list[Window]] = {}
+        for state in self.partitions.values():
+            for minute, window in state.minutes.get(project, {}).items():
+                if minute >= since:
+                    found.setdefault(minute, []).append(window)
+        return found
