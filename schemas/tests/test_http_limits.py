@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from pravis_schemas.http_limits import BODY_TIMEOUT, BODY_TOO_LARGE, BodyLimits
 
-from tests.support.services import read_response_until_closed
+from tests.support.services import free_port, read_response_until_closed
 
 LIMIT = 1000
 TIMEOUT_S = 1.0
@@ -62,12 +62,6 @@ def server() -> Iterator[tuple[int, Echo]]:
     yield port, echo
     uv.should_exit = True
     thread.join(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def connect(port: int) -> socket.socket:

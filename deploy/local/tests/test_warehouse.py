@@ -5,7 +5,6 @@ import gzip
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -24,19 +23,13 @@ import pytest
 import zstandard
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from tests.support.services import wait_for
+from tests.support.services import free_port, wait_for
 
 DATABASE = "pravis"
 # The module's server has this many chdb connections ("lanes"); tests that must know which requests share a
 # lane hold all but one of them with streamed results.
 LANES = 3
 ENDLESS = {"query": "SELECT * FROM numbers(1e9)"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
