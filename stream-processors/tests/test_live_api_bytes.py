@@ -8,8 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 from faust.utils import json as faust_json
+from pravis_schemas.messages import Alert, AlertStatus, Severity
 from pravis_stream.partition_state import LiveState
-from pravis_stream.views import summary, timeseries
+from pravis_stream.views import firing_alerts, projects, summary, timeseries
 
 from .events import ai, api, encode, row
 
@@ -39,11 +40,9 @@ def live_state() -> LiveState:
     live = LiveState(2, 24 * 60, 5.0, 0.5, (NOW - timedelta(hours=20)).timestamp())
     live.assign(0, [])
     live.assign(1, [])
-    offset = 0
-    for minute in [*range(0, 120, 3), 900]:
+    for offset, minute in enumerate([*range(0, 120, 3), 900]):
         moment = NOW - timedelta(minutes=minute, seconds=minute % 50)
         live.add_records(minute % 2, [(offset, encode(rows_at(moment, minute)))], NOW)
-        offset += 1
     return live
 
 
@@ -70,3 +69,27 @@ def test_live_api_bodies_keep_their_bytes(name):
 
 def test_every_captured_body_is_checked():
     assert sorted(bodies()) == sorted(CAPTURED)
+
+
+def test_alerts_answer_lists_the_firing_alerts_as_the_detector_holds_them():
+    held = Alert(
+        alert_id="p1:latency_p95_ms:/pay:1764073800",
+        status=AlertStatus.FIRING,
+        severity=Severity.WARNING,
+        project_id="p1",
+        metric="latency_p95_ms",
+        labels={"endpoint": "/pay"},
+        observed=412.5,
+        expected=80.25,
+        window_start=NOW - timedelta(seconds=5),
+        window_end=NOW,
+        started_at=NOW,
+        message="p95 latency up",
+    ).model_dump(mode="json")
+    before = {"project_id": "p1", "firing": [held]}
+    assert faust_json.dumps(firing_alerts("p1", [held])) == faust_json.dumps(before)
+    assert faust_json.dumps(firing_alerts("p2", [])) == faust_json.dumps({"project_id": "p2", "firing": []})
+
+
+def test_projects_answer_lists_the_counted_projects():
+    assert faust_json.dumps(projects(live_state())) == faust_json.dumps({"projects": ["p1", "p2"]})
