@@ -111,8 +111,9 @@ def regenerate() -> None:
         for value in SCRIPTS
     ]
     vectors["description"] = (
-        "Shared assignment vectors: the gateway (pravis_gateway.experiments.assignment), the Python SDK "
-        "(pravis_sdk.experiments) and the JS SDK (sdks/js/src/experiments.js) must all reproduce every case. "
+        "Shared assignment vectors: the Python assignment the gateway and the Python SDK share "
+        "(pravis_schemas.assignment) and the JS SDK (sdks/js/src/experiments.js) must both reproduce "
+        "every case. "
         "Entries with source 'growthbook' are GrowthBook's published SDK test cases (tests/cases.json, spec "
         "0.7.1); entries with source 'growthbook-python ...' were computed by GrowthBook's own Python SDK "
         "(`python -m tests.growthbook_oracle` recomputes them). None pins Pravis' own output. hash: exact; "

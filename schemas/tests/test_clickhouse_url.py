@@ -1,7 +1,7 @@
-"""PRAVIS_CLICKHOUSE_URL parsing shared by every worker."""
+"""PRAVIS_CLICKHOUSE_URL parsing and the ClickHouse client made from it, shared by every worker."""
 
 import pytest
-from pravis_schemas.clickhouse_url import client_options, database_of, redacted
+from pravis_schemas.clickhouse_url import clickhouse_connect_from_url, client_options, database_of, redacted
 
 
 def test_full_url_with_percent_encoded_credentials() -> None:
@@ -41,3 +41,32 @@ def test_other_schemes_are_refused() -> None:
 def test_redacted_hides_only_the_password() -> None:
     assert redacted("http://ana:s3cret@h:8123/pravis") == "http://ana:***@h:8123/pravis"
     assert redacted("http://h:8123/pravis") == "http://h:8123/pravis"
+
+
+def test_client_from_url_gets_the_url_credentials_and_the_callers_options(monkeypatch) -> None:
+    import clickhouse_connect
+
+    calls = []
+    monkeypatch.setattr(clickhouse_connect, "get_client", lambda **kwargs: calls.append(kwargs) or "client")
+
+    assert clickhouse_connect_from_url("https://ana:p%40ss@ch.example/analytics", compress=False) == "client"
+    assert clickhouse_connect_from_url("http://h:1/pravis", database="default") == "client"
+    assert calls == [
+        {
+            "host": "ch.example",
+            "port": 8443,
+            "username": "ana",
+            "password": "p@ss",
+            "database": "analytics",
+            "secure": True,
+            "compress": False,
+        },
+        {
+            "host": "h",
+            "port": 1,
+            "username": "default",
+            "password": "",
+            "database": "default",
+            "secure": False,
+        },
+    ]

@@ -2,7 +2,7 @@ import ssl
 
 import certifi
 import pytest
-from pravis_schemas.kafka_security import KafkaSecuritySettings, kafka_client_options, kafka_ssl_context
+from pravis_schemas.kafka_security import KafkaSettings, kafka_client_options, kafka_ssl_context
 from pydantic import ValidationError
 
 EVENT_HUBS_CONNECTION = (
@@ -11,11 +11,11 @@ EVENT_HUBS_CONNECTION = (
 
 
 def test_plaintext_adds_nothing():
-    assert kafka_client_options(KafkaSecuritySettings()) == {}
+    assert kafka_client_options(KafkaSettings()) == {}
 
 
 def test_event_hubs_sasl_ssl_plain():
-    settings = KafkaSecuritySettings(
+    settings = KafkaSettings(
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_username="$ConnectionString",
         kafka_sasl_password=EVENT_HUBS_CONNECTION,
@@ -36,7 +36,7 @@ def test_event_hubs_sasl_ssl_plain():
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_scram_without_tls_has_no_ssl_context(mechanism):
-    settings = KafkaSecuritySettings(
+    settings = KafkaSettings(
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_mechanism=mechanism,
         kafka_sasl_username="pravis",
@@ -51,17 +51,17 @@ def test_scram_without_tls_has_no_ssl_context(mechanism):
 
 
 def test_ssl_with_ca_file_and_no_hostname_check():
-    settings = KafkaSecuritySettings(
+    settings = KafkaSettings(
         kafka_security_protocol="SSL", kafka_ssl_cafile=certifi.where(), kafka_ssl_check_hostname=False
     )
     options = kafka_client_options(settings)
     assert options["security_protocol"] == "SSL" and "sasl_mechanism" not in options
     assert options["ssl_context"].check_hostname is False
-    assert kafka_ssl_context(KafkaSecuritySettings()) is None
+    assert kafka_ssl_context(KafkaSettings()) is None
 
 
 def test_missing_ca_file_fails_loudly(tmp_path):
-    settings = KafkaSecuritySettings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "nope.pem")
+    settings = KafkaSettings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "nope.pem")
     with pytest.raises(FileNotFoundError):
         kafka_client_options(settings)
 
@@ -77,11 +77,11 @@ def test_missing_ca_file_fails_loudly(tmp_path):
 )
 def test_incomplete_or_unsupported_settings_are_refused(fields):
     with pytest.raises(ValidationError):
-        KafkaSecuritySettings(**fields)
+        KafkaSettings(**fields)
 
 
 def test_secrets_are_masked():
-    settings = KafkaSecuritySettings(
+    settings = KafkaSettings(
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_username="$ConnectionString",
         kafka_sasl_password=EVENT_HUBS_CONNECTION,

@@ -3,10 +3,9 @@
 import re
 from importlib import resources
 
-import clickhouse_connect
 from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.clickhouse_url import client_options, database_of
+from pravis_schemas.clickhouse_url import clickhouse_connect_from_url, database_of
 
 from pravis_rollups.retention import RetentionPolicy
 from pravis_rollups.retention import apply as apply_retention
@@ -17,8 +16,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 def connect(url: str, *, with_database: bool = True, **kwargs) -> Client:
     """A client for a ClickHouse HTTP URL such as `https://user:pass@host:8443/pravis` (path = database)."""
-    options = client_options(url, database=None if with_database else "default")
-    return clickhouse_connect.get_client(**options, **kwargs)
+    return clickhouse_connect_from_url(url, database=None if with_database else "default", **kwargs)
 
 
 def migration_files() -> list[tuple[int, str, str]]:

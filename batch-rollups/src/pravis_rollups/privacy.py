@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 
 import structlog
 from clickhouse_connect.driver.client import Client
-from pravis_schemas import topics
+from pravis_schemas import privacy_audit, topics
 from pravis_schemas.logs import configure_logging
 from pravis_schemas.messages import PrivacyRequest
 from pravis_schemas.personal_data import (
@@ -50,10 +50,6 @@ REQUESTS_REFUSED = Counter(
     ["reason"],
 )
 ROWS_DELETED = Counter("pravis_privacy_rows_deleted_total", "Rows deleted for privacy requests", ["table"])
-AUDIT_COLUMNS = [
-    "request_id", "kind", "project_id", "subject", "requested_by", "requested_at", "status", "completed_at",
-    "rows_deleted", "dates_recomputed", "updated_at",
-]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ def refusal_reason(request: PrivacyRequest, audit: list[AuditRow]) -> str | None
         return "subject_mismatch"
     if row.kind != request.kind:
         return "kind_mismatch"
-    if row.status != "pending":
+    if row.status != privacy_audit.RequestStatus.PENDING:
         return "not_pending"
     return None
 
@@ -128,26 +124,8 @@ def delete_subject(client: Client, request: PrivacyRequest) -> dict:
 
 
 def record_done(client: Client, request: PrivacyRequest, facts: dict) -> None:
-    now = datetime.now(UTC)
-    client.insert(
-        "privacy_requests",
-        [
-            [
-                request.request_id,
-                request.kind,
-                request.project_id,
-                request.subject,
-                request.requested_by,
-                request.requested_at,
-                "done",
-                now,
-                facts["rows_deleted"],
-                facts["dates_recomputed"],
-                now,
-            ]
-        ],
-        column_names=AUDIT_COLUMNS,
-    )
+    row = privacy_audit.done_row(request, datetime.now(UTC), facts["rows_deleted"], facts["dates_recomputed"])
+    client.insert(privacy_audit.TABLE, [row], column_names=privacy_audit.COLUMNS)
 
 
 class PrivacyWorker:

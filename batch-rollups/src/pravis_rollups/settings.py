@@ -2,26 +2,16 @@
 
 from datetime import time
 from pathlib import Path
-from typing import Literal
 
-from pravis_schemas.kafka_security import KafkaSecuritySettings
+from pravis_schemas import ports
+from pravis_schemas.kafka_security import KafkaSettings
+from pravis_schemas.settings import ClickHouseSettings, DataDirSettings, LogSettings, PravisSettings
 from pydantic import PositiveInt
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pravis_rollups.retention import RetentionPolicy
 
 
-class Settings(BaseSettings, KafkaSecuritySettings):
-    """Kafka SASL/TLS options (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
-
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    clickhouse_url: str = "http://127.0.0.1:8123/pravis"
-    data_dir: Path = Path(".pravis")
-    log_format: Literal["console", "json"] = "console"
+class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSettings, LogSettings):
     loader_group_id: str = "pravis-loader"
     # A batch is flushed when either bound is reached: large inserts suit ClickHouse, the time bound keeps
     # freshly posted events queryable within about a second.
@@ -44,8 +34,8 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     """A table's messages in a batch above which the insert is split. Below it a split saves a few
     milliseconds at most and doubles the parts ClickHouse has to merge."""
     loader_retry_max_seconds: float = 30.0
-    loader_health_host: str = "127.0.0.1"
-    loader_health_port: int = 8091
+    loader_health_host: str = ports.LOCAL_HOST
+    loader_health_port: int = ports.LOADER_HEALTH
 
     retention_raw_days: int = 395
     retention_inspection_days: int = 30
@@ -54,8 +44,8 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     """Days per table, overriding the defaults above, e.g. PRAVIS_RETENTION_OVERRIDES='{"alerts": 90}'."""
 
     privacy_group_id: str = "pravis-privacy"
-    privacy_health_host: str = "127.0.0.1"
-    privacy_health_port: int = 8093
+    privacy_health_host: str = ports.LOCAL_HOST
+    privacy_health_port: int = ports.PRIVACY_HEALTH
 
     rollup_at: time = time(2, 0)
     """When (UTC) the scheduler runs the daily rollups."""
@@ -67,8 +57,8 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     report_weekday: int = 0
     """Day (0 = Monday) the scheduler writes last week's feedback report, after that day's rollups."""
     report_webhook_url: str | None = None
-    scheduler_health_host: str = "127.0.0.1"
-    scheduler_health_port: int = 8092
+    scheduler_health_host: str = ports.LOCAL_HOST
+    scheduler_health_port: int = ports.SCHEDULER_HEALTH
 
     @property
     def retention(self) -> RetentionPolicy:

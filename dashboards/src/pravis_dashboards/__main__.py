@@ -1,8 +1,9 @@
-"""`python -m pravis_dashboards [--host H] [--port P]`: serve the dashboards (default port 8080)."""
+"""`python -m pravis_dashboards [--host H] [--port P]`: serve the dashboards."""
 
 import argparse
 
 import uvicorn
+from pravis_schemas import ports
 from pravis_schemas.logs import configure_logging
 
 from pravis_dashboards.app import create_app
@@ -12,7 +13,7 @@ from pravis_dashboards.settings import Settings
 def main() -> None:
     parser = argparse.ArgumentParser(prog="pravis_dashboards")
     parser.add_argument("--host", help="default PRAVIS_DASHBOARDS_HOST")
-    parser.add_argument("--port", type=int, help="default PRAVIS_DASHBOARDS_PORT (8080)")
+    parser.add_argument("--port", type=int, help=f"default PRAVIS_DASHBOARDS_PORT ({ports.DASHBOARDS})")
     args = parser.parse_args()
     overrides = {"dashboards_host": args.host, "dashboards_port": args.port}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})

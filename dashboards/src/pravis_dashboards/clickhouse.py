@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.clickhouse_url import client_options
+from pravis_schemas.clickhouse_url import clickhouse_connect_from_url
 
 
 class Warehouse:
@@ -20,7 +19,7 @@ class Warehouse:
     def client(self) -> Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = clickhouse_connect.get_client(**client_options(self.url), autogenerate_session_id=False)
+            client = clickhouse_connect_from_url(self.url, autogenerate_session_id=False)
             self._local.client = client
         return client
 

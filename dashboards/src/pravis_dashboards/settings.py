@@ -1,19 +1,15 @@
 """Dashboards settings (env prefix PRAVIS_, optional .env)."""
 
+from pravis_schemas import ports
 from pravis_schemas.read_auth import ReadAuthSetting
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pravis_schemas.settings import ClickHouseSettings, LogSettings, PravisSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
-
-    clickhouse_url: str = "http://127.0.0.1:8123/pravis"
-    stream_url: str = "http://127.0.0.1:6066"
+class Settings(PravisSettings, ClickHouseSettings, LogSettings):
+    stream_url: str = f"http://{ports.LOCAL_HOST}:{ports.STREAM_WEB}"
     """Base URL of the stream tier's live API (`/live/{project}/summary`, ...)."""
-    dashboards_host: str = "127.0.0.1"
-    dashboards_port: int = 8080
+    dashboards_host: str = ports.LOCAL_HOST
+    dashboards_port: int = ports.DASHBOARDS
     dashboards_live_poll_s: float = 3.0
     """How often the Live page asks for new numbers."""
     dashboards_default_days: int = 30
@@ -33,4 +29,3 @@ class Settings(BaseSettings):
     body_timeout_s: float = 10.0
     """A body not received within this many seconds of the request's start is answered 408 (the gateway's
     PRAVIS_BODY_TIMEOUT_S, shared)."""
-    log_format: str = "console"

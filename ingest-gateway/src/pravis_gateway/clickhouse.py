@@ -1,11 +1,11 @@
 """The gateway's only ClickHouse access: streaming a user's data out, and the privacy-request audit table."""
 
 from collections.abc import Iterator
-from datetime import datetime
 
-import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.clickhouse_url import client_options
+from pravis_schemas import privacy_audit
+from pravis_schemas.clickhouse_url import clickhouse_connect_from_url
+from pravis_schemas.messages import PrivacyRequest
 from pravis_schemas.personal_data import (
     PERSONAL_TABLES_PARAMS,
     PERSONAL_TABLES_SQL,
@@ -14,21 +14,12 @@ from pravis_schemas.personal_data import (
 )
 
 EXPORT_CHUNK_BYTES = 256 * 1024
-AUDIT_COLUMNS = [
-    "request_id",
-    "kind",
-    "project_id",
-    "subject",
-    "requested_by",
-    "requested_at",
-    "status",
-    "updated_at",
-]
 
 
 def connect(url: str) -> Client:
     """A client for a ClickHouse HTTP URL such as `https://user:pass@host:8443/pravis` (path = database)."""
-    return clickhouse_connect.get_client(**client_options(url), autogenerate_session_id=False)
+    # No session: route handlers share this client across threads, and a session refuses concurrent queries.
+    return clickhouse_connect_from_url(url, autogenerate_session_id=False)
 
 
 def export_subject(client: Client, project_id: str, subject: str) -> Iterator[bytes]:
@@ -48,13 +39,10 @@ def export_subject(client: Client, project_id: str, subject: str) -> Iterator[by
             yield from iter(lambda: stream.read(EXPORT_CHUNK_BYTES), b"")
 
 
-def record_request(
-    client: Client, request_id: str, project_id: str, subject: str, requested_by: str, requested_at: datetime
-) -> None:
+def record_request(client: Client, request: PrivacyRequest) -> None:
+    """The audit row (pending) that vouches for `request` before it is published."""
     client.insert(
-        "privacy_requests",
-        [[request_id, "delete", project_id, subject, requested_by, requested_at, "pending", requested_at]],
-        column_names=AUDIT_COLUMNS,
+        privacy_audit.TABLE, [privacy_audit.pending_row(request)], column_names=privacy_audit.COLUMNS
     )
 
 

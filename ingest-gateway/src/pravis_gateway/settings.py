@@ -1,32 +1,30 @@
 """Gateway settings (env prefix PRAVIS_, optional .env)."""
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pravis_schemas import ConsentCategory
-from pravis_schemas.kafka_security import KafkaSecuritySettings
-from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pravis_schemas import ConsentCategory, ports
+from pravis_schemas.kafka_security import KafkaSettings
+from pravis_schemas.settings import (
+    ClickHouseSettings,
+    CommaSeparatedList,
+    DataDirSettings,
+    LogSettings,
+    PravisSettings,
+)
+from pydantic import SecretStr
 
 from pravis_gateway.scrub import DEFAULT_DENYLIST
 
 
-class Settings(BaseSettings, KafkaSecuritySettings):
-    """Kafka SASL/TLS options (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
-
-    kafka_bootstrap: str = "127.0.0.1:9092"
+class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSettings, LogSettings):
     # Tansu 0.6 fails InitProducerId (UnknownError): idempotence is off by default; turn it on for real Kafka.
     kafka_enable_idempotence: bool = False
     kafka_acks: Literal["all", "1", "0"] = "all"
     kafka_linger_ms: int = 5
     kafka_ack_timeout_s: float = 10.0
-    data_dir: Path = Path(".pravis")
-    host: str = "127.0.0.1"
-    gateway_port: int = 8000
+    host: str = ports.LOCAL_HOST
+    gateway_port: int = ports.GATEWAY
     gateway_workers: int = 1
     # Serve /metrics on this port (same host) instead of the public one, so an Ingress can expose the API and
     # keep the counters internal; with --workers N the supervising process serves the sum of all workers.
@@ -46,7 +44,6 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     rate_limit_burst_events: int = 20_000
     retry_after_s: int = 5
 
-    clickhouse_url: str = "http://127.0.0.1:8123/pravis"
     # Experiment definitions are reloaded from the warehouse this often (GET /feature serves the cached copy).
     experiments_refresh_s: float = 5.0
 
@@ -56,23 +53,17 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     consent_project_policies: dict[str, Literal["opt_in", "opt_out"]] = {}
     # What a request carrying Sec-GPC: 1 withdraws (comma-separated; empty = ignore the signal). Default:
     # CCPA's "do not sell or share", which for our categories is cross-context personalization.
-    gpc_opt_out_categories: Annotated[list[ConsentCategory], NoDecode] = [ConsentCategory.PERSONALIZATION]
+    gpc_opt_out_categories: CommaSeparatedList[ConsentCategory] = [ConsentCategory.PERSONALIZATION]
     # Property keys whose values are always redacted (case-insensitive), besides pattern-based PII scrubbing.
-    pii_denylist_keys: Annotated[list[str], NoDecode] = sorted(DEFAULT_DENYLIST)
+    pii_denylist_keys: CommaSeparatedList[str] = sorted(DEFAULT_DENYLIST)
 
     ip_anonymization: Literal["truncate", "hash"] = "truncate"
     # Key of the daily-rotating IP hash, shared by every gateway instance; generated into data_dir if unset.
     ip_hash_secret: SecretStr | None = None
-    cors_origins: Annotated[list[str], NoDecode] = []
+    cors_origins: CommaSeparatedList[str] = []
 
     # "null" acknowledges without Kafka: only for measuring the gateway's own ceiling (`make bench`).
     sink: Literal["kafka", "null"] = "kafka"
-    log_format: Literal["console", "json"] = "console"
-
-    @field_validator("cors_origins", "pii_denylist_keys", "gpc_opt_out_categories", mode="before")
-    @classmethod
-    def split_origins(cls, value: object) -> object:
-        return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
     @property
     def keys_path(self) -> Path:

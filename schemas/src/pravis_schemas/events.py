@@ -42,7 +42,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, Union
 from uuid import UUID
 
 import pydantic_core
@@ -436,20 +436,15 @@ def _event_tag(value: Any) -> str | None:
     return event_type if isinstance(event_type, str) and event_type in EVENT_MODELS else CUSTOM_TAG
 
 
+# Built from EVENT_MODELS so each event type is listed once; the members follow its order, which is the order
+# of `oneOf` in the JSON Schema and OpenAPI documents.
 Event = Annotated[
-    Annotated[PageViewEvent, Tag("page_view")]
-    | Annotated[ButtonClickEvent, Tag("button_click")]
-    | Annotated[FeatureUseEvent, Tag("feature_use")]
-    | Annotated[ErrorEvent, Tag("error")]
-    | Annotated[VoiceRequestEvent, Tag("voice_request")]
-    | Annotated[TranscriptionEvent, Tag("transcription")]
-    | Annotated[TTSEvent, Tag("tts")]
-    | Annotated[ConversationEvent, Tag("conversation")]
-    | Annotated[ApiRequestEvent, Tag("api_request")]
-    | Annotated[FeedbackEvent, Tag("feedback")]
-    | Annotated[ExperimentExposureEvent, Tag("experiment_exposure")]
-    | Annotated[ConsentChangeEvent, Tag("consent_change")]
-    | Annotated[CustomEvent, Tag(CUSTOM_TAG)],
+    Union[
+        (
+            *(Annotated[model, Tag(event_type)] for event_type, model in EVENT_MODELS.items()),
+            Annotated[CustomEvent, Tag(CUSTOM_TAG)],
+        )
+    ],
     Discriminator(
         _event_tag,
         custom_error_type="event_not_object",

@@ -1,10 +1,11 @@
-"""Kafka connection security shared by every worker: SASL (PLAIN, SCRAM-SHA-256/512) and TLS settings, and the
-aiokafka keyword arguments they become.
+"""Kafka connection settings shared by every worker: the bootstrap servers, SASL (PLAIN, SCRAM-SHA-256/512)
+and TLS, and the aiokafka keyword arguments they become.
 
-Each worker's `Settings` inherits `KafkaSecuritySettings` (env `PRAVIS_KAFKA_SECURITY_PROTOCOL`, ...), and
-its kafka module passes `**kafka_client_options(settings)` to every aiokafka client it makes. Secrets are
-`SecretStr` (masked in reprs and logs) and revealed only here, into the client's arguments. Azure Event
-Hubs: `SASL_SSL`, `PLAIN`, user `$ConnectionString`, connection string as password (docs/production.md).
+Each worker's `Settings` inherits `KafkaSettings` (env `PRAVIS_KAFKA_BOOTSTRAP`,
+`PRAVIS_KAFKA_SECURITY_PROTOCOL`, ...), and its kafka module passes `**kafka_client_options(settings)` to
+every aiokafka client it makes. Secrets are `SecretStr` (masked in reprs and logs) and revealed only here,
+into the client's arguments. Azure Event Hubs: `SASL_SSL`, `PLAIN`, user `$ConnectionString`, connection
+string as password (docs/production.md).
 """
 
 import ssl
@@ -13,11 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr, model_validator
 
+from pravis_schemas import ports
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-class KafkaSecuritySettings(BaseModel):
+class KafkaSettings(BaseModel):
+    kafka_bootstrap: str = f"{ports.LOCAL_HOST}:{ports.BROKER}"
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: SaslMechanism = "PLAIN"
     kafka_sasl_username: str | None = None
@@ -34,7 +38,7 @@ class KafkaSecuritySettings(BaseModel):
     """Close idle connections sooner than aiokafka's 540 s; Event Hubs drops them after 240 s (use 180000)."""
 
     @model_validator(mode="after")
-    def _check_security(self) -> "KafkaSecuritySettings":
+    def _check_security(self) -> "KafkaSettings":
         if self.kafka_security_protocol.startswith("SASL_") and (
             not self.kafka_sasl_username or self.kafka_sasl_password is None
         ):
@@ -51,7 +55,7 @@ class KafkaSecuritySettings(BaseModel):
         return self.kafka_security_protocol in ("SSL", "SASL_SSL")
 
 
-def kafka_ssl_context(settings: KafkaSecuritySettings) -> ssl.SSLContext | None:
+def kafka_ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     """The TLS context for SSL / SASL_SSL (None for plaintext): verified against the CA file or system CAs."""
     if not settings.kafka_uses_ssl:
         return None
@@ -69,7 +73,7 @@ def kafka_ssl_context(settings: KafkaSecuritySettings) -> ssl.SSLContext | None:
     return context
 
 
-def kafka_client_options(settings: KafkaSecuritySettings) -> dict[str, Any]:
+def kafka_client_options(settings: KafkaSettings) -> dict[str, Any]:
     """Keyword arguments for AIOKafkaProducer / AIOKafkaConsumer / AIOKafkaAdminClient. Empty for plaintext,
     so a client built with them behaves exactly as before on the embedded broker."""
     options: dict[str, Any] = {}

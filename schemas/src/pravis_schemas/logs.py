@@ -5,8 +5,10 @@ from typing import Literal
 
 import structlog
 
+LogFormat = Literal["console", "json"]
 
-def configure_logging(fmt: Literal["console", "json"] = "console", level: int = logging.INFO) -> None:
+
+def configure_logging(fmt: LogFormat = "console", level: int = logging.INFO) -> None:
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[

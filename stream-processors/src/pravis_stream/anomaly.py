@@ -29,20 +29,31 @@ SLOW_LEARNING = 0.1
 HOUR_OF_WEEK_OFFSET_H = 72
 """The Unix epoch fell on a Thursday: shift by three days so slot 0 is Monday 00:00 UTC."""
 
+# The alerting knobs' defaults, here only: `DetectorConfig`, the detector's `Thresholds` and the stream
+# settings (PRAVIS_STREAM_Z_THRESHOLD, ...) all start from these.
+DEFAULT_ALPHA = 0.05
+DEFAULT_Z_THRESHOLD = 5.0
+DEFAULT_Z_RESOLVE = 2.0
+DEFAULT_WARMUP = 60
+DEFAULT_RESOLVE_AFTER = 3
+DEFAULT_COOLDOWN = 60
+DEFAULT_MIN_EVENTS = 20
+"""The detector's volume guard on event-counted series (a bare `DetectorConfig` judges any volume)."""
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
     direction: Literal["up", "down"]
-    alpha: float = 0.05
-    z_threshold: float = 5.0
-    z_resolve: float = 2.0
-    warmup: int = 60
+    alpha: float = DEFAULT_ALPHA
+    z_threshold: float = DEFAULT_Z_THRESHOLD
+    z_resolve: float = DEFAULT_Z_RESOLVE
+    warmup: int = DEFAULT_WARMUP
     min_volume: float = 0.0
     min_std: float = 0.0
     min_delta: float = 0.0
     min_ratio: float = 0.0
-    resolve_after: int = 3
-    cooldown: int = 60
+    resolve_after: int = DEFAULT_RESOLVE_AFTER
+    cooldown: int = DEFAULT_COOLDOWN
     """Observations after a resolve during which the series does not fire again."""
     seasonal: bool = False
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from pravis_schemas.messages import Alert, AlertStatus, Severity
 
+from pravis_stream import anomaly
 from pravis_stream.anomaly import DetectorConfig, SeriesState, Verdict, observe
 from pravis_stream.counters import Window
 from pravis_stream.sketches import quantiles
@@ -39,13 +40,13 @@ MAX_PENDING_BUCKETS = 3
 class Thresholds:
     """The knobs settings expose; per-metric guards are derived from them."""
 
-    alpha: float = 0.05
-    z_threshold: float = 5.0
-    z_resolve: float = 2.0
-    warmup: int = 60
-    resolve_after: int = 3
-    cooldown: int = 60
-    min_events: int = 20
+    alpha: float = anomaly.DEFAULT_ALPHA
+    z_threshold: float = anomaly.DEFAULT_Z_THRESHOLD
+    z_resolve: float = anomaly.DEFAULT_Z_RESOLVE
+    warmup: int = anomaly.DEFAULT_WARMUP
+    resolve_after: int = anomaly.DEFAULT_RESOLVE_AFTER
+    cooldown: int = anomaly.DEFAULT_COOLDOWN
+    min_events: int = anomaly.DEFAULT_MIN_EVENTS
     seasonal: bool = False
 
     def configs(self) -> dict[str, DetectorConfig]:

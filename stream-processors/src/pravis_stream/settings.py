@@ -1,29 +1,20 @@
 """Stream worker settings (env prefix PRAVIS_, optional .env); every duration can be shortened for tests."""
 
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pravis_schemas.kafka_security import KafkaSecuritySettings
+from pravis_schemas import ports
+from pravis_schemas.kafka_security import KafkaSettings
 from pravis_schemas.read_auth import ReadAuthSetting
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pravis_schemas.settings import CommaSeparatedList, DataDirSettings, LogSettings, PravisSettings
+
+from pravis_stream import anomaly
 
 
-class Settings(BaseSettings, KafkaSecuritySettings):
-    """Kafka SASL/TLS options (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
-
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    data_dir: Path = Path(".pravis")
-    log_format: Literal["console", "json"] = "console"
-
+class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     stream_app_id: str = "pravis-stream"
     """Faust application id: the consumer group and the prefix of the worker's internal topics."""
-    stream_web_host: str = "127.0.0.1"
-    stream_web_port: int = 6066
+    stream_web_host: str = ports.LOCAL_HOST
+    stream_web_port: int = ports.STREAM_WEB
     stream_live_auth: ReadAuthSetting | None = None
     """Credentials every live API route but /healthz requires: `token:<secret>` (Bearer) or
     `basic:<user>:<password>`; the dashboards read the same PRAVIS_STREAM_LIVE_AUTH to call it. Unset: open,
@@ -50,18 +41,18 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     """Detection bucket: every metric series gets one observation per bucket."""
     stream_detect_grace_s: float = 0.5
     """A bucket is summarised this long after it ends, so events still in flight land in it."""
-    stream_warmup_buckets: int = 60
-    stream_ewma_alpha: float = 0.05
-    stream_z_threshold: float = 5.0
-    stream_z_resolve: float = 2.0
-    stream_resolve_after_buckets: int = 3
-    stream_cooldown_buckets: int = 60
-    stream_min_events_per_bucket: int = 20
+    stream_warmup_buckets: int = anomaly.DEFAULT_WARMUP
+    stream_ewma_alpha: float = anomaly.DEFAULT_ALPHA
+    stream_z_threshold: float = anomaly.DEFAULT_Z_THRESHOLD
+    stream_z_resolve: float = anomaly.DEFAULT_Z_RESOLVE
+    stream_resolve_after_buckets: int = anomaly.DEFAULT_RESOLVE_AFTER
+    stream_cooldown_buckets: int = anomaly.DEFAULT_COOLDOWN
+    stream_min_events_per_bucket: int = anomaly.DEFAULT_MIN_EVENTS
     """Minimum-volume guard: a bucket with fewer events (API/AI requests for those series) is not judged."""
     stream_seasonal: bool = False
     """One more baseline per hour of the week (used once its slot is warm; until then the flat one)."""
 
-    stream_webhook_urls: Annotated[list[str], NoDecode] = []
+    stream_webhook_urls: CommaSeparatedList[str] = []
     """Comma-separated Slack-compatible incoming-webhook URLs that receive every firing/resolved alert."""
     stream_webhook_attempts: int = 5
     stream_webhook_timeout_s: float = 5.0
@@ -69,13 +60,6 @@ class Settings(BaseSettings, KafkaSecuritySettings):
     stream_session_timeout_s: float = 10.0
     stream_rebalance_timeout_s: float = 10.0
     stream_heartbeat_interval_s: float = 1.0
-
-    @field_validator("stream_webhook_urls", mode="before")
-    @classmethod
-    def _split_urls(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [url.strip() for url in value.split(",") if url.strip()]
-        return value
 
     @property
     def faust_data_dir(self) -> Path:

@@ -1,8 +1,10 @@
-"""Alert delivery to Slack-compatible incoming webhooks, retried with backoff (tenacity).
+"""Alert delivery to Slack-compatible incoming webhooks, in the background, with the shared retry rule.
 
 The payload is what Slack's incoming webhooks accept (`text` plus a coloured attachment); other tools that
 take Slack-compatible JSON (Mattermost, Rocket.Chat, Teams connectors in Slack mode) read the same fields.
-The full alert rides along under `pravis_alert` for receivers that want the structured form.
+The full alert rides along under `pravis_alert` for receivers that want the structured form. The POST and
+its retries are `pravis_schemas.webhook`'s; this module formats the payload and queues alerts so the detector
+never waits on a receiver.
 """
 
 import asyncio
@@ -11,7 +13,7 @@ from typing import Any
 import httpx
 import structlog
 from pravis_schemas.messages import Alert, AlertStatus, Severity
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from pravis_schemas.webhook import Backoff, WebhookError, post_json_async
 
 log = structlog.get_logger("pravis_stream.webhook")
 
@@ -19,10 +21,7 @@ COLOURS = {Severity.CRITICAL: "#d7263d", Severity.WARNING: "#f4a261", Severity.I
 RESOLVED_COLOUR = "#2a9d8f"
 QUEUE_LIMIT = 1000
 """Alerts waiting for delivery; beyond this the oldest pending ones are dropped (and logged)."""
-
-
-class RetryableStatus(Exception):
-    """The receiver answered 429 or 5xx: try again."""
+FIRST_RETRY_WAIT_S = 0.2
 
 
 def slack_payload(alert: Alert) -> dict[str, Any]:
@@ -55,30 +54,18 @@ async def deliver(
 ) -> bool:
     """POST the alert to one webhook; retry transport errors, 429 and 5xx. False when it never got through
     or the receiver refused it (other 4xx are not retried)."""
-    payload = slack_payload(alert)
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.2, max=max_wait_s),
-        retry=retry_if_exception_type((httpx.TransportError, RetryableStatus)),
-        reraise=True,
-    )
+    backoff = Backoff(attempts, FIRST_RETRY_WAIT_S, max_wait_s)
     try:
-        async for attempt in retrying:
-            with attempt:
-                response = await client.post(url, json=payload)
-                if response.status_code == 429 or response.status_code >= 500:
-                    raise RetryableStatus(f"HTTP {response.status_code}")
-                if response.status_code >= 400:
-                    log.warning(
-                        "webhook refused alert", url=url, status=response.status_code, alert=alert.alert_id
-                    )
-                    return False
-        return True
-    except (httpx.TransportError, RetryableStatus) as exc:
-        log.warning(
-            "webhook delivery failed", url=url, alert=alert.alert_id, attempts=attempts, error=str(exc)
-        )
+        await post_json_async(client, url, slack_payload(alert), backoff)
+    except WebhookError as exc:
+        if exc.retryable:
+            log.warning(
+                "webhook delivery failed", url=url, alert=alert.alert_id, attempts=attempts, error=str(exc)
+            )
+        else:
+            log.warning("webhook refused alert", url=url, status=exc.status, alert=alert.alert_id)
         return False
+    return True
 
 
 class WebhookSender:

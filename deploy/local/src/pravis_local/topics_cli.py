@@ -6,28 +6,22 @@ import contextlib
 from typing import Annotated
 
 import typer
-from pravis_schemas.kafka_security import KafkaSecuritySettings, kafka_client_options
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pravis_schemas.kafka_security import KafkaSettings, kafka_client_options
+from pravis_schemas.settings import PravisSettings
 from rich.console import Console
 
 from pravis_local.broker import default_partitions, ensure_topics
+from pravis_local.settings import EVENTS_PARTITIONS
 from pravis_local.tail import tail as tail_rows
 
 topics_app = typer.Typer(help="Kafka topics", no_args_is_help=True)
 console = Console()
 
 
-class KafkaCliSettings(BaseSettings, KafkaSecuritySettings):
-    """Kafka connection of the operator commands (`pravis topics`, `pravis alerts`); SASL/TLS options
-    (PRAVIS_KAFKA_SECURITY_PROTOCOL, ...) come from KafkaSecuritySettings."""
+class KafkaCliSettings(PravisSettings, KafkaSettings):
+    """Kafka connection of the operator commands (`pravis topics`, `pravis alerts`)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="PRAVIS_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
-
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    events_partitions: int = 6
-    """Partitions of `events`: the most loader / stream instances that share the work (docs/scaling.md)."""
+    events_partitions: int = EVENTS_PARTITIONS
     topic_replication_factor: int = 1
 
 
@@ -35,7 +29,7 @@ class KafkaCliSettings(BaseSettings, KafkaSecuritySettings):
 def create(
     bootstrap: Annotated[str | None, typer.Option(help="default PRAVIS_KAFKA_BOOTSTRAP")] = None,
     events_partitions: Annotated[
-        int | None, typer.Option(help="default PRAVIS_EVENTS_PARTITIONS (6)")
+        int | None, typer.Option(help=f"default PRAVIS_EVENTS_PARTITIONS ({EVENTS_PARTITIONS})")
     ] = None,
     replication_factor: Annotated[
         int | None, typer.Option(help="default PRAVIS_TOPIC_REPLICATION_FACTOR (1; 3 on a real cluster)")

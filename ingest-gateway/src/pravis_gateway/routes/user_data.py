@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pravis_schemas import ConsentCategory, topics
 from pravis_schemas.messages import ConsentRecord, PrivacyRequest
+from pravis_schemas.privacy_audit import RequestStatus
 from starlette.concurrency import iterate_in_threadpool
 
 from pravis_gateway import clickhouse
@@ -54,9 +55,7 @@ async def delete_user_data(user_id: SubjectQuery, key: SecretKey, gateway: Gatew
         requested_at=now,
     )
     client = await asyncio.to_thread(gateway.warehouse)
-    await asyncio.to_thread(
-        clickhouse.record_request, client, request.request_id, key.project_id, user_id, key.key_id, now
-    )
+    await asyncio.to_thread(clickhouse.record_request, client, request)
     withdrawal = BatchOutcome(
         consent_records=[
             ConsentRecord(
@@ -75,7 +74,7 @@ async def delete_user_data(user_id: SubjectQuery, key: SecretKey, gateway: Gatew
     key_bytes = f"{key.project_id}:{user_id}".encode()
     if failure := await publish(gateway, topics.PRIVACY_REQUESTS, [(key_bytes, request.to_json())]):
         return failure
-    return JSONBody({"request_id": request.request_id, "status": "pending"}, status_code=202)
+    return JSONBody({"request_id": request.request_id, "status": RequestStatus.PENDING}, status_code=202)
 
 
 @router.get("/data/requests/{request_id}", responses=errors(404))

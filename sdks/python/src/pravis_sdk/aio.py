@@ -14,14 +14,14 @@ import httpx
 
 from pravis_sdk.delivery import GIVE_UP, Outcome, Reply, Send, Sleep, deliver, encode_body
 from pravis_sdk.policy import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
-from pravis_sdk.tracking import Tracker
+from pravis_sdk.tracking import DEFAULT_HOST, Tracker
 
 
 class AsyncClient(Tracker):
     def __init__(
         self,
         api_key: str,
-        host: str = "http://127.0.0.1:8000",
+        host: str = DEFAULT_HOST,
         *,
         shutdown_timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,

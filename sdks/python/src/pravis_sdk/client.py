@@ -16,7 +16,7 @@ import httpx
 
 from pravis_sdk.delivery import GIVE_UP, Reply, Send, Sleep, deliver, encode_body
 from pravis_sdk.policy import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
-from pravis_sdk.tracking import Tracker
+from pravis_sdk.tracking import DEFAULT_HOST, Tracker
 
 log = logging.getLogger("pravis_sdk")
 
@@ -27,7 +27,7 @@ class Client(Tracker):
     def __init__(
         self,
         api_key: str,
-        host: str = "http://127.0.0.1:8000",
+        host: str = DEFAULT_HOST,
         *,
         shutdown_timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,

@@ -15,14 +15,15 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from pravis_schemas.events import ConsentCategory
+
 SDK_NAME = "pravis-python"
 SDK_VERSION = "0.1.0"
 
 SESSION_IDLE_TIMEOUT_S = 30 * 60.0
 """A session ends after 30 minutes without events, as in the JS SDK and the product guide."""
 
-AI_EVENT_TYPES = frozenset(("voice_request", "transcription", "tts", "conversation"))
-CONSENT_CATEGORIES = frozenset(("analytics", "performance", "feedback", "personalization"))
+CONSENT_CATEGORIES = frozenset(category.value for category in ConsentCategory)
 
 
 def now_iso() -> str:

@@ -15,9 +15,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from pravis_schemas import ports
+from pravis_schemas.events import AI_EVENT_TYPES
+
 from pravis_sdk.buffer import ErrorCallback, EventBuffer, Stats
 from pravis_sdk.events import (
-    AI_EVENT_TYPES,
     SESSION_IDLE_TIMEOUT_S,
     Session,
     build_event,
@@ -33,6 +35,9 @@ from pravis_sdk.policy import (
     RetryPolicy,
 )
 
+DEFAULT_HOST = f"http://{ports.LOCAL_HOST}:{ports.GATEWAY}"
+"""The gateway of a local `make up` stack."""
+
 EVENTS_PATH = "/api/v1/analytics/events"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +46,7 @@ class Tracker(ABC):
     def __init__(
         self,
         api_key: str,
-        host: str = "http://127.0.0.1:8000",
+        host: str = DEFAULT_HOST,
         *,
         flush_at: int = FLUSH_AT,
         flush_interval: float = FLUSH_INTERVAL_S,
