@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pravis_dashboards.live import LiveSnapshot
+if TYPE_CHECKING:
+    from pravis_dashboards.live import LiveSnapshot
 
 
 def live_view(snapshot: LiveSnapshot) -> dict[str, Any]:
