@@ -4,7 +4,11 @@ import re
 from datetime import date, datetime
 
 from pravis_dashboards import panels
+from pravis_dashboards.live import LiveSnapshot
 from pravis_dashboards.live_view import live_view
+from pravis_schemas.live_api import LiveAlerts, LiveSummary, LiveTimeseries
+
+from .live_api_bodies import ALERTS_BODY, SUMMARY_BODY, TIMESERIES_BODY
 
 VIEW = panels.Params("shop 'b'", date(2024, 3, 1), date(2024, 3, 31))
 
@@ -97,24 +101,11 @@ def test_default_range_ends_at_the_latest_rolled_up_day() -> None:
 
 
 def test_live_view_headlines_and_series() -> None:
-    snapshot = {
-        "summary": {
-            "as_of": "2026-01-01T10:00:00Z",
-            "active_users": {"last_5m": 4, "last_1h": 9},
-            "events": {"total": 50, "per_minute": 10.0},
-            "errors": {"error_rate": 0.1},
-            "api": {"error_rate": None},
-        },
-        "timeseries": {
-            "minutes": [
-                {"minute": "2026-01-01T09:59:00Z", "events": 20, "active_users": 3, "failures": 1},
-                {"minute": "2026-01-01T10:00:00Z", "events": 30, "active_users": 4, "failures": 4},
-            ]
-        },
-        "alerts": {
-            "firing": [{"metric": "error_rate", "severity": "critical", "labels": {}, "started_at": "x"}]
-        },
-    }
+    snapshot = LiveSnapshot(
+        summary=LiveSummary.model_validate_json(SUMMARY_BODY),
+        timeseries=LiveTimeseries.model_validate_json(TIMESERIES_BODY),
+        alerts=LiveAlerts.model_validate_json(ALERTS_BODY),
+    )
     view = live_view(snapshot)
     assert (view["active_users"], view["events_per_minute"], view["error_rate"], view["open_alerts"]) == (
         4,
@@ -124,6 +115,14 @@ def test_live_view_headlines_and_series() -> None:
     )
     assert view["minutes"] == ["09:59", "10:00"]
     assert view["series"][0] == {"name": "events", "data": [20, 30]}
+    assert view["alerts"] == [
+        {
+            "metric": "error_rate",
+            "severity": "critical",
+            "labels": {"endpoint": "/pay"},
+            "started_at": "2026-01-01T09:58:00Z",
+        }
+    ]
 
 
 def test_grafana_dashboards_are_generated_from_the_panels_and_committed() -> None:

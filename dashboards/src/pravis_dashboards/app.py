@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.downloads import attachment
-from pravis_dashboards.live import LiveApi
+from pravis_dashboards.live import IncompatibleLiveAnswer, LiveApi
 from pravis_dashboards.live_view import live_view
 from pravis_dashboards.settings import Settings
 
@@ -205,17 +205,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         project = request.path_params["project"]
         try:
             snapshot = await live_api.snapshot(project)
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except (httpx.HTTPError, IncompatibleLiveAnswer) as exc:
             LIVE_ERRORS.inc()
-            return JSONResponse(
-                {"ok": False, "error": f"stream tier unavailable: {exc}"[:300]}, status_code=502
+            cause = (
+                "stream tier unavailable"
+                if isinstance(exc, httpx.HTTPError)
+                else "incompatible live API answer"
             )
+            return JSONResponse({"ok": False, "error": f"{cause}: {exc}"[:300]}, status_code=502)
         return JSONResponse({"ok": True, "project": project, **live_view(snapshot)})
 
     async def live_projects(request: Request) -> JSONResponse:
         try:
             return JSONResponse({"ok": True, "projects": await live_api.projects()})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, IncompatibleLiveAnswer) as exc:
             return JSONResponse({"ok": False, "error": str(exc)[:300], "projects": []}, status_code=502)
 
     async def healthz(request: Request) -> JSONResponse:

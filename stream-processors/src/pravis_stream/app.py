@@ -28,6 +28,7 @@ import orjson
 import structlog
 from faust.web import Request, Response, View
 from pravis_schemas import topics
+from pravis_schemas.live_api import SUMMARY_WINDOWS
 from pravis_schemas.messages import Alert
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
@@ -323,16 +324,17 @@ class Worker:
         @app.page("/live/projects")
         class Projects(View):
             async def get(self, request: Request) -> Response:
-                return self.json({"projects": worker.state.projects()})
+                return self.json(views.projects(worker.state))
 
         @app.page("/live/{project_id}/summary")
         class Summary(View):
             async def get(self, request: Request, project_id: str) -> Response:
                 window = request.query.get("window", "5m")
-                if window not in (*views.WINDOWS, "today"):
+                if window not in SUMMARY_WINDOWS:
                     web.REFUSED.labels("bad_parameter").inc()
                     return self.json(
-                        {"error": f"window must be one of 5m, 1h, 24h, today; got {window!r}"}, status=400
+                        {"error": f"window must be one of {', '.join(SUMMARY_WINDOWS)}; got {window!r}"},
+                        status=400,
                     )
                 return self.json(views.summary(worker.state, project_id, window, datetime.now(UTC)))
 
@@ -353,5 +355,5 @@ class Worker:
             async def get(self, request: Request, project_id: str) -> Response:
                 detector = worker.detectors.get(project_id)
                 return self.json(
-                    {"project_id": project_id, "firing": list(detector.firing.values()) if detector else []}
+                    views.firing_alerts(project_id, detector.firing.values() if detector else [])
                 )

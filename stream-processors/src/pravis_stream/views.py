@@ -1,5 +1,7 @@
-"""The live API's views (pure, no I/O): the JSON bodies of `/live/{project_id}/summary` and `/timeseries`,
-built from a worker's `LiveState` (shapes documented in the README)."""
+"""The live API's views (pure, no I/O): the JSON bodies of `/live/{project_id}/summary`, `/timeseries`,
+`/alerts` and `/live/projects`, built from a worker's `LiveState` as the models of `pravis_schemas.live_api`
+(the contract the dashboards read) and dumped for the web layer. Called only when a request is answered, never
+on the hot path."""
 
 from __future__ import annotations
 
@@ -7,21 +9,37 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pravis_schemas.live_api import (
+    WINDOW_MINUTES,
+    ActiveUsers,
+    AiStats,
+    ApiStats,
+    EndpointStats,
+    Errors,
+    EventCounts,
+    FeedbackStats,
+    LatencyMs,
+    LiveAlerts,
+    LiveProjects,
+    LiveSummary,
+    LiveTimeseries,
+    MinuteRow,
+    ModelStats,
+    SummaryWindow,
+)
+
 from pravis_stream.counters import Window, minute_key, minute_start
 from pravis_stream.partition_state import LiveState
 from pravis_stream.sketches import HLL_RELATIVE_ERROR, distinct, new_kll, quantiles
-
-WINDOWS = {"5m": 5, "1h": 60, "24h": 24 * 60}
-"""Named spans of minutes for the live API; `today` is the UTC day so far."""
 
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def _latency(sketch: Any) -> dict[str, float] | None:
+def _latency(sketch: Any) -> LatencyMs | None:
     values = quantiles(sketch)
-    return dict(zip(("p50", "p95", "p99"), values, strict=True)) if values else None
+    return LatencyMs(p50=values[0], p95=values[1], p99=values[2]) if values else None
 
 
 def merged(windows: Iterable[Window]) -> Window:
@@ -31,7 +49,9 @@ def merged(windows: Iterable[Window]) -> Window:
     return total
 
 
-def _api_block(window: Window) -> dict[str, Any]:
+def _api_stats(window: Window, per_endpoint: bool = True) -> ApiStats:
+    """The window's `api_request` totals, and each endpoint's unless `per_endpoint` is false (a timeseries
+    row shows only the totals, and an endpoint's quantiles and models are most of the cost)."""
     latency = new_kll()
     requests = server = client = hits = known = 0
     endpoints = {}
@@ -42,52 +62,53 @@ def _api_block(window: Window) -> dict[str, Any]:
         client += stats.client_errors
         hits += stats.cache_hits
         known += stats.cache_known
-        endpoints[endpoint] = {
-            "requests": stats.count,
-            "server_errors": stats.server_errors,
-            "client_errors": stats.client_errors,
-            "error_rate": _rate(stats.server_errors, stats.count),
-            "cache_hit_ratio": _rate(stats.cache_hits, stats.cache_known),
-            "latency_ms": _latency(stats.latency),
-        }
-    return {
-        "requests": requests,
-        "server_errors": server,
-        "client_errors": client,
-        "error_rate": _rate(server, requests),
-        "cache_hit_ratio": _rate(hits, known),
-        "latency_ms": _latency(latency),
-        "endpoints": endpoints,
-    }
+        if per_endpoint:
+            endpoints[endpoint] = EndpointStats(
+                requests=stats.count,
+                server_errors=stats.server_errors,
+                client_errors=stats.client_errors,
+                error_rate=_rate(stats.server_errors, stats.count),
+                cache_hit_ratio=_rate(stats.cache_hits, stats.cache_known),
+                latency_ms=_latency(stats.latency),
+            )
+    return ApiStats(
+        requests=requests,
+        server_errors=server,
+        client_errors=client,
+        error_rate=_rate(server, requests),
+        cache_hit_ratio=_rate(hits, known),
+        latency_ms=_latency(latency),
+        endpoints=endpoints,
+    )
 
 
-def _ai_block(window: Window) -> dict[str, Any]:
+def _ai_stats(window: Window) -> AiStats:
     requests = sum(stats.count for stats in window.ai.values())
     success = sum(stats.success for stats in window.ai.values())
-    return {
-        "requests": requests,
-        "success_rate": _rate(success, requests),
-        "by_model": [
-            {
-                "event_type": event_type,
-                "model": model or None,
-                "requests": stats.count,
-                "success_rate": _rate(stats.success, stats.count),
-                "latency_ms": _latency(stats.latency),
-            }
+    return AiStats(
+        requests=requests,
+        success_rate=_rate(success, requests),
+        by_model=[
+            ModelStats(
+                event_type=event_type,
+                model=model or None,
+                requests=stats.count,
+                success_rate=_rate(stats.success, stats.count),
+                latency_ms=_latency(stats.latency),
+            )
             for (event_type, model), stats in sorted(window.ai.items())
         ],
-    }
+    )
 
 
-def _span_start(name: str, now: datetime) -> str:
+def _span_start(name: SummaryWindow, now: datetime) -> str:
     if name == "today":
         return now.astimezone(UTC).strftime("%Y-%m-%dT00:00")
-    return minute_key(now - timedelta(minutes=WINDOWS[name] - 1))
+    return minute_key(now - timedelta(minutes=WINDOW_MINUTES[name] - 1))
 
 
-def summary(state: LiveState, project: str, window_name: str, now: datetime) -> dict[str, Any]:
-    """JSON of `GET /live/{project_id}/summary?window=...` (shape documented in the README)."""
+def summary(state: LiveState, project: str, window_name: SummaryWindow, now: datetime) -> dict[str, Any]:
+    """JSON of `GET /live/{project_id}/summary?window=...`: a `LiveSummary`."""
     day_start = _span_start("today", now)
     hour_start = _span_start("1h", now)
     since = min(day_start, hour_start, _span_start(window_name, now))
@@ -99,42 +120,42 @@ def summary(state: LiveState, project: str, window_name: str, now: datetime) -> 
         return distinct(w.users for minute, ws in by_minute.items() if minute >= start for w in ws)
 
     span_minutes = (minute_start(minute_key(now)) - minute_start(span_start)) // timedelta(minutes=1) + 1
-    return {
-        "project_id": project,
-        "as_of": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "window": window_name,
-        "window_start": span_start + ":00Z",
-        "partitions": sorted(state.partitions),
-        "total_partitions": state.total_partitions,
-        "active_users": {
-            "last_5m": users(_span_start("5m", now)),
-            "last_1h": users(hour_start),
-            "today": users(day_start),
-            "relative_error": round(HLL_RELATIVE_ERROR, 4),
-        },
-        "events": {
-            "total": span.events,
-            "per_minute": round(span.events / span_minutes, 3),
-            "by_type": dict(sorted(span.by_type.items())),
-        },
-        "errors": {
-            "failures": span.failures,
-            "error_events": span.by_type.get("error", 0),
-            "error_rate": _rate(span.failures, span.events),
-        },
-        "api": _api_block(span),
-        "ai": _ai_block(span),
-        "feedback": {
-            "count": span.feedback,
-            "negative": span.negative_feedback,
-            "average_rating": round(span.rating_sum / span.feedback, 3) if span.feedback else None,
-        },
-    }
+    return LiveSummary(
+        project_id=project,
+        as_of=now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        window=window_name,
+        window_start=span_start + ":00Z",
+        partitions=sorted(state.partitions),
+        total_partitions=state.total_partitions,
+        active_users=ActiveUsers(
+            last_5m=users(_span_start("5m", now)),
+            last_1h=users(hour_start),
+            today=users(day_start),
+            relative_error=round(HLL_RELATIVE_ERROR, 4),
+        ),
+        events=EventCounts(
+            total=span.events,
+            per_minute=round(span.events / span_minutes, 3),
+            by_type=dict(sorted(span.by_type.items())),
+        ),
+        errors=Errors(
+            failures=span.failures,
+            error_events=span.by_type.get("error", 0),
+            error_rate=_rate(span.failures, span.events),
+        ),
+        api=_api_stats(span),
+        ai=_ai_stats(span),
+        feedback=FeedbackStats(
+            count=span.feedback,
+            negative=span.negative_feedback,
+            average_rating=round(span.rating_sum / span.feedback, 3) if span.feedback else None,
+        ),
+    ).model_dump(mode="json")
 
 
 def timeseries(state: LiveState, project: str, minutes: int, now: datetime) -> dict[str, Any]:
-    """JSON of `GET /live/{project_id}/timeseries?minutes=N`: one row per minute, oldest first, zeros
-    included."""
+    """JSON of `GET /live/{project_id}/timeseries?minutes=N`: a `LiveTimeseries`, one row per minute, oldest
+    first, zeros included."""
     last = minute_start(minute_key(now))
     keys = [minute_key(last - timedelta(minutes=i)) for i in range(minutes - 1, -1, -1)]
     by_minute = state.minutes_of(project, keys[0])
@@ -142,19 +163,31 @@ def timeseries(state: LiveState, project: str, minutes: int, now: datetime) -> d
     for key in keys:
         windows = by_minute.get(key, [])
         window = merged(windows)
-        api = _api_block(window)
+        api = _api_stats(window, per_endpoint=False)
         rows.append(
-            {
-                "minute": key + ":00Z",
-                "events": window.events,
-                "by_type": dict(sorted(window.by_type.items())),
-                "failures": window.failures,
-                "error_rate": _rate(window.failures, window.events),
-                "api_requests": api["requests"],
-                "api_error_rate": api["error_rate"],
-                "api_latency_ms": api["latency_ms"],
-                "active_users": distinct(w.users for w in windows) if windows else 0,
-                "feedback": window.feedback,
-            }
+            MinuteRow(
+                minute=key + ":00Z",
+                events=window.events,
+                by_type=dict(sorted(window.by_type.items())),
+                failures=window.failures,
+                error_rate=_rate(window.failures, window.events),
+                api_requests=api.requests,
+                api_error_rate=api.error_rate,
+                api_latency_ms=api.latency_ms,
+                active_users=distinct(w.users for w in windows) if windows else 0,
+                feedback=window.feedback,
+            )
         )
-    return {"project_id": project, "partitions": sorted(state.partitions), "minutes": rows}
+    return LiveTimeseries(project_id=project, partitions=sorted(state.partitions), minutes=rows).model_dump(
+        mode="json"
+    )
+
+
+def firing_alerts(project: str, firing: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """JSON of `GET /live/{project_id}/alerts`: a `LiveAlerts` of the project's detector's firing alerts."""
+    return LiveAlerts(project_id=project, firing=list(firing)).model_dump(mode="json")
+
+
+def projects(state: LiveState) -> dict[str, Any]:
+    """JSON of `GET /live/projects`: a `LiveProjects`."""
+    return LiveProjects(projects=state.projects()).model_dump(mode="json")

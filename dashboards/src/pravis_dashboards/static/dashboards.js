@@ -261,7 +261,7 @@ async function pollLive(project, pollMs) {
     $("status").className = "";
   } catch (error) {
     state.live.errors += 1;
-    $("status").textContent = `stream tier unreachable, retrying (${String(error.message || error).slice(0, 120)})`;
+    $("status").textContent = `live data unavailable, retrying (${String(error.message || error).slice(0, 120)})`;
     $("status").className = "warn";
   }
   setTimeout(() => pollLive(project, pollMs), pollMs);
