@@ -1,14 +1,15 @@
 """Which warehouse tables hold personal data and the SQL that finds, exports or deletes one person's rows.
 
 Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
-table of the database with a subject column (user_id, anonymous_id, distinct_id, subject). Pure: statements
-only, with the person as a query parameter; table and column names come from ClickHouse's own catalogue,
-except for the identity graph's tables (`IDENTITY_TABLES`), whose subjects are declared here.
+table of the database with a subject column (user_id, anonymous_id, distinct_id, subject, and previous_id: an
+alias names the id it merges there). Pure: statements only, with the person as a query parameter; table and
+column names come from ClickHouse's own catalogue, except for the identity graph's tables (`IDENTITY_TABLES`),
+whose subjects are declared here.
 """
 
 from dataclasses import dataclass
 
-SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject")
+SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject", "previous_id")
 
 PERSONAL_TABLES_SQL = (
     "SELECT c.table, groupArrayIf(c.name, c.name IN {subjects:Array(String)}), "
