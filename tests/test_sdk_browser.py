@@ -5,6 +5,7 @@ setup is needed. Skipped only when Debian's `chromium` is not installed (`apt-ge
 """
 
 import json
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -129,3 +130,58 @@ def test_reload_mid_queue_with_default_options_arrives_once(
     assert stored == dict.fromkeys(ids, 1)
     assert sorted(site.posted_ids()) == sorted(ids)  # keepalive fetch on hide or beacon on pagehide, not both
     assert page.evaluate("pravis.stats().queued") == 0
+
+
+def test_login_logout_and_second_user_on_one_device(
+    page, site: Site, api_key: str, loader, clickhouse_url: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first_user, second_user = f"u-first-{run}", f"u-second-{run}"
+    open_page(page, site, api_key)
+    journey = page.evaluate(
+        """(async (firstUser, secondUser) => {
+          const device = [pravis.anonymousId];
+          const sent = [
+            pravis.page({section: 'shoes'}),
+            pravis.identify(firstUser, {plan: 'pro'}),
+            pravis.track('feature_use', {}, {feature_name: 'wishlist'}),
+          ];
+          pravis.identify(null);
+          device.push(pravis.anonymousId);
+          sent.push(pravis.page({section: 'home'}), pravis.identify(secondUser));
+          await pravis.flush();
+          return {device, sent};
+        })"""
+        + f"({json.dumps(first_user)}, {json.dumps(second_user)})"
+    )
+    device, sent = journey["device"], journey["sent"]
+    assert page.evaluate("pravis.stats().accepted") == len(sent)
+
+    # What the journey should have sent, spelled out here, not read back from the SDK; `session` numbers
+    # the sessions: one across the login, a new one after the logout.
+    expected = [
+        ("page_view", None, device[0], 0),
+        ("identify", first_user, device[0], 0),
+        ("feature_use", first_user, device[0], 0),
+        ("page_view", None, device[1], 1),
+        ("identify", second_user, device[1], 1),
+    ]
+    assert wait_until_stored(clickhouse_url, sent) == dict.fromkeys(sent, 1)
+    with connect(clickhouse_url) as ch:
+        rows = ch.query(
+            "SELECT toString(event_id), event_type, user_id, anonymous_id, session_id FROM events FINAL "
+            "WHERE event_id IN {ids:Array(UUID)}",
+            parameters={"ids": sent},
+        ).result_rows
+        overrides = ch.query(
+            "SELECT distinct_id, person_id FROM person_overrides WHERE distinct_id IN {ids:Array(String)}",
+            parameters={"ids": [*device, first_user, second_user]},
+        ).result_rows
+    by_id = {row[0]: row[1:] for row in rows}
+    sessions: dict[str, int] = {}
+    stored = [
+        (kind, user, anonymous, sessions.setdefault(session, len(sessions)))
+        for kind, user, anonymous, session in (by_id[event_id] for event_id in sent)
+    ]
+    assert stored == expected
+    assert dict(overrides) == {device[0]: first_user, device[1]: second_user}

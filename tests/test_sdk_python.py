@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+import uuid
 
 import httpx
 import pytest
@@ -183,3 +184,63 @@ def test_events_still_queued_at_interpreter_exit_are_sent(
 
     assert [post.event_ids for post in site.posts] == [[event_id]]
     assert wait_until_stored(clickhouse_url, [event_id]) == {event_id: 1}
+
+
+def test_login_logout_and_alias_journey_builds_the_identity_graph(
+    site: Site, api_key: str, loader, clickhouse_url: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first_user, second_user, relayed_user = f"u-first-{run}", f"u-second-{run}", f"u-relayed-{run}"
+    cookie, old_anonymous = f"anon-cookie-{run}", f"anon-old-{run}"
+    with Client(api_key, site.url, flush_at=100) as client:
+        device = [client.anonymous_id]
+        sent = [
+            client.page("https://boutique.example/shoes"),
+            client.identify(first_user, {"plan": "pro"}),
+            client.track("feature_use", feature_name="wishlist"),
+        ]
+        client.identify(None)
+        device.append(client.anonymous_id)
+        sent += [
+            client.page("https://boutique.example/"),
+            client.identify(second_user),
+            client.identify(relayed_user, anonymous_id=cookie),
+            client.alias(old_anonymous, first_user),
+        ]
+        assert client.flush(10)
+    assert client.stats().accepted == len(sent)
+
+    # What each call should have sent, spelled out from the journey above, not read back from the SDK.
+    expected = [
+        ("page_view", None, device[0], None),
+        ("identify", first_user, device[0], None),
+        ("feature_use", first_user, None, None),
+        ("page_view", None, device[1], None),
+        ("identify", second_user, device[1], None),
+        ("identify", relayed_user, cookie, None),
+        ("alias", first_user, None, old_anonymous),
+    ]
+    assert wait_until_stored(clickhouse_url, sent) == dict.fromkeys(sent, 1)
+    with connect(clickhouse_url) as ch:
+        rows = ch.query(
+            "SELECT toString(event_id), event_type, user_id, anonymous_id, previous_id FROM events FINAL "
+            "WHERE event_id IN {ids:Array(UUID)}",
+            parameters={"ids": sent},
+        ).result_rows
+    by_id = {row[0]: row[1:] for row in rows}
+    assert [by_id[event_id] for event_id in sent] == expected
+
+    # Rule 1: each anonymous id belongs to the user it was explicitly linked to; the device's second
+    # anonymous id (after the logout) to the second user only.
+    persons = {
+        device[0]: first_user,
+        device[1]: second_user,
+        cookie: relayed_user,
+        old_anonymous: first_user,
+    }
+    with connect(clickhouse_url) as ch:
+        overrides = ch.query(
+            "SELECT distinct_id, person_id FROM person_overrides WHERE distinct_id IN {ids:Array(String)}",
+            parameters={"ids": [*persons, first_user, second_user, relayed_user]},
+        ).result_rows
+    assert dict(overrides) == persons
