@@ -64,3 +64,37 @@ def wait_until_stored(clickhouse_url: str, event_ids: list[str], timeout_s: floa
             return counts
         time.sleep(0.2)
     return counts
+
+
+def journey_rows(clickhouse_url: str, event_ids: list[str]) -> list[tuple]:
+    """`(event_type, user_id, anonymous_id, session, previous_id)` of each event, in the order of `event_ids`;
+    `session` numbers the distinct session ids in order of first appearance (None when absent), so a test can
+    say "same session" / "a new one" without knowing the ids the SDK made."""
+    with connect(clickhouse_url) as client:
+        rows = client.query(
+            "SELECT toString(event_id), event_type, user_id, anonymous_id, session_id, previous_id "
+            "FROM events FINAL WHERE event_id IN {ids:Array(UUID)}",
+            parameters={"ids": event_ids},
+        ).result_rows
+    by_id = {row[0]: row[1:] for row in rows}
+    sessions: dict[str, int] = {}
+    return [
+        (
+            kind,
+            user,
+            anonymous,
+            None if session is None else sessions.setdefault(session, len(sessions)),
+            previous,
+        )
+        for kind, user, anonymous, session, previous in (by_id[event_id] for event_id in event_ids)
+    ]
+
+
+def persons_of(clickhouse_url: str, ids: list[str]) -> dict[str, str]:
+    """`person_overrides` rows of these ids: each id whose person is another id, and that person."""
+    with connect(clickhouse_url) as client:
+        rows = client.query(
+            "SELECT distinct_id, person_id FROM person_overrides WHERE distinct_id IN {ids:Array(String)}",
+            parameters={"ids": ids},
+        ).result_rows
+    return dict(rows)

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Response
 from pravis_rollups.clickhouse import connect
 from pravis_sdk import AsyncClient, Client, PravisMiddleware, RetryPolicy
 
-from tests.helpers import wait_until_stored
+from tests.helpers import journey_rows, persons_of, wait_until_stored
 from tests.sdk_site import Site
 
 
@@ -210,25 +210,19 @@ def test_login_logout_and_alias_journey_builds_the_identity_graph(
         assert client.flush(10)
     assert client.stats().accepted == len(sent)
 
-    # What each call should have sent, spelled out from the journey above, not read back from the SDK.
+    # What each call should have sent, spelled out from the journey above, not read back from the SDK: one
+    # session across the login, a new one after the logout; the relayed login and the alias carry none.
     expected = [
-        ("page_view", None, device[0], None),
-        ("identify", first_user, device[0], None),
-        ("feature_use", first_user, None, None),
-        ("page_view", None, device[1], None),
-        ("identify", second_user, device[1], None),
-        ("identify", relayed_user, cookie, None),
-        ("alias", first_user, None, old_anonymous),
+        ("page_view", None, device[0], 0, None),
+        ("identify", first_user, device[0], 0, None),
+        ("feature_use", first_user, None, 0, None),
+        ("page_view", None, device[1], 1, None),
+        ("identify", second_user, device[1], 1, None),
+        ("identify", relayed_user, cookie, None, None),
+        ("alias", first_user, None, None, old_anonymous),
     ]
     assert wait_until_stored(clickhouse_url, sent) == dict.fromkeys(sent, 1)
-    with connect(clickhouse_url) as ch:
-        rows = ch.query(
-            "SELECT toString(event_id), event_type, user_id, anonymous_id, previous_id FROM events FINAL "
-            "WHERE event_id IN {ids:Array(UUID)}",
-            parameters={"ids": sent},
-        ).result_rows
-    by_id = {row[0]: row[1:] for row in rows}
-    assert [by_id[event_id] for event_id in sent] == expected
+    assert journey_rows(clickhouse_url, sent) == expected
 
     # Rule 1: each anonymous id belongs to the user it was explicitly linked to; the device's second
     # anonymous id (after the logout) to the second user only.
@@ -238,9 +232,4 @@ def test_login_logout_and_alias_journey_builds_the_identity_graph(
         cookie: relayed_user,
         old_anonymous: first_user,
     }
-    with connect(clickhouse_url) as ch:
-        overrides = ch.query(
-            "SELECT distinct_id, person_id FROM person_overrides WHERE distinct_id IN {ids:Array(String)}",
-            parameters={"ids": [*persons, first_user, second_user, relayed_user]},
-        ).result_rows
-    assert dict(overrides) == persons
+    assert persons_of(clickhouse_url, [*persons, first_user, second_user, relayed_user]) == persons
