@@ -39,14 +39,20 @@ def voice_request(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def query_rows(clickhouse_url: str, sql: str, **parameters: Any) -> list[tuple]:
+    """The rows of one parameterized query."""
+    with connect(clickhouse_url) as client:
+        return client.query(sql, parameters=parameters).result_rows
+
+
 def stored_counts(clickhouse_url: str, event_ids: list[str]) -> dict[str, int]:
     """How many rows each event_id has in `events`, deduplicated the way analysts are told to query."""
-    with connect(clickhouse_url) as client:
-        rows = client.query(
-            "SELECT toString(event_id), count() FROM events FINAL WHERE event_id IN {ids:Array(UUID)} "
-            "GROUP BY event_id",
-            parameters={"ids": event_ids},
-        ).result_rows
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT toString(event_id), count() FROM events FINAL WHERE event_id IN {ids:Array(UUID)} "
+        "GROUP BY event_id",
+        ids=event_ids,
+    )
     return dict(rows)
 
 
@@ -70,12 +76,12 @@ def journey_rows(clickhouse_url: str, event_ids: list[str]) -> list[tuple]:
     """`(event_type, user_id, anonymous_id, session, previous_id)` of each event, in the order of `event_ids`;
     `session` numbers the distinct session ids in order of first appearance (None when absent), so a test can
     say "same session" / "a new one" without knowing the ids the SDK made."""
-    with connect(clickhouse_url) as client:
-        rows = client.query(
-            "SELECT toString(event_id), event_type, user_id, anonymous_id, session_id, previous_id "
-            "FROM events FINAL WHERE event_id IN {ids:Array(UUID)}",
-            parameters={"ids": event_ids},
-        ).result_rows
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT toString(event_id), event_type, user_id, anonymous_id, session_id, previous_id "
+        "FROM events FINAL WHERE event_id IN {ids:Array(UUID)}",
+        ids=event_ids,
+    )
     by_id = {row[0]: row[1:] for row in rows}
     sessions: dict[str, int] = {}
     return [
@@ -92,9 +98,9 @@ def journey_rows(clickhouse_url: str, event_ids: list[str]) -> list[tuple]:
 
 def persons_of(clickhouse_url: str, ids: list[str]) -> dict[str, str]:
     """`person_overrides` rows of these ids: each id whose person is another id, and that person."""
-    with connect(clickhouse_url) as client:
-        rows = client.query(
-            "SELECT distinct_id, person_id FROM person_overrides WHERE distinct_id IN {ids:Array(String)}",
-            parameters={"ids": ids},
-        ).result_rows
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT distinct_id, person_id FROM person_overrides WHERE distinct_id IN {ids:Array(String)}",
+        ids=ids,
+    )
     return dict(rows)
