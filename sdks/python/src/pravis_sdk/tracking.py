@@ -1,5 +1,4 @@
-"""The event API both clients share: track, identify, alias, page, feedback, consent, api_request, AI call
-timing.
+"""The event API both clients share: track, identify, alias, page, feedback, consent, api_request, AI timing.
 
 Subclasses provide `_wake()` (start a flush because `flush_at` events are waiting); everything here only
 builds and queues events, so it never blocks on the network.
