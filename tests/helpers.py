@@ -2,10 +2,13 @@
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pravis_rollups.clickhouse import connect
+
+T = TypeVar("T")
 
 
 def now_iso() -> str:
@@ -104,3 +107,24 @@ def persons_of(clickhouse_url: str, ids: list[str]) -> dict[str, str]:
         ids=ids,
     )
     return dict(rows)
+
+
+def users_with_history(clickhouse_url: str, ids: list[str]) -> set[str]:
+    """The ids among `ids` that `identity_users` knows with events of their own (rule 4's history)."""
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT user_id FROM identity_users WHERE user_id IN {ids:Array(String)} "
+        "GROUP BY user_id HAVING sum(events) > 0",
+        ids=ids,
+    )
+    return {user_id for (user_id,) in rows}
+
+
+def wait_until_equal(read: Callable[[], T], expected: T, timeout_s: float = 60.0) -> T:
+    """Poll `read` until it returns `expected` (or the deadline passes); return its last value. The identity
+    tables are written by views of the same insert as `events`, each part committed on its own, so a row can
+    be in `events` a moment before its link is."""
+    deadline = time.monotonic() + timeout_s
+    while (value := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value

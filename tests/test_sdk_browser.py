@@ -13,7 +13,7 @@ import pytest
 from pravis_rollups.clickhouse import connect
 
 from tests.browser import CHROMIUM, chromium_page
-from tests.helpers import journey_rows, persons_of, wait_until_stored
+from tests.helpers import journey_rows, persons_of, wait_until_equal, wait_until_stored
 from tests.sdk_site import Site
 
 pytestmark = pytest.mark.skipif(
@@ -168,5 +168,5 @@ def test_login_logout_and_second_user_on_one_device(
     ]
     assert wait_until_stored(clickhouse_url, sent) == dict.fromkeys(sent, 1)
     assert journey_rows(clickhouse_url, sent) == expected
-    persons = persons_of(clickhouse_url, [*device, first_user, second_user])
-    assert persons == {device[0]: first_user, device[1]: second_user}
+    ids, persons = [*device, first_user, second_user], {device[0]: first_user, device[1]: second_user}
+    assert wait_until_equal(lambda: persons_of(clickhouse_url, ids), persons) == persons
