@@ -2,10 +2,13 @@
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pravis_rollups.clickhouse import connect
+
+T = TypeVar("T")
 
 
 def now_iso() -> str:
@@ -39,14 +42,20 @@ def voice_request(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def query_rows(clickhouse_url: str, sql: str, **parameters: Any) -> list[tuple]:
+    """The rows of one parameterized query."""
+    with connect(clickhouse_url) as client:
+        return client.query(sql, parameters=parameters).result_rows
+
+
 def stored_counts(clickhouse_url: str, event_ids: list[str]) -> dict[str, int]:
     """How many rows each event_id has in `events`, deduplicated the way analysts are told to query."""
-    with connect(clickhouse_url) as client:
-        rows = client.query(
-            "SELECT toString(event_id), count() FROM events FINAL WHERE event_id IN {ids:Array(UUID)} "
-            "GROUP BY event_id",
-            parameters={"ids": event_ids},
-        ).result_rows
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT toString(event_id), count() FROM events FINAL WHERE event_id IN {ids:Array(UUID)} "
+        "GROUP BY event_id",
+        ids=event_ids,
+    )
     return dict(rows)
 
 
@@ -64,3 +73,58 @@ def wait_until_stored(clickhouse_url: str, event_ids: list[str], timeout_s: floa
             return counts
         time.sleep(0.2)
     return counts
+
+
+def journey_rows(clickhouse_url: str, event_ids: list[str]) -> list[tuple]:
+    """`(event_type, user_id, anonymous_id, session, previous_id)` of each event, in the order of `event_ids`;
+    `session` numbers the distinct session ids in order of first appearance (None when absent), so a test can
+    say "same session" / "a new one" without knowing the ids the SDK made."""
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT toString(event_id), event_type, user_id, anonymous_id, session_id, previous_id "
+        "FROM events FINAL WHERE event_id IN {ids:Array(UUID)}",
+        ids=event_ids,
+    )
+    by_id = {row[0]: row[1:] for row in rows}
+    sessions: dict[str, int] = {}
+    return [
+        (
+            kind,
+            user,
+            anonymous,
+            None if session is None else sessions.setdefault(session, len(sessions)),
+            previous,
+        )
+        for kind, user, anonymous, session, previous in (by_id[event_id] for event_id in event_ids)
+    ]
+
+
+def persons_of(clickhouse_url: str, ids: list[str]) -> dict[str, str]:
+    """`person_overrides` rows of these ids: each id whose person is another id, and that person."""
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT distinct_id, person_id FROM person_overrides WHERE distinct_id IN {ids:Array(String)}",
+        ids=ids,
+    )
+    return dict(rows)
+
+
+def users_with_history(clickhouse_url: str, ids: list[str]) -> set[str]:
+    """The ids among `ids` that `identity_users` knows with events of their own (rule 4's history)."""
+    rows = query_rows(
+        clickhouse_url,
+        "SELECT user_id FROM identity_users WHERE user_id IN {ids:Array(String)} "
+        "GROUP BY user_id HAVING sum(events) > 0",
+        ids=ids,
+    )
+    return {user_id for (user_id,) in rows}
+
+
+def wait_until_equal(read: Callable[[], T], expected: T, timeout_s: float = 60.0) -> T:
+    """Poll `read` until it returns `expected` (or the deadline passes); return its last value. The identity
+    tables are written by views of the same insert as `events`, each part committed on its own, so a row can
+    be in `events` a moment before its link is."""
+    deadline = time.monotonic() + timeout_s
+    while (value := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value

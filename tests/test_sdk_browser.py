@@ -5,6 +5,7 @@ setup is needed. Skipped only when Debian's `chromium` is not installed (`apt-ge
 """
 
 import json
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -12,7 +13,7 @@ import pytest
 from pravis_rollups.clickhouse import connect
 
 from tests.browser import CHROMIUM, chromium_page
-from tests.helpers import wait_until_stored
+from tests.helpers import journey_rows, persons_of, wait_until_equal, wait_until_stored
 from tests.sdk_site import Site
 
 pytestmark = pytest.mark.skipif(
@@ -129,3 +130,43 @@ def test_reload_mid_queue_with_default_options_arrives_once(
     assert stored == dict.fromkeys(ids, 1)
     assert sorted(site.posted_ids()) == sorted(ids)  # keepalive fetch on hide or beacon on pagehide, not both
     assert page.evaluate("pravis.stats().queued") == 0
+
+
+def test_login_logout_and_second_user_on_one_device(
+    page, site: Site, api_key: str, loader, clickhouse_url: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first_user, second_user = f"u-first-{run}", f"u-second-{run}"
+    open_page(page, site, api_key)
+    journey = page.evaluate(
+        """(async (firstUser, secondUser) => {
+          const device = [pravis.anonymousId];
+          const sent = [
+            pravis.page({section: 'shoes'}),
+            pravis.identify(firstUser, {plan: 'pro'}),
+            pravis.track('feature_use', {}, {feature_name: 'wishlist'}),
+          ];
+          pravis.identify(null);
+          device.push(pravis.anonymousId);
+          sent.push(pravis.page({section: 'home'}), pravis.identify(secondUser));
+          await pravis.flush();
+          return {device, sent};
+        })"""
+        + f"({json.dumps(first_user)}, {json.dumps(second_user)})"
+    )
+    device, sent = journey["device"], journey["sent"]
+    assert page.evaluate("pravis.stats().accepted") == len(sent)
+
+    # What the journey should have sent, spelled out here, not read back from the SDK: one session across the
+    # login, a new one after the logout.
+    expected = [
+        ("page_view", None, device[0], 0, None),
+        ("identify", first_user, device[0], 0, None),
+        ("feature_use", first_user, device[0], 0, None),
+        ("page_view", None, device[1], 1, None),
+        ("identify", second_user, device[1], 1, None),
+    ]
+    assert wait_until_stored(clickhouse_url, sent) == dict.fromkeys(sent, 1)
+    assert journey_rows(clickhouse_url, sent) == expected
+    ids, persons = [*device, first_user, second_user], {device[0]: first_user, device[1]: second_user}
+    assert wait_until_equal(lambda: persons_of(clickhouse_url, ids), persons) == persons

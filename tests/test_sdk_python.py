@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+import uuid
 
 import httpx
 import pytest
@@ -10,7 +11,13 @@ from fastapi import FastAPI, Response
 from pravis_rollups.clickhouse import connect
 from pravis_sdk import AsyncClient, Client, PravisMiddleware, RetryPolicy
 
-from tests.helpers import wait_until_stored
+from tests.helpers import (
+    journey_rows,
+    persons_of,
+    users_with_history,
+    wait_until_equal,
+    wait_until_stored,
+)
 from tests.sdk_site import Site
 
 
@@ -25,8 +32,10 @@ def test_batches_at_flush_at_and_on_flush_arrive_once(
 ) -> None:
     with Client(api_key, site.url, flush_at=5, flush_interval=60) as client:
         first = [client.track("button_click", {"n": i}, button_id="buy", user_id="u-e2e") for i in range(5)]
+        # Wait for the client to settle the batch, not only for the site to see it: events queued while the
+        # answer is on its way back are sent with the backlog at once, as they should be.
         deadline = time.monotonic() + 10
-        while len(site.posts) < 1 and time.monotonic() < deadline:
+        while client.stats().accepted < 5 and time.monotonic() < deadline:
             time.sleep(0.02)
         second = [client.track("feature_use", feature_name="wishlist", user_id="u-e2e") for _ in range(3)]
         time.sleep(0.3)
@@ -183,3 +192,78 @@ def test_events_still_queued_at_interpreter_exit_are_sent(
 
     assert [post.event_ids for post in site.posts] == [[event_id]]
     assert wait_until_stored(clickhouse_url, [event_id]) == {event_id: 1}
+
+
+def test_login_logout_and_alias_journey_builds_the_identity_graph(
+    site: Site, api_key: str, loader, clickhouse_url: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first_user, second_user, relayed_user = f"u-first-{run}", f"u-second-{run}", f"u-relayed-{run}"
+    cookie, old_anonymous = f"anon-cookie-{run}", f"anon-old-{run}"
+    with Client(api_key, site.url, flush_at=100) as client:
+        device = [client.anonymous_id]
+        sent = [
+            client.page("https://boutique.example/shoes"),
+            client.identify(first_user, {"plan": "pro"}),
+            client.track("feature_use", feature_name="wishlist"),
+        ]
+        client.identify(None)
+        device.append(client.anonymous_id)
+        sent += [
+            client.page("https://boutique.example/"),
+            client.identify(second_user),
+            client.identify(relayed_user, anonymous_id=cookie),
+            client.alias(old_anonymous, first_user),
+        ]
+        assert client.flush(10)
+    assert client.stats().accepted == len(sent)
+
+    # What each call should have sent, spelled out from the journey above, not read back from the SDK: one
+    # session across the login, a new one after the logout; the relayed login and the alias carry none.
+    expected = [
+        ("page_view", None, device[0], 0, None),
+        ("identify", first_user, device[0], 0, None),
+        ("feature_use", first_user, None, 0, None),
+        ("page_view", None, device[1], 1, None),
+        ("identify", second_user, device[1], 1, None),
+        ("identify", relayed_user, cookie, None, None),
+        ("alias", first_user, None, None, old_anonymous),
+    ]
+    assert wait_until_stored(clickhouse_url, sent) == dict.fromkeys(sent, 1)
+    assert journey_rows(clickhouse_url, sent) == expected
+
+    # Rule 1: each anonymous id belongs to the user it was explicitly linked to; the device's second
+    # anonymous id (after the logout) to the second user only.
+    persons = {
+        device[0]: first_user,
+        device[1]: second_user,
+        cookie: relayed_user,
+        old_anonymous: first_user,
+    }
+    ids = [*persons, first_user, second_user, relayed_user]
+    assert wait_until_equal(lambda: persons_of(clickhouse_url, ids), persons) == persons
+
+
+def test_alias_of_two_users_with_histories_is_reported_rejected_the_other_kept(
+    site: Site, api_key: str, loader, clickhouse_url: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    kept, merged, anonymous = f"u-kept-{run}", f"u-merged-{run}", f"anon-{run}"
+    errors: list = []
+    with Client(api_key, site.url, flush_at=100, on_error=errors.append) as client:
+        users = [kept, merged]
+        for user in users:
+            client.track("feature_use", feature_name="wishlist", user_id=user)
+        assert client.flush(10)
+        # Rule 4 looks at what the warehouse holds: both histories must be there before the alias is sent.
+        assert wait_until_equal(lambda: users_with_history(clickhouse_url, users), set(users)) == set(users)
+        refused = client.alias(merged, kept)
+        accepted = client.alias(anonymous, kept)
+        assert client.flush(10)
+
+    assert (client.stats().accepted, client.stats().rejected) == (3, 1)
+    assert [(e.kind, [event["event_id"] for event in e.events]) for e in errors] == [("rejected", [refused])]
+    assert errors[0].reason.startswith("alias_merges_identified_users")
+    assert wait_until_stored(clickhouse_url, [accepted]) == {accepted: 1}
+    ids = [kept, merged, anonymous]
+    assert wait_until_equal(lambda: persons_of(clickhouse_url, ids), {anonymous: kept}) == {anonymous: kept}

@@ -26,6 +26,8 @@ EVERY_TYPE = {
     "feedback",
     "experiment_exposure",
     "consent_change",
+    "identify",
+    "alias",
     "custom",
 }
 
@@ -61,7 +63,9 @@ def python_bodies() -> list[dict]:
         "pvw_x", "http://gateway.test", transport=httpx.MockTransport(handle), flush_at=1000
     ) as client:
         client.page("https://boutique.example/shoes", title="Shoes", properties={"section": "shoes"})
-        client.identify("u-42")
+        client.identify("u-42", {"plan": "pro"})
+        client.identify("u-7", anonymous_id="anon-cookie")
+        client.alias("anon-old", "u-42")
         client.track("button_click", {"label": "Buy"}, button_id="buy")
         client.track("feature_use", feature_name="wishlist")
         client.track("error", error_type="TypeError", error_message="x is undefined")

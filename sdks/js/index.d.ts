@@ -91,7 +91,14 @@ export class PravisClient {
   readonly userId: string | null;
   /** Queue an event; returns its event_id, or null when it was not queued (consent, full queue, too large). */
   track(eventType: string, properties?: Properties, fields?: Fields): string | null;
-  identify(userId: string | null): void;
+  /** Login: sends `identify` (the anonymous id so far → `userId`, `traits` as properties); null when nothing
+   * was sent (same user without traits, no analytics consent). `identify(null)` is `reset()`. */
+  identify(userId: string | null, traits?: Properties): string | null;
+  /** Logout: a new anonymous id and session; sends nothing. */
+  reset(): void;
+  /** Sends `alias`: `previousId` is the same person as `userId` (the id to keep). Throws if either is empty
+   * or they are equal. */
+  alias(previousId: string, userId: string): string | null;
   page(properties?: Properties, fields?: Fields): string | null;
   feedback(input: FeedbackInput): string | null;
   setConsent(consent: Consent, options?: { source?: string; explicit?: boolean }): string | null;
@@ -129,7 +136,9 @@ export const CONSENT_CATEGORIES: readonly ConsentCategory[];
 export function createClient(options: Options): PravisClient;
 export function init(options: Options): PravisClient;
 export function track(eventType: string, properties?: Properties, fields?: Fields): string | null;
-export function identify(userId: string | null): void;
+export function identify(userId: string | null, traits?: Properties): string | null;
+export function reset(): void;
+export function alias(previousId: string, userId: string): string | null;
 export function page(properties?: Properties, fields?: Fields): string | null;
 export function feedback(input: FeedbackInput): string | null;
 export function setConsent(consent: Consent, options?: { source?: string; explicit?: boolean }): string | null;

@@ -148,17 +148,48 @@ export class PravisClient {
     return event.event_id;
   }
 
-  /** Attach later events to `userId`; `identify(null)` logs out: new anonymous id and session. */
-  identify(userId) {
+  /**
+   * The visitor logged in as `userId`: sends an `identify` event linking the anonymous id used so far to it
+   * (`traits` as its properties); later events carry both ids. Identifying the current user again sends
+   * something only with traits. Switching straight to another user logs out first, so the previous user's
+   * anonymous id is never linked to the next one. `identify(null)` is `reset()`. Rules: docs/identity.md.
+   */
+  identify(userId, traits) {
     if (userId == null) {
-      this.userId = null;
-      this._remove('user');
-      this.anonymousId = this._set('anon', uuid());
-      this._remove('session');
-      return;
+      this.reset();
+      return null;
     }
-    if (this.userId && this.userId !== userId) this._remove('session');
-    this.userId = this._set('user', String(userId));
+    const id = String(userId);
+    if (id === this.userId && !traits) return null;
+    if (this.userId && this.userId !== id) this.reset();
+    this.userId = this._set('user', id);
+    return this.track('identify', traits);
+  }
+
+  /** Log out: a new anonymous id and session, so the next visitor on this device is not linked to this
+   * user. Sends nothing. */
+  reset() {
+    this.userId = null;
+    this._remove('user');
+    this.anonymousId = this._set('anon', uuid());
+    this._remove('session');
+  }
+
+  /**
+   * `previousId` (an anonymous id or another user id) is the same person as `userId`, the id to keep: sends
+   * an `alias` event carrying only those two ids (not this device's anonymous id or session, which would
+   * link more than asked). The client's own identity does not change. The gateway refuses to merge two
+   * users who each have a history unless forced with the secret key (docs/identity.md).
+   */
+  alias(previousId, userId) {
+    if (!previousId || !userId || String(previousId) === String(userId)) {
+      throw new Error('pravis: alias needs a previousId and a different userId');
+    }
+    return this.track(
+      'alias',
+      {},
+      { user_id: String(userId), previous_id: String(previousId), anonymous_id: undefined, session_id: undefined },
+    );
   }
 
   /** A page_view of the current page (`fields.page_url` etc. outside browsers). */

@@ -1,4 +1,4 @@
-// Pravis analytics for browsers and Node: `init({apiKey, host})`, then `track`, `page`, `identify`, ...
+// Pravis analytics for browsers and Node: `init({apiKey, host})`, then `track`, `page`, `identify`, `alias`, ...
 // The functions act on the client `init` created; `createClient` makes independent ones.
 
 import { PravisClient } from './client.js';
@@ -26,7 +26,9 @@ export function init(options) {
 }
 
 export const track = (eventType, properties, fields) => client().track(eventType, properties, fields);
-export const identify = (userId) => client().identify(userId);
+export const identify = (userId, traits) => client().identify(userId, traits);
+export const reset = () => client().reset();
+export const alias = (previousId, userId) => client().alias(previousId, userId);
 export const page = (properties, fields) => client().page(properties, fields);
 export const feedback = (options) => client().feedback(options);
 export const setConsent = (consent, options) => client().setConsent(consent, options);

@@ -247,20 +247,116 @@ test('session rotates after 30 minutes idle, not while active', () => {
   assert.notEqual(sessions[3], first);
 });
 
-test('identify attaches the user; identify(null) starts a new anonymous identity', () => {
+test('identify sends the link from the anonymous id so far; later events carry both ids, same session', () => {
   const client = make(fakeGateway(), { flushAt: 100 });
   const anon = client.anonymousId;
   client.track('custom_a');
-  client.identify('u-42');
+  const id = client.identify('u-42', { plan: 'pro' });
   client.track('custom_b');
-  client.identify(null);
+  const [before, login, after] = client.queue.all();
+  assert.equal(login.event_id, id);
+  assert.deepEqual(
+    [login.event_type, login.user_id, login.anonymous_id, login.properties],
+    ['identify', 'u-42', anon, { plan: 'pro' }],
+  );
+  assert.equal(before.user_id, undefined);
+  assert.deepEqual([after.user_id, after.anonymous_id], ['u-42', anon]);
+  assert.deepEqual([login.session_id, after.session_id], [before.session_id, before.session_id]);
+});
+
+test('identify of the current user sends again only with traits', () => {
+  const client = make(fakeGateway(), { flushAt: 100 });
+  client.identify('u-42');
+  assert.equal(client.identify('u-42'), null);
+  assert.ok(client.identify('u-42', { plan: 'team' }));
+  assert.deepEqual(client.queue.all().map((e) => [e.event_type, e.properties]), [['identify', {}], ['identify', { plan: 'team' }]]);
+});
+
+test('identify(null) and reset() log out: new anonymous id and session, nothing sent', () => {
+  const client = make(fakeGateway(), { flushAt: 100 });
+  const anons = [client.anonymousId];
+  client.identify('u-42');
+  client.track('custom_a');
+  assert.equal(client.identify(null), null);
+  anons.push(client.anonymousId);
+  client.track('custom_b');
+  client.identify('u-43');
+  client.reset();
+  anons.push(client.anonymousId);
   client.track('custom_c');
-  const [a, b, c] = client.queue.all();
-  assert.equal(a.user_id, undefined);
-  assert.deepEqual([b.user_id, b.anonymous_id], ['u-42', anon]);
-  assert.equal(c.user_id, undefined);
-  assert.notEqual(c.anonymous_id, anon);
-  assert.notEqual(c.session_id, b.session_id);
+  const events = client.queue.all();
+  assert.deepEqual(events.map((e) => e.event_type), ['identify', 'custom_a', 'custom_b', 'identify', 'custom_c']);
+  assert.equal(new Set(anons).size, 3);
+  assert.deepEqual(events.map((e) => [e.user_id, e.anonymous_id]), [
+    ['u-42', anons[0]],
+    ['u-42', anons[0]],
+    [undefined, anons[1]],
+    ['u-43', anons[1]],
+    [undefined, anons[2]],
+  ]);
+  assert.equal(new Set([events[1].session_id, events[2].session_id, events[4].session_id]).size, 3);
+  assert.equal(client.storage.getItem('pravis:user'), null);
+  assert.equal(client.storage.getItem('pravis:anon'), anons[2]);
+});
+
+test('identify of another user while logged in logs out first: the old anonymous id is not linked to them', () => {
+  const client = make(fakeGateway(), { flushAt: 100 });
+  const first = client.anonymousId;
+  client.identify('u-42');
+  client.identify('u-43');
+  const [, second] = client.queue.all();
+  assert.deepEqual([second.event_type, second.user_id], ['identify', 'u-43']);
+  assert.equal(second.anonymous_id, client.anonymousId);
+  assert.notEqual(second.anonymous_id, first);
+});
+
+test('the identity survives a reload; identify after it sends nothing new', () => {
+  const storage = new MemoryStorage();
+  const first = make(fakeGateway(), { storage, flushAt: 100 });
+  first.identify('u-42');
+  const second = make(fakeGateway(), { storage, flushAt: 100 });
+  assert.deepEqual([second.userId, second.anonymousId], ['u-42', first.anonymousId]);
+  assert.equal(second.identify('u-42'), null);
+});
+
+test('alias sends only the two ids it links and leaves the client identity alone', () => {
+  const client = make(fakeGateway(), { flushAt: 100 });
+  client.identify('u-42');
+  const id = client.alias('u-old', 'u-42');
+  const alias = client.queue.all()[1];
+  assert.equal(alias.event_id, id);
+  assert.deepEqual([alias.event_type, alias.user_id, alias.previous_id], ['alias', 'u-42', 'u-old']);
+  assert.equal('anonymous_id' in alias, false);
+  assert.equal('session_id' in alias, false);
+  assert.equal(client.userId, 'u-42');
+  for (const [previous, user] of [['u-1', 'u-1'], ['', 'u-1'], ['u-1', null]]) {
+    assert.throws(() => client.alias(previous, user), /alias needs/);
+  }
+});
+
+test('identify and alias respect analytics consent; the login still applies to later events', () => {
+  const client = make(fakeGateway(), { flushAt: 100 });
+  client.setConsent({ analytics: false });
+  assert.equal(client.identify('u-42'), null);
+  assert.equal(client.alias('anon-1', 'u-42'), null);
+  assert.equal(client.userId, 'u-42');
+  client.setConsent({ analytics: true });
+  client.track('custom_a');
+  assert.deepEqual(client.queue.all().map((e) => [e.event_type, e.user_id]), [
+    ['consent_change', undefined],
+    ['consent_change', 'u-42'],
+    ['custom_a', 'u-42'],
+  ]);
+});
+
+test('identify and alias are queued, batched and retried like any event', async () => {
+  const gateway = fakeGateway([{ status: 503, headers: { 'Retry-After': '0' } }]);
+  const client = make(gateway, { flushAt: 3 });
+  const ids = [client.track('custom_a'), client.identify('u-42'), client.alias('anon-old', 'u-42')];
+  await client.flush();
+  assert.equal(gateway.requests.length, 2);
+  assert.ok(gateway.requests.every((r) => r.batch.events.map((e) => e.event_id).join() === ids.join()));
+  assert.equal(client.stats().accepted, 3);
 });
 
 test('consent: the change is recorded; analytics=false stops collection', () => {

@@ -75,3 +75,20 @@ async def test_shutdown_sends_leftovers_and_reports_undeliverable(fake_gateway) 
     await client.shutdown()
 
     assert client.stats().dropped_by_reason == {"shutdown": 1}
+
+
+async def test_identify_and_alias_start_and_wake_the_task_like_any_event(fake_gateway) -> None:
+    client = make_client(fake_gateway, flush_at=2)
+    anonymous = client.anonymous_id
+    client.identify("u-42", {"plan": "pro"})
+    client.alias("u-old", "u-42")
+    await until(lambda: len(fake_gateway.events) == 2)
+    await client.shutdown()
+
+    identify, alias = fake_gateway.events
+    assert (identify["event_type"], identify["user_id"], identify["anonymous_id"]) == (
+        "identify",
+        "u-42",
+        anonymous,
+    )
+    assert (alias["event_type"], alias["user_id"], alias["previous_id"]) == ("alias", "u-42", "u-old")

@@ -184,11 +184,99 @@ def test_default_identity_and_session(fake_gateway) -> None:
         client.track("custom_c", user_id="u-7", session_id="s-7")
         client.flush(5)
 
-    a, b, c = fake_gateway.events
+    a, login, b, c = fake_gateway.events
     assert "anonymous_id" in a and "user_id" not in a and a["app_version"] == "2.1.0"
+    assert login["event_type"] == "identify"
     assert b["user_id"] == "u-42" and "anonymous_id" not in b
-    assert a["session_id"] != b["session_id"]  # identify starts a new session
+    assert a["session_id"] == login["session_id"] == b["session_id"]  # a session spans the login
     assert (c["user_id"], c["session_id"]) == ("u-7", "s-7")
+
+
+def test_identify_links_the_anonymous_id_so_far_with_traits(fake_gateway) -> None:
+    with make_client(fake_gateway) as client:
+        anonymous = client.anonymous_id
+        event_id = client.identify("u-42", {"plan": "pro"})
+        assert client.identify("u-42") is None  # already this user, no traits: nothing new to say
+        client.identify("u-42", {"plan": "team"})
+        client.flush(5)
+
+    first, again = fake_gateway.events
+    assert first["event_id"] == event_id
+    assert (first["event_type"], first["user_id"], first["anonymous_id"], first["properties"]) == (
+        "identify",
+        "u-42",
+        anonymous,
+        {"plan": "pro"},
+    )
+    assert (again["anonymous_id"], again["properties"]) == (anonymous, {"plan": "team"})
+
+
+def test_logout_and_a_second_user_on_the_same_client(fake_gateway) -> None:
+    with make_client(fake_gateway) as client:
+        anonymous = [client.anonymous_id]
+        client.identify("u-42")
+        client.track("custom_a")
+        assert client.identify(None) is None
+        anonymous.append(client.anonymous_id)
+        client.track("custom_b")
+        client.identify("u-43")
+        client.identify("u-44")  # no logout in between: one happens anyway
+        anonymous.append(client.anonymous_id)
+        client.reset()
+        anonymous.append(client.anonymous_id)
+        client.track("custom_c")
+        client.flush(5)
+
+    assert len(set(anonymous)) == 4
+    rows = [(e["event_type"], e.get("user_id"), e.get("anonymous_id")) for e in fake_gateway.events]
+    assert rows == [
+        ("identify", "u-42", anonymous[0]),
+        ("custom_a", "u-42", None),
+        ("custom_b", None, anonymous[1]),
+        ("identify", "u-43", anonymous[1]),
+        ("identify", "u-44", anonymous[2]),
+        ("custom_c", None, anonymous[3]),
+    ]
+    sessions = [e["session_id"] for e in fake_gateway.events]
+    assert sessions[0] == sessions[1] != sessions[2] == sessions[3] != sessions[4] != sessions[5]
+
+
+def test_identify_for_another_visitor_leaves_the_client_identity_alone(fake_gateway) -> None:
+    with make_client(fake_gateway) as client:
+        own = client.anonymous_id
+        client.identify("u-42", anonymous_id="anon-cookie")
+        client.track("custom_a")
+        with pytest.raises(ValueError):
+            client.identify(None, anonymous_id="anon-cookie")
+        client.flush(5)
+
+    relayed, later = fake_gateway.events
+    assert (relayed["user_id"], relayed["anonymous_id"], "session_id" in relayed) == (
+        "u-42",
+        "anon-cookie",
+        False,
+    )
+    assert (later.get("user_id"), later["anonymous_id"]) == (None, own)
+
+
+def test_alias_sends_only_the_two_ids_it_links(fake_gateway) -> None:
+    with make_client(fake_gateway) as client:
+        client.identify("u-42")
+        event_id = client.alias("u-old", "u-42")
+        for previous, user in [("u-1", "u-1"), ("", "u-1"), ("u-1", "")]:
+            with pytest.raises(ValueError):
+                client.alias(previous, user)
+        client.flush(5)
+
+    alias = fake_gateway.events[1]
+    assert (alias["event_id"], alias["event_type"], alias["user_id"], alias["previous_id"]) == (
+        event_id,
+        "alias",
+        "u-42",
+        "u-old",
+    )
+    assert "anonymous_id" not in alias and "session_id" not in alias
+    assert client.user_id == "u-42"
 
 
 def test_disabled_client_sends_nothing(fake_gateway) -> None:

@@ -1,4 +1,4 @@
-"""The event API both clients share: track, identify, page, feedback, consent, api_request, AI call timing.
+"""The event API both clients share: track, identify, alias, page, feedback, consent, api_request, AI timing.
 
 Subclasses provide `_wake()` (start a flush because `flush_at` events are waiting); everything here only
 builds and queues events, so it never blocks on the network.
@@ -91,11 +91,49 @@ class Tracker(ABC):
             headers["Content-Encoding"] = "gzip"
         return headers
 
-    def identify(self, user_id: str | None) -> None:
-        """Send later events without an explicit user as `user_id` (None: anonymous again, new session)."""
-        if user_id != self.user_id:
-            self.session.reset()
+    def identify(
+        self, user_id: str | None, traits: Mapping[str, Any] | None = None, anonymous_id: str | None = None
+    ) -> str | None:
+        """Login. Without `anonymous_id`: this client's visitor is now `user_id`; sends an `identify` event
+        linking the client's anonymous id to it (`traits` as properties), and later events without explicit
+        ids go under `user_id`. Identifying the current user again sends only with traits; another user logs
+        out first, so the previous user's anonymous id is never linked to the next. `identify(None)` is
+        `reset()`. With `anonymous_id` (a server relaying a visitor's login, e.g. the id from their cookie):
+        sends that link only; this client's own identity is unchanged. Rules: docs/identity.md.
+        Returns the event's id, or None when nothing was queued."""
+        if anonymous_id is not None:
+            if user_id is None:
+                raise ValueError("identify with an anonymous_id needs the user_id it logged in as")
+            return self.track("identify", traits, user_id=user_id, anonymous_id=anonymous_id)
+        if user_id is None:
+            self.reset()
+            return None
+        if user_id == self.user_id and not traits:
+            return None
+        if self.user_id not in (None, user_id):
+            self.reset()
         self.user_id = user_id
+        return self.track(
+            "identify",
+            traits,
+            user_id=user_id,
+            anonymous_id=self.anonymous_id,
+            session_id=self.session.touch(),
+        )
+
+    def reset(self) -> None:
+        """Logout: a new anonymous id and session for later events; sends nothing."""
+        self.user_id = None
+        self.anonymous_id = str(uuid.uuid4())
+        self.session.reset()
+
+    def alias(self, previous_id: str, user_id: str) -> str | None:
+        """`previous_id` (an anonymous id or another user id) is the same person as `user_id`, the id to
+        keep: sends an `alias` event carrying only those two ids. The client's identity does not change. The
+        gateway refuses to merge two users who each have a history unless forced with the secret key."""
+        if not previous_id or not user_id or previous_id == user_id:
+            raise ValueError("alias needs a previous_id and a different user_id")
+        return self.track("alias", user_id=user_id, previous_id=previous_id)
 
     def track(
         self,
