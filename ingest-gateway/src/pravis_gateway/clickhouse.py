@@ -1,4 +1,5 @@
-"""The gateway's only ClickHouse access: streaming a user's data out, and the privacy-request audit table."""
+"""The gateway's ClickHouse access besides experiment definitions: streaming a user's data out, the
+privacy-request audit table, and the person an id belongs to."""
 
 from collections.abc import Iterator
 
@@ -54,3 +55,15 @@ def request_status(client: Client, project_id: str, request_id: str) -> dict | N
         parameters={"project": project_id, "id": request_id},
     )
     return dict(zip(result.column_names, result.result_rows[0], strict=True)) if result.result_rows else None
+
+
+PERSON_OF_SQL = (
+    "SELECT person_id FROM person_overrides "
+    "WHERE project_id = {project:String} AND distinct_id = {id:String} LIMIT 1"
+)
+
+
+def person_of(client: Client, project_id: str, distinct_id: str) -> str:
+    """The person of `distinct_id` in the identity graph; the id itself when the graph knows no other."""
+    rows = client.query(PERSON_OF_SQL, parameters={"project": project_id, "id": distinct_id}).result_rows
+    return rows[0][0] if rows else distinct_id
