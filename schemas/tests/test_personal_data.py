@@ -1,10 +1,12 @@
-from pravis_schemas.personal_data import PersonalTable
+"""The statements that find a person's rows, and which ids a request covers."""
+
+from pravis_schemas.personal_data import PersonalTable, covered_ids
 
 
 def test_statements_match_every_subject_column_within_the_project() -> None:
     table = PersonalTable.from_row(("events", ["user_id", "anonymous_id"], 1, "ReplacingMergeTree"))
 
-    either = "`anonymous_id` = {subject:String} OR `user_id` = {subject:String}"
+    either = "`anonymous_id` IN {subjects:Array(String)} OR `user_id` IN {subjects:Array(String)}"
     expected = f"project_id = {{project:String}} AND ({either})"
     assert table.where() == expected
     assert table.select_sql().startswith(
@@ -17,5 +19,13 @@ def test_statements_match_every_subject_column_within_the_project() -> None:
 def test_tables_without_project_or_replacing_engine() -> None:
     table = PersonalTable.from_row(("audit", ["subject"], 0, "MergeTree"))
 
-    assert table.where() == "(`subject` = {subject:String})"
+    assert table.where() == "(`subject` IN {subjects:Array(String)})"
     assert " FINAL" not in table.select_sql()
+
+
+def test_a_request_covers_its_subject_and_every_linked_id_once() -> None:
+    assert covered_ids("u-9", ["anon-X", "u-9", "anon-Y", "anon-X"]) == ["anon-X", "anon-Y", "u-9"]
+
+
+def test_an_id_the_graph_does_not_know_covers_only_itself() -> None:
+    assert covered_ids("anon-lone", []) == ["anon-lone"]

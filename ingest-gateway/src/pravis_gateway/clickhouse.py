@@ -3,15 +3,18 @@ privacy-request audit table, and the person an id belongs to."""
 
 from collections.abc import Iterator
 
+import orjson
 from clickhouse_connect.driver.client import Client
 from pravis_schemas import privacy_audit
 from pravis_schemas.clickhouse_url import clickhouse_connect_from_url
+from pravis_schemas.identity import LINKED_IDS_SQL
 from pravis_schemas.messages import PrivacyRequest
 from pravis_schemas.personal_data import (
     PERSONAL_TABLES_PARAMS,
     PERSONAL_TABLES_SQL,
     STAGING_TABLE_PREFIX,
     PersonalTable,
+    covered_ids,
 )
 
 EXPORT_CHUNK_BYTES = 256 * 1024
@@ -23,8 +26,22 @@ def connect(url: str) -> Client:
     return clickhouse_connect_from_url(url, autogenerate_session_id=False)
 
 
+PERSON_LINE = "_person"
+"""The `_table` of the export's first line, which names the ids the export covers (not a warehouse table)."""
+
+
+def person_ids(client: Client, project_id: str, subject: str) -> list[str]:
+    """Every id of the subject's person, as the identity graph has them now (the subject alone if unlinked)."""
+    linked = client.query(LINKED_IDS_SQL, parameters={"project": project_id, "subject": subject}).result_rows
+    return covered_ids(subject, (row[0] for row in linked))
+
+
 def export_subject(client: Client, project_id: str, subject: str) -> Iterator[bytes]:
-    """NDJSON of every row about the person in every personal table, each tagged with `_table`; streamed."""
+    """NDJSON of every row about the person (every id linked to `subject`) in every personal table, each
+    tagged with `_table`, after a first line `{"_table": "_person", "subject", "subjects_covered"}`; streamed."""
+    subjects = person_ids(client, project_id, subject)
+    header = {"_table": PERSON_LINE, "subject": subject, "subjects_covered": subjects}
+    yield orjson.dumps(header) + b"\n"
     tables = [
         PersonalTable.from_row(r)
         for r in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows
@@ -34,7 +51,7 @@ def export_subject(client: Client, project_id: str, subject: str) -> Iterator[by
             continue
         with client.raw_stream(
             table.select_sql(),
-            parameters={"table": table.name, "project": project_id, "subject": subject},
+            parameters={"table": table.name, "project": project_id, "subjects": subjects},
             fmt="JSONEachRow",
         ) as stream:
             yield from iter(lambda: stream.read(EXPORT_CHUNK_BYTES), b"")
@@ -49,8 +66,8 @@ def record_request(client: Client, request: PrivacyRequest) -> None:
 
 def request_status(client: Client, project_id: str, request_id: str) -> dict | None:
     result = client.query(
-        "SELECT request_id, kind, subject, status, requested_by, requested_at, completed_at, rows_deleted, "
-        "dates_recomputed FROM privacy_requests FINAL "
+        "SELECT request_id, kind, subject, subjects_covered, status, requested_by, requested_at, completed_at, "
+        "rows_deleted, dates_recomputed FROM privacy_requests FINAL "
         "WHERE project_id = {project:String} AND request_id = {id:String}",
         parameters={"project": project_id, "id": request_id},
     )

@@ -1,10 +1,13 @@
 """Which warehouse tables hold personal data and the SQL that finds, exports or deletes one person's rows.
 
 Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
-table of the database with a subject column (user_id, anonymous_id, distinct_id, subject). Pure: statements
-only, with the person as a query parameter; table and column names come from ClickHouse's own catalogue.
+table of the database with a subject column (user_id, anonymous_id, distinct_id, subject). A person is every id
+linked to the subject in the identity graph (`pravis_schemas.identity.LINKED_IDS_SQL`, docs/identity.md), so
+the statements match a row holding any of those ids in any subject column. Pure: statements only, with the ids
+as a query parameter; table and column names come from ClickHouse's own catalogue.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject")
@@ -36,8 +39,8 @@ class PersonalTable:
         return cls(name, tuple(sorted(columns)), bool(has_project), engine)
 
     def where(self) -> str:
-        """Rows of {subject:String} (in {project:String} where the table has a project)."""
-        match = " OR ".join(f"`{column}` = {{subject:String}}" for column in self.subject_columns)
+        """Rows of any id in {subjects:Array(String)} (in {project:String} where the table has a project)."""
+        match = " OR ".join(f"`{column}` IN {{subjects:Array(String)}}" for column in self.subject_columns)
         return f"project_id = {{project:String}} AND ({match})" if self.has_project else f"({match})"
 
     def select_sql(self) -> str:
@@ -57,3 +60,9 @@ class PersonalTable:
 # they agreed to and withdrew; GDPR's accountability principle (art. 5(2), 7(1)) requires keeping both, so
 # deletion skips them (export still shows them).
 RETAINED_FOR_ACCOUNTABILITY = frozenset({"privacy_requests", "consent_history"})
+
+
+def covered_ids(subject: str, linked: Iterable[str]) -> list[str]:
+    """The ids a request about `subject` covers: itself and every id the identity graph links to it, sorted
+    (an id the graph does not know, such as a visitor who never logged in, covers only itself)."""
+    return sorted({subject, *linked})

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from cachetools import TTLCache
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from pravis_gateway import clickhouse
 
@@ -32,7 +33,7 @@ class PersonResolver:
             return person
         try:
             person = await asyncio.to_thread(self._lookup, project_id, distinct_id)
-        except Exception as exc:
+        except ClickHouseError as exc:
             raise PersonUnavailable(str(exc)) from exc
         self._cache[key] = person
         return person
