@@ -25,8 +25,19 @@ def event(**fields) -> dict:
     }
 
 
-def run(events: list[dict], sent_at: datetime | None = None, book: ConsentBook | None = None):
-    request = Request(project_id="shop", received_at=RECEIVED, sent_at=sent_at, client_ip="198.51.100.23")
+def run(
+    events: list[dict],
+    sent_at: datetime | None = None,
+    book: ConsentBook | None = None,
+    forced_alias: bool = False,
+):
+    request = Request(
+        project_id="shop",
+        received_at=RECEIVED,
+        sent_at=sent_at,
+        client_ip="198.51.100.23",
+        forced_alias=forced_alias,
+    )
     policies = Policies(
         book if book is not None else ConsentBook(), Scrubber({"password"}), IpAnonymizer("truncate")
     )
@@ -106,6 +117,18 @@ def test_one_record_per_key_with_that_keys_events_in_posted_order() -> None:
         b"b": [events[3]["event_id"]],
     }
     assert outcome.accepted == 4
+
+
+def test_identify_and_alias_are_published_under_the_user_id_and_only_the_gateway_forces() -> None:
+    identify = event(event_type="identify", user_id="u-9", properties={"plan": "pro"})
+    alias = event(event_type="alias", user_id="u-11", previous_id="u-9", anonymous_id=None, forced=True)
+
+    client_rows = {k: [orjson.loads(r) for r in rows_of_record(v)] for k, v in run([identify, alias]).records}
+    forced_rows = [orjson.loads(v) for _, v in run([alias], forced_alias=True).records]
+
+    assert [(r["event_type"], r["anonymous_id"]) for r in client_rows[b"u-9"]] == [("identify", "anon-1")]
+    assert [(r["previous_id"], r.get("forced")) for r in client_rows[b"u-11"]] == [("u-9", None)]
+    assert [(r["previous_id"], r["forced"]) for r in forced_rows] == [("u-9", True)]
 
 
 def test_consent_withdrawn_in_a_batch_drops_that_users_later_events_only() -> None:

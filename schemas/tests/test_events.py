@@ -22,6 +22,7 @@ from pravis_schemas import (
 )
 from pravis_schemas.events import MAX_PROPERTY_DEPTH, RAW_MAX_BYTES
 from pravis_schemas.export import export_schemas, main
+from pravis_schemas.messages import consent_category
 from pydantic import ValidationError
 
 COMMITTED_SCHEMAS = Path(__file__).parents[1] / "json"
@@ -52,6 +53,8 @@ VALID = {
     "feedback": {"interaction_id": "ia-1", "rating": 5, "comment": "great", "context": "voice"},
     "experiment_exposure": {"experiment_key": "new-onboarding", "variant": "b"},
     "consent_change": {"consent": {"analytics": True, "personalization": False}, "source": "banner"},
+    "identify": {"user_id": "u-9", "properties": {"plan": "pro"}},
+    "alias": {"user_id": "u-11", "previous_id": "u-9"},
 }
 
 
@@ -106,12 +109,27 @@ def test_field_normalisation():
         ({"event_type": "page_view"}, "event_id: Field required"),
         ({**envelope("page_view"), "event_id": "not-a-uuid"}, "event_id: Input should be a valid UUID"),
         (["not", "an", "object"], "Event should be a JSON object with an event_type"),
+        (envelope("identify"), "user_id: Field required"),
+        (envelope("alias", user_id="u-1"), "previous_id: Field required"),
+        (envelope("alias", previous_id="anon-1"), "user_id: Field required"),
+        (envelope("alias", user_id="u-1", previous_id="u-1"), "previous_id should differ from user_id"),
     ],
 )
 def test_invalid_event(event, expected):
     with pytest.raises(ValidationError) as exc:
         parse_event(event)
     assert describe_error(exc.value).startswith(expected)
+
+
+def test_identify_and_alias_rows_carry_both_ids_and_are_analytics():
+    identify = parse_event(envelope("identify", **VALID["identify"]))
+    assert (identify.partition_key, identify.anonymous_id) == ("u-9", "anon-1")
+    received = datetime(2024, 5, 1, 9, tzinfo=UTC)
+    alias = parse_event(envelope("alias", **VALID["alias"]))
+    row = orjson.loads(EnrichedEvent(event=alias, project_id="p", received_at=received).to_json())
+    assert (row["user_id"], row["previous_id"], row["anonymous_id"]) == ("u-11", "u-9", "anon-1")
+    assert "forced" not in row
+    assert consent_category("identify") == consent_category("alias") == ConsentCategory.ANALYTICS
 
 
 def test_unknown_type_is_custom():

@@ -91,6 +91,8 @@ class Request:
     received_at: datetime
     sent_at: datetime | None
     client_ip: str | None
+    forced_alias: bool = False
+    """Sent to the secret-key alias route: its `alias` events may merge two users who each have a history."""
 
 
 def parse_batch(body: bytes, max_events: int) -> EventBatch:
@@ -179,6 +181,9 @@ def process_batch(
             outcome.consent_records.append(record)
             pending_consent.setdefault((record.project_id, record.subject), {}).update(record.consent)
         else:
+            if event.event_type == "alias":
+                # Only the gateway says an alias was forced: a client's own `forced` is replaced.
+                event = event.model_copy(update={"forced": True if request.forced_alias else None})
             category = consent_category(event.event_type)
             allowed = policies.consent.allows(
                 request.project_id, event.user_id, event.anonymous_id, category, pending_consent

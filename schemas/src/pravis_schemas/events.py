@@ -378,6 +378,34 @@ class ConsentChangeEvent(EventBase):
     )
 
 
+class IdentifyEvent(EventBase):
+    """The user logged in or was recognised (Segment's identify): links the id used before, `anonymous_id`,
+    to `user_id` explicitly; traits go in `properties`. See docs/identity.md for how links resolve."""
+
+    event_type: Literal["identify"]
+    user_id: Id
+
+
+class AliasEvent(EventBase):
+    """`previous_id` (an anonymous id or another user id) is the same person as `user_id`, the id to keep.
+    Merging two user ids that each have a history is refused unless forced (docs/identity.md)."""
+
+    event_type: Literal["alias"]
+    user_id: Id
+    previous_id: Id
+    forced: bool | None = Field(
+        None,
+        description="Set by the gateway (a sent value is replaced): true when the alias came through the "
+        "secret-key route that may merge two users who each have a history.",
+    )
+
+    @model_validator(mode="after")
+    def _two_ids(self) -> Self:
+        if self.previous_id == self.user_id:
+            raise PydanticCustomError("alias_same_id", "previous_id should differ from user_id")
+        return self
+
+
 EVENT_MODELS: dict[str, type[EventBase]] = {
     "page_view": PageViewEvent,
     "button_click": ButtonClickEvent,
@@ -391,6 +419,8 @@ EVENT_MODELS: dict[str, type[EventBase]] = {
     "feedback": FeedbackEvent,
     "experiment_exposure": ExperimentExposureEvent,
     "consent_change": ConsentChangeEvent,
+    "identify": IdentifyEvent,
+    "alias": AliasEvent,
 }
 """Known event types; any other `event_type` is a `CustomEvent`."""
 

@@ -125,6 +125,8 @@ CATEGORY_OF_EVENT_TYPE: dict[str, ConsentCategory | None] = {
     "feedback": ConsentCategory.FEEDBACK,
     "experiment_exposure": ConsentCategory.PERSONALIZATION,
     "consent_change": None,
+    "identify": ConsentCategory.ANALYTICS,
+    "alias": ConsentCategory.ANALYTICS,
 }
 
 
