@@ -1,6 +1,6 @@
-"""The statements that find a person's rows, and which ids a request covers."""
+"""The statements that find a person's rows."""
 
-from pravis_schemas.personal_data import PersonalTable, covered_ids
+from pravis_schemas.personal_data import PersonalTable
 
 
 def test_statements_match_every_subject_column_within_the_project() -> None:
@@ -21,11 +21,3 @@ def test_tables_without_project_or_replacing_engine() -> None:
 
     assert table.where() == "(`subject` IN {subjects:Array(String)})"
     assert " FINAL" not in table.select_sql()
-
-
-def test_a_request_covers_its_subject_and_every_linked_id_once() -> None:
-    assert covered_ids("u-9", ["anon-X", "u-9", "anon-Y", "anon-X"]) == ["anon-X", "anon-Y", "u-9"]
-
-
-def test_an_id_the_graph_does_not_know_covers_only_itself() -> None:
-    assert covered_ids("anon-lone", []) == ["anon-lone"]

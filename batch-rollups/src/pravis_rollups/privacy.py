@@ -2,11 +2,11 @@
 
 For each request it resolves the person of its subject in the identity graph (every id linked to it:
 `pravis_schemas.identity.LINKED_IDS_SQL`, read when the request is carried out, never cached, so a login
-between the request and its processing is covered), deletes the rows of all those ids from every personal table
-(any table with a subject column, as `pravis_schemas.personal_data` defines them, the identity tables
-included, except the audit and consent history), recomputes the rollups of every date the person had events on,
-and records the ids covered and the row counts in `privacy_requests`. A visitor who never logged in is an id
-the graph links to nothing: the request covers that id alone. The Kafka offset is committed only
+between the request and its processing is covered), deletes the rows of all those ids from every personal
+table (any table with a subject column, as `pravis_schemas.personal_data` defines them, the identity tables
+included, except the audit and consent history), recomputes the rollups of every date the person had events
+on, and records the ids covered and the row counts in `privacy_requests`. A visitor who never logged in is an
+id the graph links to nothing: the request covers that id alone. The Kafka offset is committed only
 after the audit row says done, so a crash mid-way repeats the request, and a repeated deletion is harmless.
 
 A record is acted on only when the gateway's audit row vouches for it: the gateway writes the row (status
@@ -36,7 +36,6 @@ from pravis_schemas.personal_data import (
     PERSONAL_TABLES_SQL,
     RETAINED_FOR_ACCOUNTABILITY,
     PersonalTable,
-    covered_ids,
 )
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -98,10 +97,8 @@ def audit_rows(client: Client, request_id: str) -> list[AuditRow]:
 
 def person_ids(client: Client, request: PrivacyRequest) -> list[str]:
     """Every id of the subject's person, as the identity graph has them now."""
-    linked = client.query(
-        LINKED_IDS_SQL, parameters={"project": request.project_id, "subject": request.subject}
-    ).result_rows
-    return covered_ids(request.subject, (row[0] for row in linked))
+    params = {"project": request.project_id, "subject": request.subject}
+    return [row[0] for row in client.query(LINKED_IDS_SQL, parameters=params).result_rows]
 
 
 def affected_dates(client: Client, project_id: str, subjects: list[str]) -> list[date]:

@@ -14,7 +14,6 @@ from pravis_schemas.personal_data import (
     PERSONAL_TABLES_SQL,
     STAGING_TABLE_PREFIX,
     PersonalTable,
-    covered_ids,
 )
 
 EXPORT_CHUNK_BYTES = 256 * 1024
@@ -31,14 +30,15 @@ PERSON_LINE = "_person"
 
 
 def person_ids(client: Client, project_id: str, subject: str) -> list[str]:
-    """Every id of the subject's person, as the identity graph has them now (the subject alone if unlinked)."""
-    linked = client.query(LINKED_IDS_SQL, parameters={"project": project_id, "subject": subject}).result_rows
-    return covered_ids(subject, (row[0] for row in linked))
+    """Every id of the subject's person as the identity graph has them now (the subject alone if unlinked)."""
+    params = {"project": project_id, "subject": subject}
+    return [row[0] for row in client.query(LINKED_IDS_SQL, parameters=params).result_rows]
 
 
 def export_subject(client: Client, project_id: str, subject: str) -> Iterator[bytes]:
     """NDJSON of every row about the person (every id linked to `subject`) in every personal table, each
-    tagged with `_table`, after a first line `{"_table": "_person", "subject", "subjects_covered"}`; streamed."""
+    tagged with `_table`, after a first line `{"_table": "_person", "subject", "subjects_covered"}`;
+    streamed."""
     subjects = person_ids(client, project_id, subject)
     header = {"_table": PERSON_LINE, "subject": subject, "subjects_covered": subjects}
     yield orjson.dumps(header) + b"\n"
@@ -66,8 +66,8 @@ def record_request(client: Client, request: PrivacyRequest) -> None:
 
 def request_status(client: Client, project_id: str, request_id: str) -> dict | None:
     result = client.query(
-        "SELECT request_id, kind, subject, subjects_covered, status, requested_by, requested_at, completed_at, "
-        "rows_deleted, dates_recomputed FROM privacy_requests FINAL "
+        "SELECT request_id, kind, subject, subjects_covered, status, requested_by, requested_at, "
+        "completed_at, rows_deleted, dates_recomputed FROM privacy_requests FINAL "
         "WHERE project_id = {project:String} AND request_id = {id:String}",
         parameters={"project": project_id, "id": request_id},
     )

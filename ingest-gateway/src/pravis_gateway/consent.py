@@ -12,8 +12,9 @@ every page load, is refused. The write key may record such a grant: it is what a
 history keeps both the withdrawal and the grant.
 
 A withdrawal follows the person (docs/identity.md): the gateway records it for every other id the identity
-graph links to its subject as well (`extend_withdrawal`, naming the subject in `linked_from`), so the visitor's
-pre-login anonymous id is refused too, in every gateway process, which all learn it from the `consent` topic.
+graph links to its subject as well (`extend_withdrawal`, naming the subject in `linked_from`), so the
+visitor's pre-login anonymous id is refused too, in every gateway process, which all learn it from the
+`consent` topic.
 A grant applies to the id it names only: it never widens what another id of the person agreed to.
 """
 

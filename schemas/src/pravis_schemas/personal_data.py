@@ -1,23 +1,30 @@
 """Which warehouse tables hold personal data and the SQL that finds, exports or deletes one person's rows.
 
 Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
-table of the database with a subject column (user_id, anonymous_id, distinct_id, subject). A person is every id
-linked to the subject in the identity graph (`pravis_schemas.identity.LINKED_IDS_SQL`, docs/identity.md), so
-the statements match a row holding any of those ids in any subject column. Pure: statements only, with the ids
-as a query parameter; table and column names come from ClickHouse's own catalogue.
+table of the database with a subject column (`SUBJECT_COLUMNS`), the identity graph's tables included. A
+person is every id linked to the subject in that graph (`pravis_schemas.identity.LINKED_IDS_SQL`,
+docs/identity.md), so the statements match a row holding any of those ids in any subject column. Pure:
+statements only, with the ids as a query parameter; table and column names come from ClickHouse's own
+catalogue.
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject")
+SUBJECT_COLUMNS = (
+    "user_id", "anonymous_id", "distinct_id", "subject", "previous_id", "linked_id", "person_id",
+)  # fmt: skip
+"""Columns that hold an id of a person: an event's ids (`previous_id`: the id an alias merges), the identity
+graph's (`linked_id` of identity_links, `person_id` of identity_merges and of tables counted by person)."""
 
+# An aggregate state (identity_links.user_id, argMin over the users an id was seen with) cannot be compared to
+# an id: such a column is left out, and its table is found by its other subject column (linked_id).
+_SUBJECT_COLUMN = "c.name IN {subjects:Array(String)} AND c.type NOT LIKE 'AggregateFunction(%'"
 PERSONAL_TABLES_SQL = (
-    "SELECT c.table, groupArrayIf(c.name, c.name IN {subjects:Array(String)}), "
+    f"SELECT c.table, groupArrayIf(c.name, {_SUBJECT_COLUMN}), "
     "countIf(c.name = 'project_id') > 0, any(t.engine) "
     "FROM system.columns AS c INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
     "WHERE c.database = currentDatabase() AND t.engine LIKE '%MergeTree' "
-    "GROUP BY c.table HAVING length(groupArrayIf(c.name, c.name IN {subjects:Array(String)})) > 0 "
+    f"GROUP BY c.table HAVING length(groupArrayIf(c.name, {_SUBJECT_COLUMN})) > 0 "
     "ORDER BY c.table"
 )
 PERSONAL_TABLES_PARAMS = {"subjects": list(SUBJECT_COLUMNS)}
@@ -60,9 +67,3 @@ class PersonalTable:
 # they agreed to and withdrew; GDPR's accountability principle (art. 5(2), 7(1)) requires keeping both, so
 # deletion skips them (export still shows them).
 RETAINED_FOR_ACCOUNTABILITY = frozenset({"privacy_requests", "consent_history"})
-
-
-def covered_ids(subject: str, linked: Iterable[str]) -> list[str]:
-    """The ids a request about `subject` covers: itself and every id the identity graph links to it, sorted
-    (an id the graph does not know, such as a visitor who never logged in, covers only itself)."""
-    return sorted({subject, *linked})

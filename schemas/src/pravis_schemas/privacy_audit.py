@@ -18,8 +18,8 @@ from pravis_schemas.messages import PrivacyRequest
 
 TABLE = "privacy_requests"
 COLUMNS = (
-    "request_id", "kind", "project_id", "subject", "subjects_covered", "requested_by", "requested_at", "status",
-    "completed_at", "rows_deleted", "dates_recomputed", "updated_at",
+    "request_id", "kind", "project_id", "subject", "subjects_covered", "requested_by", "requested_at",
+    "status", "completed_at", "rows_deleted", "dates_recomputed", "updated_at",
 )  # fmt: skip
 
 
@@ -42,9 +42,8 @@ def done_row(
 ) -> list[Any]:
     """The privacy worker's row once the rows of every id of the person are deleted and their dates' rollups
     recomputed."""
-    return _row(
-        request, RequestStatus.DONE, completed_at, completed_at, subjects_covered, rows_deleted, dates_recomputed
-    )
+    done = RequestStatus.DONE
+    return _row(request, done, completed_at, completed_at, subjects_covered, rows_deleted, dates_recomputed)
 
 
 def _row(
