@@ -1,11 +1,16 @@
 """Event factories and warehouse polling shared by the end-to-end tests."""
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from pravis_rollups.clickhouse import connect
+
+RETAINED_AFTER_DELETION = {"privacy_requests", "consent_history"}
+"""Kept after a deletion on purpose (GDPR accountability: who asked, what they consented to)."""
+ID_TYPE = re.compile(r"^(LowCardinality\()?(Nullable\()?String\)*$")
 
 
 def now_iso() -> str:
@@ -64,3 +69,29 @@ def wait_until_stored(clickhouse_url: str, event_ids: list[str], timeout_s: floa
             return counts
         time.sleep(0.2)
     return counts
+
+
+def rows_holding(clickhouse_url: str, ids: set[str]) -> dict[str, int]:
+    """Rows holding any of `ids`, per table and column, in every table and view of the database except the
+    audit and consent history: every String column compared as it is, every aggregate state as its result."""
+    with connect(clickhouse_url) as client:
+        columns = client.query(
+            "SELECT c.table, c.name, c.type FROM system.columns AS c "
+            "INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
+            "WHERE c.database = currentDatabase() AND (t.engine LIKE '%MergeTree' OR t.engine = 'View')"
+        ).result_rows
+        found = {}
+        for table, name, type_ in columns:
+            if table in RETAINED_AFTER_DELETION:
+                continue
+            if ID_TYPE.match(type_):
+                value = f"`{name}`"
+            elif type_.startswith("AggregateFunction("):
+                value = f"toString(finalizeAggregation(`{name}`))"
+            else:
+                continue
+            found[f"{table}.{name}"] = client.query(
+                f"SELECT count() FROM `{table}` WHERE {value} IN {{ids:Array(String)}}",
+                parameters={"ids": sorted(ids)},
+            ).result_rows[0][0]
+    return found

@@ -7,7 +7,6 @@ down by the test from the journey it posted, never read from the code under test
 walks every id-holding column of every table the warehouse itself lists.
 """
 
-import re
 import sys
 import time
 import uuid
@@ -23,13 +22,10 @@ from pravis_gateway.keys import KeyStore
 from pravis_rollups.clickhouse import connect
 
 from tests.growthbook_oracle import growthbook_assignment
-from tests.helpers import now_iso, page_view, wait_until_stored
+from tests.helpers import now_iso, page_view, rows_holding, wait_until_stored
 from tests.support import services
 
 EVENTS = "/api/v1/analytics/events"
-RETAINED = {"privacy_requests", "consent_history"}
-"""Kept after a deletion on purpose (GDPR accountability: who asked, what they consented to)."""
-ID_TYPE = re.compile(r"^(LowCardinality\()?(Nullable\()?String\)*$")
 
 
 def event(event_type: str, timestamp: str | None = None, **fields) -> dict:
@@ -127,32 +123,6 @@ def wait_for_person(clickhouse_url: str, project: str, person: str, ids: set[str
         time.sleep(0.2)
 
 
-def person_rows(clickhouse_url: str, ids: set[str]) -> dict[str, int]:
-    """Rows holding any of `ids`, per table and column, in every table and view of the database except the
-    audit and consent history: every String column compared as it is, every aggregate state as its result."""
-    with connect(clickhouse_url) as client:
-        columns = client.query(
-            "SELECT c.table, c.name, c.type FROM system.columns AS c "
-            "INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
-            "WHERE c.database = currentDatabase() AND (t.engine LIKE '%MergeTree' OR t.engine = 'View')"
-        ).result_rows
-        found = {}
-        for table, name, type_ in columns:
-            if table in RETAINED:
-                continue
-            if ID_TYPE.match(type_):
-                value = f"`{name}`"
-            elif type_.startswith("AggregateFunction("):
-                value = f"toString(finalizeAggregation(`{name}`))"
-            else:
-                continue
-            found[f"{table}.{name}"] = client.query(
-                f"SELECT count() FROM `{table}` WHERE {value} IN {{ids:Array(String)}}",
-                parameters={"ids": sorted(ids)},
-            ).result_rows[0][0]
-    return found
-
-
 def export(gateway_url: str, secret_key: str, subject: str) -> list[dict]:
     with httpx.stream(
         "GET",
@@ -228,13 +198,13 @@ def test_deleting_a_user_id_leaves_no_row_of_any_linked_id_and_the_audit_lists_t
 ) -> None:
     j = journey(gateway_url, api_key, clickhouse_url)
     wait_for_person(clickhouse_url, "test-project", j.person_id, j.person)
-    assert sum(person_rows(clickhouse_url, {j.anon}).values()) > 0
+    assert sum(rows_holding(clickhouse_url, {j.anon}).values()) > 0
 
     status = delete(gateway_url, secret_key, j.user)
 
     assert status["subjects_covered"] == sorted(j.person)
     assert status["rows_deleted"]["events"] == len(j.person_events)
-    leftovers = person_rows(clickhouse_url, j.person)
+    leftovers = rows_holding(clickhouse_url, j.person)
     assert set(leftovers.values()) == {0}, {column: n for column, n in leftovers.items() if n}
     strangers = [e["event_id"] for e in j.stranger_events]
     assert wait_until_stored(clickhouse_url, strangers) == dict.fromkeys(strangers, 1)
@@ -257,7 +227,7 @@ def test_deleting_an_anonymous_id_that_never_logged_in_covers_only_it(
 
     assert status["subjects_covered"] == [lone]
     assert status["rows_deleted"] == {"events": 3}
-    assert set(person_rows(clickhouse_url, {lone}).values()) == {0}
+    assert set(rows_holding(clickhouse_url, {lone}).values()) == {0}
     kept = [e["event_id"] for e in j.events]
     assert wait_until_stored(clickhouse_url, kept) == dict.fromkeys(kept, 1)
 

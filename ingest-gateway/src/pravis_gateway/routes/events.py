@@ -71,8 +71,9 @@ async def publish_outcome(gateway: Gateway, outcome: BatchOutcome, raw_events: l
     try:
         consent_records = await for_the_person(gateway, outcome.consent_records)
     except ClickHouseError as exc:
+        # The warehouse's error stays in the log: it names hosts and databases a browser need not see.
         log.warning("identity graph unreadable for a withdrawal", error=str(exc))
-        message = f"consent change not accepted: the identity graph cannot be read ({exc})"
+        message = "consent change not accepted: the identity graph cannot be read, try again"
         return retry_later(gateway.settings.retry_after_s, message)
     if failure := await publish(gateway, topics.EVENTS, outcome.records):
         return failure

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Query, Request
 from pravis_schemas import topics
 
@@ -28,6 +29,7 @@ from pravis_gateway.routes.events import publish, refused_event
 from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors, retry_later
 
 router = APIRouter(prefix="/api/v1", tags=["experiments"], responses=KEYED)
+log = structlog.get_logger("pravis.gateway.experiments")
 SDK_FIELDS = {"key", "seed", "status", "coverage", "variants", "hash_on"}
 IdParam = Annotated[str | None, Query(min_length=1, max_length=200)]
 
@@ -61,7 +63,8 @@ async def feature_variant(
         except PersonUnavailable as exc:
             # Hashing the bare id instead could serve (and log an exposure of) another variant than the
             # person's: the caller shows its default, as for any failed call.
-            message = f"the identity graph cannot be read to find the person ({exc})"
+            log.warning("identity graph unreadable for an experiment", experiment=name, error=str(exc))
+            message = "the identity graph cannot be read to find the person, try again"
             return retry_later(gateway.settings.retry_after_s, message)
     assignment = assign(stored.definition, unit)
     received_at = datetime.now(UTC)
