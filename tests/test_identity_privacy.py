@@ -163,9 +163,8 @@ def test_export_of_a_user_id_returns_the_pre_login_rows_and_names_the_ids(
     exported = {r["event_id"] for r in rows if r["_table"] == "events"}
     assert {e["event_id"] for e in j.pre_login} <= exported
     assert exported == {e["event_id"] for e in j.person_events}
-    assert {r["linked_id"] for r in rows if r["_table"] == "identity_links"} == {
-        j.anon, j.merged, j.merged_anon,
-    }  # fmt: skip
+    links = {(r["linked_id"], r["user_id"]) for r in rows if r["_table"] == "identity_links"}
+    assert links == {(j.anon, j.user), (j.merged, j.user), (j.merged_anon, j.merged)}
     assert {r["user_id"] for r in rows if r["_table"] == "identity_users"} == {j.user, j.merged}
     assert {(r["user_id"], r["person_id"]) for r in rows if r["_table"] == "identity_merges"} == {
         (j.user, j.person_id), (j.merged, j.person_id),

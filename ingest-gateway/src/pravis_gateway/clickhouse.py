@@ -1,10 +1,11 @@
 """The gateway's ClickHouse access besides experiment definitions: streaming a user's data out, the
-privacy-request audit table, and the person an id belongs to."""
+privacy-request audit table, the identity facts an alias is judged by, and the person an id belongs to."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from pravis_schemas import privacy_audit
 from pravis_schemas.clickhouse_url import clickhouse_connect_from_url
 from pravis_schemas.identity import LINKED_IDS_SQL
@@ -15,6 +16,8 @@ from pravis_schemas.personal_data import (
     STAGING_TABLE_PREFIX,
     PersonalTable,
 )
+
+from pravis_gateway.identity import IdentityFacts
 
 EXPORT_CHUNK_BYTES = 256 * 1024
 
@@ -84,3 +87,31 @@ def person_of(client: Client, project_id: str, distinct_id: str) -> str:
     """The person of `distinct_id` in the identity graph; the id itself when the graph knows no other."""
     rows = client.query(PERSON_OF_SQL, parameters={"project": project_id, "id": distinct_id}).result_rows
     return rows[0][0] if rows else distinct_id
+
+
+class WarehouseUnavailable(Exception):
+    """ClickHouse did not answer; a request that needs it must be retried later, its input is fine."""
+
+
+HISTORY_SQL = (
+    "SELECT user_id FROM identity_users "
+    "WHERE project_id = {project:String} AND user_id IN {ids:Array(String)} "
+    "GROUP BY user_id HAVING sum(events) > 0"
+)
+MERGED_PERSONS_SQL = (
+    "SELECT user_id, argMax(person_id, version) FROM identity_merges "
+    "WHERE project_id = {project:String} AND user_id IN {ids:Array(String)} GROUP BY user_id"
+)
+
+
+def identity_facts(connect: Callable[[], Client], project_id: str, ids: list[str]) -> IdentityFacts:
+    """Which of `ids` have a history as a user (events other than aliases) and the person of the merged ones:
+    two look-ups by primary key. Raises `WarehouseUnavailable` when ClickHouse cannot be asked."""
+    parameters = {"project": project_id, "ids": ids}
+    try:
+        client = connect()
+        with_history = {row[0] for row in client.query(HISTORY_SQL, parameters=parameters).result_rows}
+        person = dict(client.query(MERGED_PERSONS_SQL, parameters=parameters).result_rows)
+    except ClickHouseError as exc:
+        raise WarehouseUnavailable(str(exc)[:300]) from exc
+    return IdentityFacts(frozenset(with_history), person)

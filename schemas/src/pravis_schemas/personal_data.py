@@ -1,36 +1,56 @@
 """Which warehouse tables hold personal data and the SQL that finds, exports or deletes one person's rows.
 
 Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
-table of the database with a subject column (`SUBJECT_COLUMNS`), the identity graph's tables included. A
-person is every id linked to the subject in that graph (`pravis_schemas.identity.LINKED_IDS_SQL`,
-docs/identity.md), so the statements match a row holding any of those ids in any subject column. Pure:
-statements only, with the ids as a query parameter; table and column names come from ClickHouse's own
-catalogue.
+table of the database with a subject column (`SUBJECT_COLUMNS`). A person is every id linked to the subject in
+the identity graph (`pravis_schemas.identity.LINKED_IDS_SQL`, docs/identity.md), so the statements match a row
+holding any of those ids in any subject column. Pure: statements only, with the ids as a query parameter;
+table and column names come from ClickHouse's own catalogue, except for the identity graph's tables
+(`IDENTITY_TABLES`), whose subjects are declared here.
 """
 
 from dataclasses import dataclass
 
-SUBJECT_COLUMNS = (
-    "user_id", "anonymous_id", "distinct_id", "subject", "previous_id", "linked_id", "person_id",
-)  # fmt: skip
-"""Columns that hold an id of a person: an event's ids (`previous_id`: the id an alias merges), the identity
-graph's (`linked_id` of identity_links, `person_id` of identity_merges and of tables counted by person)."""
+SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject", "previous_id", "person_id")
+"""Columns that hold an id of a person (`previous_id`: the id an alias merges; `person_id`: tables counted by
+person); the identity graph's tables name theirs in `IDENTITY_TABLES`."""
 
-# An aggregate state (identity_links.user_id, argMin over the users an id was seen with) cannot be compared to
-# an id: such a column is left out, and its table is found by its other subject column (linked_id).
-_SUBJECT_COLUMN = "c.name IN {subjects:Array(String)} AND c.type NOT LIKE 'AggregateFunction(%'"
 PERSONAL_TABLES_SQL = (
-    f"SELECT c.table, groupArrayIf(c.name, {_SUBJECT_COLUMN}), "
+    "SELECT c.table, groupArrayIf(c.name, c.name IN {subjects:Array(String)}), "
     "countIf(c.name = 'project_id') > 0, any(t.engine) "
     "FROM system.columns AS c INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
     "WHERE c.database = currentDatabase() AND t.engine LIKE '%MergeTree' "
-    f"GROUP BY c.table HAVING length(groupArrayIf(c.name, {_SUBJECT_COLUMN})) > 0 "
+    "GROUP BY c.table HAVING length(groupArrayIf(c.name, c.name IN {subjects:Array(String)})) > 0 "
     "ORDER BY c.table"
 )
 PERSONAL_TABLES_PARAMS = {"subjects": list(SUBJECT_COLUMNS)}
 STAGING_TABLE_PREFIX = "_staging_"
 """Rollup runs build into transient tables of this prefix and swap them in: copies of rows other tables
 hold, dropped within the run, so an export skips them (a table listed may be gone when it is read)."""
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """How a table names its subjects where the catalogue's column names do not say it."""
+
+    subjects: tuple[str, ...]
+    """SQL expressions, each compared with the subject."""
+    columns: str = "*"
+    """What an export selects."""
+
+
+IDENTITY_TABLES = {
+    # linked_id is the anonymous (or aliased) id and user_id an argMin state naming the user it belongs to:
+    # the finalized state is compared, and exported, as the user id it holds. The comparison names the table
+    # because the export's `AS user_id` would otherwise shadow the state column.
+    "identity_links": TableRule(
+        ("`linked_id`", "finalizeAggregation(`identity_links`.`user_id`)"),
+        "project_id, linked_id, finalizeAggregation(user_id) AS user_id, first_linked_at, last_linked_at",
+    ),
+    "identity_users": TableRule(("`user_id`",)),
+    # A merged user's row names the person it belongs to, which is an id of the subject as well.
+    "identity_merges": TableRule(("`user_id`", "`person_id`")),
+}
+"""The identity graph's tables (migration 0030, docs/identity.md) and the columns holding a person's ids."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +65,20 @@ class PersonalTable:
         name, columns, has_project, engine = row
         return cls(name, tuple(sorted(columns)), bool(has_project), engine)
 
+    @property
+    def rule(self) -> TableRule:
+        default = TableRule(tuple(f"`{column}`" for column in self.subject_columns))
+        return IDENTITY_TABLES.get(self.name, default)
+
     def where(self) -> str:
         """Rows of any id in {subjects:Array(String)} (in {project:String} where the table has a project)."""
-        match = " OR ".join(f"`{column}` IN {{subjects:Array(String)}}" for column in self.subject_columns)
+        match = " OR ".join(f"{subject} IN {{subjects:Array(String)}}" for subject in self.rule.subjects)
         return f"project_id = {{project:String}} AND ({match})" if self.has_project else f"({match})"
 
     def select_sql(self) -> str:
         final = " FINAL" if "Replacing" in self.engine else ""
-        return f"SELECT {{table:String}} AS _table, * FROM `{self.name}`{final} WHERE {self.where()}"
+        columns = self.rule.columns
+        return f"SELECT {{table:String}} AS _table, {columns} FROM `{self.name}`{final} WHERE {self.where()}"
 
     def count_sql(self) -> str:
         return f"SELECT count() FROM `{self.name}` WHERE {self.where()}"
