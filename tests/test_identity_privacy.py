@@ -47,7 +47,8 @@ def post(gateway_url: str, key: str, events: list[dict]) -> dict:
 class Journey:
     """anon browses, logs in as user (identify, then events with both ids); merged, a user id that so far only
     kept an anonymous id of its own (`merged_anon`, by an alias), is merged into user by an alias; after
-    logout the device gets `after_logout`, and `other` logs in on it: those two are another person."""
+    logout the device gets `after_logout`, and `other` logs in on it: those two are another person, which user
+    logging in on that device again later does not change (an id belongs to the user seen with it first)."""
 
     user: str
     anon: str
@@ -85,7 +86,7 @@ def journey(gateway_url: str, api_key: str, clickhouse_url: str) -> Journey:
     after_logout, other = f"anon-Y-{tag}", f"u-10-{tag}"
     # Yesterday (UTC): a day whose rollups a deletion recomputes, whatever the local time zone.
     day = datetime.now(UTC).date() - timedelta(days=1)
-    at = [datetime.combine(day, clock_time(10, minute), UTC).isoformat() for minute in range(9)]
+    at = [datetime.combine(day, clock_time(10, minute), UTC).isoformat() for minute in range(10)]
     events = [
         page_view(anonymous_id=anon, timestamp=at[0]),
         event("feature_use", at[1], anonymous_id=anon, feature_name="voice_search"),
@@ -96,6 +97,7 @@ def journey(gateway_url: str, api_key: str, clickhouse_url: str) -> Journey:
         event("alias", at[6], user_id=user, previous_id=merged),
         page_view(anonymous_id=after_logout, timestamp=at[7]),
         page_view(user_id=other, anonymous_id=after_logout, timestamp=at[8]),
+        page_view(user_id=user, anonymous_id=after_logout, timestamp=at[9]),
     ]
     result = post(gateway_url, api_key, events)
     assert result == {"status": "ok", "processed": len(events)}, result
@@ -163,7 +165,12 @@ def test_export_of_a_user_id_returns_the_pre_login_rows_and_names_the_ids(
     exported = {r["event_id"] for r in rows if r["_table"] == "events"}
     assert {e["event_id"] for e in j.pre_login} <= exported
     assert exported == {e["event_id"] for e in j.person_events}
-    links = {(r["linked_id"], r["user_id"]) for r in rows if r["_table"] == "identity_links"}
+    # Rows of another person's id whose own state names the user (not merged yet) are the user's data too.
+    links = {
+        (r["linked_id"], r["user_id"])
+        for r in rows
+        if r["_table"] == "identity_links" and r["linked_id"] in j.person
+    }
     assert links == {(j.anon, j.user), (j.merged, j.user), (j.merged_anon, j.merged)}
     assert {r["user_id"] for r in rows if r["_table"] == "identity_users"} == {j.user, j.merged}
     assert {(r["user_id"], r["person_id"]) for r in rows if r["_table"] == "identity_merges"} == {
