@@ -6,11 +6,21 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+import orjson
 from pravis_rollups.clickhouse import connect
 
+EVENTS_PATH = "/api/v1/analytics/events"
 RETAINED_AFTER_DELETION = {"privacy_requests", "consent_history"}
 """Kept after a deletion on purpose (GDPR accountability: who asked, what they consented to)."""
 ID_TYPE = re.compile(r"^(LowCardinality\()?(Nullable\()?String\)*$")
+
+
+def post_batch(gateway_url: str, key: str, events: list[dict]) -> dict:
+    """The gateway's answer to one events batch, which must be a 200."""
+    response = httpx.post(gateway_url + EVENTS_PATH, json={"events": events}, headers={"X-API-Key": key})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def now_iso() -> str:
@@ -95,3 +105,34 @@ def rows_holding(clickhouse_url: str, ids: set[str]) -> dict[str, int]:
                 parameters={"ids": sorted(ids)},
             ).result_rows[0][0]
     return found
+
+
+def export_user_data(gateway_url: str, secret_key: str, subject: str) -> list[dict]:
+    """The rows `GET /api/v1/user/data` streams about `subject` (secret key), one dict per NDJSON line."""
+    with httpx.stream(
+        "GET",
+        gateway_url + "/api/v1/user/data",
+        params={"user_id": subject},
+        headers={"X-API-Key": secret_key},
+        timeout=60,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        return [orjson.loads(line) for line in response.iter_lines() if line]
+
+
+def delete_user_data(gateway_url: str, secret_key: str, subject: str) -> dict:
+    """Ask for `subject`'s deletion (secret key) and poll its request until `done`; the final status."""
+    response = httpx.delete(
+        gateway_url + "/api/v1/user/data",
+        params={"user_id": subject},
+        headers={"X-API-Key": secret_key},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    status_url = f"{gateway_url}/api/v1/user/data/requests/{response.json()['request_id']}"
+    deadline = time.monotonic() + 90
+    while (status := httpx.get(status_url, headers={"X-API-Key": secret_key}).json())["status"] != "done":
+        assert status["status"] == "pending" and time.monotonic() < deadline, status
+        time.sleep(0.3)
+    return status

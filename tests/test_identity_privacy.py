@@ -16,16 +16,21 @@ from datetime import time as clock_time
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 from pravis_gateway.keys import KeyStore
 from pravis_rollups.clickhouse import connect
 
 from tests.growthbook_oracle import growthbook_assignment
-from tests.helpers import now_iso, page_view, rows_holding, wait_until_stored
+from tests.helpers import (
+    delete_user_data,
+    export_user_data,
+    now_iso,
+    page_view,
+    post_batch,
+    rows_holding,
+    wait_until_stored,
+)
 from tests.support import services
-
-EVENTS = "/api/v1/analytics/events"
 
 
 def event(event_type: str, timestamp: str | None = None, **fields) -> dict:
@@ -35,12 +40,6 @@ def event(event_type: str, timestamp: str | None = None, **fields) -> dict:
         "timestamp": timestamp or now_iso(),
         **fields,
     }
-
-
-def post(gateway_url: str, key: str, events: list[dict]) -> dict:
-    response = httpx.post(gateway_url + EVENTS, json={"events": events}, headers={"X-API-Key": key})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 @dataclass
@@ -99,7 +98,7 @@ def journey(gateway_url: str, api_key: str, clickhouse_url: str) -> Journey:
         page_view(user_id=other, anonymous_id=after_logout, timestamp=at[8]),
         page_view(user_id=user, anonymous_id=after_logout, timestamp=at[9]),
     ]
-    result = post(gateway_url, api_key, events)
+    result = post_batch(gateway_url, api_key, events)
     assert result == {"status": "ok", "processed": len(events)}, result
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
     return Journey(user, anon, merged, merged_anon, after_logout, other, events)
@@ -125,41 +124,13 @@ def wait_for_person(clickhouse_url: str, project: str, person: str, ids: set[str
         time.sleep(0.2)
 
 
-def export(gateway_url: str, secret_key: str, subject: str) -> list[dict]:
-    with httpx.stream(
-        "GET",
-        gateway_url + "/api/v1/user/data",
-        params={"user_id": subject},
-        headers={"X-API-Key": secret_key},
-        timeout=60,
-    ) as response:
-        assert response.status_code == 200
-        return [orjson.loads(line) for line in response.iter_lines() if line]
-
-
-def delete(gateway_url: str, secret_key: str, subject: str) -> dict:
-    response = httpx.delete(
-        gateway_url + "/api/v1/user/data",
-        params={"user_id": subject},
-        headers={"X-API-Key": secret_key},
-        timeout=60,
-    )
-    assert response.status_code == 202, response.text
-    status_url = f"{gateway_url}/api/v1/user/data/requests/{response.json()['request_id']}"
-    deadline = time.monotonic() + 90
-    while (status := httpx.get(status_url, headers={"X-API-Key": secret_key}).json())["status"] != "done":
-        assert status["status"] == "pending" and time.monotonic() < deadline, status
-        time.sleep(0.3)
-    return status
-
-
 def test_export_of_a_user_id_returns_the_pre_login_rows_and_names_the_ids(
     gateway_url: str, api_key: str, secret_key: str, clickhouse_url: str, loader
 ) -> None:
     j = journey(gateway_url, api_key, clickhouse_url)
     wait_for_person(clickhouse_url, "test-project", j.person_id, j.person)
 
-    rows = export(gateway_url, secret_key, j.user)
+    rows = export_user_data(gateway_url, secret_key, j.user)
 
     assert rows[0] == {"_table": "_person", "subject": j.user, "subjects_covered": sorted(j.person)}
     exported = {r["event_id"] for r in rows if r["_table"] == "events"}
@@ -176,7 +147,7 @@ def test_export_of_a_user_id_returns_the_pre_login_rows_and_names_the_ids(
     assert {(r["user_id"], r["person_id"]) for r in rows if r["_table"] == "identity_merges"} == {
         (j.user, j.person_id), (j.merged, j.person_id),
     }  # fmt: skip
-    assert export(gateway_url, secret_key, j.anon)[0]["subjects_covered"] == sorted(j.person)
+    assert export_user_data(gateway_url, secret_key, j.anon)[0]["subjects_covered"] == sorted(j.person)
 
 
 def test_a_withdrawal_by_the_user_id_blocks_the_pre_login_anonymous_id(
@@ -193,10 +164,10 @@ def test_a_withdrawal_by_the_user_id_blocks_the_pre_login_anonymous_id(
     for subject in j.person:
         state = httpx.get(f"{gateway_url}/api/v1/consent/{subject}", headers={"X-API-Key": secret_key})
         assert state.json()["consent"]["analytics"] is False, subject
-    blocked = post(gateway_url, api_key, [page_view(anonymous_id=j.anon)])
+    blocked = post_batch(gateway_url, api_key, [page_view(anonymous_id=j.anon)])
     assert blocked == {"status": "ok", "processed": 0, "dropped_no_consent": 1}
     still_allowed = [page_view(anonymous_id=j.after_logout), page_view(user_id=j.other)]
-    assert post(gateway_url, api_key, still_allowed) == {"status": "ok", "processed": 2}
+    assert post_batch(gateway_url, api_key, still_allowed) == {"status": "ok", "processed": 2}
 
 
 def test_deleting_a_user_id_leaves_no_row_of_any_linked_id_and_the_audit_lists_them(
@@ -206,7 +177,7 @@ def test_deleting_a_user_id_leaves_no_row_of_any_linked_id_and_the_audit_lists_t
     wait_for_person(clickhouse_url, "test-project", j.person_id, j.person)
     assert sum(rows_holding(clickhouse_url, {j.anon}).values()) > 0
 
-    status = delete(gateway_url, secret_key, j.user)
+    status = delete_user_data(gateway_url, secret_key, j.user)
 
     assert status["subjects_covered"] == sorted(j.person)
     assert status["rows_deleted"]["events"] == len(j.person_events)
@@ -216,7 +187,7 @@ def test_deleting_a_user_id_leaves_no_row_of_any_linked_id_and_the_audit_lists_t
     assert wait_until_stored(clickhouse_url, strangers) == dict.fromkeys(strangers, 1)
     others = linked_in_warehouse(clickhouse_url, "test-project", {j.after_logout, j.other})
     assert others == {j.after_logout: j.other}
-    late = post(gateway_url, api_key, [page_view(anonymous_id=j.anon)])
+    late = post_batch(gateway_url, api_key, [page_view(anonymous_id=j.anon)])
     assert late == {"status": "ok", "processed": 0, "dropped_no_consent": 1}
 
 
@@ -226,10 +197,10 @@ def test_deleting_an_anonymous_id_that_never_logged_in_covers_only_it(
     j = journey(gateway_url, api_key, clickhouse_url)
     lone = "anon-lone-" + uuid.uuid4().hex[:8]
     visits = [page_view(anonymous_id=lone) for _ in range(3)]
-    assert post(gateway_url, api_key, visits)["processed"] == 3
+    assert post_batch(gateway_url, api_key, visits)["processed"] == 3
     wait_until_stored(clickhouse_url, [e["event_id"] for e in visits])
 
-    status = delete(gateway_url, secret_key, lone)
+    status = delete_user_data(gateway_url, secret_key, lone)
 
     assert status["subjects_covered"] == [lone]
     assert status["rows_deleted"] == {"events": 3}
@@ -310,7 +281,7 @@ def test_a_person_hashed_experiment_keeps_the_variant_across_login(
 
     assert variant("person", anonymous_id=anon) == oracle(anon)
     login = [event("identify", user_id=user, anonymous_id=anon)]
-    assert post(quick_gateway, api_key, login) == {"status": "ok", "processed": 1}
+    assert post_batch(quick_gateway, api_key, login) == {"status": "ok", "processed": 1}
     wait_for_person(clickhouse_url, project, user, {user, anon})
 
     assert variant("person", user_id=user, anonymous_id=anon) == oracle(user)
