@@ -168,6 +168,22 @@ def test_a_withdrawal_by_the_user_id_blocks_the_pre_login_anonymous_id(
     assert blocked == {"status": "ok", "processed": 0, "dropped_no_consent": 1}
     still_allowed = [page_view(anonymous_id=j.after_logout), page_view(user_id=j.other)]
     assert post_batch(gateway_url, api_key, still_allowed) == {"status": "ok", "processed": 2}
+    expected = {(subject, None if subject == j.user else j.user) for subject in j.person}
+    deadline = time.monotonic() + 60
+    while (history := consent_history(clickhouse_url, j.person)) != expected:
+        assert time.monotonic() < deadline, history
+        time.sleep(0.2)
+
+
+def consent_history(clickhouse_url: str, subjects: set[str]) -> set[tuple[str, str | None]]:
+    """(subject, linked_from) of the analytics withdrawals the loader keeps for `subjects`."""
+    with connect(clickhouse_url) as client:
+        rows = client.query(
+            "SELECT subject, linked_from FROM consent_history FINAL "
+            "WHERE subject IN {s:Array(String)} AND consent['analytics'] = false",
+            parameters={"s": sorted(subjects)},
+        ).result_rows
+    return set(rows)
 
 
 def test_deleting_a_user_id_leaves_no_row_of_any_linked_id_and_the_audit_lists_them(
