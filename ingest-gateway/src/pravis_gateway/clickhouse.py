@@ -17,6 +17,7 @@ from pravis_schemas.personal_data import (
     PersonalTable,
 )
 
+from pravis_gateway.experiments.persons import PersonFacts
 from pravis_gateway.identity import IdentityFacts
 
 EXPORT_CHUNK_BYTES = 256 * 1024
@@ -77,16 +78,26 @@ def request_status(client: Client, project_id: str, request_id: str) -> dict | N
     return dict(zip(result.column_names, result.result_rows[0], strict=True)) if result.result_rows else None
 
 
-PERSON_OF_SQL = (
-    "SELECT person_id FROM person_overrides "
-    "WHERE project_id = {project:String} AND distinct_id = {id:String} LIMIT 1"
+# The person of one id from the identity tables' primary keys (a few granules each), rather than through the
+# `person_overrides` view, whose evaluation scans every link of the project: measured on 1M links, ~0.75 s per
+# look-up through the view (docs/scaling.md). `experiments.persons.person_of_facts` applies rule 3 to it.
+PERSON_FACTS_SQL = (
+    "WITH (SELECT argMinMerge(user_id) FROM identity_links "
+    "WHERE project_id = {project:String} AND linked_id = {id:String}) AS owner "
+    "SELECT "
+    "(SELECT count() > 0 FROM identity_users WHERE project_id = {project:String} AND user_id = {id:String}), "
+    "owner, "
+    "(SELECT groupArray((user_id, person)) FROM (SELECT user_id, argMax(person_id, version) AS person "
+    "FROM identity_merges WHERE project_id = {project:String} AND user_id IN ({id:String}, owner) "
+    "GROUP BY user_id))"
 )
 
 
-def person_of(client: Client, project_id: str, distinct_id: str) -> str:
-    """The person of `distinct_id` in the identity graph; the id itself when the graph knows no other."""
-    rows = client.query(PERSON_OF_SQL, parameters={"project": project_id, "id": distinct_id}).result_rows
-    return rows[0][0] if rows else distinct_id
+def person_facts(client: Client, project_id: str, distinct_id: str) -> PersonFacts:
+    """What the identity tables say about `distinct_id`, in one round trip."""
+    params = {"project": project_id, "id": distinct_id}
+    identified, owner, merged = client.query(PERSON_FACTS_SQL, parameters=params).result_rows[0]
+    return PersonFacts(bool(identified), owner, dict(merged))
 
 
 class WarehouseUnavailable(Exception):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from pravis_gateway import clickhouse
 from pravis_gateway.experiments.persons import PersonResolver
 from pravis_gateway.experiments.store import ExperimentStore
 
@@ -19,7 +20,9 @@ async def experiments_lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = ExperimentStore(settings.clickhouse_url, settings.experiments_refresh_s)
     app.state.experiments = store
     app.state.persons = PersonResolver(
-        gateway.warehouse, settings.person_cache_ttl_s, settings.person_cache_ids
+        lambda project_id, distinct_id: clickhouse.person_facts(gateway.warehouse(), project_id, distinct_id),
+        settings.person_cache_ttl_s,
+        settings.person_cache_ids,
     )
     task = asyncio.create_task(store.refresh_forever())
     try:
