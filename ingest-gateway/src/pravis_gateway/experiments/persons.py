@@ -4,7 +4,8 @@ Rule 3 of docs/identity.md applied to the facts the warehouse holds about one id
 read by primary key from the identity tables (`pravis_gateway.clickhouse.person_facts`) and kept in a TTL
 cache bounded in size, so a busy feature endpoint asks ClickHouse about each id at most once per
 `person_cache_ttl_s`. An id the graph does not know is its own person, and that answer is cached too: a
-visitor who logs in is hashed on their person at the latest one TTL after the loader stored the linking event."""
+visitor who logs in is hashed on their person at the latest one TTL after the loader stored the linking
+event."""
 
 from __future__ import annotations
 
