@@ -9,23 +9,25 @@ from datetime import time as clock_time
 from pathlib import Path
 
 import httpx
-import orjson
+import pytest
 from pravis_gateway.keys import KeyStore
 from pravis_rollups.clickhouse import connect
 from pravis_rollups.jobs import run_rollups
 from pravis_schemas import rows_of_record
-from pravis_schemas.personal_data import RETAINED_FOR_ACCOUNTABILITY
 
-from tests.helpers import now_iso, page_view, wait_until_stored
+from tests.helpers import (
+    delete_user_data,
+    export_user_data,
+    now_iso,
+    page_view,
+    post_batch,
+    rows_holding,
+    wait_until_stored,
+)
 from tests.support import services
 
-EVENTS = "/api/v1/analytics/events"
-
-
-def post(gateway_url: str, key: str, events: list[dict]) -> dict:
-    response = httpx.post(gateway_url + EVENTS, json={"events": events}, headers={"X-API-Key": key})
-    assert response.status_code == 200, response.text
-    return response.json()
+# A consent withdrawal reads the identity graph (it follows the person), which the loader's migrations create.
+pytestmark = pytest.mark.usefixtures("loader")
 
 
 def consent(gateway_url: str, key: str, subject: str, **categories: bool) -> httpx.Response:
@@ -58,7 +60,7 @@ def test_consent_is_enforced_per_category(gateway_url: str, api_key: str, secret
         httpx.get(f"{gateway_url}/api/v1/consent/{user}", headers={"X-API-Key": secret_key}).json()
         == withdrawn.json()
     )
-    result = post(gateway_url, api_key, [page_view(user_id=user), feedback(user)])
+    result = post_batch(gateway_url, api_key, [page_view(user_id=user), feedback(user)])
     assert result == {"status": "ok", "processed": 1, "dropped_no_consent": 1}
     assert consent(gateway_url, api_key, user).status_code == 422
 
@@ -74,19 +76,18 @@ def test_withdrawal_reaches_another_gateway_process(
         other_url = f"http://127.0.0.1:{port}"
         services.wait_for_http(other_url + "/readyz", other.popen)
         user = "u-everywhere-" + uuid.uuid4().hex[:6]
-        assert post(other_url, api_key, [page_view(user_id=user)])["processed"] == 1
+        assert post_batch(other_url, api_key, [page_view(user_id=user)])["processed"] == 1
 
         assert consent(gateway_url, api_key, user, analytics=False).status_code == 200
         withdrawn_at = time.monotonic()
         # The deadline only bounds a hang; how long it took is printed as a measurement, not asserted.
         deadline = withdrawn_at + 60
-        while (
-            post(other_url, api_key, [page_view(user_id=user)])["processed"] and time.monotonic() < deadline
-        ):
+        while post_batch(other_url, api_key, [page_view(user_id=user)])["processed"]:
+            assert time.monotonic() < deadline, "the withdrawal never reached the other gateway process"
             time.sleep(0.02)
         took = time.monotonic() - withdrawn_at
 
-        assert post(other_url, api_key, [page_view(user_id=user)]).get("dropped_no_consent") == 1
+        assert post_batch(other_url, api_key, [page_view(user_id=user)]).get("dropped_no_consent") == 1
         print(f"withdrawal effective on the other gateway process after {took * 1000:.0f} ms")
     finally:
         other.stop()
@@ -105,7 +106,7 @@ def test_no_raw_email_or_ip_reaches_kafka_or_clickhouse(
         ),
         feedback("u-pii-" + marker, comment=f"call me on +44 20 7946 0958 or {email}"),
     ]
-    assert post(gateway_url, api_key, events)["processed"] == 2
+    assert post_batch(gateway_url, api_key, events)["processed"] == 2
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
 
     records = asyncio.run(services.read_topic(kafka_bootstrap, "events"))
@@ -134,7 +135,7 @@ def test_export_streams_every_personal_row_and_needs_a_secret_key(
     events = [page_view(user_id=user, timestamp=noon.isoformat()) for _ in range(5)]
     events.append(feedback(user, timestamp=noon.isoformat()))
     assert consent(gateway_url, api_key, user, personalization=False).status_code == 200
-    post(gateway_url, api_key, events)
+    post_batch(gateway_url, api_key, events)
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
     scored_id = str(uuid.uuid4())
     with connect(clickhouse_url) as client:
@@ -157,16 +158,7 @@ def test_export_streams_every_personal_row_and_needs_a_secret_key(
         )
 
     def export() -> list[dict]:
-        with httpx.stream(
-            "GET",
-            gateway_url + "/api/v1/user/data",
-            params={"user_id": user},
-            headers={"X-API-Key": secret_key},
-            timeout=60,
-        ) as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("application/x-ndjson")
-            return [orjson.loads(line) for line in response.iter_lines() if line]
+        return export_user_data(gateway_url, secret_key, user)
 
     deadline = time.monotonic() + 60
     rows = export()
@@ -211,50 +203,23 @@ def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
     noon = [datetime.combine(day, clock_time(12), UTC).isoformat() for day in days]
     events = [page_view(user_id=doomed, timestamp=t) for t in noon for _ in range(2)]
     events += [feedback(doomed, timestamp=noon[1])] + [page_view(user_id=kept, timestamp=t) for t in noon]
-    post(gateway_url, api_key, events)
+    post_batch(gateway_url, api_key, events)
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
     with connect(clickhouse_url) as client:
         run_rollups(client, days[0], days[1])
     assert [daily_active(clickhouse_url, day)["privacy-project"] for day in days] == [2, 2]
 
-    response = httpx.delete(
-        gateway_url + "/api/v1/user/data",
-        params={"user_id": doomed},
-        headers={"X-API-Key": secret_key},
-        timeout=60,
-    )
-    assert response.status_code == 202, response.text
-    request_id = response.json()["request_id"]
-    status_url = f"{gateway_url}/api/v1/user/data/requests/{request_id}"
-    deadline = time.monotonic() + 90
-    while (status := httpx.get(status_url, headers={"X-API-Key": secret_key}).json())["status"] != "done":
-        assert status["status"] == "pending" and time.monotonic() < deadline, status
-        time.sleep(0.3)
+    status = delete_user_data(gateway_url, secret_key, doomed)
 
     assert status["rows_deleted"]["events"] >= 5
     assert {day.isoformat() for day in days} <= set(status["dates_recomputed"])
-    with connect(clickhouse_url) as client:
-        # An aggregate state (identity_links.user_id, an argMin) is compared as the value it holds.
-        tables = client.query(
-            "SELECT table, groupArray(if(type LIKE 'AggregateFunction%', "
-            "concat('finalizeAggregation(`', name, '`)'), concat('`', name, '`'))) "
-            "FROM system.columns WHERE database = currentDatabase() "
-            "AND name IN ('user_id', 'anonymous_id', 'distinct_id', 'subject') GROUP BY table"
-        ).result_rows
-        leftovers = {}
-        for table, columns in tables:
-            if table in RETAINED_FOR_ACCOUNTABILITY:
-                continue
-            match = " OR ".join(f"{c} = {{u:String}}" for c in columns)
-            leftovers[table] = client.query(
-                f"SELECT count() FROM `{table}` WHERE {match}", parameters={"u": doomed}
-            ).result_rows[0][0]
-    assert set(leftovers.values()) == {0}, leftovers
+    leftovers = rows_holding(clickhouse_url, {doomed})
+    assert set(leftovers.values()) == {0}, {column: n for column, n in leftovers.items() if n}
     kept_ids = [e["event_id"] for e in events[-2:]]
     assert wait_until_stored(clickhouse_url, kept_ids) == dict.fromkeys(kept_ids, 1)
     assert [daily_active(clickhouse_url, day)["privacy-project"] for day in days] == [1, 1]
 
-    late = post(gateway_url, api_key, [page_view(user_id=doomed)])
+    late = post_batch(gateway_url, api_key, [page_view(user_id=doomed)])
     assert late == {"status": "ok", "processed": 0, "dropped_no_consent": 1}
     unknown = httpx.get(f"{gateway_url}/api/v1/user/data/requests/nope", headers={"X-API-Key": secret_key})
     assert unknown.status_code == 404
@@ -293,11 +258,12 @@ def test_a_gateway_started_after_the_changes_rebuilds_consent_from_the_topic(
     try:
         late_url = f"http://127.0.0.1:{port}"
         services.wait_for_http(late_url + "/readyz", late.popen)  # ready only once consent is rebuilt
-        assert post(late_url, api_key, [page_view(user_id=withdrawn)]) == {
+        assert post_batch(late_url, api_key, [page_view(user_id=withdrawn)]) == {
             "status": "ok",
             "processed": 0,
             "dropped_no_consent": 1,
         }
-        assert post(late_url, api_key, [page_view(user_id=restored)]) == {"status": "ok", "processed": 1}
+        restored_view = [page_view(user_id=restored)]
+        assert post_batch(late_url, api_key, restored_view) == {"status": "ok", "processed": 1}
     finally:
         late.stop()

@@ -200,7 +200,7 @@ def test_identity_migration_builds_the_graph_of_the_events_already_loaded(clickh
         ]
 
         # Deleting the id an alias merged removes the alias row and the graph's rows about it.
-        parameters = {"project": "p", "subject": "a-3"}
+        parameters = {"project": "p", "subjects": ["a-3"]}
         for found in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows:
             client.command(PersonalTable.from_row(found).delete_sql(), parameters=parameters)
         assert client.query(

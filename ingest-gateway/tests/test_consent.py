@@ -136,3 +136,22 @@ def test_gpc_withdraws_once_per_subject_and_only_the_mapped_categories() -> None
 def test_only_sec_gpc_1_is_the_signal() -> None:
     assert gpc.signalled({"sec-gpc": "1"})
     assert not gpc.signalled({"sec-gpc": "0"}) and not gpc.signalled({})
+
+
+def test_a_withdrawal_is_copied_to_every_other_id_of_the_person_and_a_grant_is_not() -> None:
+    book = erased_book()
+    mixed = record("u-9", analytics=False, feedback=True)
+
+    copies = book.extend_withdrawal(mixed, ["anon-x", "u-9", "u", "anon-x"])
+
+    assert [(c.subject, c.consent, c.linked_from, c.follows_erasure) for c in copies] == [
+        ("anon-x", {ANALYTICS: False}, "u-9", None),
+        ("u", {ANALYTICS: False}, "u-9", "req-1"),
+    ]
+    assert all(c.changed_at == NOW and c.project_id == "shop" for c in copies)
+    assert book.extend_withdrawal(record("u-9", analytics=True), ["anon-x", "u-9"]) == []
+    assert book.extend_withdrawal(mixed, ["u-9"]) == []
+    for copy in copies:
+        book.apply(copy)
+    assert not book.allows("shop", None, "anon-x", ANALYTICS)
+    assert book.allows("shop", None, "anon-x", FEEDBACK)

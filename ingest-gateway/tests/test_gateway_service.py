@@ -49,6 +49,8 @@ class Stack:
                 "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "100",
                 "PRAVIS_RATE_LIMIT_BURST_EVENTS": "1000",
                 "PRAVIS_CORS_ORIGINS": ORIGIN,
+                # No warehouse: what needs the identity graph must refuse with 503, never guess.
+                "PRAVIS_CLICKHOUSE_URL": f"http://127.0.0.1:{services.free_port()}/pravis",
             },
         )
         self.url = f"http://127.0.0.1:{self.gateway_port}"
@@ -226,6 +228,25 @@ def test_503_and_not_ready_while_kafka_is_down_then_recovers(stack: Stack) -> No
         time.sleep(0.25)
     accepted(stack, events, response)
     assert metric(stack, "pravis_gateway_requests_total", endpoint="events", status="503") >= 1
+
+
+def test_a_withdrawal_while_the_identity_graph_is_unreadable_is_a_503_and_nothing_is_published(
+    stack: Stack,
+) -> None:
+    withdrawal = event(event_type="consent_change", user_id="u-unreadable", consent={"analytics": False})
+    view = event()
+
+    refused = stack.post({"events": [view, withdrawal]})
+
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+    assert "identity graph" in refused.json()["error"]
+    records = asyncio.run(services.read_topic(stack.bootstrap, "events"))
+    in_topic = {orjson.loads(row)["event_id"] for value in records for row in rows_of_record(value)}
+    assert {view["event_id"], withdrawal["event_id"]}.isdisjoint(in_topic)
+    consent = asyncio.run(services.read_topic(stack.bootstrap, "consent"))
+    assert not any(b"u-unreadable" in value for value in consent)
+    grant = event(event_type="consent_change", user_id="u-unreadable", consent={"analytics": True})
+    accepted(stack, [grant], stack.post({"events": [grant]}))
 
 
 def test_a_full_batch_is_in_the_topic_once_each(stack: Stack) -> None:

@@ -1,10 +1,12 @@
+"""The statements that find a person's rows."""
+
 from pravis_schemas.personal_data import PersonalTable
 
 
 def test_statements_match_every_subject_column_within_the_project() -> None:
     table = PersonalTable.from_row(("events", ["user_id", "anonymous_id"], 1, "ReplacingMergeTree"))
 
-    either = "`anonymous_id` = {subject:String} OR `user_id` = {subject:String}"
+    either = "`anonymous_id` IN {subjects:Array(String)} OR `user_id` IN {subjects:Array(String)}"
     expected = f"project_id = {{project:String}} AND ({either})"
     assert table.where() == expected
     assert table.select_sql().startswith(
@@ -17,7 +19,7 @@ def test_statements_match_every_subject_column_within_the_project() -> None:
 def test_tables_without_project_or_replacing_engine() -> None:
     table = PersonalTable.from_row(("audit", ["subject"], 0, "MergeTree"))
 
-    assert table.where() == "(`subject` = {subject:String})"
+    assert table.where() == "(`subject` IN {subjects:Array(String)})"
     assert " FINAL" not in table.select_sql()
 
 
@@ -26,8 +28,10 @@ def test_identity_tables_match_the_ids_they_hold_and_export_readable_user_ids() 
     merges = PersonalTable.from_row(("identity_merges", ["user_id"], 1, "ReplacingMergeTree"))
 
     assert links.where() == (
-        "project_id = {project:String} AND (`linked_id` = {subject:String} "
-        "OR finalizeAggregation(`identity_links`.`user_id`) = {subject:String})"
+        "project_id = {project:String} AND (`linked_id` IN {subjects:Array(String)} "
+        "OR finalizeAggregation(`identity_links`.`user_id`) IN {subjects:Array(String)})"
     )
     assert "finalizeAggregation(user_id) AS user_id" in links.select_sql()
-    assert merges.where().endswith("(`user_id` = {subject:String} OR `person_id` = {subject:String})")
+    assert merges.where().endswith(
+        "(`user_id` IN {subjects:Array(String)} OR `person_id` IN {subjects:Array(String)})"
+    )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
+import pytest
 from aiokafka import AIOKafkaProducer
 from pravis_rollups.clickhouse import connect
 from pravis_schemas import topics
@@ -18,6 +19,8 @@ from tests.helpers import page_view, stored_counts, wait_until_stored
 from tests.support import services
 
 EVENTS = "/api/v1/analytics/events"
+# A consent withdrawal reads the identity graph (it follows the person), which the loader's migrations create.
+pytestmark = pytest.mark.usefixtures("loader")
 ALL_WITHDRAWN = {"analytics": False, "performance": False, "feedback": False, "personalization": False}
 
 

@@ -1,8 +1,12 @@
 """Privacy worker: carries out deletion requests from the `privacy.requests` topic.
 
-For each request it deletes the person's rows from every personal table (any table with a subject column, as
-`pravis_schemas.personal_data` defines them, except the audit itself), recomputes the rollups of every date
-the person had events on, and records the row counts in `privacy_requests`. The Kafka offset is committed only
+For each request it resolves the person of its subject in the identity graph (every id linked to it:
+`pravis_schemas.identity.LINKED_IDS_SQL`, read when the request is carried out, never cached, so a login
+between the request and its processing is covered), deletes the rows of all those ids from every personal
+table (any table with a subject column, as `pravis_schemas.personal_data` defines them, the identity tables
+included, except the audit and consent history), recomputes the rollups of every date the person had events
+on, and records the ids covered and the row counts in `privacy_requests`. A visitor who never logged in is an
+id the graph links to nothing: the request covers that id alone. The Kafka offset is committed only
 after the audit row says done, so a crash mid-way repeats the request, and a repeated deletion is harmless.
 
 A record is acted on only when the gateway's audit row vouches for it: the gateway writes the row (status
@@ -24,6 +28,7 @@ from datetime import UTC, date, datetime
 import structlog
 from clickhouse_connect.driver.client import Client
 from pravis_schemas import privacy_audit, topics
+from pravis_schemas.identity import LINKED_IDS_SQL
 from pravis_schemas.logs import configure_logging
 from pravis_schemas.messages import PrivacyRequest
 from pravis_schemas.personal_data import (
@@ -90,21 +95,30 @@ def audit_rows(client: Client, request_id: str) -> list[AuditRow]:
     return [AuditRow(*row) for row in rows]
 
 
-def affected_dates(client: Client, request: PrivacyRequest) -> list[date]:
+def person_ids(client: Client, request: PrivacyRequest) -> list[str]:
+    """Every id of the subject's person, as the identity graph has them now."""
+    params = {"project": request.project_id, "subject": request.subject}
+    return [row[0] for row in client.query(LINKED_IDS_SQL, parameters=params).result_rows]
+
+
+def affected_dates(client: Client, project_id: str, subjects: list[str]) -> list[date]:
     rows = client.query(
         "SELECT DISTINCT toDate(timestamp) FROM events "
         "WHERE project_id = {project:String} "
-        "AND (user_id = {subject:String} OR anonymous_id = {subject:String}) "
+        "AND (user_id IN {subjects:Array(String)} OR anonymous_id IN {subjects:Array(String)}) "
         "ORDER BY 1",
-        parameters={"project": request.project_id, "subject": request.subject},
+        parameters={"project": project_id, "subjects": subjects},
     ).result_rows
     return [row[0] for row in rows]
 
 
 def delete_subject(client: Client, request: PrivacyRequest) -> dict:
-    """Delete the person everywhere and recompute the rollups they were part of; returns the audit facts."""
-    params = {"project": request.project_id, "subject": request.subject}
-    dates = affected_dates(client, request)
+    """Delete every id of the person everywhere and recompute the rollups they were part of; returns the
+    audit facts."""
+    # Resolved before anything is deleted: the identity tables that say which ids are linked go too.
+    subjects = person_ids(client, request)
+    params = {"project": request.project_id, "subjects": subjects}
+    dates = affected_dates(client, request.project_id, subjects)
     tables = [
         PersonalTable.from_row(r)
         for r in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows
@@ -120,11 +134,17 @@ def delete_subject(client: Client, request: PrivacyRequest) -> dict:
             ROWS_DELETED.labels(table.name).inc(count)
     if dates:
         run_rollups(client, dates[0], dates[-1])
-    return {"rows_deleted": deleted, "dates_recomputed": dates}
+    return {"subjects_covered": subjects, "rows_deleted": deleted, "dates_recomputed": dates}
 
 
 def record_done(client: Client, request: PrivacyRequest, facts: dict) -> None:
-    row = privacy_audit.done_row(request, datetime.now(UTC), facts["rows_deleted"], facts["dates_recomputed"])
+    row = privacy_audit.done_row(
+        request,
+        datetime.now(UTC),
+        facts["subjects_covered"],
+        facts["rows_deleted"],
+        facts["dates_recomputed"],
+    )
     client.insert(privacy_audit.TABLE, [row], column_names=privacy_audit.COLUMNS)
 
 

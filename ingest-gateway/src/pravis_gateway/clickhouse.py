@@ -1,12 +1,14 @@
-"""The gateway's only ClickHouse access: streaming a user's data out, the privacy-request audit table, and the
-identity facts an alias is judged by."""
+"""The gateway's ClickHouse access besides experiment definitions: streaming a user's data out, the
+privacy-request audit table, the identity facts an alias is judged by, and the person an id belongs to."""
 
 from collections.abc import Callable, Iterator
 
+import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from pravis_schemas import privacy_audit
 from pravis_schemas.clickhouse_url import clickhouse_connect_from_url
+from pravis_schemas.identity import LINKED_IDS_SQL
 from pravis_schemas.messages import PrivacyRequest
 from pravis_schemas.personal_data import (
     PERSONAL_TABLES_PARAMS,
@@ -15,6 +17,7 @@ from pravis_schemas.personal_data import (
     PersonalTable,
 )
 
+from pravis_gateway.experiments.persons import PersonFacts
 from pravis_gateway.identity import IdentityFacts
 
 EXPORT_CHUNK_BYTES = 256 * 1024
@@ -26,8 +29,23 @@ def connect(url: str) -> Client:
     return clickhouse_connect_from_url(url, autogenerate_session_id=False)
 
 
+PERSON_LINE = "_person"
+"""The `_table` of the export's first line, which names the ids the export covers (not a warehouse table)."""
+
+
+def person_ids(client: Client, project_id: str, subject: str) -> list[str]:
+    """Every id of the subject's person as the identity graph has them now (the subject alone if unlinked)."""
+    params = {"project": project_id, "subject": subject}
+    return [row[0] for row in client.query(LINKED_IDS_SQL, parameters=params).result_rows]
+
+
 def export_subject(client: Client, project_id: str, subject: str) -> Iterator[bytes]:
-    """NDJSON of every row about the person in every personal table, each tagged with `_table`; streamed."""
+    """NDJSON of every row about the person (every id linked to `subject`) in every personal table, each
+    tagged with `_table`, after a first line `{"_table": "_person", "subject", "subjects_covered"}`;
+    streamed."""
+    subjects = person_ids(client, project_id, subject)
+    header = {"_table": PERSON_LINE, "subject": subject, "subjects_covered": subjects}
+    yield orjson.dumps(header) + b"\n"
     tables = [
         PersonalTable.from_row(r)
         for r in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows
@@ -37,7 +55,7 @@ def export_subject(client: Client, project_id: str, subject: str) -> Iterator[by
             continue
         with client.raw_stream(
             table.select_sql(),
-            parameters={"table": table.name, "project": project_id, "subject": subject},
+            parameters={"table": table.name, "project": project_id, "subjects": subjects},
             fmt="JSONEachRow",
         ) as stream:
             yield from iter(lambda: stream.read(EXPORT_CHUNK_BYTES), b"")
@@ -52,12 +70,34 @@ def record_request(client: Client, request: PrivacyRequest) -> None:
 
 def request_status(client: Client, project_id: str, request_id: str) -> dict | None:
     result = client.query(
-        "SELECT request_id, kind, subject, status, requested_by, requested_at, completed_at, rows_deleted, "
-        "dates_recomputed FROM privacy_requests FINAL "
+        "SELECT request_id, kind, subject, subjects_covered, status, requested_by, requested_at, "
+        "completed_at, rows_deleted, dates_recomputed FROM privacy_requests FINAL "
         "WHERE project_id = {project:String} AND request_id = {id:String}",
         parameters={"project": project_id, "id": request_id},
     )
     return dict(zip(result.column_names, result.result_rows[0], strict=True)) if result.result_rows else None
+
+
+# The person of one id from the identity tables' primary keys (a few granules each), rather than through the
+# `person_overrides` view, whose evaluation scans every link of the project: measured on 1M links, ~0.75 s per
+# look-up through the view (docs/scaling.md). `experiments.persons.person_of_facts` applies rule 3 to it.
+PERSON_FACTS_SQL = (
+    "WITH (SELECT argMinMerge(user_id) FROM identity_links "
+    "WHERE project_id = {project:String} AND linked_id = {id:String}) AS owner "
+    "SELECT "
+    "(SELECT count() > 0 FROM identity_users WHERE project_id = {project:String} AND user_id = {id:String}), "
+    "owner, "
+    "(SELECT groupArray((user_id, person)) FROM (SELECT user_id, argMax(person_id, version) AS person "
+    "FROM identity_merges WHERE project_id = {project:String} AND user_id IN ({id:String}, owner) "
+    "GROUP BY user_id))"
+)
+
+
+def person_facts(client: Client, project_id: str, distinct_id: str) -> PersonFacts:
+    """What the identity tables say about `distinct_id`, in one round trip."""
+    params = {"project": project_id, "id": distinct_id}
+    identified, owner, merged = client.query(PERSON_FACTS_SQL, parameters=params).result_rows[0]
+    return PersonFacts(bool(identified), owner, dict(merged))
 
 
 class WarehouseUnavailable(Exception):

@@ -10,9 +10,15 @@ acted just now, e.g. clicked a banner after registering again), and it is record
 follows. A stale queue replaying a grant from before the deletion, or a site re-applying a stored choice at
 every page load, is refused. The write key may record such a grant: it is what a browser banner does, and the
 history keeps both the withdrawal and the grant.
+
+A withdrawal follows the person (docs/identity.md): the gateway records it for every other id the identity
+graph links to its subject as well (`extend_withdrawal`, naming the subject in `linked_from`), so the
+visitor's pre-login anonymous id is refused too, in every gateway process, which all learn it from the
+`consent` topic.
+A grant applies to the id it names only: it never widens what another id of the person agreed to.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -81,6 +87,24 @@ class ConsentBook:
                     "made by the user just now and say explicit: true",
                 )
         return record.model_copy(update={"follows_erasure": erasure.request_id})
+
+    def extend_withdrawal(self, record: ConsentRecord, linked: Iterable[str]) -> list[ConsentRecord]:
+        """The withdrawals of `record` as recorded for each other id in `linked` (the ids of its subject's
+        person); none when it withdraws nothing."""
+        withdrawn = {category: False for category, granted in record.consent.items() if not granted}
+        if not withdrawn:
+            return []
+        copies = []
+        for subject in sorted(set(linked) - {record.subject}):
+            erasure = self.erasure(record.project_id, subject)
+            update = {
+                "subject": subject,
+                "consent": withdrawn,
+                "linked_from": record.subject,
+                "follows_erasure": erasure.request_id if erasure else None,
+            }
+            copies.append(record.model_copy(update=update))
+        return copies
 
     def state(self, project_id: str, subject: str) -> dict[ConsentCategory, bool]:
         default = self.policy(project_id) == "opt_out"

@@ -46,6 +46,10 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
 
     # Experiment definitions are reloaded from the warehouse this often (GET /feature serves the cached copy).
     experiments_refresh_s: float = 5.0
+    # Experiments hashed on the person look up each id's person in the identity graph and keep the answer this
+    # long, for at most this many ids (a login reaches such an experiment at the latest one TTL later).
+    person_cache_ttl_s: float = 30.0
+    person_cache_ids: int = 100_000
 
     # Consent: categories are allowed until withdrawn (opt_out) or only once granted (opt_in); per-project
     # overrides as JSON, e.g. PRAVIS_CONSENT_PROJECT_POLICIES='{"shop-eu": "opt_in"}'.

@@ -8,6 +8,10 @@ is either a column of the `events` table (`GOAL_COLUMNS`) or a path into `proper
 
 The first variant is the control: users outside coverage, and every user while the experiment is not
 `running`, get it with `in_experiment: false`.
+
+A user is hashed on the id the SDK sends at exposure (`user_id`, else `anonymous_id`), so the variant seen
+before login can differ from the one after it; `hash_on: "person"` makes the gateway hash on the person of
+that id instead (`docs/identity.md`).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ GOAL_COLUMNS = frozenset(
 """`events` columns a goal may filter on or average; anything else goes through `properties.<path>`."""
 
 Status = Literal["draft", "running", "stopped"]
+HashOn = Literal["id", "person"]
 
 
 def _check_property(value: str | None) -> str | None:
@@ -121,6 +126,14 @@ class ExperimentDefinition(BaseModel):
     coverage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
     variants: Annotated[list[Variant], Field(min_length=2, max_length=20)]
     goals: Annotated[list[Goal], Field(max_length=20)] = []
+    hash_on: Annotated[
+        HashOn,
+        Field(
+            description="What the gateway hashes: the id the caller gives ('id', as the SDKs do locally) or "
+            "the person that id belongs to once the identity graph knows it ('person': a user keeps one "
+            "variant before and after login once linked; see docs/identity.md)"
+        ),
+    ] = "id"
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentDefinition:

@@ -98,6 +98,9 @@ class ConsentRecord(BaseModel):
     explicit: bool | None = None
     """The user acted just now (a banner click), as opposed to a stored choice replayed; a grant after a
     deletion needs it."""
+    linked_from: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Set by the gateway on the copy of a withdrawal it records for another id of the same person: the
+    subject the user withdrew under (a withdrawal follows the person, docs/identity.md)."""
 
     @property
     def key(self) -> bytes:

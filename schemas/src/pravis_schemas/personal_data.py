@@ -1,15 +1,18 @@
 """Which warehouse tables hold personal data and the SQL that finds, exports or deletes one person's rows.
 
 Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
-table of the database with a subject column (user_id, anonymous_id, distinct_id, subject, and previous_id: an
-alias names the id it merges there). Pure: statements only, with the person as a query parameter; table and
-column names come from ClickHouse's own catalogue, except for the identity graph's tables (`IDENTITY_TABLES`),
-whose subjects are declared here.
+table of the database with a subject column (`SUBJECT_COLUMNS`). A person is every id linked to the subject in
+the identity graph (`pravis_schemas.identity.LINKED_IDS_SQL`, docs/identity.md), so the statements match a row
+holding any of those ids in any subject column. Pure: statements only, with the ids as a query parameter;
+table and column names come from ClickHouse's own catalogue, except for the identity graph's tables
+(`IDENTITY_TABLES`), whose subjects are declared here.
 """
 
 from dataclasses import dataclass
 
-SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject", "previous_id")
+SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject", "previous_id", "person_id")
+"""Columns that hold an id of a person (`previous_id`: the id an alias merges; `person_id`: tables counted by
+person); the identity graph's tables name theirs in `IDENTITY_TABLES`."""
 
 PERSONAL_TABLES_SQL = (
     "SELECT c.table, groupArrayIf(c.name, c.name IN {subjects:Array(String)}), "
@@ -68,8 +71,8 @@ class PersonalTable:
         return IDENTITY_TABLES.get(self.name, default)
 
     def where(self) -> str:
-        """Rows of {subject:String} (in {project:String} where the table has a project)."""
-        match = " OR ".join(f"{subject} = {{subject:String}}" for subject in self.rule.subjects)
+        """Rows of any id in {subjects:Array(String)} (in {project:String} where the table has a project)."""
+        match = " OR ".join(f"{subject} IN {{subjects:Array(String)}}" for subject in self.rule.subjects)
         return f"project_id = {{project:String}} AND ({match})" if self.has_project else f"({match})"
 
     def select_sql(self) -> str:

@@ -3,7 +3,9 @@
 The gateway writes a deletion request as `pending` before it publishes it on `privacy.requests`; the privacy
 worker acts only on a request such a row vouches for, and writes it again as `done` with what it removed. The
 table keeps one row per state change (a ReplacingMergeTree on `updated_at`, batch-rollups migration 0010), so
-a request's newest row, read with FINAL, is its state. Pure: rows in `COLUMNS` order, for
+a request's newest row, read with FINAL, is its state. The done row lists the ids the deletion covered
+(`subjects_covered`: the subject and every id linked to its person, as the identity graph had them when the
+worker carried the request out; migration 0035). Pure: rows in `COLUMNS` order, for
 `client.insert(TABLE, rows, column_names=COLUMNS)`.
 """
 
@@ -16,8 +18,8 @@ from pravis_schemas.messages import PrivacyRequest
 
 TABLE = "privacy_requests"
 COLUMNS = (
-    "request_id", "kind", "project_id", "subject", "requested_by", "requested_at", "status", "completed_at",
-    "rows_deleted", "dates_recomputed", "updated_at",
+    "request_id", "kind", "project_id", "subject", "subjects_covered", "requested_by", "requested_at",
+    "status", "completed_at", "rows_deleted", "dates_recomputed", "updated_at",
 )  # fmt: skip
 
 
@@ -34,11 +36,14 @@ def pending_row(request: PrivacyRequest) -> list[Any]:
 def done_row(
     request: PrivacyRequest,
     completed_at: datetime,
+    subjects_covered: Sequence[str],
     rows_deleted: Mapping[str, int],
     dates_recomputed: Sequence[date],
 ) -> list[Any]:
-    """The privacy worker's row once the person's rows are deleted and their dates' rollups recomputed."""
-    return _row(request, RequestStatus.DONE, completed_at, completed_at, rows_deleted, dates_recomputed)
+    """The privacy worker's row once the rows of every id of the person are deleted and their dates' rollups
+    recomputed."""
+    done = RequestStatus.DONE
+    return _row(request, done, completed_at, completed_at, subjects_covered, rows_deleted, dates_recomputed)
 
 
 def _row(
@@ -46,6 +51,7 @@ def _row(
     status: RequestStatus,
     updated_at: datetime,
     completed_at: datetime | None = None,
+    subjects_covered: Sequence[str] = (),
     rows_deleted: Mapping[str, int] | None = None,
     dates_recomputed: Sequence[date] = (),
 ) -> list[Any]:
@@ -54,6 +60,7 @@ def _row(
         request.kind,
         request.project_id,
         request.subject,
+        list(subjects_covered),
         request.requested_by,
         request.requested_at,
         status.value,

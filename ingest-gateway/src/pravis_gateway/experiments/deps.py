@@ -1,4 +1,4 @@
-"""Dependencies of the experiment routes: the definition store and its refresh task."""
+"""Dependencies of the experiment routes: the definition store and its refresh task, the person resolver."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,15 +7,23 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from pravis_gateway import clickhouse
+from pravis_gateway.experiments.persons import PersonResolver
 from pravis_gateway.experiments.store import ExperimentStore
 
 
 @asynccontextmanager
 async def experiments_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs inside the app's lifespan (FastAPI merges router lifespans), after `app.state.gateway` exists."""
-    settings = app.state.gateway.settings
+    gateway = app.state.gateway
+    settings = gateway.settings
     store = ExperimentStore(settings.clickhouse_url, settings.experiments_refresh_s)
     app.state.experiments = store
+    app.state.persons = PersonResolver(
+        lambda project_id, distinct_id: clickhouse.person_facts(gateway.warehouse(), project_id, distinct_id),
+        settings.person_cache_ttl_s,
+        settings.person_cache_ids,
+    )
     task = asyncio.create_task(store.refresh_forever())
     try:
         yield
@@ -31,3 +39,10 @@ def get_store(request: Request) -> ExperimentStore:
 
 
 StoreDep = Annotated[ExperimentStore, Depends(get_store)]
+
+
+def get_persons(request: Request) -> PersonResolver:
+    return request.app.state.persons
+
+
+PersonsDep = Annotated[PersonResolver, Depends(get_persons)]

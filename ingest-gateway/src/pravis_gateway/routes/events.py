@@ -7,8 +7,10 @@ import zlib
 from datetime import UTC, datetime
 
 import structlog
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, Request
 from pravis_schemas import EventBatch, describe_error, topics
+from pravis_schemas.messages import ConsentRecord
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
@@ -45,20 +47,43 @@ async def publish(gateway: Gateway, topic: str, records: list) -> JSONBody | Non
     return None
 
 
+async def for_the_person(gateway: Gateway, records: list[ConsentRecord]) -> list[ConsentRecord]:
+    """`records` plus, for each withdrawal, its copies for the other ids of the subject's person, which the
+    identity graph in the warehouse knows (a withdrawal follows the person: `pravis_gateway.consent`)."""
+    extended = list(records)
+    for record in records:
+        if all(record.consent.values()):
+            continue
+        linked = await asyncio.to_thread(
+            lambda r=record: clickhouse.person_ids(gateway.warehouse(), r.project_id, r.subject)
+        )
+        extended += gateway.policies.consent.extend_withdrawal(record, linked)
+    return extended
+
+
 async def publish_outcome(gateway: Gateway, outcome: BatchOutcome, raw_events: list, request: IngestRequest):
     """Publish what a batch produced; None when every accepted event and consent change was acked, else a 503.
 
     Consent changes apply to this process's state only after Kafka acked them; the other gateway processes
-    learn them from the `consent` topic.
+    learn them from the `consent` topic. A batch that withdraws consent needs the warehouse to find the other
+    ids of the person: while it cannot be read the batch is answered 503 and nothing of it is published, so
+    the SDK's retry records the withdrawal whole rather than for one id only.
     """
     count_rejected(outcome)
+    try:
+        consent_records = await for_the_person(gateway, outcome.consent_records)
+    except ClickHouseError as exc:
+        # The warehouse's error stays in the log: it names hosts and databases a browser need not see.
+        log.warning("identity graph unreadable for a withdrawal", error=str(exc))
+        message = "consent change not accepted: the identity graph cannot be read, try again"
+        return retry_later(gateway.settings.retry_after_s, message)
     if failure := await publish(gateway, topics.EVENTS, outcome.records):
         return failure
-    if outcome.consent_records:
-        consent = [(r.key, r.to_json()) for r in outcome.consent_records]
+    if consent_records:
+        consent = [(r.key, r.to_json()) for r in consent_records]
         if failure := await publish(gateway, topics.CONSENT, consent):
             return failure
-        for record in outcome.consent_records:
+        for record in consent_records:
             gateway.policies.consent.apply(record)
     if outcome.rejected:
         # Best effort: the inspection copy of refused events must not turn an accepted batch into a 503.

@@ -1,9 +1,14 @@
 """GDPR/CCPA user data endpoints (secret key): export everything stored about a person, delete it, follow up.
 
+The person is every id the identity graph links to the `user_id` given (its pre-login anonymous ids, users
+merged by an alias: docs/identity.md); an id linked to nothing, such as a visitor who never logged in, is a
+person of its own. Export and deletion cover all of them, and say which.
+
 Deletion is asynchronous: the request is recorded as pending, travels on `privacy.requests`, and the privacy
-worker deletes the person's rows from every personal table, recomputes the rollups of the affected dates and
-marks the request done with the row counts. The person's consent is withdrawn in the same step, so events that
-arrive later (a device still holding a queue) are dropped at the gateway instead of re-creating the data.
+worker resolves the person's ids, deletes their rows from every personal table, recomputes the rollups of the
+affected dates and marks the request done with the ids covered and the row counts. The person's consent is
+withdrawn in the same step (for every id linked at that moment), so events that arrive later (a device still
+holding a queue) are dropped at the gateway instead of re-creating the data.
 """
 
 import asyncio
@@ -31,8 +36,9 @@ SubjectQuery = Annotated[str, Query(min_length=1, max_length=200, description="u
 
 @router.get("/data", response_class=StreamingResponse)
 async def export_user_data(user_id: SubjectQuery, key: SecretKey, gateway: GatewayDep) -> StreamingResponse:
-    """Every row stored about the person, in every personal table, as NDJSON (one object per row, with
-    `_table`), streamed from ClickHouse so memory stays flat however much there is."""
+    """Every row stored about the person (every id linked to `user_id`), in every personal table, as NDJSON
+    (one object per row, with `_table`), streamed from ClickHouse so memory stays flat however much there is.
+    The first line, `{"_table": "_person", "subject", "subjects_covered"}`, names the ids covered."""
     client = await asyncio.to_thread(gateway.warehouse)
     rows = clickhouse.export_subject(client, key.project_id, user_id)
     return StreamingResponse(
@@ -79,7 +85,7 @@ async def delete_user_data(user_id: SubjectQuery, key: SecretKey, gateway: Gatew
 
 @router.get("/data/requests/{request_id}", responses=errors(404))
 async def deletion_status(request_id: str, key: SecretKey, gateway: GatewayDep) -> JSONBody:
-    """pending → done, with the rows removed per table and the rollup dates recomputed."""
+    """pending → done, with the ids covered, the rows removed per table and the rollup dates recomputed."""
     client = await asyncio.to_thread(gateway.warehouse)
     status = await asyncio.to_thread(clickhouse.request_status, client, key.project_id, request_id)
     if status is None:
