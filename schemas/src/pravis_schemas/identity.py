@@ -2,22 +2,49 @@
 
 Pure: the components of merged users (rule 2) and the rows that bring `identity_merges` up to date, and the
 SQL text every reader of the graph uses: the join that gives an event its person_id, and "all ids of the
-person of X". The warehouse objects they read are created by migration 0030_identity.sql.
+person of X". The warehouse objects they read are created by migrations 0030_identity.sql and
+0036_identity_links_by_user.sql.
 """
 
 from collections.abc import Iterable, Mapping
 
-LINKED_IDS_SQL = (
-    "WITH (SELECT if(count() = 0, {subject:String}, any(person_id)) FROM person_overrides "
-    "WHERE project_id = {project:String} AND distinct_id = {subject:String}) AS person "
-    "SELECT DISTINCT distinct_id FROM ("
-    "SELECT {subject:String} AS distinct_id UNION ALL SELECT person "
-    "UNION ALL SELECT distinct_id FROM person_overrides "
-    "WHERE project_id = {project:String} AND person_id = person"
-    ") ORDER BY distinct_id"
-)
+LINKED_IDS_SQL = """
+WITH
+    (SELECT argMinMerge(user_id) FROM identity_links
+     WHERE project_id = {project:String} AND linked_id = {subject:String}) AS owner,
+    (SELECT count() > 0 FROM identity_users
+     WHERE project_id = {project:String} AND user_id = {subject:String}) AS identified,
+    if(identified OR owner = '', {subject:String}, owner) AS user,
+    (SELECT argMax(person_id, version) FROM identity_merges
+     WHERE project_id = {project:String} AND user_id = user) AS merged_into,
+    if(merged_into = '', user, merged_into) AS person,
+    users AS (
+        SELECT person AS user_id
+        UNION ALL
+        SELECT user_id FROM identity_merges WHERE project_id = {project:String}
+        GROUP BY user_id HAVING argMax(person_id, version) = person
+    ),
+    candidates AS (
+        SELECT linked_id FROM identity_links_by_user
+        WHERE project_id = {project:String} AND user_id IN (SELECT user_id FROM users)
+    )
+SELECT DISTINCT id FROM (
+    SELECT {subject:String} AS id
+    UNION ALL SELECT user_id FROM users
+    UNION ALL
+    SELECT linked_id FROM identity_links
+    WHERE project_id = {project:String} AND linked_id IN (SELECT linked_id FROM candidates)
+      AND linked_id NOT IN (
+          SELECT user_id FROM identity_users
+          WHERE project_id = {project:String} AND user_id IN (SELECT linked_id FROM candidates))
+    GROUP BY linked_id HAVING argMinMerge(user_id) IN (SELECT user_id FROM users)
+) ORDER BY id
+"""
 """Every id whose person is the person of {subject:String} in {project:String}, the subject and the person id
-included, one per row in order; only the subject itself for an id nothing is linked to."""
+included, one per row in order; only the subject itself for an id nothing is linked to. Rule 3 read by the
+identity tables' keys (`identity_links_by_user` finds the ids that may belong to the person's users,
+`identity_links` keeps those whose argMin names one of them), never through `person_overrides`, which
+evaluates every link of the project."""
 
 
 def person_join(events: str = "e", overrides: str = "po") -> str:

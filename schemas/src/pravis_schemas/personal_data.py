@@ -49,8 +49,10 @@ IDENTITY_TABLES = {
     "identity_users": TableRule(("`user_id`",)),
     # A merged user's row names the person it belongs to, which is an id of the subject as well.
     "identity_merges": TableRule(("`user_id`", "`person_id`")),
+    "identity_links_by_user": TableRule(("`user_id`", "`linked_id`")),
 }
-"""The identity graph's tables (migration 0030, docs/identity.md) and the columns holding a person's ids."""
+"""The identity graph's tables (migrations 0030 and 0036, docs/identity.md) and the columns holding a person's
+ids."""
 
 
 @dataclass(frozen=True)
