@@ -1,11 +1,13 @@
 """The rollup worker's only ClickHouse access: connecting by URL, migrations, and raw batch inserts."""
 
 import re
+import time
 from importlib import resources
 
 from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 from pravis_schemas.clickhouse_url import clickhouse_connect_from_url, database_of
+from pravis_schemas.identity import merge_rows
 
 from pravis_rollups.retention import RetentionPolicy
 from pravis_rollups.retention import apply as apply_retention
@@ -94,3 +96,39 @@ def insert_json_rows(client: Client, table: str, rows: list[bytes]) -> None:
         insert_block=b"\n".join([statement, *rows]),
         settings=INSERT_SETTINGS | FAST_INSERT_SETTINGS.get(target, {}),
     )
+
+
+MERGE_EDGES_SQL = (
+    "SELECT DISTINCT project_id, assumeNotNull(user_id), assumeNotNull(previous_id) FROM events "
+    "WHERE event_type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL "
+    "AND (project_id, assumeNotNull(previous_id)) IN ("
+    "SELECT project_id, user_id FROM identity_users "
+    "WHERE (project_id, user_id) IN (SELECT project_id, previous_id FROM events WHERE event_type = 'alias'))"
+)
+"""(project_id, user_id, previous_id) of every alias between two identified users: the edges of rule 2
+(docs/identity.md). An alias's user_id is identified by the alias itself; its previous_id only when some event
+carried it as user_id, which may arrive after the alias. Aliases are few and `events` is sorted by event_type
+within a project, so this reads a few granules, never the events themselves."""
+CURRENT_MERGES_SQL = (
+    "SELECT project_id, user_id, argMax(person_id, version) FROM identity_merges GROUP BY project_id, user_id"
+)
+MERGES_COLUMNS = ["project_id", "user_id", "person_id", "version"]
+
+
+def refresh_identity_merges(client: Client) -> int:
+    """Bring `identity_merges` in line with the alias edges between identified users; return the rows written.
+
+    The whole state is compared, not just a batch's aliases: a user id that becomes identified after the alias
+    naming it (a late event) changes the components without any new alias. Idempotent, so running it again
+    after a crash or on a redelivered batch writes nothing new. The version is taken before reading: of two
+    concurrent refreshes, the one that read later wins, and any refresh after both repairs what either missed.
+    """
+    version = time.time_ns()
+    edges = client.query(MERGE_EDGES_SQL).result_rows
+    current = {
+        (project, user): person for project, user, person in client.query(CURRENT_MERGES_SQL).result_rows
+    }
+    rows = merge_rows(edges, current)
+    if rows:
+        client.insert("identity_merges", [[*row, version] for row in rows], column_names=MERGES_COLUMNS)
+    return len(rows)

@@ -11,6 +11,9 @@ slices), then the batch's offsets are committed.
   are alone; they go to `loader_rejected` with the reason and the rest is loaded. It never stalls on one.
 - Redelivery (crash between insert and commit): every table is a ReplacingMergeTree keyed on the message's
   identity (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` count each message once.
+- Identity (docs/identity.md): the insert path's materialized views keep the links and identified users; after
+  a batch with events and before its commit, `identity_merges` is brought in line with the aliases between
+  identified users. A crash in between re-reads the batch and the refresh runs again (it is idempotent).
 
 One consumer for all topics, not one per topic: the events topic is nearly all of the volume, the others add a
 few records per fetch, and one commit point keeps "inserted before committed" a single ordered step.
@@ -27,7 +30,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from clickhouse_connect.driver.client import Client
-from pravis_schemas import rows_of_record
+from pravis_schemas import rows_of_record, topics
 from pravis_schemas.logs import configure_logging
 from prometheus_client import Counter, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
@@ -47,6 +50,9 @@ ROWS_LOADED = Counter(
 REJECTED = Counter("pravis_loader_rejected_total", "Messages written to loader_rejected", ["topic"])
 INSERT_FAILURES = Counter(
     "pravis_loader_insert_failures_total", "Failed insert attempts (retried)", ["table"]
+)
+MERGES_WRITTEN = Counter(
+    "pravis_loader_identity_merges_written_total", "Rows written to identity_merges (person of merged users)"
 )
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
 
@@ -160,10 +166,20 @@ class Loader:
     ) -> None:
         began = time.monotonic()
         await self.load(clients, fetched)
+        if any(tp.topic == topics.EVENTS for tp in fetched):
+            await self.refresh_identity(clients[0])
         if previous is not None:
             await previous  # raises if the batch before failed: this one must not commit past it
         await self.commit(consumer, fetched)
         BATCH_SECONDS.observe(time.monotonic() - began)
+
+    async def refresh_identity(self, client: Client) -> None:
+        async for attempt in self._retrying("identity refresh", "identity_merges"):
+            with attempt:
+                written = await asyncio.to_thread(clickhouse.refresh_identity_merges, client)
+        if written:
+            MERGES_WRITTEN.inc(written)
+            log.info("identity merges refreshed", rows=written)
 
     async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[ConsumerRecord]]:
         batch: dict[TopicPartition, list[ConsumerRecord]] = {}
