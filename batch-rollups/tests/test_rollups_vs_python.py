@@ -460,6 +460,27 @@ def test_dataset_has_the_faults_the_rollups_must_absorb(dataset: Dataset) -> Non
     assert sum(row["repeated_commands"] for row in repeats.values()) > 10
 
 
+def test_dataset_counts_fewer_persons_than_ids(dataset: Dataset) -> None:
+    """The journeys make person counts differ from raw-id counts, so the comparisons below can tell them
+    apart: a login, a second account merged by an alias, a second user on a device each matter."""
+    events = dataset.all_events()
+    by_person = with_persons(events)
+    by_id = [{**e, "person": e.get("user_id") or e.get("anonymous_id") or ""} for e in events]
+    start, end = dataset.config.start, dataset.end
+    persons_dau = ref_daily_active_users(by_person, start, end)
+    ids_dau = ref_daily_active_users(by_id, start, end)
+    assert sum(r["mau"] for r in persons_dau.values()) < sum(r["mau"] for r in ids_dau.values())
+    assert ref_retention_cohorts(by_person, start, end, end) != ref_retention_cohorts(by_id, start, end, end)
+    people = {(e["project_id"], e["person"]) for e in by_person}
+    ids = {(e["project_id"], e["person"]) for e in by_id}
+    for project in dataset.config.projects:
+        # The journeys' persons: anon-j000a..., u-j002w and u-j003t's device share end in fewer persons.
+        journey_ids = {i for p, i in ids if p == project and i.split("-")[1].startswith("j")}
+        journey_persons = {i for p, i in people if p == project and i.split("-")[1].startswith("j")}
+        assert len(journey_persons) < len(journey_ids)
+        assert (project, "u-j003t") in people  # a second user on a device is never merged into the first
+
+
 def test_raw_table_holds_the_duplicates_final_removes_them(warehouse, dataset: Dataset) -> None:
     raw, final = warehouse.query(
         "SELECT (SELECT count() FROM events), (SELECT count() FROM events FINAL)"
