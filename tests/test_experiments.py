@@ -266,16 +266,21 @@ def test_sdk_assigns_like_the_server_and_logs_exposures(gateway, secret_key, api
     }
 
 
-def test_conversions_before_the_exposure_are_not_counted(
-    gateway, secret_key, api_key, clickhouse_url
-) -> None:
-    key = f"before-{secrets.token_hex(3)}"
+def define_buy_experiment(gateway: httpx.Client, key: str, secret: str) -> None:
+    """Variants a and b, half each; the goal: a click on "buy"."""
     body = {
         "status": "running",
         "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
         "goals": [{"name": "buy", "event_type": "button_click", "property": "button_id", "equals": "buy"}],
     }
-    assert put(gateway, key, secret_key, body).status_code == 201
+    assert put(gateway, key, secret, body).status_code == 201
+
+
+def test_conversions_before_the_exposure_are_not_counted(
+    gateway, secret_key, api_key, clickhouse_url
+) -> None:
+    key = f"before-{secrets.token_hex(3)}"
+    define_buy_experiment(gateway, key, secret_key)
     users = [f"b-{key}-{i}" for i in range(24)]
     served = {u: feature(gateway, key, api_key, u) for u in users}
     converted_after = set(users[::2])
@@ -307,12 +312,7 @@ def test_a_visitor_exposed_anonymously_who_converts_after_login_is_one_convertin
     """Exposure under the anonymous id, login (identify), conversion under the user id: one person, one
     converting unit (docs/identity.md), as the model of the identity rules (tests/support/persons.py) says."""
     key = f"login-{secrets.token_hex(3)}"
-    body = {
-        "status": "running",
-        "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
-        "goals": [{"name": "buy", "event_type": "button_click", "property": "button_id", "equals": "buy"}],
-    }
-    assert put(gateway, key, secret_key, body).status_code == 201
+    define_buy_experiment(gateway, key, secret_key)
     moment = datetime.now(UTC) - timedelta(minutes=10)
 
     def at(minutes: int, event_type: str, ids: dict[str, str], **fields: Any) -> dict:
