@@ -179,7 +179,7 @@ def test_export_streams_every_personal_row_and_needs_a_secret_key(
     assert any(r["event_type"] == "consent_change" for r in events_rows)
     assert all(user in (r.get("user_id"), r.get("anonymous_id")) for r in rows if r["_table"] == "events")
     activity = [r for r in rows if r["_table"] == "user_activity_daily"]
-    assert [(r["distinct_id"], r["day"]) for r in activity] == [(user, day.isoformat())]
+    assert [(r["person_id"], r["day"]) for r in activity] == [(user, day.isoformat())]
     scored = [r for r in rows if r["_table"] == "feedback_scored"]
     assert [(r["event_id"], r["sentiment_label"]) for r in scored] == [(scored_id, "negative")]
     write_key_attempt = httpx.get(
@@ -236,7 +236,7 @@ def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
     with connect(clickhouse_url) as client:
         tables = client.query(
             "SELECT table, groupArray(name) FROM system.columns WHERE database = currentDatabase() "
-            "AND name IN ('user_id', 'anonymous_id', 'distinct_id', 'subject') GROUP BY table"
+            "AND name IN ('user_id', 'anonymous_id', 'distinct_id', 'subject', 'person_id') GROUP BY table"
         ).result_rows
         leftovers = {}
         for table, columns in tables:

@@ -1,13 +1,14 @@
 """Which warehouse tables hold personal data and the SQL that finds, exports or deletes one person's rows.
 
 Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
-table of the database with a subject column (user_id, anonymous_id, distinct_id, subject). Pure: statements
-only, with the person as a query parameter; table and column names come from ClickHouse's own catalogue.
+table of the database with a subject column (`SUBJECT_COLUMNS`). Pure: statements only, with the person as
+a query parameter; table and column names come from ClickHouse's own catalogue.
 """
 
 from dataclasses import dataclass
 
-SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject")
+SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject", "person_id")
+"""Columns holding an id of a person (`person_id`: user_activity_daily, whose rows are keyed by person)."""
 
 PERSONAL_TABLES_SQL = (
     "SELECT c.table, groupArrayIf(c.name, c.name IN {subjects:Array(String)}), "
