@@ -1,12 +1,16 @@
 """Warehouse throughput, in one run on the embedded broker and warehouse:
 
 1. loader events/s vs a raw aiokafka consumer reading the same `events` topic (target ≥ 0.5x);
-2. the full rollup set over the whole period vs one full-scan GROUP BY of the events table (target ≤ 3x).
+2. the full rollup set over the whole period vs one full-scan GROUP BY of the events table (target ≤ 3x);
+3. with `--identity both` (the default), the loader with and without the identity graph's materialized views
+   (migration 0030, docs/identity.md) on the same topic, and the ratio (target ≥ 0.9x).
 
-`python -m bench.warehouse [--events 10000000] [--users 100000] [--days 30]`: the defaults are the issue's
-size. The data is `pravis_local.synthetic` (users, sessions, voice flows, API calls, feedback), made one
-user at a time and published as it is made, the way the gateway does it: one record per batch and user, rows
-separated by newlines. Results are printed and written to artifacts/bench/warehouse.json.
+`python -m bench.warehouse [--events 10000000] [--users 100000] [--days 30] [--identity both|with|without]`:
+the defaults are the issue's size. The data is `pravis_local.synthetic` (users, sessions, voice flows, API
+calls, feedback), made one user at a time and published as it is made, the way the gateway does it: one record
+per batch and user, rows separated by newlines. Identified users' events also carry their device's anonymous
+id, as the SDKs send them after a login, so each is an identity link for the views to aggregate. Results are
+printed and written to artifacts/bench/warehouse.json.
 """
 
 import argparse
@@ -96,6 +100,11 @@ class Published:
     seconds: float = 0.0
 
 
+def with_device_id(rows: list[dict]) -> list[dict]:
+    """An identified user's rows as the SDKs send them after a login: with the device's anonymous id too."""
+    return [{**row, "anonymous_id": f"device-{row['user_id']}"} if "user_id" in row else row for row in rows]
+
+
 async def generate_and_publish(
     bootstrap: str, topic: str, config: SyntheticConfig, rows_per_record: int
 ) -> Published:
@@ -116,6 +125,7 @@ async def generate_and_publish(
                 user_rows = next(users, None)
                 if user_rows is None:
                     break
+                user_rows = with_device_id(user_rows)
                 rows = json_rows(user_rows)
                 batch = records(
                     rows, [e.get("user_id") or e.get("anonymous_id") for e in user_rows], rows_per_record
@@ -202,6 +212,30 @@ async def load(bootstrap: str, url: str, total_rows: int, consumers: int = 1) ->
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+IDENTITY_VIEWS = ("identity_links_from_events", "identity_links_from_aliases", "identity_users_from_events")
+"""The materialized views of migration 0030 that maintain the identity graph on the insert path."""
+
+
+def database_without_identity_views(url: str) -> None:
+    """A migrated database whose inserts skip the identity graph: the loader's work as before issue 21. The
+    loader's per-batch refresh of identity_merges still runs, against empty tables."""
+    clickhouse.migrate(url)
+    with clickhouse.connect(url) as client:
+        for view in IDENTITY_VIEWS:
+            client.command(f"DROP VIEW {view}")
+
+
+def refresh_seconds(url: str, repeat: int = 20) -> float:
+    """Median seconds of one `refresh_identity_merges` on a loaded database: what each loader batch adds."""
+    with clickhouse.connect(url) as client:
+        timings = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            clickhouse.refresh_identity_merges(client)
+            timings.append(time.perf_counter() - began)
+    return sorted(timings)[len(timings) // 2]
 
 
 def cpu_seconds(pid: int | None = None) -> float:
@@ -322,8 +356,6 @@ async def main_async(args: argparse.Namespace) -> dict:
         bootstrap = f"127.0.0.1:{broker_port}"
         await ensure_topics(bootstrap, default_partitions(args.partitions))
         services.wait_for_http(f"http://127.0.0.1:{port}/ping", warehouse.popen)
-        url = f"http://127.0.0.1:{port}/bench"
-        clickhouse.migrate(url)
         console.print(
             f"publishing the events of {len(projects) * users:,} users over {args.days} days "
             f"(~{args.events:,} events asked)"
@@ -339,8 +371,22 @@ async def main_async(args: argparse.Namespace) -> dict:
         processes = {"bench": None, "broker": broker.popen.pid, "warehouse": warehouse.popen.pid}
         with CpuMeter(processes) as raw_cpu:
             raw_s = await raw_consume(bootstrap, topics.EVENTS, total_rows)
-        with CpuMeter(processes) as load_cpu:
-            load_s = await load(bootstrap, url, total_rows)
+        # Each load into a database of its own; with both, in the order without, with, with, without, so
+        # that a drift in what else the machine runs weighs on both alike; the best of each is reported.
+        order = {"both": ["without", "with", "with", "without"]}.get(args.identity, [args.identity])
+        loads: dict[str, list[tuple[float, dict[str, float], str]]] = {"with": [], "without": []}
+        for turn, mode in enumerate(order):
+            mode_url = f"http://127.0.0.1:{port}/bench_{mode}_identity_{turn}"
+            if mode == "with":
+                clickhouse.migrate(mode_url)
+            else:
+                database_without_identity_views(mode_url)
+            with CpuMeter(processes) as load_cpu:
+                seconds = await load(bootstrap, mode_url, total_rows)
+            loads[mode].append((seconds, load_cpu.used, mode_url))
+        best = {mode: min(runs) for mode, runs in loads.items() if runs}
+        load_s, load_cpu_used, url = best["with"] if "with" in best else best["without"]
+        refresh_s = refresh_seconds(url) if "with" in best else None
         two_url = f"http://127.0.0.1:{port}/bench_two_consumers"
         clickhouse.migrate(two_url)
         two_s = await load(bootstrap, two_url, total_rows, consumers=2)
@@ -363,8 +409,16 @@ async def main_async(args: argparse.Namespace) -> dict:
         "loader_events_per_s": total_rows / load_s,
         "loader_vs_raw": raw_s / load_s,
         "raw_consume_cpu_s": raw_cpu.used,
-        "loader_cpu_s": load_cpu.used,
+        "loader_cpu_s": load_cpu_used,
         "two_consumers_events_per_s": total_rows / two_s,
+        "identity": args.identity,
+        "loader_runs_s": {mode: [round(run[0], 2) for run in runs] for mode, runs in loads.items()},
+        "loader_without_identity_events_per_s": total_rows / best["without"][0]
+        if "without" in best
+        else None,
+        "loader_identity_ratio": best["without"][0] / best["with"][0] if len(best) == 2 else None,
+        "loader_without_identity_cpu_s": best["without"][1] if "without" in best else None,
+        "identity_refresh_ms_per_batch": refresh_s * 1000 if refresh_s is not None else None,
         "rollups_s": rollup_s,
         "rollups_per_table_s": per_rollup,
         "baseline_scans_s": baselines,
@@ -391,10 +445,31 @@ def report(result: dict) -> None:
     table.add_row("bench process peak RSS", f"{result['bench_process_peak_rss_mib']:,.0f} MiB", "")
     table.add_row("raw aiokafka consume", f"{result['raw_consume_events_per_s']:,.0f} events/s", "")
     table.add_row("loader into ClickHouse", f"{result['loader_events_per_s']:,.0f} events/s", "")
+    for mode, runs in result["loader_runs_s"].items():
+        if runs:
+            table.add_row(f"  loads {mode} identity views (s)", ", ".join(f"{s:.1f}" for s in runs), "")
     for phase in ("raw_consume", "loader"):
         used = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result[f"{phase}_cpu_s"].items())
         table.add_row(f"  CPU seconds during {phase.replace('_', ' ')}", used, "")
     table.add_row("loader / raw consume", f"{result['loader_vs_raw']:.2f}x", "≥ 0.5x")
+    if result["loader_without_identity_events_per_s"] is not None:
+        table.add_row(
+            "loader without the identity views",
+            f"{result['loader_without_identity_events_per_s']:,.0f} events/s",
+            "",
+        )
+        used = ", ".join(f"{name} {s:.1f}" for name, s in result["loader_without_identity_cpu_s"].items())
+        table.add_row("  CPU seconds during that load", used, "")
+    if result["loader_identity_ratio"] is not None:
+        table.add_row(
+            "loader with / without identity views", f"{result['loader_identity_ratio']:.2f}x", "≥ 0.9x"
+        )
+    if result["identity_refresh_ms_per_batch"] is not None:
+        table.add_row(
+            "identity_merges refresh per loader batch",
+            f"{result['identity_refresh_ms_per_batch']:.1f} ms",
+            "",
+        )
     table.add_row(
         "same, two consumers in one group", f"{result['two_consumers_events_per_s']:,.0f} events/s", ""
     )
@@ -428,6 +503,12 @@ def main() -> None:
     parser.add_argument("--rows-per-record", type=int, default=10, help="events per Kafka record, at most")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--identity",
+        choices=("both", "with", "without"),
+        default="both",
+        help="load with the identity graph's views, without them, or both in turn (and report the ratio)",
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     report(result)

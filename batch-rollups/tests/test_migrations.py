@@ -146,3 +146,54 @@ def test_events_ingest_takes_every_column_an_insert_may_set_on_events(clickhouse
             )
         ]
         assert client.query("SELECT count() FROM events_ingest").result_rows == [(0,)]
+
+
+def test_identity_migration_builds_the_graph_of_the_events_already_loaded(clickhouse_server: str) -> None:
+    """0030 backfills identity_links and identity_users from `events`; rows loaded after it go through the
+    views, alias rows keep their previous_id, and ids seen with one user only belong to that user."""
+    url = f"{clickhouse_server}/pravis_identity_migration_{secrets.token_hex(4)}"
+    with clickhouse.connect(url, with_database=False) as admin:
+        admin.command(f"CREATE DATABASE {clickhouse.database_of(url)}")
+
+    def row(event_type: str, minute: int, **ids: str) -> bytes:
+        return orjson.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": event_type,
+                "timestamp": f"2026-11-02T10:{minute:02d}:00Z",
+                "received_at": "2026-11-02T11:00:00Z",
+                "project_id": "p",
+                "properties": {},
+                **ids,
+            }
+        )
+
+    with clickhouse.connect(url) as client:
+        for _, _, sql in (m for m in migration_files() if m[0] < 30):
+            for statement in _statements(sql):
+                client.command(statement)
+        before = [
+            row("page_view", 1, anonymous_id="a-1"),
+            row("page_view", 2, anonymous_id="a-1", user_id="u-2"),
+            row("page_view", 3, anonymous_id="a-2", user_id="u-1"),
+        ]
+        clickhouse.insert_json_rows(client, "events", before)
+
+        assert "0030_identity.sql" in clickhouse.migrate(url)
+        after = [
+            row("identify", 4, anonymous_id="a-2", user_id="u-3"),
+            row("alias", 5, user_id="u-3", previous_id="a-3"),
+        ]
+        clickhouse.insert_json_rows(client, "events", after)
+
+        assert client.query("SELECT * FROM person_overrides ORDER BY distinct_id").result_rows == [
+            ("p", "a-1", "u-2"),
+            ("p", "a-2", "u-3"),
+            ("p", "a-3", "u-3"),
+        ]
+        assert client.query(
+            "SELECT user_id, sum(events) FROM identity_users GROUP BY user_id ORDER BY user_id"
+        ).result_rows == [("u-1", 1), ("u-2", 1), ("u-3", 1)]
+        assert client.query("SELECT previous_id FROM events WHERE event_type = 'alias'").result_rows == [
+            ("a-3",)
+        ]

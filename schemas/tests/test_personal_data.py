@@ -19,3 +19,15 @@ def test_tables_without_project_or_replacing_engine() -> None:
 
     assert table.where() == "(`subject` = {subject:String})"
     assert " FINAL" not in table.select_sql()
+
+
+def test_identity_tables_match_the_ids_they_hold_and_export_readable_user_ids() -> None:
+    links = PersonalTable.from_row(("identity_links", ["user_id"], 1, "AggregatingMergeTree"))
+    merges = PersonalTable.from_row(("identity_merges", ["user_id"], 1, "ReplacingMergeTree"))
+
+    assert links.where() == (
+        "project_id = {project:String} AND (`linked_id` = {subject:String} "
+        "OR finalizeAggregation(`identity_links`.`user_id`) = {subject:String})"
+    )
+    assert "finalizeAggregation(user_id) AS user_id" in links.select_sql()
+    assert merges.where().endswith("(`user_id` = {subject:String} OR `person_id` = {subject:String})")

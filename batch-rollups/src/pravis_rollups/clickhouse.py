@@ -98,20 +98,21 @@ def insert_json_rows(client: Client, table: str, rows: list[bytes]) -> None:
     )
 
 
-MERGE_EDGES_SQL = (
-    "SELECT DISTINCT project_id, assumeNotNull(user_id), assumeNotNull(previous_id) FROM events "
-    "WHERE event_type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL "
+IDENTITY_STATE_SQL = (
+    "SELECT DISTINCT 'edge', toString(project_id), assumeNotNull(user_id), assumeNotNull(previous_id) "
+    "FROM events WHERE event_type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL "
     "AND (project_id, assumeNotNull(previous_id)) IN ("
     "SELECT project_id, user_id FROM identity_users "
-    "WHERE (project_id, user_id) IN (SELECT project_id, previous_id FROM events WHERE event_type = 'alias'))"
+    "WHERE (project_id, user_id) IN (SELECT project_id, previous_id FROM events WHERE event_type = 'alias')) "
+    "UNION ALL "
+    "SELECT 'merge', project_id, user_id, argMax(person_id, version) FROM identity_merges "
+    "GROUP BY project_id, user_id"
 )
-"""(project_id, user_id, previous_id) of every alias between two identified users: the edges of rule 2
-(docs/identity.md). An alias's user_id is identified by the alias itself; its previous_id only when some event
-carried it as user_id, which may arrive after the alias. Aliases are few and `events` is sorted by event_type
-within a project, so this reads a few granules, never the events themselves."""
-CURRENT_MERGES_SQL = (
-    "SELECT project_id, user_id, argMax(person_id, version) FROM identity_merges GROUP BY project_id, user_id"
-)
+"""In one round trip: ('edge', project_id, user_id, previous_id) for every alias between two identified
+users, the edges of rule 2 (docs/identity.md), and ('merge', project_id, user_id, person_id) for what
+identity_merges says now. An alias's user_id is identified by the alias itself; its previous_id only once some
+event carried it as user_id, which may arrive after the alias. Aliases are few and `events` is sorted by
+event_type within a project, so this reads a few granules of it."""
 MERGES_COLUMNS = ["project_id", "user_id", "person_id", "version"]
 
 
@@ -124,10 +125,12 @@ def refresh_identity_merges(client: Client) -> int:
     concurrent refreshes, the one that read later wins, and any refresh after both repairs what either missed.
     """
     version = time.time_ns()
-    edges = client.query(MERGE_EDGES_SQL).result_rows
-    current = {
-        (project, user): person for project, user, person in client.query(CURRENT_MERGES_SQL).result_rows
-    }
+    edges, current = [], {}
+    for kind, project, user, other in client.query(IDENTITY_STATE_SQL).result_rows:
+        if kind == "edge":
+            edges.append((project, user, other))
+        else:
+            current[(project, user)] = other
     rows = merge_rows(edges, current)
     if rows:
         client.insert("identity_merges", [[*row, version] for row in rows], column_names=MERGES_COLUMNS)

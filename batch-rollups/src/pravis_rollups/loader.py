@@ -11,9 +11,11 @@ slices), then the batch's offsets are committed.
   are alone; they go to `loader_rejected` with the reason and the rest is loaded. It never stalls on one.
 - Redelivery (crash between insert and commit): every table is a ReplacingMergeTree keyed on the message's
   identity (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` count each message once.
-- Identity (docs/identity.md): the insert path's materialized views keep the links and identified users; after
-  a batch with events and before its commit, `identity_merges` is brought in line with the aliases between
-  identified users. A crash in between re-reads the batch and the refresh runs again (it is idempotent).
+- Identity (docs/identity.md): the insert path's materialized views keep the links and identified users, and
+  `identity_merges` is brought in line with the aliases between identified users: after a batch holding an
+  alias and before its commit, otherwise at most `loader_identity_refresh_seconds` after a batch (a user id
+  seen after the alias naming it changes the merges too), and at start-up or when idle with a batch not yet
+  covered. The refresh compares the whole state, so it is idempotent and a crash only makes it run again.
 
 One consumer for all topics, not one per topic: the events topic is nearly all of the volume, the others add a
 few records per fetch, and one commit point keeps "inserted before committed" a single ordered step.
@@ -54,6 +56,9 @@ INSERT_FAILURES = Counter(
 MERGES_WRITTEN = Counter(
     "pravis_loader_identity_merges_written_total", "Rows written to identity_merges (person of merged users)"
 )
+ALIAS_ROW = b'"event_type":"alias"'
+"""How an alias looks in an `events` row as the gateway writes it (pravis_schemas.events, no spaces); an alias
+written otherwise still gets its refresh within `loader_identity_refresh_seconds`."""
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
 
 REJECTED_COLUMNS = ["topic", "kafka_partition", "kafka_offset", "line", "key", "value", "reason"]
@@ -81,6 +86,11 @@ class Loader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ready = asyncio.Event()
+        self._identity_lock = asyncio.Lock()
+        self._identity_refreshed = -math.inf
+        """When the last identity refresh began (monotonic): every batch inserted before it is covered."""
+        self._identity_stale = True
+        """Some batch is not covered yet; at start-up, an earlier run may have committed one it skipped."""
 
     def _retrying(self, what: str, table: str = "", only_transient: bool = False) -> AsyncRetrying:
         def before_sleep(state) -> None:
@@ -114,6 +124,7 @@ class Loader:
         async for attempt in self._retrying("connect"):
             with attempt:
                 slots = [await asyncio.to_thread(self._connect) for _ in range(depth)]
+                identity_client = await asyncio.to_thread(clickhouse.connect, self.settings.clickhouse_url)
         consumer = loader_consumer(self.settings, *ROUTES)
         await consumer.start()
         self.ready.set()
@@ -128,13 +139,17 @@ class Loader:
         try:
             while True:
                 fetched = await self._next_batch(consumer)
+                if not fetched and self._identity_stale:
+                    await self.refresh_identity(identity_client)
                 while pending and (len(pending) >= depth or pending[0].done()):
                     await pending.popleft()  # re-raises a failed batch: nothing after it has committed
                 if fetched:
                     previous = pending[-1] if pending else None
                     pending.append(
                         asyncio.create_task(
-                            self._load_and_commit(slots[batches % depth], consumer, fetched, previous)
+                            self._load_and_commit(
+                                slots[batches % depth], identity_client, consumer, fetched, previous
+                            )
                         )
                     )
                     batches += 1
@@ -147,6 +162,7 @@ class Loader:
             await consumer.stop()  # always: a consumer left running would keep its partitions in the group
             for client in (client for slot in slots for client in slot):
                 client.close()
+            identity_client.close()
 
     def _connect(self) -> list[Client]:
         # One client per concurrent insert: clickhouse-connect documents a Client as not thread-safe when it
@@ -160,23 +176,44 @@ class Loader:
     async def _load_and_commit(
         self,
         clients: list[Client],
+        identity_client: Client,
         consumer: AIOKafkaConsumer,
         fetched: dict[TopicPartition, list[ConsumerRecord]],
         previous: asyncio.Task | None,
     ) -> None:
         began = time.monotonic()
         await self.load(clients, fetched)
-        if any(tp.topic == topics.EVENTS for tp in fetched):
-            await self.refresh_identity(clients[0])
+        if self._identity_due(fetched):
+            await self.refresh_identity(identity_client)
         if previous is not None:
             await previous  # raises if the batch before failed: this one must not commit past it
         await self.commit(consumer, fetched)
         BATCH_SECONDS.observe(time.monotonic() - began)
 
+    def _identity_due(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
+        """Whether this batch, once inserted, needs the identity refresh before its commit; if not, it is
+        left for a later one."""
+        events = [
+            record for tp, records in fetched.items() if tp.topic == topics.EVENTS for record in records
+        ]
+        if not events:
+            return False
+        waited = time.monotonic() - self._identity_refreshed
+        if waited >= self.settings.loader_identity_refresh_seconds:
+            return True
+        if any(ALIAS_ROW in (record.value or b"") for record in events):
+            return True
+        self._identity_stale = True
+        return False
+
     async def refresh_identity(self, client: Client) -> None:
-        async for attempt in self._retrying("identity refresh", "identity_merges"):
-            with attempt:
-                written = await asyncio.to_thread(clickhouse.refresh_identity_merges, client)
+        """One refresh at a time, on a client of its own: the pipelined batches and the idle loop share it."""
+        async with self._identity_lock:
+            self._identity_stale = False
+            self._identity_refreshed = time.monotonic()
+            async for attempt in self._retrying("identity refresh", "identity_merges"):
+                with attempt:
+                    written = await asyncio.to_thread(clickhouse.refresh_identity_merges, client)
         if written:
             MERGES_WRITTEN.inc(written)
             log.info("identity merges refreshed", rows=written)

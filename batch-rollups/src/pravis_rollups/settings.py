@@ -34,6 +34,10 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     """A table's messages in a batch above which the insert is split. Below it a split saves a few
     milliseconds at most and doubles the parts ClickHouse has to merge."""
     loader_retry_max_seconds: float = 30.0
+    loader_identity_refresh_seconds: float = 1.0
+    """Longest wait before a batch without aliases brings identity_merges up to date (a batch with an alias
+    always does, before its commit): the refresh is a warehouse round trip, too many at every batch of a fast
+    load (docs/identity.md)."""
     loader_health_host: str = ports.LOCAL_HOST
     loader_health_port: int = ports.LOADER_HEALTH
 

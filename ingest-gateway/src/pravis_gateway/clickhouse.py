@@ -1,8 +1,10 @@
-"""The gateway's only ClickHouse access: streaming a user's data out, and the privacy-request audit table."""
+"""The gateway's only ClickHouse access: streaming a user's data out, the privacy-request audit table, and the
+identity facts an alias is judged by."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from pravis_schemas import privacy_audit
 from pravis_schemas.clickhouse_url import clickhouse_connect_from_url
 from pravis_schemas.messages import PrivacyRequest
@@ -12,6 +14,8 @@ from pravis_schemas.personal_data import (
     STAGING_TABLE_PREFIX,
     PersonalTable,
 )
+
+from pravis_gateway.identity import IdentityFacts
 
 EXPORT_CHUNK_BYTES = 256 * 1024
 
@@ -54,3 +58,31 @@ def request_status(client: Client, project_id: str, request_id: str) -> dict | N
         parameters={"project": project_id, "id": request_id},
     )
     return dict(zip(result.column_names, result.result_rows[0], strict=True)) if result.result_rows else None
+
+
+class WarehouseUnavailable(Exception):
+    """ClickHouse did not answer; a request that needs it must be retried later, its input is fine."""
+
+
+HISTORY_SQL = (
+    "SELECT user_id FROM identity_users "
+    "WHERE project_id = {project:String} AND user_id IN {ids:Array(String)} "
+    "GROUP BY user_id HAVING sum(events) > 0"
+)
+MERGED_PERSONS_SQL = (
+    "SELECT user_id, argMax(person_id, version) FROM identity_merges "
+    "WHERE project_id = {project:String} AND user_id IN {ids:Array(String)} GROUP BY user_id"
+)
+
+
+def identity_facts(connect: Callable[[], Client], project_id: str, ids: list[str]) -> IdentityFacts:
+    """Which of `ids` have a history as a user (events other than aliases) and the person of the merged ones:
+    two look-ups by primary key. Raises `WarehouseUnavailable` when ClickHouse cannot be asked."""
+    parameters = {"project": project_id, "ids": ids}
+    try:
+        client = connect()
+        with_history = {row[0] for row in client.query(HISTORY_SQL, parameters=parameters).result_rows}
+        person = dict(client.query(MERGED_PERSONS_SQL, parameters=parameters).result_rows)
+    except ClickHouseError as exc:
+        raise WarehouseUnavailable(str(exc)[:300]) from exc
+    return IdentityFacts(frozenset(with_history), person)

@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from pravis_gateway.consent import ConsentBook, Refusal
 from pravis_gateway.enrich import IpAnonymizer, correct_skew, user_agent_families
+from pravis_gateway.identity import ALIAS_MERGES_IDENTIFIED_USERS, AliasPair
 from pravis_gateway.scrub import Scrubber, scrub_text, scrub_url
 
 # Free-text fields scrubbed of PII like `properties` values; ids stay as they are (they are the identity).
@@ -93,6 +95,8 @@ class Request:
     client_ip: str | None
     forced_alias: bool = False
     """Sent to the secret-key alias route: its `alias` events may merge two users who each have a history."""
+    refused_aliases: Mapping[AliasPair, str] = field(default_factory=dict)
+    """Aliases of the batch that rule 4 refuses, with the message (`pravis_gateway.identity.refusals`)."""
 
 
 def parse_batch(body: bytes, max_events: int) -> EventBatch:
@@ -182,6 +186,9 @@ def process_batch(
             pending_consent.setdefault((record.project_id, record.subject), {}).update(record.consent)
         else:
             if event.event_type == "alias":
+                if refusal := request.refused_aliases.get((event.user_id, event.previous_id)):
+                    outcome.reject(index, ALIAS_MERGES_IDENTIFIED_USERS, refusal)
+                    continue
                 # Only the gateway says an alias was forced: a client's own `forced` is replaced.
                 event = event.model_copy(update={"forced": True if request.forced_alias else None})
             category = consent_category(event.event_type)

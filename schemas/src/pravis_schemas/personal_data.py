@@ -2,7 +2,8 @@
 
 Shared by the gateway (export) and the privacy worker (deletion), so both always cover the same tables: any
 table of the database with a subject column (`SUBJECT_COLUMNS`). Pure: statements only, with the person as
-a query parameter; table and column names come from ClickHouse's own catalogue.
+a query parameter; table and column names come from ClickHouse's own catalogue, except for the identity
+graph's tables (`IDENTITY_TABLES`), whose subjects are declared here.
 """
 
 from dataclasses import dataclass
@@ -25,6 +26,31 @@ hold, dropped within the run, so an export skips them (a table listed may be gon
 
 
 @dataclass(frozen=True)
+class TableRule:
+    """How a table names its subjects where the catalogue's column names do not say it."""
+
+    subjects: tuple[str, ...]
+    """SQL expressions, each compared with the subject."""
+    columns: str = "*"
+    """What an export selects."""
+
+
+IDENTITY_TABLES = {
+    # linked_id is the anonymous (or aliased) id and user_id an argMin state naming the user it belongs to:
+    # the finalized state is compared, and exported, as the user id it holds. The comparison names the table
+    # because the export's `AS user_id` would otherwise shadow the state column.
+    "identity_links": TableRule(
+        ("`linked_id`", "finalizeAggregation(`identity_links`.`user_id`)"),
+        "project_id, linked_id, finalizeAggregation(user_id) AS user_id, first_linked_at, last_linked_at",
+    ),
+    "identity_users": TableRule(("`user_id`",)),
+    # A merged user's row names the person it belongs to, which is an id of the subject as well.
+    "identity_merges": TableRule(("`user_id`", "`person_id`")),
+}
+"""The identity graph's tables (migration 0030, docs/identity.md) and the columns holding a person's ids."""
+
+
+@dataclass(frozen=True)
 class PersonalTable:
     name: str
     subject_columns: tuple[str, ...]
@@ -36,14 +62,20 @@ class PersonalTable:
         name, columns, has_project, engine = row
         return cls(name, tuple(sorted(columns)), bool(has_project), engine)
 
+    @property
+    def rule(self) -> TableRule:
+        default = TableRule(tuple(f"`{column}`" for column in self.subject_columns))
+        return IDENTITY_TABLES.get(self.name, default)
+
     def where(self) -> str:
         """Rows of {subject:String} (in {project:String} where the table has a project)."""
-        match = " OR ".join(f"`{column}` = {{subject:String}}" for column in self.subject_columns)
+        match = " OR ".join(f"{subject} = {{subject:String}}" for subject in self.rule.subjects)
         return f"project_id = {{project:String}} AND ({match})" if self.has_project else f"({match})"
 
     def select_sql(self) -> str:
         final = " FINAL" if "Replacing" in self.engine else ""
-        return f"SELECT {{table:String}} AS _table, * FROM `{self.name}`{final} WHERE {self.where()}"
+        columns = self.rule.columns
+        return f"SELECT {{table:String}} AS _table, {columns} FROM `{self.name}`{final} WHERE {self.where()}"
 
     def count_sql(self) -> str:
         return f"SELECT count() FROM `{self.name}` WHERE {self.where()}"

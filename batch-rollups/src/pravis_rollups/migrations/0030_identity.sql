@@ -95,6 +95,43 @@ FROM
 )
 GROUP BY project_id, identified;
 
+-- The events loaded before this migration, through the same selects (a row inserted meanwhile may be counted by
+-- both a view and this backfill: argMin, min and max do not mind, and `events` only says whether there is any).
+INSERT INTO identity_links
+SELECT
+    project_id,
+    linked_id,
+    argMinState(identified, (priority, timestamp, identified)) AS user_id,
+    min(timestamp) AS first_linked_at,
+    max(timestamp) AS last_linked_at
+FROM
+(
+    SELECT
+        project_id,
+        assumeNotNull(anonymous_id) AS linked_id,
+        assumeNotNull(user_id) AS identified,
+        toUInt8(event_type NOT IN ('identify', 'alias')) AS priority,
+        timestamp
+    FROM events
+    WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND anonymous_id != user_id
+)
+GROUP BY project_id, linked_id;
+
+INSERT INTO identity_users
+SELECT
+    project_id,
+    identified AS user_id,
+    min(timestamp) AS first_seen_at,
+    max(timestamp) AS last_seen_at,
+    count() AS events
+FROM
+(
+    SELECT project_id, assumeNotNull(user_id) AS identified, timestamp
+    FROM events
+    WHERE user_id IS NOT NULL
+)
+GROUP BY project_id, identified;
+
 -- Rule 2: identified users merged by aliases, one row per member of a merged component with the component's
 -- person_id (its smallest user id). Written by the loader (pravis_rollups.clickhouse.refresh_identity_merges)
 -- from the alias edges between identified users; the newest version per user wins. A row whose person_id is

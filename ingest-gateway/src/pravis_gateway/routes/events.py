@@ -1,5 +1,6 @@
 """`POST /api/v1/analytics/events`: validate a batch, publish the valid events, report the rest per index."""
 
+import asyncio
 import dataclasses
 import time
 import zlib
@@ -11,9 +12,11 @@ from pravis_schemas import EventBatch, describe_error, topics
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from pravis_gateway import gpc, metrics
+from pravis_gateway import clickhouse, gpc, metrics
 from pravis_gateway.body import BodyTooLarge, UnsupportedEncoding, read_body
+from pravis_gateway.clickhouse import WarehouseUnavailable
 from pravis_gateway.deps import GatewayDep, PresentedKey, verify_write_key
+from pravis_gateway.identity import AliasPair, aliases_in, ids_of, refusals
 from pravis_gateway.ingest import BatchOutcome, parse_batch, process_batch
 from pravis_gateway.ingest import Request as IngestRequest
 from pravis_gateway.kafka import KafkaUnavailable
@@ -107,6 +110,23 @@ async def honour_gpc(
     return None
 
 
+async def refused_aliases(gateway: Gateway, project_id: str, raw_events: list) -> dict[AliasPair, str]:
+    """The batch's aliases that rule 4 refuses (docs/identity.md); the warehouse is asked only when the batch
+    holds an alias. Raises `WarehouseUnavailable` when it cannot be asked."""
+    pairs = aliases_in(raw_events)
+    if not pairs:
+        return {}
+    facts = await asyncio.to_thread(clickhouse.identity_facts, gateway.warehouse, project_id, ids_of(pairs))
+    return refusals(pairs, facts)
+
+
+def warehouse_unavailable(gateway: Gateway, exc: WarehouseUnavailable) -> JSONBody:
+    """503: an alias could not be checked. The input is fine, so the client keeps it and retries."""
+    log.warning("warehouse unavailable for an alias check", error=str(exc))
+    message = f"aliases not accepted: the warehouse they are checked against is unavailable ({exc})"
+    return refuse(503, "warehouse_unavailable", message, retry_after=gateway.settings.retry_after_s)
+
+
 @router.post(
     "/analytics/events",
     response_model=IngestResult,
@@ -175,6 +195,11 @@ async def _ingest(request: Request, gateway: GatewayDep, presented: str | None) 
     )
     if failure := await honour_gpc(gateway, request, ingest, batch.events):
         return failure
+    try:
+        refused = await refused_aliases(gateway, ingest.project_id, batch.events)
+    except WarehouseUnavailable as exc:
+        return warehouse_unavailable(gateway, exc)
+    ingest = dataclasses.replace(ingest, refused_aliases=refused)
     outcome = process_batch(batch.events, ingest, gateway.limits, gateway.policies)
     if failure := await publish_outcome(gateway, outcome, batch.events, ingest):
         return failure
