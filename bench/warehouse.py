@@ -23,7 +23,7 @@ import secrets
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -227,6 +227,29 @@ def database_without_identity_views(url: str) -> None:
             client.command(f"DROP VIEW {view}")
 
 
+def interleaved_inserts(server: str, config: SyntheticConfig, rounds: int = 8) -> dict[str, float]:
+    """Median seconds to insert the same rows into a database with the identity views and into one without,
+    alternating which goes first each round: the views' own cost, which the end-to-end loads above measure
+    only through the noise of everything else the machine runs."""
+    rows = [row for user_rows in events_by_user(config) for row in json_rows(with_device_id(user_rows))]
+    timings: dict[str, list[float]] = {"with": [], "without": []}
+    urls = {mode: f"{server}/bench_inserts_{mode}_identity" for mode in timings}
+    clickhouse.migrate(urls["with"])
+    database_without_identity_views(urls["without"])
+    with clickhouse.connect(urls["with"]) as with_views, clickhouse.connect(urls["without"]) as without:
+        clients = {"with": with_views, "without": without}
+        for turn in range(rounds):
+            for mode in ("with", "without") if turn % 2 else ("without", "with"):
+                began = time.perf_counter()
+                for start in range(0, len(rows), 50_000):
+                    clickhouse.insert_json_rows(clients[mode], "events", rows[start : start + 50_000])
+                timings[mode].append(time.perf_counter() - began)
+    return {
+        "rows": len(rows),
+        **{f"{mode}_s": sorted(runs)[len(runs) // 2] for mode, runs in timings.items()},
+    }
+
+
 def refresh_seconds(url: str, repeat: int = 20) -> float:
     """Median seconds of one `refresh_identity_merges` on a loaded database: what each loader batch adds."""
     with clickhouse.connect(url) as client:
@@ -387,6 +410,10 @@ async def main_async(args: argparse.Namespace) -> dict:
         best = {mode: min(runs) for mode, runs in loads.items() if runs}
         load_s, load_cpu_used, url = best["with"] if "with" in best else best["without"]
         refresh_s = refresh_seconds(url) if "with" in best else None
+        inserts = None
+        if args.identity == "both":
+            sample = replace(config, users=max(10, 100_000 // 100 // len(projects)))
+            inserts = interleaved_inserts(f"http://127.0.0.1:{port}", sample)
         two_url = f"http://127.0.0.1:{port}/bench_two_consumers"
         clickhouse.migrate(two_url)
         two_s = await load(bootstrap, two_url, total_rows, consumers=2)
@@ -419,6 +446,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "loader_identity_ratio": best["without"][0] / best["with"][0] if len(best) == 2 else None,
         "loader_without_identity_cpu_s": best["without"][1] if "without" in best else None,
         "identity_refresh_ms_per_batch": refresh_s * 1000 if refresh_s is not None else None,
+        "identity_inserts": inserts,
         "rollups_s": rollup_s,
         "rollups_per_table_s": per_rollup,
         "baseline_scans_s": baselines,
@@ -463,6 +491,13 @@ def report(result: dict) -> None:
     if result["loader_identity_ratio"] is not None:
         table.add_row(
             "loader with / without identity views", f"{result['loader_identity_ratio']:.2f}x", "≥ 0.9x"
+        )
+    if inserts := result["identity_inserts"]:
+        table.add_row(
+            f"inserts of {inserts['rows']:,} rows, interleaved: with / without views",
+            f"{inserts['with_s']:.2f} s / {inserts['without_s']:.2f} s = "
+            f"{inserts['without_s'] / inserts['with_s']:.2f}x",
+            "≥ 0.9x",
         )
     if result["identity_refresh_ms_per_batch"] is not None:
         table.add_row(
