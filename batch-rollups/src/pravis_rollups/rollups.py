@@ -5,7 +5,7 @@ function from a date range and options to a parameterized SELECT (no I/O).
 Each rollup is a builder function decorated with `@_registered(grain, columns)`: the decorator turns it into a
 `Rollup` named after the function (the table's name) and adds it to `BY_NAME`, in definition order, which is
 the order they run (`ROLLUPS`). Rows are partitioned by one date column (`day`, or `cohort_week` for
-retention). `Rollup.select(first, last, options)` returns the SELECT computing every partition in [first,
+retention). `Rollup.select(first, last, options, source)` returns the SELECT computing every partition in [first,
 last]; `pravis_rollups.jobs` runs it into a staging copy and swaps the partitions in. Every value reaches
 ClickHouse as a query parameter (`{name:Type}`); the only text composed here is fixed SQL from this module.
 
