@@ -5,6 +5,7 @@ import uuid
 import orjson
 from pravis_rollups import clickhouse
 from pravis_rollups.clickhouse import _statements, migration_files
+from pravis_schemas.personal_data import PERSONAL_TABLES_PARAMS, PERSONAL_TABLES_SQL, PersonalTable
 
 
 def test_migration_versions_are_unique_and_start_at_one() -> None:
@@ -197,6 +198,15 @@ def test_identity_migration_builds_the_graph_of_the_events_already_loaded(clickh
         assert client.query("SELECT previous_id FROM events WHERE event_type = 'alias'").result_rows == [
             ("a-3",)
         ]
+
+        # Deleting the id an alias merged removes the alias row and the graph's rows about it.
+        parameters = {"project": "p", "subject": "a-3"}
+        for found in client.query(PERSONAL_TABLES_SQL, PERSONAL_TABLES_PARAMS).result_rows:
+            client.command(PersonalTable.from_row(found).delete_sql(), parameters=parameters)
+        assert client.query(
+            "SELECT (SELECT count() FROM events WHERE previous_id = 'a-3'), "
+            "(SELECT count() FROM identity_links WHERE linked_id = 'a-3'), (SELECT count() FROM events)"
+        ).result_rows == [(0, 0, 4)]
 
 
 def test_person_migration_rebuilds_user_activity_and_forgets_only_its_runs(

@@ -8,8 +8,9 @@ graph's tables (`IDENTITY_TABLES`), whose subjects are declared here.
 
 from dataclasses import dataclass
 
-SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject", "person_id")
-"""Columns holding an id of a person (`person_id`: user_activity_daily, whose rows are keyed by person)."""
+SUBJECT_COLUMNS = ("user_id", "anonymous_id", "distinct_id", "subject", "previous_id", "person_id")
+"""Columns holding an id of a person (`previous_id`: the id an alias merges; `person_id`: user_activity_daily,
+whose rows are keyed by person)."""
 
 PERSONAL_TABLES_SQL = (
     "SELECT c.table, groupArrayIf(c.name, c.name IN {subjects:Array(String)}), "

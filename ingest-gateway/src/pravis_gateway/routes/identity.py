@@ -43,7 +43,7 @@ class AliasRequest(BaseModel):
     force: bool = Field(False, description="Merge even two users who each have a history of their own")
 
 
-@router.post("/alias", responses=errors(403, 503))
+@router.post("/alias", responses=errors(400, 403, 503))
 async def alias(body: AliasRequest, key: SecretKey, gateway: GatewayDep) -> JSONBody:
     """Publish an `alias` event; 200 once Kafka acknowledged it, the merge follows within a loader batch."""
     if body.project_id not in (None, key.project_id):
