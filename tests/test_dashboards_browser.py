@@ -26,6 +26,7 @@ from pravis_local.synthetic import generate, parse_iso
 from tests.browser import CHROMIUM, Page, chromium_page
 from tests.helpers import now_iso, page_view
 from tests.support import services
+from tests.support.persons import persons
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 SCREENSHOTS = Path(__file__).parent.parent / "artifacts" / "screenshots"
@@ -124,6 +125,7 @@ def independent_values(view: panels.Params) -> dict[str, dict[str, Any]]:
     """Some panels' values computed in Python from the synthetic dataset the warehouse was seeded with, by
     the metric's definition: neither the panels' SQL, the rollups nor the server's chart code take part."""
     dataset = generate(DEMO_CONFIG)
+    person = persons(dataset.all_events())  # users are persons (docs/identity.md), over the whole graph
     events = [
         e
         for e in dataset.all_events()
@@ -137,16 +139,13 @@ def independent_values(view: panels.Params) -> dict[str, dict[str, Any]]:
     def day(e: dict) -> str:
         return parse_iso(e["timestamp"]).date().isoformat()
 
-    def who(e: dict) -> str:
-        return e.get("user_id") or e.get("anonymous_id") or ""
-
     active: dict[str, set[str]] = {d: set() for d in days}
     for e in events:
-        if e["event_type"] != "api_request" and who(e):
-            active[day(e)].add(who(e))
+        if e["event_type"] not in ("api_request", "identify", "alias") and person(e):
+            active[day(e)].add(person(e))
     uses = [e for e in events if e["event_type"] == "feature_use"]
     features = sorted({e["feature_name"] for e in uses})
-    feature_users = {f: {who(e) for e in uses if e["feature_name"] == f} for f in features}
+    feature_users = {f: {person(e) for e in uses if e["feature_name"] == f} for f in features}
     by_users = sorted(features, key=lambda f: (-len(feature_users[f]), f))
     latency = {
         d: [e["duration_ms"] for e in events if e["event_type"] == "api_request" and day(e) == d]

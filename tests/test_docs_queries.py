@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pravis_local.synthetic import SyntheticConfig, generate, json_rows
+from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
+
+from tests.support.persons import persons
 
 DOC = Path(__file__).parents[1] / "docs" / "queries.md"
 
@@ -35,15 +37,20 @@ QUERIES = ready_queries()
 
 
 @pytest.fixture(scope="module")
-def warehouse(clickhouse_server: str) -> Iterator[Any]:
+def dataset() -> Dataset:
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
-    config = SyntheticConfig(seed=5, start=yesterday - timedelta(days=30), days=31, users=25)
-    dataset = generate(config)
+    return generate(SyntheticConfig(seed=5, start=yesterday - timedelta(days=30), days=31, users=25))
+
+
+@pytest.fixture(scope="module")
+def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
+    config = dataset.config
     url = f"{clickhouse_server}/pravis_docs_{secrets.token_hex(4)}"
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.all_events()))
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
+        clickhouse.refresh_identity_merges(client)  # as the loader does after a batch with aliases
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
         run_rollups(client, config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
         yield client
@@ -89,7 +96,7 @@ def test_feature_adoption_is_users_over_active_users(warehouse) -> None:
     rows = warehouse.query(daily).result_rows
     active = dict(
         warehouse.query(
-            "SELECT day, uniqExact(distinct_id) FROM user_activity_daily "
+            "SELECT day, uniqExact(person_id) FROM user_activity_daily "
             "WHERE project_id = 'default' GROUP BY day"
         ).result_rows
     )
@@ -97,3 +104,29 @@ def test_feature_adoption_is_users_over_active_users(warehouse) -> None:
     assert rows
     for day, _feature, users, _events, adoption in rows:
         assert adoption == pytest.approx(round(users / active[day], 3), abs=1e-9)
+
+
+def test_a_flow_across_login_counts_persons_like_the_identity_model(warehouse, dataset: Dataset) -> None:
+    """The voice search before login and the checkout after it are one person's two steps."""
+    flow = next(sql for title, sql in QUERIES if title.startswith("Flows across login"))
+    got = dict(warehouse.query(flow).result_rows)
+
+    events = [e for e in dataset.all_events() if e["project_id"] == "default"]
+    person = persons(events)
+    since = datetime.combine(datetime.now(UTC).date() - timedelta(days=30), datetime.min.time(), UTC)
+    steps: dict[str, list[tuple[int, int]]] = {}
+    for e in events:
+        moment = parse_iso(e["timestamp"])
+        checkout = e["event_type"] == "button_click" and e.get("button_id") == "checkout"
+        if moment >= since and (e["event_type"] == "voice_request" or e["event_type"] == "button_click"):
+            step = 1 if e["event_type"] == "voice_request" else 2 if checkout else 0
+            steps.setdefault(person(e), []).append((int(moment.timestamp()), step))
+    levels: dict[int, int] = {}
+    for marks in steps.values():
+        searches = [t for t, step in marks if step == 1]
+        checkouts = [t for t, step in marks if step == 2]
+        level = 2 if any(s <= c <= s + 3600 for s in searches for c in checkouts) else 1 if searches else 0
+        levels[level] = levels.get(level, 0) + 1
+
+    assert got == levels
+    assert levels[2] >= 4  # the journeys' logins: under raw ids no id reaches the checkout step

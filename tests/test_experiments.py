@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from tests.growthbook_oracle import growthbook_assignment
 from tests.helpers import now_iso, wait_until_stored
 from tests.support import services
+from tests.support.persons import persons
 
 PROJECT = "test-project"
 USERS = 400
@@ -265,16 +266,21 @@ def test_sdk_assigns_like_the_server_and_logs_exposures(gateway, secret_key, api
     }
 
 
-def test_conversions_before_the_exposure_are_not_counted(
-    gateway, secret_key, api_key, clickhouse_url
-) -> None:
-    key = f"before-{secrets.token_hex(3)}"
+def define_buy_experiment(gateway: httpx.Client, key: str, secret: str) -> None:
+    """Variants a and b, half each; the goal: a click on "buy"."""
     body = {
         "status": "running",
         "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
         "goals": [{"name": "buy", "event_type": "button_click", "property": "button_id", "equals": "buy"}],
     }
-    assert put(gateway, key, secret_key, body).status_code == 201
+    assert put(gateway, key, secret, body).status_code == 201
+
+
+def test_conversions_before_the_exposure_are_not_counted(
+    gateway, secret_key, api_key, clickhouse_url
+) -> None:
+    key = f"before-{secrets.token_hex(3)}"
+    define_buy_experiment(gateway, key, secret_key)
     users = [f"b-{key}-{i}" for i in range(24)]
     served = {u: feature(gateway, key, api_key, u) for u in users}
     converted_after = set(users[::2])
@@ -298,6 +304,57 @@ def test_conversions_before_the_exposure_are_not_counted(
         members = [u for u in users if served[u]["variant"] == variant]
         assert by_variant[variant]["users"] == len(members)
         assert by_variant[variant]["conversions"] == len([u for u in members if u in converted_after])
+
+
+def test_a_visitor_exposed_anonymously_who_converts_after_login_is_one_converting_unit(
+    gateway, secret_key, api_key, clickhouse_url
+) -> None:
+    """Exposure under the anonymous id, login (identify), conversion under the user id: one person, one
+    converting unit (docs/identity.md), as the model of the identity rules (tests/support/persons.py) says."""
+    key = f"login-{secrets.token_hex(3)}"
+    define_buy_experiment(gateway, key, secret_key)
+    moment = datetime.now(UTC) - timedelta(minutes=10)
+
+    def at(minutes: int, event_type: str, ids: dict[str, str], **fields: Any) -> dict:
+        when = (moment + timedelta(minutes=minutes)).isoformat()
+        return {"event_id": str(uuid.uuid4()), "event_type": event_type, "timestamp": when, **ids, **fields}
+
+    events = []
+    for i in range(18):
+        anon, user = {"anonymous_id": f"anon-{key}-{i}"}, {"user_id": f"u-{key}-{i}"}
+        variant = "ab"[i % 2]
+        events.append(
+            at(0, "experiment_exposure", anon, experiment_key=key, in_experiment=True, variant=variant)
+        )
+        if i % 3 != 2:  # logs in; then buys (i % 3 == 0) under the user id only, as a server would send it
+            events.append(at(1, "identify", {**anon, **user}))
+            if i % 3 == 0:
+                events.append(at(2, "button_click", user, button_id="buy"))
+        elif i % 4 == 2:  # never logs in, buys anonymously
+            events.append(at(2, "button_click", anon, button_id="buy"))
+    post_events(gateway, api_key, events)
+    wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
+
+    with connect(clickhouse_url) as client:
+        refresh_results(client, project_id=PROJECT, keys=[key])
+        rows = latest_results(client, PROJECT, key)
+
+    stored = [{**e, "project_id": PROJECT} for e in events]
+    person = persons(stored)
+    exposed = {
+        person(e): (e["variant"], e["timestamp"]) for e in stored if e["event_type"] == "experiment_exposure"
+    }
+    buyers = {
+        person(e)
+        for e in stored
+        if e["event_type"] == "button_click" and e["timestamp"] >= exposed[person(e)][1]
+    }
+    by_variant = {r["variant"]: r for r in rows if r["goal"] == "buy"}
+    for variant in ("a", "b"):
+        members = {p for p, (v, _) in exposed.items() if v == variant}
+        assert by_variant[variant]["users"] == len(members) == 9
+        assert by_variant[variant]["conversions"] == len(members & buyers)
+    assert len(buyers) > 6  # the logged-in buyers count: under raw ids only the anonymous ones would
 
 
 def test_a_definition_reaches_a_second_gateway_by_its_refresh(

@@ -171,7 +171,7 @@ def test_export_streams_every_personal_row_and_needs_a_secret_key(
     assert any(r["event_type"] == "consent_change" for r in events_rows)
     assert all(user in (r.get("user_id"), r.get("anonymous_id")) for r in rows if r["_table"] == "events")
     activity = [r for r in rows if r["_table"] == "user_activity_daily"]
-    assert [(r["distinct_id"], r["day"]) for r in activity] == [(user, day.isoformat())]
+    assert [(r["person_id"], r["day"]) for r in activity] == [(user, day.isoformat())]
     scored = [r for r in rows if r["_table"] == "feedback_scored"]
     assert [(r["event_id"], r["sentiment_label"]) for r in scored] == [(scored_id, "negative")]
     write_key_attempt = httpx.get(

@@ -207,3 +207,52 @@ def test_identity_migration_builds_the_graph_of_the_events_already_loaded(clickh
             "SELECT (SELECT count() FROM events WHERE previous_id = 'a-3'), "
             "(SELECT count() FROM identity_links WHERE linked_id = 'a-3'), (SELECT count() FROM events)"
         ).result_rows == [(0, 0, 4)]
+
+
+def test_person_migration_rebuilds_user_activity_and_forgets_only_its_runs(
+    clickhouse_server: str,
+) -> None:
+    """0031 keys user_activity_daily by person_id: the old rows (keyed by raw id) go, and so do the table's
+    runs, so the next run recomputes its history; the other rollups' runs and rows stay until recomputed."""
+    url = f"{clickhouse_server}/pravis_persons_{secrets.token_hex(4)}"
+    with clickhouse.connect(url, with_database=False) as admin:
+        admin.command(f"CREATE DATABASE {clickhouse.database_of(url)}")
+    with clickhouse.connect(url) as client:
+        client.command(
+            f"CREATE TABLE {clickhouse.MIGRATIONS_TABLE} (version UInt32, name String) ENGINE = Log"
+        )
+        for version, name, sql in migration_files():
+            if version < 31:
+                for statement in _statements(sql):
+                    client.command(statement)
+                client.insert(
+                    clickhouse.MIGRATIONS_TABLE, [[version, name]], column_names=["version", "name"]
+                )
+        client.command(
+            "INSERT INTO user_activity_daily (project_id, day, distinct_id) "
+            "VALUES ('p', '2024-03-04', 'anon-1')"
+        )
+        client.command("INSERT INTO daily_active_users (project_id, day, dau) VALUES ('p', '2024-03-04', 1)")
+        client.command(
+            "INSERT INTO rollup_runs (job, partition, rows) VALUES "
+            "('user_activity_daily', '2024-03-04', 1), ('daily_active_users', '2024-03-04', 1)"
+        )
+
+        assert clickhouse.migrate(url) == ["0031_rollups_person.sql"] + [
+            name for version, name, _ in migration_files() if version > 31
+        ]
+        by_table = dict(
+            client.query(
+                "SELECT table, groupArray(name) FROM (SELECT table, name FROM system.columns "
+                "WHERE database = currentDatabase() ORDER BY position) GROUP BY table"
+            ).result_rows
+        )
+        activity, ai, feedback = (
+            by_table[t] for t in ("user_activity_daily", "ai_performance_daily", "feedback_daily")
+        )
+        assert "person_id" in activity and "distinct_id" not in activity
+        assert ai.index("users") == ai.index("requests") + 1
+        assert feedback.index("users") == feedback.index("feedback") + 1
+        assert client.query("SELECT count() FROM user_activity_daily").result_rows == [(0,)]
+        assert client.query("SELECT job FROM rollup_runs FINAL").result_rows == [("daily_active_users",)]
+        assert client.query("SELECT dau FROM daily_active_users").result_rows == [(1,)]

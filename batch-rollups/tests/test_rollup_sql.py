@@ -19,12 +19,14 @@ EVENT_COLUMNS = {
     if line.startswith("    ") and not line.strip().startswith(("INDEX", "--"))
 }
 """Column names of the events table (migration 0001)."""
+SCAN = "scan"
+"""A shared scan table's name, as the jobs pass it for `source`."""
 
 
 @pytest.mark.parametrize("rollup", ROLLUPS, ids=lambda r: r.table)
 def test_every_value_is_a_query_parameter(rollup) -> None:
     first, last = (date(2024, 3, 4), date(2024, 3, 11))
-    query = rollup.select(first, last, OPTIONS)
+    query = rollup.select(first, last, OPTIONS, SCAN)
 
     used = {name for name, _ in PLACEHOLDER.findall(query.sql)}
     assert used == set(query.parameters)
@@ -34,7 +36,7 @@ def test_every_value_is_a_query_parameter(rollup) -> None:
 
 @pytest.mark.parametrize("rollup", ROLLUPS, ids=lambda r: r.table)
 def test_selects_mention_every_table_column(rollup) -> None:
-    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 4), OPTIONS).sql
+    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 4), OPTIONS, SCAN).sql
 
     assert rollup.columns[0] == "project_id" and rollup.partition_column in rollup.columns
     for column in rollup.columns:
@@ -43,16 +45,18 @@ def test_selects_mention_every_table_column(rollup) -> None:
 
 @pytest.mark.parametrize("rollup", ROLLUPS, ids=lambda r: r.table)
 def test_raw_tables_are_read_deduplicated(rollup) -> None:
-    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 4), OPTIONS).sql
+    first = last = date(2024, 3, 4)
+    scan = scan_select(first, last, OPTIONS)
+    sql = rollup.select(first, last, OPTIONS, f"({scan.sql})").sql
 
-    assert not re.search(r"FROM (events|feedback_scored)\b(?! FINAL)", sql)
+    assert not re.search(r"FROM (events|feedback_scored)\b(?:\s+AS\s+\w+)?+(?! FINAL)", sql)
 
 
 def test_dates_change_parameters_only() -> None:
     # One SQL text per rollup whatever the window: the dates travel as parameters, never in the statement.
     for rollup in ROLLUPS:
-        march = rollup.select(monday(date(2024, 3, 6)), monday(date(2024, 3, 20)), OPTIONS)
-        may = rollup.select(monday(date(2024, 5, 8)), monday(date(2024, 5, 29)), OPTIONS)
+        march = rollup.select(monday(date(2024, 3, 6)), monday(date(2024, 3, 20)), OPTIONS, SCAN)
+        may = rollup.select(monday(date(2024, 5, 8)), monday(date(2024, 5, 29)), OPTIONS, SCAN)
         assert march.sql == may.sql, rollup.table
         changed = {name for name in march.parameters if march.parameters[name] != may.parameters[name]}
         assert changed == {"date_from", "date_to"}, rollup.table
@@ -62,9 +66,9 @@ def test_dates_change_parameters_only() -> None:
 
 def test_repeat_window_and_lookback_are_parameters() -> None:
     voice = BY_NAME["voice_metrics_daily"].select(
-        date(2024, 3, 4), date(2024, 3, 4), RollupOptions(repeat_window_s=45)
+        date(2024, 3, 4), date(2024, 3, 4), RollupOptions(repeat_window_s=45), SCAN
     )
-    ai = BY_NAME["ai_performance_daily"].select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions())
+    ai = BY_NAME["ai_performance_daily"].select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions(), SCAN)
 
     assert voice.parameters["repeat_window_s"] == 45
     assert ai.parameters["feedback_lookback_days"] == 1
@@ -74,9 +78,9 @@ def test_repeat_window_and_lookback_are_parameters() -> None:
 def test_retention_needs_as_of_and_mondays() -> None:
     retention = BY_NAME["retention_cohorts"]
     with pytest.raises(ValueError, match="as_of"):
-        retention.select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions())
+        retention.select(date(2024, 3, 4), date(2024, 3, 4), RollupOptions(), SCAN)
     with pytest.raises(ValueError, match="Mondays"):
-        retention.select(date(2024, 3, 5), date(2024, 3, 5), OPTIONS)
+        retention.select(date(2024, 3, 5), date(2024, 3, 5), OPTIONS, SCAN)
 
 
 def test_partitions_of_a_day_range() -> None:
@@ -138,7 +142,7 @@ def test_a_cycle_recomputes_the_last_days_and_reports_on_report_day() -> None:
 
 @pytest.mark.parametrize("rollup", [r for r in ROLLUPS if r.reads_events], ids=lambda r: r.table)
 def test_a_shared_scan_holds_every_event_column_a_rollup_reads(rollup) -> None:
-    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, source="scan").sql
+    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, SCAN).sql
     reads = {c for c in re.findall(r"\b([a-z_]+)\b", sql) if c in EVENT_COLUMNS}
 
     assert "events FINAL" not in sql and "FROM scan" in sql
@@ -151,4 +155,17 @@ def test_the_scan_window_covers_every_look_around() -> None:
     assert scan_days_before(RollupOptions(repeat_window_s=86_401)) == 2
     query = scan_select(date(2024, 3, 4), date(2024, 3, 5), RollupOptions(feedback_lookback_days=3))
     assert query.parameters == {"date_from": date(2024, 3, 4), "date_to": date(2024, 3, 5), "days_before": 3}
-    assert "OR event_type = 'feedback'" in query.sql  # feedback on an answer may come any time later
+    assert "OR e.event_type = 'feedback'" in query.sql  # feedback on an answer may come any time later
+
+
+def test_the_scan_joins_the_persons_once_and_users_are_counted_by_person() -> None:
+    scan = scan_select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS).sql
+    assert scan.count("JOIN person_overrides") == 1 and SCAN_COLUMNS[-1] == "person_id"
+    assert re.search(r"\bperson_id\b", scan.split("FROM", 1)[0])
+    for rollup in ROLLUPS:
+        sql = rollup.select(date(2024, 3, 4), date(2024, 3, 4), OPTIONS, SCAN).sql
+        # A user count never counts a raw id: only the person (read from the scan, or mapped again from
+        # user_activity_daily through person_overrides).
+        assert not re.search(r"uniqExact(If)?\(\w*\.?distinct_id", sql), rollup.table
+        if not rollup.reads_events and rollup.needs_activity:
+            assert "person_overrides" in sql, rollup.table

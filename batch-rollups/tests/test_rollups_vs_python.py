@@ -4,7 +4,8 @@ data.
 The data goes straight into ClickHouse (no Kafka): on-time events, then exact duplicates in a second insert
 (so the copies sit in other parts and only FINAL removes them), then, after a first run, the late events,
 absorbed by the scheduler's recompute of the last days. The reference below reads schemas/README.md and
-docs/queries.md, not the SQL.
+docs/queries.md, not the SQL; it counts persons by docs/identity.md (tests/support/persons.py), and the data
+holds persons seen under several ids (anonymous browsing, logins, a second user on a device, aliases).
 """
 
 import itertools
@@ -20,8 +21,13 @@ from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan, recompute_window, run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions, monday
+from pravis_rollups.scan import scan_select
+
+from tests.support.persons import persons
 
 AI_TYPES = {"voice_request", "transcription", "tts", "conversation"}
+INACTIVE = {"api_request", "identify", "alias"}
+"""Not activity (docs/queries.md): server-side telemetry and identity bookkeeping."""
 LATE_DAYS = 3
 
 # ---------------------------------------------------------------- the reference, one function per table
@@ -36,7 +42,14 @@ def day_of(row: dict[str, Any]) -> date:
 
 
 def who(row: dict[str, Any]) -> str:
-    return row.get("user_id") or row.get("anonymous_id") or ""
+    """The person of the row (set by `with_persons`)."""
+    return row["person"]
+
+
+def with_persons(events: list[dict]) -> list[dict]:
+    """Copies of the rows, each with its person under the graph of all of them."""
+    person = persons(events)
+    return [{**e, "person": person(e)} for e in events]
 
 
 def quantile(values: list[float], level: float) -> float:
@@ -58,7 +71,7 @@ def in_range(d: date, first: date, last: date) -> bool:
 def active_days(events: list[dict]) -> dict[tuple[str, str], set[date]]:
     days: dict[tuple[str, str], set[date]] = defaultdict(set)
     for e in events:
-        if e["event_type"] != "api_request" and who(e):
+        if e["event_type"] not in INACTIVE and who(e):
             days[(e["project_id"], who(e))].add(day_of(e))
     return days
 
@@ -66,7 +79,7 @@ def active_days(events: list[dict]) -> dict[tuple[str, str], set[date]]:
 def ref_user_activity(events, first, last):
     out: dict[tuple, dict] = {}
     for e in events:
-        if e["event_type"] == "api_request" or not who(e) or not in_range(day_of(e), first, last):
+        if e["event_type"] in INACTIVE or not who(e) or not in_range(day_of(e), first, last):
             continue
         key = (e["project_id"], day_of(e), who(e))
         row = out.setdefault(key, {"events": 0, "first_at": ts(e), "last_at": ts(e)})
@@ -126,7 +139,7 @@ def ref_retention_cohorts(events, first_week, last_week, as_of):
 def ref_sessions_daily(events, first, last):
     sessions: dict[tuple, list[dict]] = defaultdict(list)
     for e in events:
-        if e.get("session_id") and e["event_type"] != "api_request" and who(e):
+        if e.get("session_id") and e["event_type"] not in INACTIVE and who(e):
             sessions[(e["project_id"], e["session_id"])].append(e)
     per_day: dict[tuple, list[tuple[str, float, int]]] = defaultdict(list)
     for (project, _), rows in sessions.items():
@@ -211,6 +224,7 @@ def ref_ai_performance_daily(events, first, last, lookback_days=1):
         successes = sum(1 for r in rows if r["success"])
         out[key] = {
             "requests": len(rows),
+            "users": len({who(r) for r in rows if who(r)}),
             "successes": successes,
             "success_rate": successes / len(rows),
             "p50_ms": quantile(durations, 0.5),
@@ -324,6 +338,7 @@ def ref_feedback_daily(events, scored, first, last):
         scores = [s["sentiment_score"] for s in sentiments]
         out[key] = {
             "feedback": len(rows),
+            "users": len({who(r) for r in rows if who(r)}),
             "avg_rating": sum(r["rating"] for r in rows) / len(rows),
             **{f"rating_{n}": sum(1 for r in rows if r["rating"] == n) for n in range(1, 6)},
             "with_comment": sum(1 for r in rows if r.get("comment")),
@@ -337,6 +352,7 @@ def ref_feedback_daily(events, scored, first, last):
 
 
 def reference(dataset_events: list[dict], scored: list[dict], first: date, last: date, as_of: date) -> dict:
+    dataset_events = with_persons(dataset_events)
     first_week, last_week = first - timedelta(first.weekday()), last - timedelta(last.weekday())
     return {
         "user_activity_daily": ref_user_activity(dataset_events, first, last),
@@ -354,7 +370,7 @@ def reference(dataset_events: list[dict], scored: list[dict], first: date, last:
 
 
 KEYS = {
-    "user_activity_daily": ("project_id", "day", "distinct_id"),
+    "user_activity_daily": ("project_id", "day", "person_id"),
     "daily_active_users": ("project_id", "day"),
     "retention_cohorts": ("project_id", "cohort_week"),
     "sessions_daily": ("project_id", "day"),
@@ -388,8 +404,14 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def assert_matches(client, table: str, expected: dict[tuple, dict]) -> None:
+def assert_matches(
+    client, table: str, expected: dict[tuple, dict], partitions: set[date] | None = None
+) -> None:
+    """The table's rows are the expected ones (only those of `partitions`, when given)."""
     actual = stored(client, table)
+    if partitions is not None:
+        actual = {key: row for key, row in actual.items() if key[1] in partitions}
+        expected = {key: row for key, row in expected.items() if key[1] in partitions}
     assert set(actual) == set(expected), (
         f"{table}: missing {sorted(set(expected) - set(actual))[:5]}, "
         f"extra {sorted(set(actual) - set(expected))[:5]}"
@@ -417,6 +439,7 @@ def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
     with clickhouse.connect(url) as client:
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.events))
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
+        clickhouse.refresh_identity_merges(client)  # what the loader does after a batch
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
         yield client
 
@@ -431,10 +454,31 @@ def test_dataset_has_the_faults_the_rollups_must_absorb(dataset: Dataset) -> Non
     assert dataset.duplicates and dataset.late_events
     assert len({e["event_id"] for e in all_events}) == len(all_events)
     assert any(e["event_type"] == "voice_request" and e.get("intent") is None for e in all_events)
-    crossing = ref_sessions_daily(all_events, dataset.config.start, dataset.end)
+    crossing = ref_sessions_daily(with_persons(all_events), dataset.config.start, dataset.end)
     assert any(row["duration_1m_5m"] for row in crossing.values())
     repeats = ref_voice_metrics_daily(all_events, dataset.config.start, dataset.end)
     assert sum(row["repeated_commands"] for row in repeats.values()) > 10
+
+
+def test_dataset_counts_fewer_persons_than_ids(dataset: Dataset) -> None:
+    """The journeys make person counts differ from raw-id counts, so the comparisons below can tell them
+    apart: a login, a second account merged by an alias, a second user on a device each matter."""
+    events = dataset.all_events()
+    by_person = with_persons(events)
+    by_id = [{**e, "person": e.get("user_id") or e.get("anonymous_id") or ""} for e in events]
+    start, end = dataset.config.start, dataset.end
+    persons_dau = ref_daily_active_users(by_person, start, end)
+    ids_dau = ref_daily_active_users(by_id, start, end)
+    assert sum(r["mau"] for r in persons_dau.values()) < sum(r["mau"] for r in ids_dau.values())
+    assert ref_retention_cohorts(by_person, start, end, end) != ref_retention_cohorts(by_id, start, end, end)
+    people = {(e["project_id"], e["person"]) for e in by_person}
+    ids = {(e["project_id"], e["person"]) for e in by_id}
+    for project in dataset.config.projects:
+        # The journeys' persons: anon-j000a..., u-j002w and u-j003t's device share end in fewer persons.
+        journey_ids = {i for p, i in ids if p == project and i.split("-")[1].startswith("j")}
+        journey_persons = {i for p, i in people if p == project and i.split("-")[1].startswith("j")}
+        assert len(journey_persons) < len(journey_ids)
+        assert (project, "u-j003t") in people  # a second user on a device is never merged into the first
 
 
 def test_raw_table_holds_the_duplicates_final_removes_them(warehouse, dataset: Dataset) -> None:
@@ -451,10 +495,14 @@ def test_selects_name_the_table_columns_in_order(warehouse, dataset: Dataset, ro
     # The rollups insert by position under the column list, so the select's output must follow it; the
     # warehouse's own description of the query and of the table is the judge, not the builder's column list.
     week = monday(dataset.config.start)
-    query = rollup.select(week, week, RollupOptions(as_of=dataset.end))
+    options = RollupOptions(as_of=dataset.end)
+    scan = scan_select(week, week, options)
+    query = rollup.select(week, week, options, f"({scan.sql})")
     produced = [
         row[0]
-        for row in warehouse.query(f"DESCRIBE TABLE ({query.sql})", parameters=query.parameters).result_rows
+        for row in warehouse.query(
+            f"DESCRIBE TABLE ({query.sql})", parameters={**scan.parameters, **query.parameters}
+        ).result_rows
     ]
     table = [row[0] for row in warehouse.query(f"DESCRIBE TABLE {rollup.table}").result_rows]
 
@@ -509,6 +557,7 @@ def test_rerun_is_idempotent_and_recompute_absorbs_late_events(
     }
 
     clickhouse.insert_json_rows(warehouse, "events", json_rows(dataset.late_events))
+    clickhouse.refresh_identity_merges(warehouse)
     clickhouse.insert_json_rows(warehouse, "feedback_scored", json_rows(dataset.late_scored_feedback))
     first, last = recompute_window(dataset.end + timedelta(days=1), LATE_DAYS)
     run_rollups(warehouse, first, last, options=RollupOptions(as_of=dataset.end))
@@ -520,10 +569,23 @@ def test_rerun_is_idempotent_and_recompute_absorbs_late_events(
         dataset.end,
         dataset.end,
     )
+    # The late rows hold pre-login events and an alias merging two accounts with weeks of history: the
+    # recomputed dates count them as one person already (MAU windows and retention cohorts read the older,
+    # not recomputed, activity through the current graph); the older dates follow with a backfill.
     for rollup in ROLLUPS:
-        assert_matches(warehouse, rollup.table, everything[rollup.table])
+        assert_matches(warehouse, rollup.table, everything[rollup.table], set(rollup.partitions(first, last)))
     late_days = {day_of(e) for e in dataset.late_events}
     assert late_days and min(late_days) >= first
+    merged_late = {
+        (e["project_id"], e["previous_id"]) for e in dataset.late_events if e["event_type"] == "alias"
+    }
+    assert merged_late
+    assert merged_late & {(key[0], key[2]) for key in stored(warehouse, "user_activity_daily")}
+
+    run_rollups(warehouse, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
+    for rollup in ROLLUPS:
+        assert_matches(warehouse, rollup.table, everything[rollup.table])
+    assert not merged_late & {(key[0], key[2]) for key in stored(warehouse, "user_activity_daily")}
 
 
 def test_rollups_are_partitioned_by_month(warehouse, first_run) -> None:

@@ -1,5 +1,6 @@
 """Every panel's SQL against a real warehouse holding the synthetic dataset (with duplicate deliveries and
-late events), compared with the dataset's known answers computed here in plain Python from the rows."""
+late events), compared with the dataset's known answers computed here in plain Python from the rows. Users are
+persons: the rows' persons come from the model of docs/identity.md in tests/support/persons.py."""
 
 import math
 import secrets
@@ -13,7 +14,10 @@ from pravis_dashboards.clickhouse import Warehouse
 from pravis_local.demo import seed
 from pravis_local.synthetic import Dataset, parse_iso
 
+from tests.support.persons import persons
+
 AI_TYPES = {"voice_request", "transcription", "tts", "conversation"}  # schemas/README.md, not the code
+INACTIVE = {"api_request", "identify", "alias"}  # not activity (docs/queries.md)
 
 
 def day_of(row: dict[str, Any]) -> date:
@@ -21,7 +25,7 @@ def day_of(row: dict[str, Any]) -> date:
 
 
 def who(row: dict[str, Any]) -> str:
-    return row.get("user_id") or row.get("anonymous_id") or ""
+    return row["person"]
 
 
 def quantile(values: list[float], level: float) -> float:
@@ -45,7 +49,9 @@ def dataset(clickhouse_server: str) -> tuple[Dataset, Warehouse]:
 
 @pytest.fixture(scope="module")
 def events(dataset) -> list[dict[str, Any]]:
-    return [e for e in dataset[0].all_events() if e["project_id"] == "default"]
+    rows = [e for e in dataset[0].all_events() if e["project_id"] == "default"]
+    person = persons(rows)
+    return [{**e, "person": person(e)} for e in rows]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +69,7 @@ def run(dataset):
 def active_by_day(events) -> dict[date, set[str]]:
     days: dict[date, set[str]] = defaultdict(set)
     for e in events:
-        if e["event_type"] != "api_request" and who(e):
+        if e["event_type"] not in INACTIVE and who(e):
             days[day_of(e)].add(who(e))
     return days
 
@@ -164,7 +170,7 @@ def test_feature_usage_and_adoption(run, events) -> None:
 def sessions(events) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = defaultdict(list)
     for e in events:
-        if e.get("session_id") and e["event_type"] != "api_request" and who(e):
+        if e.get("session_id") and e["event_type"] not in INACTIVE and who(e):
             found[e["session_id"]].append(e)
     return found
 

@@ -3,7 +3,10 @@
 Only aggregates leave the warehouse. `results_sql` counts, per variant, the users exposed in the experiment
 (`experiment_exposure` with `in_experiment`, deduplicated per user; users who saw more than one variant are
 excluded and counted apart) and per goal the users who converted after their first exposure, or the sum and
-sum of squares of each user's total of a numeric property (0 for users without matching events). `result_rows`
+sum of squares of each user's total of a numeric property (0 for users without matching events). A user is a
+person (docs/identity.md): exposures and goal events are joined through `person_overrides`, so a visitor
+exposed anonymously who converts after logging in is one converting unit; a person exposed to two variants
+under two ids (assignment hashes the id the SDK used) is a multi-variant user. `result_rows`
 turns those into rates, means, variances, relative lift vs the control with a confidence interval (delta
 method, normal approximation) and p-value (two-proportion z test, pooled; Welch's t test for numeric goals),
 and the sample-ratio-mismatch chi-square p-value of the user counts against the configured weights.
@@ -18,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from pravis_schemas.experiments import ExperimentDefinition, Goal, StoredExperiment
+from pravis_schemas.identity import person_id_sql, person_join
 from scipy import stats
 
 CONFIDENCE = 0.95
@@ -51,13 +55,14 @@ def results_sql(definition: ExperimentDefinition, project_id: str) -> tuple[str,
         "experiment": definition.key,
         "variants": [v.key for v in definition.variants],
     }
-    units = """units AS (
-    SELECT distinct_id AS unit, min(timestamp) AS exposed_at, uniqExact(variant) AS variant_count,
-           any(variant) AS assigned
-    FROM events FINAL
-    WHERE project_id = {project:String} AND event_type = 'experiment_exposure'
-      AND experiment_key = {experiment:String} AND in_experiment AND variant IN {variants:Array(String)}
-      AND distinct_id != ''
+    units = f"""units AS (
+    SELECT {person_id_sql("e", "po")} AS unit, min(e.timestamp) AS exposed_at,
+           uniqExact(e.variant) AS variant_count, any(e.variant) AS assigned
+    FROM events AS e FINAL
+    {person_join("e", "po")}
+    WHERE e.project_id = {{project:String}} AND e.event_type = 'experiment_exposure'
+      AND e.experiment_key = {{experiment:String}} AND e.in_experiment
+      AND e.variant IN {{variants:Array(String)}} AND e.distinct_id != ''
     GROUP BY unit
 )"""
     multi = "(SELECT countIf(variant_count > 1) FROM units) AS multi_variant_users"
@@ -83,10 +88,11 @@ def results_sql(definition: ExperimentDefinition, project_id: str) -> tuple[str,
             totals.append(f"sum(s{i}) AS sum_{i}, sum(s{i} * s{i}) AS squares_{i}")
     sql = f"""WITH {units},
 goal_events AS (
-    SELECT distinct_id AS unit, timestamp, {", ".join(event_columns)}
-    FROM events FINAL
-    WHERE project_id = {{project:String}} AND event_type IN {{goal_types:Array(String)}}
-      AND distinct_id IN (SELECT unit FROM units WHERE variant_count = 1)
+    SELECT {person_id_sql("e", "po")} AS unit, e.timestamp AS timestamp, {", ".join(event_columns)}
+    FROM events AS e FINAL
+    {person_join("e", "po")}
+    WHERE e.project_id = {{project:String}} AND e.event_type IN {{goal_types:Array(String)}}
+      AND unit IN (SELECT unit FROM units WHERE variant_count = 1)
 ),
 per_unit AS (
     SELECT u.unit AS unit, u.assigned AS assigned, {", ".join(unit_columns)}

@@ -28,6 +28,7 @@ from pravis_schemas.personal_data import STAGING_TABLE_PREFIX
 from pravis_rollups import clickhouse
 from pravis_rollups.rollups import (
     MAU_WINDOW_DAYS,
+    Query,
     Rollup,
     RollupOptions,
     day_range,
@@ -48,8 +49,8 @@ class Step:
     partitions: tuple[date, ...]
     """Consecutive partitions of the rollup's grain (days, or cohort Mondays)."""
     shared_scan: bool = False
-    """Read raw events from the runner's scan of these days (shared with the next steps of the same days)
-    rather than from `events FINAL`."""
+    """Read raw events from the runner's scan table of these days (shared with the next steps of the same
+    days) rather than from the scan's select as a subquery of the rollup's own."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,18 @@ class Runner:
             self._scan = (first, last)
         return self._scan_table
 
+    def _source(self, step: Step) -> Query:
+        """Where the step's rollup reads raw events (the text of its `source`, and the parameters that text
+        needs): the shared scan table, or, for a rollup read alone, the scan's select as a subquery (its rows
+        are not worth a copy then); nothing for a rollup that reads no events."""
+        first, last = step.partitions[0], step.partitions[-1]
+        if step.shared_scan:
+            return Query(self._scan_of(first, last))
+        if not step.rollup.reads_events:
+            return Query("")
+        scan = scan_select(first, last, self.options)
+        return Query(f"({scan.sql})", scan.parameters)
+
     def _staging_for(self, rollup: Rollup) -> str:
         if rollup.table not in self._staging:
             staging = _identifier(f"{STAGING_TABLE_PREFIX}{rollup.table}_{self._token}")
@@ -205,12 +218,12 @@ class Runner:
         staging = self._staging_for(rollup)
         column = _identifier(rollup.partition_column)
         first, last = step.partitions[0], step.partitions[-1]
-        source = self._scan_of(first, last) if step.shared_scan else "events FINAL"
-        query = rollup.select(first, last, self.options, source)
+        source = self._source(step)
+        query = rollup.select(first, last, self.options, source.sql)
         self.client.command(f"TRUNCATE TABLE {staging}")
         self.client.command(
             f"INSERT INTO {staging} ({', '.join(map(_identifier, rollup.columns))}) {query.sql}",
-            parameters=query.parameters,
+            parameters={**source.parameters, **query.parameters},
             settings={"max_partitions_per_insert_block": max(100, len(step.partitions) + 1)},
         )
         counts = dict(

@@ -5,13 +5,19 @@ function from a date range and options to a parameterized SELECT (no I/O).
 Each rollup is a builder function decorated with `@_registered(grain, columns)`: the decorator turns it into a
 `Rollup` named after the function (the table's name) and adds it to `BY_NAME`, in definition order, which is
 the order they run (`ROLLUPS`). Rows are partitioned by one date column (`day`, or `cohort_week` for
-retention). `Rollup.select(first, last, options)` returns the SELECT computing every partition in [first,
+retention). `Rollup.select(first, last, options, source)` returns the SELECT computing every partition in [first,
 last]; `pravis_rollups.jobs` runs it into a staging copy and swaps the partitions in. Every value reaches
 ClickHouse as a query parameter (`{name:Type}`); the only text composed here is fixed SQL from this module.
 
-Dedup: raw rows are read `FROM events FINAL` (and `feedback_scored FINAL`), so a redelivered event_id counts
-once, or from a shared scan of them (`source`, see `pravis_rollups.scan`). Definitions of the voice and AI
-metrics follow schemas/README.md; docs/queries.md explains every column.
+Dedup: raw events are read from `source`, the deduplicated rows of `events FINAL` with each row's person
+(`pravis_rollups.scan`), and `feedback_scored FINAL`, so a redelivered event_id counts once.
+
+Persons: every count of users counts `person_id` (docs/identity.md), never a raw id: a visitor who browses
+anonymously and then logs in is one user. `user_activity_daily` stores the person each active id had when its
+day was computed; the rollups reading it map that through `person_overrides` again, so a merge that happened
+since (a login linking an anonymous id, an alias) already counts for the older days inside a MAU window or a
+retention cohort without recomputing them. Definitions of the voice and AI metrics follow schemas/README.md;
+docs/queries.md explains every column.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.identity import person_id_sql, person_join
 
-INACTIVE_EVENT_TYPES = ("api_request",)
-"""Server-side telemetry: it identifies API callers, not a person using the product, so it does not make a
-user active nor belong to a session."""
+INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias")
+"""Server-side telemetry (it identifies API callers, not a person using the product) and identity bookkeeping
+(an alias may be sent by a server long after the person's visit): they do not make a user active nor belong to
+a session."""
 
 MAU_WINDOW_DAYS = 30
 WAU_WINDOW_DAYS = 7
@@ -110,11 +118,11 @@ class Rollup:
             week += timedelta(days=7)
         return weeks
 
-    def select(self, first: date, last: date, options: RollupOptions, source: str = "events FINAL") -> Query:
+    def select(self, first: date, last: date, options: RollupOptions, source: str) -> Query:
         """SELECT of the rows of partitions [first, last] (days, or cohort Mondays), columns in
-        `self.columns`. `source` is where raw events are read: deduplicated events, or a table filled by
-        `pravis_rollups.scan.scan_select` for a range containing [first, last] (fixed SQL text from the jobs,
-        never user input)."""
+        `self.columns`. `source` is where raw events are read: a table filled by
+        `pravis_rollups.scan.scan_select`, or that select as a subquery, for a range containing [first, last]
+        (fixed SQL text from the jobs, never user input; unused by the rollups that do not read events)."""
         return self.builder(first, last, options, source)
 
 
@@ -141,6 +149,15 @@ def date_parameters(first: date, last: date) -> dict[str, Any]:
     return {"date_from": first, "date_to": last}
 
 
+def _active_persons(where: str) -> str:
+    """user_activity_daily rows (project_id, day, person_id) matching `where` (fixed text of this module, on
+    alias `a`), each under its person now: the ids it stored may have been linked or merged since. The stored
+    id goes in as `distinct_id`, the column the person join matches."""
+    return f"""SELECT a.project_id AS project_id, a.day AS day, {person_id_sql("a", "po")} AS person_id
+        FROM (SELECT project_id, day, person_id AS distinct_id FROM user_activity_daily AS a WHERE {where}) AS a
+        {person_join("a", "po")}"""
+
+
 BY_NAME: dict[str, Rollup] = {}
 """Every rollup by table name, in definition order (filled by `_registered`)."""
 
@@ -158,15 +175,15 @@ def _registered(
     return register
 
 
-@_registered("day", ("project_id", "day", "distinct_id", "events", "first_at", "last_at"))
+@_registered("day", ("project_id", "day", "person_id", "events", "first_at", "last_at"))
 def user_activity_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     sql = f"""
-SELECT project_id, toDate(timestamp) AS day, distinct_id, count() AS events,
+SELECT project_id, toDate(timestamp) AS day, person_id, count() AS events,
        min(timestamp) AS first_at, max(timestamp) AS last_at
 FROM {source}
 WHERE {_events_between()}
   AND event_type NOT IN {{inactive_types:Array(String)}} AND distinct_id != ''
-GROUP BY project_id, day, distinct_id"""
+GROUP BY project_id, day, person_id"""
     return Query(sql, {**date_parameters(first, last), "inactive_types": list(options.inactive_types)})
 
 
@@ -182,9 +199,11 @@ them must fit a 64-bit mask."""
     reads_events=False,
 )
 def daily_active_users(first: date, last: date, options: RollupOptions, source: str) -> Query:
-    # One row per user with a bit per active day (bit 0 = the first day of the first MAU window), expanded
-    # over the range's days: DAU/WAU/MAU become bit tests and plain counts. Measured at 10M events: 5x faster
-    # than expanding every active day into the 30 windows holding it and counting distinct ids per window.
+    # One row per person with a bit per active day (bit 0 = the first day of the first MAU window) and their
+    # first active day ever, expanded over the range's days: DAU/WAU/MAU/new users become bit tests and plain
+    # counts. Measured at 10M events: 5x faster than expanding every active day into the 30 windows holding it
+    # and counting distinct ids per window. One pass over the activity gives both, so the mapping of stored ids
+    # to persons runs once (measured: a second pass and a join cost as much as the mapping).
     if (last - first).days >= MAX_ACTIVE_USERS_DAYS:
         raise ValueError(f"daily_active_users computes at most {MAX_ACTIVE_USERS_DAYS} days at once")
     lead = MAU_WINDOW_DAYS - 1
@@ -197,21 +216,15 @@ FROM (
            countIf(bitTest(m.days, i + {lead})) AS dau,
            countIf(bitAnd(m.days, bitShiftLeft(toUInt64({week_bits}), i + {lead - WAU_WINDOW_DAYS + 1})) != 0) AS wau,
            count() AS mau,
-           countIf(bitTest(m.days, i + {lead}) AND f.first_day = window_day) AS new_users
+           countIf(bitTest(m.days, i + {lead}) AND m.first_day = window_day) AS new_users
     FROM (
-        SELECT project_id, distinct_id,
-               groupBitOr(bitShiftLeft(toUInt64(1), dateDiff('day', {{date_from:Date}} - {lead}, day))) AS days
-        FROM user_activity_daily
-        WHERE day >= {{date_from:Date}} - {lead} AND day <= {{date_to:Date}}
-        GROUP BY project_id, distinct_id
+        SELECT project_id, person_id, min(day) AS first_day,
+               groupBitOrIf(bitShiftLeft(toUInt64(1), greatest(dateDiff('day', {{date_from:Date}} - {lead}, day), 0)),
+                            day >= {{date_from:Date}} - {lead}) AS days
+        FROM ({_active_persons("a.day <= {date_to:Date}")})
+        GROUP BY project_id, person_id
+        HAVING days != 0
     ) AS m
-    LEFT JOIN (
-        SELECT project_id, distinct_id, min(day) AS first_day
-        FROM user_activity_daily
-        WHERE day <= {{date_to:Date}}
-        GROUP BY project_id, distinct_id
-        HAVING first_day >= {{date_from:Date}}
-    ) AS f ON m.project_id = f.project_id AND m.distinct_id = f.distinct_id
     ARRAY JOIN range(toUInt64(dateDiff('day', {{date_from:Date}}, {{date_to:Date}}) + 1)) AS i
     WHERE {in_month}
     GROUP BY project_id, window_day
@@ -234,9 +247,11 @@ FROM (
 def retention_cohorts(first_week: date, last_week: date, options: RollupOptions, source: str) -> Query:
     if options.as_of is None:
         raise ValueError("retention needs options.as_of (the last complete day)")
+    # One row per person (their first day and active days): one pass over the activity, mapped to persons
+    # once, and counts instead of distinct counts over a join.
     counts = ",\n".join(
-        f"uniqExactIf(f.distinct_id, f.first_day + {n} <= {{as_of:Date}}) AS d{n}_eligible, "
-        f"uniqExactIf(f.distinct_id, a.day = f.first_day + {n}) AS d{n}_retained"
+        f"countIf(first_day + {n} <= {{as_of:Date}}) AS d{n}_eligible, "
+        f"countIf(has(days, first_day + {n})) AS d{n}_retained"
         for n in RETENTION_DAYS
     )
     rates = ", ".join(
@@ -246,21 +261,14 @@ def retention_cohorts(first_week: date, last_week: date, options: RollupOptions,
     sql = f"""
 SELECT project_id, cohort_week, cohort_size, {rates}, {{as_of:Date}} AS as_of
 FROM (
-    SELECT f.project_id AS project_id, toMonday(f.first_day) AS cohort_week,
-           uniqExact(f.distinct_id) AS cohort_size,
+    SELECT project_id, toMonday(first_day) AS cohort_week, count() AS cohort_size,
            {counts}
     FROM (
-        SELECT project_id, distinct_id, min(day) AS first_day
-        FROM user_activity_daily
-        WHERE day <= {{as_of:Date}}
-        GROUP BY project_id, distinct_id
+        SELECT project_id, person_id, min(day) AS first_day, groupUniqArray(day) AS days
+        FROM ({_active_persons("a.day <= {as_of:Date}")})
+        GROUP BY project_id, person_id
         HAVING first_day >= {{date_from:Date}} AND first_day < {{date_to:Date}} + 7
-    ) AS f
-    LEFT JOIN (
-        SELECT project_id, distinct_id, day
-        FROM user_activity_daily
-        WHERE day > {{date_from:Date}} AND day <= {{as_of:Date}} AND day < {{date_to:Date}} + {7 + max(RETENTION_DAYS)}
-    ) AS a ON f.project_id = a.project_id AND f.distinct_id = a.distinct_id
+    )
     GROUP BY project_id, cohort_week
 )"""
     if first_week.weekday() or last_week.weekday():
@@ -299,7 +307,7 @@ FROM (
            quantilesExactInclusive(0.5, 0.9)(duration_s) AS q,
            {buckets}
     FROM (
-        SELECT project_id, assumeNotNull(session_id) AS session, argMin(distinct_id, timestamp) AS owner,
+        SELECT project_id, assumeNotNull(session_id) AS session, argMin(person_id, timestamp) AS owner,
                min(timestamp) AS started_at,
                count() AS events, dateDiff('millisecond', min(timestamp), max(timestamp)) / 1000 AS duration_s
         FROM {source}
@@ -325,7 +333,7 @@ SELECT f.project_id AS project_id, f.day AS day, f.feature AS feature_name, f.us
        a.active_users AS active_users, if(a.active_users = 0, NULL, f.users / a.active_users) AS adoption
 FROM (
     SELECT project_id, toDate(timestamp) AS day, assumeNotNull(feature_name) AS feature,
-           uniqExact(distinct_id) AS users, count() AS events
+           uniqExact(person_id) AS users, count() AS events
     FROM {source}
     WHERE event_type = 'feature_use' AND {_events_between()} AND feature_name IS NOT NULL AND distinct_id != ''
     GROUP BY project_id, day, feature
@@ -347,6 +355,7 @@ LEFT JOIN (
         "event_type",
         "model_used",
         "requests",
+        "users",
         "successes",
         "success_rate",
         "p50_ms",
@@ -368,7 +377,7 @@ def ai_performance_daily(first: date, last: date, options: RollupOptions, source
     # dedups the interactions a group's requests share, so every GROUPING SETS level stays exact, not a sum of
     # levels. ANY JOIN: the feedback side has one row per interaction, and ANY skips looking for more.
     sql = f"""
-SELECT project_id, day, kind_key AS event_type, model_key AS model_used, requests, successes,
+SELECT project_id, day, kind_key AS event_type, model_key AS model_used, requests, users, successes,
        successes / requests AS success_rate, q[1] AS p50_ms, q[2] AS p95_ms,
        feedback, positive_feedback, if(feedback = 0, NULL, positive_feedback / feedback) AS accuracy,
        conversations, completion_reported, completed,
@@ -377,7 +386,7 @@ SELECT project_id, day, kind_key AS event_type, model_key AS model_used, request
 FROM (
     SELECT project_id, day, if(grouping(kind) = 1, '*', kind) AS kind_key,
            if(grouping(model) = 1, '*', model) AS model_key,
-           count() AS requests, countIf(ok) AS successes,
+           count() AS requests, uniqExactIf(person, person != '') AS users, countIf(ok) AS successes,
            quantilesExactInclusive(0.5, 0.95)(duration_ms) AS q,
            groupUniqArrayIf((interaction, fb_n, fb_positive), fb_n > 0) AS rated,
            arraySum(x -> x.2, rated) AS feedback, arraySum(x -> x.3, rated) AS positive_feedback,
@@ -388,11 +397,11 @@ FROM (
            countIf(kind = 'conversation' AND follow_up_flag) AS follow_ups
     FROM (
         SELECT r.project_id AS project_id, toDate(r.timestamp) AS day, r.event_type AS kind,
-               coalesce(r.model_used, '') AS model, r.interaction AS interaction, r.success AS ok,
+               coalesce(r.model_used, '') AS model, r.person_id AS person, r.interaction AS interaction, r.success AS ok,
                r.request_duration_ms AS duration_ms, r.completed AS completed_flag, r.follow_up AS follow_up_flag,
                fb.n AS fb_n, fb.positive AS fb_positive
         FROM (
-            SELECT project_id, timestamp, event_type, model_used, assumeNotNull(interaction_id) AS interaction,
+            SELECT project_id, timestamp, event_type, model_used, person_id, assumeNotNull(interaction_id) AS interaction,
                    success, request_duration_ms, completed, follow_up
             FROM {source}
             WHERE event_type IN {{ai_types:Array(String)}} AND {_events_between()} AND interaction_id IS NOT NULL
@@ -533,6 +542,7 @@ FROM (
         "project_id",
         "day",
         "feedback",
+        "users",
         "avg_rating",
         *(f"rating_{r}" for r in RATINGS),
         "with_comment",
@@ -546,14 +556,15 @@ FROM (
 def feedback_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     ratings = ", ".join(f"countIf(f.rating = {r}) AS rating_{r}" for r in RATINGS)
     sql = f"""
-SELECT f.project_id AS project_id, toDate(f.timestamp) AS day, count() AS feedback, avg(f.rating) AS avg_rating,
+SELECT f.project_id AS project_id, toDate(f.timestamp) AS day, count() AS feedback,
+       uniqExactIf(f.person_id, f.person_id != '') AS users, avg(f.rating) AS avg_rating,
        {ratings},
        countIf(f.comment IS NOT NULL AND f.comment != '') AS with_comment,
        countIf(s.label IS NOT NULL) AS scored,
        countIf(s.label = 'positive') AS positive, countIf(s.label = 'neutral') AS neutral,
        countIf(s.label = 'negative') AS negative, avg(s.score) AS avg_sentiment
 FROM (
-    SELECT project_id, event_id, timestamp, assumeNotNull(rating) AS rating, comment
+    SELECT project_id, event_id, timestamp, person_id, assumeNotNull(rating) AS rating, comment
     FROM {source}
     WHERE event_type = 'feedback' AND {_events_between()} AND rating IS NOT NULL
 ) AS f

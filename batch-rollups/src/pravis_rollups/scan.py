@@ -1,20 +1,24 @@
 # ruff: noqa: E501 - SQL text stays on the lines it reads best on
-"""The shared scan: one read of deduplicated raw events that every event-reading rollup of a run reads instead
-of `events FINAL` (pure, no I/O).
+"""The shared scan: one read of deduplicated raw events, each with its person, that every event-reading rollup
+of a run reads instead of `events FINAL` (pure, no I/O).
 
 Reading FINAL is the dominant cost of a run (it merges every part's rows by key), so a run over several
 rollups reads it once: `scan_select` copies the deduplicated rows and the columns every event-reading rollup
 needs, for a window that covers all their look-arounds, and `pravis_rollups.jobs` passes that copy to each
-rollup's `select` as its `source`.
+rollup's `select` as its `source` (or, for a rollup run alone, the select itself as a subquery). The scan also
+joins `person_overrides` once, so every rollup counting users counts `person_id` (docs/identity.md) without a
+join of its own.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
+from pravis_schemas.identity import person_id_sql, person_join
+
 from pravis_rollups.rollups import SESSION_LOOKAROUND_DAYS, Query, RollupOptions, date_parameters
 
-SCAN_COLUMNS = (
+EVENT_COLUMNS = (
     "project_id",
     "event_id",
     "event_type",
@@ -39,6 +43,8 @@ SCAN_COLUMNS = (
     "comment",
 )
 """The event columns the event-reading rollups use: a scan copies only these."""
+SCAN_COLUMNS = (*EVENT_COLUMNS, "person_id")
+"""The scan's columns: the events' and the person of each row."""
 
 
 def scan_days_before(options: RollupOptions) -> int:
@@ -52,9 +58,11 @@ def scan_select(first: date, last: date, options: RollupOptions) -> Query:
     """Deduplicated events (SCAN_COLUMNS) that every event-reading rollup's `select` over [first, last] reads:
     from `scan_days_before` days before the range to the sessions' look-ahead after it, plus every later
     feedback event (feedback on an answer may come any time after it)."""
+    columns = ", ".join(f"e.{column} AS {column}" for column in EVENT_COLUMNS)
     sql = f"""
-SELECT {", ".join(SCAN_COLUMNS)}
-FROM events FINAL
-WHERE timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
-  AND (timestamp < toDateTime64({{date_to:Date}} + {1 + SESSION_LOOKAROUND_DAYS}, 3, 'UTC') OR event_type = 'feedback')"""
+SELECT {columns}, {person_id_sql("e", "po")} AS person_id
+FROM events AS e FINAL
+{person_join("e", "po")}
+WHERE e.timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
+  AND (e.timestamp < toDateTime64({{date_to:Date}} + {1 + SESSION_LOOKAROUND_DAYS}, 3, 'UTC') OR e.event_type = 'feedback')"""
     return Query(sql, {**date_parameters(first, last), "days_before": scan_days_before(options)})

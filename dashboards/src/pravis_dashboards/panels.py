@@ -4,7 +4,9 @@ A panel's SQL uses server-side parameters only (`{project:String}`, `{date_from:
 both dates inclusive), so the text shown and downloaded on the page is exactly what ran and an analyst can
 re-run it with `clickhouse-client --param_project=... --param_date_from=... --param_date_to=...`. Daily
 trends read the rollup tables (docs/queries.md); metrics that do not add up across days (distinct users,
-quantiles over a range) are computed from `events FINAL` for the chosen range.
+quantiles over a range) are computed from `events FINAL` for the chosen range. Users are persons
+(docs/identity.md): a panel counting distinct users reads each id's person through `person_overrides`, the
+join analysts use too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.identity import person_id_sql, person_join
 
 PAGES = {"executive": "Executive", "product": "Product", "tech-ops": "Tech ops", "live": "Live"}
 
@@ -142,11 +145,15 @@ PANELS: tuple[Panel, ...] = (
         "product",
         "Feature usage over the range",
         "Distinct users and events per feature; adoption = feature users / active users of the range.",
-        "SELECT feature_name, uniqExact(distinct_id) AS users, count() AS events,\n"
-        "       users / (SELECT uniqExact(distinct_id) FROM user_activity_daily\n"
-        f"                WHERE {RANGE}) AS adoption\n"
-        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'feature_use'\n"
-        "GROUP BY feature_name\nORDER BY users DESC, feature_name",
+        f"SELECT e.feature_name AS feature_name, uniqExact({person_id_sql('e', 'po')}) AS users,\n"
+        "       count() AS events,\n"
+        "       users / (SELECT uniqExact(if(po.person_id = '', a.person_id, po.person_id))\n"
+        "                FROM user_activity_daily AS a\n"
+        "                LEFT JOIN person_overrides AS po\n"
+        "                    ON po.project_id = a.project_id AND po.distinct_id = a.person_id\n"
+        f"                WHERE a.{RANGE}) AS adoption\n"
+        f"FROM events AS e FINAL\n{person_join('e', 'po')}\nWHERE e.{EVENTS_RANGE}\n"
+        "  AND e.event_type = 'feature_use'\nGROUP BY feature_name\nORDER BY users DESC, feature_name",
         Chart("bar", "feature_name", ("users", "events")),
     ),
     Panel(

@@ -93,6 +93,7 @@ def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
     with clickhouse.connect(url) as client:
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.all_events()))
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
+        clickhouse.refresh_identity_merges(client)  # as the loader does after a batch with aliases
         clickhouse.insert_json_rows(
             client, "feedback_scored", json_rows(dataset.scored_feedback + dataset.late_scored_feedback)
         )

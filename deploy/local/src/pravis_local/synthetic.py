@@ -6,7 +6,11 @@
 (retention), sessions of page views, clicks, feature use, voice flows (voice_request → transcription → tts
 sharing an interaction_id, with repeated commands just inside and just outside the 30 s window),
 conversations, API calls, errors, experiment exposures, custom events, feedback on AI interactions, sessions
-across midnight, anonymous visitors, two projects.
+across midnight, anonymous visitors, two projects. After them come `journeys` persons per project seen under
+several ids (docs/identity.md): anonymous browsing, a login in the middle of a session (voice search before
+it, checkout after it), logout, a second user on the same device, a second account merged by an `alias`, and
+pre-login rows that arrive late. They draw their random numbers after every other user, so the existing users'
+rows do not change with them.
 
 Delivery faults are explicit so a test can replay them: `duplicates` are exact copies of on-time rows (a Kafka
 redelivery or a client retry), `late_events` are rows of the last `late_days` days held back to be delivered
@@ -64,6 +68,9 @@ class SyntheticConfig:
     """Late rows come from sessions that started in the last `late_days` days of the period."""
     scored_share: float = 0.9
     """Share of feedback events the stream tier scored (feedback_scored rows)."""
+    journeys: int = 8
+    """Persons per project seen under several ids (`_Generator.journey`); from the fifth on, the alias of
+    a second account arrives late."""
 
 
 @dataclass
@@ -120,6 +127,9 @@ class _Generator:
         for project in self.config.projects:
             for index in range(self.config.users):
                 self.user(project, index, self.dataset.events, self.dataset.late_events)
+        for project in self.config.projects:
+            for index in range(self.config.journeys):
+                self.journey(project, index, self.dataset.events, self.dataset.late_events)
         self.faults()
         return self.dataset
 
@@ -131,6 +141,11 @@ class _Generator:
             for index in range(self.config.users):
                 rows: list[dict[str, Any]] = []
                 self.user(project, index, rows, late)
+                yield rows
+        for project in self.config.projects:
+            for index in range(self.config.journeys):
+                rows = []
+                self.journey(project, index, rows, late)
                 yield rows
 
     def user(
@@ -147,9 +162,98 @@ class _Generator:
             weeks = (offset - first) / 7
             if offset != first and rng.random() >= config.return_rate * config.decay**weeks:
                 continue
-            day = datetime.combine(config.start + timedelta(days=offset), datetime.min.time(), UTC)
+            day = self.day(offset)
             for _ in range(rng.randint(1, config.max_sessions_per_day)):
                 self.session(project, identity, day, on_time, late)
+
+    def day(self, offset: int) -> datetime:
+        return datetime.combine(self.config.start + timedelta(days=offset), datetime.min.time(), UTC)
+
+    def journey(
+        self, project: str, index: int, on_time: list[dict[str, Any]], late: list[dict[str, Any]]
+    ) -> None:
+        """One person under several ids: anonymous browsing, a login mid-session, returns sending both ids
+        (the JS SDK keeps the anonymous id after `identify()`). By `index % 4`, then: nothing more (0); a
+        logout, anonymous browsing on a fresh id and a second user logging in on it (1); a second account with
+        its own history, merged by an explicit alias (2); no identify at all, only events carrying both ids,
+        a second user later logging in on the same device without a reset, and an alias of an anonymous id
+        from another device (3). Journey 0 logs in on the last day and its pre-login rows arrive late."""
+        config, rng = self.config, self.rng
+        last = config.days - 1
+        user, anon = f"u-j{index:03d}", f"anon-j{index:03d}a"
+        kind = index % 4
+        start = max(0, last - 1) if index == 0 else rng.randrange(0, max(1, config.days // 2))
+        login = min(last, start + rng.randint(0, 2))
+        for offset in range(start, login):
+            self.session(project, {"anonymous_id": anon}, self.day(offset), on_time, late)
+        if kind == 2:  # the second account's own history, before the login on this device
+            for offset in range(max(0, start - 3), start + 1):
+                self.session(project, {"user_id": f"{user}w"}, self.day(offset), on_time, late)
+        pre_login = late if index == 0 else on_time
+        self.login_session(project, user, anon, self.day(login), kind != 3, pre_login, on_time)
+        both = {"user_id": user, "anonymous_id": anon}
+        visits = [o for o in range(login + 1, config.days) if rng.random() < config.return_rate]
+        for offset in visits:
+            self.session(project, both, self.day(offset), on_time, late)
+        after = min(last, max([login, *visits]) + 1)
+        moment = self.day(after) + timedelta(hours=23)
+        if kind == 1:
+            fresh = f"anon-j{index:03d}b"
+            self.session(project, {"anonymous_id": fresh}, self.day(after), on_time, late)
+            self.login_session(project, f"{user}s", fresh, self.day(after), True, on_time, on_time)
+        elif kind == 2:
+            alias_late = index >= 4
+            alias = {"project_id": project, "user_id": user, "session_id": None}
+            row = self.event(
+                alias,
+                "alias",
+                self.day(last) + timedelta(hours=23) if alias_late else moment,
+                previous_id=f"{user}w",
+            )
+            if alias_late:
+                row["received_at"] = iso(parse_iso(row["timestamp"]) + timedelta(days=config.late_days))
+            (late if alias_late else on_time).append(row)
+        elif kind == 3:
+            self.session(
+                project, {"user_id": f"{user}t", "anonymous_id": anon}, self.day(after), on_time, late
+            )
+            other = f"anon-j{index:03d}c"
+            self.session(project, {"anonymous_id": other}, self.day(start), on_time, late)
+            alias = {"project_id": project, "user_id": user, "session_id": None}
+            on_time.append(self.event(alias, "alias", moment, previous_id=other))
+
+    def login_session(
+        self,
+        project: str,
+        user: str,
+        anon: str,
+        day: datetime,
+        identify: bool,
+        before: list[dict[str, Any]],
+        after: list[dict[str, Any]],
+    ) -> None:
+        """A session that starts anonymous (a page, a voice search) and goes on logged in (identify, when
+        sent, then a checkout carrying both ids): the flow that must count as one person."""
+        rng = self.rng
+        now = day + timedelta(seconds=rng.randint(0, 80_000), milliseconds=rng.randint(0, 999))
+        anonymous = {"project_id": project, "anonymous_id": anon, "session_id": f"s-{self.uid()[:13]}"}
+        rows = [
+            self.event(anonymous, "page_view", now, page_url=f"https://boutique.example{rng.choice(PAGES)}")
+        ]
+        self.voice_flow(rows, anonymous, now + timedelta(seconds=rng.uniform(5, 60)), INTENTS[0])
+        if before is not after:
+            for row in rows:
+                row["received_at"] = iso(parse_iso(row["timestamp"]) + timedelta(days=self.config.late_days))
+        before.extend(rows)
+        known = {**anonymous, "user_id": user}
+        now += timedelta(seconds=rng.uniform(90, 300))
+        if identify:
+            after.append(self.event(known, "identify", now, properties={"plan": rng.choice(("free", "pro"))}))
+        after.append(
+            self.event(
+                known, "button_click", now + timedelta(seconds=rng.uniform(5, 60)), button_id="checkout"
+            )
+        )
 
     def session(
         self,

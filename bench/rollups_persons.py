@@ -1,0 +1,180 @@
+"""The rollup set counting persons against the rollup set of another revision counting raw ids, on the same
+data in the same warehouse, in one run (target ≤ 1.3x; docs/scaling.md).
+
+`python -m bench.rollups_persons --base /tmp/base [--events 2000000] [--rounds 2]`, where `/tmp/base` is a
+checkout of the revision to compare with (`git worktree add --detach /tmp/base main`). The synthetic data
+(`pravis_local.synthetic`, with a fifth of the persons seen under several ids: logins, second users on a
+device, aliases) goes once into a scratch database through the loader's insert path; each revision's
+database is filled from it the same way (`INSERT INTO events_ingest SELECT`), so the identity graph is built
+by the migrations' views as in production, and both tables are written alike. Each revision runs its own
+migrations and rollup code in a subprocess (its `src` folders first on the path); the rounds alternate the
+two, and the fastest round of each is reported, in wall seconds and in the warehouse's CPU seconds (which
+other work on a shared machine disturbs less). Printed and written to artifacts/bench/rollups_persons.json.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pravis_local.synthetic import SyntheticConfig, events_by_user, json_rows
+from pravis_rollups import clickhouse
+from rich.console import Console
+from rich.table import Table
+
+from bench.warehouse import cpu_seconds, settle
+from tests.support import services
+
+console = Console(width=120)
+HERE = Path(__file__).resolve().parent.parent
+ARTIFACT = HERE / "artifacts" / "bench" / "rollups_persons.json"
+EVENTS_PER_USER = 157
+"""Events one synthetic user makes over 30 days with the generator's defaults (bench/warehouse.py)."""
+RUN_ROLLUPS = """
+import json, sys, time
+from datetime import date
+from pravis_rollups import clickhouse
+from pravis_rollups.jobs import Runner, plan
+from pravis_rollups.rollups import RollupOptions
+
+url, first, last = sys.argv[1], sys.argv[2], sys.argv[3]
+if first == "migrate":
+    clickhouse.migrate(url)
+else:
+    first, last = date.fromisoformat(first), date.fromisoformat(last)
+    with clickhouse.connect(url) as client:
+        options = RollupOptions(as_of=last)
+        began = time.perf_counter()
+        with Runner(client, options) as runner:
+            for step in plan(client, first, last, options=options):
+                runner.run(step)
+        print(json.dumps(time.perf_counter() - began))
+"""
+"""Run by each revision: migrate its database (`migrate -`), or time its rollup set over [first, last]."""
+
+
+def revision(checkout: Path, url: str, first: str, last: str) -> str:
+    """Run RUN_ROLLUPS with `checkout`'s packages ahead of the installed ones; its output."""
+    paths = [str(checkout / package / "src") for package in ("batch-rollups", "schemas")]
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_ROLLUPS, url, first, last],
+        env={"PYTHONPATH": ":".join(paths), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def copy_events(client, source: str, target: str) -> None:
+    """Fill `target`.events from `source`.events through `target`'s insert path (its views run)."""
+    columns = [
+        row[0]
+        for row in client.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'events_ingest'",
+            parameters={"db": target},
+        ).result_rows
+    ]
+    listed = ", ".join(f"`{c}`" for c in columns)
+    client.command(f"INSERT INTO `{target}`.events_ingest ({listed}) SELECT {listed} FROM `{source}`.events")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser("python -m bench.rollups_persons", description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, required=True, help="checkout of the revision to compare with")
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    projects = SyntheticConfig().projects
+    users = max(10, args.events // EVENTS_PER_USER // len(projects))
+    start = datetime.now(UTC).date() - timedelta(days=args.days)
+    config = SyntheticConfig(
+        seed=args.seed,
+        start=start,
+        days=args.days,
+        users=users,
+        journeys=users // 4,
+        duplicate_rate=0,
+        late_rate=0,
+    )
+    first, last = start.isoformat(), (start + timedelta(days=args.days - 1)).isoformat()
+    work = Path(tempfile.mkdtemp(prefix="pravis-bench-persons-"))
+    port = services.free_port()
+    warehouse = services.Process(
+        "bench-warehouse",
+        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(work)],
+        work,
+    ).start()
+    server = f"http://127.0.0.1:{port}"
+    urls = {"persons": f"{server}/bench_persons", "base": f"{server}/bench_base"}
+    try:
+        services.wait_for_http(f"{server}/ping", warehouse.popen)
+        clickhouse.migrate(f"{server}/bench_source")
+        events = 0
+        with clickhouse.connect(f"{server}/bench_source") as client, console.status("generating") as status:
+            batch: list[bytes] = []
+            for rows in events_by_user(config):
+                batch += json_rows(rows)
+                if len(batch) >= 200_000:
+                    clickhouse.insert_json_rows(client, "events", batch)
+                    events += len(batch)
+                    batch = []
+                    status.update(f"generating: {events:,} events")
+            clickhouse.insert_json_rows(client, "events", batch)
+            events += len(batch)
+        revision(HERE, urls["persons"], "migrate", "-")
+        revision(args.base, urls["base"], "migrate", "-")
+        with clickhouse.connect(f"{server}/bench_source") as client:
+            for name in urls:
+                copy_events(client, "bench_source", f"bench_{name}")
+        with clickhouse.connect(urls["persons"]) as client:
+            clickhouse.refresh_identity_merges(client)
+            settle(client)
+            overrides = client.query("SELECT count() FROM person_overrides").result_rows[0][0]
+        seconds: dict[str, list[float]] = {"persons": [], "base": []}
+        cpu: dict[str, list[float]] = {"persons": [], "base": []}
+        for round_ in range(args.rounds):
+            for name, checkout in (("persons", HERE), ("base", args.base)):
+                began = cpu_seconds(warehouse.popen.pid)
+                seconds[name].append(json.loads(revision(checkout, urls[name], first, last)))
+                cpu[name].append(cpu_seconds(warehouse.popen.pid) - began)
+                took = f"{seconds[name][-1]:.2f} s, warehouse CPU {cpu[name][-1]:.2f} s"
+                console.print(f"round {round_ + 1}: {name} {took}")
+    finally:
+        warehouse.stop()
+    result = {
+        "events": events,
+        "days": args.days,
+        "persons_with_several_ids": config.journeys * len(projects),
+        "person_overrides_rows": overrides,
+        "rollups_persons_s": seconds["persons"],
+        "rollups_base_s": seconds["base"],
+        "warehouse_cpu_persons_s": cpu["persons"],
+        "warehouse_cpu_base_s": cpu["base"],
+        "ratio_best": min(seconds["persons"]) / min(seconds["base"]),
+        "ratio_best_cpu": min(cpu["persons"]) / min(cpu["base"]),
+    }
+    table = Table(title=f"rollup set, persons vs {args.base}: {events:,} events, {args.days} days")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row("ids mapped to another person (person_overrides)", f"{overrides:,}", "")
+    table.add_row("rollup set counting persons (best)", f"{min(seconds['persons']):.2f} s", "")
+    table.add_row("rollup set counting ids, base (best)", f"{min(seconds['base']):.2f} s", "")
+    table.add_row("persons / base", f"{result['ratio_best']:.2f}x", "≤ 1.3x")
+    table.add_row("warehouse CPU, persons (best)", f"{min(cpu['persons']):.2f} s", "")
+    table.add_row("warehouse CPU, base (best)", f"{min(cpu['base']):.2f} s", "")
+    table.add_row("persons / base, warehouse CPU", f"{result['ratio_best_cpu']:.2f}x", "≤ 1.3x")
+    console.print(table)
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(json.dumps(result, indent=2))
+    console.print(f"written to {ARTIFACT}")
+
+
+if __name__ == "__main__":
+    main()
