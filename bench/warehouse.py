@@ -3,7 +3,7 @@
 1. loader events/s vs a raw aiokafka consumer reading the same `events` topic (target ≥ 0.5x);
 2. the full rollup set over the whole period vs one full-scan GROUP BY of the events table (target ≤ 3x);
 3. with `--identity both` (the default), the loader with and without the identity graph's materialized views
-   (migration 0030, docs/identity.md) on the same topic, and the ratio (target ≥ 0.9x).
+   (migrations 0030, 0036, 0037, docs/identity.md) on the same topic, and the ratio (target ≥ 0.9x).
 
 `python -m bench.warehouse [--events 10000000] [--users 100000] [--days 30] [--identity both|with|without]`:
 the defaults are the issue's size. The data is `pravis_local.synthetic` (users, sessions, voice flows, API
@@ -218,8 +218,8 @@ IDENTITY_VIEWS_SQL = (
     "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView' "
     "AND name LIKE 'identity\\_%' ORDER BY name"
 )
-"""The materialized views that maintain the identity graph on the insert path (migrations 0030, 0036), asked
-from the warehouse so that a view a later migration adds is measured too."""
+"""The materialized views that maintain the identity graph on the insert path (migrations 0030, 0036, 0037),
+asked from the warehouse so that a view a later migration adds is measured too."""
 
 
 def database_without_identity_views(url: str) -> None:

@@ -7,6 +7,7 @@ start (other tests' messages included); assertions look only at the test's own e
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import sys
@@ -311,6 +312,35 @@ async def test_a_batch_closes_once_it_holds_loader_batch_bytes() -> None:
     sizes = [sum(map(len, (await loader._next_batch(consumer)).values())) for _ in range(3)]
 
     assert sizes == [6, 6, 3]  # 300 bytes fetched is under the bound, 600 closes the batch
+
+
+def test_without_a_pending_alias_only_aliases_and_the_recheck_make_a_batch_refresh_identity() -> None:
+    def batch(*rows: bytes) -> dict[TopicPartition, list[ConsumerRecord]]:
+        return {
+            TopicPartition(topics.EVENTS, 0): [
+                ConsumerRecord(topics.EVENTS, 0, 0, 0, 0, None, row, None, 0, len(row), ()) for row in rows
+            ]
+        }
+
+    page_view = orjson.dumps(event())
+    alias_with_spaces = json.dumps(event(event_type="alias", user_id="u-1", previous_id="u-2")).encode()
+    assert b'"event_type": "alias"' in alias_with_spaces  # not the gateway's spelling
+    loader = Loader(Settings(loader_identity_refresh_seconds=1.0, loader_identity_recheck_seconds=60.0))
+    assert loader._identity_due(batch(page_view))  # nothing known before the first refresh
+
+    loader._pending_aliases = False
+    loader._identity_refreshed = time.monotonic() - 30
+    assert not loader._identity_due(batch(page_view))
+    assert loader._identity_stale  # left for the idle loop
+    assert loader._identity_due(batch(page_view, alias_with_spaces))
+    loader._identity_refreshed = time.monotonic() - 61
+    assert loader._identity_due(batch(page_view))
+
+    loader._pending_aliases = True
+    loader._identity_refreshed = time.monotonic() - 2
+    assert loader._identity_due(batch(page_view))  # the event naming the pending id may be in it
+    loader._identity_refreshed = time.monotonic()
+    assert not loader._identity_due(batch(page_view))
 
 
 class CrashBeforeCommit(Exception):

@@ -3,6 +3,7 @@
 import re
 import time
 from importlib import resources
+from typing import NamedTuple
 
 from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
@@ -99,25 +100,36 @@ def insert_json_rows(client: Client, table: str, rows: list[bytes]) -> None:
 
 
 IDENTITY_STATE_SQL = (
-    "SELECT DISTINCT 'edge', toString(project_id), assumeNotNull(user_id), assumeNotNull(previous_id) "
-    "FROM events WHERE event_type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL "
-    "AND (project_id, assumeNotNull(previous_id)) IN ("
+    "SELECT DISTINCT "
+    "if((project_id, assumeNotNull(previous_id)) IN ("
     "SELECT project_id, user_id FROM identity_users "
-    "WHERE (project_id, user_id) IN (SELECT project_id, previous_id FROM events WHERE event_type = 'alias')) "
+    "WHERE (project_id, user_id) IN ("
+    "SELECT project_id, previous_id FROM events WHERE event_type = 'alias')), "
+    "'edge', 'pending'), "
+    "toString(project_id), assumeNotNull(user_id), assumeNotNull(previous_id) "
+    "FROM events WHERE event_type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL "
     "UNION ALL "
     "SELECT 'merge', project_id, user_id, argMax(person_id, version) FROM identity_merges "
     "GROUP BY project_id, user_id"
 )
-"""In one round trip: ('edge', project_id, user_id, previous_id) for every alias between two identified
-users, the edges of rule 2 (docs/identity.md), and ('merge', project_id, user_id, person_id) for what
-identity_merges says now. An alias's user_id is identified by the alias itself; its previous_id only once some
-event carried it as user_id, which may arrive after the alias. Aliases are few and `events` is sorted by
-event_type within a project, so this reads a few granules of it."""
+"""In one round trip: every alias as ('edge', project_id, user_id, previous_id) when both its ids are
+identified users, the edges of rule 2 (docs/identity.md), else as ('pending', ...); and ('merge', project_id,
+user_id, person_id) for what identity_merges says now. An alias's user_id is identified by the alias itself;
+its previous_id only once some event carried it as user_id, which may arrive after the alias. Aliases are few
+and `events` is sorted by event_type within a project, so this reads a few granules of it."""
 MERGES_COLUMNS = ["project_id", "user_id", "person_id", "version"]
 
 
-def refresh_identity_merges(client: Client) -> int:
-    """Bring `identity_merges` in line with the alias edges between identified users; return the rows written.
+class IdentityRefresh(NamedTuple):
+    written: int
+    """Rows written to identity_merges."""
+    pending_aliases: int
+    """Aliases whose previous id no event has carried as a user id yet: until one does, a batch without any
+    alias may still change the merges, so the loader keeps refreshing after batches."""
+
+
+def refresh_identity_merges(client: Client) -> IdentityRefresh:
+    """Bring `identity_merges` in line with the alias edges between identified users.
 
     The whole state is compared, not just a batch's aliases: a user id that becomes identified after the alias
     naming it (a late event) changes the components without any new alias. Idempotent, so running it again
@@ -125,13 +137,15 @@ def refresh_identity_merges(client: Client) -> int:
     concurrent refreshes, the one that read later wins, and any refresh after both repairs what either missed.
     """
     version = time.time_ns()
-    edges, current = [], {}
+    edges, current, pending = [], {}, 0
     for kind, project, user, other in client.query(IDENTITY_STATE_SQL).result_rows:
         if kind == "edge":
             edges.append((project, user, other))
+        elif kind == "pending":
+            pending += 1
         else:
             current[(project, user)] = other
     rows = merge_rows(edges, current)
     if rows:
         client.insert("identity_merges", [[*row, version] for row in rows], column_names=MERGES_COLUMNS)
-    return len(rows)
+    return IdentityRefresh(written=len(rows), pending_aliases=pending)

@@ -13,9 +13,10 @@ slices), then the batch's offsets are committed.
   identity (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` count each message once.
 - Identity (docs/identity.md): the insert path's materialized views keep the links and identified users, and
   `identity_merges` is brought in line with the aliases between identified users: after a batch holding an
-  alias and before its commit, otherwise at most `loader_identity_refresh_seconds` after a batch (a user id
-  seen after the alias naming it changes the merges too), and at start-up or when idle with a batch not yet
-  covered. The refresh compares the whole state, so it is idempotent and a crash only makes it run again.
+  alias and before its commit, at start-up, while some alias names an id not yet seen as a user id (an event
+  carrying it later changes the merges) at most `loader_identity_refresh_seconds` after a batch, and
+  otherwise every `loader_identity_recheck_seconds`. The refresh compares the whole state, so it is
+  idempotent and a crash only makes it run again.
 
 One consumer for all topics, not one per topic: the events topic is nearly all of the volume, the others add a
 few records per fetch, and one commit point keeps "inserted before committed" a single ordered step.
@@ -24,6 +25,7 @@ few records per fetch, and one commit point keeps "inserted before committed" a 
 import asyncio
 import contextlib
 import math
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -56,9 +58,9 @@ INSERT_FAILURES = Counter(
 MERGES_WRITTEN = Counter(
     "pravis_loader_identity_merges_written_total", "Rows written to identity_merges (person of merged users)"
 )
-ALIAS_ROW = b'"event_type":"alias"'
-"""How an alias looks in an `events` row as the gateway writes it (pravis_schemas.events, no spaces); an alias
-written otherwise still gets its refresh within `loader_identity_refresh_seconds`."""
+ALIAS_ROW = re.compile(rb'"event_type"\s*:\s*"alias"')
+"""An alias in an `events` row as any JSON writer spells it (the gateway writes no spaces). Only a \\u escape
+of plain letters, which no JSON encoder emits for them, would hide one."""
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
 
 REJECTED_COLUMNS = ["topic", "kafka_partition", "kafka_offset", "line", "key", "value", "reason"]
@@ -91,6 +93,10 @@ class Loader:
         """When the last identity refresh began (monotonic): every batch inserted before it is covered."""
         self._identity_stale = True
         """Some batch is not covered yet; at start-up, an earlier run may have committed one it skipped."""
+        self._pending_aliases = True
+        """The last refresh saw an alias naming an id no event had carried as a user id yet (or there was no
+        refresh yet): until one does, any batch may change the merges. Another loader's new pending alias is
+        pending for that loader, which then keeps refreshing, also while idle, and so sees this one's rows."""
 
     def _retrying(self, what: str, table: str = "", only_transient: bool = False) -> AsyncRetrying:
         def before_sleep(state) -> None:
@@ -143,7 +149,7 @@ class Loader:
                 if idle_refresh is not None and idle_refresh.done():
                     idle_refresh.result()  # re-raises what the refresh could not retry
                     idle_refresh = None
-                if not fetched and self._identity_stale and idle_refresh is None:
+                if not fetched and self._identity_idle_due() and idle_refresh is None:
                     # In the background: while the warehouse is down the refresh retries, and the loop must
                     # go on fetching and inserting, where an outage shows (insert failures, lag).
                     idle_refresh = asyncio.create_task(self.refresh_identity(identity_client))
@@ -206,13 +212,24 @@ class Loader:
         ]
         if not events:
             return False
-        waited = time.monotonic() - self._identity_refreshed
-        if waited >= self.settings.loader_identity_refresh_seconds:
+        if any(ALIAS_ROW.search(record.value or b"") for record in events):
             return True
-        if any(ALIAS_ROW in (record.value or b"") for record in events):
+        if time.monotonic() - self._identity_refreshed >= self._identity_interval():
             return True
         self._identity_stale = True
         return False
+
+    def _identity_interval(self) -> float:
+        """Longest wait for the next refresh: short while an alias is pending, else only the recheck that
+        catches what no batch shows (an alias's rows expired by retention, one a loader could not see)."""
+        if self._pending_aliases:
+            return self.settings.loader_identity_refresh_seconds
+        return self.settings.loader_identity_recheck_seconds
+
+    def _identity_idle_due(self) -> bool:
+        """Whether the loop, with nothing fetched, should refresh now."""
+        waited = time.monotonic() - self._identity_refreshed
+        return self._identity_stale or waited >= self._identity_interval()
 
     async def refresh_identity(self, client: Client) -> None:
         """One refresh at a time, on a client of its own: the pipelined batches and the idle loop share it."""
@@ -221,10 +238,11 @@ class Loader:
             self._identity_refreshed = time.monotonic()
             async for attempt in self._retrying("identity refresh", "identity_merges"):
                 with attempt:
-                    written = await asyncio.to_thread(clickhouse.refresh_identity_merges, client)
-        if written:
-            MERGES_WRITTEN.inc(written)
-            log.info("identity merges refreshed", rows=written)
+                    refreshed = await asyncio.to_thread(clickhouse.refresh_identity_merges, client)
+            self._pending_aliases = refreshed.pending_aliases > 0
+        if refreshed.written:
+            MERGES_WRITTEN.inc(refreshed.written)
+            log.info("identity merges refreshed", rows=refreshed.written)
 
     async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[ConsumerRecord]]:
         batch: dict[TopicPartition, list[ConsumerRecord]] = {}
