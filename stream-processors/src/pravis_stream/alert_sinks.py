@@ -7,8 +7,9 @@ Beside the Slack-compatible webhook (`webhook.slack_payload`), an alert can go t
   firing and is renewed by re-sending it while it fires, as Prometheus does; a resolve is the same labels with
   `endsAt` = the resolve time.
 - PagerDuty Events API v2 (`/v2/enqueue`): `trigger` then `resolve` with `dedup_key` = the alert id.
-- A generic JSON webhook signed as the Standard Webhooks specification says (standardwebhooks.com): HMAC-SHA256
-  over `id.timestamp.body` with a `whsec_` secret, so receivers verify it with any of its libraries.
+- A generic JSON webhook signed as the Standard Webhooks specification says (standardwebhooks.com):
+  HMAC-SHA256 over `id.timestamp.body` with a `whsec_` secret, so receivers verify it with any of its
+  libraries.
 
 Every payload links the runbook section of the alert's metric (`docs/runbooks.md`) and the live dashboard of
 its project, filtered to its series.
@@ -29,7 +30,8 @@ from pravis_schemas.silences import Silence
 ALERTNAME = "PravisAnomaly"
 RESEND_ENDS_FACTOR = 4
 """A firing alert sent to Alertmanager ends this many re-send intervals later unless re-sent (Prometheus uses
-the same factor), so a worker that dies leaves no alert firing forever, and one missed re-send changes nothing."""
+the same factor), so a worker that dies leaves no alert firing forever, and one missed re-send changes
+nothing."""
 PAGERDUTY_SUMMARY_CHARS = 1024
 """PagerDuty refuses a longer `payload.summary`."""
 PAGERDUTY_SEVERITY = {Severity.CRITICAL: "critical", Severity.WARNING: "warning", Severity.INFO: "info"}

@@ -6,7 +6,6 @@ from pravis_schemas import ports
 from pravis_schemas.kafka_security import KafkaSettings
 from pravis_schemas.read_auth import ReadAuthSetting
 from pravis_schemas.settings import CommaSeparatedList, DataDirSettings, LogSettings, PravisSettings
-
 from pydantic import SecretStr, model_validator
 
 from pravis_stream import alert_sinks, anomaly
@@ -61,9 +60,11 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     stream_webhook_timeout_s: float = 5.0
 
     stream_alertmanager_urls: CommaSeparatedList[str] = []
-    """Prometheus Alertmanager base URLs (e.g. http://alertmanager:9093); alerts go to `<url>/api/v2/alerts`."""
+    """Prometheus Alertmanager base URLs (e.g. http://alertmanager:9093); alerts go to
+    `<url>/api/v2/alerts`."""
     stream_alertmanager_resend_s: float = 60.0
-    """Firing alerts are sent to Alertmanager again this often; each one's `endsAt` is four intervals ahead."""
+    """Firing alerts are sent to Alertmanager again this often; each one's `endsAt` is four intervals
+    ahead."""
     stream_pagerduty_routing_key: SecretStr | None = None
     """A PagerDuty Events API v2 integration key: alerts trigger and resolve incidents of that service."""
     stream_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
