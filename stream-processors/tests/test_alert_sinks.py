@@ -14,11 +14,12 @@ import httpx
 import jsonschema
 import pytest
 from pravis_schemas.messages import Alert, AlertStatus
-from pravis_schemas.silences import Silence
+from pravis_schemas.silences import ALERT_METRICS, Silence
 from pravis_schemas.webhook import Backoff
 from pravis_stream import alert_sinks
 from pravis_stream.alert_sinks import Links, SilenceBook
 from pravis_stream.app import configured_sinks
+from pravis_stream.detector import Thresholds
 from pravis_stream.settings import Settings
 from pravis_stream.webhook import AlertSender, Sink, deliver
 from prometheus_client import REGISTRY
@@ -380,3 +381,7 @@ async def test_a_sink_that_is_down_shows_in_the_metrics_and_the_others_still_del
     assert sample("pravis_stream_alert_sink_up", "pagerduty:127.0.0.1#1") == 1
     failed = sample("pravis_stream_alert_deliveries_total", "pagerduty:127.0.0.1#0", outcome="failed")
     assert failed == failed_before + 1
+
+
+def test_silences_name_exactly_the_series_the_detector_judges():
+    assert set(Thresholds().configs()) == set(ALERT_METRICS)

@@ -11,13 +11,23 @@ beginning like any other state it recovers.
 """
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pravis_schemas.events import UtcDatetime
 from pravis_schemas.messages import Alert
 
+ALERT_METRICS = (
+    "error_rate",
+    "api_error_rate",
+    "latency_p95_ms",
+    "traffic_spike",
+    "traffic_drop",
+    "ai_success_rate",
+    "negative_feedback",
+)
+"""The series the stream tier's detector judges (`pravis_stream.detector`); a silence names one of them."""
 MAX_LABELS = 10
 """Label matchers per silence; an alert carries at most a few labels (endpoint, event_type, model)."""
 
@@ -30,7 +40,7 @@ class Silence(BaseModel):
 
     silence_id: Annotated[str, Field(min_length=1, max_length=100)]
     project_id: Annotated[str, Field(min_length=1, max_length=200)]
-    metric: Annotated[str, Field(min_length=1, max_length=200)]
+    metric: Literal[ALERT_METRICS]  # type: ignore[valid-type]
     labels: Annotated[dict[str, str], Field(max_length=MAX_LABELS)] = Field(default_factory=dict)
     starts_at: UtcDatetime
     ends_at: UtcDatetime
