@@ -15,8 +15,8 @@ each at its persisted cursor. Windows persisted after the cursor skip the events
 kill -9 at any point neither loses nor double-counts (see `partition_state`).
 
 Tansu has no topic auto-creation: Faust creates its internal topics itself (changelogs, `-buckets`, the
-assignor's leader topic) with CreateTopics at start-up, which Tansu supports; `events`, `alerts` and
-`feedback.scored` must exist (the stack and the tests create them).
+assignor's leader topic) with CreateTopics at start-up, which Tansu supports; `events`, `alerts`,
+`feedback.scored` and `alerts.silences` must exist (the stack and the tests create them).
 """
 
 import asyncio
