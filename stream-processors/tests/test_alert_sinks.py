@@ -320,6 +320,10 @@ def test_expiring_a_silence_is_a_later_record_of_the_same_id():
     book.add(silence(ends_at=T0 + timedelta(minutes=10)), T0 + timedelta(minutes=10))
     assert book.silencing(FIRING, T0 + timedelta(minutes=10)) is None
     assert len(book) == 1
+    book.add(silence("s3"), T0)
+    book.add(silence("s3", metric="traffic_drop"), T0)  # the latest record of an id replaces it whole
+    assert book.silencing(FIRING, T0 + timedelta(minutes=20)) is None
+    assert len(book) == 2
     with pytest.raises(ValidationError, match="ends_at must not be before starts_at"):
         silence(ends_at=T0 - timedelta(seconds=1))
 
@@ -373,12 +377,15 @@ async def test_a_sink_that_is_down_shows_in_the_metrics_and_the_others_still_del
         sender.submit(FIRING)
         await asyncio.to_thread(
             wait_until,
-            lambda: receiver.accepted and sample("pravis_stream_alert_sink_up", "pagerduty:127.0.0.1#0") == 0,
+            lambda: (
+                sample("pravis_stream_alert_sink_up", "pagerduty:127.0.0.1#1") == 1
+                and sample("pravis_stream_alert_sink_up", "pagerduty:127.0.0.1#0") == 0
+            ),
         )
     finally:
         task.cancel()
         await sender.close()
-    assert sample("pravis_stream_alert_sink_up", "pagerduty:127.0.0.1#1") == 1
+    assert [e["event_action"] for e in receiver.accepted] == ["trigger"]
     failed = sample("pravis_stream_alert_deliveries_total", "pagerduty:127.0.0.1#0", outcome="failed")
     assert failed == failed_before + 1
 

@@ -161,22 +161,34 @@ def signed_request(alert: Alert, key: bytes, links: Links, now: datetime) -> tup
 
 class SilenceBook:
     """The silences not yet ended, from the `alerts.silences` records in topic order; the latest record of an
-    id wins. Ended silences are forgotten, so the book holds only what people silenced for now."""
+    id wins. Indexed by project and metric, so an alert is checked against its own series' silences only
+    (`python -m bench.alert_sinks`); ended silences are forgotten, so the book holds what people silenced for
+    now."""
 
     def __init__(self) -> None:
-        self._silences: dict[str, Silence] = {}
+        self._by_series: dict[tuple[str, str], dict[str, Silence]] = {}
+        self._series_of: dict[str, tuple[str, str]] = {}
 
     def add(self, silence: Silence, now: datetime) -> None:
-        if silence.ends_at <= now:
-            self._silences.pop(silence.silence_id, None)
-        else:
-            self._silences[silence.silence_id] = silence
+        previous = self._series_of.pop(silence.silence_id, None)
+        if previous is not None:
+            self._by_series[previous].pop(silence.silence_id)
+        if silence.ends_at > now:
+            series = (silence.project_id, silence.metric)
+            self._by_series.setdefault(series, {})[silence.silence_id] = silence
+            self._series_of[silence.silence_id] = series
+        for series in [key for key, silences in self._by_series.items() if not silences]:
+            del self._by_series[series]
 
     def silencing(self, alert: Alert, now: datetime) -> Silence | None:
         """The first active silence that holds this alert back, if any."""
-        for silence_id in [s.silence_id for s in self._silences.values() if s.ends_at <= now]:
-            del self._silences[silence_id]
-        return next((s for s in self._silences.values() if s.active(now) and s.matches(alert)), None)
+        silences = self._by_series.get((alert.project_id, alert.metric))
+        if not silences:
+            return None
+        for ended in [s for s in silences.values() if s.ends_at <= now]:
+            del silences[ended.silence_id]
+            del self._series_of[ended.silence_id]
+        return next((s for s in silences.values() if s.active(now) and s.matches(alert)), None)
 
     def __len__(self) -> int:
-        return len(self._silences)
+        return len(self._series_of)
