@@ -40,6 +40,7 @@ bench: .venv/.synced bench-tools
 	$(RUN) python -m bench.warehouse
 	$(RUN) python -m bench.privacy_export
 	$(RUN) python -m bench.soak
+	$(RUN) python -m bench.alert_sinks
 
 lint: .venv/.synced
 	$(RUN) ruff check $(SOURCES)
