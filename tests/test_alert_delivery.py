@@ -14,11 +14,9 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.helpers import now_iso, page_view
 from tests.support import services
+from tests.support.receivers import Receiver
 
 PRAVIS = str(Path(sys.executable).with_name("pravis"))
 ALERTMANAGER = "prometheus-alertmanager"
@@ -61,41 +60,6 @@ def pravis(*args: str, env: dict[str, str], ok: bool = True) -> subprocess.Compl
     if ok:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records every POST; `check` turns the raw body and headers into what is kept, or raises to refuse."""
-
-    def __init__(self, check) -> None:
-        self.check, self.received, self.refused = check, [], []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                try:
-                    receiver.received.append(receiver.check(body, dict(self.headers)))
-                    status = 202
-                except Exception as exc:
-                    receiver.refused.append(repr(exc))
-                    status = 400
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 def pagerduty_check(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
@@ -304,7 +268,7 @@ def test_an_anomaly_fires_and_resolves_in_every_sink_and_a_silenced_one_in_none(
     def notified(status: str) -> list[dict[str, Any]]:
         return [
             alert
-            for note in list(receivers["alertmanager_notifications"].received)
+            for note in list(receivers["alertmanager_notifications"].accepted)
             for alert in note["alerts"]
             if alert["labels"]["project"] == loud and alert["status"] == status
         ]
@@ -317,8 +281,8 @@ def test_an_anomaly_fires_and_resolves_in_every_sink_and_a_silenced_one_in_none(
 
     def seen(receiver: str, project: str) -> list[dict[str, Any]]:
         if receiver == "pagerduty":
-            return [e for e in receivers["pagerduty"].received if e["dedup_key"].startswith(f"{project}-")]
-        return [m for m in receivers["signed"].received if m["data"]["project_id"] == project]
+            return [e for e in receivers["pagerduty"].accepted if e["dedup_key"].startswith(f"{project}-")]
+        return [m for m in receivers["signed"].accepted if m["data"]["project_id"] == project]
 
     services.wait_for(
         lambda: len(seen("pagerduty", loud)) == 2 and len(seen("signed", loud)) == 2, 30, "sinks"
@@ -339,7 +303,7 @@ def test_an_anomaly_fires_and_resolves_in_every_sink_and_a_silenced_one_in_none(
     assert seen("pagerduty", quiet) == seen("signed", quiet) == []
     assert not [
         n
-        for n in receivers["alertmanager_notifications"].received
+        for n in receivers["alertmanager_notifications"].accepted
         for a in n["alerts"]
         if a["labels"]["project"] == quiet
     ]

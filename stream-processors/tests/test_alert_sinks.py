@@ -3,9 +3,7 @@ receivers that check schema and signature, and silences on an injected clock."""
 
 import asyncio
 import base64
-import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +24,7 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from tests.support.receivers import Receiver
 from tests.support.services import free_port
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -202,47 +201,13 @@ def test_the_settings_pick_any_combination_of_sinks():
     assert sinks[0].name == "slack:hooks.slack.example"  # the secret path stays out of /metrics
 
 
-class Receiver(http.server.ThreadingHTTPServer):
-    """Answers like the real receiver would: 2xx for a valid request, 400/401 with the reason otherwise."""
-
-    def __init__(self, check) -> None:
-        self.check, self.accepted, self.refused = check, [], []
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        try:
-            self.server.accepted.append(self.server.check(body, dict(self.headers)))
-            status, answer = 202, b'{"status": "success"}'
-        except (jsonschema.ValidationError, WebhookVerificationError) as exc:
-            self.server.refused.append(str(exc))
-            status, answer = (401 if isinstance(exc, WebhookVerificationError) else 400), b"refused"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver(request) -> Iterator[Receiver]:
-    server = Receiver(request.param)
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    server = Receiver(request.param, unauthorized=(WebhookVerificationError,))
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 def pagerduty_check(body: bytes, headers: dict[str, str]) -> dict:

@@ -65,6 +65,19 @@ async def partition_count(bootstrap: str, topic: str, **options: Any) -> int:
     return len(description["partitions"])
 
 
+def groupless_consumer(settings: Settings, **fetch_options: Any) -> AIOKafkaConsumer:
+    """A consumer without a group that reads the partitions it is assigned from the earliest record on."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.stream_fetch_max_wait_ms,
+        **fetch_options,
+        **kafka_client_options(settings),
+    )
+
+
 class EventsReader:
     def __init__(self, settings: Settings, topic: str) -> None:
         self._topic, self._settings = topic, settings
@@ -75,17 +88,12 @@ class EventsReader:
     async def start(self) -> None:
         """Connect (inside the running loop, as aiokafka requires)."""
         settings = self._settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        self._consumer = groupless_consumer(
+            settings,
             # Whole fetched record batches are handed out (no max_records): positions, and so the persisted
             # cursors, land on batch boundaries. Tansu 0.6 may poll empty when a fetch starts inside a batch.
             fetch_max_bytes=settings.stream_fetch_max_bytes,
             max_partition_fetch_bytes=settings.stream_fetch_max_bytes,
-            fetch_max_wait_ms=settings.stream_fetch_max_wait_ms,
-            **kafka_client_options(settings),
         )
         await self._consumer.start()
         if self._pending is not None:
@@ -139,14 +147,7 @@ class SilencesReader:
 
     async def start(self) -> None:
         settings = self._settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.stream_fetch_max_wait_ms,
-            **kafka_client_options(settings),
-        )
+        self._consumer = groupless_consumer(settings)
         count = await partition_count(
             settings.kafka_bootstrap, topics.SILENCES, **kafka_client_options(settings)
         )
