@@ -357,3 +357,43 @@ async def test_a_sink_that_is_down_shows_in_the_metrics_and_the_others_still_del
 
 def test_silences_name_exactly_the_series_the_detector_judges():
     assert set(Thresholds().configs()) == set(ALERT_METRICS)
+
+
+async def test_only_alertmanager_gets_firing_alerts_again_with_a_later_end():
+    def alertmanager_check(body: bytes, headers: dict[str, str]) -> list:
+        alerts = json.loads(body)
+        jsonschema.validate(alerts, POSTABLE_ALERTS, format_checker=CHECKER)
+        return alerts
+
+    alertmanager, pagerduty = Receiver(alertmanager_check), Receiver(pagerduty_check)
+    settings = Settings(
+        stream_alertmanager_urls=[alertmanager.url.removesuffix("/hook")],
+        stream_alertmanager_resend_s=60,
+        stream_pagerduty_routing_key=ROUTING_KEY,
+        stream_pagerduty_url=pagerduty.url,
+    )
+    clock = [T0]
+    sender = AlertSender(configured_sinks(settings), SilenceBook(), lambda: clock[0], attempts=3, timeout_s=5)
+    assert sender.resends
+    task = asyncio.create_task(sender.run())
+    try:
+        sender.submit(FIRING)
+        await asyncio.to_thread(wait_until, lambda: len(alertmanager.accepted) == 1 and pagerduty.accepted)
+        clock[0] = T0 + timedelta(minutes=1)
+        sender.resend(FIRING)
+        await asyncio.to_thread(wait_until, lambda: len(alertmanager.accepted) == 2)
+        sender.submit(
+            RESOLVED
+        )  # queued behind nothing for PagerDuty: had the resend gone there, it came first
+        await asyncio.to_thread(wait_until, lambda: len(pagerduty.accepted) == 2)
+    finally:
+        task.cancel()
+        await sender.close()
+        alertmanager.close()
+        pagerduty.close()
+    ends = [datetime.fromisoformat(batch[0]["endsAt"]) for batch in alertmanager.accepted]
+    # Firing: four re-send intervals after each send; resolved: the resolve time.
+    assert ends == [T0 + timedelta(minutes=4), T0 + timedelta(minutes=5), T0 + timedelta(minutes=3)]
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+    pagerduty_only = configured_sinks(Settings(stream_pagerduty_routing_key=ROUTING_KEY))
+    assert not AlertSender(pagerduty_only, SilenceBook(), lambda: T0, attempts=1, timeout_s=1).resends

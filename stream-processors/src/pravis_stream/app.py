@@ -193,6 +193,8 @@ class Worker:
 
             @faust.Service.timer(worker.settings.stream_alertmanager_resend_s)
             async def _resend_firing(self) -> None:
+                if not worker.sender.resends:
+                    return
                 for detector in list(worker.detectors.values()):
                     for firing in list(detector.firing.values()):
                         worker.sender.resend(Alert.model_validate(firing))

@@ -136,6 +136,11 @@ class AlertSender:
         """Queue the alert for every sink; False when a silence holds it back."""
         return self._hand_off(alert, resend=False)
 
+    @property
+    def resends(self) -> bool:
+        """Whether any sink wants firing alerts again while they fire."""
+        return any(sink.resend_while_firing for sink in self.sinks)
+
     def resend(self, alert: Alert) -> bool:
         """Queue a still-firing alert again for the sinks that expect it (Alertmanager)."""
         return self._hand_off(alert, resend=True)
