@@ -330,6 +330,9 @@ def test_an_anomaly_fires_and_resolves_in_every_sink_and_a_silenced_one_in_none(
         (["--label", "endpoint"], "'endpoint' is not key=value"),
         (["--label", "a=1", "--label", "a=2"], "label 'a' is given twice"),
         (["--project", ""], "project_id: String should have at least 1 character"),
+        (["--starts", "tomorrow"], "is not an ISO-8601 time"),
+        (["--starts", "2099-01-01T10:00"], "has no UTC offset"),
+        (["--starts", "2001-01-01T10:00Z"], "is in the past"),
     ],
 )
 def test_pravis_alerts_silence_refuses_bad_input_with_the_reason(kafka_bootstrap: str, args, reason):
@@ -368,3 +371,28 @@ def test_pravis_alerts_expire_refuses_an_unknown_or_ended_silence(kafka_bootstra
     pravis("alerts", "expire", made, env=env)
     again = pravis("alerts", "expire", made, env=env, ok=False)
     assert again.returncode == 1 and f"silence {made} already ended" in again.stderr
+
+
+def test_a_maintenance_window_ahead_is_listed_as_pending_and_can_be_called_off(kafka_bootstrap: str):
+    env = {"PRAVIS_KAFKA_BOOTSTRAP": kafka_bootstrap}
+    project = f"window-{secrets.token_hex(3)}"
+    window = pravis(
+        "alerts",
+        "silence",
+        "--project",
+        project,
+        "--metric",
+        "traffic_drop",
+        "--starts",
+        "2099-12-31T22:00:00+01:00",
+        "--for",
+        "2h",
+        "--comment",
+        "datacenter move",
+        env=env,
+    ).stdout.strip()
+    [row] = [line for line in pravis("alerts", "list", "--project", project, env=env).stdout.splitlines()
+             if window in line]  # fmt: skip
+    assert "2099-12-31 21:00Z" in row and "2099-12-31 23:00Z" in row and "pending" in row
+    pravis("alerts", "expire", window, env=env)
+    assert window not in pravis("alerts", "list", "--project", project, env=env).stdout

@@ -135,6 +135,18 @@ def parse_labels(pairs: list[str]) -> dict[str, str]:
     return labels
 
 
+def parse_start(text: str, now: datetime) -> datetime:
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO-8601 time such as 2026-12-01T22:00+00:00") from None
+    if start.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} has no UTC offset (add Z or +00:00)")
+    if start < now:
+        raise typer.BadParameter(f"{text!r} is in the past; leave --starts out to start now")
+    return start.astimezone(UTC)
+
+
 def _bootstrap(bootstrap: str | None) -> str:
     return bootstrap or f"{settings.host}:{settings.broker_port}"
 
@@ -194,6 +206,10 @@ def silence(
     label: Annotated[
         list[str] | None, typer.Option(help="only series with this label, key=value; repeatable")
     ] = None,
+    starts: Annotated[
+        str | None,
+        typer.Option(help="a maintenance window ahead: its ISO-8601 start with a UTC offset (default: now)"),
+    ] = None,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Hold back a series' alerts from every sink for a while; they are still detected and published on the
@@ -201,14 +217,15 @@ def silence(
     if metric not in ALERT_METRICS:
         raise typer.BadParameter(f"{metric!r} is not a detector series; one of {', '.join(ALERT_METRICS)}")
     now = datetime.now(UTC)
+    starts_at = parse_start(starts, now) if starts else now
     try:
         created = Silence(
             silence_id=str(uuid.uuid4()),
             project_id=project,
             metric=metric,
             labels=parse_labels(label or []),
-            starts_at=now,
-            ends_at=now + parse_duration(duration),
+            starts_at=starts_at,
+            ends_at=starts_at + parse_duration(duration),
             created_by=getpass.getuser(),
             comment=comment,
         )
@@ -254,7 +271,7 @@ def expire(
     silence_id: Annotated[str, typer.Argument(help="the id `pravis alerts silence` printed")],
     bootstrap: Bootstrap = None,
 ) -> None:
-    """End a silence now: the series' next alerts reach the sinks again."""
+    """End a silence now, or call off a maintenance window ahead: the series' alerts reach the sinks."""
     bootstrap = _bootstrap(bootstrap)
     now = datetime.now(UTC)
     found = asyncio.run(read_silences(bootstrap)).get(silence_id)
@@ -264,5 +281,7 @@ def expire(
     if found.ends_at <= now:
         errors.print(f"silence {silence_id} already ended at {found.ends_at:%Y-%m-%d %H:%M:%S}Z")
         raise typer.Exit(1)
-    asyncio.run(publish_silence(bootstrap, found.model_copy(update={"ends_at": max(now, found.starts_at)})))
+    # A window still ahead is called off the same way: it ends now, before it began.
+    ended = found.model_copy(update={"starts_at": min(found.starts_at, now), "ends_at": now})
+    asyncio.run(publish_silence(bootstrap, ended))
     console.print(f"expired {silence_id} ({found.project_id} {found.metric} {_render_labels(found)})")
