@@ -17,9 +17,13 @@ up: .venv/.synced
 	$(RUN) pravis up
 
 # The JS SDK's end-to-end tests drive a real headless Chromium (Debian's package; browsers cannot be downloaded).
+# The alert tests run a real Alertmanager and Prometheus' promtool (Debian's packages).
 test-tools:
 	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		prometheus prometheus-alertmanager >/dev/null; }
 
 test: .venv/.synced test-tools
 	node --test sdks/js/tests/
@@ -36,6 +40,7 @@ bench: .venv/.synced bench-tools
 	$(RUN) python -m bench.warehouse
 	$(RUN) python -m bench.privacy_export
 	$(RUN) python -m bench.soak
+	$(RUN) python -m bench.alert_sinks
 
 lint: .venv/.synced
 	$(RUN) ruff check $(SOURCES)

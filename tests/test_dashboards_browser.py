@@ -259,3 +259,15 @@ def test_live_view_updates_after_events_arrive(
     assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations
     assert errors(page) == [], json.dumps(errors(page))
     screenshot(page, "live")
+
+
+def test_an_alert_link_opens_the_live_page_on_its_series(page: Page, dashboards_url: str) -> None:
+    """Alerts link the Live page with their series in the query (Alertmanager's `generatorURL`)."""
+    page.goto(
+        f"{dashboards_url}/live?project={LIVE_PROJECT}&metric=api_error_rate&endpoint=%2Fapi%2Fv1%2Fcart"
+    )
+    page.wait_for("window.pravis.live.updates >= 1")
+    heading = page.evaluate("document.querySelector('#panel-series h3').textContent")
+    assert heading == "Alert series: api_error_rate endpoint=/api/v1/cart"
+    assert page.evaluate("document.getElementById('live-series').textContent") == "not firing now"
+    assert errors(page) == [], json.dumps(errors(page))

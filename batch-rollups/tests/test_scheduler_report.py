@@ -2,13 +2,14 @@
 commands, on synthetic data inserted straight into the warehouse; the webhook is a real HTTP server on
 127.0.0.1."""
 
+import asyncio
 import json
 import secrets
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from pravis_local.cli import app
 from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
 from pravis_rollups import clickhouse, feedback_report
 from pravis_rollups.jobs import drop_stale_staging
+from pravis_rollups.rollups import ROLLUPS
 from pravis_rollups.scheduler import Scheduler
 from pravis_rollups.settings import Settings
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 START = date(2024, 3, 4)  # a Monday
@@ -213,3 +216,29 @@ def test_staging_tables_left_by_a_dead_run_are_dropped(client) -> None:
 
     assert drop_stale_staging(client, older_than=timedelta(0)) == ["_staging_feedback_daily_deadbeef"]
     assert not client.query("EXISTS TABLE _staging_feedback_daily_deadbeef").result_rows[0][0]
+
+
+async def test_a_restarted_scheduler_exports_its_last_recorded_cycle(clickhouse_server: str, tmp_path: Path):
+    """The missed-run rule (deploy/prometheus) reads the gauge: after a restart it must not read "never"."""
+    url = f"{clickhouse_server}/pravis_restart_{secrets.token_hex(4)}"
+    clickhouse.migrate(url)
+    last = datetime.now(UTC).replace(microsecond=123000)  # today's cycle already ran before the restart
+    with clickhouse.connect(url) as client:
+        client.insert(
+            "rollup_runs",
+            [[ROLLUPS[-1].table, last.date(), 1, last]],
+            ["job", "partition", "rows", "computed_at"],
+        )
+    scheduler = Scheduler(Settings(clickhouse_url=url, data_dir=tmp_path, experiment_refresh_s=3600))
+    task = asyncio.create_task(scheduler.run())
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            REGISTRY.get_sample_value("pravis_scheduler_last_success_timestamp_seconds") != last.timestamp()
+        ):
+            assert time.monotonic() < deadline and not task.done(), (
+                "the gauge never showed the recorded cycle"
+            )
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()

@@ -314,6 +314,7 @@ def test_topics():
         "privacy.requests",
         "alerts",
         "feedback.scored",
+        "alerts.silences",
     )
 
 

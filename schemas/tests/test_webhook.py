@@ -16,7 +16,7 @@ FAST = Backoff(attempts=4, first_wait_s=0.001, max_wait_s=0.01)
 
 class Receiver(http.server.ThreadingHTTPServer):
     def __init__(self, statuses: list[int]) -> None:
-        self.statuses, self.requests = statuses, []
+        self.statuses, self.requests, self.raw_bodies = statuses, [], []
         super().__init__(("127.0.0.1", 0), Handler)
 
     @property
@@ -30,6 +30,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.requests.append((dict(self.headers), json.loads(body)))
+        self.server.raw_bodies.append(body)
         status = self.server.statuses.pop(0) if self.server.statuses else 200
         answer = f"answer {status}".encode()
         self.send_response(status)
@@ -98,6 +99,16 @@ def test_any_json_body_and_headers_are_sent_as_given(receiver: Receiver) -> None
     assert sent == body
     assert headers["Content-Type"] == "application/json"
     assert (headers["User-Agent"], headers["X-Signature"]) == ("pravis-test", "abc")
+
+
+@pytest.mark.parametrize("receiver", [[503, 200]], indirect=True)
+async def test_a_bytes_body_arrives_byte_for_byte_on_every_try(receiver: Receiver) -> None:
+    body = b'{"b": 1,  "a": "\\u00fc"}'
+    async with httpx.AsyncClient(timeout=5) as client:
+        await post_json_async(client, receiver.url, body, FAST, {"X-Signature": "abc"})
+    assert receiver.raw_bodies == [body, body]
+    assert receiver.requests[1][0]["Content-Type"] == "application/json"
+    assert receiver.requests[1][0]["X-Signature"] == "abc"
 
 
 @pytest.mark.parametrize("receiver", [[422]], indirect=True)

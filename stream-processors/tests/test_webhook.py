@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from pravis_schemas.messages import Alert, AlertStatus
-from pravis_stream.webhook import deliver, slack_payload
+from pravis_schemas.webhook import Backoff
+from pravis_stream.webhook import deliver, slack_payload, slack_sink
 
 from tests.support.services import free_port
 
@@ -63,22 +64,24 @@ ALERT = Alert(
     message="p1: api_error_rate endpoint=/api/v1/cart is 0.4, expected about 0.01",
 )
 
-# (statuses the receiver answers in turn, delivered?, requests it saw)
+NOW = datetime(2026, 11, 25, 12, 0, 6, tzinfo=UTC)
+
+# (statuses the receiver answers in turn, outcome, requests it saw)
 RETRY_MATRIX = [
-    ([200], True, 1),
-    ([503, 502, 200], True, 3),
-    ([429, 200], True, 2),
-    ([500, 500, 500, 500], False, 4),
-    ([400], False, 1),
-    ([404, 200], False, 1),
+    ([200], "delivered", 1),
+    ([503, 502, 200], "delivered", 3),
+    ([429, 200], "delivered", 2),
+    ([500, 500, 500, 500], "failed", 4),
+    ([400], "refused", 1),
+    ([404, 200], "refused", 1),
 ]
 
 
-@pytest.mark.parametrize(("receiver", "delivered", "requests"), RETRY_MATRIX, indirect=["receiver"], ids=str)
-async def test_retry_matrix(receiver, delivered, requests):
+@pytest.mark.parametrize(("receiver", "outcome", "requests"), RETRY_MATRIX, indirect=["receiver"], ids=str)
+async def test_retry_matrix(receiver, outcome, requests):
     url, server = receiver
     async with httpx.AsyncClient(timeout=5) as client:
-        assert await deliver(client, url, ALERT, attempts=4, max_wait_s=0.05) is delivered
+        assert await deliver(client, slack_sink(url), ALERT, NOW, Backoff(4, 0.001, 0.05)) == outcome
     assert len(server.bodies) == requests
     assert server.bodies[0] == slack_payload(ALERT)
 
@@ -86,7 +89,7 @@ async def test_retry_matrix(receiver, delivered, requests):
 async def test_unreachable_receiver_gives_up_after_the_attempts():
     async with httpx.AsyncClient(timeout=1) as client:
         url = f"http://127.0.0.1:{free_port()}/hook"
-        assert await deliver(client, url, ALERT, attempts=2, max_wait_s=0.01) is False
+        assert await deliver(client, slack_sink(url), ALERT, NOW, Backoff(2, 0.001, 0.01)) == "failed"
 
 
 def test_payload_is_slack_compatible():

@@ -111,6 +111,9 @@ class Scheduler:
                 await self._run_cycle(client, datetime.now(UTC))
                 return
             self.last_cycle = await asyncio.to_thread(self.last_recorded_cycle, client)
+            if self.last_cycle is not None:
+                # A restart after the day's cycle must not read as "never succeeded" (the missed-run rule).
+                LAST_SUCCESS.set(self.last_cycle.timestamp())
             log.info("scheduler started", at=str(self.settings.rollup_at), last_cycle=str(self.last_cycle))
             while True:
                 now = datetime.now(UTC)

@@ -19,4 +19,16 @@ ALERTS = "alerts"
 FEEDBACK_SCORED = "feedback.scored"
 """`ScoredFeedback` messages: feedback events with the sentiment of their comment, from the stream tier."""
 
-ALL_TOPICS: tuple[str, ...] = (EVENTS, EVENTS_REJECTED, CONSENT, PRIVACY_REQUESTS, ALERTS, FEEDBACK_SCORED)
+SILENCES = "alerts.silences"
+"""`pravis_schemas.silences.Silence` messages, key: silence_id (the latest record of an id wins); one
+partition, read whole by every stream worker."""
+
+ALL_TOPICS: tuple[str, ...] = (
+    EVENTS,
+    EVENTS_REJECTED,
+    CONSENT,
+    PRIVACY_REQUESTS,
+    ALERTS,
+    FEEDBACK_SCORED,
+    SILENCES,
+)

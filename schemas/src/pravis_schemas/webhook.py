@@ -4,7 +4,8 @@ Transport errors (no connection, a timeout), 429 and 5xx are retried with expone
 answer of 400 or more is final at once, since the receiver will give it again. `post_json` is the blocking
 form (the rollup workers' reports), `post_json_async` the asyncio form (the stream tier's alerts). Both take
 the caller's httpx client, which owns timeouts and connections, and any JSON body and headers: a sink only
-formats its payload (Slack's, or any other receiver's) and picks its backoff.
+formats its payload (Slack's, or any other receiver's) and picks its backoff. A body given as bytes is sent
+as it is, for receivers that verify a signature over the exact bytes.
 """
 
 from collections.abc import Mapping
@@ -87,9 +88,15 @@ async def post_json_async(
     return await AsyncRetrying(**_policy(backoff))(_post_once_async, client, url, body, headers)
 
 
+def _request(body: Any, headers: Mapping[str, str] | None) -> dict[str, Any]:
+    if isinstance(body, bytes):
+        return {"content": body, "headers": {"Content-Type": "application/json", **(headers or {})}}
+    return {"json": body, "headers": headers}
+
+
 def _post_once(client: httpx.Client, url: str, body: Any, headers: Mapping[str, str] | None) -> int:
     try:
-        response = client.post(url, json=body, headers=headers)
+        response = client.post(url, **_request(body, headers))
     except httpx.TransportError as exc:
         raise WebhookError(None, str(exc) or type(exc).__name__) from None
     return _status_of(response)
@@ -99,7 +106,7 @@ async def _post_once_async(
     client: httpx.AsyncClient, url: str, body: Any, headers: Mapping[str, str] | None
 ) -> int:
     try:
-        response = await client.post(url, json=body, headers=headers)
+        response = await client.post(url, **_request(body, headers))
     except httpx.TransportError as exc:
         raise WebhookError(None, str(exc) or type(exc).__name__) from None
     return _status_of(response)

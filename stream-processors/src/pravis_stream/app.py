@@ -6,7 +6,8 @@ Data flow (one process; add workers to split the partitions):
                  │ every persist interval: changed windows + cursor ──▶ table `live` (changelog)
                  │ feedback rows ──▶ sentiment ──▶ feedback.scored
                  └ every closed detection bucket: per-project summary ──▶ topic `<app>-buckets` (key: project)
-    `<app>-buckets` ──(Faust agent `detect`, table `detectors` keyed by project)──▶ alerts + webhooks
+    `<app>-buckets` ──(Faust agent `detect`, table `detectors` keyed by project)──▶ alerts + alert sinks
+    alerts.silences ──(SilencesReader, whole topic)──▶ SilenceBook: silenced alerts reach no sink
 
 Restart/rebalance: Faust assigns the `live` table's partitions (co-partitioned with `events`), recovers them
 from the changelog and calls `on_recover`; the hot path then restores those partitions' windows and resumes
@@ -14,8 +15,8 @@ each at its persisted cursor. Windows persisted after the cursor skip the events
 kill -9 at any point neither loses nor double-counts (see `partition_state`).
 
 Tansu has no topic auto-creation: Faust creates its internal topics itself (changelogs, `-buckets`, the
-assignor's leader topic) with CreateTopics at start-up, which Tansu supports; `events`, `alerts` and
-`feedback.scored` must exist (the stack and the tests create them).
+assignor's leader topic) with CreateTopics at start-up, which Tansu supports; `events`, `alerts`,
+`feedback.scored` and `alerts.silences` must exist (the stack and the tests create them).
 """
 
 import asyncio
@@ -32,12 +33,13 @@ from pravis_schemas.live_api import SUMMARY_WINDOWS
 from pravis_schemas.messages import Alert
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
-from pravis_stream import views, web
+from pravis_stream import alert_sinks, views, web
+from pravis_stream.alert_sinks import Links, SilenceBook
 from pravis_stream.detector import ProjectDetector, Thresholds
-from pravis_stream.kafka import EventsReader, faust_credentials
+from pravis_stream.kafka import EventsReader, SilencesReader, faust_credentials
 from pravis_stream.partition_state import LiveState
 from pravis_stream.settings import Settings
-from pravis_stream.webhook import WebhookSender
+from pravis_stream.webhook import AlertSender, Sink, slack_sink
 
 log = structlog.get_logger("pravis_stream")
 
@@ -84,8 +86,14 @@ class Worker:
             seasonal=settings.stream_seasonal,
         )
         self.reader = EventsReader(settings, topics.EVENTS)
-        self.webhooks = WebhookSender(
-            settings.stream_webhook_urls, settings.stream_webhook_attempts, settings.stream_webhook_timeout_s
+        silences = SilenceBook()
+        self.silences = SilencesReader(settings, silences)
+        self.sender = AlertSender(
+            configured_sinks(settings),
+            silences,
+            lambda: datetime.now(UTC),
+            settings.stream_webhook_attempts,
+            settings.stream_webhook_timeout_s,
         )
         self.detectors: dict[str, ProjectDetector] = {}
         self.ready = False
@@ -159,10 +167,12 @@ class Worker:
         class HotPath(faust.Service):
             async def on_start(self) -> None:
                 await worker.reader.start()
+                await worker.silences.start()
 
             async def on_stop(self) -> None:
                 await worker.reader.stop()
-                await worker.webhooks.close()
+                await worker.silences.stop()
+                await worker.sender.close()
 
             @faust.Service.task
             async def _consume(self) -> None:
@@ -174,8 +184,20 @@ class Worker:
                     await asyncio.sleep(0)
 
             @faust.Service.task
-            async def _deliver_webhooks(self) -> None:
-                await worker.webhooks.run()
+            async def _deliver_alerts(self) -> None:
+                await worker.sender.run()
+
+            @faust.Service.task
+            async def _follow_silences(self) -> None:
+                await worker.silences.follow()
+
+            @faust.Service.timer(worker.settings.stream_alertmanager_resend_s)
+            async def _resend_firing(self) -> None:
+                if not worker.sender.resends:
+                    return
+                for detector in list(worker.detectors.values()):
+                    for firing in list(detector.firing.values()):
+                        worker.sender.resend(Alert.model_validate(firing))
 
             @faust.Service.timer(5.0)
             async def _lag(self) -> None:
@@ -298,7 +320,7 @@ class Worker:
             observed=alert.observed,
             expected=alert.expected,
         )
-        self.webhooks.submit(alert)
+        self.sender.submit(alert)
 
     # -- live API -------------------------------------------------------------------------------------
 
@@ -357,3 +379,35 @@ class Worker:
                 return self.json(
                     views.firing_alerts(project_id, detector.firing.values() if detector else [])
                 )
+
+
+def configured_sinks(settings: Settings) -> list[Sink]:
+    """Every alert sink the settings name, any combination of them."""
+    links = Links(settings.stream_runbook_url, settings.stream_dashboards_url)
+    resend_s = settings.stream_alertmanager_resend_s
+    sinks = [slack_sink(url) for url in settings.stream_webhook_urls]
+    sinks += [
+        Sink(
+            "alertmanager",
+            url.rstrip("/") + "/api/v2/alerts",
+            lambda alert, now: ([alert_sinks.alertmanager_alert(alert, links, now, resend_s)], {}),
+            resend_while_firing=True,
+        )
+        for url in settings.stream_alertmanager_urls
+    ]
+    if settings.stream_pagerduty_routing_key is not None:
+        routing_key = settings.stream_pagerduty_routing_key.get_secret_value()
+        sinks.append(
+            Sink(
+                "pagerduty",
+                settings.stream_pagerduty_url,
+                lambda alert, now: (alert_sinks.pagerduty_event(alert, routing_key, links), {}),
+            )
+        )
+    if settings.stream_signed_webhook_secret is not None:
+        key = alert_sinks.signing_key(settings.stream_signed_webhook_secret.get_secret_value())
+        sinks += [
+            Sink("signed_webhook", url, lambda alert, now: alert_sinks.signed_request(alert, key, links, now))
+            for url in settings.stream_signed_webhook_urls
+        ]
+    return sinks

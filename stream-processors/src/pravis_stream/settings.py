@@ -6,8 +6,9 @@ from pravis_schemas import ports
 from pravis_schemas.kafka_security import KafkaSettings
 from pravis_schemas.read_auth import ReadAuthSetting
 from pravis_schemas.settings import CommaSeparatedList, DataDirSettings, LogSettings, PravisSettings
+from pydantic import SecretStr, model_validator
 
-from pravis_stream import anomaly
+from pravis_stream import alert_sinks, anomaly
 
 
 class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
@@ -55,11 +56,40 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     stream_webhook_urls: CommaSeparatedList[str] = []
     """Comma-separated Slack-compatible incoming-webhook URLs that receive every firing/resolved alert."""
     stream_webhook_attempts: int = 5
+    """Tries per alert and sink (every sink below too), with exponential backoff."""
     stream_webhook_timeout_s: float = 5.0
+
+    stream_alertmanager_urls: CommaSeparatedList[str] = []
+    """Prometheus Alertmanager base URLs (e.g. http://alertmanager:9093); alerts go to
+    `<url>/api/v2/alerts`."""
+    stream_alertmanager_resend_s: float = 60.0
+    """Firing alerts are sent to Alertmanager again this often; each one's `endsAt` is four intervals
+    ahead."""
+    stream_pagerduty_routing_key: SecretStr | None = None
+    """A PagerDuty Events API v2 integration key: alerts trigger and resolve incidents of that service."""
+    stream_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    stream_signed_webhook_urls: CommaSeparatedList[str] = []
+    """Generic JSON webhooks, signed as the Standard Webhooks specification says, with the secret below."""
+    stream_signed_webhook_secret: SecretStr | None = None
+    """`whsec_` followed by base64 of at least 16 random bytes; receivers verify with the same secret."""
+    stream_runbook_url: str = "https://github.com/pravis/pravis/blob/main/docs/runbooks.md"
+    """Where the on-call team reads docs/runbooks.md; every alert links `<url>#<metric>`."""
+    stream_dashboards_url: str = f"http://{ports.LOCAL_HOST}:{ports.DASHBOARDS}"
+    """The dashboards' base URL; every alert links its project's live page, filtered to its series."""
 
     stream_session_timeout_s: float = 10.0
     stream_rebalance_timeout_s: float = 10.0
     stream_heartbeat_interval_s: float = 1.0
+
+    @model_validator(mode="after")
+    def _signed_webhooks_have_a_secret(self) -> "Settings":
+        if self.stream_signed_webhook_urls:
+            if self.stream_signed_webhook_secret is None:
+                raise ValueError(
+                    "PRAVIS_STREAM_SIGNED_WEBHOOK_URLS needs PRAVIS_STREAM_SIGNED_WEBHOOK_SECRET"
+                )
+            alert_sinks.signing_key(self.stream_signed_webhook_secret.get_secret_value())
+        return self
 
     @property
     def faust_data_dir(self) -> Path:

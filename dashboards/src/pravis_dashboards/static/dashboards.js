@@ -27,6 +27,19 @@ function query() {
   return { project: params.get("project") || "", from: params.get("from") || "", to: params.get("to") || "" };
 }
 
+// An alert links the Live page filtered to its series: ?project=P&metric=M plus the series' labels.
+function alertSeries() {
+  const params = new URLSearchParams(location.search);
+  const metric = params.get("metric");
+  if (!metric) return null;
+  const labels = Object.fromEntries([...params].filter(([key]) => !["project", "from", "to", "metric"].includes(key)));
+  return { metric, labels };
+}
+
+function isSeries(alert, series) {
+  return alert.metric === series.metric && Object.entries(series.labels).every(([key, value]) => alert.labels[key] === value);
+}
+
 function queryString(q) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(q)) if (value) params.set(key, value);
@@ -248,12 +261,14 @@ async function pollLive(project, pollMs) {
     chart.data.labels = body.minutes;
     body.series.forEach((s, i) => (chart.data.datasets[i].data = s.data));
     chart.update("none");
+    const series = alertSeries();
     const alerts = $("live-alerts");
     alerts.replaceChildren(
       ...(body.alerts.length
-        ? body.alerts.map((a) => el("li", { class: a.severity, text: `${a.severity} · ${a.metric} ${JSON.stringify(a.labels)} since ${a.started_at}` }))
+        ? body.alerts.map((a) => el("li", { class: series && isSeries(a, series) ? `${a.severity} series` : a.severity, text: `${a.severity} · ${a.metric} ${JSON.stringify(a.labels)} since ${a.started_at}` }))
         : [el("li", { text: "No alert firing." })]),
     );
+    if (series) $("live-series").textContent = body.alerts.some((a) => isSeries(a, series)) ? "firing now" : "not firing now";
     state.live.updates += 1;
     state.live.last = body;
     state.charts.live.points = countPoints(chart);
@@ -286,6 +301,13 @@ function renderLive(project) {
     ),
     el("article", { class: "panel" }, el("h3", { text: "Open alerts" }), el("ul", { id: "live-alerts" })),
   );
+  const series = alertSeries();
+  if (series) {
+    const labels = Object.entries(series.labels).map(([key, value]) => ` ${key}=${value}`).join("");
+    $("panels").prepend(
+      el("article", { class: "panel wide", id: "panel-series" }, el("h3", { text: `Alert series: ${series.metric}${labels}` }), el("p", { id: "live-series", text: "…" })),
+    );
+  }
   charts.live = lineOrBar(canvas, {
     chart: { kind: "line", percent: false, stacked: false },
     labels: [],

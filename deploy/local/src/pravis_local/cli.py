@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pravis_local.alerts_cli import alerts
+from pravis_local.alerts_cli import alerts_app
 from pravis_local.experiments_cli import experiment_app
 from pravis_local.settings import settings
 from pravis_local.status_cli import status
@@ -240,5 +240,5 @@ def keys_revoke(key_id: str) -> None:
 
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(topics_app, name="topics")
-app.command()(alerts)
+app.add_typer(alerts_app, name="alerts")
 app.command()(status)
