@@ -94,6 +94,7 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
 
     @property
     def runbook_url(self) -> str:
+        """Derived rather than a second default, so pointing the dashboards URL elsewhere moves both links."""
         return self.stream_runbook_url or f"{self.stream_dashboards_url.rstrip('/')}/runbooks"
 
     @property
