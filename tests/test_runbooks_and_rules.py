@@ -166,6 +166,15 @@ async def test_every_link_an_alert_or_rule_carries_lands_on_a_section_of_the_ser
         assert fragment in ids, f"the link #{fragment} on /runbooks lands nowhere"
 
 
+def test_a_runbook_url_set_replaces_the_dashboards_page():
+    stream = StreamSettings(
+        stream_runbook_url="https://wiki.example/oncall", stream_dashboards_url="http://d"
+    )
+    assert Links(stream.runbook_url, "http://d").runbook(alert_of("traffic_drop")) == (
+        "https://wiki.example/oncall#traffic_drop"
+    )
+
+
 async def test_the_runbooks_need_the_dashboards_credentials():
     settings = DashboardsSettings(dashboards_auth="basic:oncall:s3cret")
     assert (await served("/runbooks", settings)).status_code == 401
