@@ -139,7 +139,6 @@ def stream(worker_env, log_dir: Path, alertmanager: str, receivers: dict[str, Re
         "PRAVIS_STREAM_PAGERDUTY_URL": receivers["pagerduty"].url,
         "PRAVIS_STREAM_SIGNED_WEBHOOK_URLS": receivers["signed"].url,
         "PRAVIS_STREAM_SIGNED_WEBHOOK_SECRET": SECRET,
-        "PRAVIS_STREAM_RUNBOOK_URL": "https://runbooks.example/runbooks.md",
         "PRAVIS_STREAM_DASHBOARDS_URL": "http://dashboards.example:8080",
         "PRAVIS_STREAM_APP_ID": f"pravis-stream-sinks-{secrets.token_hex(4)}",
         "PRAVIS_STREAM_WEB_PORT": str(port),
@@ -259,7 +258,8 @@ def test_an_anomaly_fires_and_resolves_in_every_sink_and_a_silenced_one_in_none(
     assert held["labels"].pop("severity") in {"warning", "critical"}
     assert held["labels"] == {"alertname": "PravisAnomaly", "project": loud, "metric": "error_rate"}
     assert held["status"]["state"] == "active"
-    assert held["annotations"]["runbook_url"] == "https://runbooks.example/runbooks.md#error_rate"
+    # No PRAVIS_STREAM_RUNBOOK_URL: the runbook is the page the dashboards serve.
+    assert held["annotations"]["runbook_url"] == "http://dashboards.example:8080/runbooks#error_rate"
     assert float(held["annotations"]["observed"]) >= float(held["annotations"]["expected"]) + 0.05
     assert held["generatorURL"] == f"http://dashboards.example:8080/live?project={loud}&metric=error_rate"
 

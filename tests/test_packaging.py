@@ -33,6 +33,8 @@ ENTRY_POINTS = {
     SCHEMAS: {"pravis_schemas.export"},
 }
 """What the Dockerfiles, the process runner and the SDK's README run or import."""
+PACKAGE_DATA = {"pravis_dashboards": {"runbooks.md", "templates/page.html", "static/dashboards.css"}}
+"""Files read at run time that are not modules: the page the dashboards serve at /runbooks among them."""
 
 IMPORT_EVERY_MODULE = """
 import importlib, json, pkgutil, sys
@@ -108,3 +110,5 @@ def test_the_wheel_alone_imports_every_module(package: str, built: tuple[Path, P
     assert result["failed"] == {}
     assert Path(result["file"]).is_relative_to(venv)
     assert ENTRY_POINTS[package] <= set(result["imported"])
+    shipped = Path(result["file"]).parent
+    assert {name for name in PACKAGE_DATA.get(package, ()) if not (shipped / name).is_file()} == set()

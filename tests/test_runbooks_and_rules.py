@@ -1,25 +1,34 @@
 """The pipeline's Prometheus rules and scrape config (deploy/prometheus) under Debian's promtool, and
-docs/runbooks.md: a section for every detector series and every rule, each link landing on one, and every
-query in it running on a migrated warehouse."""
+docs/runbooks.md: a section for every detector series and every rule, each link landing on one, both in the
+Markdown and on the page the dashboards serve at /runbooks, and every query in it running on a migrated
+warehouse."""
 
+import base64
 import re
 import secrets
 import shutil
 import subprocess
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from pravis_dashboards.app import create_app
+from pravis_dashboards.settings import Settings as DashboardsSettings
 from pravis_rollups import clickhouse
 from pravis_schemas import ports
 from pravis_schemas.messages import Alert
 from pravis_schemas.silences import ALERT_METRICS
 from pravis_stream.alert_sinks import Links
+from pravis_stream.settings import Settings as StreamSettings
 
 ROOT = Path(__file__).parents[1]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
+RULE_RUNBOOK = re.compile(r"\{\{ \$externalLabels\.runbook_base \}\}/runbooks#([\w-]+)")
+"""How every rule links its section: the base is the Prometheus server's external label `runbook_base`."""
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
@@ -72,29 +81,106 @@ def test_every_rule_has_a_firing_case_and_a_runbook_section():
     anchors = runbook_anchors()
     for rule in alert_rules():
         assert rule["alert"] in firing, f"{rule['alert']} never fires in rules_test.yml"
-        url = rule["annotations"]["runbook_url"]
-        assert url.split("#")[0].endswith("docs/runbooks.md"), url
-        assert url.split("#")[1] in anchors, f"{rule['alert']}: no runbook section #{url.split('#')[1]}"
+        link = RULE_RUNBOOK.fullmatch(rule["annotations"]["runbook_url"])
+        assert link, f"{rule['alert']}: {rule['annotations']['runbook_url']}"
+        assert link[1] in anchors, f"{rule['alert']}: no runbook section #{link[1]}"
+
+
+def test_the_rules_runbook_base_is_the_embedded_dashboards():
+    external = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["global"]["external_labels"]
+    assert external["runbook_base"] == f"http://{ports.LOCAL_HOST}:{ports.DASHBOARDS}"
+
+
+def alert_of(metric: str) -> Alert:
+    now = datetime.now(UTC)
+    return Alert(
+        alert_id="a",
+        status="firing",
+        severity="warning",
+        project_id="p",
+        metric=metric,
+        observed=1,
+        expected=0,
+        window_start=now,
+        window_end=now,
+        started_at=now,
+    )
 
 
 def test_every_detector_series_links_its_runbook_section():
-    now = datetime.now(UTC)
     anchors = runbook_anchors()
     links = Links("https://docs.example/runbooks.md", "http://dashboards.example")
     for metric in ALERT_METRICS:
-        alert = Alert(
-            alert_id="a",
-            status="firing",
-            severity="warning",
-            project_id="p",
-            metric=metric,
-            observed=1,
-            expected=0,
-            window_start=now,
-            window_end=now,
-            started_at=now,
+        assert links.runbook(alert_of(metric)).split("#")[1] in anchors, f"no runbook section for {metric}"
+
+
+class Anchors(HTMLParser):
+    """Every element id of a page, and every in-page link (`href="#..."`) on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.fragments: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if named.get("id"):
+            self.ids.append(named["id"])
+        if tag == "a" and (named.get("href") or "").startswith("#"):
+            self.fragments.append(named["href"][1:])
+
+
+async def served(
+    path: str, settings: DashboardsSettings, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://dashboards") as client:
+        return await client.get(path, headers=headers)
+
+
+async def test_every_link_an_alert_or_rule_carries_lands_on_a_section_of_the_served_page(monkeypatch):
+    monkeypatch.delenv("PRAVIS_STREAM_RUNBOOK_URL", raising=False)
+    page = await served("/runbooks", DashboardsSettings(dashboards_auth=None))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    found = Anchors()
+    found.feed(page.text)
+    assert len(found.ids) == len(set(found.ids)), "two sections share an anchor"
+    ids = set(found.ids)
+
+    stream = StreamSettings(stream_dashboards_url="https://dashboards.example:8443/")
+    links = Links(stream.runbook_url, stream.stream_dashboards_url)
+    for metric in ALERT_METRICS:
+        url = httpx.URL(links.runbook(alert_of(metric)))
+        assert (url.scheme, url.host, url.port, url.path) == (
+            "https",
+            "dashboards.example",
+            8443,
+            "/runbooks",
         )
-        assert links.runbook(alert).split("#")[1] in anchors, f"no runbook section for {metric}"
+        assert url.fragment in ids, f"{metric}: no section #{url.fragment} on /runbooks"
+    for rule in alert_rules():
+        anchor = RULE_RUNBOOK.fullmatch(rule["annotations"]["runbook_url"])[1]
+        assert anchor in ids, f"{rule['alert']}: no section #{anchor} on /runbooks"
+    assert found.fragments, "the runbooks cross-link their sections"
+    for fragment in found.fragments:
+        assert fragment in ids, f"the link #{fragment} on /runbooks lands nowhere"
+
+
+def test_a_runbook_url_set_replaces_the_dashboards_page():
+    stream = StreamSettings(
+        stream_runbook_url="https://wiki.example/oncall", stream_dashboards_url="http://d"
+    )
+    assert Links(stream.runbook_url, "http://d").runbook(alert_of("traffic_drop")) == (
+        "https://wiki.example/oncall#traffic_drop"
+    )
+
+
+async def test_the_runbooks_need_the_dashboards_credentials():
+    settings = DashboardsSettings(dashboards_auth="basic:oncall:s3cret")
+    assert (await served("/runbooks", settings)).status_code == 401
+    basic = base64.b64encode(b"oncall:s3cret").decode()
+    granted = await served("/runbooks", settings, {"Authorization": f"Basic {basic}"})
+    assert granted.status_code == 200 and "PravisGatewayErrors" in granted.text
 
 
 def test_the_scrape_config_reaches_every_service_metrics_port():

@@ -33,6 +33,7 @@ from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import IncompatibleLiveAnswer, LiveApi
 from pravis_dashboards.live_view import live_view
+from pravis_dashboards.runbooks import runbooks_page
 from pravis_dashboards.settings import Settings
 
 log = structlog.get_logger()
@@ -85,12 +86,22 @@ async def count_refusal(request: Request, exc: HTTPException) -> Response:
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
+def navigation(active: str) -> str:
+    """The header's links: every dashboard, then the runbooks alerts link to."""
+    links = {**panels.PAGES, "runbooks": "Runbooks"}
+    return "".join(
+        f'<a href="/{slug}" class="{"active" if slug == active else ""}" data-nav="{slug}">{title}</a>'
+        for slug, title in links.items()
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     warehouse = Warehouse(settings.clickhouse_url)
     live_auth = ReadAuth.parse(settings.stream_live_auth) if settings.stream_live_auth else None
     live_api = LiveApi(settings.stream_url, settings.dashboards_stream_timeout_s, live_auth)
     template = (PACKAGE / "templates" / "page.html").read_text()
+    runbooks = runbooks_page(navigation("runbooks"))
 
     def params(request: Request) -> panels.Params:
         project = request.query_params.get("project") or "default"
@@ -134,14 +145,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         page = request.path_params["page"]
         if page not in panels.PAGES:
             raise HTTPException(404, "no such dashboard")
-        nav = "".join(
-            f'<a href="/{slug}" class="{"active" if slug == page else ""}" data-nav="{slug}">{title}</a>'
-            for slug, title in panels.PAGES.items()
-        )
         html = (
             template.replace("{{title}}", panels.PAGES[page])
             .replace("{{page}}", page)
-            .replace("{{nav}}", nav)
+            .replace("{{nav}}", navigation(page))
             .replace("{{poll_ms}}", str(int(settings.dashboards_live_poll_s * 1000)))
         )
         return HTMLResponse(html)
@@ -269,6 +276,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/", lambda request: RedirectResponse("/executive")),
             Route("/healthz", healthz),
             *metrics_routes,
+            Route("/runbooks", lambda request: HTMLResponse(runbooks)),
             Route("/api/meta", meta),
             Route("/api/pages/{page}", page_data),
             Route("/api/panels/{panel}.sql", panel_sql),

@@ -11,8 +11,8 @@ Beside the Slack-compatible webhook (`webhook.slack_payload`), an alert can go t
   HMAC-SHA256 over `id.timestamp.body` with a `whsec_` secret, so receivers verify it with any of its
   libraries.
 
-Every payload links the runbook section of the alert's metric (`docs/runbooks.md`) and the live dashboard of
-its project, filtered to its series.
+Every payload links the runbook section of the alert's metric (docs/runbooks.md as the dashboards serve it)
+and the live dashboard of its project, filtered to its series.
 """
 
 import base64
@@ -41,7 +41,8 @@ SIGNED_SECRET_PREFIX = "whsec_"
 @dataclass(frozen=True)
 class Links:
     runbook_url: str
-    """`docs/runbooks.md` as the on-call team reads it; each metric's section is the anchor `#<metric>`."""
+    """The runbooks page (by default the dashboards' `/runbooks`); each metric's section is the anchor
+    `#<metric>`."""
     dashboard_url: str
     """The dashboards' base URL; the live page takes `project`, `metric` and the series' labels."""
 

@@ -383,7 +383,7 @@ class Worker:
 
 def configured_sinks(settings: Settings) -> list[Sink]:
     """Every alert sink the settings name, any combination of them."""
-    links = Links(settings.stream_runbook_url, settings.stream_dashboards_url)
+    links = Links(settings.runbook_url, settings.stream_dashboards_url)
     resend_s = settings.stream_alertmanager_resend_s
     sinks = [slack_sink(url) for url in settings.stream_webhook_urls]
     sinks += [

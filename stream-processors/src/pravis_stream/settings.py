@@ -72,8 +72,9 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     """Generic JSON webhooks, signed as the Standard Webhooks specification says, with the secret below."""
     stream_signed_webhook_secret: SecretStr | None = None
     """`whsec_` followed by base64 of at least 16 random bytes; receivers verify with the same secret."""
-    stream_runbook_url: str = "https://github.com/pravis/pravis/blob/main/docs/runbooks.md"
-    """Where the on-call team reads docs/runbooks.md; every alert links `<url>#<metric>`."""
+    stream_runbook_url: str | None = None
+    """Where the on-call team reads docs/runbooks.md; every alert links `<url>#<metric>`. Unset, the page
+    the dashboards serve: `<stream_dashboards_url>/runbooks`."""
     stream_dashboards_url: str = f"http://{ports.LOCAL_HOST}:{ports.DASHBOARDS}"
     """The dashboards' base URL; every alert links its project's live page, filtered to its series."""
 
@@ -90,6 +91,11 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
                 )
             alert_sinks.signing_key(self.stream_signed_webhook_secret.get_secret_value())
         return self
+
+    @property
+    def runbook_url(self) -> str:
+        """Derived rather than a second default, so pointing the dashboards URL elsewhere moves both links."""
+        return self.stream_runbook_url or f"{self.stream_dashboards_url.rstrip('/')}/runbooks"
 
     @property
     def faust_data_dir(self) -> Path:
