@@ -41,6 +41,10 @@ EVENT_COLUMNS = (
     "cache_hit",
     "rating",
     "comment",
+    "order_id",
+    "revenue",
+    "currency",
+    "app_version",
 )
 """The event columns the event-reading rollups use: a scan copies only these."""
 SCAN_COLUMNS = (*EVENT_COLUMNS, "person_id")

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pravis_local.alerts_cli import alerts
 from pravis_local.experiments_cli import experiment_app
+from pravis_local.fx_cli import fx_app
 from pravis_local.settings import settings
 from pravis_local.status_cli import status
 from pravis_local.topics_cli import topics_app
@@ -122,6 +123,9 @@ def rollup(
         typer.Option(formats=DAY, help="last complete day for retention eligibility (default: yesterday)"),
     ] = None,
     repeat_window: Annotated[int, typer.Option(help="repeated-command window, seconds")] = 30,
+    reporting_currency: Annotated[
+        str, typer.Option(envvar="PRAVIS_REPORTING_CURRENCY", help="revenue_daily's reporting currency")
+    ] = "EUR",
     chunk_days: Annotated[
         int,
         typer.Option(
@@ -139,7 +143,9 @@ def rollup(
 
     url = url or _warehouse_url()
     migrate(url)
-    options = RollupOptions(as_of=_day(as_of), repeat_window_s=repeat_window)
+    options = RollupOptions(
+        as_of=_day(as_of), repeat_window_s=repeat_window, reporting_currency=reporting_currency.upper()
+    )
     with connect(url) as client:
         try:
             steps = plan(client, date_from.date(), date_to.date(), job or None, options, chunk=chunk_days)
@@ -240,5 +246,6 @@ def keys_revoke(key_id: str) -> None:
 
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(topics_app, name="topics")
+app.add_typer(fx_app, name="fx")
 app.command()(alerts)
 app.command()(status)
