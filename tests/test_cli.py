@@ -195,7 +195,9 @@ def test_fx_load_stores_the_rates_and_refuses_a_file_with_a_bad_line(
 ) -> None:
     pravis("migrate", "--url", url, env=cli_env)
     good = tmp_path / "rates.csv"
-    good.write_text("day,currency,rate\n2024-03-01,usd,0.91234567\n2024-03-20,USD,0.93\n\n2024-03-14,GBP,1.1712\n")
+    good.write_text(
+        "day,currency,rate\n2024-03-01,usd,0.91234567\n2024-03-20,USD,0.93\n\n2024-03-14,GBP,1.1712\n"
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("day,currency,rate\n2024-03-01,USD,0.9\n2024-03-02,XYZ,1\n2024-13-01,GBP,1.2\n")
 

@@ -173,7 +173,11 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
         if orders and rng.random() < 0.3:  # the same order sent twice: one order, its revenue once
             events.append({**orders[0], "event_id": str(uuid.uuid4())})
         if rng.random() < 0.2:  # another currency: not in a EUR goal's sum
-            events.append(event("order_completed", user, order_id=f"o-{uuid.uuid4().hex[:12]}", revenue=9, currency="USD"))
+            events.append(
+                event(
+                    "order_completed", user, order_id=f"o-{uuid.uuid4().hex[:12]}", revenue=9, currency="USD"
+                )
+            )
             ordered[user] = True
         events.extend(orders)
     post_events(gateway, api_key, events)

@@ -11,7 +11,10 @@ def test_a_good_file_gives_its_rates_exactly() -> None:
     lines = ["day,currency,rate", "2024-03-01, usd ,0.91234567", "", "2024-03-14,GBP,1.1712"]
 
     assert parse_rates(lines, "eur") == (
-        [Rate("USD", date(2024, 3, 1), Decimal("0.91234567")), Rate("GBP", date(2024, 3, 14), Decimal("1.1712"))],
+        [
+            Rate("USD", date(2024, 3, 1), Decimal("0.91234567")),
+            Rate("GBP", date(2024, 3, 14), Decimal("1.1712")),
+        ],
         [],
     )
 
@@ -38,6 +41,11 @@ def test_a_repeated_day_and_a_wrong_header_are_refused() -> None:
     repeated = ["day,currency,rate", "2024-03-01,USD,0.9", "2024-03-01,usd,0.91"]
 
     assert parse_rates(repeated, "EUR")[1] == ["line 3: USD on 2024-03-01 is already on line 2"]
-    assert parse_rates(["currency,day,rate"], "EUR") == ([], ["line 1: the header should be day,currency,rate"])
+    assert parse_rates(["currency,day,rate"], "EUR") == (
+        [],
+        ["line 1: the header should be day,currency,rate"],
+    )
     assert parse_rates([], "EUR") == ([], ["line 1: the header should be day,currency,rate"])
-    assert parse_rates(["day,currency,rate"], "EURO")[1] == ["reporting currency 'EURO' is not an ISO 4217 currency code"]
+    assert parse_rates(["day,currency,rate"], "EURO")[1] == [
+        "reporting currency 'EURO' is not an ISO 4217 currency code"
+    ]

@@ -23,6 +23,7 @@ from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan, recompute_window, run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions, monday
 from pravis_rollups.scan import scan_select
+from pravis_schemas.error_patterns import failure_of, fingerprint, normalise_message
 
 from tests.support.persons import persons
 
@@ -392,7 +393,9 @@ def first_per_order(events, event_type):
 
 def ref_revenue_daily(events, first, last):
     ai_sessions = {
-        (e["project_id"], e["session_id"]) for e in events if e["event_type"] in AI_TYPES and e.get("session_id")
+        (e["project_id"], e["session_id"])
+        for e in events
+        if e["event_type"] in AI_TYPES and e.get("session_id")
     }
     active: dict[tuple, set[str]] = defaultdict(set)
     for (project, user), days in active_days(events).items():
@@ -452,6 +455,28 @@ def ref_revenue_daily(events, first, last):
     return out
 
 
+def ref_error_patterns_daily(events, first, last):
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        failure = failure_of(e)
+        if failure and in_range(day_of(e), first, last):
+            groups[(e["project_id"], day_of(e), fingerprint(*failure))].append({**e, "failure": failure})
+    out = {}
+    for key, rows in groups.items():
+        kind, error_type, message, location = rows[0]["failure"]
+        out[key] = {
+            "kind": kind,
+            "error_type": error_type,
+            "location": location,
+            "message": normalise_message(message),
+            "events": len(rows),
+            "users": len({who(r) for r in rows if who(r)}),
+            "first_at": min(ts(r) for r in rows),
+            "last_at": max(ts(r) for r in rows),
+        }
+    return out
+
+
 def reference(dataset_events: list[dict], scored: list[dict], first: date, last: date, as_of: date) -> dict:
     dataset_events = with_persons(dataset_events)
     first_week, last_week = first - timedelta(first.weekday()), last - timedelta(last.weekday())
@@ -468,6 +493,7 @@ def reference(dataset_events: list[dict], scored: list[dict], first: date, last:
         "api_performance_daily": ref_api_performance_daily(dataset_events, first, last),
         "feedback_daily": ref_feedback_daily(dataset_events, scored, first, last),
         "revenue_daily": ref_revenue_daily(dataset_events, first, last),
+        "error_patterns_daily": ref_error_patterns_daily(dataset_events, first, last),
     }
 
 
@@ -482,6 +508,7 @@ KEYS = {
     "api_performance_daily": ("project_id", "day", "endpoint", "method"),
     "feedback_daily": ("project_id", "day"),
     "revenue_daily": ("project_id", "day", "currency", "ai_session", "app_version"),
+    "error_patterns_daily": ("project_id", "day", "fingerprint"),
 }
 
 # ---------------------------------------------------------------- comparison
@@ -581,6 +608,9 @@ def test_dataset_has_the_faults_the_rollups_must_absorb(dataset: Dataset) -> Non
     assert {key[2] for key in revenue} == {"*", "EUR", "USD", "GBP"}
     assert any(row["unconverted"] for row in revenue.values())
     assert all(row["net_revenue"] != row["revenue"] for row in revenue.values() if row["refunds"])
+    patterns = ref_error_patterns_daily(with_persons(all_events), dataset.config.start, dataset.end)
+    assert {row["kind"] for row in patterns.values()} == {"error", "api", "ai"}
+    assert any(row["events"] > 1 and "<n>" in row["message"] for row in patterns.values())
 
 
 def test_dataset_counts_fewer_persons_than_ids(dataset: Dataset) -> None:

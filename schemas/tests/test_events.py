@@ -69,6 +69,17 @@ VALID = {
         "shipping": 0,
     },
     "order_refunded": {"order_id": "o-1", "revenue": "19.99", "currency": "EUR"},
+    "resource_sample": {
+        "host": "web-1",
+        "service": "shop-api",
+        "pid": 4242,
+        "cpu_percent": 37.5,
+        "rss_bytes": 104_857_600,
+        "open_fds": 31,
+        "threads": 4,
+        "loop_lag_ms": 1.25,
+        "in_flight": 3,
+    },
 }
 
 
@@ -365,7 +376,10 @@ ORDER = {"order_id": "o-1", "revenue": "10", "currency": "EUR"}
         ({**ORDER, "revenue": -0.01}, "revenue: Input should be greater than or equal to 0"),
         ({**ORDER, "revenue": 0.12345}, "revenue: Decimal input should have no more than 4 decimal places"),
         ({**ORDER, "revenue": 1e11}, "revenue: Decimal input should have no more than 11 digits before"),
-        ({**ORDER, "revenue": "12345678901.23456"}, "revenue: Decimal input should have no more than 15 digits"),
+        (
+            {**ORDER, "revenue": "12345678901.23456"},
+            "revenue: Decimal input should have no more than 15 digits",
+        ),
         ({**ORDER, "revenue": "ten"}, "revenue: Input should be a valid decimal"),
         ({**ORDER, "currency": "EURO"}, "currency: EURO is not an ISO 4217 currency code"),
         ({**ORDER, "currency": "XYZ"}, "currency: XYZ is not an ISO 4217 currency code"),
@@ -404,7 +418,13 @@ def test_amounts_reach_the_row_exactly(text, quote):
     raw = b'{"event_type": "order_completed", "event_id": "%s", "timestamp": "2024-05-01T10:00:00Z", ' % (
         str(uuid.uuid4()).encode()
     )
-    raw += b'"user_id": "u", "order_id": "o", "currency": "usd", "revenue": ' + quote + text.encode() + quote + b"}"
+    raw += (
+        b'"user_id": "u", "order_id": "o", "currency": "usd", "revenue": '
+        + quote
+        + text.encode()
+        + quote
+        + b"}"
+    )
     event = parse_event(raw)
     row = orjson.loads(EnrichedEvent(event=event, project_id="p", received_at=datetime.now(UTC)).to_json())
 

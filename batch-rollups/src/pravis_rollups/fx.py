@@ -1,5 +1,5 @@
-"""Exchange rates for revenue_daily's reporting currency: reading the operator's rates file (pure) and loading it
-into `fx_rates`.
+"""Exchange rates for revenue_daily's reporting currency: reading the operator's rates file (pure) and loading
+it into `fx_rates`.
 
 The pipeline never fetches rates: the operator exports them from their bank or ERP as CSV with the header
 `day,currency,rate` (ISO date, ISO 4217 code, units of the reporting currency one unit of `currency` buys

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from pravis_schemas.error_patterns import fingerprint_sql, normalise_sql
 from pravis_schemas.events import AI_EVENT_TYPES, ORDER_EVENT_TYPE, REFUND_EVENT_TYPE
 from pravis_schemas.identity import person_id_sql, person_join
 
-INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias")
-"""Server-side telemetry (it identifies API callers, not a person using the product) and identity bookkeeping
+INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias", "resource_sample")
+"""Server-side telemetry (it identifies API callers or processes, not a person using the product) and identity bookkeeping
 (an alias may be sent by a server long after the person's visit): they do not make a user active nor belong to
 a session."""
 
@@ -74,6 +75,9 @@ class RollupOptions:
     ai_types: tuple[str, ...] = AI_EVENT_TYPES
     reporting_currency: str = "EUR"
     """revenue_daily converts every currency into this one through `fx_rates`."""
+    order_lookback_days: int = 30
+    """An order_id (or refund) seen this many days before a day counts on that earlier day only; one repeated
+    later than this counts again (the scan reads this many days of order events, not of every event)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,13 @@ def _active_persons(where: str) -> str:
         FROM (SELECT project_id, day, person_id AS distinct_id FROM user_activity_daily AS a WHERE {where}) AS a
         {person_join("a", "po")}"""
 
+
+ACTIVE_USERS_PER_DAY = """
+    SELECT project_id, day, count() AS active_users
+    FROM user_activity_daily
+    WHERE day >= {date_from:Date} AND day <= {date_to:Date}
+    GROUP BY project_id, day"""
+"""Active persons per day of the range (the denominator of adoption and conversion)."""
 
 BY_NAME: dict[str, Rollup] = {}
 """Every rollup by table name, in definition order (filled by `_registered`)."""
@@ -340,12 +351,7 @@ FROM (
     WHERE event_type = 'feature_use' AND {_events_between()} AND feature_name IS NOT NULL AND distinct_id != ''
     GROUP BY project_id, day, feature
 ) AS f
-LEFT JOIN (
-    SELECT project_id, day, count() AS active_users
-    FROM user_activity_daily
-    WHERE day >= {{date_from:Date}} AND day <= {{date_to:Date}}
-    GROUP BY project_id, day
-) AS a ON f.project_id = a.project_id AND f.day = a.day"""
+LEFT JOIN ({ACTIVE_USERS_PER_DAY}) AS a ON f.project_id = a.project_id AND f.day = a.day"""
     return Query(sql, date_parameters(first, last))
 
 
@@ -580,10 +586,9 @@ GROUP BY project_id, day"""
 
 
 def _first_per_order(event_type: str, source: str) -> str:
-    """Each order_id's first `event_type` event in the range (by timestamp, then event_id), unless an earlier
-    day already has one: an order (or a refund) counts once, whichever events carry its order_id. The earlier
-    days are looked up in `events` itself (no FINAL: existence only), where the primary key's event_type
-    limits the read to that type."""
+    """Each order_id's first `event_type` event in the range (by timestamp, then event_id), unless one of the
+    `order_lookback_days` before the range already has one: an order (or a refund) counts once, whichever
+    events carry its order_id. The scan holds those days' order events (`scan.scan_select`)."""
     return f"""
     SELECT project_id, order_key,
            argMin((timestamp, assumeNotNull(currency), assumeNotNull(revenue), person_id, session_id,
@@ -593,8 +598,9 @@ def _first_per_order(event_type: str, source: str) -> str:
       AND currency IS NOT NULL AND revenue IS NOT NULL
     GROUP BY project_id, assumeNotNull(order_id) AS order_key
     HAVING (project_id, order_key) NOT IN (
-        SELECT project_id, assumeNotNull(order_id) FROM events
+        SELECT project_id, assumeNotNull(order_id) FROM {source}
         WHERE event_type = '{event_type}' AND order_id IS NOT NULL
+          AND timestamp >= toDateTime64({{date_from:Date}} - {{order_lookback_days:UInt16}}, 3, 'UTC')
           AND timestamp < toDateTime64({{date_from:Date}}, 3, 'UTC'))"""
 
 
@@ -698,12 +704,7 @@ FROM (
     )
     GROUP BY project_id, day, currency_key, ai_key, app_key
 ) AS t
-LEFT JOIN (
-    SELECT project_id, day, count() AS active_users
-    FROM user_activity_daily
-    WHERE day >= {{date_from:Date}} AND day <= {{date_to:Date}}
-    GROUP BY project_id, day
-) AS a ON t.project_id = a.project_id AND t.day = a.day
+LEFT JOIN ({ACTIVE_USERS_PER_DAY}) AS a ON t.project_id = a.project_id AND t.day = a.day
 LEFT JOIN (
     SELECT project_id, toDate(timestamp) AS day, uniqExact(person_id) AS ai_users
     FROM {source}
@@ -716,8 +717,55 @@ LEFT JOIN (
             **date_parameters(first, last),
             "ai_types": list(options.ai_types),
             "reporting_currency": options.reporting_currency,
+            "order_lookback_days": options.order_lookback_days,
         },
     )
+
+
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "fingerprint",
+        "kind",
+        "error_type",
+        "location",
+        "message",
+        "events",
+        "users",
+        "first_at",
+        "last_at",
+    ),
+)
+def error_patterns_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    # Failures (pravis_schemas.error_patterns.failure_of): error events, 5xx API requests, failed AI requests,
+    # grouped by the fingerprint the stream tier's detector computes too.
+    normalised, rule_parameters = normalise_sql("msg")
+    sql = f"""
+SELECT project_id, day, fingerprint, any(kind) AS kind, any(failure_type) AS error_type, any(place) AS location,
+       any(message) AS message, count() AS events, uniqExactIf(person_id, person_id != '') AS users,
+       min(timestamp) AS first_at, max(timestamp) AS last_at
+FROM (
+    SELECT project_id, toDate(timestamp) AS day, timestamp, person_id, kind, failure_type, place,
+           {normalised} AS message, {fingerprint_sql("kind", "failure_type", normalised, "place")} AS fingerprint
+    FROM (
+        SELECT project_id, timestamp, person_id,
+               multiIf(event_type = 'error', 'error', event_type = 'api_request', 'api', 'ai') AS kind,
+               multiIf(kind = 'error', coalesce(error_type, ''),
+                       kind = 'api', coalesce(error_type, concat('HTTP ', toString(status))),
+                       coalesce(error_type, 'failure')) AS failure_type,
+               if(kind = 'error', error_message, NULL) AS msg,
+               multiIf(kind = 'error', '', kind = 'api', concat(coalesce(method, ''), ' ', coalesce(endpoint, '')),
+                       concat(event_type, ' ', coalesce(model_used, ''))) AS place
+        FROM {source}
+        WHERE {_events_between()}
+          AND (event_type = 'error' OR (event_type = 'api_request' AND status >= 500)
+               OR (event_type IN {{ai_types:Array(String)}} AND success = false))
+    )
+)
+GROUP BY project_id, day, fingerprint"""
+    return Query(sql, {**date_parameters(first, last), "ai_types": list(options.ai_types), **rule_parameters})
 
 
 ROLLUPS: tuple[Rollup, ...] = tuple(BY_NAME.values())

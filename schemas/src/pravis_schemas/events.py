@@ -434,9 +434,7 @@ class _PricedEvent(UserEvent):
         if self.currency is None:
             for name in ("price", "revenue", "discount", "tax", "shipping"):
                 if getattr(self, name, None) is not None:
-                    raise PydanticCustomError(
-                        "currency_missing", "{field} needs a currency", {"field": name}
-                    )
+                    raise PydanticCustomError("currency_missing", "{field} needs a currency", {"field": name})
             if getattr(self, "items", None):
                 raise PydanticCustomError("currency_missing", "items need a currency", {})
         return self
@@ -500,6 +498,32 @@ class OrderRefundedEvent(_PricedEvent):
     items: Annotated[list[OrderItem], Field(max_length=MAX_ORDER_ITEMS)] = []
 
 
+class ResourceSampleEvent(EventBase):
+    """One process's resource use, sent every few seconds by the SDK's server middleware and by the
+    pipeline's own services; the sender's identity is the process (`anonymous_id`), never a person."""
+
+    event_type: Literal["resource_sample"]
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    service: Id
+    pid: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    cpu_percent: Annotated[
+        float, Field(ge=0, le=100_000, description="Since the previous sample; 100 = one core.")
+    ]
+    rss_bytes: Annotated[int, Field(ge=0, le=MAX_SIZE_BYTES)]
+    open_fds: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    threads: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    loop_lag_ms: (
+        Annotated[
+            float,
+            Field(
+                ge=0, le=MAX_REQUEST_DURATION_MS, description="How late the asyncio event loop woke a timer."
+            ),
+        ]
+        | None
+    ) = None
+    in_flight: Annotated[int, Field(ge=0, le=2**32 - 1, description="Requests being served.")] | None = None
+
+
 EVENT_MODELS: dict[str, type[EventBase]] = {
     "page_view": PageViewEvent,
     "button_click": ButtonClickEvent,
@@ -520,6 +544,7 @@ EVENT_MODELS: dict[str, type[EventBase]] = {
     "checkout_started": CheckoutStartedEvent,
     "order_completed": OrderCompletedEvent,
     "order_refunded": OrderRefundedEvent,
+    "resource_sample": ResourceSampleEvent,
 }
 """Known event types; any other `event_type` is a `CustomEvent`."""
 

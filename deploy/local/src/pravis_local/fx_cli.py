@@ -14,7 +14,8 @@ console = Console()
 
 UrlOption = Annotated[str | None, typer.Option(envvar="PRAVIS_CLICKHOUSE_URL", help="ClickHouse HTTP URL")]
 ReportingOption = Annotated[
-    str, typer.Option("--reporting", envvar="PRAVIS_REPORTING_CURRENCY", help="currency the rates convert into")
+    str,
+    typer.Option("--reporting", envvar="PRAVIS_REPORTING_CURRENCY", help="currency the rates convert into"),
 ]
 
 
