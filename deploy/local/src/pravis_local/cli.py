@@ -174,13 +174,12 @@ def rollup(
 def demo(url: UrlOption = None) -> None:
     """Fill the warehouse with the synthetic demo dataset (March 2024), its rollups, alerts and experiment
     results, so the dashboards have something to show."""
-    from pravis_local.demo import seed
+    from pravis_local.demo import demo_resource_samples, seed
 
     url = url or _warehouse_url()
     dataset = seed(url)
-    typer.echo(
-        f"loaded {len(dataset.all_events())} events, {dataset.config.start} to {dataset.end}, into {url}"
-    )
+    events = len(dataset.all_events()) + len(demo_resource_samples(dataset))
+    typer.echo(f"loaded {events} events, {dataset.config.start} to {dataset.end}, into {url}")
 
 
 @report_app.command("feedback")
