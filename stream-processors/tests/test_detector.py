@@ -236,3 +236,14 @@ def test_known_patterns_and_a_bucket_s_patterns_are_bounded():
         detector.add(summary(i, window), THRESHOLDS)
 
     assert len(detector.known_patterns) == MAX_KNOWN_PATTERNS
+
+
+def test_an_error_storm_fingerprints_a_bounded_number_of_failures():
+    from pravis_stream.counters import MAX_FINGERPRINTED_PER_WINDOW
+
+    window = Window(with_users=False)
+    for n in range(MAX_FINGERPRINTED_PER_WINDOW + 300):
+        window.add(error(f"Timeout after {n}ms"), "error")
+
+    assert window.failures == MAX_FINGERPRINTED_PER_WINDOW + 300
+    assert list(window.patterns.values()) == [MAX_FINGERPRINTED_PER_WINDOW]
