@@ -371,11 +371,11 @@ PANELS: tuple[Panel, ...] = (
             "table",
             "fingerprint",
             (
+                "events",
                 "kind",
                 "error_type",
                 "location",
                 "message",
-                "events",
                 "peak_daily_users",
                 "first_seen",
                 "last_seen",

@@ -289,7 +289,9 @@ def test_the_monitor_files_the_services_resources_as_samples(
         "PRAVIS_RESOURCE_REPORT_S": "0.2",
         **{f"PRAVIS_{name}_PORT": port for name, port in quiet.items()},
     }
-    process = Process("monitor-resources", [sys.executable, "-m", "pravis_local.monitor"], log_dir, env).start()
+    process = Process(
+        "monitor-resources", [sys.executable, "-m", "pravis_local.monitor"], log_dir, env
+    ).start()
     rows: list = []
     try:
         deadline = time.monotonic() + 60
