@@ -188,3 +188,33 @@ def test_demo_fills_an_empty_warehouse_with_the_dataset_its_rollups_and_alerts(
     assert days == [(date(2024, 3, 4), date(2024, 3, 24))]
     assert rollup_days == 21 * 2
     assert [a for (a,) in alerts] == ["demo-alert-0", "demo-alert-1", "demo-alert-2"]
+
+
+def test_fx_load_stores_the_rates_and_refuses_a_file_with_a_bad_line(
+    url: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    pravis("migrate", "--url", url, env=cli_env)
+    good = tmp_path / "rates.csv"
+    good.write_text(
+        "day,currency,rate\n2024-03-01,usd,0.91234567\n2024-03-20,USD,0.93\n\n2024-03-14,GBP,1.1712\n"
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("day,currency,rate\n2024-03-01,USD,0.9\n2024-03-02,XYZ,1\n2024-13-01,GBP,1.2\n")
+
+    printed = pravis("fx", "load", str(good), "--reporting", "eur", "--url", url, env=cli_env).stdout
+    refused = pravis("fx", "load", str(bad), "--url", url, env=cli_env, ok=False)
+
+    assert "USD" in printed and "GBP" in printed
+    assert refused.returncode == 1
+    assert "line 3: 'XYZ' is not an ISO 4217 currency code" in refused.stdout
+    assert "line 4: day '2024-13-01' is not an ISO date" in refused.stdout
+    with connect(url) as client:
+        rows = client.query(
+            "SELECT reporting_currency, currency, toString(day), toString(rate) FROM fx_rates FINAL "
+            "ORDER BY currency, day"
+        ).result_rows
+    assert rows == [
+        ("EUR", "GBP", "2024-03-14", "1.1712"),
+        ("EUR", "USD", "2024-03-01", "0.91234567"),
+        ("EUR", "USD", "2024-03-20", "0.93"),
+    ]

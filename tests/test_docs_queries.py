@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pravis_local.demo import demo_resource_samples
 from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows, parse_iso
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
@@ -50,6 +51,7 @@ def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
     with clickhouse.connect(url) as client:
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.all_events()))
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
+        clickhouse.insert_json_rows(client, "events", json_rows(demo_resource_samples(dataset)))
         clickhouse.refresh_identity_merges(client)  # as the loader does after a batch with aliases
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
         run_rollups(client, config.start, dataset.end, options=RollupOptions(as_of=dataset.end))

@@ -118,7 +118,14 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
         "variants": [{"key": "control", "weight": 0.5}, {"key": "big-button", "weight": 0.5}],
         "goals": [
             {"name": "checkout", "event_type": "button_click", "property": "button_id", "equals": "checkout"},
-            {"name": "spend", "event_type": "order_completed", "value_property": "properties.amount"},
+            {
+                "name": "spend",
+                "event_type": "order_completed",
+                "value_property": "revenue",
+                "property": "currency",
+                "equals": "EUR",
+            },
+            {"name": "ordered", "event_type": "order_completed"},
         ],
     }
     response = put(gateway, key, secret_key, body)
@@ -147,7 +154,7 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
         )
         for u in switchers
     ]
-    converted, spend = {}, {}
+    converted, spend, ordered = {}, {}, {}
     for user in users:
         uplift = 0.15 if variant_of[user] == "big-button" else 0.0
         converted[user] = bool(rng.random() < 0.25 + uplift)
@@ -158,12 +165,26 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
             events.append(event("button_click", user, button_id="help"))  # filtered out by the goal
         amounts = [round(float(rng.exponential(40 + 10 * uplift * 10)), 2) for _ in range(rng.integers(0, 3))]
         spend[user] = sum(amounts)
-        events.extend(event("order_completed", user, properties={"amount": a}) for a in amounts)
+        ordered[user] = bool(amounts)
+        orders = [
+            event("order_completed", user, order_id=f"o-{uuid.uuid4().hex[:12]}", revenue=a, currency="EUR")
+            for a in amounts
+        ]
+        if orders and rng.random() < 0.3:  # the same order sent twice: one order, its revenue once
+            events.append({**orders[0], "event_id": str(uuid.uuid4())})
+        if rng.random() < 0.2:  # another currency: not in a EUR goal's sum
+            events.append(
+                event(
+                    "order_completed", user, order_id=f"o-{uuid.uuid4().hex[:12]}", revenue=9, currency="USD"
+                )
+            )
+            ordered[user] = True
+        events.extend(orders)
     post_events(gateway, api_key, events)
     wait_until_stored(clickhouse_url, exposure_ids + [e["event_id"] for e in events], timeout_s=120)
 
     with connect(clickhouse_url) as client:
-        assert refresh_results(client, project_id=PROJECT, keys=[key]) == {key: 4}
+        assert refresh_results(client, project_id=PROJECT, keys=[key]) == {key: 6}
         rows = latest_results(client, PROJECT, key)
 
     included = [u for u in users if u not in switchers]
@@ -177,6 +198,7 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
         assert checkout["conversion_rate"] == pytest.approx(np.mean([converted[u] for u in members]))
         assert money["mean"] == pytest.approx(np.mean([spend[u] for u in members]))
         assert money["variance"] == pytest.approx(np.var([spend[u] for u in members], ddof=1))
+        assert by[("ordered", variant)]["conversions"] == sum(ordered[u] for u in members)
 
     c, t = groups["control"], groups["big-button"]
     conv_c, conv_t = sum(converted[u] for u in c), sum(converted[u] for u in t)

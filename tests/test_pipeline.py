@@ -139,3 +139,39 @@ def test_nothing_accepted_is_lost_across_a_loader_restart(
 
     ids = [e["event_id"] for e in before + while_down]
     assert wait_until_stored(clickhouse_url, ids) == dict.fromkeys(ids, 1)
+
+
+def test_order_amounts_are_stored_exactly(post, loader, clickhouse_url: str) -> None:
+    """Money goes through the gateway's JSON, Kafka and ClickHouse as decimals: the stored Decimal(18, 4)
+    values are the digits sent, as JSON numbers or strings, and the basket lines keep theirs."""
+    order = page_view(
+        event_type="order_completed",
+        order_id="o-exact",
+        revenue=99999999999.9999,
+        currency="usd",
+        tax="0.1",
+        discount=0.3,
+        items=[{"sku": "SHOE-38", "price": 33.33, "quantity": 3}, {"sku": "BAG", "price": "0.0001"}],
+    )
+    response = post({"events": [order]})
+    assert response.json() == {"status": "ok", "processed": 1}, response.text
+    wait_until_stored(clickhouse_url, [order["event_id"]])
+
+    with connect(clickhouse_url) as client:
+        rows = client.query(
+            "SELECT toString(revenue), currency, toString(tax), toString(discount), "
+            "arrayMap(i -> (i.sku, i.quantity, toString(i.price)), items), toString(tax + discount) "
+            "FROM events FINAL WHERE event_id = {id:UUID}",
+            parameters={"id": order["event_id"]},
+        ).result_rows
+
+    assert rows == [
+        (
+            "99999999999.9999",
+            "USD",
+            "0.1",
+            "0.3",
+            [("SHOE-38", 3, "33.33"), ("BAG", 1, "0.0001")],
+            "0.4",
+        )
+    ]

@@ -267,3 +267,65 @@ def test_alias_of_two_users_with_histories_is_reported_rejected_the_other_kept(
     assert wait_until_stored(clickhouse_url, [accepted]) == {accepted: 1}
     ids = [kept, merged, anonymous]
     assert wait_until_equal(lambda: persons_of(clickhouse_url, ids), {anonymous: kept}) == {anonymous: kept}
+
+
+async def test_an_asgi_app_under_load_reports_its_resources(
+    api_key, gateway_url, loader, clickhouse_url
+) -> None:
+    """A FastAPI app under concurrent load, some handlers blocking the event loop: the middleware's sampler
+    sends `resource_sample` events that land in ClickHouse with this process's figures (psutil's, read here
+    independently), the requests in flight and the loop's lag."""
+    import asyncio
+    import os
+    import socket
+
+    import psutil
+
+    client = Client(api_key, gateway_url, flush_at=1000)
+    app = FastAPI()
+    service = f"shop-api-{uuid.uuid4().hex[:6]}"
+    app.add_middleware(PravisMiddleware, client=client, service=service, resource_interval_s=0.1)
+
+    @app.get("/slow")
+    async def slow() -> dict:
+        await asyncio.sleep(0.02)
+        return {}
+
+    @app.get("/blocking")
+    async def blocking() -> dict:
+        until = time.perf_counter() + 0.03
+        while time.perf_counter() < until:  # CPU work that holds the event loop, as a sync call in a handler
+            pass
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://boutique") as http:
+        deadline, requests = time.monotonic() + 60, 0
+        while client.stats().enqueued - requests < 6 and time.monotonic() < deadline:  # the rest are samples
+            answers = await asyncio.gather(*(http.get("/slow") for _ in range(20)), http.get("/blocking"))
+            assert all(a.status_code == 200 for a in answers)
+            requests += len(answers)
+        assert client.flush(10)
+    client.shutdown()
+
+    deadline = time.monotonic() + 60
+    rows: list = []
+    while time.monotonic() < deadline and len(rows) < 5:
+        with connect(clickhouse_url) as ch:
+            rows = ch.query(
+                "SELECT host, pid, cpu_percent, rss_bytes, open_fds, threads, loop_lag_ms, in_flight, "
+                "user_id, anonymous_id FROM events FINAL "
+                "WHERE event_type = 'resource_sample' AND service = {s:String}",
+                parameters={"s": service},
+            ).result_rows
+        time.sleep(0.2)
+
+    me = psutil.Process(os.getpid())
+    assert len(rows) >= 5
+    assert {(r[0], r[1], r[8], r[9]) for r in rows} == {
+        (socket.gethostname(), os.getpid(), None, f"process:{service}@{socket.gethostname()}")
+    }
+    assert all(0 < r[3] <= me.memory_info().rss * 2 and r[4] > 0 and r[5] >= 1 for r in rows)
+    assert max(r[2] for r in rows) > 0  # the process was busy serving
+    assert max(r[7] for r in rows) > 0  # samples taken while requests awaited
+    assert max(r[6] for r in rows) > 0  # blocking handlers made the loop late

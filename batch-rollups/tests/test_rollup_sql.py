@@ -154,8 +154,14 @@ def test_the_scan_window_covers_every_look_around() -> None:
     assert scan_days_before(RollupOptions(feedback_lookback_days=3)) == 3
     assert scan_days_before(RollupOptions(repeat_window_s=86_401)) == 2
     query = scan_select(date(2024, 3, 4), date(2024, 3, 5), RollupOptions(feedback_lookback_days=3))
-    assert query.parameters == {"date_from": date(2024, 3, 4), "date_to": date(2024, 3, 5), "days_before": 3}
+    assert query.parameters == {
+        "date_from": date(2024, 3, 4),
+        "date_to": date(2024, 3, 5),
+        "days_before": 3,
+        "order_days": 30,
+    }
     assert "OR e.event_type = 'feedback'" in query.sql  # feedback on an answer may come any time later
+    assert "e.event_type IN ('order_completed', 'order_refunded')" in query.sql  # an order counts once
 
 
 def test_the_scan_joins_the_persons_once_and_users_are_counted_by_person() -> None:

@@ -14,6 +14,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan, recompute_window, run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions, monday
 from pravis_rollups.scan import scan_select
+from pravis_schemas.error_patterns import failure_of, fingerprint, normalise_message
 
 from tests.support.persons import persons
 
@@ -29,6 +31,17 @@ AI_TYPES = {"voice_request", "transcription", "tts", "conversation"}
 INACTIVE = {"api_request", "identify", "alias"}
 """Not activity (docs/queries.md): server-side telemetry and identity bookkeeping."""
 LATE_DAYS = 3
+REPORTING = "EUR"
+FX_RATES = [
+    # (currency, first day, EUR per unit): USD changes mid-period, GBP has no rate for the first ten days.
+    ("USD", date(2024, 1, 1), Decimal("0.91234567")),
+    ("USD", date(2024, 3, 20), Decimal("0.93")),
+    ("GBP", date(2024, 3, 14), Decimal("1.1712")),
+    ("USD", date(2024, 3, 1), Decimal("5")),
+]
+"""Loaded under reporting currency EUR, except the last row, which is a rate into another currency."""
+FX_REPORTING = ["EUR", "EUR", "EUR", "CHF"]
+CENT = Decimal("0.0001")
 
 # ---------------------------------------------------------------- the reference, one function per table
 
@@ -351,6 +364,119 @@ def ref_feedback_daily(events, scored, first, last):
     return out
 
 
+def cut(amount: Decimal) -> Decimal:
+    """To the money columns' 4 decimals, dropping the rest (docs/queries.md: conversions are truncated)."""
+    return amount.quantize(CENT, rounding=ROUND_DOWN)
+
+
+def in_reporting(currency: str, day: date, amount: Decimal) -> Decimal | None:
+    if currency == REPORTING:
+        return amount
+    known = [
+        (since, rate)
+        for (code, since, rate), into in zip(FX_RATES, FX_REPORTING, strict=True)
+        if code == currency and into == REPORTING and since <= day
+    ]
+    return cut(amount * max(known)[1]) if known else None
+
+
+def first_per_order(events, event_type):
+    """Each (project, order_id)'s first event of `event_type`: an order or refund counts once."""
+    first: dict[tuple, dict] = {}
+    for e in events:
+        if e["event_type"] == event_type:
+            key = (e["project_id"], e["order_id"])
+            if key not in first or ts(e) < ts(first[key]):
+                first[key] = e
+    return first.values()
+
+
+def ref_revenue_daily(events, first, last):
+    ai_sessions = {
+        (e["project_id"], e["session_id"])
+        for e in events
+        if e["event_type"] in AI_TYPES and e.get("session_id")
+    }
+    active: dict[tuple, set[str]] = defaultdict(set)
+    for (project, user), days in active_days(events).items():
+        for d in days:
+            active[(project, d)].add(user)
+    ai_users: dict[tuple, set[str]] = defaultdict(set)
+    for e in events:
+        if e["event_type"] in AI_TYPES and who(e):
+            ai_users[(e["project_id"], day_of(e))].add(who(e))
+    groups: dict[tuple, dict] = defaultdict(lambda: {"orders": [], "refunds": []})
+    for e in first_per_order(events, "order_completed"):
+        d = day_of(e)
+        if not in_range(d, first, last):
+            continue
+        ai = "ai" if (e["project_id"], e.get("session_id")) in ai_sessions else "no_ai"
+        version = e.get("app_version") or ""
+        line = (who(e), Decimal(e["revenue"]), in_reporting(e["currency"], d, Decimal(e["revenue"])))
+        for currency, split, app in (
+            (e["currency"], "*", "*"),
+            (e["currency"], ai, "*"),
+            (e["currency"], "*", version),
+            ("*", "*", "*"),
+            ("*", ai, "*"),
+        ):
+            groups[(e["project_id"], d, currency, split, app)]["orders"].append(line)
+    for e in first_per_order(events, "order_refunded"):
+        d = day_of(e)
+        if in_range(d, first, last):
+            line = (who(e), Decimal(e["revenue"]), in_reporting(e["currency"], d, Decimal(e["revenue"])))
+            for currency in (e["currency"], "*"):
+                groups[(e["project_id"], d, currency, "*", "*")]["refunds"].append(line)
+    out = {}
+    for key, lines in groups.items():
+        project, d, currency, split, app = key
+        pick = (lambda line: line[2]) if currency == "*" else (lambda line: line[1])
+        priced = [pick(line) for line in lines["orders"] if pick(line) is not None]
+        refunds = [pick(line) for line in lines["refunds"] if pick(line) is not None]
+        revenue = sum(priced, Decimal(0))
+        unsplit = split == "*" and app == "*"
+        everyone, assisted = len(active[(project, d)]), len(ai_users[(project, d)])
+        users = None if app != "*" else {"ai": assisted, "no_ai": everyone - assisted}.get(split, everyone)
+        buyers = len({line[0] for line in lines["orders"]})
+        out[key] = {
+            "orders": len(lines["orders"]),
+            "buyers": buyers,
+            "revenue": revenue,
+            "refunded_orders": len(lines["refunds"]) if unsplit else None,
+            "refunds": sum(refunds, Decimal(0)) if unsplit else None,
+            "net_revenue": revenue - sum(refunds, Decimal(0)) if unsplit else None,
+            "average_order_value": cut(revenue / len(priced)) if priced else None,
+            "active_users": users,
+            "conversion": buyers / users if users else None,
+            "revenue_per_active_user": cut(revenue / users) if users else None,
+            "reporting_currency": REPORTING,
+            "unconverted": sum(1 for line in lines["orders"] + lines["refunds"] if line[2] is None),
+        }
+    return out
+
+
+def ref_error_patterns_daily(events, first, last):
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        failure = failure_of(e)
+        if failure and in_range(day_of(e), first, last):
+            groups[(e["project_id"], day_of(e), fingerprint(*failure))].append({**e, "failure": failure})
+    out = {}
+    for key, rows in groups.items():
+        kind, error_type, message, location = rows[0]["failure"]
+        out[key] = {
+            "kind": kind,
+            "error_type": error_type,
+            "location": location,
+            "message": normalise_message(message),
+            "events": len(rows),
+            "users": len({who(r) for r in rows if who(r)}),
+            "first_at": min(ts(r) for r in rows),
+            "last_at": max(ts(r) for r in rows),
+        }
+    return out
+
+
 def reference(dataset_events: list[dict], scored: list[dict], first: date, last: date, as_of: date) -> dict:
     dataset_events = with_persons(dataset_events)
     first_week, last_week = first - timedelta(first.weekday()), last - timedelta(last.weekday())
@@ -366,6 +492,8 @@ def reference(dataset_events: list[dict], scored: list[dict], first: date, last:
         "voice_metrics_daily": ref_voice_metrics_daily(dataset_events, first, last),
         "api_performance_daily": ref_api_performance_daily(dataset_events, first, last),
         "feedback_daily": ref_feedback_daily(dataset_events, scored, first, last),
+        "revenue_daily": ref_revenue_daily(dataset_events, first, last),
+        "error_patterns_daily": ref_error_patterns_daily(dataset_events, first, last),
     }
 
 
@@ -379,6 +507,8 @@ KEYS = {
     "voice_metrics_daily": ("project_id", "day"),
     "api_performance_daily": ("project_id", "day", "endpoint", "method"),
     "feedback_daily": ("project_id", "day"),
+    "revenue_daily": ("project_id", "day", "currency", "ai_session", "app_version"),
+    "error_patterns_daily": ("project_id", "day", "fingerprint"),
 }
 
 # ---------------------------------------------------------------- comparison
@@ -441,6 +571,11 @@ def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
         clickhouse.refresh_identity_merges(client)  # what the loader does after a batch
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
+        client.insert(
+            "fx_rates",
+            [[into, *rate] for rate, into in zip(FX_RATES, FX_REPORTING, strict=True)],
+            column_names=["reporting_currency", "currency", "day", "rate"],
+        )
         yield client
 
 
@@ -458,6 +593,24 @@ def test_dataset_has_the_faults_the_rollups_must_absorb(dataset: Dataset) -> Non
     assert any(row["duration_1m_5m"] for row in crossing.values())
     repeats = ref_voice_metrics_daily(all_events, dataset.config.start, dataset.end)
     assert sum(row["repeated_commands"] for row in repeats.values()) > 10
+    orders = [e for e in all_events if e["event_type"] == "order_completed"]
+    days_per_order = defaultdict(set)
+    for e in orders:
+        days_per_order[(e["project_id"], e["order_id"])].add(day_of(e))
+    assert len(days_per_order) < len(orders)  # order_ids carried by two events...
+    assert any(len(days) > 1 for days in days_per_order.values())  # ...sometimes on two days
+    refunds = [(e["project_id"], e["order_id"]) for e in all_events if e["event_type"] == "order_refunded"]
+    assert len(set(refunds)) < len(refunds)
+    for project in dataset.config.projects:
+        assert len({e["currency"] for e in orders if e["project_id"] == project}) == 2
+    revenue = ref_revenue_daily(with_persons(all_events), dataset.config.start, dataset.end)
+    assert {key[3] for key in revenue} == {"*", "ai", "no_ai"}
+    assert {key[2] for key in revenue} == {"*", "EUR", "USD", "GBP"}
+    assert any(row["unconverted"] for row in revenue.values())
+    assert all(row["net_revenue"] != row["revenue"] for row in revenue.values() if row["refunds"])
+    patterns = ref_error_patterns_daily(with_persons(all_events), dataset.config.start, dataset.end)
+    assert {row["kind"] for row in patterns.values()} == {"error", "api", "ai"}
+    assert any(row["events"] > 1 and "<n>" in row["message"] for row in patterns.values())
 
 
 def test_dataset_counts_fewer_persons_than_ids(dataset: Dataset) -> None:

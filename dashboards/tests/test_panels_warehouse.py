@@ -3,15 +3,17 @@ late events), compared with the dataset's known answers computed here in plain P
 persons: the rows' persons come from the model of docs/identity.md in tests/support/persons.py."""
 
 import math
+import re
 import secrets
 from collections import defaultdict
 from datetime import date, timedelta
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import pytest
 from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
-from pravis_local.demo import seed
+from pravis_local.demo import demo_resource_samples, seed
 from pravis_local.synthetic import Dataset, parse_iso
 
 from tests.support.persons import persons
@@ -273,3 +275,120 @@ def test_alert_history_and_list(run, dataset) -> None:
     rows = run("alert_list")
     assert [r["alert_id"] for r in rows] == ["demo-alert-2", "demo-alert-1", "demo-alert-0"]
     assert rows[0]["resolved"] is None and rows[1]["resolved"] is not None
+
+
+EUR_PER = {"EUR": Decimal(1), "USD": Decimal("0.92"), "GBP": Decimal("1.17")}
+"""The demo's exchange rates (pravis_local.demo.DEMO_RATES), as the operator would have loaded them."""
+
+
+def first_by_order(events, event_type: str) -> list[dict[str, Any]]:
+    first: dict[str, dict] = {}
+    for e in sorted((e for e in events if e["event_type"] == event_type), key=lambda e: e["timestamp"]):
+        first.setdefault(e["order_id"], e)
+    return list(first.values())
+
+
+def test_revenue_in_the_reporting_currency_and_the_ai_split(run, events) -> None:
+    def eur(e: dict) -> Decimal:
+        return (Decimal(e["revenue"]) * EUR_PER[e["currency"]]).quantize(Decimal("0.0001"), ROUND_DOWN)
+
+    orders, refunds = first_by_order(events, "order_completed"), first_by_order(events, "order_refunded")
+    revenue, refunded = defaultdict(Decimal), defaultdict(Decimal)
+    for e in orders:
+        revenue[day_of(e)] += eur(e)
+    for e in refunds:
+        refunded[day_of(e)] += eur(e)
+    rows = {r["day"]: r for r in run("revenue")}
+    assert {d: r["revenue"] for d, r in rows.items() if r["orders"]} == revenue
+    assert {d: r["net_revenue"] for d, r in rows.items()} == {
+        d: revenue[d] - refunded[d] for d in set(revenue) | set(refunded)
+    }
+    assert all(r["unconverted"] == 0 and r["reporting_currency"] == "EUR" for r in rows.values())
+
+    ai_sessions = {e["session_id"] for e in events if e["event_type"] in AI_TYPES and e.get("session_id")}
+    active, assisted = active_by_day(events), defaultdict(set)
+    for e in events:
+        if e["event_type"] in AI_TYPES:
+            assisted[day_of(e)].add(who(e))
+    split = {r["ai_session"]: r for r in run("revenue_ai")}
+    for name, used in (("ai", True), ("no_ai", False)):
+        mine = [e for e in orders if (e.get("session_id") in ai_sessions) is used]
+        buyer_days = {(day_of(e), who(e)) for e in mine}
+        users = sum(
+            len(assisted[d]) if used else len(active[d]) - len(assisted[d]) for d in {day_of(e) for e in mine}
+        )
+        assert split[name]["orders"] == len(mine)
+        assert split[name]["total_revenue"] == sum((eur(e) for e in mine), Decimal(0))
+        assert close(split[name]["conversion"], len(buyer_days) / users)
+
+
+def test_error_patterns_group_failures_by_fingerprint(run, events, dataset) -> None:
+    """Fingerprints from a model written here: type + message with numbers and quoted values stripped +
+    endpoint/model (the normalisation itself is tested on a table of messages in pravis_schemas)."""
+
+    def pattern(e: dict) -> tuple | None:
+        if e["event_type"] == "error":
+            message = re.sub(
+                r"[0-9]+",
+                "<n>",
+                re.sub(r"'[^']*'|\"[^\"]*\"", "<str>", (e.get("error_message") or "").lower()),
+            )
+            return ("error", e["error_type"], message, "")
+        if e["event_type"] == "api_request" and e["status"] >= 500:
+            return ("api", e.get("error_type") or f"HTTP {e['status']}", "", f"{e['method']} {e['endpoint']}")
+        if e["event_type"] in AI_TYPES and not e["success"]:
+            return (
+                "ai",
+                e.get("error_type") or "failure",
+                "",
+                f"{e['event_type']} {e.get('model_used') or ''}",
+            )
+        return None
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        if (key := pattern(e)) is not None:
+            groups[key].append(e)
+    rows = run("error_patterns")
+    start, days = dataset[0].config.start, dataset[0].config.days
+
+    assert len(rows) == min(50, len(groups))
+    assert [r["events"] for r in rows] == sorted((len(v) for v in groups.values()), reverse=True)[: len(rows)]
+    for r in rows:
+        mine = groups[(r["kind"], r["error_type"], r["message"], r["location"])]
+        assert r["events"] == len(mine) == sum(r["daily"]) and len(r["daily"]) == days
+        assert r["daily"] == [sum(1 for e in mine if day_of(e) == start + timedelta(i)) for i in range(days)]
+        assert r["first_seen"].replace(tzinfo=None) == min(parse_iso(e["timestamp"]) for e in mine).replace(
+            tzinfo=None
+        )
+    assert any(r["kind"] == "error" and "<n>" in r["message"] for r in rows)
+
+
+def test_resource_panels_per_service_and_saturation(run, dataset) -> None:
+    samples = demo_resource_samples(dataset[0])
+    per_hour: dict[tuple, list[float]] = defaultdict(list)
+    for s in samples:
+        moment = parse_iso(s["timestamp"])
+        per_hour[(moment.replace(minute=0, second=0, microsecond=0, tzinfo=None), s["service"])].append(s)
+    cpu = {(r["hour"].replace(tzinfo=None), r["service"]): r["cpu_percent"] for r in run("resource_cpu")}
+    assert cpu == pytest.approx({k: sum(s["cpu_percent"] for s in v) for k, v in per_hour.items()})
+    memory = {(r["hour"].replace(tzinfo=None), r["service"]): r["rss_bytes"] for r in run("resource_memory")}
+    assert memory == pytest.approx({k: sum(s["rss_bytes"] for s in v) for k, v in per_hour.items()})
+
+    top = run("resource_top")
+    by_process: dict[str, list[dict]] = defaultdict(list)
+    for s in samples:
+        by_process[f"{s['service']} @ {s['host']} #{s['pid']}"].append(s)
+    means = {p: sum(s["cpu_percent"] for s in v) / len(v) for p, v in by_process.items()}
+    assert [r["process"] for r in top] == sorted(means, key=lambda p: (-means[p], p))
+    for r in top:
+        mine = by_process[r["process"]]
+        assert close(r["max_cpu"], max(s["cpu_percent"] for s in mine))
+        assert r["max_rss_bytes"] == max(s["rss_bytes"] for s in mine)
+        assert close(r["p95_loop_lag_ms"], quantile([s["loop_lag_ms"] for s in mine], 0.95))
+    warnings = {r["process"]: r["warning"] for r in top}
+    assert warnings == {
+        "shop-api @ web-1 #4101": "",
+        "shop-api @ web-2 #4102": "CPU saturated",
+        "pravis-gateway @ ingest-1 #311": "",
+    }

@@ -55,6 +55,31 @@ VALID = {
     "consent_change": {"consent": {"analytics": True, "personalization": False}, "source": "banner"},
     "identify": {"user_id": "u-9", "properties": {"plan": "pro"}},
     "alias": {"user_id": "u-11", "previous_id": "u-9"},
+    "product_viewed": {"product_id": "p-1", "price": 19.99, "currency": "EUR"},
+    "product_added": {"sku": "SHOE-38", "quantity": 2, "price": "19.99", "currency": "eur"},
+    "checkout_started": {"order_id": "o-1", "items": [{"sku": "SHOE-38", "price": 19.99}], "currency": "EUR"},
+    "order_completed": {
+        "order_id": "o-1",
+        "revenue": 37.98,
+        "currency": "EUR",
+        "items": [{"sku": "SHOE-38", "product_id": "p-1", "quantity": 2, "price": 19.99}],
+        "coupon": "SPRING",
+        "discount": 2,
+        "tax": "7.22",
+        "shipping": 0,
+    },
+    "order_refunded": {"order_id": "o-1", "revenue": "19.99", "currency": "EUR"},
+    "resource_sample": {
+        "host": "web-1",
+        "service": "shop-api",
+        "pid": 4242,
+        "cpu_percent": 37.5,
+        "rss_bytes": 104_857_600,
+        "open_fds": 31,
+        "threads": 4,
+        "loop_lag_ms": 1.25,
+        "in_flight": 3,
+    },
 }
 
 
@@ -341,3 +366,68 @@ def test_committed_schemas_are_current(tmp_path):
 def test_models_accept_their_own_dump():
     event = parse_event(envelope("page_view", **VALID["page_view"]))
     assert PageViewEvent.model_validate_json(event.model_dump_json()) == event
+
+
+ORDER = {"order_id": "o-1", "revenue": "10", "currency": "EUR"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({**ORDER, "revenue": -0.01}, "revenue: Input should be greater than or equal to 0"),
+        ({**ORDER, "revenue": 0.12345}, "revenue: Decimal input should have no more than 4 decimal places"),
+        ({**ORDER, "revenue": 1e11}, "revenue: Decimal input should have no more than 11 digits before"),
+        (
+            {**ORDER, "revenue": "12345678901.23456"},
+            "revenue: Decimal input should have no more than 15 digits",
+        ),
+        ({**ORDER, "revenue": "ten"}, "revenue: Input should be a valid decimal"),
+        ({**ORDER, "currency": "EURO"}, "currency: EURO is not an ISO 4217 currency code"),
+        ({**ORDER, "currency": "XYZ"}, "currency: XYZ is not an ISO 4217 currency code"),
+        ({"order_id": "o-1", "revenue": 1}, "currency: Field required"),
+        ({**ORDER, "items": [{"sku": "a", "price": 1, "quantity": 0}]}, "items.0.quantity: Input should be"),
+        ({**ORDER, "items": [{"price": 1}]}, "items.0.sku: Field required"),
+        ({**ORDER, "tax": -1}, "tax: Input should be greater than or equal to 0"),
+    ],
+)
+def test_order_money_is_refused_with_its_reason(fields, reason):
+    _, rejected = validate_batch([envelope("order_completed", **fields)])
+    assert len(rejected) == 1 and rejected[0].error.startswith(reason), rejected
+
+
+@pytest.mark.parametrize(
+    ("event_type", "fields", "reason"),
+    [
+        ("product_viewed", {"price": 3}, "price needs a currency"),
+        ("product_viewed", {"currency": "EUR"}, "product_id or sku is required"),
+        ("checkout_started", {"items": [{"sku": "a", "price": 1}]}, "items need a currency"),
+        ("checkout_started", {"discount": 1}, "discount needs a currency"),
+        ("order_refunded", {"order_id": "o-1", "currency": "EUR"}, "revenue: Field required"),
+    ],
+)
+def test_commerce_events_need_a_currency_and_a_product(event_type, fields, reason):
+    _, rejected = validate_batch([envelope(event_type, **fields)])
+    assert [r.error for r in rejected] == [reason]
+
+
+@pytest.mark.parametrize("quote", [b"", b'"'])
+@pytest.mark.parametrize("text", ["0.1", "19.99", "99999999999.9999", "12345678901.2345", "0.0001", "100"])
+def test_amounts_reach_the_row_exactly(text, quote):
+    """An amount within the bound reaches the row with the digits sent, as a JSON number (which parsers hold
+    as a double) or a string; the row carries it as a decimal string (ClickHouse parses it into
+    Decimal(18, 4) exactly)."""
+    raw = b'{"event_type": "order_completed", "event_id": "%s", "timestamp": "2024-05-01T10:00:00Z", ' % (
+        str(uuid.uuid4()).encode()
+    )
+    raw += (
+        b'"user_id": "u", "order_id": "o", "currency": "usd", "revenue": '
+        + quote
+        + text.encode()
+        + quote
+        + b"}"
+    )
+    event = parse_event(raw)
+    row = orjson.loads(EnrichedEvent(event=event, project_id="p", received_at=datetime.now(UTC)).to_json())
+
+    assert row["currency"] == "USD"
+    assert row["revenue"] == text

@@ -187,3 +187,63 @@ def test_negative_feedback_fires_on_a_burst_of_three_or_more():
 def test_two_more_negative_comments_than_usual_are_no_burst():
     windows = [feedback_bucket(5, 0) for _ in range(40)] + [feedback_bucket(5, 2) for _ in range(3)]
     assert judged(run(windows), "negative_feedback") == []
+
+
+def error(message: str) -> dict:
+    return {"event_type": "error", "error_type": "TypeError", "error_message": message}
+
+
+def test_a_new_error_pattern_spiking_fires_while_known_ones_do_not():
+    """Known patterns recur every bucket; at bucket 80 a never-seen one bursts (its messages differ only in
+    numbers and quoted values: one fingerprint), and an hour later the same burst is no longer new."""
+    rng = random.Random(3)
+    detector = ProjectDetector("p1")
+    alerts = []
+    for i in range(80 + 720 + 6):
+        window = Window(with_users=False)
+        for _ in range(rng.randint(90, 110)):
+            window.add({"event_type": "page_view"}, "page_view")
+        for _ in range(rng.randint(0, 2)):
+            window.add(error(f"Timeout after {rng.randint(1, 9000)}ms"), "error")
+        if 80 <= i < 84 or i >= 800:
+            for n in range(12):
+                window.add(error(f"Cannot read '{n}' of undefined at line {rng.randint(1, 999)}"), "error")
+        alerts += detector.add(summary(i, window), THRESHOLDS)
+
+    new = [a for a in alerts if a.metric == "new_error_pattern"]
+    assert [(a.status, a.window_start.timestamp()) for a in new][:1] == [(AlertStatus.FIRING, T0 + 5 * 80)]
+    assert new[0].observed == 12
+    assert not [
+        a for a in new if a.status == AlertStatus.FIRING and a.window_start.timestamp() >= T0 + 5 * 800
+    ]
+    assert len(detector.known_patterns) == 2
+    assert ProjectDetector.from_json(detector.to_json()).known_patterns == detector.known_patterns
+
+
+def test_known_patterns_and_a_bucket_s_patterns_are_bounded():
+    from pravis_stream.counters import MAX_PATTERNS_PER_WINDOW
+    from pravis_stream.detector import MAX_KNOWN_PATTERNS
+
+    detector = ProjectDetector("p1")
+    for i in range(MAX_KNOWN_PATTERNS // MAX_PATTERNS_PER_WINDOW + 3):
+        window = Window(with_users=False)
+        for n in range(MAX_PATTERNS_PER_WINDOW + 50):
+            window.add({"event_type": "error", "error_type": f"E{i}x{n}".replace("1", "one")}, "error")
+        assert (
+            len(window.patterns) == MAX_PATTERNS_PER_WINDOW
+            and window.failures == MAX_PATTERNS_PER_WINDOW + 50
+        )
+        detector.add(summary(i, window), THRESHOLDS)
+
+    assert len(detector.known_patterns) == MAX_KNOWN_PATTERNS
+
+
+def test_an_error_storm_fingerprints_a_bounded_number_of_failures():
+    from pravis_stream.counters import MAX_FINGERPRINTED_PER_WINDOW
+
+    window = Window(with_users=False)
+    for n in range(MAX_FINGERPRINTED_PER_WINDOW + 300):
+        window.add(error(f"Timeout after {n}ms"), "error")
+
+    assert window.failures == MAX_FINGERPRINTED_PER_WINDOW + 300
+    assert list(window.patterns.values()) == [MAX_FINGERPRINTED_PER_WINDOW]

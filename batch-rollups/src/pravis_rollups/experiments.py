@@ -6,7 +6,9 @@ excluded and counted apart) and per goal the users who converted after their fir
 sum of squares of each user's total of a numeric property (0 for users without matching events). A user is a
 person (docs/identity.md): exposures and goal events are joined through `person_overrides`, so a visitor
 exposed anonymously who converts after logging in is one converting unit; a person exposed to two variants
-under two ids (assignment hashes the id the SDK used) is a multi-variant user. `result_rows`
+under two ids (assignment hashes the id the SDK used) is a multi-variant user. An order counts once per
+`order_id` (its first event), as in revenue_daily, so an order sent twice neither doubles a user's revenue nor
+counts before exposure by its copy. `result_rows`
 turns those into rates, means, variances, relative lift vs the control with a confidence interval (delta
 method, normal approximation) and p-value (two-proportion z test, pooled; Welch's t test for numeric goals),
 and the sample-ratio-mismatch chi-square p-value of the user counts against the configured weights.
@@ -93,6 +95,8 @@ goal_events AS (
     {person_join("e", "po")}
     WHERE e.project_id = {{project:String}} AND e.event_type IN {{goal_types:Array(String)}}
       AND unit IN (SELECT unit FROM units WHERE variant_count = 1)
+    ORDER BY e.timestamp, e.event_id
+    LIMIT 1 BY e.event_type, ifNull(e.order_id, toString(e.event_id))
 ),
 per_unit AS (
     SELECT u.unit AS unit, u.assigned AS assigned, {", ".join(unit_columns)}

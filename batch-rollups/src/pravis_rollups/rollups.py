@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.error_patterns import fingerprint_sql, normalise_sql
+from pravis_schemas.events import AI_EVENT_TYPES, ORDER_EVENT_TYPE, REFUND_EVENT_TYPE
 from pravis_schemas.identity import person_id_sql, person_join
 
-INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias")
-"""Server-side telemetry (it identifies API callers, not a person using the product) and identity bookkeeping
+INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias", "resource_sample")
+"""Server-side telemetry (it identifies API callers or processes, not a person using the product) and identity bookkeeping
 (an alias may be sent by a server long after the person's visit): they do not make a user active nor belong to
 a session."""
 
@@ -72,6 +73,11 @@ class RollupOptions:
     """Feedback is joined to AI requests from this many days before the range on (clients' clocks differ)."""
     inactive_types: tuple[str, ...] = INACTIVE_EVENT_TYPES
     ai_types: tuple[str, ...] = AI_EVENT_TYPES
+    reporting_currency: str = "EUR"
+    """revenue_daily converts every currency into this one through `fx_rates`."""
+    order_lookback_days: int = 30
+    """An order_id (or refund) seen this many days before a day counts on that earlier day only; one repeated
+    later than this counts again (the scan reads this many days of order events, not of every event)."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,13 @@ def _active_persons(where: str) -> str:
         FROM (SELECT project_id, day, person_id AS distinct_id FROM user_activity_daily AS a WHERE {where}) AS a
         {person_join("a", "po")}"""
 
+
+ACTIVE_USERS_PER_DAY = """
+    SELECT project_id, day, count() AS active_users
+    FROM user_activity_daily
+    WHERE day >= {date_from:Date} AND day <= {date_to:Date}
+    GROUP BY project_id, day"""
+"""Active persons per day of the range (the denominator of adoption and conversion)."""
 
 BY_NAME: dict[str, Rollup] = {}
 """Every rollup by table name, in definition order (filled by `_registered`)."""
@@ -338,12 +351,7 @@ FROM (
     WHERE event_type = 'feature_use' AND {_events_between()} AND feature_name IS NOT NULL AND distinct_id != ''
     GROUP BY project_id, day, feature
 ) AS f
-LEFT JOIN (
-    SELECT project_id, day, count() AS active_users
-    FROM user_activity_daily
-    WHERE day >= {{date_from:Date}} AND day <= {{date_to:Date}}
-    GROUP BY project_id, day
-) AS a ON f.project_id = a.project_id AND f.day = a.day"""
+LEFT JOIN ({ACTIVE_USERS_PER_DAY}) AS a ON f.project_id = a.project_id AND f.day = a.day"""
     return Query(sql, date_parameters(first, last))
 
 
@@ -575,6 +583,189 @@ LEFT JOIN (
 ) AS s ON f.project_id = s.project_id AND f.event_id = s.event_id
 GROUP BY project_id, day"""
     return Query(sql, date_parameters(first, last))
+
+
+def _first_per_order(event_type: str, source: str) -> str:
+    """Each order_id's first `event_type` event in the range (by timestamp, then event_id), unless one of the
+    `order_lookback_days` before the range already has one: an order (or a refund) counts once, whichever
+    events carry its order_id. The scan holds those days' order events (`scan.scan_select`)."""
+    return f"""
+    SELECT project_id, order_key,
+           argMin((timestamp, assumeNotNull(currency), assumeNotNull(revenue), person_id, session_id,
+                   coalesce(app_version, '')), (timestamp, event_id)) AS first
+    FROM {source}
+    WHERE event_type = '{event_type}' AND {_events_between()} AND order_id IS NOT NULL
+      AND currency IS NOT NULL AND revenue IS NOT NULL
+    GROUP BY project_id, assumeNotNull(order_id) AS order_key
+    HAVING (project_id, order_key) NOT IN (
+        SELECT project_id, assumeNotNull(order_id) FROM {source}
+        WHERE event_type = '{event_type}' AND order_id IS NOT NULL
+          AND timestamp >= toDateTime64({{date_from:Date}} - {{order_lookback_days:UInt16}}, 3, 'UTC')
+          AND timestamp < toDateTime64({{date_from:Date}}, 3, 'UTC'))"""
+
+
+def _in_reporting_currency(alias: str) -> str:
+    """The amount of `alias` (day, currency, amount) in the reporting currency at the rate in force that day,
+    cut to 4 decimals; NULL without a rate."""
+    return f"""if({alias}.currency = {{reporting_currency:String}}, {alias}.amount,
+              CAST(toDecimal128({alias}.amount, 4) * toDecimal128(fx.rate, 8) AS Nullable(Decimal(38, 4))))"""
+
+
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "currency",
+        "ai_session",
+        "app_version",
+        "orders",
+        "buyers",
+        "revenue",
+        "refunded_orders",
+        "refunds",
+        "net_revenue",
+        "average_order_value",
+        "active_users",
+        "conversion",
+        "revenue_per_active_user",
+        "reporting_currency",
+        "unconverted",
+    ),
+    needs_activity=True,
+)
+def revenue_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    # Orders and refunds become lines in their own currency and in the reporting one (ASOF: the newest rate
+    # on or before the line's day), aggregated per grouping set; currency '*' sums the converted amounts.
+    # Refunds are counted on their own day, whose session and app version say nothing about the order, so
+    # they only reach the rows that split neither. Active users of the AI split are the persons who did (not)
+    # send an AI request that day.
+    rates = """(SELECT currency, day, toNullable(rate) AS rate FROM fx_rates FINAL
+               WHERE reporting_currency = {reporting_currency:String})"""
+    sql = f"""
+SELECT t.project_id AS project_id, t.day AS day, t.currency_key AS currency, t.ai_key AS ai_session,
+       t.app_key AS app_version, t.orders AS orders, t.buyers AS buyers, t.revenue AS revenue,
+       if(t.unsplit, t.refunded_orders, NULL) AS refunded_orders, if(t.unsplit, t.refunds, NULL) AS refunds,
+       if(t.unsplit, t.revenue - t.refunds, NULL) AS net_revenue,
+       if(t.priced_orders = 0, NULL, t.revenue / t.priced_orders) AS average_order_value,
+       multiIf(t.app_key != '*', NULL, t.ai_key = 'ai', coalesce(u.ai_users, 0),
+               t.ai_key = 'no_ai', a.active_users - coalesce(u.ai_users, 0), a.active_users) AS active_users,
+       if(active_users = 0, NULL, t.buyers / active_users) AS conversion,
+       if(active_users = 0, NULL, t.revenue / active_users) AS revenue_per_active_user,
+       {{reporting_currency:String}} AS reporting_currency, t.unconverted AS unconverted
+FROM (
+    SELECT project_id, day, currency_key, ai_key, app_key, ai_key = '*' AND app_key = '*' AS unsplit,
+           sum(orders) AS orders, sum(buyers) AS buyers, sum(priced_orders) AS priced_orders,
+           CAST(sum(revenue) AS Decimal(38, 4)) AS revenue, sum(refunded_orders) AS refunded_orders,
+           CAST(sum(refunds) AS Decimal(38, 4)) AS refunds, sum(unconverted) AS unconverted
+    FROM (
+        SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key,
+               if(grouping(ai_session) = 1, '*', ai_session) AS ai_key,
+               if(grouping(app_version) = 1, '*', app_version) AS app_key,
+               count() AS orders, uniqExact(person) AS buyers,
+               if(grouping(currency) = 1, countIf(converted IS NOT NULL), count()) AS priced_orders,
+               if(grouping(currency) = 1, coalesce(sum(converted), 0), sum(amount)) AS revenue,
+               0 AS refunded_orders, toDecimal128(0, 4) AS refunds, countIf(converted IS NULL) AS unconverted
+        FROM (
+            SELECT o.project_id AS project_id, o.day AS day, o.currency AS currency, o.person AS person,
+                   o.amount AS amount, {_in_reporting_currency("o")} AS converted,
+                   if(o.session IS NOT NULL AND (o.project_id, assumeNotNull(o.session)) IN (
+                          SELECT project_id, assumeNotNull(session_id) FROM {source}
+                          WHERE event_type IN {{ai_types:Array(String)}} AND session_id IS NOT NULL
+                            AND {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}),
+                      'ai', 'no_ai') AS ai_session,
+                   o.app_version AS app_version
+            FROM (
+                SELECT project_id, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount,
+                       first.4 AS person, first.5 AS session, first.6 AS app_version
+                FROM ({_first_per_order(ORDER_EVENT_TYPE, source)})
+            ) AS o
+            ASOF LEFT JOIN {rates} AS fx ON o.currency = fx.currency AND o.day >= fx.day
+        )
+        GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day, currency, ai_session),
+                                (project_id, day, currency, app_version), (project_id, day),
+                                (project_id, day, ai_session))
+        UNION ALL
+        SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key, '*' AS ai_key,
+               '*' AS app_key, 0 AS orders, 0 AS buyers, 0 AS priced_orders, toDecimal128(0, 4) AS revenue,
+               count() AS refunded_orders,
+               if(grouping(currency) = 1, coalesce(sum(converted), 0), sum(amount)) AS refunds,
+               countIf(converted IS NULL) AS unconverted
+        FROM (
+            SELECT r.project_id AS project_id, r.day AS day, r.currency AS currency, r.amount AS amount,
+                   {_in_reporting_currency("r")} AS converted
+            FROM (
+                SELECT project_id, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount
+                FROM ({_first_per_order(REFUND_EVENT_TYPE, source)})
+            ) AS r
+            ASOF LEFT JOIN {rates} AS fx ON r.currency = fx.currency AND r.day >= fx.day
+        )
+        GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day))
+    )
+    GROUP BY project_id, day, currency_key, ai_key, app_key
+) AS t
+LEFT JOIN ({ACTIVE_USERS_PER_DAY}) AS a ON t.project_id = a.project_id AND t.day = a.day
+LEFT JOIN (
+    SELECT project_id, toDate(timestamp) AS day, uniqExact(person_id) AS ai_users
+    FROM {source}
+    WHERE event_type IN {{ai_types:Array(String)}} AND {_events_between()} AND distinct_id != ''
+    GROUP BY project_id, day
+) AS u ON t.project_id = u.project_id AND t.day = u.day"""
+    return Query(
+        sql,
+        {
+            **date_parameters(first, last),
+            "ai_types": list(options.ai_types),
+            "reporting_currency": options.reporting_currency,
+            "order_lookback_days": options.order_lookback_days,
+        },
+    )
+
+
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "fingerprint",
+        "kind",
+        "error_type",
+        "location",
+        "message",
+        "events",
+        "users",
+        "first_at",
+        "last_at",
+    ),
+)
+def error_patterns_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    # Failures (pravis_schemas.error_patterns.failure_of): error events, 5xx API requests, failed AI requests,
+    # grouped by the fingerprint the stream tier's detector computes too.
+    normalised, rule_parameters = normalise_sql("msg")
+    sql = f"""
+SELECT project_id, day, fingerprint, any(kind) AS kind, any(failure_type) AS error_type, any(place) AS location,
+       any(message) AS message, count() AS events, uniqExactIf(person_id, person_id != '') AS users,
+       min(timestamp) AS first_at, max(timestamp) AS last_at
+FROM (
+    SELECT project_id, toDate(timestamp) AS day, timestamp, person_id, kind, failure_type, place,
+           {normalised} AS message, {fingerprint_sql("kind", "failure_type", normalised, "place")} AS fingerprint
+    FROM (
+        SELECT project_id, timestamp, person_id,
+               multiIf(event_type = 'error', 'error', event_type = 'api_request', 'api', 'ai') AS kind,
+               multiIf(kind = 'error', coalesce(error_type, ''),
+                       kind = 'api', coalesce(error_type, concat('HTTP ', toString(status))),
+                       coalesce(error_type, 'failure')) AS failure_type,
+               if(kind = 'error', error_message, NULL) AS msg,
+               multiIf(kind = 'error', '', kind = 'api', concat(coalesce(method, ''), ' ', coalesce(endpoint, '')),
+                       concat(event_type, ' ', coalesce(model_used, ''))) AS place
+        FROM {source}
+        WHERE {_events_between()}
+          AND (event_type = 'error' OR (event_type = 'api_request' AND status >= 500)
+               OR (event_type IN {{ai_types:Array(String)}} AND success = false))
+    )
+)
+GROUP BY project_id, day, fingerprint"""
+    return Query(sql, {**date_parameters(first, last), "ai_types": list(options.ai_types), **rule_parameters})
 
 
 ROLLUPS: tuple[Rollup, ...] = tuple(BY_NAME.values())

@@ -1,4 +1,3 @@
-# ruff: noqa: E501 - SQL text stays on the lines it reads best on
 """The shared scan: one read of deduplicated raw events, each with its person, that every event-reading rollup
 of a run reads instead of `events FINAL` (pure, no I/O).
 
@@ -14,6 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from pravis_schemas.events import ORDER_EVENT_TYPE, REFUND_EVENT_TYPE
 from pravis_schemas.identity import person_id_sql, person_join
 
 from pravis_rollups.rollups import SESSION_LOOKAROUND_DAYS, Query, RollupOptions, date_parameters
@@ -41,6 +41,12 @@ EVENT_COLUMNS = (
     "cache_hit",
     "rating",
     "comment",
+    "order_id",
+    "revenue",
+    "currency",
+    "app_version",
+    "error_type",
+    "error_message",
 )
 """The event columns the event-reading rollups use: a scan copies only these."""
 SCAN_COLUMNS = (*EVENT_COLUMNS, "person_id")
@@ -57,12 +63,17 @@ def scan_days_before(options: RollupOptions) -> int:
 def scan_select(first: date, last: date, options: RollupOptions) -> Query:
     """Deduplicated events (SCAN_COLUMNS) that every event-reading rollup's `select` over [first, last] reads:
     from `scan_days_before` days before the range to the sessions' look-ahead after it, plus every later
-    feedback event (feedback on an answer may come any time after it)."""
+    feedback event (feedback on an answer may come any time after it) and the orders and refunds of the
+    `order_lookback_days` before (an order counts once however many days repeat its order_id)."""
     columns = ", ".join(f"e.{column} AS {column}" for column in EVENT_COLUMNS)
+    until = f"toDateTime64({{date_to:Date}} + {1 + SESSION_LOOKAROUND_DAYS}, 3, 'UTC')"
     sql = f"""
 SELECT {columns}, {person_id_sql("e", "po")} AS person_id
 FROM events AS e FINAL
 {person_join("e", "po")}
-WHERE e.timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
-  AND (e.timestamp < toDateTime64({{date_to:Date}} + {1 + SESSION_LOOKAROUND_DAYS}, 3, 'UTC') OR e.event_type = 'feedback')"""
-    return Query(sql, {**date_parameters(first, last), "days_before": scan_days_before(options)})
+WHERE (e.timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
+       AND (e.timestamp < {until} OR e.event_type = 'feedback'))
+   OR (e.event_type IN ('{ORDER_EVENT_TYPE}', '{REFUND_EVENT_TYPE}') AND e.timestamp < {until}
+       AND e.timestamp >= toDateTime64({{date_from:Date}} - {{order_days:UInt16}}, 3, 'UTC'))"""
+    parameters = {"days_before": scan_days_before(options), "order_days": options.order_lookback_days}
+    return Query(sql, {**date_parameters(first, last), **parameters})

@@ -69,7 +69,11 @@ class Scheduler:
     def cycle(self, client: Client, today: date) -> Cycle:
         """Run one cycle (blocking): the recompute window, then the weekly report if today is report day."""
         plan = plan_cycle(today, self.settings.rollup_recompute_days, self.settings.report_weekday)
-        options = RollupOptions(as_of=plan.last, repeat_window_s=self.settings.rollup_repeat_window_s)
+        options = RollupOptions(
+            as_of=plan.last,
+            repeat_window_s=self.settings.rollup_repeat_window_s,
+            reporting_currency=self.settings.reporting_currency,
+        )
         if dropped := drop_stale_staging(client):
             log.warning("dropped staging tables of runs that died", tables=dropped)
         results = run_rollups(client, plan.first, plan.last, options=options)

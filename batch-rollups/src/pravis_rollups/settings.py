@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pravis_schemas import ports
 from pravis_schemas.kafka_security import KafkaSettings
+from pravis_schemas.money import Currency
 from pravis_schemas.settings import ClickHouseSettings, DataDirSettings, LogSettings, PravisSettings
 from pydantic import PositiveInt
 
@@ -59,6 +60,8 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     rollup_recompute_days: int = 3
     """Each daily run recomputes this many complete days, so events arriving that late are counted."""
     rollup_repeat_window_s: int = 30
+    reporting_currency: Currency = "EUR"
+    """revenue_daily converts every currency into this one with the rates of `pravis fx load`."""
     experiment_refresh_s: float = 900
     """How often the scheduler recomputes `experiment_results` between daily runs."""
     report_weekday: int = 0

@@ -17,6 +17,7 @@ import math
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from pravis_schemas.events import AI_EVENT_TYPES
@@ -86,6 +87,47 @@ FROM events FINAL
 WHERE {EVENTS_RANGE}
   AND event_type IN {AI_EVENT_TYPES!r}
 GROUP BY model ORDER BY model"""
+
+REVENUE_TOTAL = "currency = '*' AND ai_session = '*' AND app_version = '*'"
+SATURATION = {"cpu_percent": 90, "loop_lag_ms": 100, "open_fds": 50_000}
+"""Saturation warnings of the resources panel: a process above one of these in the range (CPU per core)."""
+
+
+def _per_service_hourly(figure: str) -> str:
+    """Hourly sum over a service's processes of each process's hourly mean of `figure` (a column name)."""
+    return f"""SELECT hour, service, sum(value) AS {figure}
+FROM (
+    SELECT toStartOfHour(timestamp) AS hour, assumeNotNull(service) AS service, host, pid,
+           avg({figure}) AS value
+    FROM events FINAL
+    WHERE {EVENTS_RANGE}
+      AND event_type = 'resource_sample'
+    GROUP BY hour, service, host, pid
+)
+GROUP BY hour, service
+ORDER BY hour, service"""
+
+
+ERROR_PATTERNS_SQL = f"""SELECT p.fingerprint AS fingerprint, any(p.kind) AS kind,
+       any(p.error_type) AS error_type,
+       any(p.location) AS location, any(p.message) AS message, sum(p.events) AS events,
+       max(p.users) AS peak_daily_users, min(s.first_seen) AS first_seen, max(p.last_at) AS last_seen,
+       arrayMap(i -> arraySum(arrayMap(d -> if(d.1 = {{date_from:Date}} + i, d.2, 0),
+                                       groupArray((p.day, p.events)))),
+                range(toUInt64(dateDiff('day', {{date_from:Date}}, {{date_to:Date}}) + 1))) AS daily,
+       arraySum(arraySlice(daily, 1, intDiv(length(daily), 2))) AS earlier,
+       arraySum(arraySlice(daily, intDiv(length(daily), 2) + 1)) AS later,
+       multiIf(first_seen >= {{date_from:Date}}, 'new', later > earlier * 1.5, 'rising',
+               later * 1.5 < earlier, 'falling', 'steady') AS trend
+FROM error_patterns_daily AS p
+LEFT JOIN (SELECT fingerprint, min(first_at) AS first_seen FROM error_patterns_daily
+           WHERE project_id = {{project:String}} GROUP BY fingerprint) AS s ON s.fingerprint = p.fingerprint
+WHERE p.{RANGE}
+GROUP BY fingerprint
+ORDER BY events DESC, fingerprint
+LIMIT 50"""
+"""Failures grouped by fingerprint over the range: `daily` draws the sparkline; the trend compares the range's
+later half with its earlier one; `first_seen` is over all time, so `new` means first seen in the range."""
 
 PANELS: tuple[Panel, ...] = (
     Panel(
@@ -293,6 +335,107 @@ PANELS: tuple[Panel, ...] = (
         "GROUP BY alert_id\nORDER BY fired_at DESC, alert_id\nLIMIT 50",
         Chart("table", "alert_id", ("metric", "severity", "observed", "expected", "fired_at", "resolved")),
     ),
+    # Issue 24: revenue (executive) and error patterns (tech ops).
+    Panel(
+        "revenue",
+        "executive",
+        "Revenue in the reporting currency",
+        "Orders once per order_id; net = revenue - refunds of the day; unconverted: amounts without an "
+        "exchange rate (pravis fx load), left out.",
+        "SELECT day, reporting_currency, orders, buyers, revenue, refunds, net_revenue,\n"
+        "       average_order_value, unconverted\n"
+        f"FROM revenue_daily\nWHERE {RANGE}\n  AND {REVENUE_TOTAL}\nORDER BY day",
+        Chart("line", "day", ("revenue", "net_revenue", "average_order_value")),
+    ),
+    Panel(
+        "revenue_ai",
+        "executive",
+        "Does the assistant sell? Sessions with and without AI",
+        "Orders whose session used the AI assistant or not: conversion = buyers / active users (who used AI "
+        "that day, or not) and revenue per active user, summed over the range's days.",
+        "SELECT ai_session, sum(orders) AS orders, sum(revenue) AS total_revenue,\n"
+        "       sum(buyers) / sum(active_users) AS conversion,\n"
+        "       total_revenue / sum(active_users) AS revenue_per_active_user\nFROM revenue_daily\n"
+        f"WHERE {RANGE}\n  AND currency = '*' AND ai_session != '*' AND app_version = '*'\n"
+        "GROUP BY ai_session\nORDER BY ai_session",
+        Chart("bar", "ai_session", ("conversion",), percent=True),
+    ),
+    Panel(
+        "error_patterns",
+        "tech-ops",
+        "Error patterns",
+        "Errors, 5xx API requests and failed AI requests grouped by fingerprint (type + message without "
+        "numbers, ids, quoted values + endpoint/model); trend: later vs earlier half of the range.",
+        ERROR_PATTERNS_SQL,
+        Chart(
+            "table",
+            "fingerprint",
+            (
+                "events",
+                "kind",
+                "error_type",
+                "location",
+                "message",
+                "peak_daily_users",
+                "first_seen",
+                "last_seen",
+                "trend",
+                "daily",
+            ),
+        ),
+    ),
+    Panel(
+        "resource_cpu",
+        "tech-ops",
+        "CPU per service (% of one core)",
+        "resource_sample events (SDK middleware, pipeline services): per hour, each process's mean, summed "
+        "over the service's processes.",
+        _per_service_hourly("cpu_percent"),
+        Chart("line", "hour", ("cpu_percent",), pivot="service"),
+    ),
+    Panel(
+        "resource_memory",
+        "tech-ops",
+        "Memory per service (RSS bytes)",
+        "Resident memory: per hour, each process's mean, summed over the service's processes.",
+        _per_service_hourly("rss_bytes"),
+        Chart("line", "hour", ("rss_bytes",), pivot="service"),
+    ),
+    Panel(
+        "resource_top",
+        "tech-ops",
+        "Top resource consumers and saturation warnings",
+        f"Processes of the range by mean CPU. Warning when the range's maximum CPU reaches "
+        f"{SATURATION['cpu_percent']}% of a core, the p95 event-loop lag {SATURATION['loop_lag_ms']} ms, or "
+        f"open descriptors {SATURATION['open_fds']}.",
+        "SELECT concat(assumeNotNull(service), ' @ ', assumeNotNull(host), ' #', toString(pid)) AS process,\n"
+        "       count() AS samples, avg(cpu_percent) AS mean_cpu, max(cpu_percent) AS max_cpu,\n"
+        "       max(rss_bytes) AS max_rss_bytes, max(open_fds) AS max_open_fds,\n"
+        "       max(threads) AS max_threads, quantileExactInclusive(0.95)(loop_lag_ms) AS p95_loop_lag_ms,\n"
+        "       max(in_flight) AS max_in_flight,\n"
+        f"       arrayStringConcat(arrayFilter(w -> w != '', [\n"
+        f"           if(max_cpu >= {SATURATION['cpu_percent']}, 'CPU saturated', ''),\n"
+        f"           if(p95_loop_lag_ms >= {SATURATION['loop_lag_ms']}, 'event loop lagging', ''),\n"
+        f"           if(max_open_fds >= {SATURATION['open_fds']}, 'file descriptors', '')]),\n"
+        "           ', ') AS warning\n"
+        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'resource_sample'\n"
+        "GROUP BY process\nORDER BY mean_cpu DESC, process\nLIMIT 20",
+        Chart(
+            "table",
+            "process",
+            (
+                "samples",
+                "mean_cpu",
+                "max_cpu",
+                "max_rss_bytes",
+                "max_open_fds",
+                "max_threads",
+                "p95_loop_lag_ms",
+                "max_in_flight",
+                "warning",
+            ),
+        ),
+    ),
 )
 BY_ID = {panel.id: panel for panel in PANELS}
 
@@ -375,6 +518,8 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, Decimal):
+        return float(value)
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -411,5 +556,5 @@ def to_csv(columns: list[str], rows: list[tuple]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if v is None else jsonable(v) for v in row])
+        writer.writerow(["" if v is None else v if isinstance(v, Decimal) else jsonable(v) for v in row])
     return out.getvalue()

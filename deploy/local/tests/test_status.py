@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,3 +268,42 @@ def test_pravis_status_prints_health_lag_and_memory(
     assert re.search(r"│ gateway\s+│ down\s+│", out), out
     assert re.search(rf"│ {group}\s+│ {topic}\s+│ 1\s+│ 3\s+│ 7\s+│ 4\s+│", out), out
     assert "rows loaded in the last minute: 0" in out
+
+
+def test_the_monitor_files_the_services_resources_as_samples(
+    kafka_bootstrap: str, clickhouse_server: str, gateway_url: str, log_dir: Path
+) -> None:
+    """The monitor reads the gateway's /metrics every interval and writes `resource_sample` rows into the
+    warehouse (the other services of this stack are not running: they are skipped)."""
+    database = f"pravis_monitor_{secrets.token_hex(4)}"
+    migrate(f"{clickhouse_server}/{database}")
+    quiet = {name: str(free_port()) for name in ("LOADER_HEALTH", "SCHEDULER_HEALTH", "PRIVACY_HEALTH")}
+    env = {
+        "PRAVIS_BROKER_PORT": kafka_bootstrap.rsplit(":", 1)[1],
+        "PRAVIS_WAREHOUSE_PORT": str(port_of(clickhouse_server)),
+        "PRAVIS_WAREHOUSE_DATABASE": database,
+        "PRAVIS_MONITOR_PORT": str(free_port()),
+        "PRAVIS_GATEWAY_PORT": str(port_of(gateway_url)),
+        "PRAVIS_STREAM_WEB_PORT": str(free_port()),
+        "PRAVIS_DASHBOARDS_PORT": str(free_port()),
+        "PRAVIS_RESOURCE_REPORT_S": "0.2",
+        **{f"PRAVIS_{name}_PORT": port for name, port in quiet.items()},
+    }
+    process = Process(
+        "monitor-resources", [sys.executable, "-m", "pravis_local.monitor"], log_dir, env
+    ).start()
+    rows: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(rows) < 2 and time.monotonic() < deadline:
+            with connect(f"{clickhouse_server}/{database}") as client:
+                rows = client.query(
+                    "SELECT project_id, service, cpu_percent >= 0, rss_bytes > 10000000, open_fds > 0 "
+                    "FROM events FINAL WHERE event_type = 'resource_sample'"
+                ).result_rows
+            time.sleep(0.2)
+    finally:
+        process.stop()
+
+    assert len(rows) >= 2
+    assert set(rows) == {("default", "gateway", True, True, True)}

@@ -65,6 +65,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pravis_schemas.money import Currency, Money
+
 EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:$-]*$"
 
 MAX_EVENTS_PER_BATCH = 500
@@ -93,6 +95,10 @@ RAW_MAX_BYTES = 32 * 1024
 
 MIN_YEAR, MAX_YEAR = 1900, 2299
 """ClickHouse DateTime64 range; a timestamp outside it cannot be stored."""
+
+MAX_ORDER_ITEMS = 200
+"""Line items per order event: a basket, not a catalogue."""
+MAX_ITEM_QUANTITY = 1_000_000
 
 MAX_ERROR_DETAILS = 3
 """`EventError.error` lists at most this many field errors of one event."""
@@ -406,6 +412,118 @@ class AliasEvent(EventBase):
         return self
 
 
+class OrderItem(BaseModel):
+    """One line of a basket (Segment's `products` entry, reduced to what revenue needs)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    sku: Id
+    product_id: Id | None = None
+    quantity: Annotated[int, Field(ge=1, le=MAX_ITEM_QUANTITY)] = 1
+    price: Annotated[Money, Field(description="Unit price, in the event's `currency`.")]
+
+
+class _PricedEvent(UserEvent):
+    """Commerce events (Segment's e-commerce spec, snake_case): an amount means nothing without its
+    currency, so any amount requires `currency`."""
+
+    currency: Currency | None = None
+
+    @model_validator(mode="after")
+    def _amounts_need_currency(self) -> Self:
+        if self.currency is None:
+            for name in ("price", "revenue", "discount", "tax", "shipping"):
+                if getattr(self, name, None) is not None:
+                    raise PydanticCustomError("currency_missing", "{field} needs a currency", {"field": name})
+            if getattr(self, "items", None):
+                raise PydanticCustomError("currency_missing", "items need a currency", {})
+        return self
+
+
+class _ProductEvent(_PricedEvent):
+    product_id: Id | None = None
+    sku: Id | None = None
+    price: Money | None = None
+    quantity: Annotated[int, Field(ge=1, le=MAX_ITEM_QUANTITY)] | None = None
+
+    @model_validator(mode="after")
+    def _names_a_product(self) -> Self:
+        if self.product_id is None and self.sku is None:
+            raise PydanticCustomError("product_missing", "product_id or sku is required")
+        return self
+
+
+class ProductViewedEvent(_ProductEvent):
+    event_type: Literal["product_viewed"]
+
+
+class ProductAddedEvent(_ProductEvent):
+    """A product added to the cart."""
+
+    event_type: Literal["product_added"]
+
+
+class _BasketEvent(_PricedEvent):
+    items: Annotated[list[OrderItem], Field(max_length=MAX_ORDER_ITEMS)] = []
+    coupon: Annotated[str, MaxLen(200)] | None = None
+    discount: Money | None = None
+    tax: Money | None = None
+    shipping: Money | None = None
+
+
+class CheckoutStartedEvent(_BasketEvent):
+    event_type: Literal["checkout_started"]
+    order_id: Id | None = None
+    revenue: Money | None = None
+
+
+class OrderCompletedEvent(_BasketEvent):
+    """A placed order; counted once per `order_id` however many events carry it. `revenue` follows Segment:
+    the order's value without shipping and tax."""
+
+    event_type: Literal["order_completed"]
+    order_id: Id
+    revenue: Money
+    currency: Currency
+
+
+class OrderRefundedEvent(_PricedEvent):
+    """Money given back on an order; one refund counts per `order_id`, so send the order's whole refunded
+    amount (docs/queries.md, revenue_daily)."""
+
+    event_type: Literal["order_refunded"]
+    order_id: Id
+    revenue: Annotated[Money, Field(description="The amount refunded.")]
+    currency: Currency
+    items: Annotated[list[OrderItem], Field(max_length=MAX_ORDER_ITEMS)] = []
+
+
+class ResourceSampleEvent(EventBase):
+    """One process's resource use, sent every few seconds by the SDK's server middleware and by the
+    pipeline's own services; the sender's identity is the process (`anonymous_id`), never a person."""
+
+    event_type: Literal["resource_sample"]
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    service: Id
+    pid: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    cpu_percent: Annotated[
+        float, Field(ge=0, le=100_000, description="Since the previous sample; 100 = one core.")
+    ]
+    rss_bytes: Annotated[int, Field(ge=0, le=MAX_SIZE_BYTES)]
+    open_fds: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    threads: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    loop_lag_ms: (
+        Annotated[
+            float,
+            Field(
+                ge=0, le=MAX_REQUEST_DURATION_MS, description="How late the asyncio event loop woke a timer."
+            ),
+        ]
+        | None
+    ) = None
+    in_flight: Annotated[int, Field(ge=0, le=2**32 - 1, description="Requests being served.")] | None = None
+
+
 EVENT_MODELS: dict[str, type[EventBase]] = {
     "page_view": PageViewEvent,
     "button_click": ButtonClickEvent,
@@ -421,6 +539,12 @@ EVENT_MODELS: dict[str, type[EventBase]] = {
     "consent_change": ConsentChangeEvent,
     "identify": IdentifyEvent,
     "alias": AliasEvent,
+    "product_viewed": ProductViewedEvent,
+    "product_added": ProductAddedEvent,
+    "checkout_started": CheckoutStartedEvent,
+    "order_completed": OrderCompletedEvent,
+    "order_refunded": OrderRefundedEvent,
+    "resource_sample": ResourceSampleEvent,
 }
 """Known event types; any other `event_type` is a `CustomEvent`."""
 
@@ -428,6 +552,9 @@ AI_EVENT_TYPES: tuple[str, ...] = tuple(
     event_type for event_type, model in EVENT_MODELS.items() if issubclass(model, AIInteractionEvent)
 )
 """The assistant's request types (`AIInteractionEvent`s): success rate and latency are tracked for each."""
+
+ORDER_EVENT_TYPE, REFUND_EVENT_TYPE = "order_completed", "order_refunded"
+"""What revenue counts: orders and refunds, each once per `order_id`."""
 
 CUSTOM_TAG = "custom"
 

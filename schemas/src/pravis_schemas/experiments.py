@@ -37,6 +37,7 @@ GOAL_COLUMNS = frozenset(
         "cache_hit",
         "completed",
         "context",
+        "currency",
         "duration_ms",
         "endpoint",
         "error_type",
@@ -47,6 +48,7 @@ GOAL_COLUMNS = frozenset(
         "locale",
         "method",
         "model_used",
+        "order_id",
         "page_title",
         "page_url",
         "rating",
@@ -54,13 +56,17 @@ GOAL_COLUMNS = frozenset(
         "request_duration_ms",
         "request_size_bytes",
         "response_size_bytes",
+        "revenue",
         "status",
         "success",
         "transcription_corrected",
         "turn_count",
     }
 )
-"""`events` columns a goal may filter on or average; anything else goes through `properties.<path>`."""
+"""`events` columns a goal may filter on or average; anything else goes through `properties.<path>`. Revenue
+per user: `{"event_type": "order_completed", "value_property": "revenue", "property": "currency", "equals":
+"EUR"}` (one currency per goal: amounts in two currencies do not add up); conversion to order: `{"event_type":
+"order_completed"}`."""
 
 Status = Literal["draft", "running", "stopped"]
 HashOn = Literal["id", "person"]

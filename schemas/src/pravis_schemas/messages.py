@@ -127,6 +127,12 @@ CATEGORY_OF_EVENT_TYPE: dict[str, ConsentCategory | None] = {
     "consent_change": None,
     "identify": ConsentCategory.ANALYTICS,
     "alias": ConsentCategory.ANALYTICS,
+    "product_viewed": ConsentCategory.ANALYTICS,
+    "product_added": ConsentCategory.ANALYTICS,
+    "checkout_started": ConsentCategory.ANALYTICS,
+    "order_completed": ConsentCategory.ANALYTICS,
+    "order_refunded": ConsentCategory.ANALYTICS,
+    "resource_sample": ConsentCategory.PERFORMANCE,
 }
 
 

@@ -206,3 +206,51 @@ async def test_ai_call_decorates_sync_and_async_functions(client, fake_gateway) 
 def test_ai_call_refuses_non_ai_event_types(client) -> None:
     with pytest.raises(ValueError):
         client.ai_call("page_view")
+
+
+def test_wsgi_middleware_samples_the_process_resources_in_a_thread(client, fake_gateway):
+    import os
+    import socket
+    import time
+
+    import psutil
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    wrapped = PravisWSGIMiddleware(app, client, service="flask-shop", resource_interval_s=0.05)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "pravis.route": "/"}
+    body = wrapped(environ, lambda status, headers, exc_info=None: None)
+    b"".join(body)
+    body.close()
+    deadline = time.monotonic() + 10
+    while client.stats().enqueued < 4 and time.monotonic() < deadline:  # the request and three samples
+        time.sleep(0.01)
+
+    events = sent(client, fake_gateway)
+    samples = [e for e in events if e["event_type"] == "resource_sample"]
+    assert len(samples) >= 3 and "api_request" in {e["event_type"] for e in events}
+    for sample in samples:
+        assert (sample["host"], sample["service"], sample["pid"]) == (
+            socket.gethostname(),
+            "flask-shop",
+            os.getpid(),
+        )
+        assert (
+            sample["anonymous_id"] == f"process:flask-shop@{socket.gethostname()}" and "user_id" not in sample
+        )
+        assert "loop_lag_ms" not in sample  # no event loop under WSGI
+        assert 0 < sample["rss_bytes"] <= psutil.Process().memory_info().rss * 2
+        assert sample["threads"] >= 2 and sample["open_fds"] > 0  # this thread and the sampler's
+    assert samples[-1]["in_flight"] == 0  # the request was closed before the third sample
+
+
+def test_resources_can_be_turned_off(client, fake_gateway):
+    wrapped = PravisWSGIMiddleware(lambda e, s: [s("200 OK", []) or b""], client, resources=False)
+    body = wrapped({"REQUEST_METHOD": "GET"}, lambda status, headers, exc_info=None: None)
+    b"".join(body)
+    body.close()
+
+    assert wrapped.sampler is None
+    assert [e["event_type"] for e in sent(client, fake_gateway)] == ["api_request"]

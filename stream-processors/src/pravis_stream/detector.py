@@ -14,6 +14,11 @@ of the project on the merged bucket:
 | traffic_drop | | events per bucket | expected events | down, >= -50% |
 | ai_success_rate | event_type, model | successes / requests | requests | down, >= -10 points |
 | negative_feedback | | negative feedback per bucket | none | up, >= +3 |
+| new_error_pattern | | failures of the bucket's most frequent new fingerprint | none | up, >= +3 |
+
+A fingerprint (pravis_schemas.error_patterns) is new for `NEW_PATTERN_S` after the bucket it was first seen
+in; the project remembers the first sighting of at most `MAX_KNOWN_PATTERNS` fingerprints, forgetting the
+oldest first.
 
 on top of the z-score threshold of `anomaly` (see there for warm-up, cooldown and resolve).
 """
@@ -34,6 +39,8 @@ from pravis_stream.sketches import quantiles
 
 MAX_PENDING_BUCKETS = 3
 """A bucket still incomplete when this many newer ones are pending is judged with what arrived."""
+NEW_PATTERN_S = 3600.0
+MAX_KNOWN_PATTERNS = 5000
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class Thresholds:
             "traffic_drop": replace(base, direction="down", min_std=1.0, min_ratio=0.5),
             "ai_success_rate": replace(base, direction="down", min_std=0.01, min_delta=0.1),
             "negative_feedback": replace(base, min_volume=0, min_std=1.0, min_delta=3.0),
+            "new_error_pattern": replace(base, min_volume=0, min_std=1.0, min_delta=3.0),
         }
 
 
@@ -125,6 +133,8 @@ class ProjectDetector:
     pending: dict[float, dict[str, Any]] = field(default_factory=dict)
     """bucket start -> {"partitions": [...], "window": Window JSON} merged so far"""
     judged_until: float = 0.0
+    known_patterns: dict[str, float] = field(default_factory=dict)
+    """error fingerprint -> start of the bucket it was first seen in, oldest first"""
 
     def add(self, summary: dict[str, Any], thresholds: Thresholds) -> list[Alert]:
         """Merge one bucket summary; judge every bucket that became complete. Returns alerts to publish."""
@@ -154,7 +164,7 @@ class ProjectDetector:
     def judge(self, start: float, interval: float, window: Window, thresholds: Thresholds) -> list[Alert]:
         configs = thresholds.configs()
         seen = {}
-        for obs in observations(window):
+        for obs in [*observations(window), self._new_patterns(start, window)]:
             seen[obs.series] = obs
         for name in self.series:
             if name not in seen:
@@ -174,6 +184,17 @@ class ProjectDetector:
             if verdict is not None:
                 alerts.append(self._alert(name, obs, verdict, start, interval, config))
         return alerts
+
+    def _new_patterns(self, start: float, window: Window) -> Observation:
+        """The bucket's largest count of one new fingerprint; remembers the fingerprints first seen in it."""
+        for name in window.patterns:
+            self.known_patterns.setdefault(name, start)
+        while len(self.known_patterns) > MAX_KNOWN_PATTERNS:
+            del self.known_patterns[next(iter(self.known_patterns))]
+        # A fingerprint forgotten already (MAX_KNOWN_PATTERNS) is an old one.
+        recent = start - NEW_PATTERN_S
+        counts = [c for name, c in window.patterns.items() if self.known_patterns.get(name, recent) > recent]
+        return Observation("new_error_pattern", (), float(max(counts, default=0)), window.failures)
 
     def _alert(
         self,
@@ -222,6 +243,7 @@ class ProjectDetector:
             "firing": self.firing,
             "pending": {str(start): entry for start, entry in self.pending.items()},
             "judged_until": self.judged_until,
+            "known_patterns": self.known_patterns,
         }
 
     @classmethod
@@ -232,6 +254,7 @@ class ProjectDetector:
             firing=data["firing"],
             pending={float(start): entry for start, entry in data["pending"].items()},
             judged_until=data["judged_until"],
+            known_patterns=data.get("known_patterns", {}),
         )
 
 

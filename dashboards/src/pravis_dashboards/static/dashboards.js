@@ -175,12 +175,30 @@ function heatmap(canvas, panel) {
   });
 }
 
+function sparkline(values) {
+  // An array cell (a daily series) is drawn as a small line, scaled to its own maximum.
+  const width = 120, height = 24, top = Math.max(...values, 1);
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "sparkline");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", points.join(" "));
+  svg.append(line);
+  return svg;
+}
+
+function cell(value) {
+  return Array.isArray(value) ? el("td", {}, sparkline(value)) : el("td", { text: format(value, false) });
+}
+
 function table(panel) {
   const head = el("tr", {}, el("th", { text: panel.chart.x }), ...panel.series.map((s) => el("th", { text: s.name })));
-  const rows = panel.labels.map((label, i) =>
-    el("tr", {}, el("td", { text: label }), ...panel.series.map((s) => el("td", { text: format(s.data[i], false) }))),
-  );
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: panel.series.length + 1, text: "No alerts in this range." })));
+  const rows = panel.labels.map((label, i) => el("tr", {}, el("td", { text: label }), ...panel.series.map((s) => cell(s.data[i]))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: panel.series.length + 1, text: "No rows in this range." })));
   return el("table", { class: "alerts" }, el("thead", {}, head), el("tbody", {}, ...rows));
 }
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pravis_local.alerts_cli import alerts_app
 from pravis_local.experiments_cli import experiment_app
+from pravis_local.fx_cli import fx_app
 from pravis_local.settings import settings
 from pravis_local.status_cli import status
 from pravis_local.topics_cli import topics_app
@@ -122,6 +123,9 @@ def rollup(
         typer.Option(formats=DAY, help="last complete day for retention eligibility (default: yesterday)"),
     ] = None,
     repeat_window: Annotated[int, typer.Option(help="repeated-command window, seconds")] = 30,
+    reporting_currency: Annotated[
+        str, typer.Option(envvar="PRAVIS_REPORTING_CURRENCY", help="revenue_daily's reporting currency")
+    ] = "EUR",
     chunk_days: Annotated[
         int,
         typer.Option(
@@ -139,7 +143,9 @@ def rollup(
 
     url = url or _warehouse_url()
     migrate(url)
-    options = RollupOptions(as_of=_day(as_of), repeat_window_s=repeat_window)
+    options = RollupOptions(
+        as_of=_day(as_of), repeat_window_s=repeat_window, reporting_currency=reporting_currency.upper()
+    )
     with connect(url) as client:
         try:
             steps = plan(client, date_from.date(), date_to.date(), job or None, options, chunk=chunk_days)
@@ -168,13 +174,12 @@ def rollup(
 def demo(url: UrlOption = None) -> None:
     """Fill the warehouse with the synthetic demo dataset (March 2024), its rollups, alerts and experiment
     results, so the dashboards have something to show."""
-    from pravis_local.demo import seed
+    from pravis_local.demo import demo_resource_samples, seed
 
     url = url or _warehouse_url()
     dataset = seed(url)
-    typer.echo(
-        f"loaded {len(dataset.all_events())} events, {dataset.config.start} to {dataset.end}, into {url}"
-    )
+    events = len(dataset.all_events()) + len(demo_resource_samples(dataset))
+    typer.echo(f"loaded {events} events, {dataset.config.start} to {dataset.end}, into {url}")
 
 
 @report_app.command("feedback")
@@ -241,4 +246,5 @@ def keys_revoke(key_id: str) -> None:
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(fx_app, name="fx")
 app.command()(status)

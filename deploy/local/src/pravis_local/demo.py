@@ -1,22 +1,68 @@
 """Fill a warehouse with the deterministic synthetic dataset (pravis_local.synthetic), its rollups, a few
-alerts and experiment results: the known answers of the dashboard tests, and a demo for an empty warehouse.
+alerts, experiment results, exchange rates and resource samples: the known answers of the dashboard tests, and
+a demo for an empty warehouse.
 
 `pravis demo [--url URL]` loads it into the warehouse (PRAVIS_CLICKHOUSE_URL, or URL).
 """
 
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pravis_rollups import clickhouse
 from pravis_rollups.experiment_results import RESULT_COLUMNS
+from pravis_rollups.fx import load_rates, parse_rates
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
 
-from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows
+from pravis_local.synthetic import Dataset, SyntheticConfig, generate, iso, json_rows
 
 DEMO_CONFIG = SyntheticConfig(seed=7, users=40, days=21)
+
+
+DEMO_PROCESSES = (
+    ("shop-api", "web-1", 4101),
+    ("shop-api", "web-2", 4102),
+    ("pravis-gateway", "ingest-1", 311),
+)
+
+
+def demo_resource_samples(dataset: Dataset) -> list[dict[str, Any]]:
+    """An hourly `resource_sample` of each of DEMO_PROCESSES (project `default`), as the SDK middleware and
+    the pipeline's services send them (every 15 s in real life); web-2 saturates its core on the period's
+    middle day."""
+    rng = random.Random(dataset.config.seed)
+    start = datetime.combine(dataset.config.start, datetime.min.time(), UTC)
+    hot_day = dataset.config.days // 2
+    rows = []
+    for hour in range(dataset.config.days * 24):
+        moment = start + timedelta(hours=hour, minutes=7)
+        for service, host, pid in DEMO_PROCESSES:
+            hot = host == "web-2" and hour // 24 == hot_day
+            rows.append(
+                {
+                    "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "event_type": "resource_sample",
+                    "timestamp": iso(moment),
+                    "anonymous_id": f"process:{service}@{host}",
+                    "properties": {},
+                    "host": host,
+                    "service": service,
+                    "pid": pid,
+                    "cpu_percent": round(rng.uniform(93, 99) if hot else rng.uniform(5, 45), 2),
+                    "rss_bytes": rng.randint(150, 400) * 2**20,
+                    "open_fds": rng.randint(20, 200),
+                    "threads": rng.randint(4, 12),
+                    "loop_lag_ms": round(rng.uniform(120, 400) if hot else rng.uniform(0, 8), 3),
+                    "in_flight": rng.randint(0, 40),
+                    "project_id": "default",
+                    "received_at": iso(moment + timedelta(seconds=1)),
+                }
+            )
+    return rows
 
 
 def demo_alerts(dataset: Dataset) -> list[dict[str, Any]]:
@@ -86,12 +132,17 @@ def demo_experiment_results(dataset: Dataset) -> list[list[Any]]:
     return rows
 
 
+DEMO_RATES = "day,currency,rate\n2024-01-01,USD,0.92\n2024-01-01,GBP,1.17\n"
+"""Exchange rates into EUR for the demo's orders (what an operator loads with `pravis fx load`)."""
+
+
 def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
     """Migrate `url`, insert the dataset (with its duplicate deliveries and its late events), roll it up."""
     dataset = generate(config)
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.all_events()))
+        clickhouse.insert_json_rows(client, "events", json_rows(demo_resource_samples(dataset)))
         clickhouse.insert_json_rows(client, "events", json_rows(dataset.duplicates))
         clickhouse.refresh_identity_merges(client)  # as the loader does after a batch with aliases
         clickhouse.insert_json_rows(
@@ -99,5 +150,7 @@ def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
         )
         clickhouse.insert_json_rows(client, "alerts", json_rows(demo_alerts(dataset)))
         client.insert("experiment_results", demo_experiment_results(dataset), column_names=RESULT_COLUMNS)
+        rates, _ = parse_rates(DEMO_RATES.splitlines(), "EUR")
+        load_rates(client, "EUR", rates)
         run_rollups(client, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
     return dataset

@@ -5,15 +5,21 @@ A process of its own rather than figures each worker exports about itself: lag i
 stays true when the consumer it measures is stuck or dead (the loader retrying a failing insert fetches
 nothing, and a dead one exports nothing), which is when it matters; Tansu exports no metrics (only OTLP
 traces) and cannot report its own memory; and one place sees the process table of the embedded stack. Figures
-are collected on each scrape, so nothing runs between scrapes. Off the embedded stack (compose, Kubernetes)
-the lag part works against any Kafka; memory there comes from the platform (cAdvisor, node exporter)."""
+are collected on each scrape. Between scrapes one task runs: every `PRAVIS_RESOURCE_REPORT_S` it turns the
+Python services' `/metrics` into `resource_sample` events for the resource panels
+(pravis_local.resource_report). Off the embedded stack (compose, Kubernetes) the lag part works against any
+Kafka; memory there comes from the platform (cAdvisor, node exporter)."""
 
 import argparse
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
+import httpx
 import structlog
 import uvicorn
+from pravis_rollups import clickhouse
 from pravis_schemas.logs import configure_logging
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.applications import Starlette
@@ -21,7 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pravis_local.resource_report import ResourceReporter
 from pravis_local.settings import Settings, settings
+from pravis_local.stack import stack_ports
 from pravis_local.status import consumer_lag, health, health_urls, process_figures
 
 log = structlog.get_logger("pravis.monitor")
@@ -100,9 +108,54 @@ class StackMetrics:
         self.collect_seconds.set(time.monotonic() - began)
 
 
+def metrics_urls(settings: Settings) -> dict[str, str]:
+    """The `/metrics` of every Python service of the stack (the broker and warehouse export none)."""
+    return {
+        service: f"http://{settings.host}:{port}/metrics"
+        for service, port in stack_ports(settings).items()
+        if service not in ("broker", "warehouse", "monitor")
+    }
+
+
+async def report_resources(settings: Settings, reporter: ResourceReporter) -> None:
+    """Every `resource_report_s`, one sample per answering service into `events` (a failed round is logged
+    and the next one tries again)."""
+    async with httpx.AsyncClient(timeout=COLLECT_TIMEOUT_S) as http:
+        while True:
+            await asyncio.sleep(settings.resource_report_s)
+            bodies: dict[str, str | None] = {}
+            for service, url in reporter.targets.items():
+                try:
+                    response = await http.get(url)
+                    bodies[service] = response.text if response.status_code == 200 else None
+                except httpx.HTTPError:
+                    bodies[service] = None
+            rows = reporter.rows(bodies, time.time())
+            if rows:
+                try:
+                    await asyncio.to_thread(_insert, settings.warehouse_url(), rows)
+                except Exception as exc:
+                    log.warning("resource samples not written", error=repr(exc)[:200])
+
+
+def _insert(url: str, rows: list[bytes]) -> None:
+    with clickhouse.connect(url) as client:
+        clickhouse.insert_json_rows(client, "events", rows)
+
+
 def create_app(settings: Settings) -> Starlette:
     metrics = StackMetrics(settings)
     lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if settings.resource_report_s <= 0:
+            yield
+            return
+        reporter = ResourceReporter(metrics_urls(settings), settings.resource_project)
+        task = asyncio.create_task(report_resources(settings, reporter))
+        yield
+        task.cancel()
 
     async def scrape(_request: Request) -> Response:
         async with lock:  # two scrapes at once would clear each other's labels half-way
@@ -113,7 +166,7 @@ def create_app(settings: Settings) -> Starlette:
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/metrics", scrape), Route("/healthz", healthz)])
+    return Starlette(routes=[Route("/metrics", scrape), Route("/healthz", healthz)], lifespan=lifespan)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,8 @@ across midnight, anonymous visitors, two projects. After them come `journeys` pe
 several ids (docs/identity.md): anonymous browsing, a login in the middle of a session (voice search before
 it, checkout after it), logout, a second user on the same device, a second account merged by an `alias`, and
 pre-login rows that arrive late. They draw their random numbers after every other user, so the existing users'
-rows do not change with them.
+rows do not change with them. Shopping and error messages draw from random streams of their own, so the rows
+of every other kind are the ones the same seed gave before they existed.
 
 Delivery faults are explicit so a test can replay them: `duplicates` are exact copies of on-time rows (a Kafka
 redelivery or a client retry), `late_events` are rows of the last `late_days` days held back to be delivered
@@ -27,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -46,6 +48,19 @@ COMPLAINTS = (
 )
 PRAISE = ("great, found it fast", "love the voice search", "helpful suggestions", "quick checkout")
 NEUTRAL = ("ok", "fine I guess", None)
+SKUS = ("SHOE-RED-38", "SHOE-BLK-41", "BAG-TOTE", "BELT-BRN", "SCARF-SILK")
+CURRENCIES = {"default": ("EUR", "EUR", "EUR", "USD"), "shop-b": ("USD", "USD", "GBP")}
+"""Order currencies per project (weighted by repetition); any other project pays in EUR."""
+APP_VERSIONS = ("2.3.0", "2.4.0", None)
+ERROR_MESSAGES = (
+    "Cannot read properties of undefined (reading 'price')",
+    "Cannot read properties of undefined (reading 'size')",
+    "Failed to fetch /api/v1/cart/{n}",
+    "Timeout after {n}ms",
+    'Product "SHOE-{n}" not found',
+    None,
+)
+"""Error messages, `{n}` replaced by a number: several occurrences of a few patterns."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,8 @@ class _Generator:
     def __init__(self, config: SyntheticConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
+        self.shop = random.Random(f"{config.seed}:shop")
+        self.messages = random.Random(f"{config.seed}:messages")
         self.dataset = Dataset(config)
         self.late_from = datetime.combine(
             config.start + timedelta(days=config.days - config.late_days), datetime.min.time(), UTC
@@ -254,6 +271,8 @@ class _Generator:
                 known, "button_click", now + timedelta(seconds=rng.uniform(5, 60)), button_id="checkout"
             )
         )
+        bought = self.shopping(known, now + timedelta(seconds=90), True)
+        after.extend(row for row in bought if parse_iso(row["timestamp"]) < self.period_end)
 
     def session(
         self,
@@ -332,9 +351,11 @@ class _Generator:
             elif kind == "api":
                 rows.append(self.api_event(base, now))
             elif kind == "error":
-                rows.append(
-                    self.event(base, "error", now, error_type=rng.choice(("TypeError", "NetworkError")))
-                )
+                error = self.event(base, "error", now, error_type=rng.choice(("TypeError", "NetworkError")))
+                message = self.messages.choice(ERROR_MESSAGES)
+                if message is not None:
+                    error["error_message"] = message.replace("{n}", str(self.messages.randint(1, 99_999)))
+                rows.append(error)
             elif kind == "exposure":
                 rows.append(
                     self.event(
@@ -355,6 +376,7 @@ class _Generator:
             rows.append(
                 self.api_event({**base, "session_id": None}, start + timedelta(seconds=rng.uniform(0, 600)))
             )
+        used_ai = bool(interactions) or any(row["event_type"] == "voice_request" for row in rows)
         may_be_late = start >= self.late_from
         for row in rows:
             if parse_iso(row["timestamp"]) >= self.period_end:
@@ -364,6 +386,84 @@ class _Generator:
                 late.append(row)
             else:
                 on_time.append(row)
+        for row in self.shopping(base, now, used_ai):
+            if parse_iso(row["timestamp"]) >= self.period_end:
+                continue
+            if may_be_late and self.shop.random() < self.config.late_rate:
+                row["received_at"] = iso(parse_iso(row["timestamp"]) + timedelta(days=self.config.late_days))
+                late.append(row)
+            else:
+                on_time.append(row)
+
+    def shopping(self, base: dict[str, Any], now: datetime, used_ai: bool) -> list[dict[str, Any]]:
+        """What a session buys, if anything: views, cart, checkout, the order (sometimes sent twice, the
+        second time possibly the next day), sometimes a refund days later. Amounts are decimal strings, as
+        the gateway publishes them."""
+        shop = self.shop
+        if shop.random() >= (0.3 if used_ai else 0.1):
+            return []
+        currency = shop.choice(CURRENCIES.get(base["project_id"], ("EUR",)))
+        version = shop.choice(APP_VERSIONS)
+        common = {"currency": currency, "app_version": version}
+        items = [
+            {
+                "sku": sku,
+                "quantity": shop.randint(1, 3),
+                "price": str(Decimal(shop.randint(500, 20_000)) / 100),
+            }
+            for sku in shop.sample(SKUS, shop.randint(1, 3))
+        ]
+        total = sum(Decimal(item["price"]) * item["quantity"] for item in items)
+        discount = Decimal(shop.choice((0, 0, 0, 250, 1_000))) / 100
+        revenue = str(max(total - discount, Decimal(0)))
+        rows = []
+        for item in items:
+            now += timedelta(seconds=shop.uniform(3, 40))
+            rows.append(
+                self.shop_event(base, "product_viewed", now, sku=item["sku"], price=item["price"], **common)
+            )
+        now += timedelta(seconds=shop.uniform(3, 40))
+        rows.append(self.shop_event(base, "product_added", now, sku=items[0]["sku"], quantity=1, **common))
+        order_id = f"o-{self.shop_uid()[:12]}"
+        now += timedelta(seconds=shop.uniform(10, 60))
+        rows.append(self.shop_event(base, "checkout_started", now, order_id=order_id, items=items, **common))
+        now += timedelta(seconds=shop.uniform(10, 120))
+        order = {"order_id": order_id, "revenue": revenue, "items": items, **common}
+        if discount:
+            order |= {"coupon": "SPRING", "discount": str(discount)}
+        rows.append(self.shop_event(base, "order_completed", now, **order))
+        if shop.random() < 0.15:  # a retried checkout page or a server confirmation: one order, two events
+            later = now + (
+                timedelta(days=1) if shop.random() < 0.3 else timedelta(seconds=shop.uniform(1, 30))
+            )
+            rows.append(self.shop_event(base, "order_completed", later, **order))
+        if shop.random() < 0.12:
+            refunded = (
+                revenue if shop.random() < 0.5 else str((Decimal(revenue) / 3).quantize(Decimal("0.01")))
+            )
+            refund = {"order_id": order_id, "revenue": refunded, **common}
+            when = now + timedelta(days=shop.randint(1, 5), seconds=shop.uniform(0, 3_600))
+            rows.append(self.shop_event({**base, "session_id": None}, "order_refunded", when, **refund))
+            if shop.random() < 0.3:  # the refund reported by the shop's back office too
+                rows.append(self.shop_event({**base, "session_id": None}, "order_refunded", when, **refund))
+        return rows
+
+    def shop_uid(self) -> str:
+        return str(uuid.UUID(int=self.shop.getrandbits(128), version=4))
+
+    def shop_event(
+        self, base: dict[str, Any], event_type: str, moment: datetime, **fields: Any
+    ) -> dict[str, Any]:
+        return {
+            "event_id": self.shop_uid(),
+            "event_type": event_type,
+            "timestamp": iso(moment),
+            **{k: v for k, v in base.items() if v is not None and k != "project_id"},
+            "properties": {},
+            **{k: v for k, v in fields.items() if v is not None},
+            "project_id": base["project_id"],
+            "received_at": iso(moment + timedelta(milliseconds=self.shop.randint(20, 900))),
+        }
 
     def event(self, base: dict[str, Any], event_type: str, moment: datetime, **fields: Any) -> dict[str, Any]:
         row = {

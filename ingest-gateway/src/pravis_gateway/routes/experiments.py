@@ -24,7 +24,14 @@ EXAMPLE = {
     "variants": [{"key": "control", "weight": 0.5}, {"key": "big-button", "weight": 0.5}],
     "goals": [
         {"name": "checkout", "event_type": "button_click", "property": "button_id", "equals": "checkout"},
-        {"name": "order_value", "event_type": "order_completed", "value_property": "properties.amount"},
+        {"name": "ordered", "event_type": "order_completed"},
+        {
+            "name": "revenue_eur",
+            "event_type": "order_completed",
+            "value_property": "revenue",
+            "property": "currency",
+            "equals": "EUR",
+        },
     ],
 }
 

@@ -2,13 +2,17 @@
 
 `app.add_middleware(PravisMiddleware, client=client)`. The endpoint is the matched route's template
 (`/products/{product_id}`, mount prefixes included), never the raw path, so per-endpoint metrics do not
-explode into one series per id; requests no route matched are reported as `UNMATCHED_ROUTE`.
+explode into one series per id; requests no route matched are reported as `UNMATCHED_ROUTE`. With the first
+request it also starts sending `resource_sample` events every `resource_interval_s` (`pravis_sdk.resources`;
+`resources=False` turns them off), named `service` on this host.
 """
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pravis_sdk.resources import RESOURCE_INTERVAL_S, ResourceSampler
 from pravis_sdk.tracking import Tracker
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -58,6 +62,9 @@ class PravisMiddleware:
         cache_hit_values: Iterable[str] = CACHE_HIT_VALUES,
         user_id: Callable[[Scope], str | None] | None = None,
         exclude: Iterable[str] = (),
+        service: str = "app",
+        resources: bool = True,
+        resource_interval_s: float = RESOURCE_INTERVAL_S,
     ) -> None:
         self.app = app
         self.client = client
@@ -65,11 +72,19 @@ class PravisMiddleware:
         self.cache_hit_values = tuple(cache_hit_values)
         self.user_id = user_id
         self.exclude = frozenset(exclude)
+        self.sampler = ResourceSampler(client, service) if resources else None
+        self.resource_interval_s = resource_interval_s
+        self._sampling: asyncio.Task | None = None
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        sampler = self.sampler
+        if sampler is not None:
+            if self._sampling is None:
+                self._sampling = asyncio.create_task(sampler.run_on_loop(self.resource_interval_s))
+            sampler.started()
         start = time.perf_counter()
         root_path = scope.get("root_path", "")
         status = 500
@@ -91,6 +106,8 @@ class PravisMiddleware:
             error_type = type(exc).__name__
             raise
         finally:
+            if sampler is not None:
+                sampler.finished()
             endpoint = route_template(scope, root_path)
             if endpoint not in self.exclude:
                 self.client.api_request(

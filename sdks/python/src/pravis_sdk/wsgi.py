@@ -3,14 +3,18 @@
 Plain WSGI has no routing, so the route template comes from `environ["pravis.route"]`, which
 `instrument_flask(app, client)` fills from Flask's `request.url_rule`; other frameworks pass
 `route=lambda environ: ...`. Without either the request is reported as `UNMATCHED_ROUTE`, never by its raw
-path. The event is emitted when the server closes the response, so `duration_ms` covers streaming it.
+path. The event is emitted when the server closes the response, so `duration_ms` covers streaming it. With
+the first request a daemon thread starts sending `resource_sample` events (`pravis_sdk.resources`;
+`resources=False` turns them off).
 """
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pravis_sdk.asgi import CACHE_HEADER, CACHE_HIT_VALUES, UNMATCHED_ROUTE, cache_hit_from, status_error_type
+from pravis_sdk.resources import RESOURCE_INTERVAL_S, ResourceSampler
 from pravis_sdk.tracking import Tracker
 
 ROUTE_KEY = "pravis.route"
@@ -31,6 +35,9 @@ class PravisWSGIMiddleware:
         route: Callable[[Environ], str | None] | None = None,
         user_id: Callable[[Environ], str | None] | None = None,
         exclude: Iterable[str] = (),
+        service: str = "app",
+        resources: bool = True,
+        resource_interval_s: float = RESOURCE_INTERVAL_S,
     ) -> None:
         self.app = app
         self.client = client
@@ -39,8 +46,19 @@ class PravisWSGIMiddleware:
         self.route = route
         self.user_id = user_id
         self.exclude = frozenset(exclude)
+        self.sampler = ResourceSampler(client, service) if resources else None
+        self.resource_interval_s = resource_interval_s
+        self._sampling: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     def __call__(self, environ: Environ, start_response: Callable) -> Iterable[bytes]:
+        sampler = self.sampler
+        if sampler is not None:
+            if self._sampling is None:
+                with self._start_lock:
+                    if self._sampling is None:
+                        self._sampling = sampler.start_thread(self.resource_interval_s)
+            sampler.started()
         start = time.perf_counter()
         seen: dict[str, Any] = {"status": 500, "cache": None}
 
@@ -52,6 +70,8 @@ class PravisWSGIMiddleware:
             return start_response(status, headers, exc_info)
 
         def emit(error_type: str | None) -> None:
+            if sampler is not None:
+                sampler.finished()
             endpoint = self._endpoint(environ)
             if endpoint in self.exclude:
                 return
