@@ -30,7 +30,7 @@ from faust.web import Request, Response, View
 from pravis_schemas import topics
 from pravis_schemas.live_api import SUMMARY_WINDOWS
 from pravis_schemas.messages import Alert
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from pravis_stream import views, web
 from pravis_stream.detector import ProjectDetector, Thresholds
@@ -43,13 +43,27 @@ log = structlog.get_logger("pravis_stream")
 
 EVENTS = Counter("pravis_stream_events_total", "Event rows counted into live windows")
 DROPPED = Counter(
-    "pravis_stream_dropped_total", "Event rows not counted: malformed, or older than retention", ["reason"]
+    "pravis_stream_dropped_total",
+    "Event rows not counted: malformed, older than retention, or stamped too far ahead of their arrival",
+    ["reason"],
 )
 SKIPPED = Counter(
     "pravis_stream_skipped_total",
-    "Event rows skipped: already counted before a restart "
-    "(replayed), or counted but too late for their detection bucket",
+    "Event rows skipped: already counted before a restart (replayed), or a retry of a counted event_id "
+    "(duplicate), or counted but too late for their detection bucket",
     ["reason"],
+)
+LATE = Histogram(
+    "pravis_stream_late_events_seconds",
+    "How late (received_at - timestamp) events arrived that were counted only in their minute, after their "
+    "detection bucket closed (counted=minute), or not live at all, beyond the horizon (counted=no)",
+    ["counted"],
+    buckets=(1, 5, 30, 60, 300, 900, 3600, 7200, 21600, 86400, float("inf")),
+)
+DEDUP_EVICTED = Counter(
+    "pravis_stream_dedup_evicted_total",
+    "Event ids forgotten before the horizon to keep PRAVIS_STREAM_DEDUP_MAX_IDS "
+    "(a retry of one counts again)",
 )
 ALERTS = Counter("pravis_stream_alerts_total", "Alert messages published", ["status", "metric"])
 SCORED = Counter("pravis_stream_feedback_scored_total", "Feedback events scored and published")
@@ -72,6 +86,9 @@ class Worker:
             detect_interval_s=settings.stream_detect_interval_s,
             detect_grace_s=settings.stream_detect_grace_s,
             now=time.time(),
+            horizon_s=settings.stream_horizon_s,
+            future_skew_s=settings.stream_future_skew_s,
+            dedup_max_ids=settings.stream_dedup_max_ids,
         )
         self.thresholds = Thresholds(
             alpha=settings.stream_ewma_alpha,
@@ -206,20 +223,30 @@ class Worker:
                 )
             DROPPED.labels("malformed").inc(len(result.dropped))
             DROPPED.labels("expired").inc(result.expired)
+            DROPPED.labels("future").inc(len(result.too_early))
             SKIPPED.labels("replayed").inc(result.replayed)
-            SKIPPED.labels("late_for_detection").inc(result.late)
+            SKIPPED.labels("duplicate").inc(result.duplicates)
+            DEDUP_EVICTED.inc(result.evicted)
+            SKIPPED.labels("late_for_detection").inc(len(result.late))
+            for counted, delays in (("minute", result.late), ("no", result.too_late)):
+                histogram = LATE.labels(counted)
+                for delay in delays:
+                    histogram.observe(delay)
+            if result.too_late or result.too_early:
+                log.info(
+                    "events outside the live horizon not counted live",
+                    partition=partition,
+                    too_late=len(result.too_late),
+                    too_early=len(result.too_early),
+                    largest_delay_s=max(result.too_late, default=None),
+                )
             if result.replayed:
                 log.info(
                     "replayed rows skipped: their windows already count them",
                     partition=partition,
                     count=result.replayed,
                 )
-            EVENTS.inc(
-                sum(r.value.count(b"\n") + 1 for r in records)
-                - len(result.dropped)
-                - result.replayed
-                - result.expired
-            )
+            EVENTS.inc(result.counted)
 
     async def _persist(self) -> None:
         now = datetime.now(UTC)

@@ -12,10 +12,16 @@ of the project on the merged bucket:
 | latency_p95_ms | endpoint | p95 of duration_ms | requests | up, >= +50% |
 | traffic_spike | | events per bucket | events | up, >= +100% |
 | traffic_drop | | events per bucket | expected events | down, >= -50% |
+| traffic_drop | endpoint | requests per bucket | expected requests | down, >= -50% |
 | ai_success_rate | event_type, model | successes / requests | requests | down, >= -10 points |
 | negative_feedback | | negative feedback per bucket | none | up, >= +3 |
 
 on top of the z-score threshold of `anomaly` (see there for warm-up, cooldown and resolve).
+
+Silence is an observation: a bucket without events (workers keep closing empty buckets for projects seen
+within the hour, see `detection_buckets`) observes zero traffic, and a known endpoint absent from a bucket
+observes zero requests. The drop series are guarded by the volume expected, not by what is left of it, so only
+an endpoint with steady traffic (an expected 20+ requests per bucket) can page when its requests stop.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from pravis_stream.anomaly import DetectorConfig, SeriesState, Verdict, observe
 from pravis_stream.counters import Window
 from pravis_stream.sketches import quantiles
 
+SILENCE_IS_ZERO = frozenset({"traffic_drop"})
+"""Series whose absence from a bucket means zero (volumes), not "no data" (rates, quantiles)."""
 MAX_PENDING_BUCKETS = 3
 """A bucket still incomplete when this many newer ones are pending is judged with what arrived."""
 
@@ -96,6 +104,7 @@ def observations(window: Window) -> list[Observation]:
     for endpoint, stats in window.api.items():
         labels = (("endpoint", endpoint),)
         found.append(Observation("api_error_rate", labels, stats.server_errors / stats.count, stats.count))
+        found.append(Observation("traffic_drop", labels, float(stats.count), stats.count))
         p95 = quantiles(stats.latency, (0.95,))
         found.append(Observation("latency_p95_ms", labels, p95[0] if p95 else None, stats.count))
     for (event_type, model), stats in window.ai.items():
@@ -160,7 +169,7 @@ class ProjectDetector:
             if name not in seen:
                 metric, *parts = name.split("|")
                 labels = tuple((key, value) for key, _, value in (part.partition("=") for part in parts))
-                seen[name] = Observation(metric, labels, None, 0)
+                seen[name] = Observation(metric, labels, 0.0 if metric in SILENCE_IS_ZERO else None, 0)
         alerts = []
         for name, obs in seen.items():
             state = self.series.setdefault(name, SeriesState())
