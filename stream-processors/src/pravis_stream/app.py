@@ -3,6 +3,7 @@
 Data flow (one process; add workers to split the partitions):
 
     events ──(EventsReader: aiokafka, the hot path)──▶ LiveState (memory) ──▶ live API (Faust web views)
+                 │                     other workers' parts (GET /live/{project}/parts, `peers`) ──┘
                  │ every persist interval: changed windows + cursor ──▶ table `live` (changelog)
                  │ feedback rows ──▶ sentiment ──▶ feedback.scored
                  └ every closed detection bucket: per-project summary ──▶ topic `<app>-buckets` (key: project)
@@ -22,6 +23,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import faust
 import orjson
@@ -32,10 +34,12 @@ from pravis_schemas.live_api import SUMMARY_WINDOWS
 from pravis_schemas.messages import Alert
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from pravis_stream import views, web
+from pravis_stream import live_parts, views, web
 from pravis_stream.detector import ProjectDetector, Thresholds
 from pravis_stream.kafka import EventsReader, faust_credentials
+from pravis_stream.live_parts import MinuteParts, SummaryParts
 from pravis_stream.partition_state import LiveState
+from pravis_stream.peers import Peers, key_partition, owners, parts_path
 from pravis_stream.settings import Settings
 from pravis_stream.webhook import WebhookSender
 
@@ -104,6 +108,7 @@ class Worker:
         self.webhooks = WebhookSender(
             settings.stream_webhook_urls, settings.stream_webhook_attempts, settings.stream_webhook_timeout_s
         )
+        self.peers = Peers(settings)
         self.detectors: dict[str, ProjectDetector] = {}
         self.ready = False
         self.app = self._build_app()
@@ -122,6 +127,7 @@ class Worker:
             web_host=s.stream_web_host,
             web_bind=s.stream_web_host,
             web_port=s.stream_web_port,
+            canonical_url=s.stream_canonical_url,
             broker_session_timeout=s.stream_session_timeout_s,
             broker_rebalance_timeout=s.stream_rebalance_timeout_s,
             broker_heartbeat_interval=s.stream_heartbeat_interval_s,
@@ -180,6 +186,7 @@ class Worker:
             async def on_stop(self) -> None:
                 await worker.reader.stop()
                 await worker.webhooks.close()
+                await worker.peers.close()
 
             @faust.Service.task
             async def _consume(self) -> None:
@@ -327,6 +334,44 @@ class Worker:
         )
         self.webhooks.submit(alert)
 
+    # -- whole-project answers -------------------------------------------------------------------------
+
+    def owners_of(self, table: faust.Table) -> dict[str, set[int]]:
+        topic = table.changelog_topic.get_topic_name()
+        return owners(self.app.assignor.table_metadata(topic), topic)
+
+    async def gather(self, project: str, parts: Any, params: dict[str, Any]) -> Any:
+        """This worker's parts (`SummaryParts`/`MinuteParts`) merged with those the owners of the other
+        partitions answer to `GET /live/{project}/parts?<params>`; partitions nobody answered for stay out of
+        `parts.partitions`."""
+        wanted = set(range(self.partitions)) - parts.partitions
+        if not wanted:
+            return parts
+        plan = live_parts.plan_requests(
+            self.owners_of(self.live_table), str(self.app.conf.canonical_url), wanted
+        )
+        answers = await asyncio.gather(
+            *(
+                self.peers.get(
+                    url, parts_path(project), {**params, "partitions": ",".join(map(str, sorted(ask)))}
+                )
+                for url, ask in plan.items()
+            )
+        )
+        for answer in answers:
+            if answer is not None:
+                parts.merge(type(parts).from_json(answer))
+        return parts
+
+    def detector_owner(self, project: str) -> str | None:
+        """URL of the member whose `detect` agent judges `project` (None: this one, or no assignment yet)."""
+        partition = key_partition(project.encode(), self.partitions)
+        own = str(self.app.conf.canonical_url).rstrip("/")
+        for url, partitions in self.owners_of(self.detector_table).items():
+            if partition in partitions and url.rstrip("/") != own:
+                return url
+        return None
+
     # -- live API -------------------------------------------------------------------------------------
 
     def _add_views(self, app: faust.App) -> None:
@@ -348,22 +393,51 @@ class Worker:
                 async def get(self, request: Request) -> Response:
                     return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+        def refused(view: View, reason: str) -> Response:
+            web.REFUSED.labels("bad_parameter").inc()
+            return view.json({"error": reason}, status=400)
+
         @app.page("/live/projects")
         class Projects(View):
             async def get(self, request: Request) -> Response:
-                return self.json(views.projects(worker.state))
+                found = set(worker.state.projects())
+                plan = live_parts.plan_requests(
+                    worker.owners_of(worker.live_table),
+                    str(worker.app.conf.canonical_url),
+                    set(range(worker.partitions)) - set(worker.state.partitions),
+                )
+                for url in plan:
+                    answer = await worker.peers.get(url, "/live/projects/local", {})
+                    if answer is None:
+                        return self.json({"error": f"the stream worker at {url} did not answer"}, status=503)
+                    found.update(answer["projects"])
+                return self.json(views.projects_body(sorted(found)))
+
+        @app.page("/live/projects/local")
+        class LocalProjects(View):
+            async def get(self, request: Request) -> Response:
+                return self.json(views.projects_body(worker.state.projects()))
 
         @app.page("/live/{project_id}/summary")
         class Summary(View):
             async def get(self, request: Request, project_id: str) -> Response:
                 window = request.query.get("window", "5m")
                 if window not in SUMMARY_WINDOWS:
-                    web.REFUSED.labels("bad_parameter").inc()
-                    return self.json(
-                        {"error": f"window must be one of {', '.join(SUMMARY_WINDOWS)}; got {window!r}"},
-                        status=400,
+                    return refused(
+                        self, f"window must be one of {', '.join(SUMMARY_WINDOWS)}; got {window!r}"
                     )
-                return self.json(views.summary(worker.state, project_id, window, datetime.now(UTC)))
+                now = datetime.now(UTC)
+                window_start, user_starts = views.summary_starts(window, now)
+                parts = worker.state.summary_parts(
+                    project_id, window_start, user_starts, worker.state.owned()
+                )
+                params = {
+                    "kind": "summary",
+                    "window_start": window_start,
+                    "user_starts": ",".join(user_starts),
+                }
+                parts = await worker.gather(project_id, parts, params)
+                return self.json(views.summary_body(parts, worker.partitions, project_id, window, now))
 
         @app.page("/live/{project_id}/timeseries")
         class Timeseries(View):
@@ -373,13 +447,53 @@ class Worker:
                 except ValueError:
                     minutes = 0
                 if not 1 <= minutes <= worker.settings.stream_retention_minutes:
-                    web.REFUSED.labels("bad_parameter").inc()
-                    return self.json({"error": "minutes must be an integer within the retention"}, status=400)
-                return self.json(views.timeseries(worker.state, project_id, minutes, datetime.now(UTC)))
+                    return refused(self, "minutes must be an integer within the retention")
+                now = datetime.now(UTC)
+                since = views.timeseries_keys(minutes, now)[0]
+                parts = worker.state.minute_parts(project_id, since, worker.state.owned())
+                parts = await worker.gather(project_id, parts, {"kind": "minutes", "since": since})
+                return self.json(views.timeseries_body(parts, project_id, minutes, now))
+
+        @app.page("/live/{project_id}/parts")
+        class Parts(View):
+            """This worker's parts of an answer, for the worker that answers (see `gather`)."""
+
+            async def get(self, request: Request, project_id: str) -> Response:
+                query = request.query
+                try:
+                    asked = worker.state.owned(
+                        live_parts.parse_partitions(query.get("partitions", ""), worker.partitions)
+                    )
+                    if query.get("kind") == "summary":
+                        window_start = live_parts.parse_minute(query.get("window_start"), "window_start")
+                        user_starts = [
+                            live_parts.parse_minute(start, "user_starts")
+                            for start in query.get("user_starts", "").split(",")
+                        ]
+                        parts: SummaryParts | MinuteParts = worker.state.summary_parts(
+                            project_id, window_start, user_starts, asked
+                        )
+                    elif query.get("kind") == "minutes":
+                        since = live_parts.parse_minute(query.get("since"), "since")
+                        parts = worker.state.minute_parts(project_id, since, asked)
+                    else:
+                        raise ValueError(f"kind must be summary or minutes; got {query.get('kind')!r}")
+                except ValueError as exc:
+                    return refused(self, str(exc))
+                return self.json(parts.to_json())
 
         @app.page("/live/{project_id}/alerts")
         class Firing(View):
             async def get(self, request: Request, project_id: str) -> Response:
+                owner = worker.detector_owner(project_id)
+                if owner is not None:
+                    answer = await worker.peers.get(owner, f"/live/{quote(project_id, safe='')}/alerts", {})
+                    if answer is None:
+                        return self.json(
+                            {"error": f"the stream worker judging {project_id!r} ({owner}) did not answer"},
+                            status=503,
+                        )
+                    return self.json(answer)
                 detector = worker.detectors.get(project_id)
                 return self.json(
                     views.firing_alerts(project_id, detector.firing.values() if detector else [])

@@ -28,6 +28,8 @@ from pravis_stream import sentiment
 from pravis_stream.counters import EpochSeconds, Window, minute_key
 from pravis_stream.dedup import DEFAULT_MAX_IDS, EventIds, event_digest
 from pravis_stream.detection_buckets import DetectionBuckets
+from pravis_stream.live_parts import MinuteParts, SummaryParts, combined
+from pravis_stream.sketches import union_hll
 
 DEFAULT_HORIZON_S = 2 * 3600.0
 """Events that arrive later than this after they happened are not counted live."""
@@ -264,11 +266,36 @@ class LiveState:
     def projects(self) -> list[str]:
         return sorted({project for state in self.partitions.values() for project in state.minutes})
 
-    def minutes_of(self, project: str, since: str) -> dict[str, list[Window]]:
-        """minute key -> this worker's windows of that minute (one per partition), from `since` on."""
+    def minutes_of(self, project: str, since: str, partitions: set[int]) -> dict[str, list[Window]]:
+        """minute key -> the windows of that minute (one per partition) from `since` on, of `partitions`."""
         found: dict[str, list[Window]] = {}
-        for state in self.partitions.values():
-            for minute, window in state.minutes.get(project, {}).items():
+        for partition in sorted(partitions):
+            for minute, window in self.partitions[partition].minutes.get(project, {}).items():
                 if minute >= since:
                     found.setdefault(minute, []).append(window)
         return found
+
+    def owned(self, asked: Iterable[int] | None = None) -> set[int]:
+        """The partitions of `asked` (default: all) that this worker holds."""
+        return set(self.partitions) if asked is None else set(asked) & set(self.partitions)
+
+    def summary_parts(
+        self, project: str, window_start: str, user_starts: list[str], partitions: set[int]
+    ) -> SummaryParts:
+        """The project's window since `window_start` and its users since each of `user_starts`."""
+        by_minute = self.minutes_of(project, min(window_start, *user_starts), partitions)
+        parts = SummaryParts(partitions=set(partitions))
+        for minute, windows in by_minute.items():
+            if minute >= window_start:
+                for window in windows:
+                    parts.window.merge(window)
+        for start in user_starts:
+            parts.users[start] = union_hll(
+                w.users for minute, windows in by_minute.items() if minute >= start for w in windows
+            )
+        return parts
+
+    def minute_parts(self, project: str, since: str, partitions: set[int]) -> MinuteParts:
+        """The project's windows per minute since `since`, each with its users."""
+        by_minute = self.minutes_of(project, since, partitions)
+        return MinuteParts(set(partitions), {minute: combined(ws) for minute, ws in by_minute.items()})

@@ -26,6 +26,13 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     how long an idle keep-alive connection stays open (aiohttp times both with one timer)."""
     stream_web_max_body_bytes: int = 64 * 1024
     """Request bodies are capped here (413); every live API view is a GET."""
+    stream_canonical_url: str | None = None
+    """The URL the other stream workers reach this one's live API at (they ask it for its partitions' parts
+    of an answer); unset: `http://<stream_web_host>:<stream_web_port>`. Set it when that is not reachable from
+    the other workers (e.g. the pod IP in Kubernetes)."""
+    stream_peer_timeout_s: float = 2.0
+    """How long a worker waits for another's parts of an answer; past it the answer lists fewer
+    `partitions`."""
 
     stream_retention_minutes: int = 24 * 60
     """Live counters keep this many 1-minute windows per project."""
