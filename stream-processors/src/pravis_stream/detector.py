@@ -1,9 +1,9 @@
 """Which series are watched, and how a project's detection buckets become alerts (pure, no I/O).
 
 Each worker summarises, per project, the detection buckets of the partitions it owns (`LiveState.
-close_buckets`). `ProjectDetector.add` merges the summaries of one bucket until every partition of the
-events topic is covered (or a newer bucket shows the missing ones will not come), then judges every series
-of the project on the merged bucket:
+close_buckets`). `ProjectDetector.add` merges the summaries of one bucket until every partition that has been
+reporting the project is covered (or a newer bucket shows the missing ones will not come), then judges every
+series of the project on the merged bucket:
 
 | metric | labels | value | volume guard | fires when |
 |---|---|---|---|---|
@@ -42,6 +42,10 @@ SILENCE_IS_ZERO = frozenset({"traffic_drop"})
 """Series whose absence from a bucket means zero (volumes), not "no data" (rates, quantiles)."""
 MAX_PENDING_BUCKETS = 3
 """A bucket still incomplete when this many newer ones are pending is judged with what arrived."""
+REPORTING_MEMORY_BUCKETS = 12
+"""Once a project's detector is this many buckets old, a bucket is complete when every partition that
+reported the project within this many buckets did: a worker that never saw the project sends none of its
+buckets, and waiting for it would delay every alert. Before that (nothing known yet) it waits for all."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,9 @@ class ProjectDetector:
     pending: dict[float, dict[str, Any]] = field(default_factory=dict)
     """bucket start -> {"partitions": [...], "window": Window JSON} merged so far"""
     judged_until: float = 0.0
+    reporting: dict[int, float] = field(default_factory=dict)
+    """partition -> start of the newest bucket a summary covering it reported for this project"""
+    first_bucket: float | None = None
 
     def add(self, summary: dict[str, Any], thresholds: Thresholds) -> list[Alert]:
         """Merge one bucket summary; judge every bucket that became complete. Returns alerts to publish."""
@@ -149,10 +156,19 @@ class ProjectDetector:
             entry["window"] = window.to_json()
             entry["partitions"] = sorted({*entry["partitions"], *summary["partitions"]})
         # else: a redelivered summary, or a partition summarised by its old and new owner: first one wins
+        for partition in summary["partitions"]:
+            self.reporting[partition] = max(start, self.reporting.get(partition, start))
+        if self.first_bucket is None:
+            self.first_bucket = start
+        interval = summary["interval_s"]
         alerts: list[Alert] = []
         total = summary["total_partitions"]
         for bucket in sorted(self.pending):
-            complete = len(self.pending[bucket]["partitions"]) >= total
+            covered = set(self.pending[bucket]["partitions"])
+            recent = bucket - REPORTING_MEMORY_BUCKETS * interval
+            expected = {p for p, seen in self.reporting.items() if seen >= recent}
+            known = self.first_bucket <= recent
+            complete = len(covered) >= total or (known and covered >= expected)
             if not complete and len(self.pending) <= MAX_PENDING_BUCKETS:
                 break
             entry = self.pending.pop(bucket)
@@ -231,6 +247,8 @@ class ProjectDetector:
             "firing": self.firing,
             "pending": {str(start): entry for start, entry in self.pending.items()},
             "judged_until": self.judged_until,
+            "reporting": {str(partition): start for partition, start in self.reporting.items()},
+            "first_bucket": self.first_bucket,
         }
 
     @classmethod
@@ -241,6 +259,9 @@ class ProjectDetector:
             firing=data["firing"],
             pending={float(start): entry for start, entry in data["pending"].items()},
             judged_until=data["judged_until"],
+            # Stored before partitions were remembered: learnt again from the next summaries.
+            reporting={int(p): start for p, start in data.get("reporting", {}).items()},
+            first_bucket=data.get("first_bucket"),
         )
 
 
