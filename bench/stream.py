@@ -6,8 +6,9 @@ embedded broker and real `python -m pravis_stream` workers; this process plays t
 exactly as the gateway writes them, `received_at` = send time) so the stream tier is measured alone. Each
 worker count gets a fresh broker and one row:
 
-1. Pre-loaded: N events are published before the workers start; events/s = N / (first counted → all counted),
-   read from the workers' `pravis_stream_events_total`.
+1. Pre-loaded: N events are published before the workers start; events/s = events counted from the moment
+   the group's assignment is stable (every partition owned by exactly one worker: joining members make the
+   first ones hand partitions over) until all are counted, from the workers' `pravis_stream_events_total`.
 2. Live freshness: while a background load runs at --rate events/s, single probe events of a separate project
    are published and their project's live summary is polled every 5 ms on the first worker (which answers for
    every partition by asking the others); freshness = visible - published.
@@ -118,6 +119,12 @@ def counted(urls: list[str]) -> float:
     return total
 
 
+def assignment_stable(urls: list[str], partitions: int) -> bool:
+    """Every partition of `events` is owned by exactly one of the workers (their /healthz)."""
+    owned = [httpx.get(url + "/healthz", timeout=5).json()["partitions"] for url in urls]
+    return all(owned) and sorted(p for mine in owned for p in mine) == list(range(partitions))
+
+
 def start_workers(n: int, env: dict[str, str], log_dir: Path) -> tuple[list[services.Process], list[str]]:
     processes, urls = [], []
     for i in range(n):
@@ -156,7 +163,9 @@ async def preloaded(bootstrap: str, args, workers: int, env: dict[str, str], log
         while time.monotonic() < deadline:
             done = counted(urls)
             now = time.monotonic()
-            if done and first is None:
+            if first is None and assignment_stable(urls, args.partitions):
+                if done >= args.events:
+                    raise RuntimeError("all events were counted before the group settled: raise --events")
                 first = (now, done)
             bar.update(task, completed=done)
             if done >= args.events:
@@ -164,7 +173,7 @@ async def preloaded(bootstrap: str, args, workers: int, env: dict[str, str], log
                 break
             await asyncio.sleep(0.05)
     if first is None or last is None:
-        raise RuntimeError("the workers did not count every pre-loaded event within 10 minutes")
+        raise RuntimeError("the workers did not settle and count every pre-loaded event within 10 minutes")
     rate = (last[1] - first[1]) / max(last[0] - first[0], 1e-6)
     return {"processes": processes, "urls": urls, "events_per_s": rate}
 

@@ -21,6 +21,13 @@ HORIZON = timedelta(hours=2)
 THRESHOLDS = Thresholds(warmup=20, min_events=20, cooldown=10, resolve_after=3)
 
 
+def one_partition(**options) -> LiveState:
+    """A worker holding partition 0 of 1, 5 s detection buckets with 0.5 s allowed lateness, started at NOW."""
+    live = LiveState(1, 24 * 60, 5.0, 0.5, NOW.timestamp(), **options)
+    live.assign(0, [])
+    return live
+
+
 def arrived(event: dict, received: datetime) -> dict:
     """The event as the gateway publishes it when it reaches the gateway at `received`."""
     return {**event, "received_at": iso(received)}
@@ -101,8 +108,7 @@ def test_history_late_queue_and_retries_count_each_event_once_in_its_minute():
 
 
 def test_events_stamped_beyond_the_future_skew_are_not_counted():
-    live = LiveState(1, 24 * 60, 5.0, 0.5, NOW.timestamp(), future_skew_s=60)
-    live.assign(0, [])
+    live = one_partition(future_skew_s=60)
     ahead = arrived(row("page_view", NOW + timedelta(minutes=3)), NOW)
     slightly = arrived(row("page_view", NOW + timedelta(seconds=20)), NOW)
     result = live.add_records(0, [(0, encode([ahead, slightly]))], NOW)
@@ -119,8 +125,7 @@ def detect(live: LiveState, detector: ProjectDetector, at: float) -> list:
 def steady_then(late_errors: bool) -> list:
     """Live traffic (10 events a second, 1% errors) and, after 30 buckets, 200 error events at once: an hour
     late, or happening now."""
-    live = LiveState(1, 24 * 60, 5.0, 0.5, NOW.timestamp())
-    live.assign(0, [])
+    live = one_partition()
     detector = ProjectDetector("p1")
     alerts = []
     for second in range(170):
@@ -143,8 +148,7 @@ def test_a_backlog_is_judged_by_event_time_not_by_when_it_is_read():
     """A worker that stalled for a minute reads the backlog in one go: each event still lands in its
     detection bucket, because buckets close by the newest event time, not by the wall clock."""
     start = NOW.timestamp()
-    live = LiveState(1, 24 * 60, 5.0, 0.5, start)
-    live.assign(0, [])
+    live = one_partition()
     wall = NOW + timedelta(seconds=61)
     summaries, late = [], 0
     for second in range(60):
@@ -170,8 +174,7 @@ def endpoint_traffic(live: LiveState, moment: datetime, offset: int, requests: i
 def test_silence_fires_traffic_drop_for_the_project_and_its_steady_endpoint_and_resolves():
     """Warm a project at 10 requests + 10 page views a second, stop all traffic: the empty buckets are
     observations of zero, so `traffic_drop` fires for the project and for `/pay`; traffic back: resolved."""
-    live = LiveState(1, 24 * 60, 5.0, 0.5, NOW.timestamp())
-    live.assign(0, [])
+    live = one_partition()
     detector = ProjectDetector("p1")
     alerts: list = []
     timeline = [("traffic", s) for s in range(150)] + [("silent", s) for s in range(150, 200)]
@@ -202,8 +205,7 @@ def test_silence_fires_traffic_drop_for_the_project_and_its_steady_endpoint_and_
 
 
 def test_an_endpoint_with_sparse_traffic_never_pages_when_it_goes_quiet():
-    live = LiveState(1, 24 * 60, 5.0, 0.5, NOW.timestamp())
-    live.assign(0, [])
+    live = one_partition()
     detector = ProjectDetector("p1")
     alerts = []
     for second in range(200):
@@ -224,8 +226,7 @@ def test_retries_across_a_restart_are_counted_once_whatever_was_persisted():
     unique = len({e["event_id"] for e in events})
 
     for cut in range(0, 12):
-        first, table = LiveState(1, 24 * 60, 5.0, 0.5, NOW.timestamp()), Table()
-        first.assign(0, [])
+        first, table = one_partition(), Table()
         first.add_records(0, records[:40], NOW)
         table.apply(first.drain_writes(0, NOW))
         first.add_records(0, records[40:80], NOW)
