@@ -22,7 +22,7 @@ THRESHOLDS = Thresholds(warmup=20, min_events=20, cooldown=10, resolve_after=3)
 
 
 def one_partition(**options) -> LiveState:
-    """A worker holding partition 0 of 1, 5 s detection buckets with 0.5 s allowed lateness, started at NOW."""
+    """A worker holding partition 0 of 1: 5 s detection buckets, 0.5 s allowed lateness, started at NOW."""
     live = LiveState(1, 24 * 60, 5.0, 0.5, NOW.timestamp(), **options)
     live.assign(0, [])
     return live

@@ -13,7 +13,7 @@ counted; its partitions are then missing from the answer's `partitions`, never s
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
+import httpx
 import structlog
 from aiokafka.partitioner import DefaultPartitioner
 from pravis_schemas.read_auth import ReadAuth
@@ -43,30 +43,28 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 class Peers:
     def __init__(self, settings: Settings) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=settings.stream_peer_timeout_s)
         auth = ReadAuth.parse(settings.stream_live_auth) if settings.stream_live_auth else None
-        self._headers = {"Authorization": auth.authorization()} if auth else {}
-        self._session: aiohttp.ClientSession | None = None
+        self._client = httpx.AsyncClient(
+            timeout=settings.stream_peer_timeout_s,
+            headers={"Authorization": auth.authorization()} if auth else {},
+        )
 
     async def get(self, url: str, path: str, params: dict[str, Any]) -> Any | None:
         """The JSON a peer answers at `path`, or None (logged and counted) when it fails or is late."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         try:
-            async with self._session.get(url.rstrip("/") + path, params=params) as response:
-                if response.status != 200:
-                    PEER_FAILURES.labels(f"http_{response.status}").inc()
-                    log.warning("peer refused", url=url, path=path, status=response.status)
-                    return None
-                return await response.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self._client.get(url.rstrip("/") + path, params=params)
+        except httpx.HTTPError as exc:
             PEER_FAILURES.labels(type(exc).__name__).inc()
             log.warning("peer did not answer", url=url, path=path, error=repr(exc))
             return None
+        if response.status_code != 200:
+            PEER_FAILURES.labels(f"http_{response.status_code}").inc()
+            log.warning("peer refused", url=url, path=path, status=response.status_code)
+            return None
+        return response.json()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._client.aclose()
 
 
 def parts_path(project: str) -> str:
