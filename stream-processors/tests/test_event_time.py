@@ -107,6 +107,18 @@ def test_history_late_queue_and_retries_count_each_event_once_in_its_minute():
     )
 
 
+def test_timestamps_in_utc_count_whichever_way_they_are_written():
+    live = one_partition()
+    zulu = row("page_view", NOW)
+    offset = {**row("page_view", NOW), "timestamp": NOW.isoformat(), "received_at": NOW.isoformat()}
+    local = {**row("page_view", NOW), "timestamp": "2026-11-25T13:30:30+01:00"}
+    result = live.add_records(0, [(0, encode([zulu, offset, local]))], NOW)
+    assert result.counted == 2
+    assert [d.reason for d in result.dropped] == [
+        "ValueError: timestamp '2026-11-25T13:30:30+01:00' is not UTC (Z or +00:00)"
+    ]
+
+
 def test_events_stamped_beyond_the_future_skew_are_not_counted():
     live = one_partition(future_skew_s=60)
     ahead = arrived(row("page_view", NOW + timedelta(minutes=3)), NOW)

@@ -204,8 +204,9 @@ MINUTE_EPOCHS_KEPT = 4 * 24 * 60
 
 
 class EpochSeconds:
-    """Seconds since the epoch of the pipeline's timestamps (`YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, UTC), parsing
-    each minute prefix once: the hot path reads two timestamps per event."""
+    """Seconds since the epoch of the pipeline's timestamps (`YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, or `+00:00`
+    for UTC as Python's `isoformat` writes it), parsing each minute prefix once: the hot path reads two
+    timestamps per event."""
 
     def __init__(self) -> None:
         self._minutes: dict[str, float] = {}
@@ -217,9 +218,11 @@ class EpochSeconds:
             if len(self._minutes) > MINUTE_EPOCHS_KEPT:
                 self._minutes.clear()
             base = self._minutes[minute] = minute_start(minute).timestamp()
-        if stamp[-1] != "Z":
-            raise ValueError(f"timestamp {stamp!r} is not UTC with a Z suffix")
-        return base + float(stamp[17:-1])
+        if stamp[-1] == "Z":
+            return base + float(stamp[17:-1])
+        if stamp.endswith("+00:00"):
+            return base + float(stamp[17:-6])
+        raise ValueError(f"timestamp {stamp!r} is not UTC (Z or +00:00)")
 
 
 def minute_key(moment: datetime) -> str:
