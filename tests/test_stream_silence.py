@@ -79,8 +79,8 @@ def test_silence_fires_traffic_drop_and_it_resolves_when_traffic_returns(
             and a.get("status") == status
         ]
 
-    # Start on a bucket boundary: a first, partly filled bucket would be most of a 5-bucket baseline's variance
-    # and keep the (zero) silence within five standard deviations.
+    # Start on a bucket boundary: a first, partly filled bucket would be most of a 5-bucket baseline's
+    # variance and keep the (zero) silence within five standard deviations.
     time.sleep(1.0 - time.time() % 1.0)
     warm_until = time.monotonic() + 12.0  # five 1-second warm-up buckets, and a margin for a loaded machine
     last_event = asyncio.run(steady(lambda: time.monotonic() >= warm_until))
