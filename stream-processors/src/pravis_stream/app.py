@@ -416,7 +416,7 @@ class Worker:
         @app.page("/live/projects/local")
         class LocalProjects(View):
             async def get(self, request: Request) -> Response:
-                return self.json(views.projects_body(worker.state.projects()))
+                return self.json(views.projects(worker.state))
 
         @app.page("/live/{project_id}/summary")
         class Summary(View):
