@@ -21,9 +21,8 @@ from tests.test_stream import Stream, read_topic, short_windows
 
 @pytest.fixture
 def fresh_stream(worker_env: dict[str, str], log_dir: Path) -> Iterator[Stream]:
-    """A worker of this module's own: `test_stream`'s worker is killed and restarted, and its `detect` agent
-    was seen to judge nothing afterwards on Tansu 0.6 (suspected: its committed `-buckets` offset inside a
-    record batch, DESIGN.md's known Tansu risk)."""
+    """A worker of this module's own, so the silence it watches does not depend on the history (traffic,
+    kill -9, restart) of `test_stream`'s worker."""
     worker = Stream(short_windows(worker_env), log_dir).start()
     try:
         yield worker
