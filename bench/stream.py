@@ -1,19 +1,28 @@
-"""Stream tier: sustained events/s on a pre-loaded topic, freshness in live mode, spike → alert latency.
+"""Stream tier: sustained events/s on a pre-loaded topic, freshness in live mode, spike → alert latency, per
+number of workers; and the cost of counting retries once (dedup) per event and per million ids.
 
-`python -m bench.stream [--events 300000] [--rows-per-record 1] [--workers 1] [--rate 5000]`. Runs the
+`python -m bench.stream [--events 300000] [--rows-per-record 1] [--workers 1,2,3] [--rate 5000]`. Runs the
 embedded broker and real `python -m pravis_stream` workers; this process plays the gateway (it publishes rows
-exactly as the gateway writes them, `received_at` = send time) so the stream tier is measured alone.
+exactly as the gateway writes them, `received_at` = send time) so the stream tier is measured alone. Each
+worker count gets a fresh broker and one row:
 
-1. Pre-loaded: N events are published before the workers start; events/s = N / (first counted → all counted),
-   read from the workers' `pravis_stream_events_total`.
+1. Pre-loaded: N events are published before the workers start; events/s = events counted from the moment
+   the group's assignment is stable (every partition owned by exactly one worker: joining members make the
+   first ones hand partitions over) until all are counted, from the workers' `pravis_stream_events_total`.
 2. Live freshness: while a background load runs at --rate events/s, single probe events of a separate project
-   are published and their project's live summary is polled every 5 ms; freshness = visible - published.
+   are published and their project's live summary is polled every 5 ms on the first worker (which answers for
+   every partition by asking the others); freshness = visible - published.
 3. Spike → alert: after a warm-up of normal traffic (--warmup-buckets detection buckets), half the events turn
-   into errors; latency = first error published → `error_rate` alert read from the `alerts` topic.
+   into errors; latency = first error published → `error_rate` alert read from the `alerts` topic, and how
+   many `error_rate` firings arrived for it (one per anomaly whatever the number of workers).
+
+Dedup, in this process: µs per event of the digest, lookup and insert on top of counting (the whole
+`add_records` with fresh ids vs the same rows replayed as retries), and the RSS a million remembered ids add.
 """
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import secrets
@@ -29,6 +38,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pravis_schemas import topics
+from pravis_stream.dedup import EventIds, event_digest
+from pravis_stream.partition_state import LiveState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -108,6 +119,12 @@ def counted(urls: list[str]) -> float:
     return total
 
 
+def assignment_stable(urls: list[str], partitions: int) -> bool:
+    """Every partition of `events` is owned by exactly one of the workers (their /healthz)."""
+    owned = [httpx.get(url + "/healthz", timeout=5).json()["partitions"] for url in urls]
+    return all(owned) and sorted(p for mine in owned for p in mine) == list(range(partitions))
+
+
 def start_workers(n: int, env: dict[str, str], log_dir: Path) -> tuple[list[services.Process], list[str]]:
     processes, urls = [], []
     for i in range(n):
@@ -125,7 +142,7 @@ def start_workers(n: int, env: dict[str, str], log_dir: Path) -> tuple[list[serv
     return processes, urls
 
 
-async def preloaded(bootstrap: str, args, env: dict[str, str], log_dir: Path) -> dict:
+async def preloaded(bootstrap: str, args, workers: int, env: dict[str, str], log_dir: Path) -> dict:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
     await producer.start()
     with Progress(TextColumn("[bold]pre-loading"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
@@ -136,7 +153,7 @@ async def preloaded(bootstrap: str, args, env: dict[str, str], log_dir: Path) ->
             bar.update(task, advance=count)
     await producer.stop()
 
-    processes, urls = start_workers(args.workers, env, log_dir)
+    processes, urls = start_workers(workers, env, log_dir)
     first = last = None
     with Progress(
         TextColumn("[bold]consuming"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -146,7 +163,9 @@ async def preloaded(bootstrap: str, args, env: dict[str, str], log_dir: Path) ->
         while time.monotonic() < deadline:
             done = counted(urls)
             now = time.monotonic()
-            if done and first is None:
+            if first is None and assignment_stable(urls, args.partitions):
+                if done >= args.events:
+                    raise RuntimeError("all events were counted before the group settled: raise --events")
                 first = (now, done)
             bar.update(task, completed=done)
             if done >= args.events:
@@ -154,7 +173,7 @@ async def preloaded(bootstrap: str, args, env: dict[str, str], log_dir: Path) ->
                 break
             await asyncio.sleep(0.05)
     if first is None or last is None:
-        raise RuntimeError("the workers did not count every pre-loaded event within 10 minutes")
+        raise RuntimeError("the workers did not settle and count every pre-loaded event within 10 minutes")
     rate = (last[1] - first[1]) / max(last[0] - first[0], 1e-6)
     return {"processes": processes, "urls": urls, "events_per_s": rate}
 
@@ -171,14 +190,13 @@ async def background(producer: AIOKafkaProducer, rate: float, stop: asyncio.Even
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
-async def freshness(producer: AIOKafkaProducer, urls: list[str], probes: int) -> list[float]:
+async def freshness(producer: AIOKafkaProducer, url: str, probes: int) -> list[float]:
     project = f"bench-fresh-{secrets.token_hex(3)}"
     latencies = []
     async with httpx.AsyncClient(timeout=5) as client:
 
         async def total() -> int:
-            bodies = [(await client.get(f"{u}/live/{project}/summary")).json() for u in urls]
-            return sum(b["events"]["total"] for b in bodies)
+            return (await client.get(f"{url}/live/{project}/summary")).json()["events"]["total"]
 
         with Progress(
             TextColumn("[bold]freshness"), BarColumn(), MofNCompleteColumn(), console=console
@@ -197,9 +215,11 @@ async def freshness(producer: AIOKafkaProducer, urls: list[str], probes: int) ->
     return latencies
 
 
-async def wait_for_alert(bootstrap: str, since: float, timeout_s: float) -> float | None:
+async def wait_for_alert(bootstrap: str, since: float, timeout_s: float, settle_s: float) -> tuple:
+    """(seconds to the first `error_rate` firing or None, firings counted until `settle_s` after it)."""
     consumer = AIOKafkaConsumer(topics.ALERTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
+    first, firings = None, 0
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -211,10 +231,13 @@ async def wait_for_alert(bootstrap: str, since: float, timeout_s: float) -> floa
                         and alert["metric"] == "error_rate"
                         and alert["status"] == "firing"
                     ):
-                        return time.monotonic() - since
+                        firings += 1
+                        if first is None:
+                            first = time.monotonic() - since
+                            deadline = time.monotonic() + settle_s
     finally:
         await consumer.stop()
-    return None
+    return first, firings
 
 
 async def live(bootstrap: str, urls: list[str], args, interval: float) -> dict:
@@ -223,7 +246,7 @@ async def live(bootstrap: str, urls: list[str], args, interval: float) -> dict:
     stop, state = asyncio.Event(), {"error_share": 0.01}
     load = asyncio.create_task(background(producer, args.rate, stop, state))
     try:
-        latencies = await freshness(producer, urls, args.probes)
+        latencies = await freshness(producer, urls[0], args.probes)
         warmup_s = (args.warmup_buckets + 2) * interval
         with Progress(TextColumn("[bold]warm-up"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("warmup", total=warmup_s)
@@ -233,7 +256,7 @@ async def live(bootstrap: str, urls: list[str], args, interval: float) -> dict:
                 bar.update(task, completed=time.monotonic() - began)
         spike_at = time.monotonic()
         state["error_share"] = 0.5
-        alert_latency = await wait_for_alert(bootstrap, spike_at, timeout_s=60)
+        alert_latency, firings = await wait_for_alert(bootstrap, spike_at, 60, settle_s=4 * interval)
     finally:
         stop.set()
         await load
@@ -243,22 +266,61 @@ async def live(bootstrap: str, urls: list[str], args, interval: float) -> dict:
         "freshness_p50_s": statistics.median(latencies),
         "freshness_p95_s": latencies[int(0.95 * (len(latencies) - 1))],
         "alert_latency_s": alert_latency,
+        "firings": firings,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300_000)
-    parser.add_argument("--rows-per-record", type=int, default=1, help="1 = every event its own record")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--rate", type=float, default=5000.0, help="background events/s in live mode")
-    parser.add_argument("--probes", type=int, default=60)
-    parser.add_argument("--detect-interval", type=float, default=5.0)
-    parser.add_argument("--warmup-buckets", type=int, default=12)
-    args = parser.parse_args()
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    work = Path(tempfile.mkdtemp(prefix="pravis-bench-stream-"))
+
+def dedup_cost(events: int) -> dict:
+    """µs per event that counting once adds, and the RSS of a million remembered ids (this process)."""
+    now = datetime.now(UTC)
+    batch = [
+        (offset, b"\n".join(orjson.dumps(r) for r in (make_row(offset, "bench"),)))
+        for offset in range(events)
+    ]
+    state = LiveState(1, 24 * 60, 5.0, 0.5, now.timestamp())
+    state.assign(0, [])
+    began = time.perf_counter()
+    state.add_records(0, batch, now)
+    counted_s = time.perf_counter() - began
+    retries = [(events + offset, value) for offset, value in batch]
+    began = time.perf_counter()
+    skipped = state.add_records(0, retries, now).duplicates
+    retry_s = time.perf_counter() - began
+    ids = [str(uuid.uuid4()) for _ in range(200_000)]
+    fresh = EventIds(horizon_s=7200.0)
+    began = time.perf_counter()
+    for event_id in ids:  # what add_records does per event to count it once
+        digest = event_digest("bench", event_id)
+        if digest not in fresh.seen:
+            fresh.seen.add(digest)
+            fresh.slice_for(now.timestamp()).append(digest)
+    dedup_s = time.perf_counter() - began
+
+    del state, batch, retries
+    gc.collect()
+    before = rss_bytes()
+    held = EventIds(horizon_s=7200.0, max_ids=2_000_000)
+    at = now.timestamp()
+    for n in range(1_000_000):
+        held.remember(event_digest("bench", f"{n:08d}-rss"), at - n * 0.007)
+    after = rss_bytes()
+    return {
+        "count_us": counted_s / events * 1e6,
+        "retry_us": retry_s / events * 1e6,
+        "dedup_us": dedup_s / len(ids) * 1e6,
+        "skipped": skipped,
+        "events": events,
+        "rss_per_million_mib": (after - before) / 2**20,
+    }
+
+
+def run_workers(workers: int, args) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"pravis-bench-stream-{workers}w-"))
     env = {
         "PRAVIS_DATA_DIR": str(work),
         "PRAVIS_STREAM_APP_ID": f"bench-stream-{secrets.token_hex(3)}",
@@ -267,28 +329,63 @@ def main() -> None:
         "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
         "PRAVIS_LOG_FORMAT": "json",
     }
-    os.environ.pop("PRAVIS_KAFKA_BOOTSTRAP", None)
     with services.kafka_bootstrap(work, events_partitions=args.partitions) as bootstrap:
         env["PRAVIS_KAFKA_BOOTSTRAP"] = bootstrap
-        first = asyncio.run(preloaded(bootstrap, args, env, work))
+        first = asyncio.run(preloaded(bootstrap, args, workers, env, work))
         try:
             second = asyncio.run(live(bootstrap, first["urls"], args, args.detect_interval))
         finally:
             for process in first["processes"]:
                 process.stop()
+    return {**first, **second, "logs": work}
 
-    table = Table("measure", "figure", "target")
-    table.add_row("pre-loaded topic, events/s", f"{first['events_per_s']:,.0f}", "≥ gateway max events/s")
-    table.add_row("freshness p50 (published → live API)", f"{second['freshness_p50_s'] * 1000:.0f} ms", "")
-    table.add_row("freshness p95", f"{second['freshness_p95_s'] * 1000:.0f} ms", "< 2 s")
-    alert = second["alert_latency_s"]
-    table.add_row("spike → alert", f"{alert:.1f} s" if alert is not None else "no alert in 60 s", "< 10 s")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--rows-per-record", type=int, default=1, help="1 = every event its own record")
+    parser.add_argument("--workers", default="1", help="worker counts, one row each, e.g. 1,2,3")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--rate", type=float, default=5000.0, help="background events/s in live mode")
+    parser.add_argument("--probes", type=int, default=60)
+    parser.add_argument("--detect-interval", type=float, default=5.0)
+    parser.add_argument("--warmup-buckets", type=int, default=12)
+    parser.add_argument("--dedup-events", type=int, default=200_000)
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+
+    os.environ.pop("PRAVIS_KAFKA_BOOTSTRAP", None)
+    rows = {n: run_workers(n, args) for n in counts}
+    dedup = dedup_cost(args.dedup_events)
+
+    table = Table(
+        "workers", "events/s", "vs first row", "freshness p50", "p95 (< 2 s)", "spike → alert (< 10 s)"
+    )
+    base = rows[counts[0]]["events_per_s"]
+    for n, row in rows.items():
+        alert = row["alert_latency_s"]
+        alert_text = f"{alert:.1f} s, {row['firings']} firing(s)" if alert is not None else "no alert in 60 s"
+        table.add_row(
+            str(n),
+            f"{row['events_per_s']:,.0f}",
+            f"{row['events_per_s'] / base:.2f}",
+            f"{row['freshness_p50_s'] * 1000:.0f} ms",
+            f"{row['freshness_p95_s'] * 1000:.0f} ms",
+            alert_text,
+        )
     console.print(table)
     console.print(
-        f"[dim]{args.workers} worker(s), {args.partitions} partitions, "
-        f"{args.rows_per_record} row(s) per record, live load {args.rate:,.0f} events/s, "
-        f"detection bucket {args.detect_interval} s; logs in {work}[/]"
+        f"[dim]{args.partitions} partitions, {args.rows_per_record} row(s) per record, live load "
+        f"{args.rate:,.0f} events/s, detection bucket {args.detect_interval} s; logs in "
+        f"{', '.join(str(r['logs']) for r in rows.values())}[/]"
     )
+    console.print(
+        f"dedup: counting {dedup['count_us']:.2f} µs/event with fresh ids; "
+        f"the same {dedup['events']:,} rows again as retries {dedup['retry_us']:.2f} µs/event "
+        f"({dedup['skipped']:,} skipped); digest, lookup and insert alone {dedup['dedup_us']:.2f} µs/event; "
+        f"a million remembered ids +{dedup['rss_per_million_mib']:.0f} MiB RSS"
+    )
+    console.print(f"[dim]machine load (1, 5, 15 min): {os.getloadavg()}[/]")
 
 
 if __name__ == "__main__":

@@ -109,11 +109,10 @@ def webhook() -> Iterator[WebhookReceiver]:
         receiver.server_close()
 
 
-@pytest.fixture(scope="module")
-def stream(worker_env: dict[str, str], log_dir: Path, webhook: WebhookReceiver) -> Iterator[Stream]:
-    env = {
+def short_windows(worker_env: dict[str, str]) -> dict[str, str]:
+    """A worker of its own (app id, port) with 1-second buckets and a 5-bucket warm-up."""
+    return {
         **worker_env,
-        "PRAVIS_STREAM_WEBHOOK_URLS": webhook.url,
         "PRAVIS_STREAM_APP_ID": f"pravis-stream-test-{secrets.token_hex(4)}",
         "PRAVIS_STREAM_WEB_PORT": str(services.free_port()),
         "PRAVIS_STREAM_DETECT_INTERVAL_S": "1",
@@ -126,7 +125,11 @@ def stream(worker_env: dict[str, str], log_dir: Path, webhook: WebhookReceiver) 
         "PRAVIS_STREAM_SESSION_TIMEOUT_S": "6",
         "PRAVIS_STREAM_REBALANCE_TIMEOUT_S": "3",
     }
-    worker = Stream(env, log_dir).start()
+
+
+@pytest.fixture(scope="module")
+def stream(worker_env: dict[str, str], log_dir: Path, webhook: WebhookReceiver) -> Iterator[Stream]:
+    worker = Stream({**short_windows(worker_env), "PRAVIS_STREAM_WEBHOOK_URLS": webhook.url}, log_dir).start()
     try:
         yield worker
     finally:

@@ -114,6 +114,13 @@ def test_live_view_headlines_and_series() -> None:
         1,
     )
     assert view["minutes"] == ["09:59", "10:00"]
+    assert view["missing_partitions"] == []
+    partial = LiveSnapshot(
+        summary=snapshot.summary.model_copy(update={"partitions": [1]}),
+        timeseries=snapshot.timeseries,
+        alerts=snapshot.alerts,
+    )
+    assert live_view(partial)["missing_partitions"] == [0]  # a stream worker did not answer
     assert view["series"][0] == {"name": "events", "data": [20, 30]}
     assert view["alerts"] == [
         {

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from pravis_schemas.messages import AlertStatus
 from pravis_stream.counters import Window
-from pravis_stream.detector import ProjectDetector, Thresholds
+from pravis_stream.detector import REPORTING_MEMORY_BUCKETS, ProjectDetector, Thresholds
 
 from .events import ai, api
 
@@ -66,10 +66,28 @@ def test_a_bucket_waits_for_every_partition_then_merges_them():
 
 def test_an_incomplete_bucket_is_judged_once_newer_ones_pile_up():
     detector = ProjectDetector("p1")
-    for i in range(5):
+    detector.add(summary(0, bucket(50, 0), partitions=[0], total=2), THRESHOLDS)
+    detector.add(summary(0, bucket(50, 0), partitions=[1], total=2), THRESHOLDS)
+    for i in range(1, 6):  # partition 1's worker reported the project, then went quiet (killed)
         detector.add(summary(i, bucket(50, 0), partitions=[0], total=2), THRESHOLDS)
     assert len(detector.pending) == 3
-    assert detector.series["traffic_spike"].flat.n == 2
+    assert detector.series["traffic_spike"].flat.n == 3
+
+
+def test_a_worker_that_never_reported_the_project_is_not_waited_for():
+    """A small project whose users all hash to one worker's partitions: the other worker never saw it and
+    sends no buckets for it, so each bucket is judged as soon as the reporting worker's summary is in."""
+    detector = ProjectDetector("p1")
+    for i in range(REPORTING_MEMORY_BUCKETS):  # nothing known yet: wait for all (or for newer buckets)
+        detector.add(summary(i, bucket(50, 0), partitions=[0, 1], total=3), THRESHOLDS)
+    assert len(detector.pending) == 3
+    for i in range(REPORTING_MEMORY_BUCKETS, REPORTING_MEMORY_BUCKETS + 10):
+        detector.add(summary(i, bucket(50, 0), partitions=[0, 1], total=3), THRESHOLDS)
+        # Once the newest of the buckets that waited are old enough to know who reports, none waits.
+        assert detector.pending == {} or i < REPORTING_MEMORY_BUCKETS + 3
+    assert detector.series["traffic_spike"].flat.n == REPORTING_MEMORY_BUCKETS + 10
+    restored = ProjectDetector.from_json(detector.to_json())
+    assert (restored.reporting, restored.first_bucket) == ({0: T0 + 5 * 21, 1: T0 + 5 * 21}, T0)
 
 
 def test_latency_and_endpoint_series_come_from_api_stats():

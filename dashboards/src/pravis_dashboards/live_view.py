@@ -10,10 +10,14 @@ if TYPE_CHECKING:
 
 def live_view(snapshot: LiveSnapshot) -> dict[str, Any]:
     """Headline numbers (active users in the last 5 minutes, events/min, error rate, open alerts) and the
-    per-minute series of the Live page, from `/summary?window=5m`, `/timeseries` and `/alerts`."""
+    per-minute series of the Live page, from `/summary?window=5m`, `/timeseries` and `/alerts`; and the
+    partitions the answers lack (a stream worker that did not answer in time), so the page says it is partial
+    rather than showing smaller numbers as if they were whole."""
     summary, minutes, firing = snapshot.summary, snapshot.timeseries.minutes, snapshot.alerts.firing
+    covered = set(summary.partitions) & set(snapshot.timeseries.partitions)
     return {
         "as_of": summary.as_of,
+        "missing_partitions": sorted(set(range(summary.total_partitions)) - covered),
         "active_users": summary.active_users.last_5m,
         "active_users_1h": summary.active_users.last_1h,
         "events_per_minute": summary.events.per_minute,

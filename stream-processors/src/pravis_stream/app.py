@@ -3,6 +3,7 @@
 Data flow (one process; add workers to split the partitions):
 
     events ──(EventsReader: aiokafka, the hot path)──▶ LiveState (memory) ──▶ live API (Faust web views)
+                 │                     other workers' parts (GET /live/{project}/parts, `peers`) ──┘
                  │ every persist interval: changed windows + cursor ──▶ table `live` (changelog)
                  │ feedback rows ──▶ sentiment ──▶ feedback.scored
                  └ every closed detection bucket: per-project summary ──▶ topic `<app>-buckets` (key: project)
@@ -23,6 +24,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import faust
 import orjson
@@ -31,13 +33,15 @@ from faust.web import Request, Response, View
 from pravis_schemas import topics
 from pravis_schemas.live_api import SUMMARY_WINDOWS
 from pravis_schemas.messages import Alert
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from pravis_stream import alert_sinks, views, web
+from pravis_stream import alert_sinks, live_parts, views, web
 from pravis_stream.alert_sinks import Links, SilenceBook
 from pravis_stream.detector import ProjectDetector, Thresholds
 from pravis_stream.kafka import EventsReader, SilencesReader, faust_credentials
+from pravis_stream.live_parts import MinuteParts, SummaryParts
 from pravis_stream.partition_state import LiveState
+from pravis_stream.peers import Peers, key_partition, owners, parts_path
 from pravis_stream.settings import Settings
 from pravis_stream.webhook import AlertSender, Sink, slack_sink
 
@@ -45,13 +49,27 @@ log = structlog.get_logger("pravis_stream")
 
 EVENTS = Counter("pravis_stream_events_total", "Event rows counted into live windows")
 DROPPED = Counter(
-    "pravis_stream_dropped_total", "Event rows not counted: malformed, or older than retention", ["reason"]
+    "pravis_stream_dropped_total",
+    "Event rows not counted: malformed, older than retention, or stamped too far ahead of their arrival",
+    ["reason"],
 )
 SKIPPED = Counter(
     "pravis_stream_skipped_total",
-    "Event rows skipped: already counted before a restart "
-    "(replayed), or counted but too late for their detection bucket",
+    "Event rows skipped: already counted before a restart (replayed), or a retry of a counted event_id "
+    "(duplicate), or counted but too late for their detection bucket",
     ["reason"],
+)
+LATE = Histogram(
+    "pravis_stream_late_events_seconds",
+    "How late (received_at - timestamp) events arrived that were counted only in their minute, after their "
+    "detection bucket closed (counted=minute), or not live at all, beyond the horizon (counted=no)",
+    ["counted"],
+    buckets=(1, 5, 30, 60, 300, 900, 3600, 7200, 21600, 86400, float("inf")),
+)
+DEDUP_EVICTED = Counter(
+    "pravis_stream_dedup_evicted_total",
+    "Event ids forgotten before the horizon to keep PRAVIS_STREAM_DEDUP_MAX_IDS "
+    "(a retry of one counts again)",
 )
 ALERTS = Counter("pravis_stream_alerts_total", "Alert messages published", ["status", "metric"])
 SCORED = Counter("pravis_stream_feedback_scored_total", "Feedback events scored and published")
@@ -74,6 +92,9 @@ class Worker:
             detect_interval_s=settings.stream_detect_interval_s,
             detect_grace_s=settings.stream_detect_grace_s,
             now=time.time(),
+            horizon_s=settings.stream_horizon_s,
+            future_skew_s=settings.stream_future_skew_s,
+            dedup_max_ids=settings.stream_dedup_max_ids,
         )
         self.thresholds = Thresholds(
             alpha=settings.stream_ewma_alpha,
@@ -95,6 +116,7 @@ class Worker:
             settings.stream_webhook_attempts,
             settings.stream_webhook_timeout_s,
         )
+        self.peers = Peers(settings)
         self.detectors: dict[str, ProjectDetector] = {}
         self.ready = False
         self.app = self._build_app()
@@ -113,6 +135,7 @@ class Worker:
             web_host=s.stream_web_host,
             web_bind=s.stream_web_host,
             web_port=s.stream_web_port,
+            canonical_url=s.stream_canonical_url,
             broker_session_timeout=s.stream_session_timeout_s,
             broker_rebalance_timeout=s.stream_rebalance_timeout_s,
             broker_heartbeat_interval=s.stream_heartbeat_interval_s,
@@ -173,6 +196,7 @@ class Worker:
                 await worker.reader.stop()
                 await worker.silences.stop()
                 await worker.sender.close()
+                await worker.peers.close()
 
             @faust.Service.task
             async def _consume(self) -> None:
@@ -228,20 +252,30 @@ class Worker:
                 )
             DROPPED.labels("malformed").inc(len(result.dropped))
             DROPPED.labels("expired").inc(result.expired)
+            DROPPED.labels("future").inc(len(result.too_early))
             SKIPPED.labels("replayed").inc(result.replayed)
-            SKIPPED.labels("late_for_detection").inc(result.late)
+            SKIPPED.labels("duplicate").inc(result.duplicates)
+            DEDUP_EVICTED.inc(result.evicted)
+            SKIPPED.labels("late_for_detection").inc(len(result.late))
+            for counted, delays in (("minute", result.late), ("no", result.too_late)):
+                histogram = LATE.labels(counted)
+                for delay in delays:
+                    histogram.observe(delay)
+            if result.too_late or result.too_early:
+                log.info(
+                    "events outside the live horizon not counted live",
+                    partition=partition,
+                    too_late=len(result.too_late),
+                    too_early=len(result.too_early),
+                    largest_delay_s=max(result.too_late, default=None),
+                )
             if result.replayed:
                 log.info(
                     "replayed rows skipped: their windows already count them",
                     partition=partition,
                     count=result.replayed,
                 )
-            EVENTS.inc(
-                sum(r.value.count(b"\n") + 1 for r in records)
-                - len(result.dropped)
-                - result.replayed
-                - result.expired
-            )
+            EVENTS.inc(result.counted)
 
     async def _persist(self) -> None:
         now = datetime.now(UTC)
@@ -322,6 +356,44 @@ class Worker:
         )
         self.sender.submit(alert)
 
+    # -- whole-project answers -------------------------------------------------------------------------
+
+    def owners_of(self, table: faust.Table) -> dict[str, set[int]]:
+        topic = table.changelog_topic.get_topic_name()
+        return owners(self.app.assignor.table_metadata(topic), topic)
+
+    async def gather(self, project: str, parts: Any, params: dict[str, Any]) -> Any:
+        """This worker's parts (`SummaryParts`/`MinuteParts`) merged with those the owners of the other
+        partitions answer to `GET /live/{project}/parts?<params>`; partitions nobody answered for stay out of
+        `parts.partitions`."""
+        wanted = set(range(self.partitions)) - parts.partitions
+        if not wanted:
+            return parts
+        plan = live_parts.plan_requests(
+            self.owners_of(self.live_table), str(self.app.conf.canonical_url), wanted
+        )
+        answers = await asyncio.gather(
+            *(
+                self.peers.get(
+                    url, parts_path(project), {**params, "partitions": ",".join(map(str, sorted(ask)))}
+                )
+                for url, ask in plan.items()
+            )
+        )
+        for answer in answers:
+            if answer is not None:
+                parts.merge(type(parts).from_json(answer))
+        return parts
+
+    def detector_owner(self, project: str) -> str | None:
+        """URL of the member whose `detect` agent judges `project` (None: this one, or no assignment yet)."""
+        partition = key_partition(project.encode(), self.partitions)
+        own = str(self.app.conf.canonical_url).rstrip("/")
+        for url, partitions in self.owners_of(self.detector_table).items():
+            if partition in partitions and url.rstrip("/") != own:
+                return url
+        return None
+
     # -- live API -------------------------------------------------------------------------------------
 
     def _add_views(self, app: faust.App) -> None:
@@ -343,8 +415,28 @@ class Worker:
                 async def get(self, request: Request) -> Response:
                     return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+        def refused(view: View, reason: str) -> Response:
+            web.REFUSED.labels("bad_parameter").inc()
+            return view.json({"error": reason}, status=400)
+
         @app.page("/live/projects")
         class Projects(View):
+            async def get(self, request: Request) -> Response:
+                found = set(worker.state.projects())
+                plan = live_parts.plan_requests(
+                    worker.owners_of(worker.live_table),
+                    str(worker.app.conf.canonical_url),
+                    set(range(worker.partitions)) - set(worker.state.partitions),
+                )
+                for url in plan:
+                    answer = await worker.peers.get(url, "/live/projects/local", {})
+                    if answer is None:
+                        return self.json({"error": f"the stream worker at {url} did not answer"}, status=503)
+                    found.update(answer["projects"])
+                return self.json(views.projects_body(sorted(found)))
+
+        @app.page("/live/projects/local")
+        class LocalProjects(View):
             async def get(self, request: Request) -> Response:
                 return self.json(views.projects(worker.state))
 
@@ -353,12 +445,21 @@ class Worker:
             async def get(self, request: Request, project_id: str) -> Response:
                 window = request.query.get("window", "5m")
                 if window not in SUMMARY_WINDOWS:
-                    web.REFUSED.labels("bad_parameter").inc()
-                    return self.json(
-                        {"error": f"window must be one of {', '.join(SUMMARY_WINDOWS)}; got {window!r}"},
-                        status=400,
+                    return refused(
+                        self, f"window must be one of {', '.join(SUMMARY_WINDOWS)}; got {window!r}"
                     )
-                return self.json(views.summary(worker.state, project_id, window, datetime.now(UTC)))
+                now = datetime.now(UTC)
+                window_start, user_starts = views.summary_starts(window, now)
+                parts = worker.state.summary_parts(
+                    project_id, window_start, user_starts, worker.state.owned()
+                )
+                params = {
+                    "kind": "summary",
+                    "window_start": window_start,
+                    "user_starts": ",".join(user_starts),
+                }
+                parts = await worker.gather(project_id, parts, params)
+                return self.json(views.summary_body(parts, worker.partitions, project_id, window, now))
 
         @app.page("/live/{project_id}/timeseries")
         class Timeseries(View):
@@ -368,13 +469,53 @@ class Worker:
                 except ValueError:
                     minutes = 0
                 if not 1 <= minutes <= worker.settings.stream_retention_minutes:
-                    web.REFUSED.labels("bad_parameter").inc()
-                    return self.json({"error": "minutes must be an integer within the retention"}, status=400)
-                return self.json(views.timeseries(worker.state, project_id, minutes, datetime.now(UTC)))
+                    return refused(self, "minutes must be an integer within the retention")
+                now = datetime.now(UTC)
+                since = views.timeseries_keys(minutes, now)[0]
+                parts = worker.state.minute_parts(project_id, since, worker.state.owned())
+                parts = await worker.gather(project_id, parts, {"kind": "minutes", "since": since})
+                return self.json(views.timeseries_body(parts, project_id, minutes, now))
+
+        @app.page("/live/{project_id}/parts")
+        class Parts(View):
+            """This worker's parts of an answer, for the worker that answers (see `gather`)."""
+
+            async def get(self, request: Request, project_id: str) -> Response:
+                query = request.query
+                try:
+                    asked = worker.state.owned(
+                        live_parts.parse_partitions(query.get("partitions", ""), worker.partitions)
+                    )
+                    if query.get("kind") == "summary":
+                        window_start = live_parts.parse_minute(query.get("window_start"), "window_start")
+                        user_starts = [
+                            live_parts.parse_minute(start, "user_starts")
+                            for start in query.get("user_starts", "").split(",")
+                        ]
+                        parts: SummaryParts | MinuteParts = worker.state.summary_parts(
+                            project_id, window_start, user_starts, asked
+                        )
+                    elif query.get("kind") == "minutes":
+                        since = live_parts.parse_minute(query.get("since"), "since")
+                        parts = worker.state.minute_parts(project_id, since, asked)
+                    else:
+                        raise ValueError(f"kind must be summary or minutes; got {query.get('kind')!r}")
+                except ValueError as exc:
+                    return refused(self, str(exc))
+                return self.json(parts.to_json())
 
         @app.page("/live/{project_id}/alerts")
         class Firing(View):
             async def get(self, request: Request, project_id: str) -> Response:
+                owner = worker.detector_owner(project_id)
+                if owner is not None:
+                    answer = await worker.peers.get(owner, f"/live/{quote(project_id, safe='')}/alerts", {})
+                    if answer is None:
+                        return self.json(
+                            {"error": f"the stream worker judging {project_id!r} ({owner}) did not answer"},
+                            status=503,
+                        )
+                    return self.json(answer)
                 detector = worker.detectors.get(project_id)
                 return self.json(
                     views.firing_alerts(project_id, detector.firing.values() if detector else [])

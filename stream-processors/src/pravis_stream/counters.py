@@ -1,10 +1,10 @@
 """Live counter types and their JSON codecs (pure, no I/O): what a project's window counts, and how it is
 stored.
 
-A window covers a minute of `received_at` (or a shorter detection bucket). Why `received_at`: live counters
-watch the pipeline now; an offline SDK's batch with hour-old timestamps must not reopen old windows (the
-warehouse keeps event time for analysis). Minutes are keyed by their ISO prefix (`"2026-11-25T12:04"`), so
-bucketing an event is a string slice, not a datetime parse.
+A window covers a minute of event time: the event's `timestamp`, which the gateway moved onto the server clock
+(skew-corrected), so an offline SDK's queue flushed an hour late lands in the minutes it happened and "today"
+is the events' UTC date (`partition_state` decides which late events are still counted). Minutes are keyed by
+their ISO prefix (`"2026-11-25T12:04"`), so bucketing an event is a string slice, not a datetime parse.
 
 The `to_json` shapes are the stored checkpoint (the `live` table's changelog) and the detection bucket
 summaries: a worker restarted on new code restores what the old code wrote, so they change only with a
@@ -227,6 +227,32 @@ class Window:
         if "users" in data:
             window.users = hll_from_text(data["users"])
         return window
+
+
+MINUTE_EPOCHS_KEPT = 4 * 24 * 60
+"""Minute-start epochs cached before the cache starts over (four days of minutes)."""
+
+
+class EpochSeconds:
+    """Seconds since the epoch of the pipeline's timestamps (`YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, or `+00:00`
+    for UTC as Python's `isoformat` writes it), parsing each minute prefix once: the hot path reads two
+    timestamps per event."""
+
+    def __init__(self) -> None:
+        self._minutes: dict[str, float] = {}
+
+    def __call__(self, stamp: str) -> float:
+        minute = stamp[:16]
+        base = self._minutes.get(minute)
+        if base is None:
+            if len(self._minutes) > MINUTE_EPOCHS_KEPT:
+                self._minutes.clear()
+            base = self._minutes[minute] = minute_start(minute).timestamp()
+        if stamp[-1] == "Z":
+            return base + float(stamp[17:-1])
+        if stamp.endswith("+00:00"):
+            return base + float(stamp[17:-6])
+        raise ValueError(f"timestamp {stamp!r} is not UTC (Z or +00:00)")
 
 
 def minute_key(moment: datetime) -> str:

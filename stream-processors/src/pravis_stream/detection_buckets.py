@@ -1,8 +1,16 @@
-"""Detection buckets (pure, no I/O): short windows per project (e.g. 5 s) kept beside the live minutes.
+"""Detection buckets (pure, no I/O): short windows of event time per project (e.g. 5 s) kept beside the live
+minutes.
 
-They are never persisted: once a bucket ended `grace` ago it is summarised for the detector (`close`) and
-dropped, and an event arriving after that counts in its minute but not in detection (`LiveState.add_records`
-reports it as late). `detector.ProjectDetector` merges the summaries of all partitions and judges them.
+They close with a watermark: the newest event time counted minus `grace` (the allowed lateness), so a worker
+catching up on a backlog judges each bucket once its events are in, not when the wall clock passed it. When no
+event was counted for `grace` seconds the watermark follows the wall clock instead: a project whose traffic
+stopped still gets its (empty) buckets, which is how the detector sees silence. Event times ahead of the wall
+clock never move the watermark (a skewed client must not close buckets early).
+
+They are never persisted: a closed bucket is summarised for the detector (`close`) and dropped, and an event
+arriving after that counts in its minute but not in detection (`LiveState.add_records` reports it as late), so
+a queue an offline SDK flushes an hour late cannot fire alerts about the past. `detector.ProjectDetector`
+merges the summaries of all partitions and judges them.
 """
 
 from __future__ import annotations
@@ -10,14 +18,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pravis_stream.counters import Window, minute_start
+from pravis_stream.counters import Window
 
 MAX_BUCKETS_PER_CLOSE = 12
 """After a stall, only this many of the newest closed detection buckets are summarised."""
 PROJECT_IDLE_S = 3600.0
 """A project with no event for this long gets no more (empty) detection buckets."""
-MINUTE_EPOCHS_KEPT = 4 * 24 * 60
-"""Minute-start epochs cached before the cache starts over (four days of minutes)."""
 
 
 class DetectionBuckets:
@@ -30,16 +36,16 @@ class DetectionBuckets:
         self.watermark = math.floor(now / interval_s) * interval_s
         """Detection buckets starting before this were summarised already."""
         self.project_seen: dict[str, float] = {}
-        self._minute_epochs: dict[str, float] = {}
+        self.newest_event = 0.0
+        """The newest event time counted (epoch seconds)."""
+        self.last_counted_at = now
+        """Wall clock when an event was last counted."""
 
-    def bucket_for(self, project: str, minute: str, second: int) -> Window | None:
-        """The open bucket holding this moment (created on first use); None when it was summarised already."""
-        epoch = self._minute_epochs.get(minute)
-        if epoch is None:
-            if len(self._minute_epochs) > MINUTE_EPOCHS_KEPT:
-                self._minute_epochs.clear()
-            epoch = self._minute_epochs[minute] = minute_start(minute).timestamp()
-        epoch += second
+    def bucket_for(self, project: str, epoch: float) -> Window | None:
+        """The open bucket holding this event time (created on first use); None when it was summarised
+        already."""
+        if epoch > self.newest_event:
+            self.newest_event = epoch
         if epoch < self.watermark:
             return None
         start = epoch - epoch % self.interval
@@ -49,11 +55,22 @@ class DetectionBuckets:
             self.project_seen[project] = start
         return bucket
 
+    def counted_at(self, now: float) -> None:
+        self.last_counted_at = now
+
+    def event_clock(self, now: float) -> float:
+        """The time the watermark trails by `grace`: the newest event time while events flow, the wall clock
+        once they stopped."""
+        if now - self.last_counted_at >= self.grace:
+            return now
+        return min(self.newest_event, now)
+
     def close(self, now: float, partitions: list[int], total_partitions: int) -> list[dict[str, Any]]:
-        """Summaries of the buckets that ended at least `grace` ago, one per project and bucket, empty ones
-        included for projects seen within the hour (a traffic drop is a bucket with few events). `partitions`
-        are the ones this worker owns: the detector waits until every partition of a bucket reported."""
-        closable = math.floor((now - self.grace) / self.interval) * self.interval
+        """Summaries of the buckets that ended at least `grace` before the event clock, one per project and
+        bucket, empty ones included for projects seen within the hour (silence is a bucket without events).
+        `partitions` are the ones this worker owns: the detector waits until every partition of a bucket
+        reported."""
+        closable = math.floor((self.event_clock(now) - self.grace) / self.interval) * self.interval
         if closable <= self.watermark:
             return []
         starts = []

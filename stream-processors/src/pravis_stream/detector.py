@@ -1,9 +1,9 @@
 """Which series are watched, and how a project's detection buckets become alerts (pure, no I/O).
 
 Each worker summarises, per project, the detection buckets of the partitions it owns (`LiveState.
-close_buckets`). `ProjectDetector.add` merges the summaries of one bucket until every partition of the
-events topic is covered (or a newer bucket shows the missing ones will not come), then judges every series
-of the project on the merged bucket:
+close_buckets`). `ProjectDetector.add` merges the summaries of one bucket until every partition that has been
+reporting the project is covered (or a newer bucket shows the missing ones will not come), then judges every
+series of the project on the merged bucket:
 
 | metric | labels | value | volume guard | fires when |
 |---|---|---|---|---|
@@ -12,6 +12,7 @@ of the project on the merged bucket:
 | latency_p95_ms | endpoint | p95 of duration_ms | requests | up, >= +50% |
 | traffic_spike | | events per bucket | events | up, >= +100% |
 | traffic_drop | | events per bucket | expected events | down, >= -50% |
+| traffic_drop | endpoint | requests per bucket | expected requests | down, >= -50% |
 | ai_success_rate | event_type, model | successes / requests | requests | down, >= -10 points |
 | negative_feedback | | negative feedback per bucket | none | up, >= +3 |
 | new_error_pattern | | failures of the bucket's most frequent new fingerprint | none | up, >= +3 |
@@ -21,6 +22,11 @@ in; the project remembers the first sighting of at most `MAX_KNOWN_PATTERNS` fin
 oldest first.
 
 on top of the z-score threshold of `anomaly` (see there for warm-up, cooldown and resolve).
+
+Silence is an observation: a bucket without events (workers keep closing empty buckets for projects seen
+within the hour, see `detection_buckets`) observes zero traffic, and a known endpoint absent from a bucket
+observes zero requests. The drop series are guarded by the volume expected, not by what is left of it, so only
+an endpoint with steady traffic (an expected 20+ requests per bucket) can page when its requests stop.
 """
 
 from __future__ import annotations
@@ -37,10 +43,16 @@ from pravis_stream.anomaly import DetectorConfig, SeriesState, Verdict, observe
 from pravis_stream.counters import Window
 from pravis_stream.sketches import quantiles
 
+SILENCE_IS_ZERO = frozenset({"traffic_drop"})
+"""Series whose absence from a bucket means zero (volumes), not "no data" (rates, quantiles)."""
 MAX_PENDING_BUCKETS = 3
 """A bucket still incomplete when this many newer ones are pending is judged with what arrived."""
 NEW_PATTERN_S = 3600.0
 MAX_KNOWN_PATTERNS = 5000
+REPORTING_MEMORY_BUCKETS = 12
+"""Once a project's detector is this many buckets old, a bucket is complete when every partition that
+reported the project within this many buckets did: a worker that never saw the project sends none of its
+buckets, and waiting for it would delay every alert. Before that (nothing known yet) it waits for all."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,7 @@ def observations(window: Window) -> list[Observation]:
     for endpoint, stats in window.api.items():
         labels = (("endpoint", endpoint),)
         found.append(Observation("api_error_rate", labels, stats.server_errors / stats.count, stats.count))
+        found.append(Observation("traffic_drop", labels, float(stats.count), stats.count))
         p95 = quantiles(stats.latency, (0.95,))
         found.append(Observation("latency_p95_ms", labels, p95[0] if p95 else None, stats.count))
     for (event_type, model), stats in window.ai.items():
@@ -135,6 +148,9 @@ class ProjectDetector:
     judged_until: float = 0.0
     known_patterns: dict[str, float] = field(default_factory=dict)
     """error fingerprint -> start of the bucket it was first seen in, oldest first"""
+    reporting: dict[int, float] = field(default_factory=dict)
+    """partition -> start of the newest bucket a summary covering it reported for this project"""
+    first_bucket: float | None = None
 
     def add(self, summary: dict[str, Any], thresholds: Thresholds) -> list[Alert]:
         """Merge one bucket summary; judge every bucket that became complete. Returns alerts to publish."""
@@ -150,10 +166,19 @@ class ProjectDetector:
             entry["window"] = window.to_json()
             entry["partitions"] = sorted({*entry["partitions"], *summary["partitions"]})
         # else: a redelivered summary, or a partition summarised by its old and new owner: first one wins
+        for partition in summary["partitions"]:
+            self.reporting[partition] = max(start, self.reporting.get(partition, start))
+        if self.first_bucket is None:
+            self.first_bucket = start
+        interval = summary["interval_s"]
         alerts: list[Alert] = []
         total = summary["total_partitions"]
         for bucket in sorted(self.pending):
-            complete = len(self.pending[bucket]["partitions"]) >= total
+            covered = set(self.pending[bucket]["partitions"])
+            recent = bucket - REPORTING_MEMORY_BUCKETS * interval
+            expected = {p for p, seen in self.reporting.items() if seen >= recent}
+            known = self.first_bucket <= recent
+            complete = len(covered) >= total or (known and covered >= expected)
             if not complete and len(self.pending) <= MAX_PENDING_BUCKETS:
                 break
             entry = self.pending.pop(bucket)
@@ -170,7 +195,7 @@ class ProjectDetector:
             if name not in seen:
                 metric, *parts = name.split("|")
                 labels = tuple((key, value) for key, _, value in (part.partition("=") for part in parts))
-                seen[name] = Observation(metric, labels, None, 0)
+                seen[name] = Observation(metric, labels, 0.0 if metric in SILENCE_IS_ZERO else None, 0)
         alerts = []
         for name, obs in seen.items():
             state = self.series.setdefault(name, SeriesState())
@@ -244,6 +269,8 @@ class ProjectDetector:
             "pending": {str(start): entry for start, entry in self.pending.items()},
             "judged_until": self.judged_until,
             "known_patterns": self.known_patterns,
+            "reporting": {str(partition): start for partition, start in self.reporting.items()},
+            "first_bucket": self.first_bucket,
         }
 
     @classmethod
@@ -255,6 +282,9 @@ class ProjectDetector:
             pending={float(start): entry for start, entry in data["pending"].items()},
             judged_until=data["judged_until"],
             known_patterns=data.get("known_patterns", {}),
+            # Stored before partitions were remembered: learnt again from the next summaries.
+            reporting={int(p): start for p, start in data.get("reporting", {}).items()},
+            first_bucket=data.get("first_bucket"),
         )
 
 

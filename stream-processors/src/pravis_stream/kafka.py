@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import IllegalStateError
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 from pravis_schemas import topics
@@ -129,12 +130,19 @@ class EventsReader:
         return ((tp.partition, records) for tp, records in batches.items() if tp.partition in self.partitions)
 
     async def lag(self) -> dict[int, int]:
-        """Records not yet read, per assigned partition."""
+        """Records not yet read, per assigned partition. A rebalance may take partitions away while this
+        awaits the broker: those are left out rather than crashing the worker."""
         tps = [TopicPartition(self._topic, p) for p in self.partitions]
         if not tps:
             return {}
         ends = await self.consumer.end_offsets(tps)
-        return {tp.partition: max(0, ends[tp] - await self.consumer.position(tp)) for tp in tps}
+        found = {}
+        for tp in tps:
+            try:
+                found[tp.partition] = max(0, ends[tp] - await self.consumer.position(tp))
+            except IllegalStateError:
+                continue
+        return found
 
 
 class SilencesReader:

@@ -8,7 +8,7 @@ from pravis_schemas.read_auth import ReadAuthSetting
 from pravis_schemas.settings import CommaSeparatedList, DataDirSettings, LogSettings, PravisSettings
 from pydantic import SecretStr, model_validator
 
-from pravis_stream import alert_sinks, anomaly
+from pravis_stream import alert_sinks, anomaly, dedup, partition_state
 
 
 class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
@@ -27,9 +27,25 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     how long an idle keep-alive connection stays open (aiohttp times both with one timer)."""
     stream_web_max_body_bytes: int = 64 * 1024
     """Request bodies are capped here (413); every live API view is a GET."""
+    stream_canonical_url: str | None = None
+    """The URL the other stream workers reach this one's live API at (they ask it for its partitions' parts
+    of an answer); unset: `http://<stream_web_host>:<stream_web_port>`. Set it when that is not reachable from
+    the other workers (e.g. the pod IP in Kubernetes)."""
+    stream_peer_timeout_s: float = 2.0
+    """How long a worker waits for another's parts of an answer; past it the answer lists fewer
+    `partitions`."""
 
     stream_retention_minutes: int = 24 * 60
     """Live counters keep this many 1-minute windows per project."""
+    stream_horizon_s: float = partition_state.DEFAULT_HORIZON_S
+    """Live windows are by event time: an event that arrives (`received_at`) later than this after its
+    `timestamp` is not counted live (`pravis_stream_late_events_seconds`); the warehouse still gets it.
+    Also how long event ids are remembered to count a retry once."""
+    stream_future_skew_s: float = partition_state.DEFAULT_FUTURE_SKEW_S
+    """An event stamped further ahead of its arrival than this is not counted live."""
+    stream_dedup_max_ids: int = dedup.DEFAULT_MAX_IDS
+    """Event ids one partition remembers at most; beyond it the oldest slices of the horizon are forgotten
+    early (`pravis_stream_dedup_evicted_total`)."""
     stream_persist_interval_s: float = 2.0
     """How often the changed windows are written to the Faust table (changelog). The live API reads memory,
     so this bounds the work a restart replays, not freshness."""
@@ -41,7 +57,8 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     stream_detect_interval_s: float = 5.0
     """Detection bucket: every metric series gets one observation per bucket."""
     stream_detect_grace_s: float = 0.5
-    """A bucket is summarised this long after it ends, so events still in flight land in it."""
+    """Allowed lateness: a bucket closes when the watermark (newest event time counted, or the wall clock once
+    no event came for this long) is this far past its end, so events still in flight land in it."""
     stream_warmup_buckets: int = anomaly.DEFAULT_WARMUP
     stream_ewma_alpha: float = anomaly.DEFAULT_ALPHA
     stream_z_threshold: float = anomaly.DEFAULT_Z_THRESHOLD

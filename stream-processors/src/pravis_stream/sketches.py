@@ -44,11 +44,15 @@ def kll_from_text(text: str) -> kll_floats_sketch:
     return kll_floats_sketch.deserialize(base64.b64decode(text))
 
 
-def distinct(sketches: Iterable[hll_sketch]) -> int:
+def union_hll(sketches: Iterable[hll_sketch]) -> hll_sketch:
     union = hll_union(HLL_LG_K)
     for sketch in sketches:
         union.update(sketch)
-    return round(union.get_result().get_estimate())
+    return union.get_result(tgt_hll_type.HLL_4)
+
+
+def distinct(sketches: Iterable[hll_sketch]) -> int:
+    return round(union_hll(sketches).get_estimate())
 
 
 def quantiles(sketch: kll_floats_sketch, ranks: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[float] | None:

@@ -1,7 +1,7 @@
 """The live API's views (pure, no I/O): the JSON bodies of `/live/{project_id}/summary`, `/timeseries`,
-`/alerts` and `/live/projects`, built from a worker's `LiveState` as the models of `pravis_schemas.live_api`
-(the contract the dashboards read) and dumped for the web layer. Called only when a request is answered, never
-on the hot path."""
+`/alerts` and `/live/projects`, built from mergeable parts (`live_parts`: this worker's, or every worker's
+merged) as the models of `pravis_schemas.live_api` (the contract the dashboards read) and dumped for the web
+layer. Called only when a request is answered, never on the hot path."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from pravis_schemas.live_api import (
 )
 
 from pravis_stream.counters import Window, minute_key, minute_start
+from pravis_stream.live_parts import MinuteParts, SummaryParts
 from pravis_stream.partition_state import LiveState
 from pravis_stream.sketches import HLL_RELATIVE_ERROR, distinct, new_kll, quantiles
 
@@ -40,13 +41,6 @@ def _rate(part: int, whole: int) -> float | None:
 def _latency(sketch: Any) -> LatencyMs | None:
     values = quantiles(sketch)
     return LatencyMs(p50=values[0], p95=values[1], p99=values[2]) if values else None
-
-
-def merged(windows: Iterable[Window]) -> Window:
-    total = Window(with_users=False)
-    for window in windows:
-        total.merge(window)
-    return total
 
 
 def _api_stats(window: Window, per_endpoint: bool = True) -> ApiStats:
@@ -107,30 +101,36 @@ def _span_start(name: SummaryWindow, now: datetime) -> str:
     return minute_key(now - timedelta(minutes=WINDOW_MINUTES[name] - 1))
 
 
+def summary_starts(window_name: SummaryWindow, now: datetime) -> tuple[str, list[str]]:
+    """The first minute of the window, and of the spans `active_users` covers (5 minutes, hour, UTC day)."""
+    return _span_start(window_name, now), [_span_start(name, now) for name in ("5m", "1h", "today")]
+
+
 def summary(state: LiveState, project: str, window_name: SummaryWindow, now: datetime) -> dict[str, Any]:
-    """JSON of `GET /live/{project_id}/summary?window=...`: a `LiveSummary`."""
-    day_start = _span_start("today", now)
-    hour_start = _span_start("1h", now)
-    since = min(day_start, hour_start, _span_start(window_name, now))
-    by_minute = state.minutes_of(project, since)
-    span_start = _span_start(window_name, now)
-    span = merged(w for minute, ws in by_minute.items() if minute >= span_start for w in ws)
+    """`summary_body` of the partitions this worker holds."""
+    window_start, user_starts = summary_starts(window_name, now)
+    parts = state.summary_parts(project, window_start, user_starts, state.owned())
+    return summary_body(parts, state.total_partitions, project, window_name, now)
 
-    def users(start: str) -> int:
-        return distinct(w.users for minute, ws in by_minute.items() if minute >= start for w in ws)
 
+def summary_body(
+    parts: SummaryParts, total_partitions: int, project: str, window_name: SummaryWindow, now: datetime
+) -> dict[str, Any]:
+    """JSON of `GET /live/{project_id}/summary?window=...`: a `LiveSummary` of the parts' partitions."""
+    span_start, (five_start, hour_start, day_start) = summary_starts(window_name, now)
+    span = parts.window
     span_minutes = (minute_start(minute_key(now)) - minute_start(span_start)) // timedelta(minutes=1) + 1
     return LiveSummary(
         project_id=project,
         as_of=now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         window=window_name,
         window_start=span_start + ":00Z",
-        partitions=sorted(state.partitions),
-        total_partitions=state.total_partitions,
+        partitions=sorted(parts.partitions),
+        total_partitions=total_partitions,
         active_users=ActiveUsers(
-            last_5m=users(_span_start("5m", now)),
-            last_1h=users(hour_start),
-            today=users(day_start),
+            last_5m=distinct([parts.users[five_start]]),
+            last_1h=distinct([parts.users[hour_start]]),
+            today=distinct([parts.users[day_start]]),
             relative_error=round(HLL_RELATIVE_ERROR, 4),
         ),
         events=EventCounts(
@@ -153,16 +153,26 @@ def summary(state: LiveState, project: str, window_name: SummaryWindow, now: dat
     ).model_dump(mode="json")
 
 
-def timeseries(state: LiveState, project: str, minutes: int, now: datetime) -> dict[str, Any]:
-    """JSON of `GET /live/{project_id}/timeseries?minutes=N`: a `LiveTimeseries`, one row per minute, oldest
-    first, zeros included."""
+def timeseries_keys(minutes: int, now: datetime) -> list[str]:
+    """The minute keys of the last `minutes` minutes, oldest first."""
     last = minute_start(minute_key(now))
-    keys = [minute_key(last - timedelta(minutes=i)) for i in range(minutes - 1, -1, -1)]
-    by_minute = state.minutes_of(project, keys[0])
+    return [minute_key(last - timedelta(minutes=i)) for i in range(minutes - 1, -1, -1)]
+
+
+def timeseries(state: LiveState, project: str, minutes: int, now: datetime) -> dict[str, Any]:
+    """`timeseries_body` of the partitions this worker holds."""
+    parts = state.minute_parts(project, timeseries_keys(minutes, now)[0], state.owned())
+    return timeseries_body(parts, project, minutes, now)
+
+
+def timeseries_body(parts: MinuteParts, project: str, minutes: int, now: datetime) -> dict[str, Any]:
+    """JSON of `GET /live/{project_id}/timeseries?minutes=N`: a `LiveTimeseries` of the parts' partitions, one
+    row per minute, oldest first, zeros included."""
     rows = []
-    for key in keys:
-        windows = by_minute.get(key, [])
-        window = merged(windows)
+    for key in timeseries_keys(minutes, now):
+        window = parts.minutes.get(key)
+        if window is None:
+            window = Window(with_users=False)
         api = _api_stats(window, per_endpoint=False)
         rows.append(
             MinuteRow(
@@ -174,11 +184,11 @@ def timeseries(state: LiveState, project: str, minutes: int, now: datetime) -> d
                 api_requests=api.requests,
                 api_error_rate=api.error_rate,
                 api_latency_ms=api.latency_ms,
-                active_users=distinct(w.users for w in windows) if windows else 0,
+                active_users=distinct([window.users]) if window.users is not None else 0,
                 feedback=window.feedback,
             )
         )
-    return LiveTimeseries(project_id=project, partitions=sorted(state.partitions), minutes=rows).model_dump(
+    return LiveTimeseries(project_id=project, partitions=sorted(parts.partitions), minutes=rows).model_dump(
         mode="json"
     )
 
@@ -189,5 +199,10 @@ def firing_alerts(project: str, firing: Iterable[dict[str, Any]]) -> dict[str, A
 
 
 def projects(state: LiveState) -> dict[str, Any]:
+    """`projects_body` of the partitions this worker holds."""
+    return projects_body(state.projects())
+
+
+def projects_body(found: list[str]) -> dict[str, Any]:
     """JSON of `GET /live/projects`: a `LiveProjects`."""
-    return LiveProjects(projects=state.projects()).model_dump(mode="json")
+    return LiveProjects(projects=sorted(found)).model_dump(mode="json")

@@ -290,8 +290,11 @@ async function pollLive(project, pollMs) {
     state.live.updates += 1;
     state.live.last = body;
     state.charts.live.points = countPoints(chart);
-    $("status").textContent = `${project} · live, as of ${body.as_of}`;
-    $("status").className = "";
+    const missing = body.missing_partitions.length
+      ? ` · partial: partitions ${body.missing_partitions.join(", ")} did not answer`
+      : "";
+    $("status").textContent = `${project} · live, as of ${body.as_of}${missing}`;
+    $("status").className = missing ? "warn" : "";
   } catch (error) {
     state.live.errors += 1;
     $("status").textContent = `live data unavailable, retrying (${String(error.message || error).slice(0, 120)})`;
