@@ -26,6 +26,7 @@ ALERT_METRICS = (
     "traffic_drop",
     "ai_success_rate",
     "negative_feedback",
+    "new_error_pattern",
 )
 """The series the stream tier's detector judges (`pravis_stream.detector`); a silence names one of them."""
 MAX_LABELS = 10
