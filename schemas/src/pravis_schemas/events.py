@@ -39,12 +39,13 @@ order. Consumers split with `rows_of_record`; the loader can pass a record to `F
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self, Union
 from uuid import UUID
 
+import orjson
 import pydantic_core
 from annotated_types import MaxLen
 from pydantic import (
@@ -604,6 +605,20 @@ class EnrichedEvent(BaseModel):
         data = pydantic_core.from_json(row)
         server = {name: data.pop(name) for name in _SERVER_FIELDS if name in data}
         return cls(event=data, **server)
+
+
+def event_row(event: EventBase, written: Mapping[str, Any]) -> bytes:
+    """The flat `events` row of `event` (see the module docstring), with the fields in `written` (event fields
+    the gateway changes, then the server fields) given instead of the event's own; None values are left out.
+
+    The event's other fields are written by its own model's serializer in one pass, so every field of every
+    event type (those added later too) keeps its model's JSON form; `written` values are plain JSON values or
+    UTC datetimes, which orjson writes exactly as pydantic does. This is the gateway's per-event path: it
+    builds no model and validates nothing again.
+    """
+    body = event.__pydantic_serializer__.to_json(event, exclude=_NOT_IN_ROW.union(written), exclude_none=True)
+    rest = {name: value for name, value in written.items() if value is not None}
+    return body[:-1] + b"," + orjson.dumps(rest, option=orjson.OPT_UTC_Z)[1:] if rest else body
 
 
 def _raw_text(value: Any) -> str:
