@@ -1,9 +1,13 @@
-"""Gateway throughput: the same gateway publishing to the embedded broker vs a null sink, in one run.
+"""Gateway throughput: the same gateway publishing to the embedded broker vs a null sink, in one run, against
+the ceiling of bare validation.
 
 `make bench` (or `python -m bench.gateway --seconds 10`). Load comes from wrk (max throughput, closed loop,
 bodies cycled from a file of distinct 50-event batches) and hey (a fixed request rate at half the measured
 maximum, for latency under normal load); both are C/Go programs from Debian, so the load generator costs the
-2-core machine far less CPU than a Python client would.
+2-core machine far less CPU than a Python client would. The first row is `bench.bare_validation`, an
+endpoint that only validates the same bodies with the project's models: the gateway's own per-event cost is
+the distance from it (targets in docs/scaling.md: null sink >= 0.5x bare validation, Kafka >= 0.8x the null
+sink).
 """
 
 import argparse
@@ -47,8 +51,9 @@ class Result:
     label: str
     requests_per_s: float
     non_2xx: int
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
+    """None when the load generator saw no successful request to measure (it then prints no distribution)."""
 
 
 def mixed_event(index: int, event_id: str, anonymous_id: str, timestamp: str) -> dict:
@@ -117,17 +122,15 @@ def wrk(url: str, key: str, bodies: Path, seconds: float, connections: int, labe
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
     env = {"PRAVIS_BENCH_KEY": key, "PRAVIS_BENCH_BODIES": str(bodies), "PATH": "/usr/bin:/bin"}
     out = with_progress(label, seconds, command, env)
-    latency = dict(
-        re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)
-        and [(p, _ms(v, u)) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)]
-    )
+    latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return Result(
         label,
-        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        float(rate.group(1)) if rate else 0.0,
         int(non_2xx.group(1)) if non_2xx else 0,
-        latency["50"],
-        latency["99"],
+        latency.get("50"),
+        latency.get("99"),
     )
 
 
@@ -154,26 +157,37 @@ def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str)
     out = with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"})
     quantiles = {p: float(v) * 1000 for p, v in re.findall(r"(50|99)%+ in ([\d.]+) secs", out)}
     statuses = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return Result(
         label,
-        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        float(rate.group(1)) if rate else 0.0,
         sum(n for c, n in statuses.items() if c != 200),
-        quantiles["50"],
-        quantiles["99"],
+        quantiles.get("50"),
+        quantiles.get("99"),
     )
 
 
 def run_gateway(sink: str, env: dict[str, str], log_dir: Path, workers: int) -> tuple[services.Process, str]:
+    """The gateway publishing to `sink`, or with sink "bare" the validation-only endpoint."""
     port = services.free_port()
+    command = (
+        [sys.executable, "-m", "bench.bare_validation", "--port", str(port)]
+        if sink == "bare"
+        else [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", str(workers)]
+    )
     process = services.Process(
         f"bench-gateway-{sink}",
-        [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", str(workers)],
+        command,
         log_dir,
         {**env, "PRAVIS_SINK": sink, "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0"},
     ).start()
     url = f"http://127.0.0.1:{port}"
     services.wait_for_http(url + "/readyz", process.popen)
     return process, url
+
+
+def _ratio(value: float, ceiling: float) -> str:
+    return f"{value / ceiling:.2f}" if ceiling else "—"
 
 
 def main() -> None:
@@ -194,34 +208,43 @@ def main() -> None:
     make_bodies(shapes[f"{args.batch} users/batch"], 2000, args.batch, args.batch)
     one_body = work / "body.json"
     one_body.write_text(shapes["1 user/batch"].open().readline())
-    runs = [("null", "1 user/batch"), ("kafka", "1 user/batch"), ("kafka", f"{args.batch} users/batch")]
+    runs = [
+        ("bare", "1 user/batch"),
+        ("null", "1 user/batch"),
+        ("kafka", "1 user/batch"),
+        ("kafka", f"{args.batch} users/batch"),
+    ]
     results: list[Result] = []
     with services.kafka_bootstrap(work) as bootstrap:
         env = {"PRAVIS_KAFKA_BOOTSTRAP": bootstrap, "PRAVIS_DATA_DIR": str(work)}
         for sink, shape in runs:
             process, url = run_gateway(sink, env, work, args.workers)
             endpoint = url + "/api/v1/analytics/events"
-            label = f"gateway → {sink}, {shape}"
+            label = "bare validation (ceiling)" if sink == "bare" else f"gateway → {sink}, {shape}"
             try:
                 peak = wrk(endpoint, key, shapes[shape], args.seconds, args.connections, f"{label}, max load")
                 results.append(peak)
-                if shape == "1 user/batch":
+                if shape == "1 user/batch" and sink != "bare":
                     rate = peak.requests_per_s / 2
                     results.append(hey(endpoint, key, one_body, args.seconds, rate, f"{label}, half load"))
             finally:
                 process.stop()
 
-    ceiling = results[0].requests_per_s
-    table = Table("path", "events/s", "requests/s", "non-2xx", "p50 ms", "p99 ms", "vs null sink (max)")
+    bare, null_sink = results[0].requests_per_s, results[1].requests_per_s
+    table = Table(
+        "path", "events/s", "requests/s", "non-2xx", "p50 ms", "p99 ms", "vs bare (max)", "vs null sink (max)"
+    )
     for r in results:
+        peak = "max" in r.label
         table.add_row(
             r.label,
             f"{r.requests_per_s * args.batch:,.0f}",
             f"{r.requests_per_s:,.0f}",
             str(r.non_2xx),
-            f"{r.p50_ms:.1f}",
-            f"{r.p99_ms:.1f}",
-            f"{r.requests_per_s / ceiling:.2f}" if "max" in r.label else "",
+            "—" if r.p50_ms is None else f"{r.p50_ms:.1f}",
+            "—" if r.p99_ms is None else f"{r.p99_ms:.1f}",
+            _ratio(r.requests_per_s, bare) if peak else "",
+            _ratio(r.requests_per_s, null_sink) if peak and "kafka" in r.label else "",
         )
     console.print(table)
     console.print(

@@ -1,5 +1,8 @@
 """Request dependencies, as Annotated aliases so route signatures read like prose.
 
+Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, and that hand-off cost the
+ingest route more than its key check (none of them blocks: the key store reads its file only when it changed).
+
 Keys are declared as OpenAPI security schemes (`WriteKey`, `WriteKeyQuery`, `SecretKey`), so the document says
 which key each operation needs and clients and checkers can tell; they are verified here, not by FastAPI, so
 every refusal is the project's 401.
@@ -14,7 +17,7 @@ from pravis_gateway.keys import ApiKey, KeyKind
 from pravis_gateway.state import Gateway
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
@@ -38,7 +41,7 @@ SECRET_KEY_HEADER = APIKeyHeader(
 )
 
 
-def presented_key(
+async def presented_key(
     x_api_key: Annotated[str | None, Depends(WRITE_KEY_HEADER)],
     api_key: Annotated[str | None, Depends(WRITE_KEY_QUERY)],
 ) -> str | None:
@@ -64,14 +67,16 @@ def verify_write_key(gateway: Gateway, key: str | None) -> ApiKey:
     return verify_key(gateway, key, "write")
 
 
-def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
+async def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
     return verify_write_key(gateway, key)
 
 
 WriteKey = Annotated[ApiKey, Depends(write_key)]
 
 
-def secret_key(gateway: GatewayDep, x_api_key: Annotated[str | None, Depends(SECRET_KEY_HEADER)]) -> ApiKey:
+async def secret_key(
+    gateway: GatewayDep, x_api_key: Annotated[str | None, Depends(SECRET_KEY_HEADER)]
+) -> ApiKey:
     """A project's secret server key: only the boutique's servers hold one, never a browser."""
     return verify_key(gateway, x_api_key, "secret")
 

@@ -616,7 +616,8 @@ def event_row(event: EventBase, written: Mapping[str, Any]) -> bytes:
     UTC datetimes, which orjson writes exactly as pydantic does. This is the gateway's per-event path: it
     builds no model and validates nothing again.
     """
-    body = event.__pydantic_serializer__.to_json(event, exclude=_NOT_IN_ROW.union(written), exclude_none=True)
+    # A plain set: pydantic-core takes a frozenset `exclude` by a path several times slower.
+    body = event.__pydantic_serializer__.to_json(event, exclude={*_NOT_IN_ROW, *written}, exclude_none=True)
     rest = {name: value for name, value in written.items() if value is not None}
     return body[:-1] + b"," + orjson.dumps(rest, option=orjson.OPT_UTC_Z)[1:] if rest else body
 
