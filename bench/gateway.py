@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 from pravis_gateway.keys import KeyStore
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -54,6 +55,10 @@ class Result:
     p50_ms: float | None
     p99_ms: float | None
     """None when the load generator saw no successful request to measure (it then prints no distribution)."""
+    requests: int = 0
+    server_cpu_s: float | None = None
+    """CPU seconds the server's processes used during the run: per event it is what a shared machine's load
+    from other programs changes least (wall-clock throughput moves with it)."""
 
 
 def mixed_event(index: int, event_id: str, anonymous_id: str, timestamp: str) -> dict:
@@ -125,13 +130,21 @@ def wrk(url: str, key: str, bodies: Path, seconds: float, connections: int, labe
     latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
     return Result(
         label,
         float(rate.group(1)) if rate else 0.0,
         int(non_2xx.group(1)) if non_2xx else 0,
         latency.get("50"),
         latency.get("99"),
+        int(done.group(1)) if done else 0,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's worker processes)."""
+    root = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
 
 def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str) -> Result:
@@ -186,8 +199,17 @@ def run_gateway(sink: str, env: dict[str, str], log_dir: Path, workers: int) -> 
     return process, url
 
 
-def _ratio(value: float, ceiling: float) -> str:
-    return f"{value / ceiling:.2f}" if ceiling else "—"
+def _cpu_per_event(result: Result, batch: int) -> float | None:
+    if result.server_cpu_s is None or not result.requests:
+        return None
+    return result.server_cpu_s / (result.requests * batch) * 1e6
+
+
+def _ratios(result: Result, reference: Result, batch: int) -> str:
+    """Throughput as a fraction of the reference's, and (in brackets) its CPU per event's inverse ratio."""
+    wall = f"{result.requests_per_s / reference.requests_per_s:.2f}" if reference.requests_per_s else "—"
+    cpu, reference_cpu = _cpu_per_event(result, batch), _cpu_per_event(reference, batch)
+    return f"{wall} ({reference_cpu / cpu:.2f})" if cpu and reference_cpu else wall
 
 
 def main() -> None:
@@ -222,7 +244,9 @@ def main() -> None:
             endpoint = url + "/api/v1/analytics/events"
             label = "bare validation (ceiling)" if sink == "bare" else f"gateway → {sink}, {shape}"
             try:
+                cpu_before = cpu_seconds(process.popen.pid)
                 peak = wrk(endpoint, key, shapes[shape], args.seconds, args.connections, f"{label}, max load")
+                peak.server_cpu_s = cpu_seconds(process.popen.pid) - cpu_before
                 results.append(peak)
                 if shape == "1 user/batch" and sink != "bare":
                     rate = peak.requests_per_s / 2
@@ -230,12 +254,21 @@ def main() -> None:
             finally:
                 process.stop()
 
-    bare, null_sink = results[0].requests_per_s, results[1].requests_per_s
+    bare, null_sink = results[0], results[1]
     table = Table(
-        "path", "events/s", "requests/s", "non-2xx", "p50 ms", "p99 ms", "vs bare (max)", "vs null sink (max)"
+        "path",
+        "events/s",
+        "requests/s",
+        "non-2xx",
+        "p50 ms",
+        "p99 ms",
+        "server CPU µs/event",
+        "vs bare (max)",
+        "vs null sink (max)",
     )
     for r in results:
         peak = "max" in r.label
+        cpu = _cpu_per_event(r, args.batch)
         table.add_row(
             r.label,
             f"{r.requests_per_s * args.batch:,.0f}",
@@ -243,10 +276,15 @@ def main() -> None:
             str(r.non_2xx),
             "—" if r.p50_ms is None else f"{r.p50_ms:.1f}",
             "—" if r.p99_ms is None else f"{r.p99_ms:.1f}",
-            _ratio(r.requests_per_s, bare) if peak else "",
-            _ratio(r.requests_per_s, null_sink) if peak and "kafka" in r.label else "",
+            "" if cpu is None else f"{cpu:.1f}",
+            _ratios(r, bare, args.batch) if peak else "",
+            _ratios(r, null_sink, args.batch) if peak and "kafka" in r.label else "",
         )
     console.print(table)
+    console.print(
+        "[dim]ratios: requests/s (wall clock), then in brackets the inverse ratio of server CPU per event, "
+        "which holds when other programs load the machine[/]"
+    )
     console.print(
         f"[dim]{args.batch}-event batches, {args.connections} connections at max load, "
         f"{args.workers} gateway worker(s), one Kafka record per (batch, user), logs in {work}[/]"

@@ -158,6 +158,9 @@ def process_batch(
     oldest = request.received_at - limits.max_event_age
     newest = request.received_at + limits.max_future_skew
     pending_consent: dict[tuple[str, str], dict] = {}
+    # Whether a (user_id, anonymous_id, category) may be kept: asked once per batch until a change is pending.
+    allowed_of: dict[tuple[str | None, str | None, Any], bool] = {}
+    rows = BatchRows(request, policies)
     for index, event in zip(valid_index, valid, strict=True):
         timestamp = correct_skew(event.timestamp, request.sent_at, request.received_at)
         if timestamp < oldest:
@@ -186,6 +189,7 @@ def process_batch(
             written = {"follows_erasure": record.follows_erasure}
             outcome.consent_records.append(record)
             pending_consent.setdefault((record.project_id, record.subject), {}).update(record.consent)
+            allowed_of.clear()
         else:
             if event.event_type == "alias":
                 if refusal := request.refused_aliases.get((event.user_id, event.previous_id)):
@@ -196,13 +200,15 @@ def process_batch(
             else:
                 written = {}
             category = consent_category(event.event_type)
-            allowed = policies.consent.allows(
-                request.project_id, event.user_id, event.anonymous_id, category, pending_consent
-            )
+            subject = (event.user_id, event.anonymous_id, category)
+            if (allowed := allowed_of.get(subject)) is None:
+                allowed = allowed_of[subject] = policies.consent.allows(
+                    request.project_id, event.user_id, event.anonymous_id, category, pending_consent
+                )
             if not allowed:
                 outcome.dropped_no_consent += 1
                 continue
-        outcome.accept(event.partition_key.encode(), enrich(event, timestamp, written, request, policies))
+        outcome.accept(event.partition_key.encode(), rows.row(event, timestamp, written))
     outcome.rejected.sort(key=lambda e: e.index)
     return outcome
 
@@ -220,35 +226,54 @@ def _shape(model: type[Event]) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
 _SHAPES = {model: _shape(model) for model in (*EVENT_MODELS.values(), CustomEvent)}
 
 
-def enrich(
-    event: Event, timestamp: datetime, written: dict[str, Any], request: Request, policies: Policies
-) -> bytes:
-    """The flat `events` topic row: the event on the server clock, PII scrubbed, network fields anonymized,
-    and the fields in `written` given by the gateway instead of the client.
+class BatchRows:
+    """The flat `events` topic rows of one batch: each event on the server clock, PII scrubbed, network fields
+    anonymized, and the fields in `written` given by the gateway instead of the client.
 
     Only events from a user's device (those with `ip`/`user_agent` fields) get network fields; for the others
     the request comes from a server, whose address says nothing about the user. Only the fields the gateway
-    changes are read here; the model's serializer writes all the others (`event_row`).
+    changes are read here; `event_row` writes all the others. What a batch's events share is worked out once:
+    the server fields, and each (ip, user agent) pair's network fields (a browser batch has one).
     """
-    fields = event.__dict__  # plain dict reads: pydantic's attribute fallback is slow for absent fields
-    on_device, text_fields, url_fields = _SHAPES[type(event)]
-    written["timestamp"] = timestamp
-    properties = fields["properties"]
-    written["properties"] = policies.scrubber.properties(properties) if properties else properties
-    for name in text_fields:
-        text = fields[name]
-        written[name] = scrub_text(text) if text else text
-    for name in url_fields:
-        url = fields[name]
-        written[name] = policies.scrubber.url(url) if url else url
-    if on_device:
-        browser, os_family, device = policies.user_agents.families(fields["user_agent"])
-        ip = str(fields["ip"]) if fields["ip"] else request.client_ip
-    else:
-        browser = os_family = device = ip = None
-    written["project_id"] = request.project_id
-    written["received_at"] = request.received_at
-    written["sent_at"] = request.sent_at
-    written["ip"] = policies.anonymize_ip(ip, request.received_at.date())
-    written["browser"], written["os"], written["device"] = browser, os_family, device
-    return event_row(event, written)
+
+    def __init__(self, request: Request, policies: Policies) -> None:
+        self.policies = policies
+        self.client_ip = request.client_ip
+        self.day = request.received_at.date()
+        self.server = {
+            "project_id": request.project_id,
+            "received_at": request.received_at,
+            "sent_at": request.sent_at,
+        }
+        self.no_network = {"ip": None, "browser": None, "os": None, "device": None}
+        self.network_of: dict[tuple[Any, str | None], dict[str, str | None]] = {}
+
+    def row(self, event: Event, timestamp: datetime, written: dict[str, Any]) -> bytes:
+        fields = event.__dict__  # plain dict reads: pydantic's attribute fallback is slow for absent fields
+        on_device, text_fields, url_fields = _SHAPES[type(event)]
+        scrubber = self.policies.scrubber
+        written["timestamp"] = timestamp
+        properties = fields["properties"]
+        written["properties"] = scrubber.properties(properties) if properties else properties
+        for name in text_fields:
+            text = fields[name]
+            written[name] = scrub_text(text) if text else text
+        for name in url_fields:
+            url = fields[name]
+            written[name] = scrubber.url(url) if url else url
+        written.update(self.server)
+        written.update(self.network(fields["ip"], fields["user_agent"]) if on_device else self.no_network)
+        return event_row(event, written)
+
+    def network(self, sent_ip: Any, user_agent: str | None) -> dict[str, str | None]:
+        key = (sent_ip, user_agent)
+        if (known := self.network_of.get(key)) is None:
+            ip = str(sent_ip) if sent_ip else self.client_ip
+            browser, os_family, device = self.policies.user_agents.families(user_agent)
+            known = self.network_of[key] = {
+                "ip": self.policies.anonymize_ip(ip, self.day),
+                "browser": browser,
+                "os": os_family,
+                "device": device,
+            }
+        return known
