@@ -17,11 +17,15 @@ from pravis_gateway.keys import ApiKey, KeyKind
 from pravis_gateway.state import Gateway
 
 
-async def get_gateway(request: Request) -> Gateway:
+def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+async def gateway_dependency(request: Request) -> Gateway:
+    return get_gateway(request)
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway_dependency)]
 
 
 WRITE_KEY_HEADER = APIKeyHeader(
@@ -49,6 +53,13 @@ async def presented_key(
 
 
 PresentedKey = Annotated[str | None, Depends(presented_key)]
+
+
+def presented_key_of(request: Request) -> str | None:
+    """`PresentedKey` read straight from the request, for a route that declares the schemes itself."""
+    return request.headers.get(WRITE_KEY_HEADER.model.name) or request.query_params.get(
+        WRITE_KEY_QUERY.model.name
+    )
 
 
 def verify_key(gateway: Gateway, key: str | None, kind: KeyKind) -> ApiKey:
