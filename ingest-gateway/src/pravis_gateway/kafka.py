@@ -8,7 +8,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 from pravis_schemas import topics
 from pravis_schemas.kafka_security import kafka_client_options
 from pravis_schemas.messages import ConsentRecord
@@ -25,20 +24,14 @@ class KafkaUnavailable(Exception):
 
 
 class EventPublisher:
-    """Publishes a request's records of one partition as one record batch: aiokafka's per-record `send` cost
-    more CPU than the gateway's own work per event once a posted batch held many users (docs/scaling.md)."""
-
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        # Given explicitly so that `publish` places each key where `send` would (Kafka's murmur2 of the key).
-        self._partitioner = DefaultPartitioner()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
             enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=settings.kafka_linger_ms,
             request_timeout_ms=int(settings.kafka_ack_timeout_s * 1000),
-            partitioner=self._partitioner,
             **kafka_client_options(settings),
         )
 
@@ -49,30 +42,10 @@ class EventPublisher:
         await self._producer.stop()
 
     async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Send (key, value) records, each key's in order, and wait until Kafka acked all of them."""
+        """Send (key, value) records and wait until Kafka acked all of them."""
         try:
+            pending = [await self._producer.send(topic, value, key=key) for key, value in records]
             async with asyncio.timeout(self._settings.kafka_ack_timeout_s):
-                partitions = sorted(await self._producer.partitions_for(topic))
-                by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
-                for key, value in records:
-                    by_partition.setdefault(self._partitioner(key, partitions, partitions), []).append(
-                        (key, value)
-                    )
-                pending = []
-                for partition, rows in by_partition.items():
-                    if len(rows) == 1:
-                        # One record joins the partition's batch that other requests fill during the linger.
-                        key, value = rows[0]
-                        pending.append(await self._producer.send(topic, value, key=key, partition=partition))
-                        continue
-                    batch = self._producer.create_batch()
-                    for key, value in rows:
-                        if batch.append(key=key, value=value, timestamp=None) is None:
-                            # Full at the producer's batch size; an empty batch takes any one record.
-                            pending.append(await self._producer.send_batch(batch, topic, partition=partition))
-                            batch = self._producer.create_batch()
-                            batch.append(key=key, value=value, timestamp=None)
-                    pending.append(await self._producer.send_batch(batch, topic, partition=partition))
                 await asyncio.gather(*pending)
         except (TimeoutError, KafkaError) as exc:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
