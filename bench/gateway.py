@@ -1,9 +1,13 @@
-"""Gateway throughput: the same gateway publishing to the embedded broker vs a null sink, in one run.
+"""Gateway throughput: the same gateway publishing to the embedded broker vs a null sink, in one run, against
+the ceiling of bare validation.
 
 `make bench` (or `python -m bench.gateway --seconds 10`). Load comes from wrk (max throughput, closed loop,
 bodies cycled from a file of distinct 50-event batches) and hey (a fixed request rate at half the measured
 maximum, for latency under normal load); both are C/Go programs from Debian, so the load generator costs the
-2-core machine far less CPU than a Python client would.
+2-core machine far less CPU than a Python client would. The first row is `bench.bare_validation`, an
+endpoint that only validates the same bodies with the project's models: the gateway's own per-event cost is
+the distance from it (targets in docs/scaling.md: null sink >= 0.5x bare validation, Kafka >= 0.8x the null
+sink).
 """
 
 import argparse
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 from pravis_gateway.keys import KeyStore
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -47,8 +52,13 @@ class Result:
     label: str
     requests_per_s: float
     non_2xx: int
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
+    """None when the load generator saw no successful request to measure (it then prints no distribution)."""
+    requests: int = 0
+    server_cpu_s: float | None = None
+    """CPU seconds the server's processes used during the run: per event it is what a shared machine's load
+    from other programs changes least (wall-clock throughput moves with it)."""
 
 
 def mixed_event(index: int, event_id: str, anonymous_id: str, timestamp: str) -> dict:
@@ -117,18 +127,24 @@ def wrk(url: str, key: str, bodies: Path, seconds: float, connections: int, labe
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
     env = {"PRAVIS_BENCH_KEY": key, "PRAVIS_BENCH_BODIES": str(bodies), "PATH": "/usr/bin:/bin"}
     out = with_progress(label, seconds, command, env)
-    latency = dict(
-        re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)
-        and [(p, _ms(v, u)) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)]
-    )
+    latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
     return Result(
         label,
-        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        float(rate.group(1)) if rate else 0.0,
         int(non_2xx.group(1)) if non_2xx else 0,
-        latency["50"],
-        latency["99"],
+        latency.get("50"),
+        latency.get("99"),
+        int(done.group(1)) if done else 0,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's worker processes)."""
+    root = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
 
 def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str) -> Result:
@@ -154,20 +170,27 @@ def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str)
     out = with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"})
     quantiles = {p: float(v) * 1000 for p, v in re.findall(r"(50|99)%+ in ([\d.]+) secs", out)}
     statuses = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return Result(
         label,
-        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        float(rate.group(1)) if rate else 0.0,
         sum(n for c, n in statuses.items() if c != 200),
-        quantiles["50"],
-        quantiles["99"],
+        quantiles.get("50"),
+        quantiles.get("99"),
     )
 
 
 def run_gateway(sink: str, env: dict[str, str], log_dir: Path, workers: int) -> tuple[services.Process, str]:
+    """The gateway publishing to `sink`, or with sink "bare" the validation-only endpoint."""
     port = services.free_port()
+    command = (
+        [sys.executable, "-m", "bench.bare_validation", "--port", str(port)]
+        if sink == "bare"
+        else [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", str(workers)]
+    )
     process = services.Process(
         f"bench-gateway-{sink}",
-        [sys.executable, "-m", "pravis_gateway", "--port", str(port), "--workers", str(workers)],
+        command,
         log_dir,
         {**env, "PRAVIS_SINK": sink, "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0"},
     ).start()
@@ -176,9 +199,25 @@ def run_gateway(sink: str, env: dict[str, str], log_dir: Path, workers: int) -> 
     return process, url
 
 
+def _cpu_per_event(result: Result, batch: int) -> float | None:
+    if result.server_cpu_s is None or not result.requests:
+        return None
+    return result.server_cpu_s / (result.requests * batch) * 1e6
+
+
+def _ratios(result: Result, reference: Result, batch: int) -> str:
+    """Throughput as a fraction of the reference's, and (in brackets) its CPU per event's inverse ratio."""
+    wall = f"{result.requests_per_s / reference.requests_per_s:.2f}" if reference.requests_per_s else "—"
+    cpu, reference_cpu = _cpu_per_event(result, batch), _cpu_per_event(reference, batch)
+    return f"{wall} ({reference_cpu / cpu:.2f})" if cpu and reference_cpu else wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of unrecorded load before each row"
+    )
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the gateway")
@@ -194,36 +233,63 @@ def main() -> None:
     make_bodies(shapes[f"{args.batch} users/batch"], 2000, args.batch, args.batch)
     one_body = work / "body.json"
     one_body.write_text(shapes["1 user/batch"].open().readline())
-    runs = [("null", "1 user/batch"), ("kafka", "1 user/batch"), ("kafka", f"{args.batch} users/batch")]
+    runs = [
+        ("bare", "1 user/batch"),
+        ("null", "1 user/batch"),
+        ("kafka", "1 user/batch"),
+        ("kafka", f"{args.batch} users/batch"),
+    ]
     results: list[Result] = []
     with services.kafka_bootstrap(work) as bootstrap:
         env = {"PRAVIS_KAFKA_BOOTSTRAP": bootstrap, "PRAVIS_DATA_DIR": str(work)}
         for sink, shape in runs:
             process, url = run_gateway(sink, env, work, args.workers)
             endpoint = url + "/api/v1/analytics/events"
-            label = f"gateway → {sink}, {shape}"
+            label = "bare validation (ceiling)" if sink == "bare" else f"gateway → {sink}, {shape}"
             try:
+                # Steady state: the first requests pay one-off costs (user-agent regexes, lazy schemas).
+                wrk(endpoint, key, shapes[shape], args.warmup, args.connections, f"{label}, warm-up")
+                cpu_before = cpu_seconds(process.popen.pid)
                 peak = wrk(endpoint, key, shapes[shape], args.seconds, args.connections, f"{label}, max load")
+                peak.server_cpu_s = cpu_seconds(process.popen.pid) - cpu_before
                 results.append(peak)
-                if shape == "1 user/batch":
+                if shape == "1 user/batch" and sink != "bare":
                     rate = peak.requests_per_s / 2
                     results.append(hey(endpoint, key, one_body, args.seconds, rate, f"{label}, half load"))
             finally:
                 process.stop()
 
-    ceiling = results[0].requests_per_s
-    table = Table("path", "events/s", "requests/s", "non-2xx", "p50 ms", "p99 ms", "vs null sink (max)")
+    bare, null_sink = results[0], results[1]
+    table = Table(
+        "path",
+        "events/s",
+        "requests/s",
+        "non-2xx",
+        "p50 ms",
+        "p99 ms",
+        "server CPU µs/event",
+        "vs bare (max)",
+        "vs null sink (max)",
+    )
     for r in results:
+        peak = "max" in r.label
+        cpu = _cpu_per_event(r, args.batch)
         table.add_row(
             r.label,
             f"{r.requests_per_s * args.batch:,.0f}",
             f"{r.requests_per_s:,.0f}",
             str(r.non_2xx),
-            f"{r.p50_ms:.1f}",
-            f"{r.p99_ms:.1f}",
-            f"{r.requests_per_s / ceiling:.2f}" if "max" in r.label else "",
+            "—" if r.p50_ms is None else f"{r.p50_ms:.1f}",
+            "—" if r.p99_ms is None else f"{r.p99_ms:.1f}",
+            "" if cpu is None else f"{cpu:.1f}",
+            _ratios(r, bare, args.batch) if peak else "",
+            _ratios(r, null_sink, args.batch) if peak and "kafka" in r.label else "",
         )
     console.print(table)
+    console.print(
+        "[dim]ratios: requests/s (wall clock), then in brackets the inverse ratio of server CPU per event, "
+        "which holds when other programs load the machine[/]"
+    )
     console.print(
         f"[dim]{args.batch}-event batches, {args.connections} connections at max load, "
         f"{args.workers} gateway worker(s), one Kafka record per (batch, user), logs in {work}[/]"

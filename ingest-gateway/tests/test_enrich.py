@@ -1,7 +1,15 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from pravis_gateway.enrich import IpAnonymizer, correct_skew, hash_ip, truncate_ip, user_agent_families
+from pravis_gateway.enrich import (
+    IpAnonymizer,
+    UserAgents,
+    correct_skew,
+    hash_ip,
+    truncate_ip,
+    user_agent_families,
+)
+from pravis_gateway.scrub import Scrubber
 
 
 @pytest.mark.parametrize(
@@ -72,3 +80,19 @@ def test_no_sent_at_keeps_client_timestamp() -> None:
     happened = datetime(2026, 5, 1, 11, 0, tzinfo=UTC)
 
     assert correct_skew(happened, None, datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) == happened
+
+
+def test_parse_caches_keep_at_most_their_size_however_many_distinct_inputs_arrive() -> None:
+    user_agents, scrubber = UserAgents(entries=8), Scrubber(url_cache_entries=8)
+    for n in range(100):
+        user_agents.families(f"Mozilla/5.0 (X11; Linux x86_64; rv:{n}.0) Gecko/20100101 Firefox/{n}.0")
+        scrubber.url(f"https://boutique.example/p/{n}?mail=a{n}@b.example")
+
+    assert user_agents.families.cache_info().currsize == 8
+    assert scrubber.url.cache_info().currsize == 8
+    assert user_agents.families("Mozilla/5.0 (X11; Linux x86_64; rv:99.0) Gecko/20100101 Firefox/99.0")[
+        0
+    ] == ("Firefox")
+    assert scrubber.url("https://boutique.example/p/99?mail=a99@b.example") == (
+        "https://boutique.example/p/99?mail=[email]"
+    )

@@ -42,3 +42,27 @@ def test_registering_a_known_key_again_is_a_no_op(tmp_path: Path) -> None:
 
     assert first == second
     assert len(store.list()) == 1
+
+
+def test_a_known_key_is_rechecked_on_disk_only_after_the_recheck_interval(tmp_path: Path) -> None:
+    now = [0.0]
+    gateway_view = KeyStore(tmp_path / "keys.json", recheck_s=1.0, clock=lambda: now[0])
+    cli = KeyStore(tmp_path / "keys.json")
+    key, record = cli.create("shop", "write")
+    assert gateway_view.verify(key, "write") == record
+
+    cli.revoke(record.key_id)
+    now[0] = 0.9
+    assert gateway_view.verify(key, "write") == record, "within the interval the file is not read"
+    now[0] = 1.0
+    assert gateway_view.verify(key, "write") is None
+
+
+def test_a_key_not_known_yet_is_looked_for_at_once(tmp_path: Path) -> None:
+    gateway_view = KeyStore(tmp_path / "keys.json", recheck_s=3600.0, clock=lambda: 0.0)
+    first, _ = KeyStore(tmp_path / "keys.json").create("shop", "write")
+    assert gateway_view.verify(first, "write") is not None
+
+    second, _ = KeyStore(tmp_path / "keys.json").create("shop", "write")
+
+    assert gateway_view.verify(second, "write") is not None

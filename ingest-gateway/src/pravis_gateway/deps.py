@@ -1,5 +1,8 @@
 """Request dependencies, as Annotated aliases so route signatures read like prose.
 
+Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, and that hand-off cost the
+ingest route more than its key check (none of them blocks: the key store reads its file only when it changed).
+
 Keys are declared as OpenAPI security schemes (`WriteKey`, `WriteKeyQuery`, `SecretKey`), so the document says
 which key each operation needs and clients and checkers can tell; they are verified here, not by FastAPI, so
 every refusal is the project's 401.
@@ -18,7 +21,11 @@ def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+async def gateway_dependency(request: Request) -> Gateway:
+    return get_gateway(request)
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway_dependency)]
 
 
 WRITE_KEY_HEADER = APIKeyHeader(
@@ -38,7 +45,7 @@ SECRET_KEY_HEADER = APIKeyHeader(
 )
 
 
-def presented_key(
+async def presented_key(
     x_api_key: Annotated[str | None, Depends(WRITE_KEY_HEADER)],
     api_key: Annotated[str | None, Depends(WRITE_KEY_QUERY)],
 ) -> str | None:
@@ -46,6 +53,13 @@ def presented_key(
 
 
 PresentedKey = Annotated[str | None, Depends(presented_key)]
+
+
+def presented_key_of(request: Request) -> str | None:
+    """`PresentedKey` read straight from the request, for a route that declares the schemes itself."""
+    return request.headers.get(WRITE_KEY_HEADER.model.name) or request.query_params.get(
+        WRITE_KEY_QUERY.model.name
+    )
 
 
 def verify_key(gateway: Gateway, key: str | None, kind: KeyKind) -> ApiKey:
@@ -64,14 +78,16 @@ def verify_write_key(gateway: Gateway, key: str | None) -> ApiKey:
     return verify_key(gateway, key, "write")
 
 
-def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
+async def write_key(gateway: GatewayDep, key: PresentedKey) -> ApiKey:
     return verify_write_key(gateway, key)
 
 
 WriteKey = Annotated[ApiKey, Depends(write_key)]
 
 
-def secret_key(gateway: GatewayDep, x_api_key: Annotated[str | None, Depends(SECRET_KEY_HEADER)]) -> ApiKey:
+async def secret_key(
+    gateway: GatewayDep, x_api_key: Annotated[str | None, Depends(SECRET_KEY_HEADER)]
+) -> ApiKey:
     """A project's secret server key: only the boutique's servers hold one, never a browser."""
     return verify_key(gateway, x_api_key, "secret")
 

@@ -45,9 +45,8 @@ class IpAnonymizer:
         return truncate_ip(ip) if self.mode == "truncate" else hash_ip(ip, self._secret, day)
 
 
-@lru_cache(maxsize=4096)
 def user_agent_families(user_agent: str | None) -> tuple[str | None, str | None, str | None]:
-    """(browser, os, device) families; cached because a site sees few distinct user agents."""
+    """(browser, os, device) families of a user agent."""
     if not user_agent:
         return None, None, None
     parsed = parse_user_agent(user_agent)
@@ -56,6 +55,15 @@ def user_agent_families(user_agent: str | None) -> tuple[str | None, str | None,
         parsed.os.family if parsed.os else None,
         parsed.device.family if parsed.device else None,
     )
+
+
+class UserAgents:
+    """`user_agent_families`, remembered for the `entries` most recently seen user agents: a site sees few
+    distinct ones and parsing one costs more than the rest of an event, while the bound keeps memory flat
+    however many distinct ones arrive."""
+
+    def __init__(self, entries: int = 4096) -> None:
+        self.families = lru_cache(maxsize=entries)(user_agent_families)
 
 
 def correct_skew(timestamp: datetime, sent_at: datetime | None, received_at: datetime) -> datetime:

@@ -5,12 +5,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 import orjson
 from pravis_schemas import (
-    EnrichedEvent,
+    EVENT_MODELS,
+    CustomEvent,
     Event,
     EventBatch,
     EventError,
@@ -18,13 +18,14 @@ from pravis_schemas import (
     record_of_rows,
     validate_batch,
 )
+from pravis_schemas.events import event_row
 from pravis_schemas.messages import ConsentRecord, consent_category
 from pydantic import ValidationError
 
 from pravis_gateway.consent import ConsentBook, Refusal
-from pravis_gateway.enrich import IpAnonymizer, correct_skew, user_agent_families
+from pravis_gateway.enrich import IpAnonymizer, UserAgents, correct_skew
 from pravis_gateway.identity import ALIAS_MERGES_IDENTIFIED_USERS, AliasPair
-from pravis_gateway.scrub import Scrubber, scrub_text, scrub_url
+from pravis_gateway.scrub import Scrubber, scrub_text
 
 # Free-text fields scrubbed of PII like `properties` values; ids stay as they are (they are the identity).
 FREE_TEXT_FIELDS = ("page_title", "error_message", "stack", "comment", "context", "intent")
@@ -45,6 +46,7 @@ class Policies:
     consent: ConsentBook
     scrubber: Scrubber
     anonymize_ip: IpAnonymizer
+    user_agents: UserAgents = field(default_factory=UserAgents)
 
 
 @dataclass
@@ -156,6 +158,9 @@ def process_batch(
     oldest = request.received_at - limits.max_event_age
     newest = request.received_at + limits.max_future_skew
     pending_consent: dict[tuple[str, str], dict] = {}
+    # Whether a (user_id, anonymous_id, category) may be kept: asked once per batch until a change is pending.
+    allowed_of: dict[tuple[str | None, str | None, Any], bool] = {}
+    rows = BatchRows(request, policies)
     for index, event in zip(valid_index, valid, strict=True):
         timestamp = correct_skew(event.timestamp, request.sent_at, request.received_at)
         if timestamp < oldest:
@@ -181,30 +186,34 @@ def process_batch(
             if isinstance(record, Refusal):
                 outcome.reject(index, record.reason, record.message)
                 continue
-            event = event.model_copy(update={"follows_erasure": record.follows_erasure})
+            written = {"follows_erasure": record.follows_erasure}
             outcome.consent_records.append(record)
             pending_consent.setdefault((record.project_id, record.subject), {}).update(record.consent)
+            allowed_of.clear()
         else:
             if event.event_type == "alias":
                 if refusal := request.refused_aliases.get((event.user_id, event.previous_id)):
                     outcome.reject(index, ALIAS_MERGES_IDENTIFIED_USERS, refusal)
                     continue
                 # Only the gateway says an alias was forced: a client's own `forced` is replaced.
-                event = event.model_copy(update={"forced": True if request.forced_alias else None})
+                written = {"forced": True if request.forced_alias else None}
+            else:
+                written = {}
             category = consent_category(event.event_type)
-            allowed = policies.consent.allows(
-                request.project_id, event.user_id, event.anonymous_id, category, pending_consent
-            )
+            subject = (event.user_id, event.anonymous_id, category)
+            if (allowed := allowed_of.get(subject)) is None:
+                allowed = allowed_of[subject] = policies.consent.allows(
+                    request.project_id, event.user_id, event.anonymous_id, category, pending_consent
+                )
             if not allowed:
                 outcome.dropped_no_consent += 1
                 continue
-        outcome.accept(event.partition_key.encode(), enrich(event, timestamp, request, policies))
+        outcome.accept(event.partition_key.encode(), rows.row(event, timestamp, written))
     outcome.rejected.sort(key=lambda e: e.index)
     return outcome
 
 
-@cache
-def _shape(model: type) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+def _shape(model: type[Event]) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
     """Whether events of this model come from a device, and which of its fields are free text or URLs."""
     names = model.model_fields
     return (
@@ -214,32 +223,57 @@ def _shape(model: type) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
     )
 
 
-def enrich(event: Event, timestamp: datetime, request: Request, policies: Policies) -> bytes:
-    """The flat `events` topic row: the event on the server clock, PII scrubbed, network fields anonymized.
+_SHAPES = {model: _shape(model) for model in (*EVENT_MODELS.values(), CustomEvent)}
+
+
+class BatchRows:
+    """The flat `events` topic rows of one batch: each event on the server clock, PII scrubbed, network fields
+    anonymized, and the fields in `written` given by the gateway instead of the client.
 
     Only events from a user's device (those with `ip`/`user_agent` fields) get network fields; for the others
-    the request comes from a server, whose address says nothing about the user.
+    the request comes from a server, whose address says nothing about the user. Only the fields the gateway
+    changes are read here; `event_row` writes all the others. What a batch's events share is worked out once:
+    the server fields, and each (ip, user agent) pair's network fields (a browser batch has one).
     """
-    fields = event.__dict__  # plain dict reads: pydantic's attribute fallback is slow for absent fields
-    on_device, text_fields, url_fields = _shape(type(event))
-    browser, os_family, device = user_agent_families(fields["user_agent"] if on_device else None)
-    ip = (str(fields["ip"]) if fields["ip"] else request.client_ip) if on_device else None
-    update: dict[str, Any] = {"timestamp": timestamp}
-    if event.properties:
-        update["properties"] = policies.scrubber.properties(event.properties)
-    for name in text_fields:
-        if text := fields[name]:
-            update[name] = scrub_text(text)
-    for name in url_fields:
-        if url := fields[name]:
-            update[name] = scrub_url(url)
-    return EnrichedEvent(
-        event=event.model_copy(update=update),
-        project_id=request.project_id,
-        received_at=request.received_at,
-        sent_at=request.sent_at,
-        ip=policies.anonymize_ip(ip, request.received_at.date()),
-        browser=browser,
-        os=os_family,
-        device=device,
-    ).to_json()
+
+    def __init__(self, request: Request, policies: Policies) -> None:
+        self.policies = policies
+        self.client_ip = request.client_ip
+        self.day = request.received_at.date()
+        self.server = {
+            "project_id": request.project_id,
+            "received_at": request.received_at,
+            "sent_at": request.sent_at,
+        }
+        self.no_network = {"ip": None, "browser": None, "os": None, "device": None}
+        self.network_of: dict[tuple[Any, str | None], dict[str, str | None]] = {}
+
+    def row(self, event: Event, timestamp: datetime, written: dict[str, Any]) -> bytes:
+        fields = event.__dict__  # plain dict reads: pydantic's attribute fallback is slow for absent fields
+        on_device, text_fields, url_fields = _SHAPES[type(event)]
+        scrubber = self.policies.scrubber
+        written["timestamp"] = timestamp
+        properties = fields["properties"]
+        written["properties"] = scrubber.properties(properties) if properties else properties
+        for name in text_fields:
+            text = fields[name]
+            written[name] = scrub_text(text) if text else text
+        for name in url_fields:
+            url = fields[name]
+            written[name] = scrubber.url(url) if url else url
+        written.update(self.server)
+        written.update(self.network(fields["ip"], fields["user_agent"]) if on_device else self.no_network)
+        return event_row(event, written)
+
+    def network(self, sent_ip: Any, user_agent: str | None) -> dict[str, str | None]:
+        key = (sent_ip, user_agent)
+        if (known := self.network_of.get(key)) is None:
+            ip = str(sent_ip) if sent_ip else self.client_ip
+            browser, os_family, device = self.policies.user_agents.families(user_agent)
+            known = self.network_of[key] = {
+                "ip": self.policies.anonymize_ip(ip, self.day),
+                "browser": browser,
+                "os": os_family,
+                "device": device,
+            }
+        return known

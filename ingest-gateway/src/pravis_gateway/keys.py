@@ -2,7 +2,10 @@
 
 Keys are 192-bit random tokens, so a plain SHA-256 is the right hash (a slow password hash buys nothing for
 high-entropy secrets and would cost every request). The file is re-read when it changes on disk, so keys made
-with `pravis keys create` work on a running gateway without a restart.
+with `pravis keys create` work on a running gateway without a restart: a key not known yet is looked for in
+the file at once, while a known key's file is checked at most every `recheck_s` seconds (the gateway's
+`PRAVIS_KEYS_RECHECK_S`), so a busy gateway makes no filesystem call per request and a revocation takes
+effect within that time.
 """
 
 import hashlib
@@ -12,6 +15,8 @@ import os
 import secrets
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +45,15 @@ def new_key(kind: KeyKind) -> str:
 
 
 class KeyStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, recheck_s: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._by_hash: dict[str, ApiKey] = {}
-        self._loaded_mtime_ns: int | None = None
+        self._loaded_version: tuple[int, int, int] | None = None
+        self._recheck_s, self._clock = recheck_s, clock
+        self._checked_at = -float("inf")
 
     def _read(self) -> list[ApiKey]:
         if not self.path.exists():
@@ -58,18 +67,26 @@ class KeyStore:
             json.dump({"keys": [asdict(k) for k in keys]}, tmp, indent=2)
         os.chmod(tmp.name, 0o600)
         os.replace(tmp.name, self.path)
+        self._checked_at = -float("inf")  # a change made through this store counts at once
 
     def _refresh(self) -> None:
-        mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
-        if mtime != self._loaded_mtime_ns:
+        try:
+            stat = self.path.stat()
+            # Every write replaces the file, and mtime alone is as coarse as the kernel's clock tick.
+            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            version = None
+        if version != self._loaded_version:
             self._by_hash = {k.key_hash: k for k in self._read()}
-            self._loaded_mtime_ns = mtime
+            self._loaded_version = version
+        self._checked_at = self._clock()
 
     def verify(self, key: str, kind: KeyKind) -> ApiKey | None:
         """The active key of that kind matching `key`, or None."""
         digest = hash_key(key)
         with self._lock:
-            self._refresh()
+            if digest not in self._by_hash or self._clock() - self._checked_at >= self._recheck_s:
+                self._refresh()
             found = self._by_hash.get(digest)
         if found is None or found.revoked_at or found.kind != kind:
             return None

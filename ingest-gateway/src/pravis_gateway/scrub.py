@@ -6,6 +6,7 @@ Luhn check and a phone number needs 9-15 digits, so order ids and prices survive
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,8 +63,13 @@ def scrub_url(url: str) -> str:
 
 
 class Scrubber:
-    def __init__(self, denylist_keys: Iterable[str] = DEFAULT_DENYLIST) -> None:
+    def __init__(
+        self, denylist_keys: Iterable[str] = DEFAULT_DENYLIST, url_cache_entries: int = 4096
+    ) -> None:
         self.denylist = frozenset(k.lower() for k in denylist_keys)
+        # A site's events repeat a few URLs (every view of a page): remembered for the most recent ones only,
+        # so memory stays flat however many distinct URLs arrive.
+        self.url = lru_cache(maxsize=url_cache_entries)(scrub_url)
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):

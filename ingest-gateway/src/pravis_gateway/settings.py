@@ -43,6 +43,11 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     rate_limit_events_per_s: float = 5000
     rate_limit_burst_events: int = 20_000
     retry_after_s: int = 5
+    # A known key is re-checked in the key file at most this often: a revocation counts within it, a new key
+    # at once.
+    keys_recheck_s: float = 1.0
+    # Distinct user agents and URLs whose parsing each gateway process remembers (LRU): bounds its memory.
+    parse_cache_entries: int = 4096
 
     # Experiment definitions are reloaded from the warehouse this often (GET /feature serves the cached copy).
     experiments_refresh_s: float = 5.0

@@ -8,7 +8,7 @@ from clickhouse_connect.driver.client import Client
 
 from pravis_gateway import clickhouse
 from pravis_gateway.consent import ConsentBook
-from pravis_gateway.enrich import IpAnonymizer
+from pravis_gateway.enrich import IpAnonymizer, UserAgents
 from pravis_gateway.ingest import Limits, Policies
 from pravis_gateway.kafka import ConsentFeed, EventPublisher
 from pravis_gateway.keys import KeyStore
@@ -35,7 +35,7 @@ class Gateway:
         null_sink = settings.sink == "null"
         return cls(
             settings=settings,
-            keys=KeyStore(settings.keys_path),
+            keys=KeyStore(settings.keys_path, settings.keys_recheck_s),
             publisher=NullPublisher() if null_sink else EventPublisher(settings),
             limiter=RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst_events),
             limits=Limits(
@@ -45,8 +45,9 @@ class Gateway:
             ),
             policies=Policies(
                 consent=book,
-                scrubber=Scrubber(settings.pii_denylist_keys),
+                scrubber=Scrubber(settings.pii_denylist_keys, settings.parse_cache_entries),
                 anonymize_ip=IpAnonymizer(settings.ip_anonymization, ip_hash_secret(settings)),
+                user_agents=UserAgents(settings.parse_cache_entries),
             ),
             consent_feed=None if null_sink else ConsentFeed(settings, book),
         )

@@ -39,12 +39,15 @@ order. Consumers split with `rows_of_record`; the loader can pass a record to `F
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import types
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, Union
+from functools import cache
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 from uuid import UUID
 
+import orjson
 import pydantic_core
 from annotated_types import MaxLen
 from pydantic import (
@@ -56,13 +59,16 @@ from pydantic import (
     Discriminator,
     Field,
     IPvAnyAddress,
+    PlainSerializer,
     Tag,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    WrapSerializer,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from pravis_schemas.money import Currency, Money
@@ -731,6 +737,74 @@ class EnrichedEvent(BaseModel):
         data = pydantic_core.from_json(row)
         server = {name: data.pop(name) for name in _SERVER_FIELDS if name in data}
         return cls(event=data, **server)
+
+
+_JSON_NATIVE = (str, int, float, bool, type(None), UUID, datetime, AwareDatetime)
+
+
+def _orjson_writes_as_pydantic(annotation: Any) -> bool:
+    """Whether orjson writes every value of this type exactly as pydantic's JSON serializer does: strings,
+    numbers, booleans, UUIDs, datetimes, str enums, literals, JSON objects and lists of them, with no custom
+    serializer. Anything else (Decimal, nested models, ...) is left to the model's own serializer."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        if any(isinstance(m, _CUSTOM_SERIALIZERS) for m in _metadata(args[1:])):
+            return False
+        return _orjson_writes_as_pydantic(args[0])
+    if origin is Union or origin is types.UnionType or origin is list:
+        return all(_orjson_writes_as_pydantic(arg) for arg in args)
+    if origin is Literal:
+        return all(isinstance(arg, str | int | bool) for arg in args)
+    if origin is dict:
+        return args in ((str, Any), ())
+    if origin is None and isinstance(annotation, type):
+        return issubclass(annotation, _JSON_NATIVE) or issubclass(annotation, StrEnum)
+    return annotation is Any
+
+
+def _metadata(items: Sequence[Any]) -> list[Any]:
+    return [m for item in items for m in (item.metadata if isinstance(item, FieldInfo) else [item])]
+
+
+_CUSTOM_SERIALIZERS = (PlainSerializer, WrapSerializer)
+
+
+@cache
+def _row_writer_is_orjson(model: type[BaseModel]) -> bool:
+    """Whether `event_row` may write rows of this model with orjson alone (read once, from its fields)."""
+    decorators = model.__pydantic_decorators__
+    if decorators.field_serializers or decorators.model_serializers or decorators.computed_fields:
+        return False
+    return all(
+        not any(isinstance(m, _CUSTOM_SERIALIZERS) for m in _metadata(field.metadata))
+        and _orjson_writes_as_pydantic(field.annotation)
+        for name, field in model.model_fields.items()
+        if name not in _NOT_IN_ROW
+    )
+
+
+def event_row(event: EventBase, written: Mapping[str, Any]) -> bytes:
+    """The flat `events` row of `event` (see the module docstring), with the fields in `written` (event fields
+    the gateway changes, then the server fields) given instead of the event's own; None values are left out.
+
+    Every field of every event type (those added later too) keeps its model's JSON form: a model whose fields
+    are all of types orjson writes exactly as pydantic does is written by orjson from the validated values in
+    one call; any other by its own serializer, with orjson appending `written`. `written` values are plain
+    JSON values or datetimes. This is the gateway's per-event path: it builds no model and validates nothing
+    again.
+    """
+    if _row_writer_is_orjson(type(event)):
+        row = {
+            name: value
+            for name, value in event.__dict__.items()
+            if value is not None and name not in written and name not in _NOT_IN_ROW
+        }
+        row.update((name, value) for name, value in written.items() if value is not None)
+        return orjson.dumps(row, option=orjson.OPT_UTC_Z)
+    # A plain set: pydantic-core takes a frozenset `exclude` by a path several times slower.
+    body = event.__pydantic_serializer__.to_json(event, exclude={*_NOT_IN_ROW, *written}, exclude_none=True)
+    rest = {name: value for name, value in written.items() if value is not None}
+    return body[:-1] + b"," + orjson.dumps(rest, option=orjson.OPT_UTC_Z)[1:] if rest else body
 
 
 def _raw_text(value: Any) -> str:

@@ -1,0 +1,77 @@
+"""`event_row` writes each field as the event's own model serializes it, on both of its paths."""
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import orjson
+from pravis_schemas import ButtonClickEvent, EventBase
+from pravis_schemas.events import _row_writer_is_orjson, event_row
+from pydantic import BaseModel, PlainSerializer
+
+NOW = datetime(2026, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+
+
+class Item(BaseModel):
+    sku: str
+    price: Decimal
+
+
+class CommerceLikeEvent(EventBase):
+    """Shaped like the typed fields other event types bring: exact money, a list of objects, a custom form."""
+
+    event_type: Literal["commerce_like"]
+    amount: Decimal
+    items: list[Item]
+    code: Annotated[int, PlainSerializer(lambda v: f"#{v}", return_type=str)]
+    at: datetime
+
+
+def commerce_like() -> CommerceLikeEvent:
+    return CommerceLikeEvent(
+        event_id=uuid.uuid4(),
+        event_type="commerce_like",
+        timestamp=NOW,
+        anonymous_id="a-1",
+        amount=Decimal("12.50"),
+        items=[Item(sku="s-1", price=Decimal("0.10"))],
+        code=7,
+        at=NOW.astimezone(timezone(timedelta(hours=2))),
+    )
+
+
+def test_a_model_with_types_orjson_writes_otherwise_is_written_by_its_own_serializer() -> None:
+    event = commerce_like()
+    assert not _row_writer_is_orjson(CommerceLikeEvent)
+
+    row = orjson.loads(event_row(event, {"timestamp": NOW, "project_id": "p", "ip": None}))
+
+    own = orjson.loads(event.model_dump_json())
+    assert (row["amount"], row["items"], row["code"], row["at"]) == (
+        "12.50",
+        [{"sku": "s-1", "price": "0.10"}],
+        "#7",
+        own["at"],
+    )
+    assert row["project_id"] == "p" and "ip" not in row and row["timestamp"] == "2026-05-01T12:00:00.250000Z"
+
+
+def test_the_orjson_path_writes_what_pydantic_writes() -> None:
+    assert _row_writer_is_orjson(ButtonClickEvent)
+    event = ButtonClickEvent(
+        event_id=uuid.uuid4(),
+        event_type="button_click",
+        timestamp=NOW,
+        user_id='ü\u0000\u2028"/\\ 😀',
+        button_id="b",
+        properties={"f": [0.1, 1e20, -0.0, 2**63], "n": None, "s": "\u001f\u007f"},
+    )
+    written = {"timestamp": NOW + timedelta(seconds=1), "received_at": NOW, "sent_at": None}
+
+    row = event_row(event, written)
+
+    expected = orjson.loads(event.model_dump_json(exclude={"user_agent", "ip"}, exclude_none=True))
+    expected |= {"timestamp": "2026-05-01T12:00:01.250000Z", "received_at": "2026-05-01T12:00:00.250000Z"}
+    assert orjson.loads(row) == expected
+    assert row.count(b"\\u0000") == 1, "NUL stays escaped"
