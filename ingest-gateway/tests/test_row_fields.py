@@ -36,6 +36,8 @@ def example(schema: dict, defs: dict, name: str) -> Any:
         return example(next(s for s in schema["anyOf"] if s.get("type") != "null"), defs, name)
     if "const" in schema:
         return schema["const"]
+    if "examples" in schema:  # a value the model documents as valid (a code from a closed list, say)
+        return schema["examples"][0]
     if "enum" in schema:
         return schema["enum"][0]
     kind = schema.get("type")

@@ -68,5 +68,9 @@ Money = Annotated[
 Currency = Annotated[
     str,
     BeforeValidator(_known_currency),
-    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR (upper-cased on validation)."),
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code, e.g. EUR (upper-cased on validation).",
+        examples=["EUR"],
+    ),
 ]
