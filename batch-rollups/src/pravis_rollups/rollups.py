@@ -28,6 +28,8 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.funnel_sql import funnel_sql
+from pravis_schemas.funnels import StoredFunnel
 from pravis_schemas.identity import person_id_sql, person_join
 
 INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias")
@@ -72,6 +74,8 @@ class RollupOptions:
     """Feedback is joined to AI requests from this many days before the range on (clients' clocks differ)."""
     inactive_types: tuple[str, ...] = INACTIVE_EVENT_TYPES
     ai_types: tuple[str, ...] = AI_EVENT_TYPES
+    funnels: tuple[StoredFunnel, ...] | None = None
+    """The saved funnels funnel_daily computes; None: the jobs load every funnel's newest version."""
 
 
 @dataclass(frozen=True)
@@ -575,6 +579,50 @@ LEFT JOIN (
 ) AS s ON f.project_id = s.project_id AND f.event_id = s.event_id
 GROUP BY project_id, day"""
     return Query(sql, date_parameters(first, last))
+
+
+FUNNEL_DAILY_FIGURES = (
+    "entered",
+    "reached",
+    "median_from_previous_s",
+    "p90_from_previous_s",
+    "median_from_start_s",
+    "p90_from_start_s",
+)
+
+
+# reads_events=False: funnel_daily reads `events FINAL` itself, since its step filters need columns the shared
+# scan does not copy and its conversion window looks past the scan's days.
+@_registered(
+    "day",
+    ("project_id", "day", "funnel_key", "definition_version", "step", "step_name", *FUNNEL_DAILY_FIGURES),
+    reads_events=False,
+)
+def funnel_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    """Per saved funnel, entry day and step: the funnel of the units entering that day (docs/funnels.md)."""
+    figures = ", ".join(FUNNEL_DAILY_FIGURES)
+    parts = [
+        f"""SELECT project_id, day, funnel_key, definition_version, step, step_name, {figures}
+FROM funnel_daily WHERE day BETWEEN {{date_from:Date}} AND {{date_to:Date}} AND 0"""
+    ]
+    parameters = date_parameters(first, last)
+    for i, stored in enumerate(options.funnels or ()):
+        p = f"f{i}_"
+        sql, funnel_parameters = funnel_sql(stored.definition, stored.project_id, per_day=True, prefix=p)
+        parameters.update(funnel_parameters)
+        parameters.update(
+            {
+                f"{p}key": stored.definition.key,
+                f"{p}version": stored.version,
+                f"{p}names": [s.label for s in stored.definition.steps],
+            }
+        )
+        parts.append(
+            f"""SELECT {{{p}project:String}} AS project_id, period AS day, {{{p}key:String}} AS funnel_key,
+       {{{p}version:UInt32}} AS definition_version, step, {{{p}names:Array(String)}}[step] AS step_name, {figures}
+FROM ({sql})"""
+        )
+    return Query("\nUNION ALL\n".join(parts), parameters)
 
 
 ROLLUPS: tuple[Rollup, ...] = tuple(BY_NAME.values())
