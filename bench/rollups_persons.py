@@ -82,6 +82,34 @@ def copy_events(client, source: str, target: str) -> None:
     client.command(f"INSERT INTO `{target}`.events_ingest ({listed}) SELECT {listed} FROM `{source}`.events")
 
 
+def scratch_warehouse(name: str) -> tuple[services.Process, str]:
+    """A warehouse started on a fresh data directory of its own: (its process, its server URL)."""
+    work = Path(tempfile.mkdtemp(prefix=f"pravis-bench-{name}-"))
+    port = services.free_port()
+    warehouse = services.Process(
+        "bench-warehouse",
+        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(work)],
+        work,
+    ).start()
+    return warehouse, f"http://127.0.0.1:{port}"
+
+
+def insert_synthetic(url: str, config: SyntheticConfig) -> int:
+    """Generate `config`'s events into `url`'s `events` (straight, not through Kafka); how many there were."""
+    events = 0
+    with clickhouse.connect(url) as client, console.status("generating") as status:
+        batch: list[bytes] = []
+        for rows in events_by_user(config):
+            batch += json_rows(rows)
+            if len(batch) >= 200_000:
+                clickhouse.insert_json_rows(client, "events", batch)
+                events += len(batch)
+                batch = []
+                status.update(f"generating: {events:,} events")
+        clickhouse.insert_json_rows(client, "events", batch)
+    return events + len(batch)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser("python -m bench.rollups_persons", description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="checkout of the revision to compare with")
@@ -103,30 +131,12 @@ def main() -> None:
         late_rate=0,
     )
     first, last = start.isoformat(), (start + timedelta(days=args.days - 1)).isoformat()
-    work = Path(tempfile.mkdtemp(prefix="pravis-bench-persons-"))
-    port = services.free_port()
-    warehouse = services.Process(
-        "bench-warehouse",
-        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(work)],
-        work,
-    ).start()
-    server = f"http://127.0.0.1:{port}"
+    warehouse, server = scratch_warehouse("persons")
     urls = {"persons": f"{server}/bench_persons", "base": f"{server}/bench_base"}
     try:
         services.wait_for_http(f"{server}/ping", warehouse.popen)
         clickhouse.migrate(f"{server}/bench_source")
-        events = 0
-        with clickhouse.connect(f"{server}/bench_source") as client, console.status("generating") as status:
-            batch: list[bytes] = []
-            for rows in events_by_user(config):
-                batch += json_rows(rows)
-                if len(batch) >= 200_000:
-                    clickhouse.insert_json_rows(client, "events", batch)
-                    events += len(batch)
-                    batch = []
-                    status.update(f"generating: {events:,} events")
-            clickhouse.insert_json_rows(client, "events", batch)
-            events += len(batch)
+        events = insert_synthetic(f"{server}/bench_source", config)
         revision(HERE, urls["persons"], "migrate", "-")
         revision(args.base, urls["base"], "migrate", "-")
         with clickhouse.connect(f"{server}/bench_source") as client:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pravis_schemas.funnels import FunnelDefinition, Matcher
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _ms(ts: datetime) -> int:
-    return int(ts.timestamp() * 1000)
+    """Milliseconds since the epoch, truncated as DateTime64(3) stores them (integer arithmetic: no float)."""
+    return (ts - EPOCH) // timedelta(milliseconds=1)
 
 
 def _matches(matcher: Matcher, event: dict[str, Any]) -> bool:

@@ -277,7 +277,7 @@ def test_step_counts_of_an_empty_range_are_zeros(stored_flows, clickhouse_url: s
 
 def admin(gateway_url: str, secret_key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
     return httpx.request(
-        method, f"{gateway_url}/api/v1/funnels{path}", headers={"X-API-Key": secret_key}, **kwargs
+        method, f"{gateway_url}/api/v1/funnels{path}", headers={"X-API-Key": secret_key}, timeout=60, **kwargs
     )
 
 
