@@ -32,7 +32,7 @@ console = Console(width=120)
 ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "bench" / "funnels.json"
 BASELINE_SQL = (
     "SELECT project_id, toDate(timestamp) AS day, event_type, count(), uniqExact(distinct_id) "
-    "FROM events FINAL GROUP BY project_id, day, event_type FORMAT Null"
+    "FROM events FINAL GROUP BY project_id, day, event_type"
 )
 FUNNEL = FunnelDefinition(
     key="bench",
@@ -87,7 +87,13 @@ def main() -> None:
     start = datetime.now(UTC).date() - timedelta(days=args.days)
     last = start + timedelta(days=args.days - 1)
     config = SyntheticConfig(
-        seed=args.seed, start=start, days=args.days, users=users, journeys=users // 4, late_rate=0
+        seed=args.seed,
+        start=start,
+        days=args.days,
+        users=users,
+        journeys=users // 4,
+        duplicate_rate=0,
+        late_rate=0,
     )
     warehouse, server = scratch_warehouse("funnels")
     url = f"{server}/bench_funnels"

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.funnel_sql import dropoff_sql, funnel_sql
+from pravis_schemas.funnel_sql import funnel_sql
 from pravis_schemas.funnels import LATEST_FUNNELS_SQL, FunnelDefinition, StoredFunnel, stored_funnel
 
 
@@ -58,10 +58,3 @@ def step_counts(
     for row in rows:
         row["step_name"] = stored.definition.steps[row["step"] - 1].label
     return rows
-
-
-def dropoff(
-    client: Client, stored: StoredFunnel, first: date, last: date, step: int, limit: int = 10
-) -> list[dict[str, Any]]:
-    """Next events and exit points of the units that reached `step` but not the next one (`dropoff_sql`)."""
-    return _rows(client, dropoff_sql(stored.definition, stored.project_id, step, limit), first, last)

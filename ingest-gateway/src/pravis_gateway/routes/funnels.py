@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from pravis_gateway.deps import GatewayDep, SecretKey
 from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
+from pravis_gateway.state import Gateway
 
 router = APIRouter(prefix="/api/v1", tags=["funnels"], responses=KEYED)
 
@@ -41,7 +42,7 @@ EXAMPLE = {
 }
 
 
-async def _query(gateway, sql: str, parameters: dict[str, Any]) -> list[StoredFunnel]:
+async def _query(gateway: Gateway, sql: str, parameters: dict[str, Any]) -> list[StoredFunnel]:
     rows = await asyncio.to_thread(lambda: gateway.warehouse().query(sql, parameters=parameters).result_rows)
     return [stored_funnel(row) for row in rows]
 
