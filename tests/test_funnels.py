@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from pravis_local.funnels_cli import funnel_app
+from pravis_rollups import clickhouse
 from pravis_rollups.clickhouse import connect
 from pravis_rollups.experiments import results_sql
 from pravis_rollups.funnels import step_counts
@@ -275,6 +276,12 @@ def test_step_counts_of_an_empty_range_are_zeros(stored_flows, clickhouse_url: s
     ]
 
 
+@pytest.fixture(scope="module")
+def migrated(clickhouse_url: str) -> None:
+    """The warehouse's tables, `funnels` included: the admin routes need no loader running."""
+    clickhouse.migrate(clickhouse_url)
+
+
 def admin(gateway_url: str, secret_key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
     return httpx.request(
         method, f"{gateway_url}/api/v1/funnels{path}", headers={"X-API-Key": secret_key}, timeout=60, **kwargs
@@ -296,14 +303,16 @@ def admin(gateway_url: str, secret_key: str, method: str, path: str, **kwargs: A
     ],
 )
 def test_admin_refuses_bad_definitions_with_reasons(
-    gateway_url: str, secret_key: str, loader, body: dict, reason: str
+    gateway_url: str, secret_key: str, migrated: None, body: dict, reason: str
 ) -> None:
     response = admin(gateway_url, secret_key, "PUT", "/bad", json=body)
     assert response.status_code == 422
     assert reason in response.json()["error"]
 
 
-def test_admin_saves_versions_and_lists_them(gateway_url: str, secret_key: str, api_key: str, loader) -> None:
+def test_admin_saves_versions_and_lists_them(
+    gateway_url: str, secret_key: str, api_key: str, migrated: None
+) -> None:
     body = {"steps": STEPS, "window_s": WINDOW_S}
     first = admin(gateway_url, secret_key, "PUT", "/admin-checkout", json=body)
     assert first.status_code == 201 and first.json()["version"] == 1

@@ -73,10 +73,11 @@ async def put_funnel(
         if versions and versions[-1].definition == parsed:
             return JSONBody({"status": "ok", "created": False, **_body(versions[-1])})
         now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # DateTime64(3) keeps milliseconds
         stored = StoredFunnel(
             project_id=admin.project_id,
             version=(versions[-1].version if versions else 0) + 1,
-            created_at=now.isoformat(),
+            created_at=now.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],  # as the warehouse's toString reads it back
             definition=parsed,
         )
         row = [admin.project_id, key, stored.version, orjson.dumps(_body(stored)["definition"]).decode(), now]
