@@ -6,6 +6,7 @@ events and exit points, and paths."""
 
 import json
 import random
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pravis_local import funnels_cli
 from pravis_local.funnels_cli import funnel_app
 from pravis_rollups import clickhouse
 from pravis_rollups.clickhouse import connect
@@ -333,8 +335,9 @@ def test_admin_saves_versions_and_lists_them(
 
 
 def test_cli_define_show_list(
-    stored_flows, gateway_url: str, secret_key: str, clickhouse_url: str, tmp_path: Path
+    stored_flows, gateway_url: str, secret_key: str, clickhouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
+    monkeypatch.setattr(funnels_cli.console, "width", 200)  # no terminal: rich would fold the tables at 80
     path = tmp_path / "funnel.json"
     path.write_text(json.dumps({"name": "Voice checkout", "steps": STEPS, "window_s": WINDOW_S}))
     env = {
@@ -346,17 +349,14 @@ def test_cli_define_show_list(
     defined = runner.invoke(funnel_app, ["define", "cli-checkout", str(path)], env=env)
     assert defined.exit_code == 0, defined.output
     assert "saved as version 1" in defined.output
-    listed = runner.invoke(funnel_app, ["list"], env=env, terminal_width=200)
+    listed = runner.invoke(funnel_app, ["list"], env=env)
     assert "cli-checkout" in listed.output and "voice_request → feature_use" in listed.output
     shown = runner.invoke(
-        funnel_app,
-        ["show", "cli-checkout", "--from", str(FIRST), "--to", str(LAST)],
-        env=env,
-        terminal_width=200,
+        funnel_app, ["show", "cli-checkout", "--from", str(FIRST), "--to", str(LAST)], env=env
     )
     assert shown.exit_code == 0, shown.output
     expected = model.funnel(model.walks(definition(), stored_flows[0], FIRST, LAST), len(STEPS))
-    assert f"4. fx_order_completed  {expected[3][3]} " in " ".join(shown.output.split("│"))
+    assert re.search(rf"4\. fx_order_completed +{expected[3][3]} ", shown.output), shown.output
     bad = runner.invoke(funnel_app, ["define", "cli-bad", "-"], input='{"steps": []}', env=env)
     assert bad.exit_code == 1 and "422" in bad.output and "at least 2 items" in bad.output
 

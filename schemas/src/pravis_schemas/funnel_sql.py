@@ -67,8 +67,11 @@ def _unit_events(
     params: dict[str, Any],
     p: str,
     all_events: bool,
+    with_context: bool,
 ) -> str:
-    """SELECT of the events the walk reads, one row each: unit, the tuple fields and `person`."""
+    """SELECT of the events the walk reads, one row each: unit, the tuple fields and `person`. Without
+    `with_context` the session and label are left empty: only the drop-off reads them, and building them for
+    every event is a measurable share of a funnel's cost (docs/scaling.md)."""
     params[f"{p}project"] = project_id
     params[f"{p}window_s"] = definition.window_s
     steps = [_matches(s, params, f"{p}s{i}") for i, s in enumerate(definition.steps)]
@@ -85,7 +88,8 @@ def _unit_events(
         types = f"\n      AND e.event_type IN {{{p}types:Array(String)}}"
     sql = f"""SELECT {unit} AS unit, {person} AS person, toUnixTimestamp64Milli(e.timestamp) AS ts,
              toString(e.event_id) AS id, toUInt32({_bits(steps)}) AS steps, toUInt32({_bits(excludes)}) AS excludes,
-             ifNull(e.session_id, '') AS session, {EVENT_LABEL_SQL} AS label, {value} AS breakdown
+             {"ifNull(e.session_id, '')" if with_context else "''"} AS session,
+             {EVENT_LABEL_SQL if with_context else "''"} AS label, {value} AS breakdown
       FROM events AS e FINAL
       {person_join("e", "po")}
       WHERE e.project_id = {{{p}project:String}} AND e.distinct_id != ''
@@ -142,19 +146,20 @@ def walks_sql(
     all_events: bool = False,
     prefix: str = "",
     entered_after: str | None = None,
+    with_context: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """One row per unit (and entry day with `per_day`) that entered the funnel in [date_from, date_to] and is
     not excluded: `period` (the entry's day, or date_from), `unit`, `breakdown` (of the entry event), `ix`
     (per step, the 1-based position in `ev` of the event that reached it, 0 if not), `deadline` (ms) and `ev`
     (the unit's events sorted: tuples of ts ms, event_id, step bits, exclusion bits, session, label,
-    breakdown). `all_events` keeps every event of the unit in `ev` (strict order needs it anyway).
-    `entered_after` (fixed SQL of the caller: a relation of `unit` and `since`, ms) keeps only those units and
-    lets each enter at its first step-1 event at or after its `since` (an experiment's exposure)."""
+    breakdown). `all_events` keeps every event of the unit in `ev` (strict order needs it anyway);
+    `with_context` fills each event's session and label (empty otherwise). `entered_after` (fixed SQL of the
+    caller: a relation of `unit` and `since`, ms) keeps only those units and lets each enter at its first
+    step-1 event at or after its `since` (an experiment's exposure)."""
     p = prefix
     params: dict[str, Any] = {}
-    events = _unit_events(
-        definition, project_id, breakdown, params, p, all_events or definition.order == "strict"
-    )
+    everything = all_events or definition.order == "strict"
+    events = _unit_events(definition, project_id, breakdown, params, p, everything, with_context)
     in_range = f"bitTest(x{STEPS}, 0) AND x{TS} < toUnixTimestamp64Milli(toDateTime64({{date_to:Date}} + 1, 3, 'UTC'))"
     grouped = f"""SELECT unit, arraySort(x -> (x{TS}, x{ID}), groupArray((ts, id, steps, excludes, session, label, breakdown))) AS ev
         FROM ({events})
@@ -235,7 +240,7 @@ def dropoff_sql(
     `limit` most frequent of each kind."""
     if not 1 <= step < len(definition.steps):
         raise ValueError(f"drop-off after step {step}: the funnel has steps 1..{len(definition.steps)}")
-    walks, params = walks_sql(definition, project_id, all_events=True)
+    walks, params = walks_sql(definition, project_id, all_events=True, with_context=True)
     params.update(dropoff_step=step, dropoff_limit=limit)
     at = "ix[{dropoff_step:UInt8}]"
     sql = f"""SELECT kind, event, count() AS units FROM (
