@@ -14,17 +14,16 @@ import argparse
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from pravis_local.synthetic import SyntheticConfig
 from pravis_rollups import clickhouse
 from pravis_schemas.funnel_sql import funnel_sql, paths_sql
 from pravis_schemas.funnels import FunnelDefinition
 from rich.console import Console
 from rich.table import Table
 
-from bench.rollups_persons import EVENTS_PER_USER, insert_synthetic, scratch_warehouse
+from bench.rollups_persons import insert_synthetic, on_time_config, scratch_warehouse
 from bench.warehouse import settle
 from tests.support import services
 
@@ -82,19 +81,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    projects = SyntheticConfig().projects
-    users = max(10, args.events // EVENTS_PER_USER // len(projects))
-    start = datetime.now(UTC).date() - timedelta(days=args.days)
-    last = start + timedelta(days=args.days - 1)
-    config = SyntheticConfig(
-        seed=args.seed,
-        start=start,
-        days=args.days,
-        users=users,
-        journeys=users // 4,
-        duplicate_rate=0,
-        late_rate=0,
-    )
+    config = on_time_config(args.events, args.days, args.seed)
+    start, last = config.start, config.start + timedelta(days=args.days - 1)
     warehouse, server = scratch_warehouse("funnels")
     url = f"{server}/bench_funnels"
     try:

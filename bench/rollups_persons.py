@@ -82,6 +82,16 @@ def copy_events(client, source: str, target: str) -> None:
     client.command(f"INSERT INTO `{target}`.events_ingest ({listed}) SELECT {listed} FROM `{source}`.events")
 
 
+def on_time_config(events: int, days: int, seed: int) -> SyntheticConfig:
+    """About `events` synthetic events over the `days` before today, on time and without copies (what
+    `events_by_user` makes), a quarter of the users with a journey across ids."""
+    users = max(10, events // EVENTS_PER_USER // len(SyntheticConfig().projects))
+    start = datetime.now(UTC).date() - timedelta(days=days)
+    return SyntheticConfig(
+        seed=seed, start=start, days=days, users=users, journeys=users // 4, duplicate_rate=0, late_rate=0
+    )
+
+
 def scratch_warehouse(name: str) -> tuple[services.Process, str]:
     """A warehouse started on a fresh data directory of its own: (its process, its server URL)."""
     work = Path(tempfile.mkdtemp(prefix=f"pravis-bench-{name}-"))
@@ -118,18 +128,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    projects = SyntheticConfig().projects
-    users = max(10, args.events // EVENTS_PER_USER // len(projects))
-    start = datetime.now(UTC).date() - timedelta(days=args.days)
-    config = SyntheticConfig(
-        seed=args.seed,
-        start=start,
-        days=args.days,
-        users=users,
-        journeys=users // 4,
-        duplicate_rate=0,
-        late_rate=0,
-    )
+    config = on_time_config(args.events, args.days, args.seed)
+    start = config.start
     first, last = start.isoformat(), (start + timedelta(days=args.days - 1)).isoformat()
     warehouse, server = scratch_warehouse("persons")
     urls = {"persons": f"{server}/bench_persons", "base": f"{server}/bench_base"}
@@ -160,7 +160,7 @@ def main() -> None:
     result = {
         "events": events,
         "days": args.days,
-        "persons_with_several_ids": config.journeys * len(projects),
+        "persons_with_several_ids": config.journeys * len(config.projects),
         "person_overrides_rows": overrides,
         "rollups_persons_s": seconds["persons"],
         "rollups_base_s": seconds["base"],
