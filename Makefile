@@ -38,6 +38,7 @@ bench: .venv/.synced bench-tools
 	$(RUN) python -m bench.gateway
 	$(RUN) python -m bench.stream
 	$(RUN) python -m bench.warehouse
+	$(RUN) python -m bench.funnels
 	$(RUN) python -m bench.privacy_export
 	$(RUN) python -m bench.soak
 	$(RUN) python -m bench.alert_sinks

@@ -82,6 +82,44 @@ def copy_events(client, source: str, target: str) -> None:
     client.command(f"INSERT INTO `{target}`.events_ingest ({listed}) SELECT {listed} FROM `{source}`.events")
 
 
+def on_time_config(events: int, days: int, seed: int) -> SyntheticConfig:
+    """About `events` synthetic events over the `days` before today, on time and without copies (what
+    `events_by_user` makes), a quarter of the users with a journey across ids."""
+    users = max(10, events // EVENTS_PER_USER // len(SyntheticConfig().projects))
+    start = datetime.now(UTC).date() - timedelta(days=days)
+    return SyntheticConfig(
+        seed=seed, start=start, days=days, users=users, journeys=users // 4, duplicate_rate=0, late_rate=0
+    )
+
+
+def scratch_warehouse(name: str) -> tuple[services.Process, str]:
+    """A warehouse started on a fresh data directory of its own: (its process, its server URL)."""
+    work = Path(tempfile.mkdtemp(prefix=f"pravis-bench-{name}-"))
+    port = services.free_port()
+    warehouse = services.Process(
+        "bench-warehouse",
+        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(work)],
+        work,
+    ).start()
+    return warehouse, f"http://127.0.0.1:{port}"
+
+
+def insert_synthetic(url: str, config: SyntheticConfig) -> int:
+    """Generate `config`'s events into `url`'s `events` (straight, not through Kafka); how many there were."""
+    events = 0
+    with clickhouse.connect(url) as client, console.status("generating") as status:
+        batch: list[bytes] = []
+        for rows in events_by_user(config):
+            batch += json_rows(rows)
+            if len(batch) >= 200_000:
+                clickhouse.insert_json_rows(client, "events", batch)
+                events += len(batch)
+                batch = []
+                status.update(f"generating: {events:,} events")
+        clickhouse.insert_json_rows(client, "events", batch)
+    return events + len(batch)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser("python -m bench.rollups_persons", description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="checkout of the revision to compare with")
@@ -90,43 +128,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    projects = SyntheticConfig().projects
-    users = max(10, args.events // EVENTS_PER_USER // len(projects))
-    start = datetime.now(UTC).date() - timedelta(days=args.days)
-    config = SyntheticConfig(
-        seed=args.seed,
-        start=start,
-        days=args.days,
-        users=users,
-        journeys=users // 4,
-        duplicate_rate=0,
-        late_rate=0,
-    )
+    config = on_time_config(args.events, args.days, args.seed)
+    start = config.start
     first, last = start.isoformat(), (start + timedelta(days=args.days - 1)).isoformat()
-    work = Path(tempfile.mkdtemp(prefix="pravis-bench-persons-"))
-    port = services.free_port()
-    warehouse = services.Process(
-        "bench-warehouse",
-        [sys.executable, "-m", "pravis_local.warehouse", "--port", str(port), "--data-dir", str(work)],
-        work,
-    ).start()
-    server = f"http://127.0.0.1:{port}"
+    warehouse, server = scratch_warehouse("persons")
     urls = {"persons": f"{server}/bench_persons", "base": f"{server}/bench_base"}
     try:
         services.wait_for_http(f"{server}/ping", warehouse.popen)
         clickhouse.migrate(f"{server}/bench_source")
-        events = 0
-        with clickhouse.connect(f"{server}/bench_source") as client, console.status("generating") as status:
-            batch: list[bytes] = []
-            for rows in events_by_user(config):
-                batch += json_rows(rows)
-                if len(batch) >= 200_000:
-                    clickhouse.insert_json_rows(client, "events", batch)
-                    events += len(batch)
-                    batch = []
-                    status.update(f"generating: {events:,} events")
-            clickhouse.insert_json_rows(client, "events", batch)
-            events += len(batch)
+        events = insert_synthetic(f"{server}/bench_source", config)
         revision(HERE, urls["persons"], "migrate", "-")
         revision(args.base, urls["base"], "migrate", "-")
         with clickhouse.connect(f"{server}/bench_source") as client:
@@ -150,7 +160,7 @@ def main() -> None:
     result = {
         "events": events,
         "days": args.days,
-        "persons_with_several_ids": config.journeys * len(projects),
+        "persons_with_several_ids": config.journeys * len(config.projects),
         "person_overrides_rows": overrides,
         "rollups_persons_s": seconds["persons"],
         "rollups_base_s": seconds["base"],

@@ -10,19 +10,22 @@ import secrets
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from pravis_dashboards import panels
+from pravis_dashboards import funnel_panels, panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_gateway.keys import KeyStore
 from pravis_local.demo import DEMO_CONFIG, seed
 from pravis_local.synthetic import generate, parse_iso
+from pravis_rollups.jobs import run_rollups
+from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition, StoredFunnel
 
+from tests import funnel_model
 from tests.browser import CHROMIUM, Page, chromium_page
 from tests.helpers import now_iso, page_view
 from tests.support import services
@@ -271,3 +274,87 @@ def test_an_alert_link_opens_the_live_page_on_its_series(page: Page, dashboards_
     assert heading == "Alert series: api_error_rate endpoint=/api/v1/cart"
     assert page.evaluate("document.getElementById('live-series').textContent") == "not firing now"
     assert errors(page) == [], json.dumps(errors(page))
+
+
+DEMO_FUNNEL = StoredFunnel(
+    project_id="default",
+    version=1,
+    created_at="2024-03-01T00:00:00+00:00",
+    definition=FunnelDefinition(
+        key="browse-to-buy",
+        steps=[
+            {"event_type": "page_view"},
+            {"event_type": "feature_use"},
+            {"event_type": "button_click", "filters": [{"property": "button_id", "equals": "buy"}]},
+        ],
+        window_s=1800,
+    ),
+)
+
+
+@pytest.fixture
+def demo_funnel(warehouse_url: str) -> Iterator[StoredFunnel]:
+    """DEMO_FUNNEL saved for the demo project and its funnel_daily computed; removed afterwards, so the other
+    product-page test sees the page without funnels."""
+    definition = DEMO_FUNNEL.definition
+    row = [DEMO_FUNNEL.project_id, definition.key, 1, definition.model_dump_json(), datetime(2024, 3, 1)]
+    client = Warehouse(warehouse_url).client()
+    client.insert("funnels", [row], column_names=FUNNEL_COLUMNS)
+    last = DEMO_CONFIG.start + timedelta(days=DEMO_CONFIG.days - 1)
+    run_rollups(client, DEMO_CONFIG.start, last, ["funnel_daily"])
+    try:
+        yield DEMO_FUNNEL
+    finally:
+        client.command("TRUNCATE TABLE funnels")
+        client.command("TRUNCATE TABLE funnel_daily")
+
+
+def test_funnel_panels_draw_the_funnel(
+    page: Page, dashboards_url: str, warehouse_url: str, demo_funnel
+) -> None:
+    """The funnel chart's bars are the model's counts (tests/funnel_model.py on the synthetic dataset), every
+    funnel panel draws the rows its SQL returns, with and without a breakdown, and shows its SQL."""
+    view = panels.Params(
+        "default", DEMO_CONFIG.start, DEMO_CONFIG.start + timedelta(days=DEMO_CONFIG.days - 1)
+    )
+    dataset = generate(DEMO_CONFIG)
+    person = persons(dataset.all_events())
+    events = [
+        {**e, "ts": parse_iso(e["timestamp"]), "person": person(e), "session": e.get("session_id")}
+        for e in dataset.all_events()
+        if e["project_id"] == "default" and person(e)
+    ]
+    walks = funnel_model.walks(demo_funnel.definition, events, view.date_from, view.date_to)
+    expected_steps = funnel_model.funnel(walks, len(demo_funnel.definition.steps))
+    warehouse = Warehouse(warehouse_url)
+    for breakdown in ("", "app_version"):
+        page.goto(
+            f"{dashboards_url}/product?project=default&from={view.date_from}&to={view.date_to}"
+            f"&funnel={demo_funnel.definition.key}&breakdown={breakdown}"
+        )
+        page.wait_for("window.pravis && window.pravis.ready")
+        drawn: dict[str, Any] = page.evaluate("window.pravis.charts")
+        worst = funnel_panels.worst_step(
+            [{"step": r[2], "conversion_from_previous": r[6]} for r in expected_steps]
+        )
+        shown = funnel_panels.funnel_panels(demo_funnel, breakdown or None, worst)
+        for panel in shown:
+            columns, rows = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
+            if panel.chart.kind == "table":
+                assert drawn[panel.id]["points"] == len(rows) > 0, panel.id
+            else:
+                cells = panels.chart_data(panel.chart, columns, rows).points
+                assert drawn[panel.id]["points"] == cells > 0, panel.id
+            assert not drawn[panel.id]["error"], panel.id
+        sql_shown = page.evaluate("[...document.querySelectorAll('pre.sql')].map(e => e.textContent)")
+        assert sql_shown[-len(shown) :][0] == shown[0].sql
+        assert page.evaluate("document.getElementById('funnel').value") == demo_funnel.definition.key
+        if not breakdown:
+            values = page.evaluate(DRAWN_VALUES)["funnel_steps"]
+            assert values["reached"] == [row[3] for row in expected_steps]
+            assert values["dropped"] == [row[7] for row in expected_steps]
+            assert expected_steps[-1][3] > 0
+        screenshot(page, f"product-funnel{'-' + breakdown if breakdown else ''}")
+    assert errors(page) == []
+    csv_link = page.evaluate("document.querySelector('#panel-funnel_exits .links a[href*=\".csv\"]').href")
+    assert httpx.get(csv_link, auth=AUTH).text.splitlines()[0] == "kind,event,units"

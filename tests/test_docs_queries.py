@@ -14,6 +14,7 @@ from pravis_local.synthetic import Dataset, SyntheticConfig, generate, json_rows
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
+from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
 
 from tests.support.persons import persons
 
@@ -54,6 +55,11 @@ def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
         clickhouse.insert_json_rows(client, "events", json_rows(demo_resource_samples(dataset)))
         clickhouse.refresh_identity_merges(client)  # as the loader does after a batch with aliases
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
+        funnel = FunnelDefinition(
+            key="browse", steps=[{"event_type": "page_view"}, {"event_type": "feature_use"}]
+        )
+        row = ["default", funnel.key, 1, funnel.model_dump_json(), datetime.now(UTC)]
+        client.insert("funnels", [row], column_names=FUNNEL_COLUMNS)  # so funnel_daily has rows to query
         run_rollups(client, config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
         yield client
 

@@ -24,7 +24,9 @@ from pravis_rollups.jobs import Runner, plan, recompute_window, run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions, monday
 from pravis_rollups.scan import scan_select
 from pravis_schemas.error_patterns import failure_of, fingerprint, normalise_message
+from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
 
+from tests import funnel_model
 from tests.support.persons import persons
 
 AI_TYPES = {"voice_request", "transcription", "tts", "conversation"}
@@ -477,6 +479,39 @@ def ref_error_patterns_daily(events, first, last):
     return out
 
 
+FUNNEL = FunnelDefinition(
+    key="browse-to-buy",
+    steps=[
+        {"event_type": "page_view"},
+        {"event_type": "feature_use"},
+        {"event_type": "button_click", "filters": [{"property": "button_id", "equals": "buy"}]},
+    ],
+)
+"""The funnel saved in the warehouse (for the first project) before the rollups run."""
+
+
+def ref_funnel_daily(events, first, last):
+    """Per entry day and step, the funnel of tests/funnel_model.py over the first project's events."""
+    project = CONFIG.projects[0]
+    rows = [
+        {**e, "ts": parse_iso(e["timestamp"]), "session": e.get("session_id")}
+        for e in events
+        if e["project_id"] == project
+    ]
+    walks = funnel_model.walks(FUNNEL, rows, first, last, per_day=True)
+    figures = ("median_from_previous_s", "p90_from_previous_s", "median_from_start_s", "p90_from_start_s")
+    return {
+        (project, row[0], FUNNEL.key, row[2]): {
+            "definition_version": 1,
+            "step_name": FUNNEL.steps[row[2] - 1].label,
+            "entered": row[4],
+            "reached": row[3],
+            **dict(zip(figures, row[8:], strict=True)),
+        }
+        for row in funnel_model.funnel(walks, len(FUNNEL.steps))
+    }
+
+
 def reference(dataset_events: list[dict], scored: list[dict], first: date, last: date, as_of: date) -> dict:
     dataset_events = with_persons(dataset_events)
     first_week, last_week = first - timedelta(first.weekday()), last - timedelta(last.weekday())
@@ -494,6 +529,7 @@ def reference(dataset_events: list[dict], scored: list[dict], first: date, last:
         "feedback_daily": ref_feedback_daily(dataset_events, scored, first, last),
         "revenue_daily": ref_revenue_daily(dataset_events, first, last),
         "error_patterns_daily": ref_error_patterns_daily(dataset_events, first, last),
+        "funnel_daily": ref_funnel_daily(dataset_events, first, last),
     }
 
 
@@ -509,6 +545,7 @@ KEYS = {
     "feedback_daily": ("project_id", "day"),
     "revenue_daily": ("project_id", "day", "currency", "ai_session", "app_version"),
     "error_patterns_daily": ("project_id", "day", "fingerprint"),
+    "funnel_daily": ("project_id", "day", "funnel_key", "step"),
 }
 
 # ---------------------------------------------------------------- comparison
@@ -576,6 +613,8 @@ def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
             [[into, *rate] for rate, into in zip(FX_RATES, FX_REPORTING, strict=True)],
             column_names=["reporting_currency", "currency", "day", "rate"],
         )
+        row = [CONFIG.projects[0], FUNNEL.key, 1, FUNNEL.model_dump_json(), datetime(2024, 1, 1)]
+        client.insert("funnels", [row], column_names=FUNNEL_COLUMNS)
         yield client
 
 

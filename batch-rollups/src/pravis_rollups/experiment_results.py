@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 
 from pravis_rollups.experiments import GOAL_STAT_COLUMNS, result_rows, results_sql
+from pravis_rollups.funnels import stored_funnels
 
 LATEST_DEFINITIONS_SQL = (
     "SELECT project_id, version, toString(created_at), definition FROM experiments FINAL "
@@ -60,7 +61,10 @@ def stored_experiments(client: Client) -> list[StoredExperiment]:
 
 
 def compute_results(client: Client, stored: StoredExperiment, computed_at: datetime) -> list[dict[str, Any]]:
-    sql, params = results_sql(stored.definition, stored.project_id)
+    funnels = {}
+    if any(goal.funnel for goal in stored.definition.goals):
+        funnels = {f.definition.key: f.definition for f in stored_funnels(client, stored.project_id)}
+    sql, params = results_sql(stored.definition, stored.project_id, funnels)
     result = client.query(sql, parameters=params)
     aggregates = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
     return result_rows(stored, aggregates, computed_at)

@@ -17,12 +17,14 @@ and the sample-ratio-mismatch chi-square p-value of the user counts against the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pravis_schemas.experiments import ExperimentDefinition, Goal, StoredExperiment
+from pravis_schemas.funnel_sql import walks_sql
+from pravis_schemas.funnels import FunnelDefinition
 from pravis_schemas.identity import person_id_sql, person_join
 from scipy import stats
 
@@ -49,9 +51,32 @@ def _value_expr(index: int, tag: str, prop: str, params: dict[str, Any]) -> str:
     return f"toString({{{name}:Identifier}})"
 
 
-def results_sql(definition: ExperimentDefinition, project_id: str) -> tuple[str, dict[str, Any]]:
+FUNNEL_GOAL_DAYS = (date(1970, 1, 1), date(2100, 1, 1))
+"""The entry range of a funnel goal: any day, since each unit enters at or after its own exposure."""
+
+
+def _funnel_goal(
+    index: int, goal: Goal, funnels: Mapping[str, FunnelDefinition], project_id: str, params: dict[str, Any]
+) -> str:
+    """CTE `funnel_goal_{index}`: the units that completed the goal's funnel (counted by person, whatever the
+    funnel counts), entering at their first step-1 event at or after their first exposure."""
+    if goal.funnel not in funnels:
+        raise ValueError(
+            f"goal {goal.name!r} names funnel {goal.funnel!r}, which is not saved in the project"
+        )
+    funnel = funnels[goal.funnel].model_copy(update={"count_by": "person"})
+    since = "SELECT unit, toUnixTimestamp64Milli(exposed_at) AS since FROM units WHERE variant_count = 1"
+    walks, walk_params = walks_sql(funnel, project_id, prefix=f"fg{index}_", entered_after=since)
+    params.update(walk_params)
+    return f"funnel_goal_{index} AS (SELECT unit FROM ({walks}) WHERE ix[{len(funnel.steps)}] > 0)"
+
+
+def results_sql(
+    definition: ExperimentDefinition, project_id: str, funnels: Mapping[str, FunnelDefinition] | None = None
+) -> tuple[str, dict[str, Any]]:
     """One row per variant with users: (variant, users, multi_variant_users, then per goal i:
-    `conversions_{i}`, or `sum_{i}`/`squares_{i}`: sum and sum of squares of the per-user totals)."""
+    `conversions_{i}`, or `sum_{i}`/`squares_{i}`: sum and sum of squares of the per-user totals). `funnels`
+    (the project's saved funnels by key) must hold every funnel a goal names."""
     params: dict[str, Any] = {
         "project": project_id,
         "experiment": definition.key,
@@ -75,9 +100,14 @@ def results_sql(definition: ExperimentDefinition, project_id: str) -> tuple[str,
         )
         return sql, params
 
-    params["goal_types"] = sorted({g.event_type for g in definition.goals})
-    event_columns, unit_columns, totals = [], [], []
+    params["goal_types"] = sorted({g.event_type for g in definition.goals if g.event_type is not None})
+    event_columns, unit_columns, totals, funnel_goals = ["e.timestamp AS timestamp"], [], [], []
     for i, goal in enumerate(definition.goals):
+        if goal.funnel is not None:
+            funnel_goals.append(_funnel_goal(i, goal, funnels or {}, project_id, params))
+            unit_columns.append(f"any(u.unit IN (SELECT unit FROM funnel_goal_{i})) AS c{i}")
+            totals.append(f"sum(c{i}) AS conversions_{i}")
+            continue
         event_columns.append(f"{_goal_match(i, goal, params)} AS m{i}")
         after = f"g.m{i} AND g.timestamp >= u.exposed_at"
         if goal.value_property is None:
@@ -88,9 +118,12 @@ def results_sql(definition: ExperimentDefinition, project_id: str) -> tuple[str,
             event_columns.append(f"{value} AS v{i}")
             unit_columns.append(f"coalesce(sumIf(g.v{i}, {after}), 0) AS s{i}")
             totals.append(f"sum(s{i}) AS sum_{i}, sum(s{i} * s{i}) AS squares_{i}")
-    sql = f"""WITH {units},
+    if funnel_goals:
+        params.update(date_from=FUNNEL_GOAL_DAYS[0], date_to=FUNNEL_GOAL_DAYS[1])
+    ctes = ",\n".join([units, *funnel_goals])
+    sql = f"""WITH {ctes},
 goal_events AS (
-    SELECT {person_id_sql("e", "po")} AS unit, e.timestamp AS timestamp, {", ".join(event_columns)}
+    SELECT {person_id_sql("e", "po")} AS unit, {", ".join(event_columns)}
     FROM events AS e FINAL
     {person_join("e", "po")}
     WHERE e.project_id = {{project:String}} AND e.event_type IN {{goal_types:Array(String)}}

@@ -26,12 +26,14 @@ from clickhouse_connect.driver.client import Client
 from pravis_schemas.personal_data import STAGING_TABLE_PREFIX
 
 from pravis_rollups import clickhouse
+from pravis_rollups.funnels import stored_funnels
 from pravis_rollups.rollups import (
     MAU_WINDOW_DAYS,
     Query,
     Rollup,
     RollupOptions,
     day_range,
+    funnel_daily,
     rollups_named,
     user_activity_daily,
 )
@@ -219,6 +221,8 @@ class Runner:
         column = _identifier(rollup.partition_column)
         first, last = step.partitions[0], step.partitions[-1]
         source = self._source(step)
+        if rollup is funnel_daily and self.options.funnels is None:
+            self.options = replace(self.options, funnels=tuple(stored_funnels(self.client)))
         query = rollup.select(first, last, self.options, source.sql)
         self.client.command(f"TRUNCATE TABLE {staging}")
         self.client.command(

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 from pravis_schemas.error_patterns import fingerprint_sql, normalise_sql
 from pravis_schemas.events import AI_EVENT_TYPES, ORDER_EVENT_TYPE, REFUND_EVENT_TYPE
+from pravis_schemas.funnel_sql import funnel_sql
+from pravis_schemas.funnels import StoredFunnel
 from pravis_schemas.identity import person_id_sql, person_join
 
 INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias", "resource_sample")
@@ -78,6 +80,8 @@ class RollupOptions:
     order_lookback_days: int = 30
     """An order_id (or refund) seen this many days before a day counts on that earlier day only; one repeated
     later than this counts again (the scan reads this many days of order events, not of every event)."""
+    funnels: tuple[StoredFunnel, ...] | None = None
+    """The saved funnels funnel_daily computes; None: the jobs load every funnel's newest version."""
 
 
 @dataclass(frozen=True)
@@ -766,6 +770,50 @@ FROM (
 )
 GROUP BY project_id, day, fingerprint"""
     return Query(sql, {**date_parameters(first, last), "ai_types": list(options.ai_types), **rule_parameters})
+
+
+FUNNEL_DAILY_FIGURES = (
+    "entered",
+    "reached",
+    "median_from_previous_s",
+    "p90_from_previous_s",
+    "median_from_start_s",
+    "p90_from_start_s",
+)
+
+
+# reads_events=False: funnel_daily reads `events FINAL` itself, since its step filters need columns the shared
+# scan does not copy and its conversion window looks past the scan's days.
+@_registered(
+    "day",
+    ("project_id", "day", "funnel_key", "definition_version", "step", "step_name", *FUNNEL_DAILY_FIGURES),
+    reads_events=False,
+)
+def funnel_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    """Per saved funnel, entry day and step: the funnel of the units entering that day (docs/funnels.md)."""
+    figures = ", ".join(FUNNEL_DAILY_FIGURES)
+    parts = [
+        f"""SELECT project_id, day, funnel_key, definition_version, step, step_name, {figures}
+FROM funnel_daily WHERE day BETWEEN {{date_from:Date}} AND {{date_to:Date}} AND 0"""
+    ]
+    parameters = date_parameters(first, last)
+    for i, stored in enumerate(options.funnels or ()):
+        p = f"f{i}_"
+        sql, funnel_parameters = funnel_sql(stored.definition, stored.project_id, per_day=True, prefix=p)
+        parameters.update(funnel_parameters)
+        parameters.update(
+            {
+                f"{p}key": stored.definition.key,
+                f"{p}version": stored.version,
+                f"{p}names": [s.label for s in stored.definition.steps],
+            }
+        )
+        parts.append(
+            f"""SELECT {{{p}project:String}} AS project_id, period AS day, {{{p}key:String}} AS funnel_key,
+       {{{p}version:UInt32}} AS definition_version, step, {{{p}names:Array(String)}}[step] AS step_name, {figures}
+FROM ({sql})"""
+        )
+    return Query("\nUNION ALL\n".join(parts), parameters)
 
 
 ROLLUPS: tuple[Rollup, ...] = tuple(BY_NAME.values())

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import structlog
 from pravis_schemas.clickhouse_url import redacted
+from pravis_schemas.funnels import LATEST_FUNNELS_SQL, StoredFunnel, check_breakdown, stored_funnel
 from pravis_schemas.http_limits import BodyLimits
 from pravis_schemas.read_auth import ReadAuth
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest, start_http_server
@@ -28,7 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pravis_dashboards import panels
+from pravis_dashboards import funnel_panels, panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import IncompatibleLiveAnswer, LiveApi
@@ -116,6 +117,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
             raise HTTPException(400, "from must not be after to")
         return panels.Params(project, first, last)
 
+    def funnels_of(project: str) -> list[StoredFunnel]:
+        _, rows = warehouse.query(LATEST_FUNNELS_SQL, {"project": project})
+        return sorted((stored_funnel(row) for row in rows), key=lambda s: s.definition.key)
+
+    def funnel_view(request: Request, view: panels.Params) -> list[panels.Panel]:
+        """The funnel panels of the product page: for `?funnel=` (default the project's first saved funnel)
+        and `?breakdown=`; none when the project has no funnel."""
+        saved = {s.definition.key: s for s in funnels_of(view.project)}
+        key = request.query_params.get("funnel") or next(iter(saved), None)
+        if key is None:
+            return []
+        if key not in saved:
+            raise HTTPException(404, f"no funnel {key!r} in project {view.project!r}")
+        try:
+            breakdown = check_breakdown(request.query_params.get("breakdown") or None)
+        except ValueError as exc:
+            raise HTTPException(400, f"breakdown: {exc}") from exc
+        steps = funnel_panels.steps_panel(saved[key], None)
+        columns, rows = warehouse.query(steps.sql, {**view.as_query(), **steps.parameters})
+        worst = funnel_panels.worst_step([dict(zip(columns, row, strict=True)) for row in rows])
+        return funnel_panels.funnel_panels(saved[key], breakdown, worst)
+
     def run_panel(panel: panels.Panel, view: panels.Params) -> dict[str, Any]:
         started = time.perf_counter()
         body: dict[str, Any] = {
@@ -131,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             },
         }
         try:
-            columns, rows = warehouse.query(panel.sql, view.as_query())
+            columns, rows = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
         except Exception as exc:
             PANEL_ERRORS.labels(panel.id).inc()
             log.warning("panel query failed", panel=panel.id, error=str(exc)[:500])
@@ -159,12 +182,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         projects = [row[0] for row in rows]
         if view.project not in projects:
             projects.append(view.project)
+        funnels = await run_in_threadpool(funnels_of, view.project)
         return JSONResponse(
             {
                 "project": view.project,
                 "from": view.date_from.isoformat(),
                 "to": view.date_to.isoformat(),
                 "projects": sorted(projects),
+                "funnels": [s.definition.key for s in funnels],
             }
         )
 
@@ -173,7 +198,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if page not in panels.PAGES:
             raise HTTPException(404, "no such dashboard")
         view = await run_in_threadpool(params, request)
-        results = [await run_in_threadpool(run_panel, panel, view) for panel in panels.page_panels(page)]
+        shown = panels.page_panels(page)
+        if page == funnel_panels.PAGE:
+            shown = shown + await run_in_threadpool(funnel_view, request, view)
+        results = [await run_in_threadpool(run_panel, panel, view) for panel in shown]
         return JSONResponse(
             {
                 "page": page,
@@ -184,14 +212,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             }
         )
 
-    def panel_of(request: Request) -> panels.Panel:
-        panel = panels.BY_ID.get(request.path_params["panel"])
+    def panel_of(request: Request, view: panels.Params) -> panels.Panel:
+        panel_id = request.path_params["panel"]
+        if panel_id in funnel_panels.PANEL_IDS:
+            panel = next((p for p in funnel_view(request, view) if p.id == panel_id), None)
+        else:
+            panel = panels.BY_ID.get(panel_id)
         if panel is None:
             raise HTTPException(404, "no such panel")
         return panel
 
     async def panel_sql(request: Request) -> Response:
-        panel, view = panel_of(request), await run_in_threadpool(params, request)
+        view = await run_in_threadpool(params, request)
+        panel = await run_in_threadpool(panel_of, request, view)
         return PlainTextResponse(
             panels.standalone_sql(panel, view),
             media_type="application/sql",
@@ -199,8 +232,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def panel_csv(request: Request) -> Response:
-        panel, view = panel_of(request), await run_in_threadpool(params, request)
-        columns, rows = await run_in_threadpool(warehouse.query, panel.sql, view.as_query())
+        view = await run_in_threadpool(params, request)
+        panel = await run_in_threadpool(panel_of, request, view)
+        parameters = {**view.as_query(), **panel.parameters}
+        columns, rows = await run_in_threadpool(warehouse.query, panel.sql, parameters)
         name = f"{panel.id}_{view.project}_{view.date_from}_{view.date_to}.csv"
         return PlainTextResponse(
             panels.to_csv(columns, rows),

@@ -50,6 +50,8 @@ class Panel:
     sql: str
     chart: Chart
     uses_dates: bool = True
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Values of the SQL's placeholders besides the view's (a funnel panel's steps, window, breakdown)."""
 
 
 @dataclass(frozen=True)
@@ -459,8 +461,11 @@ def standalone_sql(panel: Panel, params: Params) -> str:
     `{name:Type}` placeholders. A value never lands in a comment or in the SQL text outside a quoted literal,
     so no project name can end a comment or a statement."""
     names = ["project", "date_from", "date_to"] if panel.uses_dates else ["project"]
-    values = params.as_query()
-    settings = "".join(f"SET param_{name} = {parameter_literal(str(values[name]))};\n" for name in names)
+    values = {**params.as_query(), **panel.parameters}
+    settings = "".join(
+        f"SET param_{name} = {parameter_literal(parameter_text(values[name]))};\n"
+        for name in [*names, *panel.parameters]
+    )
     return (
         f"-- Pravis dashboards: {panel.title}\n-- {panel.description}\n"
         f"-- Run: clickhouse-client --queries-file {panel.id}.sql\n"
@@ -501,6 +506,15 @@ def clickhouse_escape(value: str) -> str:
 def clickhouse_string(value: str) -> str:
     """`value` as a ClickHouse string literal."""
     return f"'{clickhouse_escape(value)}'"
+
+
+def parameter_text(value: Any) -> str:
+    """A parameter's value in ClickHouse's text format: arrays as `['a','b']`, booleans as true/false."""
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(clickhouse_string(str(v)) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def parameter_literal(value: str) -> str:

@@ -72,7 +72,8 @@ Status = Literal["draft", "running", "stopped"]
 HashOn = Literal["id", "person"]
 
 
-def _check_property(value: str | None) -> str | None:
+def check_property(value: str | None) -> str | None:
+    """A goal or filter property: a GOAL_COLUMNS column or `properties.<path>` (ValueError otherwise)."""
     if value is None or value in GOAL_COLUMNS or re.match(PROPERTY_PATH_PATTERN, value):
         return value
     raise ValueError(
@@ -89,22 +90,28 @@ class Variant(BaseModel):
 
 class Goal(BaseModel):
     """A metric: users with a matching event after their first exposure convert; with `value_property`, the
-    per-user sum of that numeric property (0 without events) is averaged instead."""
+    per-user sum of that numeric property (0 without events) is averaged instead. A goal naming a saved
+    `funnel` (instead of an event type) converts the users who complete it, entering after their exposure."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    event_type: Annotated[str, Field(min_length=1, max_length=64, pattern=EVENT_TYPE_PATTERN)]
+    event_type: Annotated[str, Field(min_length=1, max_length=64, pattern=EVENT_TYPE_PATTERN)] | None = None
+    funnel: Annotated[str, Field(pattern=KEY_PATTERN)] | None = None
     property: str | None = None
     equals: str | int | float | bool | None = None
     value_property: str | None = None
 
-    _property = field_validator("property", "value_property")(_check_property)
+    _property = field_validator("property", "value_property")(check_property)
 
     @model_validator(mode="after")
     def _filter_complete(self) -> Goal:
         if (self.property is None) != (self.equals is None):
             raise ValueError("a property filter needs both 'property' and 'equals'")
+        if (self.event_type is None) == (self.funnel is None):
+            raise ValueError("a goal names either an 'event_type' or a saved 'funnel'")
+        if self.funnel is not None and (self.property or self.value_property):
+            raise ValueError("a funnel goal takes no 'property' or 'value_property': its steps filter")
         return self
 
     @builtins.property

@@ -24,7 +24,8 @@ function el(tag, attrs = {}, ...children) {
 
 function query() {
   const params = new URLSearchParams(location.search);
-  return { project: params.get("project") || "", from: params.get("from") || "", to: params.get("to") || "" };
+  const q = { project: params.get("project") || "", from: params.get("from") || "", to: params.get("to") || "" };
+  return { ...q, funnel: params.get("funnel") || "", breakdown: params.get("breakdown") || "" };
 }
 
 // An alert links the Live page filtered to its series: ?project=P&metric=M plus the series' labels.
@@ -68,6 +69,13 @@ async function pickers() {
   select.value = meta.project;
   $("from").value = meta.from;
   $("to").value = meta.to;
+  if (page === "product" && meta.funnels.length) {
+    // The funnel panels follow the funnel and breakdown chosen here (none: the project's first funnel).
+    for (const label of document.querySelectorAll("label.funnel")) label.hidden = false;
+    $("funnel").replaceChildren(...meta.funnels.map((f) => el("option", { value: f, text: f })));
+    $("funnel").value = query().funnel || meta.funnels[0];
+    $("breakdown").value = query().breakdown;
+  }
   for (const link of document.querySelectorAll("nav a")) {
     const q = link.dataset.nav === "live" ? { project: meta.project } : { project: meta.project, from: meta.from, to: meta.to };
     link.href = "/" + link.dataset.nav + "?" + queryString(q);
@@ -240,7 +248,7 @@ async function renderPanels() {
   $("status").textContent = "loading…";
   const body = await getJson(`/api/pages/${page}?` + queryString(q));
   for (const chart of Object.values(charts)) chart.destroy();
-  const view = { project: body.project, from: body.from, to: body.to };
+  const view = { ...q, project: body.project, from: body.from, to: body.to };
   const container = $("panels");
   container.replaceChildren();
   state.charts = {};
@@ -344,6 +352,10 @@ async function main() {
     event.preventDefault();
     const q = { project: $("project").value, from: $("from").value, to: $("to").value };
     if (page === "live") q.from = q.to = "";
+    if (page === "product" && !$("funnel").closest("label").hidden) {
+      q.funnel = $("funnel").value;
+      q.breakdown = $("breakdown").value.trim();
+    }
     location.search = queryString(q);
   });
   if (page === "live") renderLive(meta.project);

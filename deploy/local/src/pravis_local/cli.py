@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pravis_local.alerts_cli import alerts_app
 from pravis_local.experiments_cli import experiment_app
+from pravis_local.funnels_cli import funnel_app
 from pravis_local.fx_cli import fx_app
 from pravis_local.settings import settings
 from pravis_local.status_cli import status
@@ -244,6 +245,7 @@ def keys_revoke(key_id: str) -> None:
 
 
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(funnel_app, name="funnel")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(fx_app, name="fx")

@@ -1,0 +1,132 @@
+"""Funnels and paths against one exact full scan, on the same data in the same run (targets: plain funnel
+≤ 2x, with a breakdown ≤ 3x, top 50 four-event paths ≤ 3x the scan; docs/scaling.md).
+
+`python -m bench.funnels [--events 10000000] [--rounds 2]`: synthetic events over 30 days
+(`pravis_local.synthetic`, the dataset of bench/warehouse.py, inserted straight into `events`), then, after
+the background merges settle, each query `--rounds` times, fastest kept: the baseline `GROUP BY` over
+`events FINAL` (bench/warehouse.py's), a 4-step funnel over the 30 days (`pravis_schemas.funnel_sql`), the
+same broken down by app_version, and the top 50 paths of four events from a page view. Peak server memory is
+the warehouse process's highest resident set sampled during the query, above what it held before. Printed and
+written to artifacts/bench/funnels.json.
+"""
+
+import argparse
+import json
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from pravis_rollups import clickhouse
+from pravis_schemas.funnel_sql import funnel_sql, paths_sql
+from pravis_schemas.funnels import FunnelDefinition
+from rich.console import Console
+from rich.table import Table
+
+from bench.rollups_persons import insert_synthetic, on_time_config, scratch_warehouse
+from bench.warehouse import settle
+from tests.support import services
+
+console = Console(width=120)
+ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "bench" / "funnels.json"
+BASELINE_SQL = (
+    "SELECT project_id, toDate(timestamp) AS day, event_type, count(), uniqExact(distinct_id) "
+    "FROM events FINAL GROUP BY project_id, day, event_type"
+)
+FUNNEL = FunnelDefinition(
+    key="bench",
+    steps=[
+        {"event_type": "page_view"},
+        {"event_type": "feature_use"},
+        {"event_type": "voice_request"},
+        {"event_type": "button_click", "filters": [{"property": "button_id", "equals": "buy"}]},
+    ],
+    window_s=1800,
+)
+PROJECT = "default"
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def timed(client, pid: int, sql: str, parameters: dict) -> tuple[float, int]:
+    """(seconds, peak resident bytes of the server above its level before) of one query."""
+    before = rss_bytes(pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_bytes(pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    began = time.perf_counter()
+    client.query(sql, parameters=parameters)
+    seconds = time.perf_counter() - began
+    done.set()
+    sampler.join()
+    return seconds, max(0, peak[0] - before)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser("python -m bench.funnels", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000, help="about this many events")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    config = on_time_config(args.events, args.days, args.seed)
+    start, last = config.start, config.start + timedelta(days=args.days - 1)
+    warehouse, server = scratch_warehouse("funnels")
+    url = f"{server}/bench_funnels"
+    try:
+        services.wait_for_http(f"{server}/ping", warehouse.popen)
+        clickhouse.migrate(url)
+        events = insert_synthetic(url, config)
+        dates = {"date_from": start, "date_to": last}
+        queries = {
+            "baseline: GROUP BY over events FINAL": (BASELINE_SQL, {}),
+            "4-step funnel, 30 days": funnel_sql(FUNNEL, PROJECT),
+            "same, by app_version": funnel_sql(FUNNEL, PROJECT, "app_version"),
+            "top 50 paths of 4 events": paths_sql(PROJECT, "page_view", depth=3, window_s=1800, limit=50),
+        }
+        results: dict[str, dict[str, float]] = {}
+        with clickhouse.connect(url, send_receive_timeout=3600) as client:
+            clickhouse.refresh_identity_merges(client)
+            settle(client)
+            client.command(
+                "SELECT count() FROM events FINAL FORMAT Null"
+            )  # the page cache, not a query's cost
+            for round_ in range(args.rounds):
+                for label, (sql, parameters) in queries.items():
+                    console.print(f"round {round_ + 1}: {label}")
+                    seconds, memory = timed(client, warehouse.popen.pid, sql, {**parameters, **dates})
+                    best = results.setdefault(label, {"seconds": seconds, "peak_memory_bytes": memory})
+                    best["seconds"] = min(best["seconds"], seconds)
+                    best["peak_memory_bytes"] = max(best["peak_memory_bytes"], memory)
+    finally:
+        warehouse.stop()
+    baseline = results["baseline: GROUP BY over events FINAL"]["seconds"]
+    table = Table("query", "seconds", "x baseline", "peak server memory (MiB)", title=f"{events:,} events")
+    for label, result in results.items():
+        result["ratio"] = result["seconds"] / baseline
+        table.add_row(
+            label,
+            f"{result['seconds']:.2f}",
+            f"{result['ratio']:.2f}",
+            f"{result['peak_memory_bytes'] / 2**20:.0f}",
+        )
+    console.print(table)
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(json.dumps({"events": events, "days": args.days, "results": results}, indent=2))
+    console.print(f"written to {ARTIFACT}")
+
+
+if __name__ == "__main__":
+    main()
