@@ -41,6 +41,7 @@ EVENT_COLUMNS = (
     "cache_hit",
     "rating",
     "comment",
+    *("survey_id", "survey_version", "survey_answers"),
 )
 """The event columns the event-reading rollups use: a scan copies only these."""
 SCAN_COLUMNS = (*EVENT_COLUMNS, "person_id")

@@ -27,7 +27,10 @@ from pravis_gateway.identity import ALIAS_MERGES_IDENTIFIED_USERS, AliasPair
 from pravis_gateway.scrub import Scrubber, scrub_text, scrub_url
 
 # Free-text fields scrubbed of PII like `properties` values; ids stay as they are (they are the identity).
-FREE_TEXT_FIELDS = ("page_title", "error_message", "stack", "comment", "context", "intent")
+FREE_TEXT_FIELDS = (
+    *("page_title", "error_message", "stack", "comment", "context", "intent"),
+    *("feature_request_title", "feature_request_description"),
+)
 URL_FIELDS = ("page_url", "referrer")
 
 

@@ -127,6 +127,11 @@ CATEGORY_OF_EVENT_TYPE: dict[str, ConsentCategory | None] = {
     "consent_change": None,
     "identify": ConsentCategory.ANALYTICS,
     "alias": ConsentCategory.ANALYTICS,
+    "survey_shown": ConsentCategory.FEEDBACK,
+    "survey_dismissed": ConsentCategory.FEEDBACK,
+    "survey_answered": ConsentCategory.FEEDBACK,
+    "feature_request": ConsentCategory.FEEDBACK,
+    "feature_request_vote": ConsentCategory.FEEDBACK,
 }
 
 
