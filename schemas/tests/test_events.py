@@ -55,6 +55,15 @@ VALID = {
     "consent_change": {"consent": {"analytics": True, "personalization": False}, "source": "banner"},
     "identify": {"user_id": "u-9", "properties": {"plan": "pro"}},
     "alias": {"user_id": "u-11", "previous_id": "u-9"},
+    "survey_shown": {"survey_id": "ux-q3", "survey_version": 2},
+    "survey_dismissed": {"survey_id": "ux-q3", "survey_version": 2},
+    "survey_answered": {
+        "survey_id": "ux-q3",
+        "survey_version": 2,
+        "survey_answers": [{"question_id": "nps", "value": 9}, {"question_id": "why", "text": "fast"}],
+    },
+    "feature_request": {"feature_request_title": "Dark mode", "feature_request_description": "at night"},
+    "feature_request_vote": {"feature_request_title": "dark  mode"},
 }
 
 
