@@ -338,8 +338,11 @@ class SurveyHistory:
     shown: list[datetime] = field(default_factory=list)
 
     def merge(self, other: SurveyHistory) -> SurveyHistory:
+        """Both histories, an event known to both (same timestamp) once."""
         return SurveyHistory(
-            self.answered + other.answered, self.dismissed + other.dismissed, self.shown + other.shown
+            sorted({*self.answered, *other.answered}),
+            sorted({*self.dismissed, *other.dismissed}),
+            sorted({*self.shown, *other.shown}),
         )
 
 
