@@ -6,6 +6,7 @@ withdrawn feedback consent, answers stored exactly once, and the survey rows in 
 This module runs its own gateway with a short survey refresh, so the warehouse's view reaches it quickly.
 """
 
+import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pravis_rollups.clickhouse import connect
-from pravis_rollups.segment_refresh import refresh_segments
+from pravis_local.surveys_cli import survey_app
+from typer.testing import CliRunner
 
 from tests.helpers import export_user_data, now_iso, query_rows, wait_until_equal, wait_until_stored
 from tests.support import services
@@ -82,6 +83,23 @@ def test_bad_definitions_get_a_reason_per_field(gateway: httpx.Client, secret_ke
     assert segment.status_code == 422 and segment.json()["reasons"][0].startswith("conditions")
 
 
+def test_cli_saves_definitions_and_prints_the_reasons_of_a_bad_one(
+    gateway: httpx.Client, secret_key: str, tmp_path: Path
+) -> None:
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({**SURVEY, "status": "draft"}))
+    bad.write_text(json.dumps({**SURVEY, "cap": {"max_dismissals": 0}}))
+    common = ["--secret-key", secret_key, "--gateway", str(gateway.base_url)]
+
+    saved = CliRunner().invoke(survey_app, ["put", "cli-draft", str(good), *common])
+    refused = CliRunner().invoke(survey_app, ["put", "cli-draft", str(bad), *common])
+    shown = CliRunner().invoke(survey_app, ["show", "cli-draft", *common])
+
+    assert saved.exit_code == 0 and "version 1" in saved.output, saved.output
+    assert refused.exit_code == 1 and "cap.max_dismissals" in refused.output, refused.output
+    assert shown.exit_code == 0 and '"status": "draft"' in shown.output, shown.output
+
+
 def test_targeting_caps_consent_and_storage(
     gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
 ) -> None:
@@ -97,8 +115,8 @@ def test_targeting_caps_consent_and_storage(
     setup.append(event("feature_use", other, feature_name="export"))
     assert post(gateway, api_key, setup)["status"] == "ok"
     wait_until_stored(clickhouse_url, [e["event_id"] for e in setup])
-    with connect(clickhouse_url) as client:
-        refresh_segments(client)
+    refreshed = CliRunner().invoke(survey_app, ["refresh-segments", "--url", clickhouse_url])
+    assert refreshed.exit_code == 0 and "segment(s)" in refreshed.output, refreshed.output
 
     wait_until_equal(lambda: surveys_of(gateway, api_key, searcher), [survey_id])
     assert surveys_of(gateway, api_key, searcher) == [survey_id]

@@ -20,6 +20,7 @@ from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
 from pravis_rollups.segment_refresh import refresh_segments
+from pravis_rollups.survey_results import survey_summary
 from pravis_schemas.surveys import SegmentDefinition
 
 from tests.support.persons import persons
@@ -382,3 +383,35 @@ def test_survey_results_daily_matches_an_independent_computation(warehouse) -> N
     promoters = sum(v["promoters"] for v in nps_rows)
     detractors = sum(v["detractors"] for v in nps_rows)
     assert promoters and detractors, "the data should hold both bands"
+
+
+def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse) -> None:
+    """Runs after the results test (same module warehouse): NPS = 100 (promoters - detractors) / answers."""
+    definition = {
+        "key": "ux",
+        "status": "running",
+        "questions": [
+            {"id": "nps", "type": "nps", "text": "?"},
+            {"id": "why", "type": "open_text", "text": "?"},
+            {"id": "likes", "type": "multiple_choice", "text": "?", "choices": ["speed", "price", "design"]},
+        ],
+    }
+    now = datetime.now(UTC)
+    rows = [["p-a", "ux", v, "running", orjson.dumps(definition).decode(), now] for v in (1, 2)]
+    columns = ["project_id", "survey_key", "version", "status", "definition", "created_at"]
+    warehouse.insert("surveys", rows, column_names=columns)
+    events = survey_events(random.Random(5))
+
+    summary = survey_summary(warehouse, "p-a", "ux")
+
+    for version in (1, 2):
+        mine = [e for e in events if e["survey_version"] == version]
+        values = [a["value"] for e in mine for a in e.get("survey_answers", []) if a["question_id"] == "nps"]
+        shown = sum(e["event_type"] == "survey_shown" for e in mine)
+        answered = sum(e["event_type"] == "survey_answered" for e in mine)
+        expected_nps = 100 * (sum(v >= 9 for v in values) - sum(v <= 6 for v in values)) / len(values)
+        by_question = {r["question"]: r for r in summary if r["version"] == version}
+        assert by_question[""]["response_rate"] == pytest.approx(answered / shown)
+        assert by_question["nps"]["nps"] == pytest.approx(expected_nps)
+        assert by_question["nps"]["avg_value"] == pytest.approx(statistics.fmean(values))
+        assert by_question["likes"]["nps"] is None and by_question["why"]["text_answers"] > 0

@@ -16,6 +16,7 @@ from pravis_local.alerts_cli import alerts
 from pravis_local.experiments_cli import experiment_app
 from pravis_local.settings import settings
 from pravis_local.status_cli import status
+from pravis_local.surveys_cli import survey_app
 from pravis_local.topics_cli import topics_app
 
 app = typer.Typer(help="Pravis analytics pipeline", no_args_is_help=True, add_completion=False)
@@ -239,6 +240,7 @@ def keys_revoke(key_id: str) -> None:
 
 
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(survey_app, name="survey")
 app.add_typer(topics_app, name="topics")
 app.command()(alerts)
 app.command()(status)
