@@ -116,11 +116,12 @@ def wrk(url: str, key: str, bodies: Path, seconds: float, connections: int, labe
     script.write_text(WRK_SCRIPT)
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
     env = {"PRAVIS_BENCH_KEY": key, "PRAVIS_BENCH_BODIES": str(bodies), "PATH": "/usr/bin:/bin"}
-    out = with_progress(label, seconds, command, env)
-    latency = dict(
-        re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)
-        and [(p, _ms(v, u)) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)]
-    )
+    return parse_wrk(with_progress(label, seconds, command, env), label)
+
+
+def parse_wrk(out: str, label: str) -> Result:
+    """wrk's --latency report as a Result."""
+    latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Result(
         label,
@@ -151,7 +152,11 @@ def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str)
         str(body),
         url,
     ]
-    out = with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"})
+    return parse_hey(with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"}), label)
+
+
+def parse_hey(out: str, label: str) -> Result:
+    """hey's report as a Result (non-2xx: every status but 200)."""
     quantiles = {p: float(v) * 1000 for p, v in re.findall(r"(50|99)%+ in ([\d.]+) secs", out)}
     statuses = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
     return Result(

@@ -357,7 +357,6 @@ class _Generator:
             elif kind == "fb" and interactions:
                 interaction, ok = rng.choice(interactions)
                 rows.append(self.feedback(base, now, interaction, ok))
-        rows += self.survey_rows(base, start)
         if rng.random() < 0.3:  # a server call outside any session, on behalf of the user
             rows.append(
                 self.api_event({**base, "session_id": None}, start + timedelta(seconds=rng.uniform(0, 600)))
@@ -371,6 +370,8 @@ class _Generator:
                 late.append(row)
             else:
                 on_time.append(row)
+        # Never late and checked without the main stream, so the other rows stay as they were.
+        on_time += [r for r in self.survey_rows(base, start) if parse_iso(r["timestamp"]) < self.period_end]
 
     def event(
         self,

@@ -18,10 +18,11 @@ from pravis_schemas.events import ConsentCategory
 from pravis_schemas.surveys import StoredSurvey
 from pydantic import ValidationError
 
+from pravis_gateway.clickhouse import WarehouseUnavailable
 from pravis_gateway.deps import GatewayDep, SecretKey, WriteKey
 from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 from pravis_gateway.surveys.deps import SurveyStoreDep, surveys_lifespan
-from pravis_gateway.surveys.store import SEGMENTS, SURVEYS, Table, WarehouseUnavailable
+from pravis_gateway.surveys.store import SEGMENTS, SURVEYS, Table
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"], lifespan=surveys_lifespan, responses=KEYED)
 
@@ -99,7 +100,9 @@ async def get_survey(
     return await _get(SURVEYS, key, admin, store, history)
 
 
-@router.put("/segments/{key}", responses={201: {"description": "A new version was saved"}, **errors(400, 503)})
+@router.put(
+    "/segments/{key}", responses={201: {"description": "A new version was saved"}, **errors(400, 503)}
+)
 async def put_segment(
     key: str,
     admin: SecretKey,

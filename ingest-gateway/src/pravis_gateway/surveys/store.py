@@ -10,13 +10,11 @@ dismissals, which is all targeting needs. When the warehouse is unreachable the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
 import structlog
-from clickhouse_connect.driver.client import Client
 from pravis_schemas.surveys import (
     SEGMENT_MEMBERS_SQL,
     SegmentDefinition,
@@ -27,7 +25,7 @@ from pravis_schemas.surveys import (
 )
 from pydantic import BaseModel
 
-from pravis_gateway.clickhouse import connect
+from pravis_gateway.clickhouse import LazyClient, WarehouseUnavailable
 from pravis_gateway.surveys.book import SurveyBook
 
 log = structlog.get_logger("pravis.gateway.surveys")
@@ -46,10 +44,6 @@ WHERE event_type IN ('survey_shown', 'survey_dismissed', 'survey_answered') AND 
 GROUP BY project_id, distinct_id, survey_id"""
 
 Definition = TypeVar("Definition", SurveyDefinition, SegmentDefinition)
-
-
-class WarehouseUnavailable(Exception):
-    """ClickHouse could not be reached or lacks the survey tables (run `pravis migrate`)."""
 
 
 class Table:
@@ -89,12 +83,12 @@ class SurveyStore:
         self.clickhouse_url = clickhouse_url
         self.refresh_s = refresh_s
         self.book = book
-        self._client: Client | None = None
+        self._warehouse = LazyClient(clickhouse_url)
 
     async def refresh(self) -> None:
-        surveys = await self._run(lambda c: c.query(SURVEYS.latest_sql).result_rows)
-        members = await self._run(lambda c: c.query(SEGMENT_MEMBERS_SQL).result_rows)
-        history_rows = await self._run(lambda c: c.query(HISTORY_SQL).result_rows)
+        surveys = await self._warehouse.run(lambda c: c.query(SURVEYS.latest_sql).result_rows)
+        members = await self._warehouse.run(lambda c: c.query(SEGMENT_MEMBERS_SQL).result_rows)
+        history_rows = await self._warehouse.run(lambda c: c.query(HISTORY_SQL).result_rows)
         segments = {(project, distinct_id): frozenset(keys) for project, distinct_id, keys in members}
         history: dict[tuple[str, str], dict[str, SurveyHistory]] = {}
         for project, distinct_id, survey, answered, any_answer, shown, any_shown, dismissed in history_rows:
@@ -115,13 +109,13 @@ class SurveyStore:
             await asyncio.sleep(self.refresh_s)
 
     async def history(self, table: Table, project_id: str, key: str) -> list[Any]:
-        rows = await self._run(
+        rows = await self._warehouse.run(
             lambda c: c.query(table.history_sql, parameters={"project": project_id, "key": key}).result_rows
         )
         return [table.parse(r) for r in rows]
 
     async def latest(self, table: Table, project_id: str) -> list[Any]:
-        rows = await self._run(lambda c: c.query(table.latest_sql).result_rows)
+        rows = await self._warehouse.run(lambda c: c.query(table.latest_sql).result_rows)
         return sorted((table.parse(r) for r in rows if r[0] == project_id), key=lambda s: s.definition.key)
 
     async def save(self, table: Table, project_id: str, definition: Definition) -> tuple[Any, bool]:
@@ -143,23 +137,10 @@ class SurveyStore:
         if table is SURVEYS:
             row.append(definition.status)
             columns.append("status")
-        await self._run(lambda c: c.insert(table.name, [row], column_names=columns))
+        await self._warehouse.run(lambda c: c.insert(table.name, [row], column_names=columns))
         if table is SURVEYS:
             self.book.put_definition(stored)
         return stored, True
 
-    async def _run(self, operation: Callable[[Client], Any]) -> Any:
-        def call():
-            if self._client is None:
-                self._client = connect(self.clickhouse_url)
-            return operation(self._client)
-
-        try:
-            return await asyncio.to_thread(call)
-        except Exception as exc:
-            self._client = None
-            raise WarehouseUnavailable(str(exc)) from exc
-
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        self._warehouse.close()
