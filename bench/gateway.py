@@ -122,6 +122,8 @@ def wrk(url: str, key: str, bodies: Path, seconds: float, connections: int, labe
 def parse_wrk(out: str, label: str) -> Result:
     """wrk's --latency report as a Result."""
     latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+    if len(latency) < 2:
+        raise RuntimeError(f"no latency distribution in wrk's report:\n{out}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Result(
         label,

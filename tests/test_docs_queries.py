@@ -73,7 +73,9 @@ def test_ready_query_runs_as_written(warehouse, title: str, sql: str) -> None:
     rows = warehouse.query(sql).result_rows
     # The synthetic data ends yesterday and holds no alerts, refusals, exposures or segment definitions: those
     # queries only run.
-    quiet = title.startswith(("Alerts", "Experiment", "Survey answers per segment")) or "INTERVAL 1 HOUR" in sql
+    quiet = (
+        title.startswith(("Alerts", "Experiment", "Survey answers per segment")) or "INTERVAL 1 HOUR" in sql
+    )
     assert rows or quiet, sql
 
 

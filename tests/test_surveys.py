@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pravis_local.surveys_cli import survey_app
+from pravis_sdk import Client
 from typer.testing import CliRunner
 
 from tests.helpers import export_user_data, now_iso, query_rows, wait_until_equal, wait_until_stored
@@ -196,3 +197,29 @@ def test_targeting_caps_consent_and_storage(
     survey_rows = [r for r in exported if r["_table"] == "events" and r["event_type"].startswith("survey_")]
     assert {r["event_type"] for r in survey_rows} == {"survey_shown", "survey_answered"}
     assert any(r["_table"] == "segment_members" for r in exported)
+
+
+def test_python_sdk_fetches_and_submits(
+    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
+) -> None:
+    """A server-rendered app: fetch the user's survey, record it shown and answered; not offered again."""
+    run = uuid.uuid4().hex[:6]
+    user, survey_key = f"sdk-{run}", f"sdk-{run}"
+    headers = {"X-API-Key": secret_key}
+    assert gateway.put("/api/v1/segments/searchers", json=SEGMENT, headers=headers).status_code in (200, 201)
+    assert gateway.put(f"/api/v1/surveys/{survey_key}", json=SURVEY, headers=headers).status_code == 201
+    setup = [event("feature_use", user, feature_name="search")]
+    assert post(gateway, api_key, setup)["status"] == "ok"
+    wait_until_stored(clickhouse_url, [e["event_id"] for e in setup])
+    assert CliRunner().invoke(survey_app, ["refresh-segments", "--url", clickhouse_url]).exit_code == 0
+
+    with Client(api_key, host=str(gateway.base_url)) as client:
+        wait_until_equal(lambda: [s["id"] for s in client.get_surveys(user_id=user)][-1:], [survey_key])
+        survey = next(s for s in client.get_surveys(user_id=user) if s["id"] == survey_key)
+        assert [q["id"] for q in survey["questions"]] == ["nps", "why"]
+        client.survey_shown(survey, user_id=user)
+        answered = client.survey_answered(survey, [{"question_id": "nps", "value": 7}], user_id=user)
+        assert client.flush(timeout=30)
+        assert survey_key not in [s["id"] for s in client.get_surveys(user_id=user)]
+    assert wait_until_stored(clickhouse_url, [answered]) == {answered: 1}
+    assert Client(api_key, host="http://127.0.0.1:9").get_surveys(user_id=user) == []
