@@ -35,6 +35,7 @@ bench: .venv/.synced bench-tools
 	$(RUN) python -m bench.stream
 	$(RUN) python -m bench.warehouse
 	$(RUN) python -m bench.privacy_export
+	$(RUN) python -m bench.surveys
 	$(RUN) python -m bench.soak
 
 lint: .venv/.synced
