@@ -134,26 +134,13 @@ def parse_wrk(out: str, label: str) -> Result:
     )
 
 
-def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str) -> Result:
+def hey(url: str, key: str, body: Path | None, seconds: float, rate: float, label: str) -> Result:
+    """A fixed request rate: POSTs of `body`, or GETs without one."""
     workers = 8
-    command = [
-        "hey",
-        "-z",
-        f"{seconds:g}s",
-        "-c",
-        str(workers),
-        "-q",
-        f"{rate / workers:.2f}",
-        "-m",
-        "POST",
-        "-T",
-        "application/json",
-        "-H",
-        f"X-API-Key: {key}",
-        "-D",
-        str(body),
-        url,
-    ]
+    command = ["hey", "-z", f"{seconds:g}s", "-c", str(workers), "-q", f"{rate / workers:.2f}"]
+    if body is not None:
+        command += ["-m", "POST", "-T", "application/json", "-D", str(body)]
+    command += ["-H", f"X-API-Key: {key}", url]
     return parse_hey(with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"}), label)
 
 

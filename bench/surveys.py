@@ -21,7 +21,7 @@ from pravis_rollups import clickhouse
 from pravis_rollups.segment_refresh import refresh_segments
 from rich.table import Table
 
-from bench.gateway import Result, console, parse_hey, parse_wrk, with_progress
+from bench.gateway import Result, console, hey, parse_wrk, with_progress
 from tests.support import services
 
 PROJECT = "bench"
@@ -85,24 +85,6 @@ def wrk_get(
         "PATH": "/usr/bin:/bin",
     }
     return parse_wrk(with_progress(label, seconds, command, env), label)
-
-
-def hey_get(url: str, key: str, seconds: float, rate: float, label: str) -> Result:
-    """A fixed request rate (one user id: the lookup costs the same for any id)."""
-    workers = 8
-    command = [
-        "hey",
-        "-z",
-        f"{seconds:g}s",
-        "-c",
-        str(workers),
-        "-q",
-        f"{rate / workers:.2f}",
-        "-H",
-        f"X-API-Key: {key}",
-        url,
-    ]
-    return parse_hey(with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"}), label)
 
 
 def fill(client, events: int, users: int) -> float:
@@ -191,9 +173,11 @@ def main() -> None:
                         args.connections,
                         f"GET {path}, max load",
                     )
-                    half = hey_get(
+                    # One user id at half load: the lookup costs the same for any id.
+                    half = hey(
                         f"{base}{path}?user_id=u1",
                         write_key,
+                        None,
                         args.seconds,
                         peak.requests_per_s / 2,
                         f"GET {path}, half load",

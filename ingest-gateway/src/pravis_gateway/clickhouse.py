@@ -2,8 +2,9 @@
 privacy-request audit table, the identity facts an alias is judged by, and the person an id belongs to."""
 
 import asyncio
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any, Protocol
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -105,6 +106,25 @@ def person_facts(client: Client, project_id: str, distinct_id: str) -> PersonFac
 class WarehouseUnavailable(Exception):
     """ClickHouse did not answer (or lacks a table: run `pravis migrate`); a request that needs it must be
     retried later, its input is fine."""
+
+
+class ReloadingStore(Protocol):
+    async def refresh_forever(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@asynccontextmanager
+async def reloading(store: ReloadingStore) -> AsyncIterator[None]:
+    """Keep `store` reloading from the warehouse in the background while the app runs, then close it."""
+    task = asyncio.create_task(store.refresh_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        store.close()
 
 
 class LazyClient:

@@ -1,13 +1,13 @@
 """Dependencies of the survey routes: the store and its refresh task (the book itself lives in the gateway's
 policies, which the ingest path checks answers with)."""
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from pravis_gateway.clickhouse import reloading
 from pravis_gateway.surveys.store import SurveyStore
 
 
@@ -18,14 +18,8 @@ async def surveys_lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.settings.clickhouse_url, gateway.settings.surveys_refresh_s, gateway.policies.surveys
     )
     app.state.surveys = store
-    task = asyncio.create_task(store.refresh_forever())
-    try:
+    async with reloading(store):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-        store.close()
 
 
 def get_survey_store(request: Request) -> SurveyStore:
