@@ -1,7 +1,8 @@
 """Surveys end to end on the real services: definitions through the admin API (bad ones refused with a reason
 per field), segment members refreshed into ClickHouse, `GET /api/v1/surveys` targeting from the gateway's
 memory, answers checked at ingest, caps that hold right after answering (before the warehouse knows), a
-withdrawn feedback consent, answers stored exactly once, and the survey rows in a user's export.
+withdrawn feedback consent, answers stored exactly once, the survey rows in a user's export and gone after a
+deletion, the CLI and the Python SDK.
 
 This module runs its own gateway with a short survey refresh, so the warehouse's view reaches it quickly.
 """
@@ -18,7 +19,15 @@ from pravis_local.surveys_cli import survey_app
 from pravis_sdk import Client
 from typer.testing import CliRunner
 
-from tests.helpers import export_user_data, now_iso, query_rows, wait_until_equal, wait_until_stored
+from tests.helpers import (
+    delete_user_data,
+    export_user_data,
+    now_iso,
+    query_rows,
+    rows_holding,
+    wait_until_equal,
+    wait_until_stored,
+)
 from tests.support import services
 
 SURVEY = {
@@ -223,3 +232,34 @@ def test_python_sdk_fetches_and_submits(
         assert survey_key not in [s["id"] for s in client.get_surveys(user_id=user)]
     assert wait_until_stored(clickhouse_url, [answered]) == {answered: 1}
     assert Client(api_key, host="http://127.0.0.1:9").get_surveys(user_id=user) == []
+
+
+def test_deletion_removes_survey_data(
+    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str, privacy_worker
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    user, survey_key = f"gone-{run}", f"bye-{run}"
+    headers = {"X-API-Key": secret_key}
+    assert gateway.put("/api/v1/segments/searchers", json=SEGMENT, headers=headers).status_code in (200, 201)
+    assert gateway.put(f"/api/v1/surveys/{survey_key}", json=SURVEY, headers=headers).status_code == 201
+    rows = [
+        event("feature_use", user, feature_name="search"),
+        event("survey_shown", user, survey_id=survey_key, survey_version=1),
+        event(
+            "survey_answered",
+            user,
+            survey_id=survey_key,
+            survey_version=1,
+            survey_answers=[{"question_id": "why", "text": "too slow"}],
+        ),
+        event("feature_request", user, feature_request_title="Dark mode"),
+        event("feature_request_vote", user, feature_request_title="dark mode"),
+    ]
+    assert post(gateway, api_key, rows) == {"status": "ok", "processed": len(rows)}
+    wait_until_stored(clickhouse_url, [e["event_id"] for e in rows])
+    assert CliRunner().invoke(survey_app, ["refresh-segments", "--url", clickhouse_url]).exit_code == 0
+    assert rows_holding(clickhouse_url, {user})["segment_members.distinct_id"] == 1
+
+    delete_user_data(str(gateway.base_url), secret_key, user)
+
+    assert {where: n for where, n in rows_holding(clickhouse_url, {user}).items() if n} == {}
