@@ -40,6 +40,7 @@ bench: .venv/.synced bench-tools
 	$(RUN) python -m bench.warehouse
 	$(RUN) python -m bench.funnels
 	$(RUN) python -m bench.privacy_export
+	$(RUN) python -m bench.surveys
 	$(RUN) python -m bench.soak
 	$(RUN) python -m bench.alert_sinks
 

@@ -126,7 +126,11 @@ def wrk(url: str, key: str, bodies: Path, seconds: float, connections: int, labe
     script.write_text(WRK_SCRIPT)
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
     env = {"PRAVIS_BENCH_KEY": key, "PRAVIS_BENCH_BODIES": str(bodies), "PATH": "/usr/bin:/bin"}
-    out = with_progress(label, seconds, command, env)
+    return parse_wrk(with_progress(label, seconds, command, env), label)
+
+
+def parse_wrk(out: str, label: str) -> Result:
+    """wrk's --latency report as a Result (no latency when wrk printed no distribution: no request finished)."""
     latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -147,27 +151,18 @@ def cpu_seconds(pid: int) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
 
-def hey(url: str, key: str, body: Path, seconds: float, rate: float, label: str) -> Result:
+def hey(url: str, key: str, body: Path | None, seconds: float, rate: float, label: str) -> Result:
+    """A fixed request rate: POSTs of `body`, or GETs without one."""
     workers = 8
-    command = [
-        "hey",
-        "-z",
-        f"{seconds:g}s",
-        "-c",
-        str(workers),
-        "-q",
-        f"{rate / workers:.2f}",
-        "-m",
-        "POST",
-        "-T",
-        "application/json",
-        "-H",
-        f"X-API-Key: {key}",
-        "-D",
-        str(body),
-        url,
-    ]
-    out = with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"})
+    command = ["hey", "-z", f"{seconds:g}s", "-c", str(workers), "-q", f"{rate / workers:.2f}"]
+    if body is not None:
+        command += ["-m", "POST", "-T", "application/json", "-D", str(body)]
+    command += ["-H", f"X-API-Key: {key}", url]
+    return parse_hey(with_progress(label, seconds, command, {"PATH": "/usr/bin:/bin"}), label)
+
+
+def parse_hey(out: str, label: str) -> Result:
+    """hey's report as a Result (non-2xx: every status but 200)."""
     quantiles = {p: float(v) * 1000 for p, v in re.findall(r"(50|99)%+ in ([\d.]+) secs", out)}
     statuses = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)

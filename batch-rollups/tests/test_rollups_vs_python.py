@@ -11,7 +11,7 @@ holds persons seen under several ids (anonymous browsing, logins, a second user 
 import itertools
 import math
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -453,6 +453,50 @@ def ref_revenue_daily(events, first, last):
             "revenue_per_active_user": cut(revenue / users) if users else None,
             "reporting_currency": REPORTING,
             "unconverted": sum(1 for line in lines["orders"] + lines["refunds"] if line[2] is None),
+
+
+def ref_survey_results_daily(events, first, last):
+    """docs/queries.md, "Surveys": a survey row (question '') and a row per answered question."""
+    surveys: dict[tuple, list[dict]] = defaultdict(list)
+    answers: dict[tuple, list[tuple[dict, str]]] = defaultdict(list)
+    for e in events:
+        if e["event_type"].startswith("survey_") and in_range(day_of(e), first, last):
+            key = (e["project_id"], day_of(e), e["survey_id"], e["survey_version"])
+            surveys[(*key, "")].append(e)
+            for answer in e.get("survey_answers", []):
+                answers[(*key, answer["question_id"])].append((answer, who(e)))
+    out = {}
+    for key, rows in surveys.items():
+        kinds = Counter(r["event_type"] for r in rows)
+        out[key] = {
+            "shown": kinds["survey_shown"],
+            "dismissed": kinds["survey_dismissed"],
+            "answered": kinds["survey_answered"],
+            "respondents": len({who(r) for r in rows if r["event_type"] == "survey_answered" and who(r)}),
+            "responses": 0,
+            "avg_value": None,
+            "promoters": 0,
+            "passives": 0,
+            "detractors": 0,
+            "value_counts": {},
+            "choice_counts": {},
+            "text_answers": 0,
+        }
+    for key, items in answers.items():
+        values = [a["value"] for a, _ in items if a.get("value") is not None]
+        out[key] = {
+            "shown": 0,
+            "dismissed": 0,
+            "answered": 0,
+            "respondents": len({person for _, person in items if person}),
+            "responses": len(items),
+            "avg_value": sum(values) / len(values) if values else None,
+            "promoters": sum(v >= 9 for v in values),
+            "passives": sum(7 <= v <= 8 for v in values),
+            "detractors": sum(v <= 6 for v in values),
+            "value_counts": dict(Counter(values)),
+            "choice_counts": dict(Counter(c for a, _ in items for c in a.get("choices", []))),
+            "text_answers": sum(bool(a.get("text")) for a, _ in items),
         }
     return out
 
@@ -530,6 +574,7 @@ def reference(dataset_events: list[dict], scored: list[dict], first: date, last:
         "revenue_daily": ref_revenue_daily(dataset_events, first, last),
         "error_patterns_daily": ref_error_patterns_daily(dataset_events, first, last),
         "funnel_daily": ref_funnel_daily(dataset_events, first, last),
+        "survey_results_daily": ref_survey_results_daily(dataset_events, first, last),
     }
 
 
@@ -546,6 +591,7 @@ KEYS = {
     "revenue_daily": ("project_id", "day", "currency", "ai_session", "app_version"),
     "error_patterns_daily": ("project_id", "day", "fingerprint"),
     "funnel_daily": ("project_id", "day", "funnel_key", "step"),
+    "survey_results_daily": ("project_id", "day", "survey_id", "survey_version", "question_id"),
 }
 
 # ---------------------------------------------------------------- comparison

@@ -80,6 +80,15 @@ VALID = {
         "loop_lag_ms": 1.25,
         "in_flight": 3,
     },
+    "survey_shown": {"survey_id": "ux-q3", "survey_version": 2},
+    "survey_dismissed": {"survey_id": "ux-q3", "survey_version": 2},
+    "survey_answered": {
+        "survey_id": "ux-q3",
+        "survey_version": 2,
+        "survey_answers": [{"question_id": "nps", "value": 9}, {"question_id": "why", "text": "fast"}],
+    },
+    "feature_request": {"feature_request_title": "Dark mode", "feature_request_description": "at night"},
+    "feature_request_vote": {"feature_request_title": "dark  mode"},
 }
 
 

@@ -32,6 +32,7 @@ from pravis_schemas.events import AI_EVENT_TYPES, ORDER_EVENT_TYPE, REFUND_EVENT
 from pravis_schemas.funnel_sql import funnel_sql
 from pravis_schemas.funnels import StoredFunnel
 from pravis_schemas.identity import person_id_sql, person_join
+from pravis_schemas.surveys import NPS_DETRACTOR_MAX, NPS_PROMOTER_MIN
 
 INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias", "resource_sample")
 """Server-side telemetry (it identifies API callers or processes, not a person using the product) and identity bookkeeping
@@ -589,6 +590,9 @@ GROUP BY project_id, day"""
     return Query(sql, date_parameters(first, last))
 
 
+SURVEY_EVENT_TYPES = ("survey_shown", "survey_dismissed", "survey_answered")
+
+
 def _first_per_order(event_type: str, source: str) -> str:
     """Each order_id's first `event_type` event in the range (by timestamp, then event_id), unless one of the
     `order_lookback_days` before the range already has one: an order (or a refund) counts once, whichever
@@ -814,6 +818,73 @@ FROM funnel_daily WHERE day BETWEEN {{date_from:Date}} AND {{date_to:Date}} AND 
 FROM ({sql})"""
         )
     return Query("\nUNION ALL\n".join(parts), parameters)
+
+
+@_registered(
+    "day",
+    (
+        "project_id",
+        "day",
+        "survey_id",
+        "survey_version",
+        "question_id",
+        "shown",
+        "dismissed",
+        "answered",
+        "respondents",
+        "responses",
+        "avg_value",
+        "promoters",
+        "passives",
+        "detractors",
+        "value_counts",
+        "choice_counts",
+        "text_answers",
+    ),
+)
+def survey_results_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    """Per survey version: a row with question_id '' counting shown/dismissed/answered events and
+    respondents (persons), and one row per question counting its answers, value distribution and average,
+    the NPS bands of its values (meaningful for NPS questions, docs/queries.md), choice counts and open-text
+    answers."""
+    sql = f"""
+SELECT project_id, toDate(timestamp) AS day, assumeNotNull(survey_id) AS survey_id,
+       assumeNotNull(survey_version) AS survey_version, '' AS question_id,
+       countIf(event_type = 'survey_shown') AS shown, countIf(event_type = 'survey_dismissed') AS dismissed,
+       countIf(event_type = 'survey_answered') AS answered,
+       uniqExactIf(person_id, event_type = 'survey_answered' AND person_id != '') AS respondents,
+       toUInt64(0) AS responses, CAST(NULL AS Nullable(Float64)) AS avg_value,
+       toUInt64(0) AS promoters, toUInt64(0) AS passives, toUInt64(0) AS detractors,
+       CAST(map(), 'Map(Int16, UInt64)') AS value_counts, CAST(map(), 'Map(String, UInt64)') AS choice_counts,
+       toUInt64(0) AS text_answers
+FROM {source}
+WHERE event_type IN {{survey_types:Array(String)}} AND survey_id IS NOT NULL AND survey_version IS NOT NULL
+  AND {_events_between()}
+GROUP BY project_id, day, survey_id, survey_version
+UNION ALL
+SELECT project_id, toDate(timestamp) AS day, assumeNotNull(survey_id) AS survey_id,
+       assumeNotNull(survey_version) AS survey_version, answer.question_id AS question_id,
+       toUInt64(0) AS shown, toUInt64(0) AS dismissed, toUInt64(0) AS answered,
+       uniqExactIf(person_id, person_id != '') AS respondents, count() AS responses,
+       avg(answer.value) AS avg_value,
+       countIf(answer.value >= {{promoter_min:Int16}}) AS promoters,
+       countIf(answer.value > {{detractor_max:Int16}} AND answer.value < {{promoter_min:Int16}}) AS passives,
+       countIf(answer.value <= {{detractor_max:Int16}}) AS detractors,
+       CAST(sumMap(if(answer.value IS NULL, map(), map(assumeNotNull(answer.value), toUInt64(1)))), 'Map(Int16, UInt64)') AS value_counts,
+       CAST(sumMap(mapFromArrays(answer.choices, arrayMap(c -> toUInt64(1), answer.choices))), 'Map(String, UInt64)') AS choice_counts,
+       countIf(answer.text IS NOT NULL AND answer.text != '') AS text_answers
+FROM {source}
+ARRAY JOIN survey_answers AS answer
+WHERE event_type = 'survey_answered' AND survey_id IS NOT NULL AND survey_version IS NOT NULL
+  AND {_events_between()}
+GROUP BY project_id, day, survey_id, survey_version, question_id"""
+    parameters = {
+        **date_parameters(first, last),
+        "survey_types": list(SURVEY_EVENT_TYPES),
+        "promoter_min": NPS_PROMOTER_MIN,
+        "detractor_max": NPS_DETRACTOR_MAX,
+    }
+    return Query(sql, parameters)
 
 
 ROLLUPS: tuple[Rollup, ...] = tuple(BY_NAME.values())

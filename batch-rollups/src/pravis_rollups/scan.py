@@ -47,6 +47,7 @@ EVENT_COLUMNS = (
     "app_version",
     "error_type",
     "error_message",
+    *("survey_id", "survey_version", "survey_answers"),
 )
 """The event columns the event-reading rollups use: a scan copies only these."""
 SCAN_COLUMNS = (*EVENT_COLUMNS, "person_id")

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic as time_monotonic
 
 import structlog
 from clickhouse_connect.driver.client import Client
@@ -24,6 +25,7 @@ from pravis_rollups.jobs import drop_stale_staging, recompute_window, run_rollup
 from pravis_rollups.ops import run_with_ops
 from pravis_rollups.report import last_complete_week
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
+from pravis_rollups.segment_refresh import refresh_segments
 from pravis_rollups.settings import Settings, settings
 
 log = structlog.get_logger("pravis.scheduler")
@@ -65,6 +67,8 @@ class Scheduler:
         self.ready = asyncio.Event()
         self.last_cycle: datetime | None = None
         self.last_error: str | None = None
+        self.segments_due = 0.0
+        """Monotonic time of the next segment refresh."""
 
     def cycle(self, client: Client, today: date) -> Cycle:
         """Run one cycle (blocking): the recompute window, then the weekly report if today is report day."""
@@ -126,8 +130,10 @@ class Scheduler:
                     await self._run_cycle(client, now)
                     continue
                 await self._refresh_experiments(client)
+                await self._refresh_segments(client)
                 wait_s = (next_due(now, self.settings.rollup_at) - now).total_seconds()
-                await asyncio.sleep(min(wait_s, self.settings.experiment_refresh_s))
+                segments_s = max(0.0, self.segments_due - time_monotonic())
+                await asyncio.sleep(min(wait_s, self.settings.experiment_refresh_s, segments_s))
         finally:
             client.close()
 
@@ -138,6 +144,22 @@ class Scheduler:
             log.info("experiment results refreshed", rows=written)
         except Exception:
             log.exception("experiment results refresh failed; next try at the next wake-up")
+
+    async def _refresh_segments(self, client: Client) -> None:
+        """Segment members every `segment_refresh_s`: surveys target from them (docs/surveys.md)."""
+        if time_monotonic() < self.segments_due:
+            return
+        self.segments_due = time_monotonic() + self.settings.segment_refresh_s
+        try:
+            result = await asyncio.to_thread(refresh_segments, client)
+            log.info(
+                "segments refreshed",
+                segments=result.segments,
+                members=result.members,
+                seconds=round(result.seconds, 2),
+            )
+        except Exception:
+            log.exception("segment refresh failed; next try at the next refresh time")
 
     async def _run_cycle(self, client: Client, now: datetime) -> None:
         began = datetime.now(UTC)

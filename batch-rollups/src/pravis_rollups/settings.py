@@ -64,6 +64,8 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     """revenue_daily converts every currency into this one with the rates of `pravis fx load`."""
     experiment_refresh_s: float = 900
     """How often the scheduler recomputes `experiment_results` between daily runs."""
+    segment_refresh_s: float = 900
+    """How often the scheduler recomputes segment members (`segment_members`), which surveys target."""
     report_weekday: int = 0
     """Day (0 = Monday) the scheduler writes last week's feedback report, after that day's rollups."""
     report_webhook_url: str | None = None

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from pravis_gateway import metrics
-from pravis_gateway.routes import consent, events, features, feedback, identity, user_data
+from pravis_gateway.routes import consent, events, features, feedback, identity, surveys, user_data
 from pravis_gateway.routes import experiments as experiment_admin
 from pravis_gateway.routes import funnels as funnel_admin
 from pravis_gateway.routes.responses import COMMON_RESPONSES, JSONBody, error
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiment_admin.router)
     app.include_router(features.router)
     app.include_router(funnel_admin.router)
+    app.include_router(surveys.router)
     app.add_middleware(
         BodyLimits,
         max_body_bytes=settings.max_body_bytes,

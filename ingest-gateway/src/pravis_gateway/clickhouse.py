@@ -1,7 +1,10 @@
 """The gateway's ClickHouse access besides experiment definitions: streaming a user's data out, the
 privacy-request audit table, the identity facts an alias is judged by, and the person an id belongs to."""
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any, Protocol
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -101,7 +104,52 @@ def person_facts(client: Client, project_id: str, distinct_id: str) -> PersonFac
 
 
 class WarehouseUnavailable(Exception):
-    """ClickHouse did not answer; a request that needs it must be retried later, its input is fine."""
+    """ClickHouse did not answer (or lacks a table: run `pravis migrate`); a request that needs it must be
+    retried later, its input is fine."""
+
+
+class ReloadingStore(Protocol):
+    async def refresh_forever(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@asynccontextmanager
+async def reloading(store: ReloadingStore) -> AsyncIterator[None]:
+    """Keep `store` reloading from the warehouse in the background while the app runs, then close it."""
+    task = asyncio.create_task(store.refresh_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        store.close()
+
+
+class LazyClient:
+    """The client of a store that reloads in the background (experiments, surveys): connected on first use
+    and again after a failure, each call run in a thread, any failure raised as `WarehouseUnavailable`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: Client | None = None
+
+    async def run(self, operation: Callable[[Client], Any]) -> Any:
+        def call() -> Any:
+            if self._client is None:
+                self._client = connect(self.url)
+            return operation(self._client)
+
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as exc:
+            self._client = None
+            raise WarehouseUnavailable(str(exc)) from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 HISTORY_SQL = (

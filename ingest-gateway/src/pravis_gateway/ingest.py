@@ -26,9 +26,13 @@ from pravis_gateway.consent import ConsentBook, Refusal
 from pravis_gateway.enrich import IpAnonymizer, UserAgents, correct_skew
 from pravis_gateway.identity import ALIAS_MERGES_IDENTIFIED_USERS, AliasPair
 from pravis_gateway.scrub import Scrubber, scrub_text
+from pravis_gateway.surveys.book import KIND_OF_EVENT, SurveyBook
 
 # Free-text fields scrubbed of PII like `properties` values; ids stay as they are (they are the identity).
-FREE_TEXT_FIELDS = ("page_title", "error_message", "stack", "comment", "context", "intent")
+FREE_TEXT_FIELDS = (
+    *("page_title", "error_message", "stack", "comment", "context", "intent"),
+    *("feature_request_title", "feature_request_description"),
+)
 URL_FIELDS = ("page_url", "referrer")
 
 
@@ -47,6 +51,9 @@ class Policies:
     scrubber: Scrubber
     anonymize_ip: IpAnonymizer
     user_agents: UserAgents = field(default_factory=UserAgents)
+    surveys: SurveyBook | None = None
+    """Checks survey answers against the survey answered and remembers accepted survey events; without it
+    (tests of the rest) survey events pass on their schema alone."""
 
 
 @dataclass
@@ -208,6 +215,19 @@ def process_batch(
             if not allowed:
                 outcome.dropped_no_consent += 1
                 continue
+            if policies.surveys and event.event_type in KIND_OF_EVENT:
+                if event.event_type == "survey_answered":
+                    answers = event.survey_answers
+                    if problems := policies.surveys.answer_errors(
+                        request.project_id, event.survey_id, answers
+                    ):
+                        outcome.reject(index, "survey_answer_invalid", "; ".join(problems))
+                        continue
+                    event = event.model_copy(update={"survey_answers": policies.surveys.scrubbed(answers)})
+                # Noted before Kafka acks: if publishing fails the SDK retries, and until then holding the
+                # survey back is the safe side.
+                ids = [i for i in (event.user_id, event.anonymous_id) if i]
+                policies.surveys.note(request.project_id, ids, event.event_type, event.survey_id, timestamp)
         outcome.accept(event.partition_key.encode(), rows.row(event, timestamp, written))
     outcome.rejected.sort(key=lambda e: e.index)
     return outcome

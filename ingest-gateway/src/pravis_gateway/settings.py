@@ -55,6 +55,12 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     # long, for at most this many ids (a login reaches such an experiment at the latest one TTL later).
     person_cache_ttl_s: float = 30.0
     person_cache_ids: int = 100_000
+    # Surveys (GET /api/v1/surveys answers from memory): definitions, segment members and survey history are
+    # reloaded this often; survey events this gateway accepted count at once and are remembered this long
+    # (longer than the loader's delay plus a reload) for at most this many ids.
+    surveys_refresh_s: float = 10.0
+    surveys_recent_ttl_s: float = 300.0
+    surveys_recent_ids: int = 100_000
 
     # Consent: categories are allowed until withdrawn (opt_out) or only once granted (opt_in); per-project
     # overrides as JSON, e.g. PRAVIS_CONSENT_PROJECT_POLICIES='{"shop-eu": "opt_in"}'.

@@ -16,6 +16,7 @@ from pravis_gateway.null_sink import NullPublisher
 from pravis_gateway.ratelimit import RateLimiter
 from pravis_gateway.scrub import Scrubber
 from pravis_gateway.settings import Settings
+from pravis_gateway.surveys.book import SurveyBook
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Gateway:
                 scrubber=Scrubber(settings.pii_denylist_keys, settings.parse_cache_entries),
                 anonymize_ip=IpAnonymizer(settings.ip_anonymization, ip_hash_secret(settings)),
                 user_agents=UserAgents(settings.parse_cache_entries),
+                surveys=SurveyBook(settings.surveys_recent_ttl_s, settings.surveys_recent_ids),
             ),
             consent_feed=None if null_sink else ConsentFeed(settings, book),
         )

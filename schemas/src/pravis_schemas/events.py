@@ -530,6 +530,60 @@ class ResourceSampleEvent(EventBase):
     in_flight: Annotated[int, Field(ge=0, le=2**32 - 1, description="Requests being served.")] | None = None
 
 
+# Surveys and feature requests (issue 23; definitions and answer checks in pravis_schemas.surveys).
+MAX_SURVEY_TEXT_LENGTH = 5000
+SurveyId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+SurveyVersion = Annotated[int, Field(ge=1, le=2**32 - 1)]
+
+
+class SurveyAnswer(BaseModel):
+    """One question's answer: `value` for rating/NPS, `choices` (keys) for choice questions, `text` for open
+    text. Which one a question takes, and its range, is checked by the gateway against the survey version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    value: Annotated[int, Field(ge=0, le=10)] | None = None
+    choices: Annotated[list[Annotated[str, MaxLen(100)]], Field(max_length=50)] = []
+    text: Annotated[str, MaxLen(MAX_SURVEY_TEXT_LENGTH)] | None = None
+
+
+class SurveyShownEvent(UserEvent):
+    event_type: Literal["survey_shown"]
+    survey_id: SurveyId
+    survey_version: SurveyVersion
+
+
+class SurveyDismissedEvent(UserEvent):
+    event_type: Literal["survey_dismissed"]
+    survey_id: SurveyId
+    survey_version: SurveyVersion
+
+
+class SurveyAnsweredEvent(UserEvent):
+    """One event per submitted survey, all its answers in `survey_answers`."""
+
+    event_type: Literal["survey_answered"]
+    survey_id: SurveyId
+    survey_version: SurveyVersion
+    survey_answers: Annotated[list[SurveyAnswer], Field(min_length=1, max_length=30)]
+
+
+class FeatureRequestEvent(UserEvent):
+    """A request for the board; requests with the same normalised title are one request."""
+
+    event_type: Literal["feature_request"]
+    feature_request_title: Annotated[str, Field(min_length=1, max_length=200)]
+    feature_request_description: Annotated[str, MaxLen(MAX_SURVEY_TEXT_LENGTH)] | None = None
+
+
+class FeatureRequestVoteEvent(UserEvent):
+    """A vote for the request with this (normalised) title; a person's votes count once."""
+
+    event_type: Literal["feature_request_vote"]
+    feature_request_title: Annotated[str, Field(min_length=1, max_length=200)]
+
+
 EVENT_MODELS: dict[str, type[EventBase]] = {
     "page_view": PageViewEvent,
     "button_click": ButtonClickEvent,
@@ -551,6 +605,11 @@ EVENT_MODELS: dict[str, type[EventBase]] = {
     "order_completed": OrderCompletedEvent,
     "order_refunded": OrderRefundedEvent,
     "resource_sample": ResourceSampleEvent,
+    "survey_shown": SurveyShownEvent,
+    "survey_dismissed": SurveyDismissedEvent,
+    "survey_answered": SurveyAnsweredEvent,
+    "feature_request": FeatureRequestEvent,
+    "feature_request_vote": FeatureRequestVoteEvent,
 }
 """Known event types; any other `event_type` is a `CustomEvent`."""
 

@@ -133,6 +133,11 @@ CATEGORY_OF_EVENT_TYPE: dict[str, ConsentCategory | None] = {
     "order_completed": ConsentCategory.ANALYTICS,
     "order_refunded": ConsentCategory.ANALYTICS,
     "resource_sample": ConsentCategory.PERFORMANCE,
+    "survey_shown": ConsentCategory.FEEDBACK,
+    "survey_dismissed": ConsentCategory.FEEDBACK,
+    "survey_answered": ConsentCategory.FEEDBACK,
+    "feature_request": ConsentCategory.FEEDBACK,
+    "feature_request_vote": ConsentCategory.FEEDBACK,
 }
 
 

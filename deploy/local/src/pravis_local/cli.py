@@ -18,6 +18,7 @@ from pravis_local.funnels_cli import funnel_app
 from pravis_local.fx_cli import fx_app
 from pravis_local.settings import settings
 from pravis_local.status_cli import status
+from pravis_local.surveys_cli import survey_app
 from pravis_local.topics_cli import topics_app
 
 app = typer.Typer(help="Pravis analytics pipeline", no_args_is_help=True, add_completion=False)
@@ -246,6 +247,7 @@ def keys_revoke(key_id: str) -> None:
 
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(funnel_app, name="funnel")
+app.add_typer(survey_app, name="survey")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(fx_app, name="fx")

@@ -5,13 +5,14 @@
 `feedback.scored`, shaped like the Pravis boutique: users with a first day and a decaying return rate
 (retention), sessions of page views, clicks, feature use, voice flows (voice_request → transcription → tts
 sharing an interaction_id, with repeated commands just inside and just outside the 30 s window),
-conversations, API calls, errors, experiment exposures, custom events, feedback on AI interactions, sessions
-across midnight, anonymous visitors, two projects. After them come `journeys` persons per project seen under
-several ids (docs/identity.md): anonymous browsing, a login in the middle of a session (voice search before
-it, checkout after it), logout, a second user on the same device, a second account merged by an `alias`, and
-pre-login rows that arrive late. They draw their random numbers after every other user, so the existing users'
-rows do not change with them. Shopping and error messages draw from random streams of their own, so the rows
-of every other kind are the ones the same seed gave before they existed.
+conversations, API calls, errors, experiment exposures, custom events, feedback on AI interactions, survey
+answers and feature requests, sessions across midnight, anonymous visitors, two projects. After them come
+`journeys` persons per project seen under several ids (docs/identity.md): anonymous browsing, a login in the
+middle of a session (voice search before it, checkout after it), logout, a second user on the same device, a
+second account merged by an `alias`, and pre-login rows that arrive late. They draw their random numbers after
+every other user, so the existing users' rows do not change with them. Shopping, error messages and surveys
+draw from random streams of their own, so the rows of every other kind are the ones the same seed gave before
+they existed.
 
 Delivery faults are explicit so a test can replay them: `duplicates` are exact copies of on-time rows (a Kafka
 redelivery or a client retry), `late_events` are rows of the last `late_days` days held back to be delivered
@@ -110,6 +111,11 @@ class Dataset:
         return self.events + self.late_events
 
 
+NPS_VALUES = (0, 3, 5, 6, 7, 8, 8, 9, 9, 10, 10, 10)
+SURVEY_TEXTS = ("Love the voice search", "Checkout is slow", "More sizes please")
+REQUEST_TITLES = ("Dark mode", "dark-mode", "Wishlist sharing", "Apple Pay", "Apple  pay")
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -129,6 +135,7 @@ class _Generator:
         self.rng = random.Random(config.seed)
         self.shop = random.Random(f"{config.seed}:shop")
         self.messages = random.Random(f"{config.seed}:messages")
+        self.survey_rng = random.Random(f"surveys-{config.seed}")
         self.dataset = Dataset(config)
         self.late_from = datetime.combine(
             config.start + timedelta(days=config.days - config.late_days), datetime.min.time(), UTC
@@ -137,8 +144,8 @@ class _Generator:
             config.start + timedelta(days=config.days), datetime.min.time(), UTC
         )
 
-    def uid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    def uid(self, rng: random.Random | None = None) -> str:
+        return str(uuid.UUID(int=(rng or self.rng).getrandbits(128), version=4))
 
     def run(self) -> Dataset:
         for project in self.config.projects:
@@ -395,6 +402,9 @@ class _Generator:
             else:
                 on_time.append(row)
 
+        # Never late and checked without the main stream, so the other rows stay as they were.
+        on_time += [r for r in self.survey_rows(base, start) if parse_iso(r["timestamp"]) < self.period_end]
+
     def shopping(self, base: dict[str, Any], now: datetime, used_ai: bool) -> list[dict[str, Any]]:
         """What a session buys, if anything: views, cart, checkout, the order (sometimes sent twice, the
         second time possibly the next day), sometimes a refund days later. Amounts are decimal strings, as
@@ -465,18 +475,50 @@ class _Generator:
             "received_at": iso(moment + timedelta(milliseconds=self.shop.randint(20, 900))),
         }
 
-    def event(self, base: dict[str, Any], event_type: str, moment: datetime, **fields: Any) -> dict[str, Any]:
+    def event(
+        self,
+        base: dict[str, Any],
+        event_type: str,
+        moment: datetime,
+        rng: random.Random | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        rng = rng or self.rng
         row = {
-            "event_id": self.uid(),
+            "event_id": self.uid(rng),
             "event_type": event_type,
             "timestamp": iso(moment),
             **{k: v for k, v in base.items() if v is not None and k != "project_id"},
             "properties": fields.pop("properties", {}),
             **{k: v for k, v in fields.items() if v is not None},
             "project_id": base["project_id"],
-            "received_at": iso(moment + timedelta(milliseconds=self.rng.randint(20, 900))),
+            "received_at": iso(moment + timedelta(milliseconds=rng.randint(20, 900))),
         }
         return row
+
+    def survey_rows(self, base: dict[str, Any], start: datetime) -> list[dict[str, Any]]:
+        """A quarterly NPS survey shown in some sessions (dismissed or answered) and feature requests with
+        votes, drawn from a random stream of their own so that adding them changed no other row."""
+        rng = self.survey_rng
+        rows = []
+        at = start + timedelta(seconds=rng.uniform(5, 60))
+        if rng.random() < 0.12:
+            survey = {"survey_id": "ux-quarterly", "survey_version": 1}
+            rows.append(self.event(base, "survey_shown", at, rng, **survey))
+            at += timedelta(seconds=rng.uniform(3, 40))
+            fate = rng.random()
+            if fate < 0.3:
+                rows.append(self.event(base, "survey_dismissed", at, rng, **survey))
+            elif fate < 0.9:
+                answers = [{"question_id": "nps", "value": rng.choice(NPS_VALUES), "choices": []}]
+                if rng.random() < 0.6:
+                    answers.append({"question_id": "why", "choices": [], "text": rng.choice(SURVEY_TEXTS)})
+                rows.append(self.event(base, "survey_answered", at, rng, survey_answers=answers, **survey))
+        if rng.random() < 0.05:
+            kind = "feature_request" if rng.random() < 0.3 else "feature_request_vote"
+            title = rng.choice(REQUEST_TITLES)
+            rows.append(self.event(base, kind, at + timedelta(seconds=1), rng, feature_request_title=title))
+        return rows
 
     def ai_event(
         self,

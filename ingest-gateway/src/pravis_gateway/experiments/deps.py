@@ -1,8 +1,7 @@
 """Dependencies of the experiment routes: the definition store and its refresh task, the person resolver."""
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -24,14 +23,8 @@ async def experiments_lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.person_cache_ttl_s,
         settings.person_cache_ids,
     )
-    task = asyncio.create_task(store.refresh_forever())
-    try:
+    async with clickhouse.reloading(store):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-        store.close()
 
 
 def get_store(request: Request) -> ExperimentStore:

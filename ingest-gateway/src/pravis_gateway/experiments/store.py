@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 
 import orjson
 import structlog
-from clickhouse_connect.driver.client import Client
 from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 
-from pravis_gateway.clickhouse import connect
+from pravis_gateway.clickhouse import LazyClient, WarehouseUnavailable
 
 log = structlog.get_logger("pravis.gateway.experiments")
 
@@ -28,10 +27,6 @@ HISTORY_SQL = (
     f"SELECT {_COLUMNS} FROM experiments FINAL "
     "WHERE project_id = {project:String} AND experiment_key = {key:String} ORDER BY version"
 )
-
-
-class WarehouseUnavailable(Exception):
-    """ClickHouse could not be reached or lacks the `experiments` table (run `pravis migrate`)."""
 
 
 def _stored(row: tuple) -> StoredExperiment:
@@ -48,7 +43,7 @@ class ExperimentStore:
     def __init__(self, clickhouse_url: str, refresh_s: float) -> None:
         self.clickhouse_url = clickhouse_url
         self.refresh_s = refresh_s
-        self._client: Client | None = None
+        self._warehouse = LazyClient(clickhouse_url)
         self._latest: dict[tuple[str, str], StoredExperiment] = {}
         self.loaded = asyncio.Event()
 
@@ -62,7 +57,7 @@ class ExperimentStore:
         )
 
     async def refresh(self) -> None:
-        rows = await self._run(lambda c: c.query(LATEST_SQL).result_rows)
+        rows = await self._warehouse.run(lambda c: c.query(LATEST_SQL).result_rows)
         self._latest = {(r[0], r[1]): _stored(r) for r in rows}
         self.loaded.set()
 
@@ -75,7 +70,7 @@ class ExperimentStore:
             await asyncio.sleep(self.refresh_s)
 
     async def history(self, project_id: str, key: str) -> list[StoredExperiment]:
-        rows = await self._run(
+        rows = await self._warehouse.run(
             lambda c: c.query(HISTORY_SQL, parameters={"project": project_id, "key": key}).result_rows
         )
         return [_stored(r) for r in rows]
@@ -105,22 +100,9 @@ class ExperimentStore:
             now,
         ]
         columns = ["project_id", "experiment_key", "version", "status", "definition", "created_at"]
-        await self._run(lambda c: c.insert("experiments", [row], column_names=columns))
+        await self._warehouse.run(lambda c: c.insert("experiments", [row], column_names=columns))
         self._latest[(project_id, definition.key)] = stored
         return stored, True
 
-    async def _run(self, operation):
-        def call():
-            if self._client is None:
-                self._client = connect(self.clickhouse_url)
-            return operation(self._client)
-
-        try:
-            return await asyncio.to_thread(call)
-        except Exception as exc:
-            self._client = None
-            raise WarehouseUnavailable(str(exc)) from exc
-
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        self._warehouse.close()

@@ -9,9 +9,9 @@ from pravis_schemas import describe_error
 from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 from pydantic import ValidationError
 
+from pravis_gateway.clickhouse import WarehouseUnavailable
 from pravis_gateway.deps import SecretKey
 from pravis_gateway.experiments.deps import StoreDep, experiments_lifespan
-from pravis_gateway.experiments.store import WarehouseUnavailable
 from pravis_gateway.routes.responses import KEYED, JSONBody, error, errors
 
 router = APIRouter(prefix="/api/v1", tags=["experiments"], lifespan=experiments_lifespan, responses=KEYED)

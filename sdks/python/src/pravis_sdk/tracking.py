@@ -67,7 +67,8 @@ class Tracker(ABC):
         if not api_key:
             raise ValueError("api_key is required")
         self.api_key = api_key
-        self.url = host.rstrip("/") + EVENTS_PATH
+        self.host = host.rstrip("/")
+        self.url = self.host + EVENTS_PATH
         self.flush_at = max(1, flush_at)
         self.flush_interval = flush_interval
         self.policy = retry_policy or RetryPolicy(max_retries=max_retries)
@@ -198,6 +199,28 @@ class Tracker(ABC):
             interaction_id=interaction_id,
             comment=comment,
             context=context,
+            **kwargs,
+        )
+
+    def survey_shown(self, survey: Mapping[str, Any], **kwargs: Any) -> str | None:
+        """Record that `survey` (as `get_surveys` returned it) was shown: the gateway caps on it."""
+        return self.track("survey_shown", survey_id=survey["id"], survey_version=survey["version"], **kwargs)
+
+    def survey_dismissed(self, survey: Mapping[str, Any], **kwargs: Any) -> str | None:
+        return self.track(
+            "survey_dismissed", survey_id=survey["id"], survey_version=survey["version"], **kwargs
+        )
+
+    def survey_answered(
+        self, survey: Mapping[str, Any], answers: list[Mapping[str, Any]], **kwargs: Any
+    ) -> str | None:
+        """Submit one survey's answers, `[{"question_id": ..., "value" | "choices" | "text": ...}]`; the
+        gateway refuses (in the batch's `rejected`) answers that do not fit the survey's questions."""
+        return self.track(
+            "survey_answered",
+            survey_id=survey["id"],
+            survey_version=survey["version"],
+            survey_answers=list(answers),
             **kwargs,
         )
 

@@ -1,0 +1,1 @@
+"""Surveys in the gateway: the in-memory book it targets and checks answers from, and its warehouse loader."""

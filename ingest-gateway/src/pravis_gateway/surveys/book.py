@@ -1,0 +1,106 @@
+"""What the gateway knows about surveys, in memory (pure, no I/O): the newest definition of every survey,
+the segments of every id, every id's survey history as the warehouse last showed it, and the survey events
+this gateway accepted since, so `GET /api/v1/surveys` answers from dictionaries, as the feature-flag
+endpoint does.
+
+The warehouse's view (`replace_warehouse_view`, from `pravis_gateway.surveys.store`) lags by the loader's
+delay plus the refresh interval; a survey event this gateway accepted counts at once (`note`) and is kept for
+`recent_ttl_s`, so a reload right after answering does not show the survey again. An event seen both ways
+counts once (`SurveyHistory.merge` unites timestamps, kept to the millisecond as the warehouse does). The
+recent memory is a TTL cache bounded in ids, so it cannot grow with the events processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from cachetools import TTLCache
+from pravis_schemas.events import SurveyAnswer
+from pravis_schemas.surveys import StoredSurvey, SurveyHistory, answer_errors, surveys_to_show
+
+from pravis_gateway.scrub import scrub_text
+
+KIND_OF_EVENT = {"survey_shown": "shown", "survey_dismissed": "dismissed", "survey_answered": "answered"}
+Id = tuple[str, str]
+"""(project_id, distinct_id)"""
+
+
+class SurveyBook:
+    def __init__(self, recent_ttl_s: float, recent_ids: int) -> None:
+        self._by_key: dict[tuple[str, str], StoredSurvey] = {}
+        self._by_project: dict[str, list[StoredSurvey]] = {}
+        self._segments: Mapping[Id, frozenset[str]] = {}
+        self._history: Mapping[Id, Mapping[str, SurveyHistory]] = {}
+        self._recent: TTLCache[Id, dict[str, SurveyHistory]] = TTLCache(recent_ids, recent_ttl_s)
+        self.loaded = False
+
+    def replace_definitions(self, surveys: Iterable[StoredSurvey]) -> None:
+        self._by_key = {(s.project_id, s.definition.key): s for s in surveys}
+        self._index()
+
+    def put_definition(self, stored: StoredSurvey) -> None:
+        """A definition this gateway just saved, served before the next reload."""
+        self._by_key[(stored.project_id, stored.definition.key)] = stored
+        self._index()
+
+    def _index(self) -> None:
+        by_project: dict[str, list[StoredSurvey]] = {}
+        for (project_id, _), stored in sorted(self._by_key.items()):
+            by_project.setdefault(project_id, []).append(stored)
+        self._by_project = by_project
+
+    def replace_warehouse_view(
+        self, segments: Mapping[Id, frozenset[str]], history: Mapping[Id, Mapping[str, SurveyHistory]]
+    ) -> None:
+        self._segments, self._history = segments, history
+        self.loaded = True
+
+    def cached(self, project_id: str, key: str) -> StoredSurvey | None:
+        return self._by_key.get((project_id, key))
+
+    def cached_for(self, project_id: str) -> list[StoredSurvey]:
+        return list(self._by_project.get(project_id, []))
+
+    def segments_of(self, project_id: str, ids: Iterable[str]) -> frozenset[str]:
+        return frozenset().union(*(self._segments.get((project_id, i), frozenset()) for i in ids))
+
+    def history_of(self, project_id: str, ids: Iterable[str]) -> dict[str, SurveyHistory]:
+        merged: dict[str, SurveyHistory] = {}
+        for distinct_id in ids:
+            stored = self._history.get((project_id, distinct_id), {})
+            recent = self._recent.get((project_id, distinct_id), {})
+            for source in (stored, recent):
+                for key, history in source.items():
+                    merged[key] = merged.get(key, SurveyHistory()).merge(history)
+        return merged
+
+    def for_user(self, project_id: str, ids: list[str], now: datetime) -> list[StoredSurvey]:
+        """What the first of `ids` (user_id, else anonymous_id; both when given) should see now."""
+        return surveys_to_show(
+            self._by_project.get(project_id, []),
+            ids[0],
+            self.segments_of(project_id, ids),
+            self.history_of(project_id, ids),
+            now,
+        )
+
+    def answer_errors(self, project_id: str, survey_id: str, answers: list[SurveyAnswer]) -> list[str]:
+        return answer_errors(self.cached(project_id, survey_id), survey_id, answers)
+
+    @staticmethod
+    def scrubbed(answers: list[SurveyAnswer]) -> list[SurveyAnswer]:
+        """Open-text answers scrubbed of PII like every free-text field."""
+        return [a.model_copy(update={"text": scrub_text(a.text)}) if a.text else a for a in answers]
+
+    def note(
+        self, project_id: str, ids: Iterable[str], event_type: str, survey_id: str, at: datetime
+    ) -> None:
+        """A survey event this gateway accepted: counts for targeting until the warehouse shows it."""
+        kind = KIND_OF_EVENT[event_type]
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # the warehouse keeps milliseconds
+        for distinct_id in ids:
+            key = (project_id, distinct_id)
+            recent = self._recent.get(key) or {}
+            getattr(recent.setdefault(survey_id, SurveyHistory()), kind).append(at)
+            self._recent[key] = recent

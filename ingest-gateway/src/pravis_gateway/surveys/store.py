@@ -1,0 +1,146 @@
+"""Survey and segment definitions in the warehouse (every version kept, as experiments), and the loader that
+refreshes the gateway's `SurveyBook` every `surveys_refresh_s`: newest definitions, segment members of the
+newest refresh (`pravis_rollups.segment_refresh`), and every id's survey history.
+
+The history is read per id from the survey event types only (the `events` sort key starts with
+project_id, event_type), keeping the newest answer and shown time and the last `MAX_DISMISSALS_KEPT`
+dismissals, which is all targeting needs. When the warehouse is unreachable the last loaded view is served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+import structlog
+from pravis_schemas.surveys import (
+    SEGMENT_MEMBERS_SQL,
+    SegmentDefinition,
+    StoredSegment,
+    StoredSurvey,
+    SurveyDefinition,
+    SurveyHistory,
+)
+from pydantic import BaseModel
+
+from pravis_gateway.clickhouse import LazyClient, WarehouseUnavailable
+from pravis_gateway.surveys.book import SurveyBook
+
+log = structlog.get_logger("pravis.gateway.surveys")
+
+MAX_DISMISSALS_KEPT = 100
+"""The largest `max_dismissals` a definition may set."""
+
+HISTORY_SQL = f"""
+SELECT project_id, distinct_id, assumeNotNull(survey_id),
+       maxIf(timestamp, event_type = 'survey_answered'), countIf(event_type = 'survey_answered') > 0,
+       maxIf(timestamp, event_type = 'survey_shown'), countIf(event_type = 'survey_shown') > 0,
+       arraySlice(arrayReverseSort(groupArrayIf(timestamp, event_type = 'survey_dismissed')),
+                  1, {MAX_DISMISSALS_KEPT})
+FROM events FINAL
+WHERE event_type IN ('survey_shown', 'survey_dismissed', 'survey_answered') AND survey_id IS NOT NULL
+GROUP BY project_id, distinct_id, survey_id"""
+
+Definition = TypeVar("Definition", SurveyDefinition, SegmentDefinition)
+
+
+class Table:
+    """One versioned definition table: `surveys` or `segments`."""
+
+    def __init__(self, name: str, key_column: str, model: type[BaseModel], stored: type[BaseModel]) -> None:
+        self.name, self.key_column, self.model, self.stored = name, key_column, model, stored
+        columns = f"project_id, {key_column}, version, toString(created_at), definition"
+        self.latest_sql = (
+            f"SELECT {columns} FROM {name} FINAL ORDER BY version DESC LIMIT 1 BY project_id, {key_column}"
+        )
+        self.history_sql = (
+            f"SELECT {columns} FROM {name} FINAL "
+            f"WHERE project_id = {{project:String}} AND {key_column} = {{key:String}} ORDER BY version"
+        )
+
+    def parse(self, row: tuple) -> Any:
+        project_id, _key, version, created_at, definition = row
+        return self.stored(
+            project_id=project_id,
+            version=version,
+            created_at=created_at,
+            definition=self.model.model_validate_json(definition),
+        )
+
+
+SURVEYS = Table("surveys", "survey_key", SurveyDefinition, StoredSurvey)
+SEGMENTS = Table("segments", "segment_key", SegmentDefinition, StoredSegment)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class SurveyStore:
+    def __init__(self, clickhouse_url: str, refresh_s: float, book: SurveyBook) -> None:
+        self.clickhouse_url = clickhouse_url
+        self.refresh_s = refresh_s
+        self.book = book
+        self._warehouse = LazyClient(clickhouse_url)
+
+    async def refresh(self) -> None:
+        surveys = await self._warehouse.run(lambda c: c.query(SURVEYS.latest_sql).result_rows)
+        members = await self._warehouse.run(lambda c: c.query(SEGMENT_MEMBERS_SQL).result_rows)
+        history_rows = await self._warehouse.run(lambda c: c.query(HISTORY_SQL).result_rows)
+        segments = {(project, distinct_id): frozenset(keys) for project, distinct_id, keys in members}
+        history: dict[tuple[str, str], dict[str, SurveyHistory]] = {}
+        for project, distinct_id, survey, answered, any_answer, shown, any_shown, dismissed in history_rows:
+            history.setdefault((project, distinct_id), {})[survey] = SurveyHistory(
+                answered=[_utc(answered)] if any_answer else [],
+                dismissed=[_utc(d) for d in dismissed],
+                shown=[_utc(shown)] if any_shown else [],
+            )
+        self.book.replace_definitions(SURVEYS.parse(r) for r in surveys)
+        self.book.replace_warehouse_view(segments, history)
+
+    async def refresh_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except WarehouseUnavailable as exc:
+                log.warning("surveys not refreshed", error=str(exc))
+            await asyncio.sleep(self.refresh_s)
+
+    async def history(self, table: Table, project_id: str, key: str) -> list[Any]:
+        rows = await self._warehouse.run(
+            lambda c: c.query(table.history_sql, parameters={"project": project_id, "key": key}).result_rows
+        )
+        return [table.parse(r) for r in rows]
+
+    async def latest(self, table: Table, project_id: str) -> list[Any]:
+        rows = await self._warehouse.run(lambda c: c.query(table.latest_sql).result_rows)
+        return sorted((table.parse(r) for r in rows if r[0] == project_id), key=lambda s: s.definition.key)
+
+    async def save(self, table: Table, project_id: str, definition: Definition) -> tuple[Any, bool]:
+        """Store `definition` as the next version; an unchanged one keeps its version. (stored, created)
+        Versions are numbered as experiments' are (`pravis_gateway.experiments.store`)."""
+        versions = await self.history(table, project_id, definition.key)
+        if versions and versions[-1].definition == definition:
+            return versions[-1], False
+        now = datetime.now(UTC)
+        stored = table.stored(
+            project_id=project_id,
+            version=(versions[-1].version if versions else 0) + 1,
+            created_at=now.isoformat(),
+            definition=definition,
+        )
+        text = orjson.dumps(definition.model_dump(mode="json")).decode()
+        row = [project_id, definition.key, stored.version, text, now]
+        columns = ["project_id", table.key_column, "version", "definition", "created_at"]
+        if table is SURVEYS:
+            row.append(definition.status)
+            columns.append("status")
+        await self._warehouse.run(lambda c: c.insert(table.name, [row], column_names=columns))
+        if table is SURVEYS:
+            self.book.put_definition(stored)
+        return stored, True
+
+    def close(self) -> None:
+        self._warehouse.close()
