@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from prometheus_client.parser import text_string_to_metric_families
 from pravis_schemas.live_api import LiveAlerts, LiveSummary
+from prometheus_client.parser import text_string_to_metric_families
 
 Status = Literal["green", "amber", "red", "unknown"]
 
@@ -155,8 +155,9 @@ def stage_rules(thresholds: Thresholds, loader_group: str, stream_group: str) ->
 
 def endpoint_rule(thresholds: Thresholds) -> str:
     return (
-        f"last 5 min: red: error rate ≥ {thresholds.error_rate_red:.0%} or p95 ≥ {thresholds.p95_red_ms:g} ms "
-        f"or a critical alert on it; amber: error rate ≥ {thresholds.error_rate_amber:.0%} or p95 ≥ "
+        f"last 5 min: red: error rate ≥ {thresholds.error_rate_red:.0%} or p95 ≥ "
+        f"{thresholds.p95_red_ms:g} ms or a critical alert on it; amber: error rate ≥ "
+        f"{thresholds.error_rate_amber:.0%} or p95 ≥ "
         f"{thresholds.p95_amber_ms:g} ms or another alert on it; unknown: live API does not answer"
     )
 
