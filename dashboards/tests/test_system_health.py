@@ -189,3 +189,9 @@ def test_lag_the_monitor_failed_to_read_is_unread_not_zero() -> None:
         'pravis_monitor_collect_failed{part="lag"} 0.0', 'pravis_monitor_collect_failed{part="lag"} 1.0'
     )
     assert read_monitor_metrics(failed).lag is None
+
+
+def test_reasons_show_rates_as_percentages() -> None:
+    answer = live(endpoints={"/pay": {"error_rate": 0.02, "p95": 80.0}})
+    statuses = summarize(Monitored(ALL_UP, CALM_LAG), answer, THRESHOLDS, "pravis-loader", "pravis-stream")
+    assert [s.reason for s in statuses if s.name == "/pay"] == ["error rate 2.0% ≥ 1%"]

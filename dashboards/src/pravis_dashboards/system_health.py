@@ -9,7 +9,7 @@ set it, worded from the thresholds in force, so the page shows the rule next to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,13 +91,15 @@ def combine(checks: Iterable[Check]) -> Check:
     return Check("green", "; ".join(check.reason for check in checks))
 
 
-def level(value: float, amber: float, red: float, what: str) -> Check:
+def level(
+    value: float, amber: float, red: float, what: str, shown: Callable[[float], str] = "{:g}".format
+) -> Check:
     """A figure where higher is worse: red at or above `red`, amber at or above `amber`."""
     if value >= red:
-        return Check("red", f"{what} ≥ {red:g}")
+        return Check("red", f"{what} ≥ {shown(red)}")
     if value >= amber:
-        return Check("amber", f"{what} ≥ {amber:g}")
-    return Check("green", f"{what} < {amber:g}")
+        return Check("amber", f"{what} ≥ {shown(amber)}")
+    return Check("green", f"{what} < {shown(amber)}")
 
 
 def up_check(service: str, monitored: Monitored | None) -> Check:
@@ -172,6 +174,7 @@ def endpoint_checks(path: str, live: Live, thresholds: Thresholds) -> list[Check
                 thresholds.error_rate_amber,
                 thresholds.error_rate_red,
                 f"error rate {stats.error_rate:.1%}",
+                "{:.0%}".format,
             )
         )
     if stats.latency_ms is not None:

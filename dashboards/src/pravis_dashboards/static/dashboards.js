@@ -378,7 +378,7 @@ function startHealth(project) {
         class: "description",
         text: "One status per pipeline stage and per API endpoint served in the last 5 minutes, from the stack monitor's /metrics and the live API. Red beats unknown, unknown beats amber and green: a source that does not answer is never shown as green.",
       }),
-      el("div", { class: "table-wrap" }, el("table", { class: "alerts health", id: "health-table" })),
+      el("table", { class: "alerts health", id: "health-table" }),
     ),
   );
   pollHealth(project, Number(document.body.dataset.healthPollMs) || 15000);
