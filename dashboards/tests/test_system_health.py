@@ -1,5 +1,5 @@
 """The system health rule against a table of cases whose colours were decided by hand from the documented
-rule (docs/dashboards.md "System health"), not by running the code: each case is a situation an operator
+rule (docs/production.md "System health"), not by running the code: each case is a situation an operator
 would recognise, with the colour they should see."""
 
 import json
