@@ -36,9 +36,10 @@ from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import IncompatibleLiveAnswer, LiveApi
 from pravis_dashboards.live_view import live_view
+from pravis_dashboards.monitor import MonitorReader
 from pravis_dashboards.runbooks import runbooks_page
 from pravis_dashboards.settings import Settings
-from pravis_dashboards.system_health import Live, Monitored, read_monitor_metrics, summarize
+from pravis_dashboards.system_health import Live, summarize
 
 log = structlog.get_logger()
 PACKAGE = files("pravis_dashboards")
@@ -112,6 +113,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     live_auth = ReadAuth.parse(settings.stream_live_auth) if settings.stream_live_auth else None
     live_api = LiveApi(settings.stream_url, settings.dashboards_stream_timeout_s, live_auth)
     monitor = httpx.AsyncClient(timeout=settings.dashboards_health_timeout_s)
+    monitor_reader = MonitorReader(
+        monitor,
+        settings.dashboards_monitor_url,
+        settings.dashboards_health_monitor_max_age_s,
+        HEALTH_SOURCE_ERRORS.labels("monitor").inc,
+    )
     thresholds = settings.health_thresholds()
     template = (PACKAGE / "templates" / "page.html").read_text()
     runbooks = runbooks_page(navigation("runbooks"))
@@ -242,16 +249,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except (httpx.HTTPError, IncompatibleLiveAnswer) as exc:
             return JSONResponse({"ok": False, "error": str(exc)[:300], "projects": []}, status_code=502)
 
-    async def read_monitor() -> Monitored | None:
-        try:
-            response = await monitor.get(f"{settings.dashboards_monitor_url.rstrip('/')}/metrics")
-            response.raise_for_status()
-            return read_monitor_metrics(response.text)
-        except (httpx.HTTPError, ValueError) as exc:
-            HEALTH_SOURCE_ERRORS.labels("monitor").inc()
-            log.warning("system health: monitor not read", error=str(exc)[:300])
-            return None
-
     async def read_live(project: str) -> Live | None:
         try:
             return await live_api.health_inputs(project)
@@ -264,7 +261,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         project = request.path_params["project"]
         if len(project) > PROJECT_ID_MAX:
             raise HTTPException(400, f"project must be at most {PROJECT_ID_MAX} characters")
-        monitored, answer = await asyncio.gather(read_monitor(), read_live(project))
+        monitored, answer = await asyncio.gather(monitor_reader.read(), read_live(project))
         statuses = summarize(
             monitored,
             answer,

@@ -22,6 +22,8 @@ class Settings(PravisSettings, ClickHouseSettings, LogSettings):
     each service's health check and consumer lag per group."""
     dashboards_health_timeout_s: float = 8.0
     """How long the summary waits for the monitor (its scrape checks every service and asks the broker)."""
+    dashboards_health_monitor_max_age_s: float = 5.0
+    """Requests within this many seconds of a monitor read reuse it (one scrape serves every viewer)."""
     dashboards_health_poll_s: float = 15.0
     """How often the Executive and Live pages refresh the system health summary."""
     dashboards_health_loader_group: str = "pravis-loader"
