@@ -1,10 +1,13 @@
 """The dashboards web app: HTML pages, panel data/SQL/CSV from ClickHouse, the live API relayed from the
-stream tier (so the browser talks to one origin), health and metrics; optional credentials on every route but
-/healthz (PRAVIS_DASHBOARDS_AUTH) and /metrics on a port of its own (PRAVIS_DASHBOARDS_METRICS_PORT)."""
+stream tier (so the browser talks to one origin), the system health summary, health and metrics; optional
+credentials on every route but /healthz (PRAVIS_DASHBOARDS_AUTH) and /metrics on a port of its own
+(PRAVIS_DASHBOARDS_METRICS_PORT)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -34,13 +37,22 @@ from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import IncompatibleLiveAnswer, LiveApi
 from pravis_dashboards.live_view import live_view
+from pravis_dashboards.monitor import MonitorReader
 from pravis_dashboards.runbooks import runbooks_page
 from pravis_dashboards.settings import Settings
+from pravis_dashboards.system_health import Live, summarize
 
 log = structlog.get_logger()
 PACKAGE = files("pravis_dashboards")
 PANEL_SECONDS = Histogram("pravis_dashboards_panel_seconds", "Time to run one panel query", ["panel"])
 PANEL_ERRORS = Counter("pravis_dashboards_panel_errors_total", "Panel queries that failed", ["panel"])
+HEALTH_SOURCE_ERRORS = Counter(
+    "pravis_dashboards_health_source_errors_total",
+    "System health summaries built without a source (monitor or live API)",
+    ["source"],
+)
+PROJECT_ID_MAX = 200
+"""As `Alert.project_id` and the gateway accept it."""
 LIVE_ERRORS = Counter("pravis_dashboards_live_errors_total", "Live API relays that failed")
 REFUSED = Counter("pravis_dashboards_refused_total", "Requests refused, by reason", ["reason"])
 REFUSAL_REASONS = {400: "bad_parameter", 404: "not_found", 405: "method_not_allowed"}
@@ -101,6 +113,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     warehouse = Warehouse(settings.clickhouse_url)
     live_auth = ReadAuth.parse(settings.stream_live_auth) if settings.stream_live_auth else None
     live_api = LiveApi(settings.stream_url, settings.dashboards_stream_timeout_s, live_auth)
+    monitor = httpx.AsyncClient(timeout=settings.dashboards_health_timeout_s)
+    monitor_reader = MonitorReader(
+        monitor,
+        settings.dashboards_monitor_url,
+        settings.dashboards_health_monitor_max_age_s,
+        HEALTH_SOURCE_ERRORS.labels("monitor").inc,
+    )
+    thresholds = settings.health_thresholds()
     template = (PACKAGE / "templates" / "page.html").read_text()
     runbooks = runbooks_page(navigation("runbooks"))
 
@@ -173,6 +193,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             .replace("{{page}}", page)
             .replace("{{nav}}", navigation(page))
             .replace("{{poll_ms}}", str(int(settings.dashboards_live_poll_s * 1000)))
+            .replace("{{health_poll_ms}}", str(int(settings.dashboards_health_poll_s * 1000)))
         )
         return HTMLResponse(html)
 
@@ -263,6 +284,35 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except (httpx.HTTPError, IncompatibleLiveAnswer) as exc:
             return JSONResponse({"ok": False, "error": str(exc)[:300], "projects": []}, status_code=502)
 
+    async def read_live(project: str) -> Live | None:
+        try:
+            return await live_api.health_inputs(project)
+        except (httpx.HTTPError, IncompatibleLiveAnswer) as exc:
+            HEALTH_SOURCE_ERRORS.labels("live").inc()
+            log.warning("system health: live API not read", error=str(exc)[:300])
+            return None
+
+    async def system_health(request: Request) -> JSONResponse:
+        project = request.path_params["project"]
+        if len(project) > PROJECT_ID_MAX:
+            raise HTTPException(400, f"project must be at most {PROJECT_ID_MAX} characters")
+        monitored, answer = await asyncio.gather(monitor_reader.read(), read_live(project))
+        statuses = summarize(
+            monitored,
+            answer,
+            thresholds,
+            settings.dashboards_health_loader_group,
+            settings.dashboards_health_stream_group,
+        )
+        return JSONResponse(
+            {
+                "project": project,
+                "as_of": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "sources": {"monitor": monitored is not None, "live": answer is not None},
+                "statuses": [dataclasses.asdict(status) for status in statuses],
+            }
+        )
+
     async def healthz(request: Request) -> JSONResponse:
         ok = await run_in_threadpool(warehouse.ping)
         return JSONResponse(
@@ -291,6 +341,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 metrics_server.shutdown()
                 metrics_server.server_close()
             await live_api.aclose()
+            await monitor.aclose()
 
     metrics_routes: list[BaseRoute] = (
         [Route("/metrics", metrics)] if settings.dashboards_metrics_port is None else []
@@ -318,6 +369,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/panels/{panel}.csv", panel_csv),
             Route("/api/live/projects", live_projects),
             Route("/api/live/{project}", live),
+            Route("/api/health/{project}", system_health),
             Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
             Route("/{page}", page_html),
         ],

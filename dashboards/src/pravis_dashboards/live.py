@@ -14,6 +14,8 @@ from pravis_schemas.live_api import LiveAlerts, LiveProjects, LiveSummary, LiveT
 from pravis_schemas.read_auth import ReadAuth
 from pydantic import BaseModel, ValidationError
 
+from pravis_dashboards.system_health import Live
+
 Body = TypeVar("Body", bound=BaseModel)
 
 REPORTED_PROBLEMS = 3
@@ -65,6 +67,19 @@ class LiveApi:
             summary=read_body(summary, LiveSummary),
             timeseries=read_body(series, LiveTimeseries),
             alerts=read_body(alerts, LiveAlerts),
+        )
+
+    async def health_inputs(self, project: str) -> Live:
+        """What the system health summary reads of a project: the last 5 minutes, the last hour (the normal
+        ingest rate) and the firing alerts, fetched concurrently."""
+        path = f"/live/{quote(project, safe='')}"
+        recent, hour, alerts = await asyncio.gather(
+            self.client.get(f"{path}/summary", params={"window": "5m"}),
+            self.client.get(f"{path}/summary", params={"window": "1h"}),
+            self.client.get(f"{path}/alerts"),
+        )
+        return Live(
+            read_body(recent, LiveSummary), read_body(hour, LiveSummary), read_body(alerts, LiveAlerts)
         )
 
     async def projects(self) -> list[str]:

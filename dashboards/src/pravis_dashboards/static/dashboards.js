@@ -1,12 +1,14 @@
 // Pravis dashboards: fetch a page's panels (data + SQL) from the backend and draw them with the vendored
-// Chart.js; the Live page polls /api/live/{project} (relayed from the stream tier) and updates in place.
+// Chart.js; the Live page polls /api/live/{project} (relayed from the stream tier) and updates in place; the
+// Executive and Live pages show the system health summary (/api/health/{project}), refreshed in place.
 "use strict";
 
 const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
 // Series whose name carries a meaning keep their colour on every chart.
 const NAMED = { positive: "#16a34a", neutral: "#94a3b8", negative: "#dc2626", critical: "#dc2626", warning: "#f59e0b", info: "#2563eb" };
 const color = (name, i) => NAMED[name] || COLORS[i % COLORS.length];
-const state = { charts: {}, ready: false, live: { updates: 0, errors: 0, last: null } };
+const state = { charts: {}, ready: false, live: { updates: 0, errors: 0, last: null }, health: { updates: 0, errors: 0, last: null } };
+const HEALTH_PAGES = ["executive", "live"];
 window.pravis = state;
 const charts = {};
 const page = document.body.dataset.page;
@@ -346,6 +348,53 @@ function renderLive(project) {
   pollLive(project, Number(document.body.dataset.pollMs) || 3000);
 }
 
+function renderHealth(body) {
+  const row = (s) =>
+    el(
+      "tr",
+      { "data-health": s.name, "data-status": s.status },
+      el("td", { text: s.kind === "stage" ? s.title : `endpoint ${s.title}` }),
+      el("td", {}, el("span", { class: `chip ${s.status}`, text: s.status })),
+      el("td", { text: s.reason }),
+      el("td", { class: "rule", text: s.rule }),
+    );
+  const head = el("tr", {}, ...["Component", "Status", "Why", "Rule"].map((name) => el("th", { text: name })));
+  const missing = Object.entries(body.sources).filter(([, answered]) => !answered).map(([source]) => source);
+  $("health-note").textContent = `As of ${body.as_of}` + (missing.length ? ` · not answering: ${missing.join(", ")}` : "");
+  $("health-table").replaceChildren(head, ...body.statuses.map(row));
+}
+
+async function pollHealth(project, pollMs) {
+  try {
+    const body = await getJson(`/api/health/${encodeURIComponent(project)}`);
+    renderHealth(body);
+    state.health.updates += 1;
+    state.health.last = body;
+  } catch (error) {
+    state.health.errors += 1;
+    $("health-note").textContent = `system health unavailable, retrying (${String(error.message || error).slice(0, 120)})`;
+    for (const chip of document.querySelectorAll("#health-table .chip")) (chip.className = "chip unknown"), (chip.textContent = "unknown");
+  }
+  setTimeout(() => pollHealth(project, pollMs), pollMs);
+}
+
+function startHealth(project) {
+  $("health").replaceChildren(
+    el(
+      "article",
+      { class: "panel wide", id: "panel-health", "data-panel": "system_health" },
+      el("h3", { text: "System health" }),
+      el("p", { class: "description", id: "health-note", text: "…" }),
+      el("p", {
+        class: "description",
+        text: "One status per pipeline stage and per API endpoint served in the last 5 minutes, from the stack monitor's /metrics and the live API. Red beats unknown, unknown beats amber and green: a source that does not answer is never shown as green.",
+      }),
+      el("table", { class: "alerts health", id: "health-table" }),
+    ),
+  );
+  pollHealth(project, Number(document.body.dataset.healthPollMs) || 15000);
+}
+
 async function main() {
   const meta = await pickers();
   $("pickers").addEventListener("submit", (event) => {
@@ -358,6 +407,7 @@ async function main() {
     }
     location.search = queryString(q);
   });
+  if (HEALTH_PAGES.includes(page)) startHealth(meta.project);
   if (page === "live") renderLive(meta.project);
   else await renderPanels();
   state.ready = true;
