@@ -26,7 +26,7 @@ test-tools:
 		prometheus prometheus-alertmanager >/dev/null; }
 
 test: .venv/.synced test-tools
-	node --test sdks/js/tests/
+	node --test sdks/js/tests/ dashboards/tests/js/
 	$(RUN) pytest $(PYTEST_ARGS)
 
 # wrk and hey (Debian) generate the load: C and Go cost the 2-core machine far less CPU than a Python client.

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +310,42 @@ def demo_funnel(warehouse_url: str) -> Iterator[StoredFunnel]:
         client.command("TRUNCATE TABLE funnel_daily")
 
 
+FLOW_LINKS = """[...document.querySelectorAll('#panel-funnel_paths svg.flow path')].map((p) => [
+  p.dataset.source, p.dataset.target, Number(p.dataset.units), Number(p.getAttribute('stroke-width')),
+  p.querySelector('title').textContent])"""
+
+
+def assert_flow_draws_the_paths(
+    page: Page, funnel: StoredFunnel, events: list[dict[str, Any]], view: panels.Params
+) -> None:
+    """The paths flow chart has one ribbon per distinct (step, event → next event) of the paths the model
+    finds, carrying its persons, and wider ribbons for more persons; the table stays under it."""
+    definition = funnel.definition
+    top = funnel_model.paths(
+        events,
+        view.date_from,
+        view.date_to,
+        definition.steps[0].event_type,
+        3,
+        definition.window_s,
+        funnel_panels.PATHS_SHOWN,
+    )
+    expected: dict[tuple[str, str], int] = {}
+    for path, _, units in top:
+        steps = path.split(" → ")
+        for i in range(len(steps) - 1):
+            key = (f"{i}:{steps[i]}", f"{i + 1}:{steps[i + 1]}")
+            expected[key] = expected.get(key, 0) + units
+    drawn = page.evaluate(FLOW_LINKS)
+    assert {(source, target): units for source, target, units, _, _ in drawn} == expected
+    assert len(drawn) == len(expected) > 1
+    by_units = sorted(drawn, key=lambda link: link[2])
+    for (_, _, fewer, narrower, _), (_, _, more, wider, _) in pairwise(by_units):
+        assert narrower < wider if fewer < more else narrower == wider
+    assert all(title.endswith(f": {units:,} persons") for _, _, units, _, title in drawn)
+    assert page.evaluate("document.querySelectorAll('#panel-funnel_paths tbody tr').length") == len(top)
+
+
 def test_funnel_panels_draw_the_funnel(
     page: Page, dashboards_url: str, warehouse_url: str, demo_funnel
 ) -> None:
@@ -354,6 +391,7 @@ def test_funnel_panels_draw_the_funnel(
             assert values["reached"] == [row[3] for row in expected_steps]
             assert values["dropped"] == [row[7] for row in expected_steps]
             assert expected_steps[-1][3] > 0
+            assert_flow_draws_the_paths(page, demo_funnel, events, view)
         screenshot(page, f"product-funnel{'-' + breakdown if breakdown else ''}")
     assert errors(page) == []
     csv_link = page.evaluate("document.querySelector('#panel-funnel_exits .links a[href*=\".csv\"]').href")

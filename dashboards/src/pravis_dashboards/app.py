@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "x": panel.chart.x,
                 "percent": panel.chart.percent,
                 "stacked": panel.chart.stacked,
+                "path_separator": panel.chart.path_separator,
             },
         }
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pravis_schemas.funnel_sql import dropoff_sql, funnel_sql, paths_sql
+from pravis_schemas.funnel_sql import PATH_SEPARATOR, dropoff_sql, funnel_sql, paths_sql
 from pravis_schemas.funnels import StoredFunnel
 
 from pravis_dashboards.panels import Chart, Panel
@@ -138,9 +138,10 @@ def paths_panel(stored: StoredFunnel) -> Panel:
         "funnel_paths",
         PAGE,
         f"Top paths from {start}",
-        f"Persons' first {start} in the range and their next 3 events within the window, repeats collapsed.",
+        f"Persons' first {start} in the range and their next 3 events within the window, repeats collapsed; "
+        "the flow chart draws the table's paths, one column per step, widths proportional to persons.",
         sql,
-        Chart("table", "path", ("units",)),
+        Chart("table", "path", ("units",), path_separator=PATH_SEPARATOR),
         parameters=_own(params),
     )
 

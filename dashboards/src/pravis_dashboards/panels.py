@@ -39,6 +39,8 @@ class Chart:
     """Long to wide: each distinct value of this column becomes a series of the `y` column."""
     percent: bool = False
     stacked: bool = False
+    path_separator: str | None = None
+    """A table whose `x` labels are paths joined by this: also drawn as a flow chart (static/flow.js)."""
 
 
 @dataclass(frozen=True)

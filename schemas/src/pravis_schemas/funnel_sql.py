@@ -26,6 +26,8 @@ from pravis_schemas.identity import person_id_sql, person_join
 
 EVENT_LABEL_SQL = "concat(e.event_type, if(ifNull(e.feature_name, '') = '', '', concat(':', e.feature_name)))"
 """How paths, next events and exit points name an event: its type, and the feature of a feature_use."""
+PATH_SEPARATOR = " → "
+"""Joins a path's events in `paths_sql`'s `path` column (the dashboards split it again to draw the flow)."""
 NO_EVENT = "(none)"
 NO_VALUE = "(none)"
 NOT_EXPOSED = "(not exposed)"
@@ -273,7 +275,7 @@ def paths_sql(
         "window_s": window_s,
         "limit": limit,
     }
-    sql = f"""SELECT arrayStringConcat(labels, ' → ') AS path, length(labels) AS steps, count() AS units FROM (
+    sql = f"""SELECT arrayStringConcat(labels, '{PATH_SEPARATOR}') AS path, length(labels) AS steps, count() AS units FROM (
     SELECT arraySlice(arrayCompact(arrayMap(x -> x.4,
                arrayFilter((x, i) -> i >= start AND x.1 <= ev[start].1 + {{window_s:UInt32}} * 1000, ev, arrayEnumerate(ev)))),
                1, {{depth:UInt8}} + 1) AS labels

@@ -1,6 +1,7 @@
 // Pravis dashboards: fetch a page's panels (data + SQL) from the backend and draw them with the vendored
-// Chart.js; the Live page polls /api/live/{project} (relayed from the stream tier) and updates in place; the
-// Executive and Live pages show the system health summary (/api/health/{project}), refreshed in place.
+// Chart.js (the top paths also as an SVG flow chart, laid out by flow.js); the Live page polls
+// /api/live/{project} (relayed from the stream tier) and updates in place; the Executive and Live pages show
+// the system health summary (/api/health/{project}), refreshed in place.
 "use strict";
 
 const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
@@ -212,6 +213,85 @@ function table(panel) {
   return el("table", { class: "alerts" }, el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+const FLOW = { width: 960, height: 280, nodeWidth: 12, gap: 8, top: 24, side: 190 };
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// The paths table's rows as a Sankey (flow.js lays it out): a <title> on every node and link gives its
+// numbers, and the table under it stays the text alternative. The viewBox fixes the aspect ratio, so the
+// card has its final height as soon as it is drawn.
+function flowChart(panel) {
+  const units = panel.series[0].data;
+  const rows = panel.labels.map((path, i) => ({ steps: path.split(panel.chart.path_separator), units: units[i] }));
+  const size = { ...FLOW, width: FLOW.width - 2 * FLOW.side, height: FLOW.height - FLOW.top };
+  const { nodes, links } = flowLayout(rows, size);
+  const hues = new Map();
+  const hue = (label) => {
+    if (!hues.has(label)) hues.set(label, COLORS[hues.size % COLORS.length]);
+    return hues.get(label);
+  };
+  const at = (v) => v.toFixed(2);
+  const columns = Math.max(...nodes.map((n) => n.column)) + 1;
+  const chart = svg("svg", {
+    class: "flow",
+    viewBox: `0 0 ${FLOW.width} ${FLOW.height}`,
+    role: "img",
+    "aria-label": `${panel.title}: ${links.length} links between ${columns} steps; the table below lists the paths.`,
+  });
+  const plot = svg("g", { transform: `translate(${FLOW.side} ${FLOW.top})` });
+  for (let column = 0; column < columns; column += 1) {
+    const x = (column * (size.width - FLOW.nodeWidth)) / Math.max(1, columns - 1) + FLOW.nodeWidth / 2;
+    plot.append(svg("text", { class: "step", x: at(x), y: -10, "text-anchor": "middle" }, `step ${column + 1}`));
+  }
+  for (const link of links) {
+    const x0 = link.source.x + FLOW.nodeWidth, x1 = link.target.x, middle = (x0 + x1) / 2;
+    const title = `step ${link.source.column + 1} ${link.source.label} → step ${link.target.column + 1} ${link.target.label}: ${format(link.units, false)} persons`;
+    plot.append(
+      svg(
+        "path",
+        {
+          d: `M${at(x0)},${at(link.sy)} C${at(middle)},${at(link.sy)} ${at(middle)},${at(link.ty)} ${at(x1)},${at(link.ty)}`,
+          stroke: hue(link.source.label),
+          "stroke-width": at(link.width),
+          "data-source": `${link.source.column}:${link.source.label}`,
+          "data-target": `${link.target.column}:${link.target.label}`,
+          "data-units": link.units,
+        },
+        svg("title", {}, title),
+      ),
+    );
+  }
+  for (const node of nodes) {
+    const last = node.column === columns - 1;
+    plot.append(
+      svg(
+        "g",
+        { class: "node" },
+        svg("title", {}, `step ${node.column + 1} ${node.label}: ${format(node.value, false)} persons`),
+        svg("rect", { x: at(node.x), y: at(node.y), width: FLOW.nodeWidth, height: at(Math.max(1, node.height)), fill: hue(node.label) }),
+        svg(
+          "text",
+          {
+            x: at(last ? node.x + FLOW.nodeWidth + 6 : node.x - 6),
+            y: at(node.y + node.height / 2),
+            "text-anchor": last ? "start" : "end",
+            "dominant-baseline": "middle",
+          },
+          `${node.label} (${format(node.value, false)})`,
+        ),
+      ),
+    );
+  }
+  chart.append(plot);
+  return chart;
+}
+
 function panelCard(panel, q) {
   const links = el(
     "span",
@@ -229,6 +309,7 @@ function panelCard(panel, q) {
   if (panel.error) {
     card.append(el("p", { class: "error", text: "Query failed: " + panel.error }));
   } else if (panel.chart.kind === "table") {
+    if (panel.chart.path_separator && panel.labels.length) card.append(el("div", { class: "flow-wrap" }, flowChart(panel)));
     card.append(el("div", { class: "table-wrap" }, table(panel)));
   } else if (!panel.labels.length) {
     card.append(el("p", { class: "empty", text: "No data in this range." }));
