@@ -130,7 +130,7 @@ def wrk(url: str, key: str, bodies: Path, seconds: float, connections: int, labe
 
 
 def parse_wrk(out: str, label: str) -> Result:
-    """wrk's --latency report as a Result (no latency when wrk printed no distribution: no request finished)."""
+    """wrk's --latency report as a Result (no latency when wrk printed no distribution: nothing finished)."""
     latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)

@@ -314,7 +314,7 @@ async def test_a_batch_closes_once_it_holds_loader_batch_bytes() -> None:
     assert sizes == [6, 6, 3]  # 300 bytes fetched is under the bound, 600 closes the batch
 
 
-def test_without_a_pending_alias_only_aliases_and_the_recheck_make_a_batch_refresh_identity() -> None:
+def test_identity_refreshes_within_a_second_of_an_alias_or_while_one_is_pending_else_on_the_recheck() -> None:
     def batch(*rows: bytes) -> dict[TopicPartition, list[ConsumerRecord]]:
         return {
             TopicPartition(topics.EVENTS, 0): [
@@ -332,13 +332,16 @@ def test_without_a_pending_alias_only_aliases_and_the_recheck_make_a_batch_refre
     loader._identity_refreshed = time.monotonic() - 30
     assert not loader._identity_due(batch(page_view))
     assert loader._identity_stale  # left for the idle loop
-    assert loader._identity_due(batch(page_view, alias_with_spaces))
     loader._identity_refreshed = time.monotonic() - 61
-    assert loader._identity_due(batch(page_view))
+    assert loader._identity_due(batch(page_view))  # the recheck
+
+    loader._identity_refreshed = time.monotonic() - 0.5
+    assert not loader._identity_due(batch(page_view, alias_with_spaces))  # within the second...
+    assert loader._identity_stale and loader._identity_idle_due()  # ...by the idle loop, or:
+    loader._identity_refreshed = time.monotonic() - 2
+    assert loader._identity_due(batch(page_view))  # by the next batch a second on, alias or not
 
     loader._pending_aliases = True
-    loader._identity_refreshed = time.monotonic() - 2
-    assert loader._identity_due(batch(page_view))  # the event naming the pending id may be in it
     loader._identity_refreshed = time.monotonic()
     assert not loader._identity_due(batch(page_view))
 

@@ -453,6 +453,8 @@ def ref_revenue_daily(events, first, last):
             "revenue_per_active_user": cut(revenue / users) if users else None,
             "reporting_currency": REPORTING,
             "unconverted": sum(1 for line in lines["orders"] + lines["refunds"] if line[2] is None),
+        }
+    return out
 
 
 def ref_survey_results_daily(events, first, last):

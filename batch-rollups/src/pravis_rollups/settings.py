@@ -36,9 +36,9 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     milliseconds at most and doubles the parts ClickHouse has to merge."""
     loader_retry_max_seconds: float = 30.0
     loader_identity_refresh_seconds: float = 1.0
-    """While an alias names an id not yet seen as a user id, the longest wait before a batch without aliases
-    brings identity_merges up to date (a batch with an alias always does, before its commit): the refresh is a
-    warehouse round trip, too many at every batch of a fast load (docs/identity.md)."""
+    """After a batch holding an alias, and while an alias names an id not yet seen as a user id, the longest
+    wait before identity_merges is brought up to date: the refresh is a warehouse round trip, too many at
+    every batch of a fast load (docs/identity.md)."""
     loader_identity_recheck_seconds: float = 60.0
     """With no alias pending, the longest wait between refreshes: what no batch shows (an alias's rows expired
     by retention, an alias written where the loader does not look) is corrected within it."""
