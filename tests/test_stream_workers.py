@@ -172,9 +172,11 @@ def settle(
                 assert seen <= summary["events"]["total"] <= total, (url, summary["events"])
                 assert series["partitions"] == list(range(PARTITIONS))
             found.append((summary, series))
-        if all(s["partitions"] == list(range(PARTITIONS)) for s, _ in found):
+        if all(
+            s["partitions"] == list(range(PARTITIONS)) and s["events"]["total"] == total for s, _ in found
+        ):
             return [comparable(s, t, durations) for s, t in found]
-        assert time.monotonic() < deadline, f"workers never all answered for every partition: {found}"
+        assert time.monotonic() < deadline, f"workers never all answered with every event counted: {found}"
         time.sleep(0.3)
 
 

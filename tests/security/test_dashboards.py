@@ -363,9 +363,17 @@ def test_k8s_sets_credentials_from_the_secret_and_scrapes_the_metrics_port(
     container = template["spec"]["containers"][0]
     env = {}
     for item in container["env"]:
-        ref = item.get("valueFrom", {}).get("secretKeyRef")
-        env[item["name"]] = secrets_by_name[ref["name"]][ref["key"]] if ref else item["value"]
-    settings = settings_class(**{k.removeprefix("PRAVIS_").lower(): v for k, v in env.items()})
+        source = item.get("valueFrom", {})
+        if ref := source.get("secretKeyRef"):
+            env[item["name"]] = secrets_by_name[ref["name"]][ref["key"]]
+        elif "fieldRef" in source:
+            env[item["name"]] = "10.1.2.3"  # what the kubelet fills in (the pod's IP)
+        else:
+            # Kubernetes expands $(NAME) of variables defined above in the same container.
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], item["value"])
+    settings = settings_class(
+        **{k.removeprefix("PRAVIS_").lower(): v for k, v in env.items() if k.startswith("PRAVIS_")}
+    )
     worker = "dashboards" if settings_class is DashboardsSettings else "stream"
     metrics_port = getattr(settings, f"{worker}_metrics_port")
     assert settings.stream_live_auth is not None
