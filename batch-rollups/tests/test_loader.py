@@ -314,7 +314,7 @@ async def test_a_batch_closes_once_it_holds_loader_batch_bytes() -> None:
     assert sizes == [6, 6, 3]  # 300 bytes fetched is under the bound, 600 closes the batch
 
 
-def test_identity_refreshes_within_a_second_of_an_alias_or_while_one_is_pending_else_on_the_recheck() -> None:
+def test_identity_refreshes_within_a_second_of_an_alias_or_a_pending_id_else_on_the_recheck() -> None:
     def batch(*rows: bytes) -> dict[TopicPartition, list[ConsumerRecord]]:
         return {
             TopicPartition(topics.EVENTS, 0): [
@@ -328,22 +328,32 @@ def test_identity_refreshes_within_a_second_of_an_alias_or_while_one_is_pending_
     loader = Loader(Settings(loader_identity_refresh_seconds=1.0, loader_identity_recheck_seconds=60.0))
     assert loader._identity_due(batch(page_view))  # nothing known before the first refresh
 
-    loader._pending_aliases = False
+    loader._identity_wanted = False
     loader._identity_refreshed = time.monotonic() - 30
     assert not loader._identity_due(batch(page_view))
-    assert loader._identity_stale  # left for the idle loop
+    assert not loader._identity_idle_due()  # a page view changes no merge: nothing for the idle loop either
     loader._identity_refreshed = time.monotonic() - 61
     assert loader._identity_due(batch(page_view))  # the recheck
 
     loader._identity_refreshed = time.monotonic() - 0.5
     assert not loader._identity_due(batch(page_view, alias_with_spaces))  # within the second...
-    assert loader._identity_stale and loader._identity_idle_due()  # ...by the idle loop, or:
-    loader._identity_refreshed = time.monotonic() - 2
+    assert not loader._identity_idle_due()
+    loader._identity_refreshed = time.monotonic() - 1.1
+    assert loader._identity_idle_due()  # ...by the idle loop, or:
     assert loader._identity_due(batch(page_view))  # by the next batch a second on, alias or not
 
-    loader._pending_aliases = True
-    loader._identity_refreshed = time.monotonic()
-    assert not loader._identity_due(batch(page_view))
+    # An alias's previous id no event carried as a user id yet: a batch carrying it (in any JSON spelling,
+    # escapes included) wants a refresh, one carrying it only as an anonymous id does not.
+    loader._identity_wanted = False
+    loader._pending_ids = frozenset({"u-2", "ü-3"})
+    loader._identity_refreshed = time.monotonic() - 2
+    as_anonymous = orjson.dumps(event(anonymous_id="u-2"))
+    assert not loader._identity_due(batch(page_view, as_anonymous))
+    assert loader._identity_due(batch(page_view, json.dumps(event(user_id="u-2")).encode()))
+    loader._identity_wanted = False
+    assert loader._identity_due(batch(json.dumps(event(user_id="ü-3"), ensure_ascii=True).encode()))
+    loader._identity_wanted = False
+    assert loader._identity_due(batch(orjson.dumps(event(user_id="ü-3"))))
 
 
 class CrashBeforeCommit(Exception):

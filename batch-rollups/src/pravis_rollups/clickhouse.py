@@ -101,11 +101,11 @@ def insert_json_rows(client: Client, table: str, rows: list[bytes]) -> None:
 
 IDENTITY_STATE_SQL = (
     "SELECT DISTINCT "
-    "if((project_id, assumeNotNull(previous_id)) IN ("
+    "multiIf((project_id, assumeNotNull(previous_id)) IN ("
     "SELECT project_id, user_id FROM identity_users "
     "WHERE (project_id, user_id) IN ("
-    "SELECT project_id, previous_id FROM events WHERE event_type = 'alias')), "
-    "'edge', 'pending'), "
+    "SELECT project_id, previous_id FROM events WHERE event_type = 'alias')), 'edge', "
+    "received_at >= now64(3) - toIntervalMillisecond({pending_ms:UInt64}), 'pending', 'unmatched'), "
     "toString(project_id), assumeNotNull(user_id), assumeNotNull(previous_id) "
     "FROM events WHERE event_type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL "
     "UNION ALL "
@@ -113,39 +113,42 @@ IDENTITY_STATE_SQL = (
     "GROUP BY project_id, user_id"
 )
 """In one round trip: every alias as ('edge', project_id, user_id, previous_id) when both its ids are
-identified users, the edges of rule 2 (docs/identity.md), else as ('pending', ...); and ('merge', project_id,
-user_id, person_id) for what identity_merges says now. An alias's user_id is identified by the alias itself;
-its previous_id only once some event carried it as user_id, which may arrive after the alias. Aliases are few
-and `events` is sorted by event_type within a project, so this reads a few granules of it."""
+identified users, the edges of rule 2 (docs/identity.md), else as ('pending', ...) if it arrived within the
+pending window or ('unmatched', ...); and ('merge', project_id, user_id, person_id) for what identity_merges
+says now. An alias's user_id is identified by the alias itself; its previous_id only once some event carried
+it as user_id, which may arrive after the alias. Aliases are few and `events` is sorted by event_type within a
+project, so this reads a few granules of it."""
 MERGES_COLUMNS = ["project_id", "user_id", "person_id", "version"]
 
 
 class IdentityRefresh(NamedTuple):
     written: int
     """Rows written to identity_merges."""
-    pending_aliases: int
-    """Aliases whose previous id no event has carried as a user id yet: until one does, a batch without any
-    alias may still change the merges, so the loader keeps refreshing after batches."""
+    pending_ids: frozenset[str]
+    """Previous ids of recent aliases that no event has carried as a user id yet: a batch carrying one as a
+    user id changes the merges, so the loader looks for them in what it loads."""
 
 
-def refresh_identity_merges(client: Client) -> IdentityRefresh:
+def refresh_identity_merges(client: Client, pending_seconds: float = 3600.0) -> IdentityRefresh:
     """Bring `identity_merges` in line with the alias edges between identified users.
 
     The whole state is compared, not just a batch's aliases: a user id that becomes identified after the alias
     naming it (a late event) changes the components without any new alias. Idempotent, so running it again
     after a crash or on a redelivered batch writes nothing new. The version is taken before reading: of two
     concurrent refreshes, the one that read later wins, and any refresh after both repairs what either missed.
+    Aliases that arrived within `pending_seconds` and are not edges yet are returned as pending.
     """
     version = time.time_ns()
-    edges, current, pending = [], {}, 0
-    for kind, project, user, other in client.query(IDENTITY_STATE_SQL).result_rows:
+    edges, current, pending = [], {}, set()
+    state = client.query(IDENTITY_STATE_SQL, parameters={"pending_ms": int(pending_seconds * 1000)})
+    for kind, project, user, other in state.result_rows:
         if kind == "edge":
             edges.append((project, user, other))
         elif kind == "pending":
-            pending += 1
-        else:
+            pending.add(other)
+        elif kind == "merge":
             current[(project, user)] = other
     rows = merge_rows(edges, current)
     if rows:
         client.insert("identity_merges", [[*row, version] for row in rows], column_names=MERGES_COLUMNS)
-    return IdentityRefresh(written=len(rows), pending_aliases=pending)
+    return IdentityRefresh(written=len(rows), pending_ids=frozenset(pending))

@@ -13,10 +13,11 @@ slices), then the batch's offsets are committed.
   identity (event_id, alert_id + status, Kafka position), so `FINAL` / `LIMIT 1 BY` count each message once.
 - Identity (docs/identity.md): the insert path's materialized views keep the links and identified users, and
   `identity_merges` is brought in line with the aliases between identified users: at start-up, at most
-  `loader_identity_refresh_seconds` after a batch holding an alias or while some alias names an id not yet
-  seen as a user id (an event carrying it later changes the merges), and otherwise every
-  `loader_identity_recheck_seconds`. The refresh compares the whole state, so it is
-  idempotent and a crash only makes it run again.
+  `loader_identity_refresh_seconds` after a batch holding an alias or carrying, as a user id, the previous id
+  of a recent alias that no event had carried as one (a *pending* id: that event changes the merges), and
+  otherwise every `loader_identity_recheck_seconds`, which also catches what no batch of this loader shows
+  (another loader's aliases, an alias older than `loader_identity_pending_seconds` whose id turns up late).
+  The refresh compares the whole state, so it is idempotent and a crash only makes it run again.
 
 One consumer for all topics, not one per topic: the events topic is nearly all of the volume, the others add a
 few records per fetch, and one commit point keeps "inserted before committed" a single ordered step.
@@ -30,6 +31,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -61,7 +63,16 @@ MERGES_WRITTEN = Counter(
 ALIAS_ROW = re.compile(rb'"event_type"\s*:\s*"alias"')
 """An alias in an `events` row as any JSON writer spells it (the gateway writes no spaces). Only a \\u escape
 of plain letters, which no JSON encoder emits for them, would hide one."""
+USER_ID_VALUE = re.compile(rb'"user_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+"""Every `user_id` string in a record, top level or not: a superset only costs a refresh, a miss a delay."""
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
+
+
+
+def json_string(raw: bytes) -> str:
+    """The text of a JSON string's body as USER_ID_VALUE captured it."""
+    return orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode(errors="replace")
+
 
 REJECTED_COLUMNS = ["topic", "kafka_partition", "kafka_offset", "line", "key", "value", "reason"]
 
@@ -91,12 +102,11 @@ class Loader:
         self._identity_lock = asyncio.Lock()
         self._identity_refreshed = -math.inf
         """When the last identity refresh began (monotonic): every batch inserted before it is covered."""
-        self._identity_stale = True
-        """Some batch is not covered yet; at start-up, an earlier run may have committed one it skipped."""
-        self._pending_aliases = True
-        """The last refresh saw an alias naming an id no event had carried as a user id yet (or there was no
-        refresh yet): until one does, any batch may change the merges. Another loader's new pending alias is
-        pending for that loader, which then keeps refreshing, also while idle, and so sees this one's rows."""
+        self._identity_wanted = True
+        """A batch inserted since the last refresh began may change the merges (it holds an alias or a pending
+        id); at start-up, an earlier run may have committed one it did not refresh for."""
+        self._pending_ids: frozenset[str] = frozenset()
+        """From the last refresh: previous ids of recent aliases not yet seen as a user id."""
 
     def _retrying(self, what: str, table: str = "", only_transient: bool = False) -> AsyncRetrying:
         def before_sleep(state) -> None:
@@ -206,43 +216,51 @@ class Loader:
 
     def _identity_due(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
         """Whether this batch, once inserted, needs the identity refresh before its commit; if not, it is
-        left for a later one."""
+        left for a later batch or the idle loop."""
         events = [
             record for tp, records in fetched.items() if tp.topic == topics.EVENTS for record in records
         ]
-        if not events:
-            return False
-        if any(ALIAS_ROW.search(record.value or b"") for record in events):
+        if any(self._changes_identity(record.value or b"") for record in events):
             # Within `loader_identity_refresh_seconds`, not before this very commit: with aliases in most
             # batches of a fast load a refresh per batch cost the 10M-event bench more warehouse time than
             # the identity views (~55 ms each). A crash before the refresh is covered by the start-up one.
-            self._pending_aliases = True
-        if time.monotonic() - self._identity_refreshed >= self._identity_interval():
-            return True
-        self._identity_stale = True
-        return False
+            self._identity_wanted = True
+        return bool(events) and self._identity_idle_due()
 
-    def _identity_interval(self) -> float:
-        """Longest wait for the next refresh: short while an alias is pending, else only the recheck that
-        catches what no batch shows (an alias's rows expired by retention, one a loader could not see)."""
-        if self._pending_aliases:
-            return self.settings.loader_identity_refresh_seconds
-        return self.settings.loader_identity_recheck_seconds
+    def _changes_identity(self, value: bytes) -> bool:
+        if ALIAS_ROW.search(value):
+            return True
+        if not self._pending_ids:
+            return False  # the common case, and the whole of a backfill: no scan of the rows
+        return any(json_string(raw) in self._pending_ids for raw in USER_ID_VALUE.findall(value))
 
     def _identity_idle_due(self) -> bool:
-        """Whether the loop, with nothing fetched, should refresh now."""
-        waited = time.monotonic() - self._identity_refreshed
-        return self._identity_stale or waited >= self._identity_interval()
+        """Whether a refresh is due now: soon after a batch that may change the merges, else the recheck."""
+        interval = (
+            self.settings.loader_identity_refresh_seconds
+            if self._identity_wanted
+            else self.settings.loader_identity_recheck_seconds
+        )
+        return time.monotonic() - self._identity_refreshed >= interval
 
     async def refresh_identity(self, client: Client) -> None:
         """One refresh at a time, on a client of its own: the pipelined batches and the idle loop share it."""
         async with self._identity_lock:
-            self._identity_stale = False
+            # Reset before reading: a batch asking for a refresh from now on was maybe not read by this one.
+            self._identity_wanted = False
             self._identity_refreshed = time.monotonic()
             async for attempt in self._retrying("identity refresh", "identity_merges"):
                 with attempt:
-                    refreshed = await asyncio.to_thread(clickhouse.refresh_identity_merges, client)
-            self._pending_aliases = refreshed.pending_aliases > 0
+                    refreshed = await asyncio.to_thread(
+                        clickhouse.refresh_identity_merges,
+                        client,
+                        self.settings.loader_identity_pending_seconds,
+                    )
+            if refreshed.pending_ids - self._pending_ids:
+                # A batch loaded while this refresh ran was checked against the old pending ids: one more
+                # refresh covers a new pending id it may carry.
+                self._identity_wanted = True
+            self._pending_ids = refreshed.pending_ids
         if refreshed.written:
             MERGES_WRITTEN.inc(refreshed.written)
             log.info("identity merges refreshed", rows=refreshed.written)

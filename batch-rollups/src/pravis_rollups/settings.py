@@ -36,12 +36,16 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     milliseconds at most and doubles the parts ClickHouse has to merge."""
     loader_retry_max_seconds: float = 30.0
     loader_identity_refresh_seconds: float = 1.0
-    """After a batch holding an alias, and while an alias names an id not yet seen as a user id, the longest
-    wait before identity_merges is brought up to date: the refresh is a warehouse round trip, too many at
-    every batch of a fast load (docs/identity.md)."""
+    """After a batch holding an alias or a pending id (docs/identity.md), the longest wait before
+    identity_merges is brought up to date: the refresh is a warehouse round trip, too many at every batch of a
+    fast load."""
     loader_identity_recheck_seconds: float = 60.0
-    """With no alias pending, the longest wait between refreshes: what no batch shows (an alias's rows expired
-    by retention, an alias written where the loader does not look) is corrected within it."""
+    """Otherwise the longest wait between refreshes: what no batch of this loader shows (another loader's
+    aliases, an alias's rows expired by retention, an old alias whose previous id turns up) is corrected
+    within it."""
+    loader_identity_pending_seconds: float = 3600.0
+    """How long after its arrival an alias whose previous id no event carried as a user id yet keeps the
+    loader looking for that id in every batch (a regex pass over the rows, only while such aliases exist)."""
     loader_health_host: str = ports.LOCAL_HOST
     loader_health_port: int = ports.LOADER_HEALTH
 
