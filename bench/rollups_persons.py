@@ -1,5 +1,5 @@
 """The rollup set counting persons against the rollup set of another revision counting raw ids, on the same
-data in the same warehouse, in one run (target ≤ 1.3x; docs/scaling.md).
+data in the same warehouse, in one run (target ≤ 1.3x; docs/scaling.md); both run the base's rollups only.
 
 `python -m bench.rollups_persons --base /tmp/base [--events 2000000] [--rounds 2]`, where `/tmp/base` is a
 checkout of the revision to compare with (`git worktree add --detach /tmp/base main`). The synthetic data
@@ -38,29 +38,33 @@ import json, sys, time
 from datetime import date
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan
-from pravis_rollups.rollups import RollupOptions
+from pravis_rollups.rollups import ROLLUPS, RollupOptions
 
 url, first, last = sys.argv[1], sys.argv[2], sys.argv[3]
 if first == "migrate":
     clickhouse.migrate(url)
+elif first == "names":
+    print(json.dumps([rollup.table for rollup in ROLLUPS]))
 else:
+    names = json.loads(sys.argv[4])
     first, last = date.fromisoformat(first), date.fromisoformat(last)
     with clickhouse.connect(url) as client:
         options = RollupOptions(as_of=last)
         began = time.perf_counter()
         with Runner(client, options) as runner:
-            for step in plan(client, first, last, options=options):
+            for step in plan(client, first, last, names, options=options):
                 runner.run(step)
         print(json.dumps(time.perf_counter() - began))
 """
-"""Run by each revision: migrate its database (`migrate -`), or time its rollup set over [first, last]."""
+"""Run by each revision: migrate its database (`migrate -`), list its rollups (`names -`), or time the named
+rollups (a JSON list) over [first, last]."""
 
 
-def revision(checkout: Path, url: str, first: str, last: str) -> str:
+def revision(checkout: Path, url: str, first: str, last: str, *more: str) -> str:
     """Run RUN_ROLLUPS with `checkout`'s packages ahead of the installed ones; its output."""
     paths = [str(checkout / package / "src") for package in ("batch-rollups", "schemas")]
     done = subprocess.run(
-        [sys.executable, "-c", RUN_ROLLUPS, url, first, last],
+        [sys.executable, "-c", RUN_ROLLUPS, url, first, last, *more],
         env={"PYTHONPATH": ":".join(paths), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -146,12 +150,14 @@ def main() -> None:
             clickhouse.refresh_identity_merges(client)
             settle(client)
             overrides = client.query("SELECT count() FROM person_overrides").result_rows[0][0]
+        # The base's rollups only: those added since (funnels, revenue, ...) are not the cost of persons.
+        names = revision(args.base, urls["base"], "names", "-").strip()
         seconds: dict[str, list[float]] = {"persons": [], "base": []}
         cpu: dict[str, list[float]] = {"persons": [], "base": []}
         for round_ in range(args.rounds):
             for name, checkout in (("persons", HERE), ("base", args.base)):
                 began = cpu_seconds(warehouse.popen.pid)
-                seconds[name].append(json.loads(revision(checkout, urls[name], first, last)))
+                seconds[name].append(json.loads(revision(checkout, urls[name], first, last, names)))
                 cpu[name].append(cpu_seconds(warehouse.popen.pid) - began)
                 took = f"{seconds[name][-1]:.2f} s, warehouse CPU {cpu[name][-1]:.2f} s"
                 console.print(f"round {round_ + 1}: {name} {took}")
@@ -162,6 +168,7 @@ def main() -> None:
         "days": args.days,
         "persons_with_several_ids": config.journeys * len(config.projects),
         "person_overrides_rows": overrides,
+        "rollups": json.loads(names),
         "rollups_persons_s": seconds["persons"],
         "rollups_base_s": seconds["base"],
         "warehouse_cpu_persons_s": cpu["persons"],

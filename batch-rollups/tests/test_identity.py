@@ -8,6 +8,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from pravis_rollups import clickhouse
@@ -173,3 +174,53 @@ def test_shuffled_replayed_and_late_events_give_the_modelled_graph(
         for subject in ids
     }
     assert linked["anon-Q"] == ["anon-Q"]
+
+
+def refreshes(worker_env: dict[str, str], reason: str) -> float:
+    """The loader's count of identity refreshes asked for by `reason`."""
+    metrics = httpx.get(f"http://127.0.0.1:{worker_env['PRAVIS_LOADER_HEALTH_PORT']}/metrics").text
+    series = f'pravis_loader_identity_refreshes_total{{reason="{reason}"}} '
+    return next((float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(series)), 0.0)
+
+
+def test_an_event_identifying_a_recent_aliases_previous_id_merges_without_waiting_for_the_recheck(
+    kafka_bootstrap: str, clickhouse_url: str, worker_env: dict[str, str], loader: services.Process
+) -> None:
+    """The alias arrives first and names u-B, which no event has carried as a user id: not an edge yet. A
+    later batch with no alias in it carries u-B as a user id; the loader must see that this batch changes the
+    merges and refresh within a second or so, not at the recheck a minute after its last refresh."""
+    project = f"pending-{secrets.token_hex(3)}"
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def at(minute: int, event_type: str, **ids: str) -> dict:
+        return {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "timestamp": (now - timedelta(minutes=10 - minute)).isoformat(),
+            "received_at": now.isoformat(),
+            "properties": {},
+            **ids,
+        }
+
+    followed_up = refreshes(worker_env, "new pending id")
+    publish(
+        kafka_bootstrap,
+        [at(1, "page_view", user_id="u-B2"), at(2, "alias", user_id="u-B2", previous_id="u-B")],
+        project,
+    )
+    services.wait_for(lambda: loaded(clickhouse_url, project) == 2, what="the alias loaded")
+    # The refresh after the alias found u-B pending, and the one that follows a new pending id has run: from
+    # here on nothing asks for a refresh but the recheck a minute later, or a batch carrying u-B.
+    services.wait_for(
+        lambda: refreshes(worker_env, "new pending id") > followed_up, what="the refreshes after the alias"
+    )
+    # u-B is not identified yet: the alias links it to u-B2 (rule 1), no merge of two users (rule 2) yet.
+    assert graph(clickhouse_url, project, ["u-B", "u-B2"]) == {"u-B": "u-B2", "u-B2": "u-B2"}
+
+    asked = refreshes(worker_env, "pending id")
+    publish(kafka_bootstrap, [at(3, "page_view", user_id="u-B")], project)
+    services.wait_for(
+        lambda: graph(clickhouse_url, project, ["u-B", "u-B2"]) == {"u-B": "u-B", "u-B2": "u-B"},
+        what="u-B2 merged into u-B (rule 2: the smaller user id)",
+    )
+    assert refreshes(worker_env, "pending id") > asked  # that batch asked for it, not the recheck

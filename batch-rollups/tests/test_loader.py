@@ -328,7 +328,7 @@ def test_identity_refreshes_within_a_second_of_an_alias_or_a_pending_id_else_on_
     loader = Loader(Settings(loader_identity_refresh_seconds=1.0, loader_identity_recheck_seconds=60.0))
     assert loader._identity_due(batch(page_view))  # nothing known before the first refresh
 
-    loader._identity_wanted = False
+    loader._identity_wanted = None
     loader._identity_refreshed = time.monotonic() - 30
     assert not loader._identity_due(batch(page_view))
     assert not loader._identity_idle_due()  # a page view changes no merge: nothing for the idle loop either
@@ -344,15 +344,15 @@ def test_identity_refreshes_within_a_second_of_an_alias_or_a_pending_id_else_on_
 
     # An alias's previous id no event carried as a user id yet: a batch carrying it (in any JSON spelling,
     # escapes included) wants a refresh, one carrying it only as an anonymous id does not.
-    loader._identity_wanted = False
+    loader._identity_wanted = None
     loader._pending_ids = frozenset({"u-2", "ü-3"})
     loader._identity_refreshed = time.monotonic() - 2
     as_anonymous = orjson.dumps(event(anonymous_id="u-2"))
     assert not loader._identity_due(batch(page_view, as_anonymous))
     assert loader._identity_due(batch(page_view, json.dumps(event(user_id="u-2")).encode()))
-    loader._identity_wanted = False
+    loader._identity_wanted = None
     assert loader._identity_due(batch(json.dumps(event(user_id="ü-3"), ensure_ascii=True).encode()))
-    loader._identity_wanted = False
+    loader._identity_wanted = None
     assert loader._identity_due(batch(orjson.dumps(event(user_id="ü-3"))))
 
 

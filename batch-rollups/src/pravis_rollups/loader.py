@@ -60,13 +60,17 @@ INSERT_FAILURES = Counter(
 MERGES_WRITTEN = Counter(
     "pravis_loader_identity_merges_written_total", "Rows written to identity_merges (person of merged users)"
 )
+IDENTITY_REFRESHES = Counter(
+    "pravis_loader_identity_refreshes_total",
+    "Identity refreshes run (each one warehouse round trip), by what asked for it",
+    ["reason"],
+)
 ALIAS_ROW = re.compile(rb'"event_type"\s*:\s*"alias"')
 """An alias in an `events` row as any JSON writer spells it (the gateway writes no spaces). Only a \\u escape
 of plain letters, which no JSON encoder emits for them, would hide one."""
 USER_ID_VALUE = re.compile(rb'"user_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 """Every `user_id` string in a record, top level or not: a superset only costs a refresh, a miss a delay."""
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
-
 
 
 def json_string(raw: bytes) -> str:
@@ -102,9 +106,10 @@ class Loader:
         self._identity_lock = asyncio.Lock()
         self._identity_refreshed = -math.inf
         """When the last identity refresh began (monotonic): every batch inserted before it is covered."""
-        self._identity_wanted = True
-        """A batch inserted since the last refresh began may change the merges (it holds an alias or a pending
-        id); at start-up, an earlier run may have committed one it did not refresh for."""
+        self._identity_wanted: str | None = "start-up"
+        """Why a refresh is wanted soon, if it is: a batch inserted since the last refresh began may change
+        the merges (it holds an alias or a pending id); at start-up, an earlier run may have committed one it
+        did not refresh for. None: only the recheck is due."""
         self._pending_ids: frozenset[str] = frozenset()
         """From the last refresh: previous ids of recent aliases not yet seen as a user id."""
 
@@ -220,19 +225,24 @@ class Loader:
         events = [
             record for tp, records in fetched.items() if tp.topic == topics.EVENTS for record in records
         ]
-        if any(self._changes_identity(record.value or b"") for record in events):
-            # Within `loader_identity_refresh_seconds`, not before this very commit: with aliases in most
-            # batches of a fast load a refresh per batch cost the 10M-event bench more warehouse time than
-            # the identity views (~55 ms each). A crash before the refresh is covered by the start-up one.
-            self._identity_wanted = True
+        # Within `loader_identity_refresh_seconds`, not before this very commit: with aliases in most
+        # batches of a fast load a refresh per batch cost the 10M-event bench more warehouse time than
+        # the identity views (~55 ms each). A crash before the refresh is covered by the start-up one.
+        for record in events:
+            if reason := self._identity_change(record.value or b""):
+                self._identity_wanted = self._identity_wanted or reason
+                break
         return bool(events) and self._identity_idle_due()
 
-    def _changes_identity(self, value: bytes) -> bool:
+    def _identity_change(self, value: bytes) -> str | None:
+        """Why this record may change the merges, or None."""
         if ALIAS_ROW.search(value):
-            return True
+            return "alias"
         if not self._pending_ids:
-            return False  # the common case, and the whole of a backfill: no scan of the rows
-        return any(json_string(raw) in self._pending_ids for raw in USER_ID_VALUE.findall(value))
+            return None  # the common case, and the whole of a backfill: no scan of the rows
+        if any(json_string(raw) in self._pending_ids for raw in USER_ID_VALUE.findall(value)):
+            return "pending id"
+        return None
 
     def _identity_idle_due(self) -> bool:
         """Whether a refresh is due now: soon after a batch that may change the merges, else the recheck."""
@@ -247,7 +257,7 @@ class Loader:
         """One refresh at a time, on a client of its own: the pipelined batches and the idle loop share it."""
         async with self._identity_lock:
             # Reset before reading: a batch asking for a refresh from now on was maybe not read by this one.
-            self._identity_wanted = False
+            reason, self._identity_wanted = self._identity_wanted or "recheck", None
             self._identity_refreshed = time.monotonic()
             async for attempt in self._retrying("identity refresh", "identity_merges"):
                 with attempt:
@@ -256,10 +266,11 @@ class Loader:
                         client,
                         self.settings.loader_identity_pending_seconds,
                     )
+            IDENTITY_REFRESHES.labels(reason).inc()
             if refreshed.pending_ids - self._pending_ids:
                 # A batch loaded while this refresh ran was checked against the old pending ids: one more
                 # refresh covers a new pending id it may carry.
-                self._identity_wanted = True
+                self._identity_wanted = self._identity_wanted or "new pending id"
             self._pending_ids = refreshed.pending_ids
         if refreshed.written:
             MERGES_WRITTEN.inc(refreshed.written)
