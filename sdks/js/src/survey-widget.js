@@ -37,7 +37,7 @@ const CSS = `
   width: min(var(--pravis-survey-width, 360px), calc(100vw - 2 * var(--offset)));
   max-height: calc(100vh - 2 * var(--offset)); overflow: auto; padding: 16px;
   background: var(--pravis-survey-background, #ffffff); color: var(--pravis-survey-color, #1f2328);
-  border: 1px solid var(--pravis-survey-border-color, #d0d7de); border-radius: var(--pravis-survey-radius, 10px);
+  border: 1px solid var(--pravis-survey-border-color, #818b98); border-radius: var(--pravis-survey-radius, 10px);
   box-shadow: var(--pravis-survey-shadow, 0 8px 24px rgba(0, 0, 0, 0.18));
   font: var(--pravis-survey-font, 15px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif);
 }
@@ -52,7 +52,7 @@ legend, .label { display: block; padding: 0; margin: 0 0 10px; font-weight: 600;
 .scale input { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0;
   overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
 .scale span { display: block; padding: 6px 0; text-align: center; cursor: pointer;
-  border: 1px solid var(--pravis-survey-border-color, #d0d7de); border-radius: 6px; }
+  border: 1px solid var(--pravis-survey-border-color, #818b98); border-radius: 6px; }
 .scale input:checked + span { background: var(--pravis-survey-accent, #0b5cad);
   color: var(--pravis-survey-accent-color, #ffffff); border-color: var(--pravis-survey-accent, #0b5cad); }
 .scale input:focus-visible + span, button:focus-visible, textarea:focus-visible, .choice input:focus-visible {
@@ -62,7 +62,7 @@ legend, .label { display: block; padding: 0; margin: 0 0 10px; font-weight: 600;
 .choice { display: flex; align-items: center; gap: 8px; padding: 4px 0; cursor: pointer; }
 .choice input { margin: 0; accent-color: var(--pravis-survey-accent, #0b5cad); }
 textarea { display: block; width: 100%; min-height: 5em; padding: 8px; resize: vertical;
-  background: transparent; border: 1px solid var(--pravis-survey-border-color, #d0d7de); border-radius: 6px; }
+  background: transparent; border: 1px solid var(--pravis-survey-border-color, #818b98); border-radius: 6px; }
 .hint { margin: 4px 0 0; font-size: 0.85em; color: var(--pravis-survey-muted-color, #59636e); }
 .error { margin: 8px 0 0; color: var(--pravis-survey-error-color, #b42318); }
 .error:empty { display: none; }
@@ -160,6 +160,7 @@ class Widget {
       this.next();
     });
     this.dialog.addEventListener('keydown', (event) => this.key(event));
+    this.body.addEventListener('input', () => this.clearError()); // answered now: the reason no longer holds
     // The app took it away (a route change): neither answered nor dismissed by the user, so nothing recorded.
     if (options.signal) options.signal.addEventListener('abort', () => this.remove(this.outcome || ABORTED), { once: true });
 
@@ -188,10 +189,15 @@ class Widget {
   render() {
     const question = this.question;
     const last = this.index === this.survey.questions.length - 1;
-    this.error.textContent = '';
+    this.clearError();
     this.button.textContent = last ? this.labels.submit : this.labels.next;
     this.body.replaceChildren(this.field(question));
     this.firstControl().focus({ preventScroll: true });
+  }
+
+  clearError() {
+    this.error.textContent = '';
+    for (const invalid of this.body.querySelectorAll('[aria-invalid]')) invalid.removeAttribute('aria-invalid');
   }
 
   field(question) {
