@@ -108,7 +108,7 @@ class Page:
         raise TimeoutError(f"{expression!r} still falsy after {timeout_s}s; console: {self.console[-10:]}")
 
     def press(self, key: str, modifiers: int = 0) -> None:
-        """Press and release `key` as a keyboard would (trusted events, with the browser's default actions)."""
+        """Press and release `key` as a keyboard does: trusted events, with the browser's default actions."""
         code, key_code, text = KEYS[key]
         down = {"key": key, "code": code, "windowsVirtualKeyCode": key_code, "modifiers": modifiers}
         self.call("Input.dispatchKeyEvent", type="keyDown", **down, **({"text": text} if text else {}))

@@ -1,5 +1,5 @@
-"""A tiny local HTTP server for SDK tests: serves static files and pages, forwards POSTs and `GET /api/...` (the
-surveys the SDK fetches) to the gateway.
+"""A tiny local HTTP server for SDK tests: serves static files and pages, forwards POSTs and `GET /api/...`
+(the surveys the SDK fetches) to the gateway.
 
 Forwarding keeps a browser page and the gateway on one origin, and `script` lets a test make the next
 POSTs fail like a gateway whose Kafka is down ("503": not forwarded, answered 503 + Retry-After) or like a

@@ -1,8 +1,8 @@
-"""The JS SDK's survey widget in a real headless Chromium, through the real gateway, broker, loader and warehouse:
-a running survey is fetched and shown, answered with the keyboard alone (arrow keys, Space, Tab, Enter,
-Ctrl+Enter) along a branch, dismissed with Escape in another visit, not shown again after a reload (also
-before the gateway has heard of the dismissal), and its events land exactly once in ClickHouse, the answers
-equal to what the test typed. A screenshot of the widget goes to artifacts/screenshots/.
+"""The JS SDK's survey widget in a real headless Chromium, through the real gateway, broker, loader and
+warehouse: a running survey is fetched and shown, answered with the keyboard alone (arrow keys, Space, Tab,
+Enter, Ctrl+Enter) along a branch, dismissed with Escape in another visit, not shown again after a reload
+(also before the gateway has heard of the dismissal), and its events land exactly once in ClickHouse, the
+answers equal to what the test typed. Screenshots of the widget go to artifacts/screenshots/.
 """
 
 import base64
@@ -10,7 +10,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from tests.browser import CHROMIUM, CTRL, Page, chromium_page
 from tests.helpers import query_rows, wait_until_equal, wait_until_stored
 from tests.sdk_site import Site
-from tests.test_sdk_browser import SDK_SRC
+from tests.test_sdk_browser import SDK_SRC, open_page, reload
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed: apt-get install -y chromium"
@@ -29,7 +28,8 @@ ACCENT = "rgb(109, 40, 217)"
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Boutique</title>
 <style>:root { --pravis-survey-accent: #6d28d9; } button { all: unset; color: red; }</style></head>
-<body><main><h1>Boutique</h1><p id="content">Shoes, bags and belts.</p><button id="before">Checkout</button></main>
+<body><main><h1>Boutique</h1><p id="content">Shoes, bags and belts.</p>
+<button id="before">Checkout</button></main>
 <script type="module">
 import * as sdk from '/sdk/index.js';
 const params = new URLSearchParams(location.search);
@@ -58,7 +58,12 @@ SURVEY = {
             "choices": ["solo", "team", "enterprise"],
             "branches": [{"equals": "solo", "next": "end"}],
         },
-        {"id": "uses", "type": "multiple_choice", "text": "What do you use?", "choices": ["search", "voice", "wishlist"]},
+        {
+            "id": "uses",
+            "type": "multiple_choice",
+            "text": "What do you use?",
+            "choices": ["search", "voice", "wishlist"],
+        },
     ],
     # Only the caps that matter here: the gateway stops offering it after one answer or one dismissal.
     "cap": {"max_dismissals": 1, "days_between_surveys": 0},
@@ -82,7 +87,10 @@ def survey_key(gateway_url: str, secret_key: str) -> Iterator[str]:
     assert saved.status_code == 201, saved.text
     yield key
     stopped = httpx.put(
-        f"{gateway_url}/api/v1/surveys/{key}", json={**SURVEY, "status": "stopped"}, headers=headers, timeout=30
+        f"{gateway_url}/api/v1/surveys/{key}",
+        json={**SURVEY, "status": "stopped"},
+        headers=headers,
+        timeout=30,
     )
     assert stopped.status_code == 201, stopped.text
 
@@ -99,23 +107,18 @@ def page(log_dir: Path) -> Iterator[Page]:
         yield p
 
 
-def open_page(page: Page, site: Site, api_key: str, **options) -> None:
-    options = {"flushAt": 100, "flushIntervalMs": 600_000, **options}
-    page.goto(f"{site.url}/page.html?key={api_key}&options={quote(json.dumps(options))}")
-    page.wait_for("window.pravisReady === true")
-
-
 def show(page: Page, survey_key: str) -> None:
-    """Fetch the user's surveys until the gateway offers ours, then show it with focus on the page's button."""
-    page.wait_for(
-        f"sdk.getSurveys().then(s => (window.offered = s).length === 1 && s[0].id === {json.dumps(survey_key)})"
-    )
+    """Fetch the user's surveys until the gateway offers ours; show it while the page's button has focus."""
+    offered = f"s.length === 1 && s[0].id === {json.dumps(survey_key)}"
+    page.wait_for(f"sdk.getSurveys().then(s => (window.offered = s) && {offered})")
     page.evaluate("document.getElementById('before').focus()")
     page.evaluate(
         "window.outcome = null; sdk.showSurvey(offered[0]).then(o => { window.outcome = o; }, "
         "e => { window.outcome = {error: String(e && e.stack)}; }); true"
     )
-    page.wait_for(f"!!(window.outcome || document.querySelector('[data-pravis-survey]') && {ROOT}.activeElement)")
+    page.wait_for(
+        f"!!(window.outcome || document.querySelector('[data-pravis-survey]') && {ROOT}.activeElement)"
+    )
     assert page.evaluate("window.outcome") is None
 
 
@@ -167,7 +170,10 @@ def test_survey_answered_by_keyboard_lands_once(
     press(page, "ArrowRight", "ArrowRight", "ArrowRight")  # arrow keys move through the scale and choose
     assert (page.evaluate(CHECKED), page.evaluate(FOCUSED)) == ("4", "INPUT:4")
     # Themed by the page's --pravis-survey-accent; the page's own `button` rule does not reach inside.
-    assert page.evaluate(f"getComputedStyle({ROOT}.querySelector('input:checked + span')).backgroundColor") == ACCENT
+    assert (
+        page.evaluate(f"getComputedStyle({ROOT}.querySelector('input:checked + span')).backgroundColor")
+        == ACCENT
+    )
     assert page.evaluate(f"getComputedStyle({ROOT}.querySelector('.primary')).color") == "rgb(255, 255, 255)"
     save_screenshot(page, "rating")
     press(page, "Enter")
@@ -187,7 +193,10 @@ def test_survey_answered_by_keyboard_lands_once(
         "true",
     )
     press(page, *["ArrowRight"] * 8)
-    assert (page.evaluate(alert), page.evaluate(f"{ROOT}.querySelector('fieldset').ariaInvalid")) == ("", None)
+    assert (page.evaluate(alert), page.evaluate(f"{ROOT}.querySelector('fieldset').ariaInvalid")) == (
+        "",
+        None,
+    )
     save_screenshot(page, "nps")
     press(page, "Enter")
 
@@ -213,15 +222,16 @@ def test_survey_answered_by_keyboard_lands_once(
 
     posted = [e for post in site.posts for e in post.batch.get("events", [])]
     assert sorted(e["event_type"] for e in posted) == ["survey_answered", "survey_shown"]
-    assert wait_until_stored(clickhouse_url, [e["event_id"] for e in posted]) == {e["event_id"]: 1 for e in posted}
+    assert wait_until_stored(clickhouse_url, [e["event_id"] for e in posted]) == {
+        e["event_id"]: 1 for e in posted
+    }
     stored = {"question_id": None, "value": None, "choices": [], "text": None}
     assert survey_rows(clickhouse_url, anonymous_id, survey_key) == [
         ("survey_shown", 1, []),
         ("survey_answered", 1, [{**stored, **answer} for answer in typed]),
     ]
 
-    page.reload()
-    page.wait_for("window.pravisReady === true")
+    reload(page)
     assert page.evaluate("sdk.getSurveys()") == []
     assert page.evaluate(f"sdk.showSurvey({json.dumps({'id': survey_key, **SURVEY, 'version': 1})})") == {
         "outcome": "not_shown",
@@ -247,11 +257,12 @@ def test_dismissed_survey_is_not_shown_again_after_a_reload(
     assert page.evaluate("document.querySelector('[data-pravis-survey]')") is None
     anonymous_id = page.evaluate("pravis.anonymousId")
 
-    page.reload()
-    page.wait_for("window.pravisReady === true")
+    reload(page)
     assert offered_by_gateway(gateway_url, api_key, anonymous_id) == [survey_key]  # it has not heard yet
     assert page.evaluate("sdk.getSurveys()") == []  # the device remembers
-    page.wait_for("window.pravis._flushing === null && pravis.stats().queued === 2")  # the adopted queue, unsent
+    page.wait_for(
+        "window.pravis._flushing === null && pravis.stats().queued === 2"
+    )  # the adopted queue, unsent
 
     site.script.clear()  # the gateway takes events again
     assert page.evaluate("pravis.flush().then(() => pravis.stats().accepted)") == 2

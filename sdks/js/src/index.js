@@ -39,12 +39,13 @@ export const stats = () => client().stats();
 
 /** The surveys the current user should see now (at most one, with its questions); [] when none or unknown. */
 export const getSurveys = () => surveysOf(client()).get();
-/** Headless surveys, for apps that draw their own: record a survey shown, dismissed or answered. */
-export const surveys = Object.freeze({
+/** Headless surveys, for apps that draw their own: record a survey shown, dismissed or answered. (A plain
+ * object, not frozen: bundlers drop an unused literal, not a call.) */
+export const surveys = {
   shown: (survey) => surveysOf(client()).shown(survey),
   dismissed: (survey) => surveysOf(client()).dismissed(survey),
   answered: (survey, answers) => surveysOf(client()).answered(survey, answers),
-});
+};
 
 /** Show `survey` in the default widget, loaded on demand (the core stays small without it); resolves when it
  * closes. `client` picks another client than the one `init` made. */

@@ -162,7 +162,8 @@ class Widget {
     this.dialog.addEventListener('keydown', (event) => this.key(event));
     this.body.addEventListener('input', () => this.clearError()); // answered now: the reason no longer holds
     // The app took it away (a route change): neither answered nor dismissed by the user, so nothing recorded.
-    if (options.signal) options.signal.addEventListener('abort', () => this.remove(this.outcome || ABORTED), { once: true });
+    const abort = () => this.remove(this.outcome || ABORTED);
+    if (options.signal) options.signal.addEventListener('abort', abort, { once: true });
 
     (options.container || document.body).append(this.host);
     this.surveys.shown(survey);
@@ -213,15 +214,21 @@ class Widget {
     }
     const fieldset = el('fieldset', { 'aria-describedby': 'error' }, el('legend', { text: question.text }));
     if (question.type === 'rating' || question.type === 'nps') {
-      const [low, high] = question.type === 'nps' ? [0, 10] : [1, question.scale];
+      const { labels } = this;
+      const [low, high, lowText, highText] =
+        question.type === 'nps'
+          ? [0, 10, labels.npsLow, labels.npsHigh]
+          : [1, question.scale, labels.ratingLow, labels.ratingHigh];
       const scale = el('div', { class: 'scale' });
       for (let value = low; value <= high; value++) {
         scale.append(el('label', {}, el('input', { type: 'radio', name, value }), el('span', { text: value })));
       }
-      const [lowText, highText] =
-        question.type === 'nps' ? [this.labels.npsLow, this.labels.npsHigh] : [this.labels.ratingLow, this.labels.ratingHigh];
-      const ends = el('div', { class: 'ends', id: 'ends' }, el('span', { text: `${low}: ${lowText}` }));
-      ends.append(el('span', { text: `${high}: ${highText}` }));
+      const ends = el(
+        'div',
+        { class: 'ends', id: 'ends' },
+        el('span', { text: `${low}: ${lowText}` }),
+        el('span', { text: `${high}: ${highText}` }),
+      );
       fieldset.setAttribute('aria-describedby', 'ends error');
       fieldset.append(scale, ends);
       return fieldset;

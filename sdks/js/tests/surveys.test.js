@@ -19,7 +19,13 @@ const SURVEY = {
     { id: 'rating', type: 'rating', text: 'How was it?', scale: 5, branches: [{ equals: 5, next: 'nps' }] },
     { id: 'improve', type: 'open_text', text: 'What should we improve?', required: false },
     { id: 'nps', type: 'nps', text: 'Recommend us?', branches: [{ equals: 0, next: 'end' }] },
-    { id: 'plan', type: 'single_choice', text: 'Plan?', choices: ['solo', 'team'], branches: [{ equals: 'solo', next: 'end' }] },
+    {
+      id: 'plan',
+      type: 'single_choice',
+      text: 'Plan?',
+      choices: ['solo', 'team'],
+      branches: [{ equals: 'solo', next: 'end' }],
+    },
     { id: 'uses', type: 'multiple_choice', text: 'Uses?', choices: ['search', 'voice'] },
   ],
 };
@@ -93,7 +99,8 @@ test('a withdrawn feedback or analytics consent: no request, no survey, no surve
 
     assert.deepEqual(await surveys.get(), []);
     assert.equal(gateway.gets.length, 0);
-    assert.deepEqual([surveys.shown(SURVEY), surveys.dismissed(SURVEY), surveys.answered(SURVEY, [])], [null, null, null]);
+    const recorded = [surveys.shown(SURVEY), surveys.dismissed(SURVEY), surveys.answered(SURVEY, [])];
+    assert.deepEqual(recorded, [null, null, null]);
     assert.deepEqual(await showSurvey(SURVEY, { client }), {
       outcome: 'not_shown',
       reason: 'surveys are not allowed (consent withdrawn or client shut down)',
@@ -113,7 +120,11 @@ test('shown, dismissed and answered are queued events of the survey version', as
     { question_id: 'plan', choices: ['team'] },
   ];
 
-  const ids = [surveys.shown(SURVEY), surveys.answered(SURVEY, answers), surveys.dismissed({ id: 'other', version: 1 })];
+  const ids = [
+    surveys.shown(SURVEY),
+    surveys.answered(SURVEY, answers),
+    surveys.dismissed({ id: 'other', version: 1 }),
+  ];
   await client.flush();
 
   const sent = gateway.events.events;
@@ -200,16 +211,18 @@ function walk(survey, answersById) {
     const q = survey.questions[i];
     path.push(q.id);
     const a = answersById[q.id];
-    let answer;
-    if (a !== undefined) answer = Array.isArray(a) ? { question_id: q.id, choices: a } : typeof a === 'string' ? { question_id: q.id, text: a } : { question_id: q.id, value: a };
-    i = nextQuestion(survey, i, answer);
+    const field = Array.isArray(a) ? 'choices' : typeof a === 'string' ? 'text' : 'value';
+    i = nextQuestion(survey, i, a === undefined ? undefined : { question_id: q.id, [field]: a });
   }
   return path;
 }
 
 test('branching: the next question depends on the answer, as the contract defines', () => {
   const cases = [
-    [{ rating: 4, improve: 'x', nps: 8, plan: ['team'], uses: ['search'] }, ['rating', 'improve', 'nps', 'plan', 'uses']],
+    [
+      { rating: 4, improve: 'x', nps: 8, plan: ['team'], uses: ['search'] },
+      ['rating', 'improve', 'nps', 'plan', 'uses'],
+    ],
     [{ rating: 5, nps: 8, plan: ['team'], uses: ['voice'] }, ['rating', 'nps', 'plan', 'uses']],
     [{ rating: 3, nps: 0 }, ['rating', 'improve', 'nps']],
     [{ rating: 5, nps: 10, plan: ['solo'] }, ['rating', 'nps', 'plan']],
