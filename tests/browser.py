@@ -32,8 +32,23 @@ FLAGS = [
 ]
 
 
+# Keys `Page.press` types: (DOM code, Windows virtual key code, text the key produces).
+KEYS = {
+    "Enter": ("Enter", 13, "\r"),
+    "Escape": ("Escape", 27, ""),
+    "Tab": ("Tab", 9, ""),
+    " ": ("Space", 32, " "),
+    "ArrowLeft": ("ArrowLeft", 37, ""),
+    "ArrowUp": ("ArrowUp", 38, ""),
+    "ArrowRight": ("ArrowRight", 39, ""),
+    "ArrowDown": ("ArrowDown", 40, ""),
+}
+CTRL = 2
+"""`Page.press` modifier bit of the Control key (CDP Input.dispatchKeyEvent)."""
+
+
 class Page:
-    """One tab: navigate, reload, evaluate JavaScript (awaiting promises), wait for a condition."""
+    """One tab: navigate, reload, evaluate JavaScript (awaiting promises), wait for a condition, type."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
@@ -91,6 +106,16 @@ class Page:
                     return value
             time.sleep(0.05)
         raise TimeoutError(f"{expression!r} still falsy after {timeout_s}s; console: {self.console[-10:]}")
+
+    def press(self, key: str, modifiers: int = 0) -> None:
+        """Press and release `key` as a keyboard does: trusted events, with the browser's default actions."""
+        code, key_code, text = KEYS[key]
+        down = {"key": key, "code": code, "windowsVirtualKeyCode": key_code, "modifiers": modifiers}
+        self.call("Input.dispatchKeyEvent", type="keyDown", **down, **({"text": text} if text else {}))
+        self.call("Input.dispatchKeyEvent", type="keyUp", **down)
+
+    def type_text(self, text: str) -> None:
+        self.call("Input.insertText", text=text)
 
     def goto(self, url: str) -> None:
         self.call("Page.navigate", url=url)

@@ -1,4 +1,5 @@
-"""A tiny local HTTP server for SDK tests: serves static files and pages, forwards POSTs to the gateway.
+"""A tiny local HTTP server for SDK tests: serves static files and pages, forwards POSTs and `GET /api/...`
+(the surveys the SDK fetches) to the gateway.
 
 Forwarding keeps a browser page and the gateway on one origin, and `script` lets a test make the next
 POSTs fail like a gateway whose Kafka is down ("503": not forwarded, answered 503 + Retry-After) or like a
@@ -80,6 +81,10 @@ class Site:
 
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
+                if path.startswith("/api/"):
+                    headers = {k.lower(): v for k, v in self.headers.items() if k.lower() == "x-api-key"}
+                    response = httpx.get(site.gateway_url + self.path, headers=headers, timeout=30)
+                    return self._answer(response.status_code, response.content, "application/json")
                 if path in site.pages:
                     return self._answer(200, site.pages[path].encode(), "text/html; charset=utf-8")
                 for prefix, root in site.static.items():

@@ -170,3 +170,88 @@ export function getFeatureVariant(
   userId: string,
   options?: { client?: PravisClient },
 ): FeatureVariant;
+
+/** A survey as `GET /api/v1/surveys` answers it (pravis_schemas.surveys). */
+export interface Survey {
+  id: string;
+  version: number;
+  name?: string | null;
+  questions: SurveyQuestion[];
+}
+
+export interface SurveyQuestion {
+  id: string;
+  type: 'rating' | 'nps' | 'single_choice' | 'multiple_choice' | 'open_text';
+  text: string;
+  /** Rating questions: answers 1..scale. */
+  scale?: 5 | 10 | null;
+  /** Choice questions: the choice keys. */
+  choices?: string[];
+  required?: boolean;
+  /** After this question go to `next` (a later question id, or "end") when the answer equals `equals`. */
+  branches?: { equals: number | string; next: string }[];
+}
+
+/** One question's answer: `value` for rating/NPS, `choices` for choice questions, `text` for open text. */
+export interface SurveyAnswer {
+  question_id: string;
+  value?: number;
+  choices?: string[];
+  text?: string;
+}
+
+export interface SurveyOptions {
+  /** The client to record with (default: the one `init` made). */
+  client?: PravisClient;
+  /** Corner or centre of the viewport (default "bottom-right"). */
+  position?: 'bottom-right' | 'bottom-left' | 'center';
+  /** Element the widget is appended to (default document.body); it is fixed to the viewport either way. */
+  container?: Element;
+  /** Texts of the widget, e.g. for another language. */
+  labels?: Partial<Record<
+    'title' | 'close' | 'next' | 'submit' | 'required' | 'thanks' | 'npsLow' | 'npsHigh' | 'ratingLow' | 'ratingHigh' | 'textHint',
+    string
+  >>;
+  /** Display texts of choice keys, e.g. {team: "Team plan"} (default: the key). */
+  choiceLabels?: Record<string, string>;
+  /** How long the thank-you note stays (default 2500 ms; 0 closes at once). */
+  thanksMs?: number;
+  /** Nonce for the widget's <style> where constructed stylesheets are unsupported and a CSP asks for one. */
+  nonce?: string;
+  /** Aborting removes the widget without recording a dismissal (e.g. on a route change). */
+  signal?: AbortSignal;
+}
+
+export type SurveyOutcome =
+  | { outcome: 'answered'; answers: SurveyAnswer[] }
+  | { outcome: 'dismissed' }
+  | { outcome: 'aborted' }
+  | { outcome: 'not_shown'; reason: string };
+
+export interface Surveys {
+  /** The surveys this user should see now; [] when surveys are not allowed, the gateway cannot answer, or this
+   * device answered or dismissed them lately. Never rejects. */
+  get(): Promise<Survey[]>;
+  /** False when the feedback or analytics consent was withdrawn or the client was shut down. */
+  allowed(): boolean;
+  shown(survey: Survey): string | null;
+  dismissed(survey: Survey): string | null;
+  answered(survey: Survey, answers: SurveyAnswer[]): string | null;
+  remembered(surveyId: string, kind?: 'answered' | 'dismissed'): boolean;
+}
+
+/** How long a device remembers a survey answered or dismissed on it (one day). */
+export const SURVEY_MEMORY_MS: number;
+/** The survey calls of a client (for clients made with `createClient`). */
+export function surveysOf(client: PravisClient): Surveys;
+export function getSurveys(): Promise<Survey[]>;
+/** Show `survey` with the default widget (loaded on demand); resolves when it closes. */
+export function showSurvey(survey: Survey, options?: SurveyOptions): Promise<SurveyOutcome>;
+/** Headless: record what an app's own survey UI did, through the client `init` made. */
+export const surveys: {
+  shown(survey: Survey): string | null;
+  dismissed(survey: Survey): string | null;
+  answered(survey: Survey, answers: SurveyAnswer[]): string | null;
+};
+/** Index of the question after `survey.questions[index]` given its answer (undefined when skipped); -1 ends. */
+export function nextQuestion(survey: Survey, index: number, answer?: SurveyAnswer): number;

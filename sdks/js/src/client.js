@@ -21,7 +21,17 @@ export const EVENTS_PATH = '/api/v1/analytics/events';
 export const SESSION_IDLE_MS = 30 * 60 * 1000;
 export const CONSENT_CATEGORIES = Object.freeze(['analytics', 'performance', 'feedback', 'personalization']);
 /** Event types whose schema carries `user_agent` (UserEvent); others refuse unknown fields. */
-const USER_EVENT_TYPES = new Set(['page_view', 'button_click', 'feature_use', 'error']);
+const USER_EVENT_TYPES = new Set([
+  'page_view',
+  'button_click',
+  'feature_use',
+  'error',
+  'survey_shown',
+  'survey_dismissed',
+  'survey_answered',
+  'feature_request',
+  'feature_request_vote',
+]);
 
 export function uuid() {
   const c = globalThis.crypto;
@@ -75,7 +85,8 @@ export class PravisClient {
     if (!apiKey) throw new Error('pravis: apiKey is required');
     if (!host) throw new Error('pravis: host is required outside a browser');
     this.apiKey = apiKey;
-    this.url = host.replace(/\/+$/, '') + EVENTS_PATH;
+    this.host = host.replace(/\/+$/, '');
+    this.url = this.host + EVENTS_PATH;
     this.flushAt = Math.max(1, flushAt);
     this.flushIntervalMs = flushIntervalMs;
     this.policy = new RetryPolicy({ maxRetries, baseMs: retryBaseMs, capMs: retryCapMs });
