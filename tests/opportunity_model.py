@@ -1,6 +1,6 @@
 """A dataset built to have a known worst feature, and an independent pure-Python model of the improvement
-opportunities (written from docs/queries.md "Improvement opportunities", not from the SQL): the expected values
-of tests/test_opportunities.py.
+opportunities (written from docs/queries.md "Improvement opportunities", not from the SQL): the expected
+values of tests/test_opportunities.py.
 
 The dataset: one week of sessions of 30 persons (one of them first anonymous, then identified) using two
 features and two voice intents. `size_guide` is built to be the worst: low ratings with negative sentiment,
@@ -108,7 +108,9 @@ class Builder:
             )
 
     def api(self, who, at, session, status: int, endpoint: str) -> None:
-        self.add("api_request", who, at, session, endpoint=endpoint, method="GET", status=status, duration_ms=40.0)
+        self.add(
+            "api_request", who, at, session, endpoint=endpoint, method="GET", status=status, duration_ms=40.0
+        )
 
 
 def build() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -156,7 +158,9 @@ def build() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, 
                         context="wishlist",
                     )
             if i % 3 == 0:
-                first = b.voice(who, t + timedelta(seconds=300), session, "track my order", rng.random() < 0.7)
+                first = b.voice(
+                    who, t + timedelta(seconds=300), session, "track my order", rng.random() < 0.7
+                )
                 gap = rng.choice((10, 29, 31))
                 if rng.random() < 0.5:
                     b.voice(who, t + timedelta(seconds=300 + gap), session, "track my order", True)
@@ -172,12 +176,14 @@ def build() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, 
                     )
             if i % 4 == 1:
                 b.voice(who, t + timedelta(seconds=500), session, "find red shoes", rng.random() < 0.95)
-    # Attribution edges, on the range's second day: a failure 59 s after a use counts, one 61 s after does not;
-    # after two uses the later one owns the failure.
+    # Attribution edges, on the range's second day: a failure 59 s after a use counts, one 61 s after does
+    # not; after two uses the later one owns the failure.
     edge = datetime.combine(FIRST + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=22)
     who = {"user_id": "u-edge"}
     b.add("feature_use", who, edge, "s-edge-1", feature_name="wishlist")
-    b.add("error", who, edge + timedelta(seconds=59), "s-edge-1", error_type="TypeError", error_message="x is 3")
+    b.add(
+        "error", who, edge + timedelta(seconds=59), "s-edge-1", error_type="TypeError", error_message="x is 3"
+    )
     b.add("feature_use", who, edge + timedelta(minutes=10), "s-edge-2", feature_name="wishlist")
     b.add("error", who, edge + timedelta(minutes=10, seconds=61), "s-edge-2", error_type="TypeError")
     b.add("feature_use", who, edge + timedelta(minutes=20), "s-edge-3", feature_name="wishlist")
@@ -198,7 +204,8 @@ def _ms(text: str) -> int:
 
 
 def _failure(e: dict[str, Any]) -> str | None:
-    """The label `place · type` of a failure (docs/queries.md: errors, 5xx API requests, failed AI requests)."""
+    """The label `place · type` of a failure (docs/queries.md: errors, 5xx API requests, failed AI
+    requests)."""
     if e["event_type"] == "error":
         return e["error_type"]
     if e["event_type"] == "api_request" and e["status"] >= 500:
@@ -233,7 +240,9 @@ def expected(events: list[dict[str, Any]], scored: list[dict[str, Any]]) -> list
     intent_of = {
         e["interaction_id"]: e["intent"]
         for e in rows
-        if e["event_type"] == "voice_request" and e.get("intent") and start - 86_400_000 <= _ms(e["timestamp"]) < end
+        if e["event_type"] == "voice_request"
+        and e.get("intent")
+        and start - 86_400_000 <= _ms(e["timestamp"]) < end
     }
     label_of = {s["event_id"]: s["sentiment_label"] for s in scored}
     worst: dict[tuple[str, str], tuple] = {}
@@ -252,7 +261,12 @@ def expected(events: list[dict[str, Any]], scored: list[dict[str, Any]]) -> list
             f["scored"] += e["event_id"] in label_of
             f["negative"] += label_of.get(e["event_id"]) == "negative"
             if e["comment"]:
-                candidate = (e["rating"], _ms(e["timestamp"]), e["event_id"], f"({e['rating']}) {e['comment']}")
+                candidate = (
+                    e["rating"],
+                    _ms(e["timestamp"]),
+                    e["event_id"],
+                    f"({e['rating']}) {e['comment']}",
+                )
                 worst[key] = min(worst.get(key, candidate), candidate)
 
     voice = defaultdict(list)
@@ -281,7 +295,11 @@ def expected(events: list[dict[str, Any]], scored: list[dict[str, Any]]) -> list
     failure_labels: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in rows:
         label = _failure(e)
-        if label is None or not e.get("session_id") or not start <= _ms(e["timestamp"]) < end + ATTRIBUTION_MS:
+        if (
+            label is None
+            or not e.get("session_id")
+            or not start <= _ms(e["timestamp"]) < end + ATTRIBUTION_MS
+        ):
             continue
         before = [u for u in uses_by_session[e["session_id"]] if _ms(u["timestamp"]) <= _ms(e["timestamp"])]
         if not before:
@@ -295,7 +313,8 @@ def expected(events: list[dict[str, Any]], scored: list[dict[str, Any]]) -> list
         failure_labels[key][label] += 1
 
     funnel_events = [
-        {**e, "ts": parse_iso(e["timestamp"]), "person": person(e), "session": e.get("session_id")} for e in rows
+        {**e, "ts": parse_iso(e["timestamp"]), "person": person(e), "session": e.get("session_id")}
+        for e in rows
     ]
     walks = funnel_model.walks(FUNNEL, funnel_events, FIRST, LAST, per_day=True)
     reached = [sum(1 for w in walks if w["reached"][k] is not None) for k in range(len(FUNNEL.steps))]

@@ -414,7 +414,8 @@ def test_opportunities_panel_links_each_row_to_its_evidence(
     page: Page, dashboards_url: str, warehouse_url: str
 ) -> None:
     """The ranked list draws the rows its SQL returns, its comment cells link to the row's evidence, and the
-    evidence panels there draw the rows of their SQL for that subject (figures: tests/test_opportunities.py)."""
+    evidence panels there draw the rows of their SQL for that subject (the figures are checked by
+    tests/test_opportunities.py)."""
     view = panels.Params(
         "default", DEMO_CONFIG.start, DEMO_CONFIG.start + timedelta(days=DEMO_CONFIG.days - 1)
     )
@@ -428,7 +429,9 @@ def test_opportunities_panel_links_each_row_to_its_evidence(
         "[...document.querySelectorAll('#panel-opportunities tbody tr')].map(r => r.firstChild.textContent)"
     )
     assert shown == [r["opportunity"] for r in ranked_rows] and shown
-    headings = page.evaluate("[...document.querySelectorAll('#panel-opportunities th')].map(h => h.textContent)")
+    headings = page.evaluate(
+        "[...document.querySelectorAll('#panel-opportunities th')].map(h => h.textContent)"
+    )
     assert "feedback_url" not in headings and "worst_comment" in headings
     rated = next(r for r in ranked_rows if r["feedback_url"])
     link = page.evaluate(

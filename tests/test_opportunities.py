@@ -1,6 +1,6 @@
-"""Improvement opportunities against a real warehouse: the ranked list on a dataset built to have a known worst
-feature, every input figure and the score against the independent model of tests/opportunity_model.py, the
-evidence queries, injection-safe parameters, and the weekly report's section."""
+"""Improvement opportunities against a real warehouse: the ranked list on a dataset built to have a known
+worst feature, every input figure and the score against the independent model of tests/opportunity_model.py,
+the evidence queries, injection-safe parameters, and the weekly report's section."""
 
 import math
 import secrets
@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pravis_local.synthetic import json_rows
 from pravis_rollups import clickhouse, feedback_report
 from pravis_rollups.jobs import run_rollups
 from pravis_schemas import opportunities
-from pravis_local.synthetic import json_rows
 
 from tests import opportunity_model as model
 
@@ -96,21 +96,25 @@ def test_edges_of_the_attribution_are_in_the_dataset(data) -> None:
     events, _, scored = data
     by_subject = {(r["kind"], r["subject"]): r for r in model.expected(events, scored)}
     assert by_subject[("intent", "track my order")]["repeated_commands"] > 0
-    assert by_subject[("feature", "wishlist")]["failure_labels"]["TypeError"] == 1  # at 59 s, not the one at 61 s
+    assert (
+        by_subject[("feature", "wishlist")]["failure_labels"]["TypeError"] == 1
+    )  # at 59 s, not the one at 61 s
     assert by_subject[model.WORST]["failure_labels"]["GET /api/v1/sizes · HTTP 502"] == 1  # the later use's
     assert by_subject[("feature", model.INJECTION)]["worst_comment"] == "(1) it's 'broken'"
     assert all(r["funnel_reached"] == 0 for key, r in by_subject.items() if key != model.WORST)
 
 
 def test_evidence_lists_the_subjects_lowest_rated_feedback_and_failures(client, data) -> None:
-    events, _, scored = data
+    events, _, _ = data
     unique = list({e["event_id"]: e for e in events}.values())
     sql, parameters = opportunities.feedback_evidence_sql("feature")
     got = rows_of(client, sql, {**VIEW, **parameters, "subject": "size_guide"})
     want = sorted(
         (e["rating"], e["timestamp"], e["event_id"])
         for e in unique
-        if e["event_type"] == "feedback" and e.get("context") == "size_guide" and model.FIRST.isoformat() <= e["timestamp"][:10] <= model.LAST.isoformat()
+        if e["event_type"] == "feedback"
+        and e.get("context") == "size_guide"
+        and model.FIRST.isoformat() <= e["timestamp"][:10] <= model.LAST.isoformat()
     )[: opportunities.EVIDENCE_ROWS]
     assert [r["rating"] for r in got] == [w[0] for w in want]
 
@@ -118,7 +122,11 @@ def test_evidence_lists_the_subjects_lowest_rated_feedback_and_failures(client, 
     sql, parameters = opportunities.feedback_evidence_sql("intent")
     got = rows_of(client, sql, {**VIEW, **parameters, "subject": "track my order"})
     assert got and all(r["ai_event_types"] == "voice_request" for r in got)
-    about = [e for e in unique if e["event_type"] == "feedback" and voice.get(e.get("interaction_id")) == "track my order"]
+    about = [
+        e
+        for e in unique
+        if e["event_type"] == "feedback" and voice.get(e.get("interaction_id")) == "track my order"
+    ]
     assert len(got) == min(len(about), opportunities.EVIDENCE_ROWS)
 
     sql, parameters = opportunities.failure_evidence_sql("feature")
@@ -128,7 +136,9 @@ def test_evidence_lists_the_subjects_lowest_rated_feedback_and_failures(client, 
     assert failures[0]["location"] == "GET /api/v1/sizes" and failures[0]["error_type"] == "HTTP 500"
     sql, parameters = opportunities.failure_evidence_sql("feature")
     wishlist = rows_of(client, sql, {**VIEW, **parameters, "subject": "wishlist"})
-    assert [(r["error_type"], r["failures"]) for r in wishlist if r["failure_kind"] == "error"] == [("TypeError", 1)]
+    assert [(r["error_type"], r["failures"]) for r in wishlist if r["failure_kind"] == "error"] == [
+        ("TypeError", 1)
+    ]
 
 
 def test_subjects_and_projects_are_parameters_never_sql(client) -> None:
@@ -156,13 +166,17 @@ def test_a_bad_subject_is_refused_with_its_reason(text: str, reason: str) -> Non
     assert opportunities.parse_subject("intent:find: red shoes") == ("intent", "find: red shoes")
 
 
-def test_the_weekly_report_lists_the_top_opportunities_with_their_evidence(client, data, tmp_path: Path) -> None:
+def test_the_weekly_report_lists_the_top_opportunities_with_their_evidence(
+    client, data, tmp_path: Path
+) -> None:
     events, _, scored = data
     want = model.expected(events, scored)[: feedback_report.OPPORTUNITIES_PER_PROJECT]
     report = feedback_report.build(client, model.FIRST)
     project = next(p for p in report.projects if p.project_id == model.PROJECT)
     assert [(o.kind, o.subject) for o in project.opportunities] == [(w["kind"], w["subject"]) for w in want]
-    assert [o.score for o in project.opportunities] == pytest.approx([round(w["score"], 4) for w in want], abs=1e-4)
+    assert [o.score for o in project.opportunities] == pytest.approx(
+        [round(w["score"], 4) for w in want], abs=1e-4
+    )
     top = project.opportunities[0]
     assert top.worst_comment == want[0]["worst_comment"] and top.top_failure == want[0]["top_failure"]
 

@@ -182,7 +182,7 @@ def _share(part: int, whole: int) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _opportunity_figures(o: Opportunity) -> list[str]:
@@ -269,9 +269,12 @@ def to_markdown(report: FeedbackReport) -> str:
         if project.opportunities:
             lines += [
                 "| " + " | ".join(OPPORTUNITY_HEADINGS) + " |",
-                "|" + "|".join("---:" if h in ("#", "score", "users") else "---" for h in OPPORTUNITY_HEADINGS) + "|",
+                "|"
+                + "|".join("---:" if h in ("#", "score", "users") else "---" for h in OPPORTUNITY_HEADINGS)
+                + "|",
                 *(
-                    f"| {rank} | {o.kind} | {_cell(o.subject)} | " + " | ".join(_opportunity_figures(o))
+                    f"| {rank} | {o.kind} | {_cell(o.subject)} | "
+                    + " | ".join(_opportunity_figures(o))
                     + f" | {_cell(o.worst_comment)} | {_cell(o.top_failure)} | {_cell(o.funnel_step)} |"
                     for rank, o in enumerate(project.opportunities, 1)
                 ),

@@ -162,7 +162,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     def opportunity_view(request: Request) -> list[panels.Panel]:
         """The evidence panels of `?opportunity=` (none without it)."""
         try:
-            subject = opportunity_panels.subject_of(request.query_params.get(opportunity_panels.QUERY_PARAMETER))
+            subject = opportunity_panels.subject_of(
+                request.query_params.get(opportunity_panels.QUERY_PARAMETER)
+            )
         except ValueError as exc:
             raise HTTPException(400, f"{opportunity_panels.QUERY_PARAMETER}: {exc}") from exc
         return [] if subject is None else opportunity_panels.evidence_panels(*subject)

@@ -39,8 +39,8 @@ def evidence_panels(kind: Kind, subject: str) -> list[Panel]:
             "opportunity_feedback",
             PAGE,
             f"Lowest-rated feedback about {about}",
-            "Feedback whose context names the feature, or on an interaction of the voice intent; lowest rating "
-            "first (as the weekly report lists them).",
+            "Feedback whose context names the feature, or on an interaction of the voice intent; lowest "
+            "rating first (as the weekly report lists them).",
             feedback_sql,
             Chart("table", "timestamp", tuple(c for c in LOWEST_RATED_COLUMNS if c not in ("timestamp",))),
             parameters={**feedback_parameters, "subject": subject},
@@ -55,7 +55,16 @@ def evidence_panels(kind: Kind, subject: str) -> list[Panel]:
             Chart(
                 "table",
                 "fingerprint",
-                ("failures", "failed_uses", "failure_kind", "error_type", "location", "message", "first_at", "last_at"),
+                (
+                    "failures",
+                    "failed_uses",
+                    "failure_kind",
+                    "error_type",
+                    "location",
+                    "message",
+                    "first_at",
+                    "last_at",
+                ),
             ),
             parameters={**failures_parameters, "subject": subject},
         ),

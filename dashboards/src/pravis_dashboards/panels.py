@@ -420,7 +420,11 @@ PANELS: tuple[Panel, ...] = (
                 "failures_url",
                 "funnel_url",
             ),
-            links=(("worst_comment", "feedback_url"), ("top_failure", "failures_url"), ("funnel_step", "funnel_url")),
+            links=(
+                ("worst_comment", "feedback_url"),
+                ("top_failure", "failures_url"),
+                ("funnel_step", "funnel_url"),
+            ),
             percent_columns=(
                 "low_rating_share",
                 "negative_share",

@@ -99,7 +99,12 @@ def fingerprint_sql(kind: str, error_type: str, normalised: str, location: str) 
 
 
 def failures_sql(
-    source: str, where: str, columns: str, *, ai_types: str = "{ai_types:Array(String)}", fingerprint: bool = True
+    source: str,
+    where: str,
+    columns: str,
+    *,
+    ai_types: str = "{ai_types:Array(String)}",
+    fingerprint: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """SELECT of every failure (`failure_of` in SQL) among the rows of `source` matching `where`: the
     caller's `columns` of it, then `kind`, `failure_type`, `place` (the location) and, with `fingerprint`,
@@ -113,7 +118,8 @@ def failures_sql(
                    kind = 'api', coalesce(error_type, concat('HTTP ', toString(status))),
                    coalesce(error_type, 'failure')) AS failure_type,
            if(kind = 'error', error_message, NULL) AS msg,
-           multiIf(kind = 'error', '', kind = 'api', concat(coalesce(method, ''), ' ', coalesce(endpoint, '')),
+           multiIf(kind = 'error', '',
+                   kind = 'api', concat(coalesce(method, ''), ' ', coalesce(endpoint, '')),
                    concat(event_type, ' ', coalesce(model_used, ''))) AS place
     FROM {source}
     WHERE ({where})

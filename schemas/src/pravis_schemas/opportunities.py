@@ -60,7 +60,7 @@ WEIGHTS: tuple[tuple[str, str, str, float], ...] = (
 )
 """(bad-outcome column, observations column, what it means, weight) of every input of the score."""
 SCORE_FORMULA = (
-    "score = severity × ln(1 + users); severity = Σ w·bad/(n + "
+    "score = severity * ln(1 + users); severity = Σ w·bad/(n + "
     f"{DAMPING}) / Σ w over the inputs with n > 0, where "
     + "; ".join(f"{meaning} (w {weight:.2f})" for _, _, meaning, weight in WEIGHTS)
 )
