@@ -10,7 +10,6 @@ artifacts/bench/opportunities.json.
 """
 
 import argparse
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
 from pravis_schemas.opportunities import failure_evidence_sql, feedback_evidence_sql, ranked_sql
-from rich.table import Table
 
-from bench.funnels import BASELINE_SQL, PROJECT, console, timed
+from bench.funnels import BASELINE_SQL, PROJECT, best_of, report
 from bench.rollups_persons import insert_synthetic, on_time_config, scratch_warehouse
 from bench.warehouse import settle
 from tests.support import services
@@ -70,7 +68,6 @@ def main() -> None:
                 {**month, **failure_parameters, "subject": SUBJECT},
             ),
         }
-        results: dict[str, dict[str, float]] = {}
         with clickhouse.connect(url, send_receive_timeout=3600) as client:
             clickhouse.refresh_identity_merges(client)
             row = [PROJECT, FUNNEL.key, 1, FUNNEL.model_dump_json(), datetime.now(UTC)]
@@ -80,29 +77,10 @@ def main() -> None:
             client.command(
                 "SELECT count() FROM events FINAL FORMAT Null"
             )  # the page cache, not a query's cost
-            for round_ in range(args.rounds):
-                for label, (sql, parameters) in queries.items():
-                    console.print(f"round {round_ + 1}: {label}")
-                    seconds, memory = timed(client, warehouse.popen.pid, sql, parameters)
-                    best = results.setdefault(label, {"seconds": seconds, "peak_memory_bytes": memory})
-                    best["seconds"] = min(best["seconds"], seconds)
-                    best["peak_memory_bytes"] = max(best["peak_memory_bytes"], memory)
+            results = best_of(client, warehouse.popen.pid, queries, args.rounds)
     finally:
         warehouse.stop()
-    baseline = results["baseline: GROUP BY over events FINAL"]["seconds"]
-    table = Table("query", "seconds", "x baseline", "peak server memory (MiB)", title=f"{events:,} events")
-    for label, result in results.items():
-        result["ratio"] = result["seconds"] / baseline
-        table.add_row(
-            label,
-            f"{result['seconds']:.2f}",
-            f"{result['ratio']:.2f}",
-            f"{result['peak_memory_bytes'] / 2**20:.0f}",
-        )
-    console.print(table)
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    ARTIFACT.write_text(json.dumps({"events": events, "days": args.days, "results": results}, indent=2))
-    console.print(f"written to {ARTIFACT}")
+    report(results, events, args.days, ARTIFACT)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pravis_local.cli import app
 from pravis_local.synthetic import json_rows
 from pravis_rollups import clickhouse, feedback_report
 from pravis_rollups.jobs import run_rollups
 from pravis_schemas import opportunities
+from typer.testing import CliRunner
 
 from tests import opportunity_model as model
 
@@ -42,9 +44,13 @@ def data() -> tuple[list[dict], list[dict], list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def client(clickhouse_server: str, data) -> Iterator[Any]:
+def url(clickhouse_server: str) -> str:
+    return f"{clickhouse_server}/pravis_opp_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module")
+def client(url: str, data) -> Iterator[Any]:
     events, copies, scored = data
-    url = f"{clickhouse_server}/pravis_opp_{secrets.token_hex(4)}"
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
         clickhouse.insert_json_rows(client, "events", json_rows(events + copies))
@@ -186,3 +192,24 @@ def test_the_weekly_report_lists_the_top_opportunities_with_their_evidence(
     line = next(line for line in markdown.splitlines() if line.startswith("| 1 |"))
     assert "size_guide" in line and "GET /api/v1/sizes · HTTP 500" in line and "sizes: step 2" in line
     assert opportunities.SCORE_FORMULA in markdown
+
+
+def test_the_cli_ranks_and_shows_one_subjects_evidence(client, url: str, data) -> None:
+    events, _, scored = data
+    want = model.expected(events, scored)
+    window = ["--project", model.PROJECT, "--from", str(model.FIRST), "--to", str(model.LAST), "--url", url]
+    result = CliRunner().invoke(
+        app, ["opportunities", *window, "--evidence", "feature:size_guide"], env={"COLUMNS": "300"}
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    ranked = [
+        line for line in lines if line.startswith("│") and any(k in line for k in ("feature:", "intent:"))
+    ]
+    assert [line.split("│")[1].strip() for line in ranked] == [f"{w['kind']}: {w['subject']}" for w in want]
+    assert "Lowest-rated feedback: feature 'size_guide'" in result.output
+    assert "GET /api/v1/sizes" in result.output.split("Failures counted against it")[1]
+
+    refused = CliRunner().invoke(app, ["opportunities", *window, "--evidence", "page:home"])
+    assert refused.exit_code == 2 and "expected feature:<name> or intent:<intent>" in refused.output
