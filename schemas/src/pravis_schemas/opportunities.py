@@ -52,7 +52,7 @@ ATTRIBUTION_WINDOW_S = 60
 DAMPING = 5
 """Observations added to each input's denominator: bad / (observations + DAMPING)."""
 WEIGHTS: tuple[tuple[str, str, str, float], ...] = (
-    ("low_rated", "feedback", "ratings <= 2 / rated feedback", 0.25),
+    ("low_rated", "feedback", f"ratings <= {LOW_RATING_MAX} / rated feedback", 0.25),
     ("negative", "scored", "negative / sentiment-scored feedback", 0.20),
     ("failed_uses", "uses", f"uses followed by a failure within {ATTRIBUTION_WINDOW_S} s / uses", 0.25),
     ("repeated_commands", "commands", "repeated commands / commands (intents)", 0.15),
