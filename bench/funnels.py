@@ -74,6 +74,39 @@ def timed(client, pid: int, sql: str, parameters: dict) -> tuple[float, int]:
     return seconds, max(0, peak[0] - before)
 
 
+def best_of(
+    client, pid: int, queries: dict[str, tuple[str, dict]], rounds: int
+) -> dict[str, dict[str, float]]:
+    """Each query (label -> SQL, parameters) `rounds` times in turn: its fastest time, highest memory."""
+    results: dict[str, dict[str, float]] = {}
+    for round_ in range(rounds):
+        for label, (sql, parameters) in queries.items():
+            console.print(f"round {round_ + 1}: {label}")
+            seconds, memory = timed(client, pid, sql, parameters)
+            best = results.setdefault(label, {"seconds": seconds, "peak_memory_bytes": memory})
+            best["seconds"] = min(best["seconds"], seconds)
+            best["peak_memory_bytes"] = max(best["peak_memory_bytes"], memory)
+    return results
+
+
+def report(results: dict[str, dict[str, float]], events: int, days: int, artifact: Path) -> None:
+    """Print the results with their ratio to the baseline scan and write them to `artifact`."""
+    baseline = results["baseline: GROUP BY over events FINAL"]["seconds"]
+    table = Table("query", "seconds", "x baseline", "peak server memory (MiB)", title=f"{events:,} events")
+    for label, result in results.items():
+        result["ratio"] = result["seconds"] / baseline
+        table.add_row(
+            label,
+            f"{result['seconds']:.2f}",
+            f"{result['ratio']:.2f}",
+            f"{result['peak_memory_bytes'] / 2**20:.0f}",
+        )
+    console.print(table)
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    artifact.write_text(json.dumps({"events": events, "days": days, "results": results}, indent=2))
+    console.print(f"written to {artifact}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser("python -m bench.funnels", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000, help="about this many events")
@@ -96,36 +129,17 @@ def main() -> None:
             "same, by app_version": funnel_sql(FUNNEL, PROJECT, "app_version"),
             "top 50 paths of 4 events": paths_sql(PROJECT, "page_view", depth=3, window_s=1800, limit=50),
         }
-        results: dict[str, dict[str, float]] = {}
         with clickhouse.connect(url, send_receive_timeout=3600) as client:
             clickhouse.refresh_identity_merges(client)
             settle(client)
             client.command(
                 "SELECT count() FROM events FINAL FORMAT Null"
             )  # the page cache, not a query's cost
-            for round_ in range(args.rounds):
-                for label, (sql, parameters) in queries.items():
-                    console.print(f"round {round_ + 1}: {label}")
-                    seconds, memory = timed(client, warehouse.popen.pid, sql, {**parameters, **dates})
-                    best = results.setdefault(label, {"seconds": seconds, "peak_memory_bytes": memory})
-                    best["seconds"] = min(best["seconds"], seconds)
-                    best["peak_memory_bytes"] = max(best["peak_memory_bytes"], memory)
+            queries = {label: (sql, {**parameters, **dates}) for label, (sql, parameters) in queries.items()}
+            results = best_of(client, warehouse.popen.pid, queries, args.rounds)
     finally:
         warehouse.stop()
-    baseline = results["baseline: GROUP BY over events FINAL"]["seconds"]
-    table = Table("query", "seconds", "x baseline", "peak server memory (MiB)", title=f"{events:,} events")
-    for label, result in results.items():
-        result["ratio"] = result["seconds"] / baseline
-        table.add_row(
-            label,
-            f"{result['seconds']:.2f}",
-            f"{result['ratio']:.2f}",
-            f"{result['peak_memory_bytes'] / 2**20:.0f}",
-        )
-    console.print(table)
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    ARTIFACT.write_text(json.dumps({"events": events, "days": args.days, "results": results}, indent=2))
-    console.print(f"written to {ARTIFACT}")
+    report(results, events, args.days, ARTIFACT)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from pravis_dashboards import funnel_panels, panels
+from pravis_dashboards import funnel_panels, opportunity_panels, panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_gateway.keys import KeyStore
 from pravis_local.demo import DEMO_CONFIG, seed
@@ -117,6 +117,18 @@ def screenshot(page: Page, name: str) -> Path:
     shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"dashboards-{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def panel_screenshot(page: Page, panel_id: str) -> Path:
+    """One panel's card, cut from the page (after `screenshot` sized the viewport to the whole page)."""
+    box = page.evaluate(
+        f"(() => {{ const r = document.getElementById('panel-{panel_id}').getBoundingClientRect();"
+        " return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height}; })()"
+    )
+    shot = page.call("Page.captureScreenshot", format="png", clip={**box, "scale": 1})
+    path = SCREENSHOTS / f"dashboards-panel-{panel_id}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
 
@@ -396,3 +408,51 @@ def test_funnel_panels_draw_the_funnel(
     assert errors(page) == []
     csv_link = page.evaluate("document.querySelector('#panel-funnel_exits .links a[href*=\".csv\"]').href")
     assert httpx.get(csv_link, auth=AUTH).text.splitlines()[0] == "kind,event,units"
+
+
+def test_opportunities_panel_links_each_row_to_its_evidence(
+    page: Page, dashboards_url: str, warehouse_url: str
+) -> None:
+    """The ranked list draws the rows its SQL returns, its comment cells link to the row's evidence, and the
+    evidence panels there draw the rows of their SQL for that subject (the figures are checked by
+    tests/test_opportunities.py)."""
+    view = panels.Params(
+        "default", DEMO_CONFIG.start, DEMO_CONFIG.start + timedelta(days=DEMO_CONFIG.days - 1)
+    )
+    warehouse = Warehouse(warehouse_url)
+    ranked = panels.BY_ID["opportunities"]
+    columns, rows = warehouse.query(ranked.sql, view.as_query())
+    ranked_rows = [dict(zip(columns, row, strict=True)) for row in rows]
+    page.goto(f"{dashboards_url}/product?project=default&from={view.date_from}&to={view.date_to}")
+    page.wait_for("window.pravis && window.pravis.ready")
+    shown = page.evaluate(
+        "[...document.querySelectorAll('#panel-opportunities tbody tr')].map(r => r.firstChild.textContent)"
+    )
+    assert shown == [r["opportunity"] for r in ranked_rows] and shown
+    headings = page.evaluate(
+        "[...document.querySelectorAll('#panel-opportunities th')].map(h => h.textContent)"
+    )
+    assert "feedback_url" not in headings and "worst_comment" in headings
+    rated = next(r for r in ranked_rows if r["feedback_url"])
+    link = page.evaluate(
+        f"[...document.querySelectorAll('#panel-opportunities tbody a')].map(a => a.getAttribute('href'))"
+        f".find(h => h === {json.dumps(rated['feedback_url'])})"
+    )
+    assert link == rated["feedback_url"]
+    screenshot(page, "product-with-opportunities")
+    panel_screenshot(page, "opportunities")
+
+    page.goto(dashboards_url + link)
+    page.wait_for("window.pravis && window.pravis.ready")
+    drawn: dict[str, Any] = page.evaluate("window.pravis.charts")
+    for panel in opportunity_panels.evidence_panels(rated["kind"], rated["subject"]):
+        _, evidence = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
+        assert drawn[panel.id]["points"] == len(evidence) and not drawn[panel.id]["error"], panel.id
+    assert drawn["opportunity_feedback"]["points"] == min(rated["feedback"], 20)
+    assert errors(page) == []
+    screenshot(page, "product-opportunity-evidence")
+
+    refused = httpx.get(f"{dashboards_url}/api/pages/product?opportunity=page:home", auth=AUTH)
+    assert refused.status_code == 400 and "feature:<name> or intent:<intent>" in refused.text
+    refused = httpx.get(f"{dashboards_url}/api/panels/opportunity_failures.csv?project=default", auth=AUTH)
+    assert refused.status_code == 400 and "needs ?opportunity=" in refused.text

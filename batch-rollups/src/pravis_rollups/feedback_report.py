@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.feedback_sql import lowest_rated_sql
+from pravis_schemas.opportunities import ranked_sql
 
 from pravis_rollups import webhook
 from pravis_rollups.jobs import run_rollups
@@ -18,39 +19,17 @@ from pravis_rollups.report import (
     DayTrend,
     FeedbackReport,
     LowRated,
+    Opportunity,
     ProjectSummary,
     summary_text,
     to_html,
     to_markdown,
 )
-from pravis_rollups.rollups import RollupOptions, feedback_daily
+from pravis_rollups.rollups import RollupOptions, feedback_daily, funnel_daily
 
 LOWEST_PER_PROJECT = 10
 TERMS_PER_PROJECT = 10
-
-_LOWEST = """
-SELECT f.project_id, f.timestamp, f.rating, f.interaction_id, a.kinds, a.model, s.sentiment_label, f.context, f.comment
-FROM (
-    SELECT project_id, event_id, timestamp, assumeNotNull(rating) AS rating, interaction_id, context, comment
-    FROM events FINAL
-    WHERE event_type = 'feedback' AND rating IS NOT NULL
-      AND timestamp >= toDateTime64({week:Date}, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 7, 3, 'UTC')
-) AS f
-LEFT JOIN (
-    SELECT project_id, event_id, sentiment_label FROM feedback_scored FINAL
-    WHERE timestamp >= toDateTime64({week:Date} - 1, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 8, 3, 'UTC')
-) AS s ON f.project_id = s.project_id AND f.event_id = s.event_id
-LEFT JOIN (
-    SELECT project_id, assumeNotNull(interaction_id) AS interaction,
-           arrayStringConcat(arraySort(groupUniqArray(event_type)), ', ') AS kinds, argMin(model_used, timestamp) AS model
-    FROM events FINAL
-    WHERE event_type IN {ai_types:Array(String)} AND interaction_id IS NOT NULL
-      AND timestamp >= toDateTime64({week:Date} - 1, 3, 'UTC') AND timestamp < toDateTime64({week:Date} + 7, 3, 'UTC')
-    GROUP BY project_id, interaction
-) AS a ON f.project_id = a.project_id AND f.interaction_id = a.interaction
-ORDER BY f.project_id, f.rating, f.timestamp, f.event_id
-LIMIT {limit:UInt32} BY f.project_id
-"""
+OPPORTUNITIES_PER_PROJECT = 5
 
 _TERMS = """
 SELECT project_id, term, count() AS mentions
@@ -85,8 +64,9 @@ class Written:
 
 
 def build(client: Client, week_start: date, now: datetime | None = None) -> FeedbackReport:
-    """The report for the Monday-Sunday week starting `week_start`; refreshes feedback_daily for it and the
-    week before first, so the report never reads a stale rollup."""
+    """The report for the Monday-Sunday week starting `week_start`; refreshes feedback_daily and funnel_daily
+    (the opportunities' drop-off) for it and the week before first, so the report never reads a stale
+    rollup."""
     if week_start.weekday():
         raise ValueError(f"{week_start} is not a Monday")
     previous = week_start - timedelta(days=7)
@@ -94,7 +74,7 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
         client,
         previous,
         week_start + timedelta(days=6),
-        [feedback_daily.table],
+        [feedback_daily.table, funnel_daily.table],
         RollupOptions(as_of=week_start),
     )
     report = FeedbackReport(week_start, now or datetime.now(UTC))
@@ -117,8 +97,11 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
         if project_id in projects:
             projects[project_id].previous_feedback = count
             projects[project_id].previous_avg_rating = rating_sum / count if count else None
-    params = {"week": week_start, "ai_types": list(AI_EVENT_TYPES)}
-    for row in client.query(_LOWEST, parameters={**params, "limit": LOWEST_PER_PROJECT}).result_rows:
+    lowest, lowest_parameters = lowest_rated_sql()
+    week_range = {"date_from": week_start, "date_to": week_start + timedelta(days=6)}
+    for row in client.query(
+        lowest, parameters={**lowest_parameters, **week_range, "limit": LOWEST_PER_PROJECT}
+    ).result_rows:
         project_id, timestamp, rating, interaction, kinds, model, sentiment, context, comment = row
         if project_id in projects:
             projects[project_id].lowest.append(
@@ -130,6 +113,13 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
     for project_id, term, mentions in terms:
         if project_id in projects:
             projects[project_id].terms.append((term, mentions))
+    opportunities = ranked_sql()
+    fields = Opportunity.__dataclass_fields__
+    for project_id, summary in projects.items():
+        ranked = client.query(opportunities, parameters={**week_range, "project": project_id})
+        for row in ranked.result_rows[:OPPORTUNITIES_PER_PROJECT]:
+            named = dict(zip(ranked.column_names, row, strict=True))
+            summary.opportunities.append(Opportunity(**{name: named[name] for name in fields}))
     report.projects = [projects[p] for p in sorted(projects)]
     return report
 

@@ -9,6 +9,8 @@ import html
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from pravis_schemas.opportunities import SCORE_FORMULA
+
 from pravis_rollups.rollups import monday
 
 STOPWORDS = (
@@ -96,6 +98,24 @@ class LowRated:
     comment: str | None
 
 
+@dataclass(frozen=True)
+class Opportunity:
+    """One row of the improvement opportunities (pravis_schemas.opportunities.ranked_sql)."""
+
+    kind: str
+    subject: str
+    score: float
+    users: int
+    low_rating_share: float | None
+    negative_share: float | None
+    repeated_command_rate: float | None
+    failure_rate: float
+    funnel_dropoff: float | None
+    worst_comment: str
+    top_failure: str
+    funnel_step: str
+
+
 @dataclass
 class ProjectSummary:
     project_id: str
@@ -104,6 +124,7 @@ class ProjectSummary:
     previous_avg_rating: float | None = None
     lowest: list[LowRated] = field(default_factory=list)
     terms: list[tuple[str, int]] = field(default_factory=list)
+    opportunities: list[Opportunity] = field(default_factory=list)
 
     @property
     def feedback(self) -> int:
@@ -160,6 +181,40 @@ def _share(part: int, whole: int) -> str:
     return f"{part} ({part / whole:.0%})" if whole else str(part)
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _opportunity_figures(o: Opportunity) -> list[str]:
+    """Score, users and the inputs of one opportunity, as the report's table cells show them."""
+    return [
+        f"{o.score:.3f}",
+        str(o.users),
+        _percent(o.low_rating_share),
+        _percent(o.negative_share),
+        _percent(o.repeated_command_rate),
+        _percent(o.failure_rate),
+        _percent(o.funnel_dropoff),
+    ]
+
+
+OPPORTUNITY_HEADINGS = (
+    "#",
+    "kind",
+    "subject",
+    "score",
+    "users",
+    "low ratings",
+    "negative",
+    "repeated",
+    "failures",
+    "funnel drop-off",
+    "lowest-rated comment",
+    "top failure",
+    "funnel step",
+)
+
+
 def _cell(text: str | None, limit: int = 120) -> str:
     text = " ".join((text or "").split())
     text = text if len(text) <= limit else text[: limit - 1] + "…"
@@ -210,6 +265,22 @@ def to_markdown(report: FeedbackReport) -> str:
         lines.append(
             ", ".join(f"**{term}** ({count})" for term, count in project.terms) if project.terms else "None."
         )
+        lines += ["", "### Improvement opportunities", "", f"{SCORE_FORMULA}.", ""]
+        if project.opportunities:
+            lines += [
+                "| " + " | ".join(OPPORTUNITY_HEADINGS) + " |",
+                "|"
+                + "|".join("---:" if h in ("#", "score", "users") else "---" for h in OPPORTUNITY_HEADINGS)
+                + "|",
+                *(
+                    f"| {rank} | {o.kind} | {_cell(o.subject)} | "
+                    + " | ".join(_opportunity_figures(o))
+                    + f" | {_cell(o.worst_comment)} | {_cell(o.top_failure)} | {_cell(o.funnel_step)} |"
+                    for rank, o in enumerate(project.opportunities, 1)
+                ),
+            ]
+        else:
+            lines.append("None.")
         lines.append("")
     return "\n".join(lines)
 
@@ -262,6 +333,18 @@ def to_html(report: FeedbackReport) -> str:
             parts.append("<p>None.</p>")
         terms = ", ".join(f"<b>{e(term)}</b> ({count})" for term, count in project.terms)
         parts.append(f"<h3>Top complaint terms</h3><p>{terms or 'None.'}</p>")
+        parts.append(f"<h3>Improvement opportunities</h3><p>{e(SCORE_FORMULA)}.</p>")
+        if project.opportunities:
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in OPPORTUNITY_HEADINGS) + "</tr>")
+            parts += [
+                f"<tr><td class=n>{rank}</td><td>{e(o.kind)}</td><td>{e(o.subject)}</td>"
+                + "".join(f"<td class=n>{e(cell)}</td>" for cell in _opportunity_figures(o))
+                + f"<td>{e(o.worst_comment)}</td><td>{e(o.top_failure)}</td><td>{e(o.funnel_step)}</td></tr>"
+                for rank, o in enumerate(project.opportunities, 1)
+            ]
+            parts.append("</table>")
+        else:
+            parts.append("<p>None.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from pravis_schemas.error_patterns import fingerprint_sql, normalise_sql
+from pravis_schemas.error_patterns import failures_sql
 from pravis_schemas.events import AI_EVENT_TYPES, ORDER_EVENT_TYPE, REFUND_EVENT_TYPE
 from pravis_schemas.funnel_sql import funnel_sql
 from pravis_schemas.funnels import StoredFunnel
 from pravis_schemas.identity import person_id_sql, person_join
 from pravis_schemas.surveys import NPS_DETRACTOR_MAX, NPS_PROMOTER_MIN
+from pravis_schemas.voice_sql import REPEAT_WINDOW, REPEAT_WINDOW_S, repeated_command_sql
 
 INACTIVE_EVENT_TYPES = ("api_request", "identify", "alias", "resource_sample")
 """Server-side telemetry (it identifies API callers or processes, not a person using the product) and identity bookkeeping
@@ -69,7 +70,7 @@ Grain = Literal["day", "week"]
 class RollupOptions:
     as_of: date | None = None
     """Last complete day retention may look at (D-N eligibility); the jobs default it to yesterday (UTC)."""
-    repeat_window_s: int = 30
+    repeat_window_s: int = REPEAT_WINDOW_S
     """Repeated command: same intent as the session's previous voice_request at most this many seconds
     earlier."""
     feedback_lookback_days: int = 1
@@ -481,18 +482,12 @@ FROM (
     FROM (
         SELECT project_id, event_type AS kind, timestamp AS ts, success AS ok, intent AS command,
                CAST(NULL, 'Nullable(Bool)') AS corrected_flag,
-               coalesce(
-                   session_id IS NOT NULL AND command IS NOT NULL
-                   AND row_number() OVER w > 1
-                   AND lagInFrame(toNullable(command)) OVER w = command
-                   AND dateDiff('millisecond', lagInFrame(timestamp) OVER w, timestamp) <= {{repeat_window_s:UInt32}} * 1000,
-                   false) AS repeated
+               {repeated_command_sql("{repeat_window_s:UInt32}")} AS repeated
         FROM {source}
         WHERE event_type = 'voice_request'
           AND timestamp >= toDateTime64({{date_from:Date}}, 3, 'UTC') - toIntervalSecond({{repeat_window_s:UInt32}})
           AND timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
-        WINDOW w AS (PARTITION BY project_id, session_id ORDER BY timestamp, event_id
-                     ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+        WINDOW {REPEAT_WINDOW}
         UNION ALL
         SELECT project_id, event_type AS kind, timestamp AS ts, success AS ok, CAST(NULL, 'Nullable(String)') AS command,
                transcription_corrected AS corrected_flag, false AS repeated
@@ -749,31 +744,14 @@ LEFT JOIN (
 def error_patterns_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # Failures (pravis_schemas.error_patterns.failure_of): error events, 5xx API requests, failed AI requests,
     # grouped by the fingerprint the stream tier's detector computes too.
-    normalised, rule_parameters = normalise_sql("msg")
+    failures, parameters = failures_sql(source, _events_between(), "project_id, timestamp, person_id")
     sql = f"""
-SELECT project_id, day, fingerprint, any(kind) AS kind, any(failure_type) AS error_type, any(place) AS location,
-       any(message) AS message, count() AS events, uniqExactIf(person_id, person_id != '') AS users,
-       min(timestamp) AS first_at, max(timestamp) AS last_at
-FROM (
-    SELECT project_id, toDate(timestamp) AS day, timestamp, person_id, kind, failure_type, place,
-           {normalised} AS message, {fingerprint_sql("kind", "failure_type", normalised, "place")} AS fingerprint
-    FROM (
-        SELECT project_id, timestamp, person_id,
-               multiIf(event_type = 'error', 'error', event_type = 'api_request', 'api', 'ai') AS kind,
-               multiIf(kind = 'error', coalesce(error_type, ''),
-                       kind = 'api', coalesce(error_type, concat('HTTP ', toString(status))),
-                       coalesce(error_type, 'failure')) AS failure_type,
-               if(kind = 'error', error_message, NULL) AS msg,
-               multiIf(kind = 'error', '', kind = 'api', concat(coalesce(method, ''), ' ', coalesce(endpoint, '')),
-                       concat(event_type, ' ', coalesce(model_used, ''))) AS place
-        FROM {source}
-        WHERE {_events_between()}
-          AND (event_type = 'error' OR (event_type = 'api_request' AND status >= 500)
-               OR (event_type IN {{ai_types:Array(String)}} AND success = false))
-    )
-)
+SELECT project_id, toDate(timestamp) AS day, fingerprint, any(kind) AS kind, any(failure_type) AS error_type,
+       any(place) AS location, any(message) AS message, count() AS events,
+       uniqExactIf(person_id, person_id != '') AS users, min(timestamp) AS first_at, max(timestamp) AS last_at
+FROM ({failures})
 GROUP BY project_id, day, fingerprint"""
-    return Query(sql, {**date_parameters(first, last), "ai_types": list(options.ai_types), **rule_parameters})
+    return Query(sql, {**date_parameters(first, last), "ai_types": list(options.ai_types), **parameters})
 
 
 FUNNEL_DAILY_FIGURES = (

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pravis_dashboards import funnel_panels, panels
+from pravis_dashboards import funnel_panels, opportunity_panels, panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import IncompatibleLiveAnswer, LiveApi
@@ -159,6 +159,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         worst = funnel_panels.worst_step([dict(zip(columns, row, strict=True)) for row in rows])
         return funnel_panels.funnel_panels(saved[key], breakdown, worst)
 
+    def opportunity_view(request: Request) -> list[panels.Panel]:
+        """The evidence panels of `?opportunity=` (none without it)."""
+        try:
+            subject = opportunity_panels.subject_of(
+                request.query_params.get(opportunity_panels.QUERY_PARAMETER)
+            )
+        except ValueError as exc:
+            raise HTTPException(400, f"{opportunity_panels.QUERY_PARAMETER}: {exc}") from exc
+        return [] if subject is None else opportunity_panels.evidence_panels(*subject)
+
     def run_panel(panel: panels.Panel, view: panels.Params) -> dict[str, Any]:
         started = time.perf_counter()
         body: dict[str, Any] = {
@@ -172,6 +182,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "percent": panel.chart.percent,
                 "stacked": panel.chart.stacked,
                 "path_separator": panel.chart.path_separator,
+                "links": panel.chart.links,
+                "percent_columns": panel.chart.percent_columns,
             },
         }
         try:
@@ -222,7 +234,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         view = await run_in_threadpool(params, request)
         shown = panels.page_panels(page)
         if page == funnel_panels.PAGE:
-            shown = shown + await run_in_threadpool(funnel_view, request, view)
+            shown = shown + await run_in_threadpool(funnel_view, request, view) + opportunity_view(request)
         results = [await run_in_threadpool(run_panel, panel, view) for panel in shown]
         return JSONResponse(
             {
@@ -238,6 +250,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         panel_id = request.path_params["panel"]
         if panel_id in funnel_panels.PANEL_IDS:
             panel = next((p for p in funnel_view(request, view) if p.id == panel_id), None)
+        elif panel_id in opportunity_panels.PANEL_IDS:
+            shown = opportunity_view(request)
+            if not shown:
+                raise HTTPException(400, f"{panel_id} needs ?opportunity=feature:<name> or intent:<intent>")
+            panel = next(p for p in shown if p.id == panel_id)
         else:
             panel = panels.BY_ID.get(panel_id)
         if panel is None:

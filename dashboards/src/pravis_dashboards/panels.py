@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pravis_schemas.events import AI_EVENT_TYPES
 from pravis_schemas.identity import person_id_sql, person_join
+from pravis_schemas.opportunities import SCORE_FORMULA, ranked_sql
 
 PAGES = {"executive": "Executive", "product": "Product", "tech-ops": "Tech ops", "live": "Live"}
 
@@ -41,6 +42,10 @@ class Chart:
     stacked: bool = False
     path_separator: str | None = None
     """A table whose `x` labels are paths joined by this: also drawn as a flow chart (static/flow.js)."""
+    links: tuple[tuple[str, str], ...] = ()
+    """A table's (text column, URL column) pairs: the text links to the URL, the URL column is not shown."""
+    percent_columns: tuple[str, ...] = ()
+    """A table's columns shown as percentages."""
 
 
 @dataclass(frozen=True)
@@ -385,6 +390,47 @@ PANELS: tuple[Panel, ...] = (
                 "last_seen",
                 "trend",
                 "daily",
+            ),
+        ),
+    ),
+    # Issue 24: improvement opportunities (product); the evidence of a row is opportunity_panels.
+    Panel(
+        "opportunities",
+        "product",
+        "Improvement opportunities",
+        f"Features and voice intents of the range, worst first. {SCORE_FORMULA}. A row's comment, failure "
+        "and funnel step link to their evidence.",
+        ranked_sql(),
+        Chart(
+            "table",
+            "opportunity",
+            (
+                "score",
+                "users",
+                "uses",
+                "low_rating_share",
+                "negative_share",
+                "repeated_command_rate",
+                "failure_rate",
+                "funnel_dropoff",
+                "worst_comment",
+                "top_failure",
+                "funnel_step",
+                "feedback_url",
+                "failures_url",
+                "funnel_url",
+            ),
+            links=(
+                ("worst_comment", "feedback_url"),
+                ("top_failure", "failures_url"),
+                ("funnel_step", "funnel_url"),
+            ),
+            percent_columns=(
+                "low_rating_share",
+                "negative_share",
+                "repeated_command_rate",
+                "failure_rate",
+                "funnel_dropoff",
             ),
         ),
     ),

@@ -96,3 +96,37 @@ def fingerprint_sql(kind: str, error_type: str, normalised: str, location: str) 
     `normalise_sql`'s)."""
     parts = ", char(31), ".join((kind, error_type, normalised, location))
     return f"substring(lower(hex(MD5(concat({parts})))), 1, {FINGERPRINT_CHARS})"
+
+
+def failures_sql(
+    source: str,
+    where: str,
+    columns: str,
+    *,
+    ai_types: str = "{ai_types:Array(String)}",
+    fingerprint: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """SELECT of every failure (`failure_of` in SQL) among the rows of `source` matching `where`: the
+    caller's `columns` of it, then `kind`, `failure_type`, `place` (the location) and, with `fingerprint`,
+    `message` (normalised) and `fingerprint`; and its parameters (the normalisation rules). `source`, `where`,
+    `columns` and `ai_types` (the AI event types: a parameter the caller sets, or a literal) are fixed SQL of
+    the caller. Shared by the `error_patterns_daily` rollup and the failures of improvement opportunities
+    (`pravis_schemas.opportunities`), so both classify and name a failure alike."""
+    sql = f"""SELECT {columns},
+           multiIf(event_type = 'error', 'error', event_type = 'api_request', 'api', 'ai') AS kind,
+           multiIf(kind = 'error', coalesce(error_type, ''),
+                   kind = 'api', coalesce(error_type, concat('HTTP ', toString(status))),
+                   coalesce(error_type, 'failure')) AS failure_type,
+           if(kind = 'error', error_message, NULL) AS msg,
+           multiIf(kind = 'error', '',
+                   kind = 'api', concat(coalesce(method, ''), ' ', coalesce(endpoint, '')),
+                   concat(event_type, ' ', coalesce(model_used, ''))) AS place
+    FROM {source}
+    WHERE ({where})
+      AND (event_type = 'error' OR (event_type = 'api_request' AND status >= 500)
+           OR (event_type IN {ai_types} AND success = false))"""
+    if not fingerprint:
+        return sql, {}
+    normalised, parameters = normalise_sql("msg")
+    named = fingerprint_sql("kind", "failure_type", normalised, "place")
+    return f"SELECT *, {normalised} AS message, {named} AS fingerprint\nFROM (\n    {sql}\n)", parameters

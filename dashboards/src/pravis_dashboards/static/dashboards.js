@@ -28,7 +28,7 @@ function el(tag, attrs = {}, ...children) {
 function query() {
   const params = new URLSearchParams(location.search);
   const q = { project: params.get("project") || "", from: params.get("from") || "", to: params.get("to") || "" };
-  return { ...q, funnel: params.get("funnel") || "", breakdown: params.get("breakdown") || "" };
+  return { ...q, funnel: params.get("funnel") || "", breakdown: params.get("breakdown") || "", opportunity: params.get("opportunity") || "" };
 }
 
 // An alert links the Live page filtered to its series: ?project=P&metric=M plus the series' labels.
@@ -202,14 +202,24 @@ function sparkline(values) {
   return svg;
 }
 
-function cell(value) {
-  return Array.isArray(value) ? el("td", {}, sparkline(value)) : el("td", { text: format(value, false) });
+function cell(value, percent, href) {
+  if (Array.isArray(value)) return el("td", {}, sparkline(value));
+  if (href) return el("td", {}, el("a", { href, text: format(value, false) }));
+  return el("td", { text: format(value, percent) });
 }
 
+// A table's link columns (chart.links: [text column, URL column]) make the text a link and are not shown.
 function table(panel) {
-  const head = el("tr", {}, el("th", { text: panel.chart.x }), ...panel.series.map((s) => el("th", { text: s.name })));
-  const rows = panel.labels.map((label, i) => el("tr", {}, el("td", { text: label }), ...panel.series.map((s) => cell(s.data[i]))));
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: panel.series.length + 1, text: "No rows in this range." })));
+  const links = Object.fromEntries(panel.chart.links || []);
+  const hidden = new Set(Object.values(links));
+  const percent = new Set(panel.chart.percent_columns || []);
+  const data = Object.fromEntries(panel.series.map((s) => [s.name, s.data]));
+  const shown = panel.series.filter((s) => !hidden.has(s.name));
+  const head = el("tr", {}, el("th", { text: panel.chart.x }), ...shown.map((s) => el("th", { text: s.name })));
+  const rows = panel.labels.map((label, i) =>
+    el("tr", {}, el("td", { text: format(label, false) }), ...shown.map((s) => cell(s.data[i], percent.has(s.name), links[s.name] && data[links[s.name]][i]))),
+  );
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: shown.length + 1, text: "No rows in this range." })));
   return el("table", { class: "alerts" }, el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
@@ -348,6 +358,8 @@ async function renderPanels() {
     }
   }
   $("status").textContent = `${body.project} · ${body.from} → ${body.to}`;
+  // A link to a panel (an opportunity's evidence) scrolls to it once the panels exist.
+  if (location.hash) document.getElementById(location.hash.slice(1))?.scrollIntoView();
 }
 
 function tile(id, label) {

@@ -16,6 +16,7 @@ from pravis_local.alerts_cli import alerts_app
 from pravis_local.experiments_cli import experiment_app
 from pravis_local.funnels_cli import funnel_app
 from pravis_local.fx_cli import fx_app
+from pravis_local.opportunities_cli import opportunities
 from pravis_local.settings import settings
 from pravis_local.status_cli import status
 from pravis_local.surveys_cli import survey_app
@@ -251,4 +252,5 @@ app.add_typer(survey_app, name="survey")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(fx_app, name="fx")
+app.command()(opportunities)
 app.command()(status)
