@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
@@ -911,6 +911,25 @@ class RejectedEvent(BaseModel):
 def record_of_rows(rows: Sequence[bytes]) -> bytes:
     """The value of one `events` record holding these flat rows (all of one key)."""
     return b"\n".join(rows)
+
+
+def records_by_partition(
+    records: Sequence[tuple[bytes, bytes]], partition_of: Callable[[bytes], int]
+) -> list[tuple[bytes | None, int, bytes]]:
+    """`events` records (key, value) merged into one (key, partition, value) record per partition, values in
+    the order given: every row stays on its key's partition and in its key's order. A merged record holding
+    several keys has no key (None); one holding a single key keeps it."""
+    keys: dict[int, bytes | None] = {}
+    values: dict[int, list[bytes]] = {}
+    for key, value in records:
+        partition = partition_of(key)
+        if partition in values:
+            values[partition].append(value)
+            if keys[partition] != key:
+                keys[partition] = None
+        else:
+            keys[partition], values[partition] = key, [value]
+    return [(keys[partition], partition, record_of_rows(rows)) for partition, rows in values.items()]
 
 
 def rows_of_record(value: bytes) -> list[bytes]:
