@@ -51,7 +51,11 @@ class Settings(PravisSettings, KafkaSettings, DataDirSettings, LogSettings):
     so this bounds the work a restart replays, not freshness."""
     stream_poll_timeout_ms: int = 100
     stream_fetch_max_wait_ms: int = 20
-    """How long the broker may hold an empty fetch; bounds freshness when the reader is caught up."""
+    """How long the broker may hold a fetch that has less than `stream_fetch_min_bytes`; bounds freshness
+    when the reader is caught up."""
+    stream_fetch_min_bytes: int = 1
+    """Bytes a fetch waits for (at most `stream_fetch_max_wait_ms`): larger, the broker answers fewer
+    fetches per event under load (docs/scaling.md)."""
     stream_fetch_max_bytes: int = 16 * 1024 * 1024
 
     stream_detect_interval_s: float = 5.0
