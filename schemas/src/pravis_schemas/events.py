@@ -29,11 +29,14 @@ unchanged with `INSERT INTO events FORMAT JSONEachRow`, so its keys are the `eve
 
 `EnrichedEvent.from_json(row)` reads such a row back.
 
-A record of the `events` topic carries every event of one posted batch that shares its key (user_id, else
-anonymous_id), as rows separated by `\n` (`record_of_rows`; JSON rows never contain a raw newline). Per-record
-costs dominate in both aiokafka and Faust, and a browser batch is one user, so this makes publishing and
-stream processing several times cheaper per event while keeping every user's events on one partition, in
-order. Consumers split with `rows_of_record`; the loader can pass a record to `FORMAT JSONEachRow` unchanged.
+A record of the `events` topic carries the events of one posted batch that go to one partition, as rows
+separated by `\n` (`record_of_rows`; JSON rows never contain a raw newline): each event goes to the partition
+of its key (user_id, else anonymous_id) under Kafka's default partitioner, and `records_by_partition` merges
+a batch's keys of one partition into one record, keyed when it holds one key and without a key when it holds
+several. Per-record costs dominate in both aiokafka and Faust, and a browser batch is one user, so this makes
+publishing and stream processing several times cheaper per event while keeping every user's events on one
+partition, in order. Consumers split with `rows_of_record`; the loader can pass a record to
+`FORMAT JSONEachRow` unchanged.
 """
 
 from __future__ import annotations
