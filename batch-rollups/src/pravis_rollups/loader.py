@@ -68,7 +68,6 @@ USER_ID_VALUE = re.compile(rb'"user_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
 
 
-
 def json_string(raw: bytes) -> str:
     """The text of a JSON string's body as USER_ID_VALUE captured it."""
     return orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode(errors="replace")

@@ -253,9 +253,10 @@ class BatchRows:
     Only events from a user's device (those with `ip`/`user_agent` fields) get network fields; for the others
     the request comes from a server, whose address says nothing about the user. Only the fields the gateway
     changes are read here; `event_row` writes all the others. What a batch's events share is worked out once:
-    the server fields, and each (ip, user agent) pair's network fields (a browser batch has one). Shared fields
-    that are None are left out of `written` rather than given as None: no event model has a field of their
-    names (`ip` is never written from the event), so the row is the same and `event_row` stays on its fast path.
+    the server fields, and each (ip, user agent) pair's network fields (a browser batch has one). Shared
+    fields that are None are left out of `written` rather than given as None: no event model has a field of
+    their names (`ip` is never written from the event; `tests/test_row_fields.py` checks it), so the row is
+    the same and `event_row` stays on its fast path.
     """
 
     def __init__(self, request: Request, policies: Policies) -> None:
