@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.gateway import mixed_event
-from tests.support.services import free_port, wait_for
+from tests.support.services import free_port, interrupt, wait_for
 
 console = Console(width=160)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -256,12 +255,7 @@ class Stack:
         return psutil.Process(self.process.pid)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        interrupt(self.process, 60)
 
 
 def main() -> None:
