@@ -42,6 +42,7 @@ bench: .venv/.synced bench-tools
 	$(RUN) python -m bench.privacy_export
 	$(RUN) python -m bench.surveys
 	$(RUN) python -m bench.soak
+	$(RUN) python -m bench.e2e
 	$(RUN) python -m bench.alert_sinks
 
 lint: .venv/.synced

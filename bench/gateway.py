@@ -82,7 +82,7 @@ def make_bodies(path: Path, count: int, batch: int, users_per_batch: int) -> Non
     """Distinct request bodies (unique event_ids), one JSON batch per line, built before timing starts.
 
     A browser SDK's batch is one user; a server-side batch may mix many users, and the gateway then publishes
-    one record per user, so both shapes are measured.
+    one record per partition its users map to, so both shapes are measured.
     """
     now = datetime.now(UTC).isoformat()
     with path.open("w") as out:
@@ -287,7 +287,7 @@ def main() -> None:
     )
     console.print(
         f"[dim]{args.batch}-event batches, {args.connections} connections at max load, "
-        f"{args.workers} gateway worker(s), one Kafka record per (batch, user), logs in {work}[/]"
+        f"{args.workers} gateway worker(s), one Kafka record per (batch, partition), logs in {work}[/]"
     )
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.gateway import mixed_event
-from tests.support.services import free_port, wait_for
+from tests.support.services import free_port, interrupt, wait_for
 
 console = Console(width=160)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -99,17 +98,27 @@ def body_template() -> str:
     return json.dumps({"events": events, "sent_at": now})
 
 
-def service_rss(supervisor: psutil.Process) -> dict[str, float]:
-    rss: dict[str, float] = {}
+def service_processes(supervisor: psutil.Process) -> dict[str, psutil.Process]:
+    """Each service's process under `pravis up`'s supervisor, by name."""
+    found: dict[str, psutil.Process] = {}
     for child in supervisor.children():
         try:
             command = " ".join(child.cmdline())
-            memory = child.memory_info().rss
         except psutil.Error:
             continue
         for name, marker in SERVICES.items():
             if marker in command:
-                rss[name] = memory / 2**20
+                found[name] = child
+    return found
+
+
+def service_rss(supervisor: psutil.Process) -> dict[str, float]:
+    rss: dict[str, float] = {}
+    for name, process in service_processes(supervisor).items():
+        try:
+            rss[name] = process.memory_info().rss / 2**20
+        except psutil.Error:
+            continue
     return rss
 
 
@@ -195,6 +204,60 @@ def plot(run: Run, path: Path, title: str) -> None:
     figure.savefig(path, dpi=100)
 
 
+@dataclass
+class Stack:
+    """`pravis up` started in `work` on free ports, with the dev key `key`, rate limit off."""
+
+    process: subprocess.Popen
+    key: str
+    gateway: str
+    clickhouse_url: str
+    bootstrap: str
+    log: Path
+
+    @classmethod
+    def start(cls, work: Path, settings: dict[str, str]) -> "Stack":
+        """`settings`: PRAVIS_* variables for every service; those of the calling shell are not passed on."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PRAVIS_")}
+        env |= {f"PRAVIS_{name}": str(free_port()) for name in PORTS}
+        key = "pvw_bench_" + os.urandom(8).hex()
+        env |= {
+            "PRAVIS_DATA_DIR": str(work / "data"),
+            "PRAVIS_DEV_API_KEY": key,
+            "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0",
+            "PYTHONUNBUFFERED": "1",
+            **settings,
+        }
+        host = "127.0.0.1"
+        log = work / "pravis-up.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                # Dies with this process, however it ends (a bench is often interrupted).
+                guarded([str(Path(sys.executable).parent / "pravis"), "up"]),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=work,
+                start_new_session=True,
+            )
+        return cls(
+            process,
+            key,
+            f"http://{host}:{env['PRAVIS_GATEWAY_PORT']}/api/v1/analytics/events",
+            f"http://{host}:{env['PRAVIS_WAREHOUSE_PORT']}/pravis",
+            f"{host}:{env['PRAVIS_BROKER_PORT']}",
+            log,
+        )
+
+    def wait_until_up(self) -> psutil.Process:
+        """The supervisor, once every service is healthy."""
+        wait_for(lambda: "Pravis is up" in self.log.read_text(errors="replace"), 180, "pravis up healthy")
+        return psutil.Process(self.process.pid)
+
+    def stop(self) -> None:
+        interrupt(self.process, 60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000_000)
@@ -214,53 +277,35 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install -y wrk (make bench installs it)")
 
     work = Path(tempfile.mkdtemp(prefix="pravis-soak-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRAVIS_")}
-    env |= {f"PRAVIS_{name}": str(free_port()) for name in PORTS}
-    key = "pvw_soak_" + os.urandom(8).hex()
-    env |= {
-        "PRAVIS_DATA_DIR": str(work / "data"),
-        "PRAVIS_DEV_API_KEY": key,
-        "PRAVIS_RATE_LIMIT_EVENTS_PER_S": "0",
-        "PRAVIS_BROKER_STORAGE": args.broker_storage,
-        "PYTHONUNBUFFERED": "1",
-    }
-    host = "127.0.0.1"
-    gateway = f"http://{host}:{env['PRAVIS_GATEWAY_PORT']}/api/v1/analytics/events"
-    clickhouse_url = f"http://{host}:{env['PRAVIS_WAREHOUSE_PORT']}/pravis"
-    bootstrap = f"{host}:{env['PRAVIS_BROKER_PORT']}"
+    stack = Stack.start(work, {"PRAVIS_BROKER_STORAGE": args.broker_storage})
     body = work / "body.json"
     body.write_text(body_template())
-    log = work / "pravis-up.log"
-    with log.open("wb") as out:
-        stack = subprocess.Popen(
-            # Dies with this process, however it ends (a soak is often interrupted).
-            guarded([str(Path(sys.executable).parent / "pravis"), "up"]),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=work,
-            start_new_session=True,
-        )
     run = Run()
     began = time.monotonic()
     try:
-        wait_for(lambda: "Pravis is up" in log.read_text(errors="replace"), 180, "pravis up healthy")
-        supervisor = psutil.Process(stack.pid)
-        console.print(f"stack up, logs in {log}; driving {args.events:,} events")
+        supervisor = stack.wait_until_up()
+        console.print(f"stack up, logs in {stack.log}; driving {args.events:,} events")
         began = time.monotonic()
         try:
             while run.requests * BATCH < args.events:
                 requests, non_2xx = wrk_segment(
-                    gateway, key, body, args.sample_seconds, args.connections, offset=run.requests + 1
+                    stack.gateway,
+                    stack.key,
+                    body,
+                    args.sample_seconds,
+                    args.connections,
+                    offset=run.requests + 1,
                 )
                 run.requests += requests
                 run.non_2xx += non_2xx
-                run.samples.append(sample_now(run, began, supervisor, bootstrap, clickhouse_url, args))
+                run.samples.append(
+                    sample_now(run, began, supervisor, stack.bootstrap, stack.clickhouse_url, args)
+                )
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: load stopped, checking what was sent so far[/]")
         sent_s = time.monotonic() - began
         accepted = (run.requests - run.non_2xx) * BATCH
-        with connect(clickhouse_url) as client:
+        with connect(stack.clickhouse_url) as client:
 
             def loaded() -> int:
                 return int(
@@ -273,12 +318,7 @@ def main() -> None:
                 previous = current
                 time.sleep(5)
     finally:
-        if stack.poll() is None:
-            os.kill(stack.pid, signal.SIGINT)
-            try:
-                stack.wait(60)
-            except subprocess.TimeoutExpired:
-                stack.kill()
+        stack.stop()
 
     table = Table(
         "min", "events sent", *SERVICES, "broker records", "lag p95 s", title="RSS (MiB) over the run"

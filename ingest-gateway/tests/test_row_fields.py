@@ -113,3 +113,13 @@ def test_every_field_of_every_event_type_reaches_the_published_row(event_type: s
     if "ip" in model.model_fields:
         assert row["ip"] == "203.0.113.0"
         assert (row["browser"], row["os"]) == ("Firefox", "Linux")
+
+
+# Server and network fields the gateway writes from the request; `BatchRows` leaves out those that are None.
+SERVER_FIELDS = {"project_id", "received_at", "sent_at", "browser", "os", "device"}
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_MODELS))
+def test_no_event_model_has_a_field_named_like_a_server_field(event_type: str) -> None:
+    """A client's value under such a name would survive where the gateway's None is left out of the row."""
+    assert not SERVER_FIELDS & set(EVENT_MODELS[event_type].model_fields)

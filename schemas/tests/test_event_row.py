@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import orjson
 from pravis_schemas import ButtonClickEvent, EventBase
-from pravis_schemas.events import _row_writer_is_orjson, event_row
+from pravis_schemas.events import _row_writer_is_orjson, event_row, records_by_partition
 from pydantic import BaseModel, PlainSerializer
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -75,3 +75,21 @@ def test_the_orjson_path_writes_what_pydantic_writes() -> None:
     expected |= {"timestamp": "2026-05-01T12:00:01.250000Z", "received_at": "2026-05-01T12:00:00.250000Z"}
     assert orjson.loads(row) == expected
     assert row.count(b"\\u0000") == 1, "NUL stays escaped"
+
+
+def test_records_by_partition_keeps_each_keys_rows_on_its_partition_in_order() -> None:
+    partition_of = {b"a": 0, b"b": 1, b"c": 0, b"d": 2}.__getitem__
+    records = [(b"a", b"a1"), (b"b", b"b1"), (b"c", b"c1\nc2"), (b"a", b"a2"), (b"d", b"d1"), (b"b", b"b2")]
+
+    merged = records_by_partition(records, partition_of)
+
+    # Model: per partition, the values of its keys in the order given; the key only if there is one.
+    model: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value in records:
+        model.setdefault(partition_of(key), []).append((key, value))
+    expected = [
+        (keys.pop() if len(keys := {k for k, _ in pairs}) == 1 else None, p, b"\n".join(v for _, v in pairs))
+        for p, pairs in model.items()
+    ]
+    assert merged == expected
+    assert merged == [(None, 0, b"a1\nc1\nc2\na2"), (b"b", 1, b"b1\nb2"), (b"d", 2, b"d1")]

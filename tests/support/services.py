@@ -8,6 +8,7 @@ Kafka, ClickHouse) when a Docker engine answers; otherwise the embedded Tansu br
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,6 +82,18 @@ def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout_s: 
     raise TimeoutError(f"{url} not healthy after {timeout_s}s")
 
 
+def interrupt(popen: subprocess.Popen, timeout_s: float) -> None:
+    """SIGINT a child that is still running, and SIGKILL it if it has not ended within `timeout_s`."""
+    if popen.poll() is not None:
+        return
+    popen.send_signal(signal.SIGINT)
+    try:
+        popen.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
 class Process:
     """A child process with its output in a log file, stopped (SIGINT, then SIGKILL) on exit."""
 
@@ -102,14 +115,8 @@ class Process:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.send_signal(2)
-        try:
-            self.popen.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        if self.popen is not None:
+            interrupt(self.popen, timeout_s)
 
     def kill(self) -> None:
         if self.popen is not None and self.popen.poll() is None:

@@ -17,6 +17,8 @@ def loader_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
         # boundaries: Tansu 0.6 may poll empty when a fetch starts inside a record batch.
         fetch_max_bytes=16 * 1024 * 1024,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_min_bytes=settings.loader_fetch_min_bytes,
+        fetch_max_wait_ms=settings.loader_fetch_max_wait_ms,
         **kafka_client_options(settings),
     )
 

@@ -15,7 +15,7 @@ from pravis_local.broker import broker_command
 from pravis_local.orphans import SUPERVISOR_ENV
 from pravis_local.pdeathsig import EXIT_PARENT_GONE
 
-from tests.support.services import free_port, wait_for
+from tests.support.services import free_port, interrupt, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -164,13 +164,7 @@ class Up:
             raise AssertionError(self.output()[-4000:]) from None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        interrupt(self.process, 60)
 
 
 def listening(port: int) -> bool:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from pravis_gateway import metrics
+from pravis_gateway.allocator import keep_heap_top
 from pravis_gateway.routes import consent, events, features, feedback, identity, surveys, user_data
 from pravis_gateway.routes import experiments as experiment_admin
 from pravis_gateway.routes import funnels as funnel_admin
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keep_heap_top()  # here, not in __main__: every uvicorn worker process runs the lifespan
         gateway = Gateway.from_settings(settings)
         await gateway.start()
         app.state.gateway = gateway

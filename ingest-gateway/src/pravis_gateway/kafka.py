@@ -3,12 +3,14 @@
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from pravis_schemas import topics
+from aiokafka.partitioner import murmur2
+from pravis_schemas import records_by_partition, topics
 from pravis_schemas.kafka_security import kafka_client_options
 from pravis_schemas.messages import ConsentRecord
 from pydantic import ValidationError
@@ -21,6 +23,13 @@ log = structlog.get_logger("pravis.gateway.kafka")
 
 class KafkaUnavailable(Exception):
     """Kafka did not acknowledge in time; the caller must not report the events as accepted."""
+
+
+@lru_cache(maxsize=65536)
+def _slot(key: bytes, partitions: int) -> int:
+    """Index of `key`'s partition under Kafka's default partitioner (murmur2), remembered for recent keys:
+    aiokafka's murmur2 is pure Python and a user's key comes back with every batch."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class EventPublisher:
@@ -42,9 +51,22 @@ class EventPublisher:
         await self._producer.stop()
 
     async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Send (key, value) records and wait until Kafka acked all of them."""
+        """Send (key, value) records and wait until Kafka acked all of them.
+
+        `events` records are merged into one record per partition (`records_by_partition`): a batch of many
+        users is otherwise a record per user, and aiokafka's cost per record made publishing such a batch
+        several times dearer than one of a single user (docs/scaling.md).
+        """
         try:
-            pending = [await self._producer.send(topic, value, key=key) for key, value in records]
+            if topic == topics.EVENTS:
+                partitions = sorted(await self._producer.partitions_for(topic))
+                keyed = records_by_partition(records, lambda key: partitions[_slot(key, len(partitions))])
+            else:
+                keyed = [(key, None, value) for key, value in records]
+            pending = [
+                await self._producer.send(topic, value, key=key, partition=partition)
+                for key, partition, value in keyed
+            ]
             async with asyncio.timeout(self._settings.kafka_ack_timeout_s):
                 await asyncio.gather(*pending)
         except (TimeoutError, KafkaError) as exc:

@@ -31,6 +31,7 @@ from pravis_schemas.events import (
     describe_error,
     parse_event,
     record_of_rows,
+    records_by_partition,
     rows_of_record,
     validate_batch,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "describe_error",
     "parse_event",
     "record_of_rows",
+    "records_by_partition",
     "rows_of_record",
     "validate_batch",
 ]

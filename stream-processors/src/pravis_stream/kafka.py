@@ -74,6 +74,7 @@ def groupless_consumer(settings: Settings, **fetch_options: Any) -> AIOKafkaCons
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.stream_fetch_max_wait_ms,
+        fetch_min_bytes=settings.stream_fetch_min_bytes,
         **fetch_options,
         **kafka_client_options(settings),
     )
