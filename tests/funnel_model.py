@@ -150,9 +150,7 @@ def walks(
                 value = ""
             elif breakdown == "ai_assistant":
                 deadline = _ms(entry_event["ts"]) + definition.window_s * 1000
-                used = any(
-                    e["event_type"] in AI_REQUESTS and _ms(e["ts"]) <= deadline for e in evs[entry:]
-                )
+                used = any(e["event_type"] in AI_REQUESTS and _ms(e["ts"]) <= deadline for e in evs[entry:])
                 value = "used" if used else "not used"
             elif breakdown.startswith("variant:"):
                 value = (variants or {}).get(entry_event["person"], "(not exposed)")

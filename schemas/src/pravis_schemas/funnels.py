@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pravis_schemas.events import AI_EVENT_TYPES, EVENT_TYPE_PATTERN
+from pravis_schemas.events import EVENT_TYPE_PATTERN
 from pravis_schemas.experiments import KEY_PATTERN, check_property
 
 MAX_STEPS = 20
@@ -34,8 +34,9 @@ BREAKDOWN_COLUMNS = ("app_version", "browser", "os", "device", "locale")
 AI_BREAKDOWN."""
 VARIANT_PREFIX = "variant:"
 AI_BREAKDOWN = "ai_assistant"
-"""Breakdown by whether the unit made an AI request (an `AI_EVENT_TYPES` event) during its attempt: at or after
-its entry event and within the conversion window, the span its steps are searched in (docs/funnels.md)."""
+"""Breakdown by whether the unit made an AI request (an `events.AI_EVENT_TYPES` event) during its attempt: at
+or after its entry event and within the conversion window, the span its steps are searched in
+(docs/funnels.md)."""
 BREAKDOWNS = (*BREAKDOWN_COLUMNS, AI_BREAKDOWN)
 """The fixed breakdowns the dashboards and the CLI offer (besides `properties.<path>` and `variant:<key>`)."""
 
