@@ -4,7 +4,6 @@ runs against the warehouse), and the shared rows checked against the pure-Python
 tests/funnel_model.py."""
 
 import secrets
-from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -14,26 +13,9 @@ from pravis_dashboards import funnel_panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_dashboards.settings import Settings
 from pravis_local.demo import seed
-from pravis_local.synthetic import parse_iso
-from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition, StoredFunnel
 
 from tests import funnel_model
-from tests.support.persons import persons
-
-FUNNEL = StoredFunnel(
-    project_id="default",
-    version=1,
-    created_at="2024-03-01T00:00:00+00:00",
-    definition=FunnelDefinition(
-        key="browse-to-buy",
-        steps=[
-            {"event_type": "page_view"},
-            {"event_type": "feature_use"},
-            {"event_type": "button_click", "filters": [{"property": "button_id", "equals": "buy"}]},
-        ],
-        window_s=1800,
-    ),
-)
+from tests.support.demo_funnel import DEMO_FUNNEL, model_events, save_demo_funnel
 
 
 class CountingWarehouse(Warehouse):
@@ -50,12 +32,7 @@ class CountingWarehouse(Warehouse):
 def seeded(clickhouse_server: str):
     url = f"{clickhouse_server}/pravis_funnel_page_{secrets.token_hex(4)}"
     dataset = seed(url)
-    definition = FUNNEL.definition
-    Warehouse(url).client().insert(
-        "funnels",
-        [[FUNNEL.project_id, definition.key, 1, definition.model_dump_json(), datetime(2024, 3, 1)]],
-        column_names=FUNNEL_COLUMNS,
-    )
+    save_demo_funnel(Warehouse(url).client())
     return url, dataset
 
 
@@ -81,20 +58,15 @@ async def test_product_page_computes_the_funnel_once(seeded, app, breakdown: str
     assert answer.status_code == 200, answer.text
     drawn = {panel["id"]: panel for panel in answer.json()["panels"]}
 
-    plain = funnel_panels.steps_panel(FUNNEL, None).sql
+    plain = funnel_panels.steps_panel(DEMO_FUNNEL, None).sql
     assert runs_of(plain) == 1
     if breakdown is not None:
-        assert runs_of(funnel_panels.steps_panel(FUNNEL, breakdown).sql) == 1
+        assert runs_of(funnel_panels.steps_panel(DEMO_FUNNEL, breakdown).sql) == 1
     keys = [repr((sql, sorted(params.items()))) for sql, params in CountingWarehouse.sent]
     assert len(keys) == len(set(keys)), "a query ran twice in one page view"
 
-    person = persons(dataset.all_events())
-    events = [
-        {**e, "ts": parse_iso(e["timestamp"]), "person": person(e), "session": e.get("session_id")}
-        for e in dataset.all_events()
-        if e["project_id"] == "default" and person(e)
-    ]
-    expected = funnel_model.funnel(funnel_model.walks(FUNNEL.definition, events, first, last), 3)
+    events = model_events(dataset)
+    expected = funnel_model.funnel(funnel_model.walks(DEMO_FUNNEL.definition, events, first, last), 3)
     times = {s["name"]: s["data"] for s in drawn["funnel_time"]["series"]}
     assert times["median_from_previous_s"] == [row[8] for row in expected]
     assert times["median_from_start_s"] == [row[10] for row in expected]
