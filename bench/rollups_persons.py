@@ -111,7 +111,8 @@ def scratch_warehouse(name: str) -> tuple[services.Process, str]:
 def insert_synthetic(url: str, config: SyntheticConfig) -> int:
     """Generate `config`'s events into `url`'s `events` (straight, not through Kafka); how many there were."""
     events = 0
-    with clickhouse.connect(url) as client, console.status("generating") as status:
+    # A 200k-row insert can wait minutes for a loaded warehouse: the client's 300 s default ended a run.
+    with clickhouse.connect(url, send_receive_timeout=3600) as client, console.status("generating") as status:
         batch: list[bytes] = []
         for rows in events_by_user(config):
             batch += json_rows(rows)

@@ -15,6 +15,7 @@ from typing import Any
 from pravis_schemas.funnels import FunnelDefinition, Matcher
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+AI_REQUESTS = {"voice_request", "transcription", "tts", "conversation"}  # docs/funnels.md, not the code
 
 
 def _ms(ts: datetime) -> int:
@@ -147,6 +148,10 @@ def walks(
             entry_event = evs[entry]
             if breakdown is None:
                 value = ""
+            elif breakdown == "ai_assistant":
+                deadline = _ms(entry_event["ts"]) + definition.window_s * 1000
+                used = any(e["event_type"] in AI_REQUESTS and _ms(e["ts"]) <= deadline for e in evs[entry:])
+                value = "used" if used else "not used"
             elif breakdown.startswith("variant:"):
                 value = (variants or {}).get(entry_event["person"], "(not exposed)")
             elif breakdown.startswith("properties."):

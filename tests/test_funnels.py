@@ -48,6 +48,8 @@ NOISE = [
     {"event_type": "button_click", "button_id": "back"},
     {"event_type": "error", "error_type": "PaymentDeclined", "error_message": "declined"},
     {"event_type": "fx_order_completed", "properties": {"currency": "USD"}},
+    {"event_type": "transcription"},
+    {"event_type": "conversation"},
 ]
 STEP_FIELDS = [
     {"intent": "checkout"},
@@ -70,7 +72,7 @@ def _event(
     """An event with an event_id drawn from `rng`: ties in timestamp are ordered by event_id, so the flows
     must be the same in every run."""
     body = dict(fields)
-    if body["event_type"] == "voice_request":
+    if body["event_type"] in ("voice_request", "transcription", "conversation"):
         body.update(interaction_id=f"i-{rng.getrandbits(32):08x}", request_duration_ms=300.0, success=True)
     return {
         "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -210,6 +212,29 @@ def test_breakdowns_match_model(stored_flows, clickhouse_url: str, breakdown: st
     expected = model.funnel(walks, len(STEPS))
     assert approx(run(clickhouse_url, funnel_sql(funnel, PROJECT, breakdown))) == approx(expected)
     assert len({row[1] for row in expected}) >= 2
+
+
+@pytest.mark.parametrize("count_by", ["person", "session"])
+@pytest.mark.parametrize("per_day", [False, True])
+def test_ai_assistant_breakdown_matches_model(
+    stored_flows, clickhouse_url: str, count_by: str, per_day: bool
+) -> None:
+    """Entering at feature_use (not an AI request itself): units split by an AI request from their entry to
+    the end of their window; some used the assistant only before entering, which does not count."""
+    events, _ = stored_flows
+    funnel = definition(steps=STEPS[1:], count_by=count_by)
+    walks = model.walks(funnel, events, FIRST, LAST, breakdown="ai_assistant", per_day=per_day)
+    expected = model.funnel(walks, len(STEPS) - 1)
+    got = run(clickhouse_url, funnel_sql(funnel, PROJECT, "ai_assistant", per_day=per_day))
+    assert approx(got) == approx(expected)
+    assert {row[1] for row in expected} == {"used", "not used"}
+    before_only = [
+        w
+        for w in walks
+        if w["breakdown"] == "not used"
+        and any(e["event_type"] in model.AI_REQUESTS for e in w["evs"][: w["reached"][0]])
+    ]
+    assert before_only
 
 
 def test_per_day_entries_match_model(stored_flows, clickhouse_url: str) -> None:

@@ -49,7 +49,8 @@ def test_breakdowns() -> None:
     assert check_breakdown("app_version") == "app_version"
     assert check_breakdown("variant:checkout-test") == "variant:checkout-test"
     assert check_breakdown("properties.plan") == "properties.plan"
-    for bad in ("user_id", "variant:", "properties.a'b", "app_version; DROP"):
+    assert check_breakdown("ai_assistant") == "ai_assistant"
+    for bad in ("user_id", "ai_assistant ", "variant:", "properties.a'b", "app_version; DROP"):
         with pytest.raises(ValueError):
             check_breakdown(bad)
 

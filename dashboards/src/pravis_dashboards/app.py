@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 import structlog
 from pravis_schemas.clickhouse_url import redacted
-from pravis_schemas.funnels import LATEST_FUNNELS_SQL, StoredFunnel, check_breakdown, stored_funnel
+from pravis_schemas.funnels import (
+    BREAKDOWNS,
+    LATEST_FUNNELS_SQL,
+    StoredFunnel,
+    check_breakdown,
+    stored_funnel,
+)
 from pravis_schemas.http_limits import BodyLimits
 from pravis_schemas.read_auth import ReadAuth
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest, start_http_server
@@ -33,7 +39,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pravis_dashboards import funnel_panels, opportunity_panels, panels
-from pravis_dashboards.clickhouse import Warehouse
+from pravis_dashboards.clickhouse import ViewQueries, Warehouse
 from pravis_dashboards.downloads import attachment
 from pravis_dashboards.live import IncompatibleLiveAnswer, LiveApi
 from pravis_dashboards.live_view import live_view
@@ -141,9 +147,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         _, rows = warehouse.query(LATEST_FUNNELS_SQL, {"project": project})
         return sorted((stored_funnel(row) for row in rows), key=lambda s: s.definition.key)
 
-    def funnel_view(request: Request, view: panels.Params) -> list[panels.Panel]:
+    def funnel_view(request: Request, view: panels.Params, queries: ViewQueries) -> list[panels.Panel]:
         """The funnel panels of the product page: for `?funnel=` (default the project's first saved funnel)
-        and `?breakdown=`; none when the project has no funnel."""
+        and `?breakdown=`; none when the project has no funnel. The worst step is read from the steps panel's
+        own query, which `queries` then hands to the panels running it again."""
         saved = {s.definition.key: s for s in funnels_of(view.project)}
         key = request.query_params.get("funnel") or next(iter(saved), None)
         if key is None:
@@ -155,7 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except ValueError as exc:
             raise HTTPException(400, f"breakdown: {exc}") from exc
         steps = funnel_panels.steps_panel(saved[key], None)
-        columns, rows = warehouse.query(steps.sql, {**view.as_query(), **steps.parameters})
+        columns, rows = queries.query(steps.sql, {**view.as_query(), **steps.parameters})
         worst = funnel_panels.worst_step([dict(zip(columns, row, strict=True)) for row in rows])
         return funnel_panels.funnel_panels(saved[key], breakdown, worst)
 
@@ -169,7 +176,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             raise HTTPException(400, f"{opportunity_panels.QUERY_PARAMETER}: {exc}") from exc
         return [] if subject is None else opportunity_panels.evidence_panels(*subject)
 
-    def run_panel(panel: panels.Panel, view: panels.Params) -> dict[str, Any]:
+    def run_panel(panel: panels.Panel, view: panels.Params, queries: ViewQueries) -> dict[str, Any]:
         started = time.perf_counter()
         body: dict[str, Any] = {
             "id": panel.id,
@@ -187,7 +194,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             },
         }
         try:
-            columns, rows = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
+            columns, rows = queries.query(panel.sql, {**view.as_query(), **panel.parameters})
         except Exception as exc:
             PANEL_ERRORS.labels(panel.id).inc()
             log.warning("panel query failed", panel=panel.id, error=str(exc)[:500])
@@ -224,6 +231,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "to": view.date_to.isoformat(),
                 "projects": sorted(projects),
                 "funnels": [s.definition.key for s in funnels],
+                "breakdowns": list(BREAKDOWNS),
             }
         )
 
@@ -233,9 +241,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             raise HTTPException(404, "no such dashboard")
         view = await run_in_threadpool(params, request)
         shown = panels.page_panels(page)
+        queries = ViewQueries(warehouse)
         if page == funnel_panels.PAGE:
-            shown = shown + await run_in_threadpool(funnel_view, request, view) + opportunity_view(request)
-        results = [await run_in_threadpool(run_panel, panel, view) for panel in shown]
+            funnel = await run_in_threadpool(funnel_view, request, view, queries)
+            shown = shown + funnel + opportunity_view(request)
+        results = [await run_in_threadpool(run_panel, panel, view, queries) for panel in shown]
         return JSONResponse(
             {
                 "page": page,
@@ -246,10 +256,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             }
         )
 
-    def panel_of(request: Request, view: panels.Params) -> panels.Panel:
+    def panel_of(request: Request, view: panels.Params, queries: ViewQueries) -> panels.Panel:
         panel_id = request.path_params["panel"]
         if panel_id in funnel_panels.PANEL_IDS:
-            panel = next((p for p in funnel_view(request, view) if p.id == panel_id), None)
+            panel = next((p for p in funnel_view(request, view, queries) if p.id == panel_id), None)
         elif panel_id in opportunity_panels.PANEL_IDS:
             shown = opportunity_view(request)
             if not shown:
@@ -263,7 +273,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def panel_sql(request: Request) -> Response:
         view = await run_in_threadpool(params, request)
-        panel = await run_in_threadpool(panel_of, request, view)
+        panel = await run_in_threadpool(panel_of, request, view, ViewQueries(warehouse))
         return PlainTextResponse(
             panels.standalone_sql(panel, view),
             media_type="application/sql",
@@ -272,9 +282,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def panel_csv(request: Request) -> Response:
         view = await run_in_threadpool(params, request)
-        panel = await run_in_threadpool(panel_of, request, view)
+        queries = ViewQueries(warehouse)
+        panel = await run_in_threadpool(panel_of, request, view, queries)
         parameters = {**view.as_query(), **panel.parameters}
-        columns, rows = await run_in_threadpool(warehouse.query, panel.sql, parameters)
+        columns, rows = await run_in_threadpool(queries.query, panel.sql, parameters)
         name = f"{panel.id}_{view.project}_{view.date_from}_{view.date_to}.csv"
         return PlainTextResponse(
             panels.to_csv(columns, rows),

@@ -32,3 +32,20 @@ class Warehouse:
             return bool(self.client().ping())
         except Exception:
             return False
+
+
+class ViewQueries:
+    """The queries of one request: the same SQL with the same parameters runs once and its rows are shared.
+    The product page's funnel steps, its costliest query, feed its steps and time panels and the worst-step
+    lookup (funnel_panels). It lives for one request, so what it keeps is bounded by the rows that request
+    returns anyway; a failed query is not kept."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+        self._results: dict[str, tuple[list[str], list[tuple]]] = {}
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+        key = repr((sql, sorted((parameters or {}).items())))
+        if key not in self._results:
+            self._results[key] = self._warehouse.query(sql, parameters)
+        return self._results[key]

@@ -89,17 +89,17 @@ def trend_panel(stored: StoredFunnel, breakdown: str | None) -> Panel:
 
 
 def time_panel(stored: StoredFunnel) -> Panel:
-    definition = stored.definition
-    sql, params = funnel_sql(definition, stored.project_id)
-    names = [s.label for s in definition.steps]
+    """The steps panel's query without a breakdown, drawn as times: the page runs that query once for both
+    panels and the worst step (step 1, the entry, has no time)."""
+    steps = steps_panel(stored, None)
     return Panel(
         "funnel_time",
         PAGE,
         "Time to convert",
         "Median and p90 seconds from the previous step, and from step 1, of the units reaching each step.",
-        _labelled(sql) + "\nWHERE step > 1",
+        steps.sql,
         Chart("bar", "step_label", ("median_from_previous_s", "p90_from_previous_s", "median_from_start_s")),
-        parameters={**_own(params), "step_names": names},
+        parameters=steps.parameters,
     )
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pravis_schemas.funnels import VARIANT_PREFIX, FunnelDefinition, Matcher
+from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.funnels import AI_BREAKDOWN, VARIANT_PREFIX, FunnelDefinition, Matcher
 from pravis_schemas.identity import person_id_sql, person_join
 
 EVENT_LABEL_SQL = "concat(e.event_type, if(ifNull(e.feature_name, '') = '', '', concat(':', e.feature_name)))"
@@ -32,6 +33,9 @@ NO_EVENT = "(none)"
 NO_VALUE = "(none)"
 NOT_EXPOSED = "(not exposed)"
 MULTIPLE_VARIANTS = "(multiple)"
+AI_USED, AI_NOT_USED = "used", "not used"
+_AI_MARK = "1"
+"""An event's breakdown field under AI_BREAKDOWN: this for an AI request, '' otherwise."""
 # The tuple of one event in a unit's array: (ts ms, event_id, step bits, exclusion bits, session, label, breakdown)
 TS, ID, STEPS, EXCLUDES, SESSION, LABEL, BREAKDOWN = (f".{i}" for i in range(1, 8))
 
@@ -82,11 +86,17 @@ def _unit_events(
     unit = person if definition.count_by == "person" else "ifNull(e.session_id, '')"
     if breakdown is None or breakdown.startswith(VARIANT_PREFIX):
         value = "''"
+    elif breakdown == AI_BREAKDOWN:
+        params[f"{p}ai_types"] = list(AI_EVENT_TYPES)
+        value = f"if(e.event_type IN {{{p}ai_types:Array(String)}}, '{_AI_MARK}', '')"
     else:
         value = f"ifNull({_value(breakdown, params, f'{p}breakdown')}, '{NO_VALUE}')"
     types = ""
     if not all_events:
-        params[f"{p}types"] = sorted({m.event_type for m in [*definition.steps, *definition.exclusions]})
+        read = {m.event_type for m in [*definition.steps, *definition.exclusions]}
+        if breakdown == AI_BREAKDOWN:
+            read.update(AI_EVENT_TYPES)
+        params[f"{p}types"] = sorted(read)
         types = f"\n      AND e.event_type IN {{{p}types:Array(String)}}"
     sql = f"""SELECT {unit} AS unit, {person} AS person, toUnixTimestamp64Milli(e.timestamp) AS ts,
              toString(e.event_id) AS id, toUInt32({_bits(steps)}) AS steps, toUInt32({_bits(excludes)}) AS excludes,
@@ -151,7 +161,8 @@ def walks_sql(
     with_context: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """One row per unit (and entry day with `per_day`) that entered the funnel in [date_from, date_to] and is
-    not excluded: `period` (the entry's day, or date_from), `unit`, `breakdown` (of the entry event), `ix`
+    not excluded: `period` (the entry's day, or date_from), `unit`, `breakdown` (the entry event's value; for
+    AI_BREAKDOWN, AI_USED when an AI request is at or after the entry event and by the deadline), `ix`
     (per step, the 1-based position in `ev` of the event that reached it, 0 if not), `deadline` (ms) and `ev`
     (the unit's events sorted: tuples of ts ms, event_id, step bits, exclusion bits, session, label,
     breakdown). `all_events` keeps every event of the unit in `ev` (strict order needs it anyway);
@@ -186,7 +197,11 @@ def walks_sql(
         )
     not_excluded = f"\nWHERE NOT ({' OR '.join(excluded)})" if excluded else ""
     names = ", ".join(f"{expr} AS i{s + 1}" for s, expr in enumerate(indexes) if s > 0)
-    sql = f"""SELECT period, unit, ev[i1]{BREAKDOWN} AS breakdown, ix, deadline, ev FROM (
+    value = f"ev[i1]{BREAKDOWN}"
+    if breakdown == AI_BREAKDOWN:
+        used = f"arrayExists((x, i) -> i >= i1 AND x{TS} <= deadline AND x{BREAKDOWN} = '{_AI_MARK}', ev, arrayEnumerate(ev))"
+        value = f"if({used}, '{AI_USED}', '{AI_NOT_USED}')"
+    sql = f"""SELECT period, unit, {value} AS breakdown, ix, deadline, ev FROM (
     SELECT unit, ev, period, {entry} AS i1, ev[i1]{TS} + {{{p}window_s:UInt32}} * 1000 AS deadline,
            {names}, [{", ".join(f"i{s + 1}" for s in range(len(indexes)))}] AS ix
     FROM ({grouped})

@@ -30,8 +30,15 @@ MAX_STEPS = 20
 MAX_WINDOW_S = 90 * 86_400
 """Longest conversion window: a funnel reads events this far past its range, so the bound caps the scan."""
 BREAKDOWN_COLUMNS = ("app_version", "browser", "os", "device", "locale")
-"""`events` columns a funnel can be broken down by, besides `properties.<path>` and `variant:<experiment>`."""
+"""`events` columns a funnel can be broken down by, besides `properties.<path>`, `variant:<experiment>` and
+AI_BREAKDOWN."""
 VARIANT_PREFIX = "variant:"
+AI_BREAKDOWN = "ai_assistant"
+"""Breakdown by whether the unit made an AI request (an `events.AI_EVENT_TYPES` event) during its attempt: at
+or after its entry event and within the conversion window, the span its steps are searched in
+(docs/funnels.md)."""
+BREAKDOWNS = (*BREAKDOWN_COLUMNS, AI_BREAKDOWN)
+"""The fixed breakdowns the dashboards and the CLI offer (besides `properties.<path>` and `variant:<key>`)."""
 
 OrderMode = Literal["ordered", "strict", "any_order"]
 CountBy = Literal["person", "session"]
@@ -117,9 +124,9 @@ class StoredFunnel(BaseModel):
 
 
 def check_breakdown(value: str | None) -> str | None:
-    """A breakdown dimension: a BREAKDOWN_COLUMNS column, `properties.<path>` or `variant:<experiment key>`
-    (ValueError with the reason otherwise)."""
-    if value is None or value in BREAKDOWN_COLUMNS:
+    """A breakdown dimension: one of BREAKDOWNS, `properties.<path>` or `variant:<experiment key>` (ValueError
+    with the reason otherwise)."""
+    if value is None or value in BREAKDOWNS:
         return value
     if value.startswith(VARIANT_PREFIX):
         if re.match(KEY_PATTERN, value.removeprefix(VARIANT_PREFIX)):
@@ -128,7 +135,7 @@ def check_breakdown(value: str | None) -> str | None:
     if value.startswith("properties."):
         return check_property(value)
     raise ValueError(
-        f"unknown breakdown {value!r}: one of {', '.join(BREAKDOWN_COLUMNS)}, 'properties.<path>' or "
+        f"unknown breakdown {value!r}: one of {', '.join(BREAKDOWNS)}, 'properties.<path>' or "
         "'variant:<experiment key>'"
     )
 

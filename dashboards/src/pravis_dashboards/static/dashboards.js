@@ -77,6 +77,8 @@ async function pickers() {
     for (const label of document.querySelectorAll("label.funnel")) label.hidden = false;
     $("funnel").replaceChildren(...meta.funnels.map((f) => el("option", { value: f, text: f })));
     $("funnel").value = query().funnel || meta.funnels[0];
+    // Besides these, any properties.<path> or variant:<experiment> can be typed in.
+    $("breakdowns").replaceChildren(...meta.breakdowns.map((b) => el("option", { value: b })));
     $("breakdown").value = query().breakdown;
   }
   for (const link of document.querySelectorAll("nav a")) {

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pravis_schemas.funnels import BREAKDOWNS
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -83,7 +84,8 @@ def show(
     date_from: Annotated[date | None, typer.Option("--from", formats=["%Y-%m-%d"])] = None,
     date_to: Annotated[date | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
     breakdown: Annotated[
-        str | None, typer.Option(help="app_version, browser, properties.x, variant:KEY")
+        str | None,
+        typer.Option(help=f"{', '.join(BREAKDOWNS)}, properties.x or variant:KEY (docs/funnels.md)"),
     ] = None,
     url: UrlOption = None,
 ) -> None:
