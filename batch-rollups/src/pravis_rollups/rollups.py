@@ -80,7 +80,8 @@ class RollupOptions:
     """revenue_daily converts every currency into this one through `fx_rates`."""
     order_lookback_days: int = 30
     """An order_id (or refund) seen this many days before a day counts on that earlier day only; one repeated
-    later than this counts again (the scan reads this many days of order events, not of every event)."""
+    later than this counts again (revenue_daily reads this many days of order events by key, not of every
+    event)."""
     funnels: tuple[StoredFunnel, ...] | None = None
     """The saved funnels funnel_daily computes; None: the jobs load every funnel's newest version."""
 
@@ -593,23 +594,31 @@ GROUP BY project_id, day"""
 SURVEY_EVENT_TYPES = ("survey_shown", "survey_dismissed", "survey_answered")
 
 
-def _first_per_order(event_type: str, source: str) -> str:
-    """Each order_id's first `event_type` event in the range (by timestamp, then event_id), unless one of the
-    `order_lookback_days` before the range already has one: an order (or a refund) counts once, whichever
-    events carry its order_id. The scan holds those days' order events (`scan.scan_select`)."""
+def order_lines() -> str:
+    """Each (project, event type, order_id)'s first order or refund event (by timestamp, then event_id) when it
+    falls in the range and none of the `order_lookback_days` before the range has one: an order (or a refund)
+    counts once, whichever events carry its order_id.
+
+    Read from `events FINAL` by the primary key's event_type rather than from the shared scan: the orders and
+    refunds of those earlier days are a small share of the events, and a scan carrying them (and their
+    columns) made every other rollup's read longer; one GROUP BY holds both types and the look-back, where
+    each type's first event and a NOT IN of its earlier days read the scan four times (docs/scaling.md)."""
     return f"""
-    SELECT project_id, order_key,
-           argMin((timestamp, assumeNotNull(currency), assumeNotNull(revenue), person_id, session_id,
-                   coalesce(app_version, '')), (timestamp, event_id)) AS first
-    FROM {source}
-    WHERE event_type = '{event_type}' AND {_events_between()} AND order_id IS NOT NULL
-      AND currency IS NOT NULL AND revenue IS NOT NULL
-    GROUP BY project_id, assumeNotNull(order_id) AS order_key
-    HAVING (project_id, order_key) NOT IN (
-        SELECT project_id, assumeNotNull(order_id) FROM {source}
-        WHERE event_type = '{event_type}' AND order_id IS NOT NULL
-          AND timestamp >= toDateTime64({{date_from:Date}} - {{order_lookback_days:UInt16}}, 3, 'UTC')
-          AND timestamp < toDateTime64({{date_from:Date}}, 3, 'UTC'))"""
+    SELECT project_id, event_type, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount,
+           first.4 AS person, first.5 AS session, first.6 AS app_version
+    FROM (
+        SELECT e.project_id AS project_id, e.event_type AS event_type,
+               argMin((e.timestamp, assumeNotNull(e.currency), assumeNotNull(e.revenue), {person_id_sql("e", "po")},
+                       e.session_id, coalesce(e.app_version, '')), (e.timestamp, e.event_id)) AS first
+        FROM events AS e FINAL
+        {person_join("e", "po")}
+        WHERE e.event_type IN ('{ORDER_EVENT_TYPE}', '{REFUND_EVENT_TYPE}')
+          AND e.order_id IS NOT NULL AND e.currency IS NOT NULL AND e.revenue IS NOT NULL
+          AND e.timestamp >= toDateTime64({{date_from:Date}} - {{order_lookback_days:UInt16}}, 3, 'UTC')
+          AND e.timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
+        GROUP BY project_id, event_type, assumeNotNull(e.order_id)
+        HAVING first.1 >= toDateTime64({{date_from:Date}}, 3, 'UTC')
+    )"""
 
 
 def _in_reporting_currency(alias: str) -> str:
@@ -651,6 +660,7 @@ def revenue_daily(first: date, last: date, options: RollupOptions, source: str) 
     rates = """(SELECT currency, day, toNullable(rate) AS rate FROM fx_rates FINAL
                WHERE reporting_currency = {reporting_currency:String})"""
     sql = f"""
+WITH lines AS ({order_lines()})
 SELECT t.project_id AS project_id, t.day AS day, t.currency_key AS currency, t.ai_key AS ai_session,
        t.app_key AS app_version, t.orders AS orders, t.buyers AS buyers, t.revenue AS revenue,
        if(t.unsplit, t.refunded_orders, NULL) AS refunded_orders, if(t.unsplit, t.refunds, NULL) AS refunds,
@@ -683,12 +693,9 @@ FROM (
                             AND {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}),
                       'ai', 'no_ai') AS ai_session,
                    o.app_version AS app_version
-            FROM (
-                SELECT project_id, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount,
-                       first.4 AS person, first.5 AS session, first.6 AS app_version
-                FROM ({_first_per_order(ORDER_EVENT_TYPE, source)})
-            ) AS o
+            FROM lines AS o
             ASOF LEFT JOIN {rates} AS fx ON o.currency = fx.currency AND o.day >= fx.day
+            WHERE o.event_type = '{ORDER_EVENT_TYPE}'
         )
         GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day, currency, ai_session),
                                 (project_id, day, currency, app_version), (project_id, day),
@@ -702,11 +709,9 @@ FROM (
         FROM (
             SELECT r.project_id AS project_id, r.day AS day, r.currency AS currency, r.amount AS amount,
                    {_in_reporting_currency("r")} AS converted
-            FROM (
-                SELECT project_id, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount
-                FROM ({_first_per_order(REFUND_EVENT_TYPE, source)})
-            ) AS r
+            FROM lines AS r
             ASOF LEFT JOIN {rates} AS fx ON r.currency = fx.currency AND r.day >= fx.day
+            WHERE r.event_type = '{REFUND_EVENT_TYPE}'
         )
         GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day))
     )
