@@ -30,6 +30,8 @@ from pravis_schemas.funnels import FunnelDefinition
 from pravis_schemas.identity import person_id_sql, person_join
 from scipy import stats
 
+from pravis_rollups.rollups import FX_RATES_SQL
+
 CONFIDENCE = 0.95
 SRM_P_THRESHOLD = 0.001
 """Flag a sample-ratio mismatch below this p-value (the usual SRM threshold; GrowthBook's default too)."""
@@ -71,11 +73,6 @@ def _funnel_goal(
     walks, walk_params = walks_sql(funnel, project_id, prefix=f"fg{index}_", entered_after=since)
     params.update(walk_params)
     return f"funnel_goal_{index} AS (SELECT unit FROM ({walks}) WHERE ix[{len(funnel.steps)}] > 0)"
-
-
-FX_RATES_SQL = """(SELECT currency, day, toNullable(rate) AS rate FROM fx_rates FINAL
-    WHERE reporting_currency = {reporting_currency:String})"""
-"""The rates into the reporting currency, NULL where an ASOF join finds none (revenue_daily reads the same)."""
 
 
 def _converted_goal_events(inner: str, goals: Sequence[Goal]) -> str:
@@ -331,8 +328,8 @@ def _empty_goal() -> dict[str, Any]:
 
 
 MONEY_COLUMNS = ("currency", "unconverted")
-"""A money goal's currency (the reporting one its amounts were converted into) and its orders left out for want
-of a rate; NULL on the other rows."""
+"""A money goal's currency (the reporting one its amounts were converted into) and its orders left out for
+want of a rate; NULL on the other rows."""
 
 
 def _no_money() -> dict[str, Any]:

@@ -621,6 +621,12 @@ def order_lines() -> str:
     )"""
 
 
+FX_RATES_SQL = """(SELECT currency, day, toNullable(rate) AS rate FROM fx_rates FINAL
+    WHERE reporting_currency = {reporting_currency:String})"""
+"""The rates into the reporting currency, for an ASOF LEFT JOIN on (currency, day): NULL where it finds none
+(revenue_daily, and experiments' money goals)."""
+
+
 def _in_reporting_currency(alias: str) -> str:
     """The amount of `alias` (day, currency, amount) in the reporting currency at the rate in force that day,
     cut to 4 decimals; NULL without a rate."""
@@ -657,8 +663,7 @@ def revenue_daily(first: date, last: date, options: RollupOptions, source: str) 
     # Refunds are counted on their own day, whose session and app version say nothing about the order, so
     # they only reach the rows that split neither. Active users of the AI split are the persons who did (not)
     # send an AI request that day.
-    rates = """(SELECT currency, day, toNullable(rate) AS rate FROM fx_rates FINAL
-               WHERE reporting_currency = {reporting_currency:String})"""
+    rates = FX_RATES_SQL
     sql = f"""
 WITH lines AS ({order_lines()})
 SELECT t.project_id AS project_id, t.day AS day, t.currency_key AS currency, t.ai_key AS ai_session,

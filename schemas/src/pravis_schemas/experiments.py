@@ -67,9 +67,9 @@ GOAL_COLUMNS = frozenset(
 per user: `{"event_type": "order_completed", "value_property": "revenue"}`; conversion to order:
 `{"event_type": "order_completed"}`."""
 MONEY_GOAL_COLUMNS = frozenset({"revenue"})
-"""Goal columns holding an amount in the event's `currency`: a goal averaging one converts every amount into the
-reporting currency through `fx_rates` (the rate in force on the event's day, as revenue_daily does), so the
-orders of a two-currency experiment add up; a filter on `currency` still narrows the goal to one."""
+"""Goal columns holding an amount in the event's `currency`: a goal averaging one converts every amount into
+the reporting currency through `fx_rates` (the rate in force on the event's day, as revenue_daily does), so
+the orders of a two-currency experiment add up; a filter on `currency` still narrows the goal to one."""
 
 Status = Literal["draft", "running", "stopped"]
 HashOn = Literal["id", "person"]
