@@ -294,6 +294,15 @@ def test_revenue_per_user_of_a_two_currency_experiment_is_compared_in_the_report
     assert rows["b"]["p_value"] == pytest.approx(welch.pvalue)
     assert rows["b"]["lift"] == pytest.approx(np.mean(groups["b"]) / np.mean(groups["a"]) - 1)
 
+    printed = CliRunner().invoke(
+        experiment_app,
+        ["results", key, "--project", PROJECT, "--no-refresh", "--url", clickhouse_url],
+        env={"COLUMNS": "200"},  # rich's width: no cell wrapped
+    )
+    assert printed.exit_code == 0, printed.output
+    assert f"{np.mean(groups['a']):.3g}±{np.std(groups['a'], ddof=1):.3g} SEK" in printed.output
+    assert (f", {unconverted['a']} unconverted" in printed.output) is (unconverted["a"] > 0)
+
 
 def test_skewed_assignment_is_flagged_as_sample_ratio_mismatch(gateway, secret_key, api_key, clickhouse_url):
     key = f"skewed-{secrets.token_hex(3)}"

@@ -7,7 +7,7 @@ import pytest
 from pravis_rollups.clickhouse import migration_files
 from pravis_rollups.jobs import contiguous_chunks, recompute_window
 from pravis_rollups.report import last_complete_week
-from pravis_rollups.rollups import BY_NAME, ROLLUPS, RollupOptions, monday, order_lines, rollups_named
+from pravis_rollups.rollups import BY_NAME, ROLLUPS, RollupOptions, monday, rollups_named
 from pravis_rollups.scan import SCAN_COLUMNS, scan_days_before, scan_select
 from pravis_rollups.scheduler import last_due, next_due, plan_cycle
 
@@ -142,10 +142,8 @@ def test_a_cycle_recomputes_the_last_days_and_reports_on_report_day() -> None:
 
 @pytest.mark.parametrize("rollup", [r for r in ROLLUPS if r.reads_events], ids=lambda r: r.table)
 def test_a_shared_scan_holds_every_event_column_a_rollup_reads(rollup) -> None:
-    # revenue_daily's orders and refunds alone are read from `events FINAL` by key (with their look-back); a
-    # rollup's own column may be named like an event column (revenue_daily's app_version, from those orders).
-    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, SCAN).sql.replace(order_lines(), "")
-    reads = {c for c in re.findall(r"\b([a-z_]+)\b", sql) if c in EVENT_COLUMNS} - set(rollup.columns[2:])
+    sql = rollup.select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, SCAN).sql
+    reads = {c for c in re.findall(r"\b([a-z_]+)\b", sql) if c in EVENT_COLUMNS}
 
     assert "events FINAL" not in sql and "FROM scan" in sql
     assert reads <= set(SCAN_COLUMNS), reads - set(SCAN_COLUMNS)
@@ -160,18 +158,10 @@ def test_the_scan_window_covers_every_look_around() -> None:
         "date_from": date(2024, 3, 4),
         "date_to": date(2024, 3, 5),
         "days_before": 3,
+        "order_days": 30,
     }
     assert "OR e.event_type = 'feedback'" in query.sql  # feedback on an answer may come any time later
-
-
-def test_orders_are_read_by_key_once_for_both_types_with_their_look_back() -> None:
-    sql = BY_NAME["revenue_daily"].select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, SCAN).sql
-    lines = order_lines()
-
-    assert sql.count("events AS e FINAL") == 1 and lines in sql
-    assert "e.event_type IN ('order_completed', 'order_refunded')" in lines
-    assert "{date_from:Date} - {order_lookback_days:UInt16}" in lines
-    assert sql.count(f"FROM {SCAN}") == 2  # the AI sessions and the AI users, nothing else from the scan
+    assert "e.event_type IN ('order_completed', 'order_refunded')" in query.sql  # an order counts once
 
 
 def test_the_scan_joins_the_persons_once_and_users_are_counted_by_person() -> None:
@@ -185,3 +175,11 @@ def test_the_scan_joins_the_persons_once_and_users_are_counted_by_person() -> No
         assert not re.search(r"uniqExact(If)?\(\w*\.?distinct_id", sql), rollup.table
         if not rollup.reads_events and rollup.needs_activity:
             assert "person_overrides" in sql, rollup.table
+
+
+def test_revenue_reads_its_orders_and_refunds_from_the_scan_once() -> None:
+    # Both types and their look-back in one GROUP BY, then one aggregation (it read the scan six times).
+    sql = BY_NAME["revenue_daily"].select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, SCAN).sql
+
+    assert sql.count(f"FROM {SCAN}") == 3  # the order and refund lines, the AI sessions, the AI users
+    assert sql.count("event_type IN ('order_completed', 'order_refunded')") == 1 and " NOT IN (" not in sql

@@ -80,8 +80,7 @@ class RollupOptions:
     """revenue_daily converts every currency into this one through `fx_rates`."""
     order_lookback_days: int = 30
     """An order_id (or refund) seen this many days before a day counts on that earlier day only; one repeated
-    later than this counts again (revenue_daily reads this many days of order events by key, not of every
-    event)."""
+    later than this counts again (the scan reads this many days of order events, not of every event)."""
     funnels: tuple[StoredFunnel, ...] | None = None
     """The saved funnels funnel_daily computes; None: the jobs load every funnel's newest version."""
 
@@ -594,29 +593,25 @@ GROUP BY project_id, day"""
 SURVEY_EVENT_TYPES = ("survey_shown", "survey_dismissed", "survey_answered")
 
 
-def order_lines() -> str:
+def order_lines(source: str) -> str:
     """Each (project, event type, order_id)'s first order or refund event (by timestamp, then event_id) when it
     falls in the range and none of the `order_lookback_days` before the range has one: an order (or a refund)
-    counts once, whichever events carry its order_id.
-
-    Read from `events FINAL` by the primary key's event_type rather than from the shared scan: the orders and
-    refunds of those earlier days are a small share of the events, and a scan carrying them (and their
-    columns) made every other rollup's read longer; one GROUP BY holds both types and the look-back, where
-    each type's first event and a NOT IN of its earlier days read the scan four times (docs/scaling.md)."""
+    counts once, whichever events carry its order_id. The scan holds those days' order events
+    (`scan.scan_select`); one GROUP BY over them holds both types and the look-back, so revenue_daily reads
+    the scan once for its lines (docs/scaling.md)."""
     return f"""
-    SELECT project_id, event_type, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount,
-           first.4 AS person, first.5 AS session, first.6 AS app_version
+    SELECT project_id, event_type = '{ORDER_EVENT_TYPE}' AS is_order, toDate(first.1) AS day,
+           first.2 AS currency, first.3 AS amount, first.4 AS person, first.5 AS session, first.6 AS app_version
     FROM (
-        SELECT e.project_id AS project_id, e.event_type AS event_type,
-               argMin((e.timestamp, assumeNotNull(e.currency), assumeNotNull(e.revenue), {person_id_sql("e", "po")},
-                       e.session_id, coalesce(e.app_version, '')), (e.timestamp, e.event_id)) AS first
-        FROM events AS e FINAL
-        {person_join("e", "po")}
-        WHERE e.event_type IN ('{ORDER_EVENT_TYPE}', '{REFUND_EVENT_TYPE}')
-          AND e.order_id IS NOT NULL AND e.currency IS NOT NULL AND e.revenue IS NOT NULL
-          AND e.timestamp >= toDateTime64({{date_from:Date}} - {{order_lookback_days:UInt16}}, 3, 'UTC')
-          AND e.timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
-        GROUP BY project_id, event_type, assumeNotNull(e.order_id)
+        SELECT project_id, event_type,
+               argMin((timestamp, assumeNotNull(currency), assumeNotNull(revenue), person_id, session_id,
+                       coalesce(app_version, '')), (timestamp, event_id)) AS first
+        FROM {source}
+        WHERE event_type IN ('{ORDER_EVENT_TYPE}', '{REFUND_EVENT_TYPE}')
+          AND order_id IS NOT NULL AND currency IS NOT NULL AND revenue IS NOT NULL
+          AND timestamp >= toDateTime64({{date_from:Date}} - {{order_lookback_days:UInt16}}, 3, 'UTC')
+          AND timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
+        GROUP BY project_id, event_type, assumeNotNull(order_id)
         HAVING first.1 >= toDateTime64({{date_from:Date}}, 3, 'UTC')
     )"""
 
@@ -659,13 +654,12 @@ def _in_reporting_currency(alias: str) -> str:
 )
 def revenue_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # Orders and refunds become lines in their own currency and in the reporting one (ASOF: the newest rate
-    # on or before the line's day), aggregated per grouping set; currency '*' sums the converted amounts.
-    # Refunds are counted on their own day, whose session and app version say nothing about the order, so
-    # they only reach the rows that split neither. Active users of the AI split are the persons who did (not)
-    # send an AI request that day.
-    rates = FX_RATES_SQL
+    # on or before the line's day), aggregated per grouping set in one pass; currency '*' sums the converted
+    # amounts. Refunds are counted on their own day, whose session and app version say nothing about the
+    # order, so they only reach the rows that split neither (a split row of refunds alone is dropped). Active
+    # users of the AI split are the persons who did (not) send an AI request that day.
+    split = "(grouping(ai_session) = 0 OR grouping(app_version) = 0)"
     sql = f"""
-WITH lines AS ({order_lines()})
 SELECT t.project_id AS project_id, t.day AS day, t.currency_key AS currency, t.ai_key AS ai_session,
        t.app_key AS app_version, t.orders AS orders, t.buyers AS buyers, t.revenue AS revenue,
        if(t.unsplit, t.refunded_orders, NULL) AS refunded_orders, if(t.unsplit, t.refunds, NULL) AS refunds,
@@ -677,50 +671,33 @@ SELECT t.project_id AS project_id, t.day AS day, t.currency_key AS currency, t.a
        if(active_users = 0, NULL, t.revenue / active_users) AS revenue_per_active_user,
        {{reporting_currency:String}} AS reporting_currency, t.unconverted AS unconverted
 FROM (
-    SELECT project_id, day, currency_key, ai_key, app_key, ai_key = '*' AND app_key = '*' AS unsplit,
-           sum(orders) AS orders, sum(buyers) AS buyers, sum(priced_orders) AS priced_orders,
-           CAST(sum(revenue) AS Decimal(38, 4)) AS revenue, sum(refunded_orders) AS refunded_orders,
-           CAST(sum(refunds) AS Decimal(38, 4)) AS refunds, sum(unconverted) AS unconverted
+    SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key,
+           if(grouping(ai_session) = 1, '*', ai_session) AS ai_key,
+           if(grouping(app_version) = 1, '*', app_version) AS app_key, NOT {split} AS unsplit,
+           countIf(is_order) AS orders, uniqExactIf(person, is_order) AS buyers,
+           if(grouping(currency) = 1, countIf(is_order AND converted IS NOT NULL), orders) AS priced_orders,
+           CAST(if(grouping(currency) = 1, coalesce(sumIf(converted, is_order), 0), sumIf(amount, is_order))
+                AS Decimal(38, 4)) AS revenue,
+           countIf(NOT is_order) AS refunded_orders,
+           CAST(if(grouping(currency) = 1, coalesce(sumIf(converted, NOT is_order), 0),
+                   sumIf(amount, NOT is_order)) AS Decimal(38, 4)) AS refunds,
+           if({split}, countIf(is_order AND converted IS NULL), countIf(converted IS NULL)) AS unconverted
     FROM (
-        SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key,
-               if(grouping(ai_session) = 1, '*', ai_session) AS ai_key,
-               if(grouping(app_version) = 1, '*', app_version) AS app_key,
-               count() AS orders, uniqExact(person) AS buyers,
-               if(grouping(currency) = 1, countIf(converted IS NOT NULL), count()) AS priced_orders,
-               if(grouping(currency) = 1, coalesce(sum(converted), 0), sum(amount)) AS revenue,
-               0 AS refunded_orders, toDecimal128(0, 4) AS refunds, countIf(converted IS NULL) AS unconverted
-        FROM (
-            SELECT o.project_id AS project_id, o.day AS day, o.currency AS currency, o.person AS person,
-                   o.amount AS amount, {_in_reporting_currency("o")} AS converted,
-                   if(o.session IS NOT NULL AND (o.project_id, assumeNotNull(o.session)) IN (
-                          SELECT project_id, assumeNotNull(session_id) FROM {source}
-                          WHERE event_type IN {{ai_types:Array(String)}} AND session_id IS NOT NULL
-                            AND {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}),
-                      'ai', 'no_ai') AS ai_session,
-                   o.app_version AS app_version
-            FROM lines AS o
-            ASOF LEFT JOIN {rates} AS fx ON o.currency = fx.currency AND o.day >= fx.day
-            WHERE o.event_type = '{ORDER_EVENT_TYPE}'
-        )
-        GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day, currency, ai_session),
-                                (project_id, day, currency, app_version), (project_id, day),
-                                (project_id, day, ai_session))
-        UNION ALL
-        SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key, '*' AS ai_key,
-               '*' AS app_key, 0 AS orders, 0 AS buyers, 0 AS priced_orders, toDecimal128(0, 4) AS revenue,
-               count() AS refunded_orders,
-               if(grouping(currency) = 1, coalesce(sum(converted), 0), sum(amount)) AS refunds,
-               countIf(converted IS NULL) AS unconverted
-        FROM (
-            SELECT r.project_id AS project_id, r.day AS day, r.currency AS currency, r.amount AS amount,
-                   {_in_reporting_currency("r")} AS converted
-            FROM lines AS r
-            ASOF LEFT JOIN {rates} AS fx ON r.currency = fx.currency AND r.day >= fx.day
-            WHERE r.event_type = '{REFUND_EVENT_TYPE}'
-        )
-        GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day))
+        SELECT o.project_id AS project_id, o.is_order AS is_order, o.day AS day, o.currency AS currency,
+               o.person AS person, o.amount AS amount, {_in_reporting_currency("o")} AS converted,
+               if(o.session IS NOT NULL AND (o.project_id, assumeNotNull(o.session)) IN (
+                      SELECT project_id, assumeNotNull(session_id) FROM {source}
+                      WHERE event_type IN {{ai_types:Array(String)}} AND session_id IS NOT NULL
+                        AND {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}),
+                  'ai', 'no_ai') AS ai_session,
+               o.app_version AS app_version
+        FROM ({order_lines(source)}) AS o
+        ASOF LEFT JOIN {FX_RATES_SQL} AS fx ON o.currency = fx.currency AND o.day >= fx.day
     )
-    GROUP BY project_id, day, currency_key, ai_key, app_key
+    GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day, currency, ai_session),
+                            (project_id, day, currency, app_version), (project_id, day),
+                            (project_id, day, ai_session))
+    HAVING unsplit OR orders > 0
 ) AS t
 LEFT JOIN ({ACTIVE_USERS_PER_DAY}) AS a ON t.project_id = a.project_id AND t.day = a.day
 LEFT JOIN (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from pravis_schemas.events import ORDER_EVENT_TYPE, REFUND_EVENT_TYPE
 from pravis_schemas.identity import person_id_sql, person_join
 
 from pravis_rollups.rollups import SESSION_LOOKAROUND_DAYS, Query, RollupOptions, date_parameters
@@ -40,6 +41,10 @@ EVENT_COLUMNS = (
     "cache_hit",
     "rating",
     "comment",
+    "order_id",
+    "revenue",
+    "currency",
+    "app_version",
     "error_type",
     "error_message",
     *("survey_id", "survey_version", "survey_answers"),
@@ -67,6 +72,9 @@ def scan_select(first: date, last: date, options: RollupOptions) -> Query:
 SELECT {columns}, {person_id_sql("e", "po")} AS person_id
 FROM events AS e FINAL
 {person_join("e", "po")}
-WHERE e.timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
-  AND (e.timestamp < {until} OR e.event_type = 'feedback')"""
-    return Query(sql, {**date_parameters(first, last), "days_before": scan_days_before(options)})
+WHERE (e.timestamp >= toDateTime64({{date_from:Date}} - {{days_before:UInt16}}, 3, 'UTC')
+       AND (e.timestamp < {until} OR e.event_type = 'feedback'))
+   OR (e.event_type IN ('{ORDER_EVENT_TYPE}', '{REFUND_EVENT_TYPE}') AND e.timestamp < {until}
+       AND e.timestamp >= toDateTime64({{date_from:Date}} - {{order_days:UInt16}}, 3, 'UTC'))"""
+    parameters = {"days_before": scan_days_before(options), "order_days": options.order_lookback_days}
+    return Query(sql, {**date_parameters(first, last), **parameters})
