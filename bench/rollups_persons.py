@@ -34,11 +34,15 @@ ARTIFACT = HERE / "artifacts" / "bench" / "rollups_persons.json"
 EVENTS_PER_USER = 157
 """Events one synthetic user makes over 30 days with the generator's defaults (bench/warehouse.py)."""
 RUN_ROLLUPS = """
-import json, sys, time
+import json, os, sys, time
 from datetime import date
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import Runner, plan
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
+
+def warehouse_cpu(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 url, first, last = sys.argv[1], sys.argv[2], sys.argv[3]
 if first == "migrate":
@@ -46,18 +50,22 @@ if first == "migrate":
 elif first == "names":
     print(json.dumps([rollup.table for rollup in ROLLUPS]))
 else:
-    names = json.loads(sys.argv[4])
-    first, last = date.fromisoformat(first), date.fromisoformat(last)
+    first, last, pid = date.fromisoformat(first), date.fromisoformat(last), int(sys.argv[4])
+    names = json.loads(sys.argv[5])
     with clickhouse.connect(url) as client:
         options = RollupOptions(as_of=last)
-        began = time.perf_counter()
+        began, steps = time.perf_counter(), {}
         with Runner(client, options) as runner:
             for step in plan(client, first, last, names, options=options):
+                before = warehouse_cpu(pid)
                 runner.run(step)
-        print(json.dumps(time.perf_counter() - began))
+                table = step.rollup.table
+                steps[table] = steps.get(table, 0.0) + warehouse_cpu(pid) - before
+        print(json.dumps({"seconds": time.perf_counter() - began, "cpu_per_rollup": steps}))
 """
 """Run by each revision: migrate its database (`migrate -`), list its rollups (`names -`), or time the named
-rollups (a JSON list) over [first, last]."""
+rollups (a JSON list) over [first, last] (wall seconds, and the warehouse's CPU seconds per rollup:
+user_activity_daily's include filling the scan)."""
 
 
 def revision(checkout: Path, url: str, first: str, last: str, *more: str) -> str:
@@ -155,10 +163,13 @@ def main() -> None:
         names = revision(args.base, urls["base"], "names", "-").strip()
         seconds: dict[str, list[float]] = {"persons": [], "base": []}
         cpu: dict[str, list[float]] = {"persons": [], "base": []}
+        per_rollup: dict[str, list[dict[str, float]]] = {"persons": [], "base": []}
         for round_ in range(args.rounds):
             for name, checkout in (("persons", HERE), ("base", args.base)):
                 began = cpu_seconds(warehouse.popen.pid)
-                seconds[name].append(json.loads(revision(checkout, urls[name], first, last, names)))
+                run = json.loads(revision(checkout, urls[name], first, last, str(warehouse.popen.pid), names))
+                seconds[name].append(run["seconds"])
+                per_rollup[name].append(run["cpu_per_rollup"])
                 cpu[name].append(cpu_seconds(warehouse.popen.pid) - began)
                 took = f"{seconds[name][-1]:.2f} s, warehouse CPU {cpu[name][-1]:.2f} s"
                 console.print(f"round {round_ + 1}: {name} {took}")
@@ -176,6 +187,8 @@ def main() -> None:
         "warehouse_cpu_base_s": cpu["base"],
         "ratio_best": min(seconds["persons"]) / min(seconds["base"]),
         "ratio_best_cpu": min(cpu["persons"]) / min(cpu["base"]),
+        "warehouse_cpu_per_rollup_persons_s": per_rollup["persons"],
+        "warehouse_cpu_per_rollup_base_s": per_rollup["base"],
     }
     table = Table(title=f"rollup set, persons vs {args.base}: {events:,} events, {args.days} days")
     table.add_column("measure")
@@ -189,6 +202,18 @@ def main() -> None:
     table.add_row("warehouse CPU, base (best)", f"{min(cpu['base']):.2f} s", "")
     table.add_row("persons / base, warehouse CPU", f"{result['ratio_best_cpu']:.2f}x", "≤ 1.3x")
     console.print(table)
+    rollups = Table(title="warehouse CPU per rollup, best round of each (s)")
+    for column in ("rollup", "this checkout", "base"):
+        rollups.add_column(column, justify="left" if column == "rollup" else "right")
+    for rollup in dict.fromkeys([*per_rollup["persons"][0], *per_rollup["base"][0]]):
+        best = {
+            name: min((r[rollup] for r in runs if rollup in r), default=None)
+            for name, runs in per_rollup.items()
+        }
+        rollups.add_row(
+            rollup, *(f"{best[n]:.2f}" if best[n] is not None else "-" for n in ("persons", "base"))
+        )
+    console.print(rollups)
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(json.dumps(result, indent=2))
     console.print(f"written to {ARTIFACT}")

@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pravis_gateway.keys import KeyStore
 from pravis_local.experiments_cli import experiment_app
 from pravis_rollups.clickhouse import connect
 from pravis_rollups.experiment_results import latest_results, refresh_results
+from pravis_rollups.fx import Rate, load_rates
 from pravis_sdk import Client
 from pravis_sdk.experiments import get_feature_variant
 from scipy import stats
@@ -224,6 +226,82 @@ def test_experiment_end_to_end(gateway, secret_key, api_key, clickhouse_url) -> 
     assert printed.exit_code == 0, printed.output
     assert "big-button" in printed.output and "SAMPLE RATIO MISMATCH" not in printed.output
     assert "excluded): 3" in printed.output
+
+
+def rate_on(rates: dict[str, list[tuple[date, Decimal]]], currency: str, day: date) -> Decimal | None:
+    """The newest rate of `currency` on or before `day` (None without one): the operator's rates file read
+    the way docs/queries.md says revenue_daily reads it."""
+    known = [rate for since, rate in sorted(rates.get(currency, [])) if since <= day]
+    return known[-1] if known else None
+
+
+def test_revenue_per_user_of_a_two_currency_experiment_is_compared_in_the_reporting_currency(
+    gateway, secret_key, api_key, clickhouse_url
+) -> None:
+    key = f"fx-{secrets.token_hex(3)}"
+    body = {
+        "status": "running",
+        "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+        "goals": [{"name": "spend", "event_type": "order_completed", "value_property": "revenue"}],
+    }
+    assert put(gateway, key, secret_key, body).status_code == 201
+    # A reporting currency no other test loads rates for, so this test's rates are the only ones in force;
+    # the rate of tomorrow is not yet in force, and GBP has none at all.
+    reporting, today = "SEK", datetime.now(UTC).date()
+    rates = {
+        "EUR": [(today - timedelta(days=9), Decimal("11.5")), (today - timedelta(days=1), Decimal("11.25")),
+                (today + timedelta(days=1), Decimal("99"))],
+        "USD": [(today - timedelta(days=9), Decimal("10.125"))],
+    }  # fmt: skip
+    users = [f"fx-{key}-{i}" for i in range(120)]
+    served = {u: feature(gateway, key, api_key, u) for u in users}
+    rng = np.random.default_rng(24)
+    events, spend, unconverted = [], dict.fromkeys(users, Decimal(0)), {"a": 0, "b": 0}
+    for user in users:
+        variant = served[user]["variant"]
+        for _ in range(rng.integers(0, 4)):
+            # Variant b's buyers pay in dollars, a's in euros: only converted amounts compare.
+            currency = str(rng.choice(["EUR", "USD"], p=[0.8, 0.2] if variant == "a" else [0.2, 0.8]))
+            amount = Decimal(str(round(float(rng.exponential(30)), 2)))
+            order = event("order_completed", user, order_id=f"o-{uuid.uuid4().hex[:12]}", revenue=str(amount),
+                          currency=currency)  # fmt: skip
+            events.append(order)
+            if rng.random() < 0.2:  # the same order sent twice: counted once
+                events.append({**order, "event_id": str(uuid.uuid4())})
+            day = datetime.fromisoformat(order["timestamp"]).date()
+            spend[user] += amount * rate_on(rates, currency, day)
+        if rng.random() < 0.1:  # a currency without a rate: left out of the mean, counted apart
+            events.append(event("order_completed", user, order_id=f"o-{uuid.uuid4().hex[:12]}", revenue="5",
+                                currency="GBP"))  # fmt: skip
+            unconverted[variant] += 1
+    post_events(gateway, api_key, events)
+    wait_until_stored(
+        clickhouse_url, [s["exposure_event_id"] for s in served.values()] + [e["event_id"] for e in events]
+    )
+
+    with connect(clickhouse_url) as client:
+        load_rates(client, reporting, [Rate(c, d, r) for c, days in rates.items() for d, r in days])
+        refresh_results(client, project_id=PROJECT, keys=[key], reporting_currency=reporting)
+        rows = {r["variant"]: r for r in latest_results(client, PROJECT, key)}
+
+    groups = {v: [float(spend[u]) for u in users if served[u]["variant"] == v] for v in ("a", "b")}
+    for variant, sums in groups.items():
+        assert rows[variant]["users"] == len(sums)
+        assert rows[variant]["mean"] == pytest.approx(np.mean(sums))
+        assert rows[variant]["variance"] == pytest.approx(np.var(sums, ddof=1))
+        assert (rows[variant]["currency"], rows[variant]["unconverted"]) == (reporting, unconverted[variant])
+    welch = stats.ttest_ind(groups["b"], groups["a"], equal_var=False)
+    assert rows["b"]["p_value"] == pytest.approx(welch.pvalue)
+    assert rows["b"]["lift"] == pytest.approx(np.mean(groups["b"]) / np.mean(groups["a"]) - 1)
+
+    printed = CliRunner().invoke(
+        experiment_app,
+        ["results", key, "--project", PROJECT, "--no-refresh", "--url", clickhouse_url],
+        env={"COLUMNS": "200"},  # rich's width: no cell wrapped
+    )
+    assert printed.exit_code == 0, printed.output
+    assert f"{np.mean(groups['a']):.3g}±{np.std(groups['a'], ddof=1):.3g} SEK" in printed.output
+    assert (f", {unconverted['a']} unconverted" in printed.output) is (unconverted["a"] > 0)
 
 
 def test_skewed_assignment_is_flagged_as_sample_ratio_mismatch(gateway, secret_key, api_key, clickhouse_url):

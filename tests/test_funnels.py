@@ -422,7 +422,7 @@ def test_funnel_as_experiment_goal(stored_flows, clickhouse_url: str) -> None:
         variants=[{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
         goals=[{"name": "checkout", "funnel": "checkout"}],
     )
-    sql, params = results_sql(experiment, PROJECT, {"checkout": definition()})
+    sql, params = results_sql(experiment, PROJECT, {"checkout": definition()}, reporting_currency="EUR")
     with connect(clickhouse_url) as client:
         result = client.query(sql, parameters=params)
     got = [
@@ -445,4 +445,4 @@ def test_funnel_as_experiment_goal(stored_flows, clickhouse_url: str) -> None:
     assert got == expected
     assert all(row[3] > 0 for row in expected)
     with pytest.raises(ValueError, match="not saved"):
-        results_sql(experiment, PROJECT, {})
+        results_sql(experiment, PROJECT, {}, reporting_currency="EUR")

@@ -96,7 +96,7 @@ def test_result_rows_per_variant_and_goal() -> None:
             "squares_1": 70000.0,
         },
     ]
-    rows = result_rows(experiment, aggregates, datetime.now(UTC))
+    rows = result_rows(experiment, aggregates, datetime.now(UTC), "EUR")
     assert [(r["variant"], r["goal"], r["goal_kind"]) for r in rows] == [
         ("control", "buy", "conversion"),
         ("control", "spend", "mean"),
@@ -116,7 +116,7 @@ def test_results_sql_passes_every_user_value_as_a_parameter() -> None:
     experiment = stored(
         [{"name": "g", "event_type": "order", "property": "properties.plan", "equals": "1' OR 1=1"}]
     )
-    sql, params = results_sql(experiment.definition, "project'; DROP TABLE events")
+    sql, params = results_sql(experiment.definition, "project'; DROP TABLE events", reporting_currency="EUR")
     assert "'" not in sql.replace("'experiment_exposure'", "").replace("''", "")
     assert params["project"] == "project'; DROP TABLE events"
     assert params["g0_eq"] == "1' OR 1=1"

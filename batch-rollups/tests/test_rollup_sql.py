@@ -175,3 +175,11 @@ def test_the_scan_joins_the_persons_once_and_users_are_counted_by_person() -> No
         assert not re.search(r"uniqExact(If)?\(\w*\.?distinct_id", sql), rollup.table
         if not rollup.reads_events and rollup.needs_activity:
             assert "person_overrides" in sql, rollup.table
+
+
+def test_revenue_reads_its_orders_and_refunds_from_the_scan_once() -> None:
+    # Both types and their look-back in one GROUP BY, then one aggregation (it read the scan six times).
+    sql = BY_NAME["revenue_daily"].select(date(2024, 3, 4), date(2024, 3, 5), OPTIONS, SCAN).sql
+
+    assert sql.count(f"FROM {SCAN}") == 3  # the order and refund lines, the AI sessions, the AI users
+    assert sql.count("event_type IN ('order_completed', 'order_refunded')") == 1 and " NOT IN (" not in sql

@@ -16,8 +16,9 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from pravis_schemas.experiments import ExperimentDefinition, StoredExperiment
 
-from pravis_rollups.experiments import GOAL_STAT_COLUMNS, result_rows, results_sql
+from pravis_rollups.experiments import GOAL_STAT_COLUMNS, MONEY_COLUMNS, result_rows, results_sql
 from pravis_rollups.funnels import stored_funnels
+from pravis_rollups.settings import settings
 
 LATEST_DEFINITIONS_SQL = (
     "SELECT project_id, version, toString(created_at), definition FROM experiments FINAL "
@@ -41,6 +42,7 @@ RESULT_COLUMNS = [
     "users",
     "multi_variant_users",
     *GOAL_STAT_COLUMNS,
+    *MONEY_COLUMNS,
     "confidence_level",
     "srm_p_value",
     "srm_flag",
@@ -60,21 +62,28 @@ def stored_experiments(client: Client) -> list[StoredExperiment]:
     ]
 
 
-def compute_results(client: Client, stored: StoredExperiment, computed_at: datetime) -> list[dict[str, Any]]:
+def compute_results(
+    client: Client, stored: StoredExperiment, computed_at: datetime, reporting_currency: str
+) -> list[dict[str, Any]]:
     funnels = {}
     if any(goal.funnel for goal in stored.definition.goals):
         funnels = {f.definition.key: f.definition for f in stored_funnels(client, stored.project_id)}
-    sql, params = results_sql(stored.definition, stored.project_id, funnels)
+    sql, params = results_sql(
+        stored.definition, stored.project_id, funnels, reporting_currency=reporting_currency
+    )
     result = client.query(sql, parameters=params)
     aggregates = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
-    return result_rows(stored, aggregates, computed_at)
+    return result_rows(stored, aggregates, computed_at, reporting_currency)
 
 
 def refresh_results(
-    client: Client, project_id: str | None = None, keys: Iterable[str] | None = None
+    client: Client,
+    project_id: str | None = None,
+    keys: Iterable[str] | None = None,
+    reporting_currency: str = settings.reporting_currency,
 ) -> dict[str, int]:
     """Recompute the results of running/stopped experiments (optionally of one project / some keys) and insert
-    them; returns rows written per experiment key."""
+    them, money goals in `reporting_currency`; returns rows written per experiment key."""
     wanted = set(keys) if keys is not None else None
     written: dict[str, int] = {}
     for stored in stored_experiments(client):
@@ -85,7 +94,7 @@ def refresh_results(
             wanted is None and definition.status == "draft"
         ):
             continue
-        rows = compute_results(client, stored, datetime.now(UTC))
+        rows = compute_results(client, stored, datetime.now(UTC), reporting_currency)
         client.insert(
             "experiment_results",
             [[row[c] for c in RESULT_COLUMNS] for row in rows],

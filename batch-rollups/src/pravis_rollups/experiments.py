@@ -8,7 +8,9 @@ person (docs/identity.md): exposures and goal events are joined through `person_
 exposed anonymously who converts after logging in is one converting unit; a person exposed to two variants
 under two ids (assignment hashes the id the SDK used) is a multi-variant user. An order counts once per
 `order_id` (its first event), as in revenue_daily, so an order sent twice neither doubles a user's revenue nor
-counts before exposure by its copy. `result_rows`
+counts before exposure by its copy; and a money goal (revenue per user) converts each order into the reporting
+currency at the `fx_rates` rate of its day, as revenue_daily does, so a two-currency experiment compares like
+with like (orders of a currency without a rate count apart, as `unconverted`). `result_rows`
 turns those into rates, means, variances, relative lift vs the control with a confidence interval (delta
 method, normal approximation) and p-value (two-proportion z test, pooled; Welch's t test for numeric goals),
 and the sample-ratio-mismatch chi-square p-value of the user counts against the configured weights.
@@ -27,6 +29,8 @@ from pravis_schemas.funnel_sql import walks_sql
 from pravis_schemas.funnels import FunnelDefinition
 from pravis_schemas.identity import person_id_sql, person_join
 from scipy import stats
+
+from pravis_rollups.rollups import FX_RATES_SQL
 
 CONFIDENCE = 0.95
 SRM_P_THRESHOLD = 0.001
@@ -71,12 +75,36 @@ def _funnel_goal(
     return f"funnel_goal_{index} AS (SELECT unit FROM ({walks}) WHERE ix[{len(funnel.steps)}] > 0)"
 
 
+def _converted_goal_events(inner: str, goals: Sequence[Goal]) -> str:
+    """`inner`'s goal events with each money goal's amount `a{i}` converted into the reporting currency as
+    `v{i}` (NULL without a rate on or before the event's day)."""
+    columns = ["g.unit AS unit", "g.timestamp AS timestamp"]
+    for i, goal in enumerate(goals):
+        if goal.funnel is not None:
+            continue
+        columns.append(f"g.m{i} AS m{i}")
+        if goal.is_money:
+            columns.append(
+                f"if(g.currency = {{reporting_currency:String}}, g.a{i}, g.a{i} * toFloat64(fx.rate)) AS v{i}"
+            )
+        elif goal.value_property is not None:
+            columns.append(f"g.v{i} AS v{i}")
+    return f"""SELECT {", ".join(columns)}
+    FROM ({inner}) AS g
+    ASOF LEFT JOIN {FX_RATES_SQL} AS fx ON g.currency = fx.currency AND g.day >= fx.day"""
+
+
 def results_sql(
-    definition: ExperimentDefinition, project_id: str, funnels: Mapping[str, FunnelDefinition] | None = None
+    definition: ExperimentDefinition,
+    project_id: str,
+    funnels: Mapping[str, FunnelDefinition] | None = None,
+    *,
+    reporting_currency: str,
 ) -> tuple[str, dict[str, Any]]:
     """One row per variant with users: (variant, users, multi_variant_users, then per goal i:
-    `conversions_{i}`, or `sum_{i}`/`squares_{i}`: sum and sum of squares of the per-user totals). `funnels`
-    (the project's saved funnels by key) must hold every funnel a goal names."""
+    `conversions_{i}`, or `sum_{i}`/`squares_{i}`: sum and sum of squares of the per-user totals, and for a
+    money goal `unconverted_{i}`: its orders without a rate into `reporting_currency`). `funnels` (the
+    project's saved funnels by key) must hold every funnel a goal names."""
     params: dict[str, Any] = {
         "project": project_id,
         "experiment": definition.key,
@@ -115,21 +143,31 @@ def results_sql(
             totals.append(f"sum(c{i}) AS conversions_{i}")
         else:
             value = f"toFloat64OrNull({_value_expr(i, 'v', goal.value_property, params)})"
-            event_columns.append(f"{value} AS v{i}")
+            event_columns.append(f"{value} AS {'a' if goal.is_money else 'v'}{i}")
             unit_columns.append(f"coalesce(sumIf(g.v{i}, {after}), 0) AS s{i}")
             totals.append(f"sum(s{i}) AS sum_{i}, sum(s{i} * s{i}) AS squares_{i}")
+            if goal.is_money:
+                unit_columns.append(f"countIf({after} AND g.v{i} IS NULL) AS n{i}")
+                totals.append(f"sum(n{i}) AS unconverted_{i}")
     if funnel_goals:
         params.update(date_from=FUNNEL_GOAL_DAYS[0], date_to=FUNNEL_GOAL_DAYS[1])
-    ctes = ",\n".join([units, *funnel_goals])
-    sql = f"""WITH {ctes},
-goal_events AS (
-    SELECT {person_id_sql("e", "po")} AS unit, {", ".join(event_columns)}
+    money = any(goal.is_money for goal in definition.goals)
+    if money:
+        params["reporting_currency"] = reporting_currency
+        event_columns += ["coalesce(e.currency, '') AS currency", "toDate(e.timestamp) AS day"]
+    events = f"""SELECT {person_id_sql("e", "po")} AS unit, {", ".join(event_columns)}
     FROM events AS e FINAL
     {person_join("e", "po")}
     WHERE e.project_id = {{project:String}} AND e.event_type IN {{goal_types:Array(String)}}
       AND unit IN (SELECT unit FROM units WHERE variant_count = 1)
     ORDER BY e.timestamp, e.event_id
-    LIMIT 1 BY e.event_type, ifNull(e.order_id, toString(e.event_id))
+    LIMIT 1 BY e.event_type, ifNull(e.order_id, toString(e.event_id))"""
+    if money:
+        events = _converted_goal_events(events, definition.goals)
+    ctes = ",\n".join([units, *funnel_goals])
+    sql = f"""WITH {ctes},
+goal_events AS (
+    {events}
 ),
 per_unit AS (
     SELECT u.unit AS unit, u.assigned AS assigned, {", ".join(unit_columns)}
@@ -223,9 +261,11 @@ def result_rows(
     stored: StoredExperiment,
     aggregates: Sequence[dict[str, Any]],
     computed_at: datetime,
+    reporting_currency: str,
     confidence: float = CONFIDENCE,
 ) -> list[dict[str, Any]]:
-    """`experiment_results` rows (variant x goal) from the rows of `results_sql` (as dicts by column name)."""
+    """`experiment_results` rows (variant x goal) from the rows of `results_sql` (as dicts by column name),
+    money goals in `reporting_currency` (the currency `results_sql` converted them into)."""
     definition = stored.definition
     by_variant = {row["variant"]: row for row in aggregates}
     multi = int(aggregates[0]["multi_variant_users"]) if aggregates else 0
@@ -252,14 +292,19 @@ def result_rows(
             "users": users[index],
         }
         if not definition.goals:
-            rows.append({**row, "goal": "", "goal_kind": "exposure", **_empty_goal()})
+            rows.append({**row, "goal": "", "goal_kind": "exposure", **_empty_goal(), **_no_money()})
         for g, goal in enumerate(definition.goals):
+            money = _no_money()
+            if goal.is_money:
+                unconverted = by_variant.get(variant.key, {}).get(f"unconverted_{g}", 0)
+                money = {"currency": reporting_currency, "unconverted": int(unconverted)}
             rows.append(
                 {
                     **row,
                     "goal": goal.name,
                     "goal_kind": goal.kind,
                     **_goal_fields(g, goal, index, users, by_variant, definition, confidence),
+                    **money,
                 }
             )
     return rows
@@ -280,6 +325,15 @@ GOAL_STAT_COLUMNS = (
 
 def _empty_goal() -> dict[str, Any]:
     return dict.fromkeys(GOAL_STAT_COLUMNS)
+
+
+MONEY_COLUMNS = ("currency", "unconverted")
+"""A money goal's currency (the reporting one its amounts were converted into) and its orders left out for
+want of a rate; NULL on the other rows."""
+
+
+def _no_money() -> dict[str, Any]:
+    return dict.fromkeys(MONEY_COLUMNS)
 
 
 def _goal_fields(

@@ -588,23 +588,33 @@ GROUP BY project_id, day"""
 SURVEY_EVENT_TYPES = ("survey_shown", "survey_dismissed", "survey_answered")
 
 
-def _first_per_order(event_type: str, source: str) -> str:
-    """Each order_id's first `event_type` event in the range (by timestamp, then event_id), unless one of the
-    `order_lookback_days` before the range already has one: an order (or a refund) counts once, whichever
-    events carry its order_id. The scan holds those days' order events (`scan.scan_select`)."""
+def order_lines(source: str) -> str:
+    """Each (project, event type, order_id)'s first order or refund event (by timestamp, then event_id) when it
+    falls in the range and none of the `order_lookback_days` before the range has one: an order (or a refund)
+    counts once, whichever events carry its order_id. The scan holds those days' order events
+    (`scan.scan_select`); one GROUP BY over them holds both types and the look-back, so revenue_daily reads
+    the scan once for its lines (docs/scaling.md)."""
     return f"""
-    SELECT project_id, order_key,
-           argMin((timestamp, assumeNotNull(currency), assumeNotNull(revenue), person_id, session_id,
-                   coalesce(app_version, '')), (timestamp, event_id)) AS first
-    FROM {source}
-    WHERE event_type = '{event_type}' AND {_events_between()} AND order_id IS NOT NULL
-      AND currency IS NOT NULL AND revenue IS NOT NULL
-    GROUP BY project_id, assumeNotNull(order_id) AS order_key
-    HAVING (project_id, order_key) NOT IN (
-        SELECT project_id, assumeNotNull(order_id) FROM {source}
-        WHERE event_type = '{event_type}' AND order_id IS NOT NULL
+    SELECT project_id, event_type = '{ORDER_EVENT_TYPE}' AS is_order, toDate(first.1) AS day,
+           first.2 AS currency, first.3 AS amount, first.4 AS person, first.5 AS session, first.6 AS app_version
+    FROM (
+        SELECT project_id, event_type,
+               argMin((timestamp, assumeNotNull(currency), assumeNotNull(revenue), person_id, session_id,
+                       coalesce(app_version, '')), (timestamp, event_id)) AS first
+        FROM {source}
+        WHERE event_type IN ('{ORDER_EVENT_TYPE}', '{REFUND_EVENT_TYPE}')
+          AND order_id IS NOT NULL AND currency IS NOT NULL AND revenue IS NOT NULL
           AND timestamp >= toDateTime64({{date_from:Date}} - {{order_lookback_days:UInt16}}, 3, 'UTC')
-          AND timestamp < toDateTime64({{date_from:Date}}, 3, 'UTC'))"""
+          AND timestamp < toDateTime64({{date_to:Date}} + 1, 3, 'UTC')
+        GROUP BY project_id, event_type, assumeNotNull(order_id)
+        HAVING first.1 >= toDateTime64({{date_from:Date}}, 3, 'UTC')
+    )"""
+
+
+FX_RATES_SQL = """(SELECT currency, day, toNullable(rate) AS rate FROM fx_rates FINAL
+    WHERE reporting_currency = {reporting_currency:String})"""
+"""The rates into the reporting currency, for an ASOF LEFT JOIN on (currency, day): NULL where it finds none
+(revenue_daily, and experiments' money goals)."""
 
 
 def _in_reporting_currency(alias: str) -> str:
@@ -639,12 +649,11 @@ def _in_reporting_currency(alias: str) -> str:
 )
 def revenue_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
     # Orders and refunds become lines in their own currency and in the reporting one (ASOF: the newest rate
-    # on or before the line's day), aggregated per grouping set; currency '*' sums the converted amounts.
-    # Refunds are counted on their own day, whose session and app version say nothing about the order, so
-    # they only reach the rows that split neither. Active users of the AI split are the persons who did (not)
-    # send an AI request that day.
-    rates = """(SELECT currency, day, toNullable(rate) AS rate FROM fx_rates FINAL
-               WHERE reporting_currency = {reporting_currency:String})"""
+    # on or before the line's day), aggregated per grouping set in one pass; currency '*' sums the converted
+    # amounts. Refunds are counted on their own day, whose session and app version say nothing about the
+    # order, so they only reach the rows that split neither (a split row of refunds alone is dropped). Active
+    # users of the AI split are the persons who did (not) send an AI request that day.
+    split = "(grouping(ai_session) = 0 OR grouping(app_version) = 0)"
     sql = f"""
 SELECT t.project_id AS project_id, t.day AS day, t.currency_key AS currency, t.ai_key AS ai_session,
        t.app_key AS app_version, t.orders AS orders, t.buyers AS buyers, t.revenue AS revenue,
@@ -657,55 +666,33 @@ SELECT t.project_id AS project_id, t.day AS day, t.currency_key AS currency, t.a
        if(active_users = 0, NULL, t.revenue / active_users) AS revenue_per_active_user,
        {{reporting_currency:String}} AS reporting_currency, t.unconverted AS unconverted
 FROM (
-    SELECT project_id, day, currency_key, ai_key, app_key, ai_key = '*' AND app_key = '*' AS unsplit,
-           sum(orders) AS orders, sum(buyers) AS buyers, sum(priced_orders) AS priced_orders,
-           CAST(sum(revenue) AS Decimal(38, 4)) AS revenue, sum(refunded_orders) AS refunded_orders,
-           CAST(sum(refunds) AS Decimal(38, 4)) AS refunds, sum(unconverted) AS unconverted
+    SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key,
+           if(grouping(ai_session) = 1, '*', ai_session) AS ai_key,
+           if(grouping(app_version) = 1, '*', app_version) AS app_key, NOT {split} AS unsplit,
+           countIf(is_order) AS orders, uniqExactIf(person, is_order) AS buyers,
+           if(grouping(currency) = 1, countIf(is_order AND converted IS NOT NULL), orders) AS priced_orders,
+           CAST(if(grouping(currency) = 1, coalesce(sumIf(converted, is_order), 0), sumIf(amount, is_order))
+                AS Decimal(38, 4)) AS revenue,
+           countIf(NOT is_order) AS refunded_orders,
+           CAST(if(grouping(currency) = 1, coalesce(sumIf(converted, NOT is_order), 0),
+                   sumIf(amount, NOT is_order)) AS Decimal(38, 4)) AS refunds,
+           if({split}, countIf(is_order AND converted IS NULL), countIf(converted IS NULL)) AS unconverted
     FROM (
-        SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key,
-               if(grouping(ai_session) = 1, '*', ai_session) AS ai_key,
-               if(grouping(app_version) = 1, '*', app_version) AS app_key,
-               count() AS orders, uniqExact(person) AS buyers,
-               if(grouping(currency) = 1, countIf(converted IS NOT NULL), count()) AS priced_orders,
-               if(grouping(currency) = 1, coalesce(sum(converted), 0), sum(amount)) AS revenue,
-               0 AS refunded_orders, toDecimal128(0, 4) AS refunds, countIf(converted IS NULL) AS unconverted
-        FROM (
-            SELECT o.project_id AS project_id, o.day AS day, o.currency AS currency, o.person AS person,
-                   o.amount AS amount, {_in_reporting_currency("o")} AS converted,
-                   if(o.session IS NOT NULL AND (o.project_id, assumeNotNull(o.session)) IN (
-                          SELECT project_id, assumeNotNull(session_id) FROM {source}
-                          WHERE event_type IN {{ai_types:Array(String)}} AND session_id IS NOT NULL
-                            AND {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}),
-                      'ai', 'no_ai') AS ai_session,
-                   o.app_version AS app_version
-            FROM (
-                SELECT project_id, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount,
-                       first.4 AS person, first.5 AS session, first.6 AS app_version
-                FROM ({_first_per_order(ORDER_EVENT_TYPE, source)})
-            ) AS o
-            ASOF LEFT JOIN {rates} AS fx ON o.currency = fx.currency AND o.day >= fx.day
-        )
-        GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day, currency, ai_session),
-                                (project_id, day, currency, app_version), (project_id, day),
-                                (project_id, day, ai_session))
-        UNION ALL
-        SELECT project_id, day, if(grouping(currency) = 1, '*', currency) AS currency_key, '*' AS ai_key,
-               '*' AS app_key, 0 AS orders, 0 AS buyers, 0 AS priced_orders, toDecimal128(0, 4) AS revenue,
-               count() AS refunded_orders,
-               if(grouping(currency) = 1, coalesce(sum(converted), 0), sum(amount)) AS refunds,
-               countIf(converted IS NULL) AS unconverted
-        FROM (
-            SELECT r.project_id AS project_id, r.day AS day, r.currency AS currency, r.amount AS amount,
-                   {_in_reporting_currency("r")} AS converted
-            FROM (
-                SELECT project_id, toDate(first.1) AS day, first.2 AS currency, first.3 AS amount
-                FROM ({_first_per_order(REFUND_EVENT_TYPE, source)})
-            ) AS r
-            ASOF LEFT JOIN {rates} AS fx ON r.currency = fx.currency AND r.day >= fx.day
-        )
-        GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day))
+        SELECT o.project_id AS project_id, o.is_order AS is_order, o.day AS day, o.currency AS currency,
+               o.person AS person, o.amount AS amount, {_in_reporting_currency("o")} AS converted,
+               if(o.session IS NOT NULL AND (o.project_id, assumeNotNull(o.session)) IN (
+                      SELECT project_id, assumeNotNull(session_id) FROM {source}
+                      WHERE event_type IN {{ai_types:Array(String)}} AND session_id IS NOT NULL
+                        AND {_events_between(SESSION_LOOKAROUND_DAYS, 1 + SESSION_LOOKAROUND_DAYS)}),
+                  'ai', 'no_ai') AS ai_session,
+               o.app_version AS app_version
+        FROM ({order_lines(source)}) AS o
+        ASOF LEFT JOIN {FX_RATES_SQL} AS fx ON o.currency = fx.currency AND o.day >= fx.day
     )
-    GROUP BY project_id, day, currency_key, ai_key, app_key
+    GROUP BY GROUPING SETS ((project_id, day, currency), (project_id, day, currency, ai_session),
+                            (project_id, day, currency, app_version), (project_id, day),
+                            (project_id, day, ai_session))
+    HAVING unsplit OR orders > 0
 ) AS t
 LEFT JOIN ({ACTIVE_USERS_PER_DAY}) AS a ON t.project_id = a.project_id AND t.day = a.day
 LEFT JOIN (

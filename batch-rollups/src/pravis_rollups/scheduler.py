@@ -140,7 +140,9 @@ class Scheduler:
     async def _refresh_experiments(self, client: Client) -> None:
         """Experiment results are read while experiments run, so they refresh far more often than rollups."""
         try:
-            written = await asyncio.to_thread(refresh_results, client)
+            written = await asyncio.to_thread(
+                refresh_results, client, reporting_currency=self.settings.reporting_currency
+            )
             log.info("experiment results refreshed", rows=written)
         except Exception:
             log.exception("experiment results refresh failed; next try at the next wake-up")

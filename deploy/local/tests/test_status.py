@@ -273,8 +273,9 @@ def test_pravis_status_prints_health_lag_and_memory(
 def test_the_monitor_files_the_services_resources_as_samples(
     kafka_bootstrap: str, clickhouse_server: str, gateway_url: str, log_dir: Path
 ) -> None:
-    """The monitor reads the gateway's /metrics every interval and writes `resource_sample` rows into the
-    warehouse (the other services of this stack are not running: they are skipped)."""
+    """The monitor reads the processes listening on the services' ports every interval and writes
+    `resource_sample` rows into the warehouse: the gateway's, the broker's and warehouse's (which export no
+    metrics of their own) and its own; the other services of this stack are not running: they are skipped."""
     database = f"pravis_monitor_{secrets.token_hex(4)}"
     migrate(f"{clickhouse_server}/{database}")
     quiet = {name: str(free_port()) for name in ("LOADER_HEALTH", "SCHEDULER_HEALTH", "PRIVACY_HEALTH")}
@@ -292,18 +293,18 @@ def test_the_monitor_files_the_services_resources_as_samples(
     process = Process(
         "monitor-resources", [sys.executable, "-m", "pravis_local.monitor"], log_dir, env
     ).start()
+    running = {"broker", "warehouse", "gateway", "monitor"}
     rows: list = []
     try:
         deadline = time.monotonic() + 60
-        while len(rows) < 2 and time.monotonic() < deadline:
+        while {row[1] for row in rows} != running and time.monotonic() < deadline:
             with connect(f"{clickhouse_server}/{database}") as client:
                 rows = client.query(
-                    "SELECT project_id, service, cpu_percent >= 0, rss_bytes > 10000000, open_fds > 0 "
-                    "FROM events FINAL WHERE event_type = 'resource_sample'"
+                    "SELECT DISTINCT project_id, service, cpu_percent >= 0, rss_bytes > 10000000, "
+                    "open_fds > 0, threads > 0 FROM events FINAL WHERE event_type = 'resource_sample'"
                 ).result_rows
             time.sleep(0.2)
     finally:
         process.stop()
 
-    assert len(rows) >= 2
-    assert set(rows) == {("default", "gateway", True, True, True)}
+    assert set(rows) == {("default", service, True, True, True, True) for service in running}

@@ -64,9 +64,12 @@ GOAL_COLUMNS = frozenset(
     }
 )
 """`events` columns a goal may filter on or average; anything else goes through `properties.<path>`. Revenue
-per user: `{"event_type": "order_completed", "value_property": "revenue", "property": "currency", "equals":
-"EUR"}` (one currency per goal: amounts in two currencies do not add up); conversion to order: `{"event_type":
-"order_completed"}`."""
+per user: `{"event_type": "order_completed", "value_property": "revenue"}`; conversion to order:
+`{"event_type": "order_completed"}`."""
+MONEY_GOAL_COLUMNS = frozenset({"revenue"})
+"""Goal columns holding an amount in the event's `currency`: a goal averaging one converts every amount into
+the reporting currency through `fx_rates` (the rate in force on the event's day, as revenue_daily does), so
+the orders of a two-currency experiment add up; a filter on `currency` still narrows the goal to one."""
 
 Status = Literal["draft", "running", "stopped"]
 HashOn = Literal["id", "person"]
@@ -117,6 +120,11 @@ class Goal(BaseModel):
     @builtins.property
     def kind(self) -> Literal["conversion", "mean"]:
         return "mean" if self.value_property else "conversion"
+
+    @builtins.property
+    def is_money(self) -> bool:
+        """Averages an amount (MONEY_GOAL_COLUMNS), converted into the reporting currency."""
+        return self.value_property in MONEY_GOAL_COLUMNS
 
     @builtins.property
     def equals_text(self) -> str | None:

@@ -28,7 +28,10 @@ def _mean(row: dict[str, Any]) -> str:
     if row["goal_kind"] == "conversion":
         return _num(row["conversion_rate"])
     sd = "" if row["variance"] is None else f"±{row['variance'] ** 0.5:.3g}"
-    return _num(row["mean"]) + sd
+    money = ""
+    if row.get("currency"):  # a money goal, in the reporting currency; orders of unrated currencies apart
+        money = f" {row['currency']}" + (f", {row['unconverted']} unconverted" if row["unconverted"] else "")
+    return _num(row["mean"]) + sd + money
 
 
 def _num(value: float | None, spec: str = ".3g") -> str:

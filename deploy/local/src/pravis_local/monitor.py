@@ -6,9 +6,10 @@ stays true when the consumer it measures is stuck or dead (the loader retrying a
 nothing, and a dead one exports nothing), which is when it matters; Tansu exports no metrics (only OTLP
 traces) and cannot report its own memory; and one place sees the process table of the embedded stack. Figures
 are collected on each scrape. Between scrapes one task runs: every `PRAVIS_RESOURCE_REPORT_S` it turns the
-Python services' `/metrics` into `resource_sample` events for the resource panels
-(pravis_local.resource_report). Off the embedded stack (compose, Kubernetes) the lag part works against any
-Kafka; memory there comes from the platform (cAdvisor, node exporter)."""
+CPU, memory, descriptors and threads of every service's processes (the monitor's own too) into
+`resource_sample` events for the resource panels (pravis_local.resource_report). Off the embedded stack
+(compose, Kubernetes) the lag part works against any Kafka; memory there comes from the platform (cAdvisor,
+node exporter)."""
 
 import argparse
 import asyncio
@@ -16,7 +17,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-import httpx
 import structlog
 import uvicorn
 from pravis_rollups import clickhouse
@@ -108,34 +108,17 @@ class StackMetrics:
         self.collect_seconds.set(time.monotonic() - began)
 
 
-def metrics_urls(settings: Settings) -> dict[str, str]:
-    """The `/metrics` of every Python service of the stack (the broker and warehouse export none)."""
-    return {
-        service: f"http://{settings.host}:{port}/metrics"
-        for service, port in stack_ports(settings).items()
-        if service not in ("broker", "warehouse", "monitor")
-    }
-
-
 async def report_resources(settings: Settings, reporter: ResourceReporter) -> None:
-    """Every `resource_report_s`, one sample per answering service into `events` (a failed round is logged
+    """Every `resource_report_s`, one sample per running service into `events` (a failed round is logged
     and the next one tries again)."""
-    async with httpx.AsyncClient(timeout=COLLECT_TIMEOUT_S) as http:
-        while True:
-            await asyncio.sleep(settings.resource_report_s)
-            bodies: dict[str, str | None] = {}
-            for service, url in reporter.targets.items():
-                try:
-                    response = await http.get(url)
-                    bodies[service] = response.text if response.status_code == 200 else None
-                except httpx.HTTPError:
-                    bodies[service] = None
-            rows = reporter.rows(bodies, time.time())
-            if rows:
-                try:
-                    await asyncio.to_thread(_insert, settings.warehouse_url(), rows)
-                except Exception as exc:
-                    log.warning("resource samples not written", error=repr(exc)[:200])
+    while True:
+        await asyncio.sleep(settings.resource_report_s)
+        rows = reporter.rows(await asyncio.to_thread(reporter.read, time.time()))
+        if rows:
+            try:
+                await asyncio.to_thread(_insert, settings.warehouse_url(), rows)
+            except Exception as exc:
+                log.warning("resource samples not written", error=repr(exc)[:200])
 
 
 def _insert(url: str, rows: list[bytes]) -> None:
@@ -152,7 +135,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.resource_report_s <= 0:
             yield
             return
-        reporter = ResourceReporter(metrics_urls(settings), settings.resource_project)
+        reporter = ResourceReporter(stack_ports(settings), settings.resource_project)
         task = asyncio.create_task(report_resources(settings, reporter))
         yield
         task.cancel()

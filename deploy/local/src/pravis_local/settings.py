@@ -41,7 +41,8 @@ class Settings(PravisSettings, DataDirSettings):
     privacy_health_port: int = ports.PRIVACY_HEALTH
     monitor_port: int = ports.MONITOR
     resource_report_s: float = 15.0
-    """How often the monitor turns the services' `/metrics` into `resource_sample` events (0: never)."""
+    """How often the monitor turns the figures of the services' processes into `resource_sample` events (0:
+    never)."""
     resource_project: str = "default"
     """The project the pipeline's own resource samples are filed under (its tech-ops dashboard shows them)."""
     """The stack monitor's /metrics: consumer lag per group and partition, broker and warehouse memory and

@@ -25,13 +25,7 @@ EXAMPLE = {
     "goals": [
         {"name": "checkout", "event_type": "button_click", "property": "button_id", "equals": "checkout"},
         {"name": "ordered", "event_type": "order_completed"},
-        {
-            "name": "revenue_eur",
-            "event_type": "order_completed",
-            "value_property": "revenue",
-            "property": "currency",
-            "equals": "EUR",
-        },
+        {"name": "revenue", "event_type": "order_completed", "value_property": "revenue"},
     ],
 }
 
