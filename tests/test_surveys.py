@@ -93,6 +93,26 @@ def test_bad_definitions_get_a_reason_per_field(gateway: httpx.Client, secret_ke
     assert segment.status_code == 422 and segment.json()["reasons"][0].startswith("conditions")
 
 
+def test_a_funnel_step_condition_must_name_a_saved_funnel_and_one_of_its_steps(
+    gateway: httpx.Client, secret_key: str
+) -> None:
+    headers = {"X-API-Key": secret_key}
+    funnel = {"steps": [{"event_type": "page_view"}, {"event_type": "feature_use"}]}
+    assert gateway.put("/api/v1/funnels/seg-funnel", json=funnel, headers=headers).status_code in (200, 201)
+
+    def put(key: str, step: int) -> httpx.Response:
+        condition = {"type": "funnel_step", "funnel_key": key, "step": step}
+        return gateway.put("/api/v1/segments/reached", json={"conditions": [condition]}, headers=headers)
+
+    missing, beyond, good = put("no-such-funnel", 1), put("seg-funnel", 3), put("seg-funnel", 2)
+
+    assert missing.status_code == 422
+    assert missing.json()["reasons"] == ["conditions.0.funnel_key: no funnel 'no-such-funnel' in the project"]
+    assert beyond.status_code == 422
+    assert beyond.json()["reasons"] == ["conditions.0.step: funnel 'seg-funnel' has steps 1..2"]
+    assert good.status_code in (200, 201), good.text
+
+
 def test_cli_saves_definitions_and_prints_the_reasons_of_a_bad_one(
     gateway: httpx.Client, secret_key: str, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
 from pravis_rollups.segment_refresh import refresh_segments
 from pravis_rollups.survey_results import survey_summary
+from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
 from pravis_schemas.surveys import SegmentDefinition
 
 from tests.support.persons import persons
@@ -47,7 +48,18 @@ SEGMENTS = {
         {"type": "first_seen", "after": "2026-05-20"},
         {"type": "attribute", "attribute": "locale", "values": ["de-DE"]},
     ],
+    "reached-export": [{"type": "funnel_step", "funnel_key": "explore", "step": 2, "within_days": 20}],
 }
+FUNNEL = {
+    "key": "explore",
+    "steps": [
+        {"event_type": "page_view"},
+        {"event_type": "feature_use", "filters": [{"property": "feature_name", "equals": "export"}]},
+    ],
+    "window_s": 7 * 86_400,
+    "count_by": "session",
+}
+"""Counted per person in a segment although the funnel itself counts sessions."""
 
 
 def iso(moment: datetime) -> str:
@@ -132,6 +144,45 @@ def synthetic_events(rng: random.Random) -> list[dict]:
 # ---------------------------------------------------------------- the independent model of the conditions
 
 
+def reached_funnel_step(condition: dict, rows: list[dict], at) -> bool:
+    """docs/funnels.md, ordered: the person enters at its first step-1 event on the days from
+    (AS_OF - within_days) to AS_OF's day; each later step is its first matching event after the previous
+    step's, within the window of the entry."""
+    first_day = (AS_OF - timedelta(days=condition["within_days"])).date()
+    steps = FUNNEL["steps"]
+
+    def matches(e: dict, step: dict) -> bool:
+        return e["event_type"] == step["event_type"] and all(
+            e.get(f["property"]) == f["equals"] for f in step.get("filters", [])
+        )
+
+    ordered = sorted(rows, key=lambda e: (at(e), e["event_id"]))
+    entry = next(
+        (
+            i
+            for i, e in enumerate(ordered)
+            if matches(e, steps[0]) and first_day <= at(e).date() <= AS_OF.date()
+        ),
+        None,
+    )
+    if entry is None:
+        return False
+    deadline = at(ordered[entry]) + timedelta(seconds=FUNNEL["window_s"])
+    position = entry
+    for step in steps[1 : condition["step"]]:
+        position = next(
+            (
+                i
+                for i in range(position + 1, len(ordered))
+                if matches(ordered[i], step) and at(ordered[i]) <= deadline
+            ),
+            None,
+        )
+        if position is None:
+            return False
+    return True
+
+
 def model_members(events: list[dict]) -> dict[tuple[str, str], set[str]]:
     """(project, segment) -> ids of member persons, by the rules as documented."""
     person = persons(events)
@@ -181,6 +232,8 @@ def model_members(events: list[dict]) -> dict[tuple[str, str], set[str]]:
             seen = [e for e in rows if e.get(condition["attribute"]) is not None]
             latest = max(seen, key=at)[condition["attribute"]] if seen else ""
             return latest in condition["values"]
+        if kind == "funnel_step":
+            return reached_funnel_step(condition, rows, at)
         if kind == "rating_at_most":
             return any(
                 e["event_type"] == "feedback"
@@ -224,6 +277,10 @@ def save_segments(client) -> None:
             rows.append([project, key, 1, definition.model_dump_json(), now])
     client.insert(
         "segments", rows, column_names=["project_id", "segment_key", "version", "definition", "created_at"]
+    )
+    funnel = FunnelDefinition.model_validate(FUNNEL).model_dump_json()
+    client.insert(
+        "funnels", [[p, FUNNEL["key"], 1, funnel, now] for p in PROJECTS], column_names=list(FUNNEL_COLUMNS)
     )
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pravis_schemas.events import ConsentCategory
-from pravis_schemas.surveys import StoredSurvey
+from pravis_schemas.surveys import ReachedFunnelStep, SegmentDefinition, StoredSurvey
 from pydantic import ValidationError
 
 from pravis_gateway.clickhouse import WarehouseUnavailable
@@ -52,6 +52,22 @@ def field_errors(exc: ValidationError) -> list[str]:
     return reasons
 
 
+async def _funnel_reasons(segment: SegmentDefinition, project_id: str, store) -> list[str]:
+    """A `funnel_step` condition must name a saved funnel of the project and one of its steps."""
+    wanted = [(i, c) for i, c in enumerate(segment.conditions) if isinstance(c, ReachedFunnelStep)]
+    if not wanted:
+        return []
+    steps = await store.funnel_steps(project_id)
+    reasons = []
+    for i, condition in wanted:
+        if condition.funnel_key not in steps:
+            reasons.append(f"conditions.{i}.funnel_key: no funnel {condition.funnel_key!r} in the project")
+        elif condition.step > steps[condition.funnel_key]:
+            count = steps[condition.funnel_key]
+            reasons.append(f"conditions.{i}.step: funnel {condition.funnel_key!r} has steps 1..{count}")
+    return reasons
+
+
 async def _put(table: Table, key: str, admin, store, definition: dict[str, Any]) -> JSONBody:
     if definition.get("key", key) != key:
         return error(422, f"key in the body ({definition['key']!r}) differs from the URL ({key!r})")
@@ -62,6 +78,10 @@ async def _put(table: Table, key: str, admin, store, definition: dict[str, Any])
         body = {"status": "error", "error": f"invalid {table.name[:-1]} definition", "reasons": reasons}
         return JSONBody(body, status_code=422)
     try:
+        reasons = await _funnel_reasons(parsed, admin.project_id, store) if table is SEGMENTS else []
+        if reasons:
+            body = {"status": "error", "error": "invalid segment definition", "reasons": reasons}
+            return JSONBody(body, status_code=422)
         stored, created = await store.save(table, admin.project_id, parsed)
     except WarehouseUnavailable as exc:
         return error(503, UNAVAILABLE.format(exc), retry_after=5)

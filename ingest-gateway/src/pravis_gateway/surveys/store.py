@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 import structlog
+from pravis_schemas.funnels import LATEST_FUNNELS_SQL, stored_funnel
 from pravis_schemas.surveys import (
     SEGMENT_MEMBERS_SQL,
     SegmentDefinition,
@@ -117,6 +118,13 @@ class SurveyStore:
     async def latest(self, table: Table, project_id: str) -> list[Any]:
         rows = await self._warehouse.run(lambda c: c.query(table.latest_sql).result_rows)
         return sorted((table.parse(r) for r in rows if r[0] == project_id), key=lambda s: s.definition.key)
+
+    async def funnel_steps(self, project_id: str) -> dict[str, int]:
+        """Steps of each saved funnel of the project, by key (what a `funnel_step` condition may name)."""
+        rows = await self._warehouse.run(
+            lambda c: c.query(LATEST_FUNNELS_SQL, parameters={"project": project_id}).result_rows
+        )
+        return {f.definition.key: len(f.definition.steps) for f in map(stored_funnel, rows)}
 
     async def save(self, table: Table, project_id: str, definition: Definition) -> tuple[Any, bool]:
         """Store `definition` as the next version; an unchanged one keeps its version. (stored, created)
