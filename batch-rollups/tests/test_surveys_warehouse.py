@@ -16,13 +16,16 @@ from typing import Any
 
 import orjson
 import pytest
+from pravis_local.surveys_cli import survey_app
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
 from pravis_rollups.segment_refresh import refresh_segments
-from pravis_rollups.survey_results import survey_summary
+from pravis_rollups.survey_results import recent_text_answers, survey_summary
 from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
 from pravis_schemas.surveys import SegmentDefinition
+from typer.testing import CliRunner
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tests.support.persons import persons
 
@@ -257,8 +260,13 @@ def events() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def warehouse(clickhouse_server: str, events: list[dict]) -> Iterator[Any]:
-    url = f"{clickhouse_server}/pravis_surveys_{secrets.token_hex(4)}"
+def warehouse_url(clickhouse_server: str) -> str:
+    return f"{clickhouse_server}/pravis_surveys_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module")
+def warehouse(warehouse_url: str, events: list[dict]) -> Iterator[Any]:
+    url = warehouse_url
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
         rows = [orjson.dumps(e) for e in events]
@@ -310,38 +318,70 @@ def test_segment_members_match_the_model_of_every_condition_type(warehouse, even
 # ------------------------------------------------------- survey results vs an independent computation
 
 
+TEXTS = ("great", "so slow", "I hate the new menu", "it is an app", "love it, really nice")
+
+
+def scored_rows(events: list[dict]) -> list[dict]:
+    """What the stream tier sends for the open-text answers: the vaderSentiment package's own scores."""
+    analyzer = SentimentIntensityAnalyzer()
+    rows = []
+    for e in events:
+        for answer in e.get("survey_answers", []):
+            if answer.get("text"):
+                compound = analyzer.polarity_scores(answer["text"])["compound"]
+                label = "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+                rows.append(
+                    {
+                        "event_id": e["event_id"],
+                        "project_id": e["project_id"],
+                        "timestamp": e["timestamp"],
+                        "user_id": e["user_id"],
+                        "survey_id": e["survey_id"],
+                        "survey_version": e["survey_version"],
+                        "question_id": answer["question_id"],
+                        "sentiment_score": compound,
+                        "sentiment_label": label,
+                        "scored_at": e["timestamp"],
+                    }
+                )
+    return rows
+
+
 def survey_events(rng: random.Random) -> list[dict]:
+    """The same events, event ids included, for the same seed (the tests below regenerate them)."""
     out = []
     day = AS_OF - timedelta(days=2)
+
+    def survey_row(event_type: str, at: datetime, user: str, version: int, **fields) -> dict:
+        event_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        return row(
+            "p-a",
+            event_type,
+            at,
+            user_id=user,
+            survey_id="ux",
+            survey_version=version,
+            event_id=event_id,
+            **fields,
+        )
+
     for n in range(80):
         user = f"s{n}"
         at = day + timedelta(seconds=rng.randrange(86_400 * 2 - 3600))
         version = rng.choice([1, 2])
-        out.append(row("p-a", "survey_shown", at, user_id=user, survey_id="ux", survey_version=version))
+        out.append(survey_row("survey_shown", at, user, version))
         fate = rng.random()
         later = at + timedelta(seconds=rng.randrange(1, 3000))
         if fate < 0.25:
-            out.append(
-                row("p-a", "survey_dismissed", later, user_id=user, survey_id="ux", survey_version=version)
-            )
+            out.append(survey_row("survey_dismissed", later, user, version))
         elif fate < 0.9:
             answers = [{"question_id": "nps", "value": rng.randint(0, 10), "choices": []}]
             if rng.random() < 0.7:
-                answers.append({"question_id": "why", "choices": [], "text": rng.choice(["great", "slow"])})
+                answers.append({"question_id": "why", "choices": [], "text": rng.choice(TEXTS)})
             if rng.random() < 0.8:
                 picked = rng.sample(["speed", "price", "design"], k=rng.randint(1, 3))
                 answers.append({"question_id": "likes", "choices": picked})
-            out.append(
-                row(
-                    "p-a",
-                    "survey_answered",
-                    later,
-                    user_id=user,
-                    survey_id="ux",
-                    survey_version=version,
-                    survey_answers=answers,
-                )
-            )
+            out.append(survey_row("survey_answered", later, user, version, survey_answers=answers))
     return out
 
 
@@ -442,7 +482,7 @@ def test_survey_results_daily_matches_an_independent_computation(warehouse) -> N
     assert promoters and detractors, "the data should hold both bands"
 
 
-def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse) -> None:
+def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse, warehouse_url) -> None:
     """Runs after the results test (same module warehouse): NPS = 100 (promoters - detractors) / answers."""
     definition = {
         "key": "ux",
@@ -458,6 +498,14 @@ def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse) 
     columns = ["project_id", "survey_key", "version", "status", "definition", "created_at"]
     warehouse.insert("surveys", rows, column_names=columns)
     events = survey_events(random.Random(5))
+    scored = scored_rows(events)
+    rescored_earlier = [
+        {**r, "sentiment_score": 0.0, "scored_at": "2000-01-01T00:00:00.000Z"} for r in scored
+    ]
+    clickhouse.insert_json_rows(warehouse, "survey_answer_sentiment", [orjson.dumps(r) for r in scored])
+    clickhouse.insert_json_rows(
+        warehouse, "survey_answer_sentiment", [orjson.dumps(r) for r in rescored_earlier]
+    )
 
     summary = survey_summary(warehouse, "p-a", "ux")
 
@@ -472,3 +520,21 @@ def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse) 
         assert by_question["nps"]["nps"] == pytest.approx(expected_nps)
         assert by_question["nps"]["avg_value"] == pytest.approx(statistics.fmean(values))
         assert by_question["likes"]["nps"] is None and by_question["why"]["text_answers"] > 0
+        scores = [r["sentiment_score"] for r in scored if r["survey_version"] == version]
+        why = by_question["why"]
+        assert why["avg_sentiment"] == pytest.approx(statistics.fmean(scores))
+        labels = Counter(r["sentiment_label"] for r in scored if r["survey_version"] == version)
+        assert (why["positive"], why["negative"]) == (labels["positive"], labels["negative"])
+        assert by_question["nps"]["avg_sentiment"] is None
+    assert {r["sentiment_label"] for r in scored} == {"positive", "negative", "neutral"}
+
+    recent = recent_text_answers(warehouse, "p-a", "ux", limit=5)
+
+    newest = sorted(scored, key=lambda r: r["timestamp"], reverse=True)[:5]
+    assert [(r["version"], r["question"], r["sentiment_score"], r["sentiment_label"]) for r in recent] == [
+        (r["survey_version"], "why", r["sentiment_score"], r["sentiment_label"]) for r in newest
+    ]
+
+    printed = CliRunner().invoke(survey_app, ["results", "ux", "--project", "p-a", "--url", warehouse_url])
+    assert printed.exit_code == 0, printed.output
+    assert "newest open-text answers" in printed.output and newest[0]["sentiment_label"] in printed.output

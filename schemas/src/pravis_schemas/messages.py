@@ -1,7 +1,8 @@
-"""Messages between workers other than raw events: anomaly alerts and sentiment-scored feedback.
+"""Messages between workers other than raw events: anomaly alerts, sentiment-scored feedback and survey
+answers.
 
-Both are written by the stream tier and loaded into ClickHouse tables of the same field names
-(`alerts`, `feedback_scored`) by the loader, with `INSERT ... FORMAT JSONEachRow`.
+They are written by the stream tier and loaded into ClickHouse tables of the same field names
+(`alerts`, `feedback_scored`, `survey_answer_sentiment`) by the loader, with `INSERT ... FORMAT JSONEachRow`.
 """
 
 from enum import StrEnum
@@ -71,6 +72,29 @@ class ScoredFeedback(BaseModel):
     context: str | None = None
     sentiment_score: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     sentiment_label: SentimentLabel | None = None
+    scored_at: UtcDatetime
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+
+class ScoredSurveyAnswer(BaseModel):
+    """A message of the `survey_answers.scored` topic: the sentiment of one open-text answer of a
+    `survey_answered` event, scored as feedback comments are (the text stays in `events.survey_answers`;
+    joined on event_id and question_id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str
+    project_id: str
+    timestamp: UtcDatetime
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    survey_id: str
+    survey_version: int
+    question_id: str
+    sentiment_score: Annotated[float, Field(ge=-1.0, le=1.0)]
+    sentiment_label: SentimentLabel
     scored_at: UtcDatetime
 
     def to_json(self) -> bytes:

@@ -94,18 +94,22 @@ def refresh(url: UrlOption = None) -> None:
 
 
 @survey_app.command("results")
-def results(key: str, project: str = "default", url: UrlOption = None) -> None:
+def results(key: str, project: str = "default", url: UrlOption = None, texts_shown: int = 10) -> None:
     """Responses, response rate, NPS and average per question of each version, from survey_results_daily
-    (as of the last rollup run)."""
+    (as of the last rollup run), the average VADER sentiment of open-text questions, and the newest open-text
+    answers with theirs."""
     from pravis_rollups.clickhouse import connect
-    from pravis_rollups.survey_results import survey_summary
+    from pravis_rollups.survey_results import recent_text_answers, survey_summary
 
     with connect(_warehouse(url)) as client:
         rows = survey_summary(client, project, key)
+        texts = recent_text_answers(client, project, key, limit=texts_shown)
     if not rows:
         console.print(f"no results for survey {key!r} in project {project!r}")
         raise typer.Exit(1)
-    table = Table("version", "question", "shown", "answered", "rate", "responses", "avg", "NPS", title=key)
+    table = Table(
+        "version", "question", "shown", "answered", "rate", "responses", "avg", "NPS", "sentiment", title=key
+    )
     for row in rows:
         table.add_row(
             *(
@@ -119,10 +123,26 @@ def results(key: str, project: str = "default", url: UrlOption = None) -> None:
                     "responses",
                     "avg_value",
                     "nps",
+                    "avg_sentiment",
                 )
             )
         )
     console.print(table)
+    if texts:
+        answers = Table(
+            "time", "version", "question", "sentiment", "score", "answer", title="newest open-text answers"
+        )
+        for t in texts:
+            cells = (
+                t["timestamp"],
+                t["version"],
+                t["question"],
+                t["sentiment_label"],
+                t["sentiment_score"],
+                t["text"],
+            )
+            answers.add_row(*map(_cell, cells))
+        console.print(answers)
 
 
 def _cell(value: Any) -> str:
