@@ -283,3 +283,65 @@ def test_deletion_removes_survey_data(
     delete_user_data(str(gateway.base_url), secret_key, user)
 
     assert {where: n for where, n in rows_holding(clickhouse_url, {user}).items() if n} == {}
+
+
+def normalised(title: str) -> str:
+    """The request a title names, as docs/surveys.md says: lower case, non-alphanumeric runs as one space."""
+    return " ".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
+
+
+def test_feature_request_board_ranks_by_votes_and_shows_the_status(
+    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    dark, offline, voice = f"Dark mode {tag}", f"Offline sync {tag}", f"Voice notes {tag}"
+    votes = [  # (user, event_type, title as the user wrote it)
+        ("fr-a", "feature_request", dark),
+        ("fr-a", "feature_request_vote", f"dark-MODE!! {tag}"),  # the same person again: one vote
+        ("fr-b", "feature_request_vote", f"  DARK mode {tag}"),
+        ("fr-c", "feature_request_vote", dark),
+        ("fr-b", "feature_request", offline),
+        ("fr-c", "feature_request_vote", f"offline_sync {tag}"),
+        ("fr-d", "feature_request", voice),
+    ]
+    events = [event(kind, f"{user}-{tag}", feature_request_title=title) for user, kind, title in votes]
+    assert post(gateway, api_key, events)["status"] == "ok"
+    admin = {"X-API-Key": secret_key}
+
+    bad = gateway.put("/api/v1/feature-requests/status", json={"status": "wontfix"}, headers=admin)
+    planned = gateway.put(
+        "/api/v1/feature-requests/status",
+        json={"title": f"dark mode {tag}", "status": "planned"},
+        headers=admin,
+    )
+    common = ["--secret-key", secret_key, "--gateway", str(gateway.base_url)]
+    done = CliRunner().invoke(survey_app, ["request-status", f"Offline Sync {tag}", "done", *common])
+    refused = CliRunner().invoke(survey_app, ["request-status", offline, "someday", *common])
+
+    assert bad.status_code == 422
+    assert sorted(r.split(":")[0] for r in bad.json()["reasons"]) == ["status", "title"], bad.json()
+    assert planned.status_code == 200, planned.text
+    assert done.exit_code == 0, done.output
+    assert refused.exit_code == 1 and "status: Input should be 'open', 'planned' or 'done'" in refused.output
+
+    voters: dict[str, set[str]] = {}
+    for user, _, title in votes:
+        voters.setdefault(normalised(title), set()).add(user)
+    status = {normalised(dark): "planned", normalised(offline): "done"}
+    expected = sorted(
+        ((request, len(users), status.get(request, "open")) for request, users in voters.items()),
+        key=lambda r: (-r[1], r[0]),
+    )
+
+    def board() -> list[tuple]:
+        response = gateway.get("/api/v1/feature-requests", params={"limit": 1000}, headers=admin)
+        assert response.status_code == 200, response.text
+        mine = [r for r in response.json()["requests"] if r["request"].endswith(tag)]
+        assert all(r["weighted_votes"] == r["votes"] for r in mine)  # no activity rolled up for them
+        return [(r["request"], r["votes"], r["status"]) for r in mine]
+
+    assert wait_until_equal(board, expected) == expected
+    printed = CliRunner().invoke(
+        survey_app, ["requests", "--project", "test-project", "--url", clickhouse_url]
+    )
+    assert printed.exit_code == 0 and "planned" in printed.output, printed.output

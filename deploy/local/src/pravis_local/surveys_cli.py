@@ -1,5 +1,6 @@
 """`pravis survey ...`: save survey and segment definitions through the gateway's admin API (secret key),
-refresh segment members, and print a survey's results from the warehouse."""
+refresh segment members, print a survey's results from the warehouse, and keep the feature-request board
+(statuses set through the gateway, the ranking read from the warehouse)."""
 
 import json
 from pathlib import Path
@@ -149,3 +150,40 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+@survey_app.command("request-status")
+def request_status(
+    title: Annotated[str, typer.Argument(help="The request's title, in any spelling users gave it")],
+    status: Annotated[str, typer.Argument(help="open, planned or done")],
+    secret_key: SecretOption,
+    gateway: GatewayOption = None,
+) -> None:
+    """Set a feature request's status on the board (the gateway refuses other values with a reason)."""
+    response = httpx.put(
+        f"{_gateway(gateway)}/api/v1/feature-requests/status",
+        json={"title": title, "status": status},
+        headers={"X-API-Key": secret_key},
+        timeout=30,
+    )
+    body = response.json()
+    if response.status_code >= 400:
+        console.print(f"[red]{response.status_code}[/] {body.get('error')}")
+        for reason in body.get("reasons", []):
+            console.print(f"  {reason}")
+        raise typer.Exit(1)
+    console.print(f"{title!r} is now {body['status']!r}")
+
+
+@survey_app.command("requests")
+def requests(project: str = "default", limit: int = 50, url: UrlOption = None) -> None:
+    """The feature-request board: ranked by votes, then by votes weighted by the voters' activity."""
+    from pravis_rollups.clickhouse import connect
+    from pravis_schemas.feature_requests import RANKING_SQL, ranking_parameters
+
+    with connect(_warehouse(url)) as client:
+        result = client.query(RANKING_SQL, parameters=ranking_parameters(project, limit))
+    table = Table("request", "votes", "weighted", "status", title=f"feature requests of {project}")
+    for _request, title, votes, weighted, status in result.result_rows:
+        table.add_row(title, str(votes), str(weighted), status)
+    console.print(table)

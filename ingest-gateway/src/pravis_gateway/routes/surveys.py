@@ -3,7 +3,8 @@
 Admin (secret key): `PUT /api/v1/surveys/{key}` and `PUT /api/v1/segments/{key}` save a new version of a
 definition (422 with every reason, one per field, for an invalid one); `GET` on the same paths reads the
 newest version back, or with `history=true` every version; `GET /api/v1/segments` lists the project's
-segments.
+segments. `PUT /api/v1/feature-requests/status` sets a request's status (open/planned/done, 422 otherwise) and
+`GET /api/v1/feature-requests` answers the ranked board with the statuses.
 
 SDKs (write key): `GET /api/v1/surveys?user_id=...&anonymous_id=...` answers the surveys this user should see
 now, with their questions, from the gateway's memory (`pravis_gateway.surveys.book`): no warehouse round
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pravis_schemas.events import ConsentCategory
+from pravis_schemas.feature_requests import StatusChange
 from pravis_schemas.surveys import ReachedFunnelStep, SegmentDefinition, StoredSurvey
 from pydantic import ValidationError
 
@@ -40,6 +42,7 @@ SURVEY_EXAMPLE = {
     "schedule": {"recurrence": "quarterly"},
     "cap": {"max_dismissals": 2, "days_between_surveys": 14},
 }
+STATUS_EXAMPLE = {"title": "Dark mode", "status": "planned"}
 SEGMENT_EXAMPLE = {"conditions": [{"type": "active_days", "min_days": 5, "of_last_days": 30}]}
 
 
@@ -147,6 +150,37 @@ async def list_segments(admin: SecretKey, store: SurveyStoreDep) -> JSONBody:
     except WarehouseUnavailable as exc:
         return error(503, UNAVAILABLE.format(exc), retry_after=5)
     return JSONBody({"status": "ok", "segments": [s.model_dump(mode="json") for s in latest]})
+
+
+@router.put("/feature-requests/status", responses=errors(503))
+async def set_request_status(
+    admin: SecretKey,
+    store: SurveyStoreDep,
+    change: Annotated[dict[str, Any], Body(openapi_examples={"planned": {"value": STATUS_EXAMPLE}})],
+) -> JSONBody:
+    """Set a feature request's status (open/planned/done); `title` is any spelling of the request's title."""
+    try:
+        parsed = StatusChange.model_validate(change)
+    except ValidationError as exc:
+        body = {"status": "error", "error": "invalid status change", "reasons": field_errors(exc)}
+        return JSONBody(body, status_code=422)
+    try:
+        await store.set_request_status(admin.project_id, parsed)
+    except WarehouseUnavailable as exc:
+        return error(503, UNAVAILABLE.format(exc), retry_after=5)
+    return JSONBody({"status": "ok", **parsed.model_dump()})
+
+
+@router.get("/feature-requests", responses=errors(503))
+async def request_board(
+    admin: SecretKey, store: SurveyStoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> JSONBody:
+    """The project's feature requests ranked by votes, then by votes weighted by the voters' activity."""
+    try:
+        board = await store.request_board(admin.project_id, limit)
+    except WarehouseUnavailable as exc:
+        return error(503, UNAVAILABLE.format(exc), retry_after=5)
+    return JSONBody({"status": "ok", "requests": board})
 
 
 def _for_sdk(stored: StoredSurvey) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 import structlog
+from pravis_schemas.feature_requests import RANKING_SQL, SET_STATUS_SQL, StatusChange, ranking_parameters
 from pravis_schemas.funnels import LATEST_FUNNELS_SQL, stored_funnel
 from pravis_schemas.surveys import (
     SEGMENT_MEMBERS_SQL,
@@ -125,6 +126,16 @@ class SurveyStore:
             lambda c: c.query(LATEST_FUNNELS_SQL, parameters={"project": project_id}).result_rows
         )
         return {f.definition.key: len(f.definition.steps) for f in map(stored_funnel, rows)}
+
+    async def set_request_status(self, project_id: str, change: StatusChange) -> None:
+        parameters = {"project": project_id, "title": change.title, "status": change.status}
+        await self._warehouse.run(lambda c: c.command(SET_STATUS_SQL, parameters=parameters))
+
+    async def request_board(self, project_id: str, limit: int) -> list[dict[str, Any]]:
+        result = await self._warehouse.run(
+            lambda c: c.query(RANKING_SQL, parameters=ranking_parameters(project_id, limit))
+        )
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
     async def save(self, table: Table, project_id: str, definition: Definition) -> tuple[Any, bool]:
         """Store `definition` as the next version; an unchanged one keeps its version. (stored, created)
