@@ -345,3 +345,36 @@ def test_feature_request_board_ranks_by_votes_and_shows_the_status(
         survey_app, ["requests", "--project", "test-project", "--url", clickhouse_url]
     )
     assert printed.exit_code == 0 and "planned" in printed.output, printed.output
+
+
+def test_a_user_who_logs_in_is_capped_by_what_their_anonymous_id_answered(
+    gateway: httpx.Client, api_key: str, secret_key: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    key, anonymous, user = f"cap-login-{tag}", f"anon-{tag}", f"user-{tag}"
+    everyone = {**SURVEY, "segments": [], "cap": {"max_dismissals": 1, "days_between_surveys": 0}}
+    saved = gateway.put(f"/api/v1/surveys/{key}", json=everyone, headers={"X-API-Key": secret_key})
+    assert saved.status_code == 201, saved.text
+
+    def shown(**ids: str) -> bool:
+        response = gateway.get("/api/v1/surveys", params=ids, headers={"X-API-Key": api_key})
+        return key in [s["id"] for s in response.json()["surveys"]]
+
+    assert shown(anonymous_id=anonymous)
+    answer = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "survey_answered",
+        "timestamp": now_iso(),
+        "anonymous_id": anonymous,
+        "survey_id": key,
+        "survey_version": saved.json()["version"],
+        "survey_answers": [{"question_id": "nps", "value": 9}],
+    }
+    assert post(gateway, api_key, [answer])["status"] == "ok"
+    assert not shown(anonymous_id=anonymous)
+    assert shown(user_id=user), "not linked yet: the user id is a person of its own"
+
+    login = event("identify", user, anonymous_id=anonymous)
+    assert post(gateway, api_key, [login])["status"] == "ok"
+
+    assert wait_until_equal(lambda: shown(user_id=user), False) is False
