@@ -21,7 +21,7 @@ from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
 from pravis_rollups.segment_refresh import refresh_segments
-from pravis_rollups.survey_results import recent_text_answers, survey_summary
+from pravis_rollups.survey_results import recent_text_answers, segment_results, survey_summary
 from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
 from pravis_schemas.surveys import SegmentDefinition
 from typer.testing import CliRunner
@@ -538,3 +538,73 @@ def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse, 
     printed = CliRunner().invoke(survey_app, ["results", "ux", "--project", "p-a", "--url", warehouse_url])
     assert printed.exit_code == 0, printed.output
     assert "newest open-text answers" in printed.output and newest[0]["sentiment_label"] in printed.output
+
+
+def test_segment_results_match_the_members_model(warehouse, warehouse_url, events) -> None:
+    """Answers by members of the synthetic segments, after their refresh (so the answers change no
+    membership): per segment and version, answered events, NPS responses, average and NPS as computed here."""
+    save_segments(warehouse)
+    refresh_segments(warehouse, AS_OF)
+    members = model_members(events)
+    rng = random.Random(11)
+    ids = sorted({e.get("user_id") or e["anonymous_id"] for e in events if e["project_id"] == "p-a"})
+    answers = []
+    for distinct_id in rng.sample(ids, 40):
+        answer = [{"question_id": "nps", "value": rng.randint(0, 10), "choices": []}]
+        if rng.random() < 0.2:
+            answer = [{"question_id": "why", "choices": [], "text": "fine"}]  # no NPS response
+        who = {"user_id": distinct_id} if distinct_id.startswith("u") else {"anonymous_id": distinct_id}
+        at = AS_OF - timedelta(hours=rng.randrange(1, 48))
+        answers.append(
+            row(
+                "p-a",
+                "survey_answered",
+                at,
+                survey_id="seg-ux",
+                survey_version=rng.choice([1, 2]),
+                survey_answers=answer,
+                **who,
+            )
+        )
+    clickhouse.insert_json_rows(warehouse, "events", [orjson.dumps(e) for e in answers])
+
+    got = {(r["segment"], r["version"]): r for r in segment_results(warehouse, "p-a", "seg-ux", "nps")}
+
+    expected = {}
+    for (project, segment), member_ids in members.items():
+        for version in (1, 2):
+            mine = [
+                e
+                for e in answers
+                if project == "p-a"
+                and e["survey_version"] == version
+                and (e.get("user_id") or e["anonymous_id"]) in member_ids
+            ]
+            values = [a["value"] for e in mine for a in e["survey_answers"] if a["question_id"] == "nps"]
+            if mine:
+                score = (
+                    100 * (sum(v >= 9 for v in values) - sum(v <= 6 for v in values)) / len(values)
+                    if values
+                    else None
+                )
+                expected[(segment, version)] = (
+                    len(mine),
+                    len(values),
+                    statistics.fmean(values) if values else None,
+                    score,
+                )
+    assert len(expected) >= 4, "the answers should fall into several segments"
+    assert got.keys() == expected.keys()
+    for key, (answered, responses, average, score) in expected.items():
+        row_ = got[key]
+        assert (row_["answered"], row_["responses"]) == (answered, responses), key
+        assert row_["avg_value"] == pytest.approx(average) and row_["nps"] == pytest.approx(score), key
+
+    days = sorted({date.fromisoformat(e["timestamp"][:10]) for e in answers})
+    run_rollups(
+        warehouse, days[0], days[-1], names=["survey_results_daily"], options=RollupOptions(as_of=days[-1])
+    )
+    listed = ["results", "seg-ux", "--project", "p-a", "--url", warehouse_url, "--by-segment", "nps"]
+    printed = CliRunner().invoke(survey_app, listed, terminal_width=200)
+    assert printed.exit_code == 0 and "nps per segment" in printed.output, printed.output
+    assert all(segment in printed.output for segment, _ in got), printed.output

@@ -2,14 +2,15 @@
 results` prints and the product dashboard shows. NPS is computed for the questions the version's definition
 (table `surveys`) says are NPS questions: 100 x (promoters - detractors) / answers. Open-text questions carry
 the VADER sentiment the stream tier gave their answers (`survey_answer_sentiment`): the average compound score
-and the positive / negative counts; `recent_text_answers` lists the newest answers with theirs."""
+and the positive / negative counts; `recent_text_answers` lists the newest answers with theirs, and
+`segment_results` breaks a question's figures down per segment and version."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.surveys import SurveyDefinition
+from pravis_schemas.surveys import NPS_DETRACTOR_MAX, NPS_PROMOTER_MIN, SurveyDefinition
 
 SUMMARY_SQL = """
 SELECT survey_version, question_id, sum(shown), sum(dismissed), sum(answered), sum(responses),
@@ -43,6 +44,26 @@ LEFT JOIN (
 ) AS s ON s.event_id = a.event_id AND s.question_id = a.question_id
 ORDER BY a.timestamp DESC"""
 """The newest open-text answers; sentiment NULL until the stream tier's score is loaded (join_use_nulls)."""
+SEGMENT_RESULTS_SQL = """
+SELECT m.segment_key AS segment, a.version AS version, count() AS answered, uniqExact(a.distinct_id) AS ids,
+       countIf(a.value IS NOT NULL) AS responses, avg(a.value) AS avg_value,
+       countIf(a.value >= {promoter_min:Int16}) AS promoters,
+       countIf(a.value > {detractor_max:Int16} AND a.value < {promoter_min:Int16}) AS passives,
+       countIf(a.value <= {detractor_max:Int16}) AS detractors
+FROM (
+    SELECT distinct_id, assumeNotNull(survey_version) AS version,
+           arrayFirst(x -> x.question_id = {question:String}, survey_answers).value AS value
+    FROM events FINAL
+    WHERE project_id = {project:String} AND event_type = 'survey_answered' AND survey_id = {key:String}
+) AS a
+INNER JOIN (
+    SELECT distinct_id, segment_key FROM segment_members
+    WHERE project_id = {project:String} AND refresh_id = (SELECT max(refresh_id) FROM segment_refreshes)
+) AS m ON m.distinct_id = a.distinct_id
+GROUP BY segment, version
+ORDER BY segment, version"""
+"""Answers of a survey per segment (members of the newest refresh, every id of a member person listed) and
+version, with the figures of one rating/NPS question."""
 DEFINITIONS_SQL = (
     "SELECT version, definition FROM surveys FINAL "
     "WHERE project_id = {project:String} AND survey_key = {key:String}"
@@ -89,6 +110,23 @@ def survey_summary(client: Client, project_id: str, key: str) -> list[dict[str, 
                 "negative": negative,
             }
         )
+    return rows
+
+
+def segment_results(client: Client, project_id: str, key: str, question: str) -> list[dict[str, Any]]:
+    """Per segment and version: answered events, responses to `question`, its average, and NPS (meaningful
+    when `question` is an NPS question)."""
+    parameters = {
+        "project": project_id,
+        "key": key,
+        "question": question,
+        "promoter_min": NPS_PROMOTER_MIN,
+        "detractor_max": NPS_DETRACTOR_MAX,
+    }
+    result = client.query(SEGMENT_RESULTS_SQL, parameters=parameters)
+    rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    for row in rows:
+        row["nps"] = nps(row.pop("promoters"), row.pop("passives"), row.pop("detractors"))
     return rows
 
 

@@ -95,16 +95,25 @@ def refresh(url: UrlOption = None) -> None:
 
 
 @survey_app.command("results")
-def results(key: str, project: str = "default", url: UrlOption = None, texts_shown: int = 10) -> None:
+def results(
+    key: str,
+    project: str = "default",
+    url: UrlOption = None,
+    texts_shown: int = 10,
+    by_segment: Annotated[
+        str | None, typer.Option(help="A rating/NPS question id: its figures per segment")
+    ] = None,
+) -> None:
     """Responses, response rate, NPS and average per question of each version, from survey_results_daily
     (as of the last rollup run), the average VADER sentiment of open-text questions, and the newest open-text
     answers with theirs."""
     from pravis_rollups.clickhouse import connect
-    from pravis_rollups.survey_results import recent_text_answers, survey_summary
+    from pravis_rollups.survey_results import recent_text_answers, segment_results, survey_summary
 
     with connect(_warehouse(url)) as client:
         rows = survey_summary(client, project, key)
         texts = recent_text_answers(client, project, key, limit=texts_shown)
+        per_segment = segment_results(client, project, key, by_segment) if by_segment else []
     if not rows:
         console.print(f"no results for survey {key!r} in project {project!r}")
         raise typer.Exit(1)
@@ -144,6 +153,14 @@ def results(key: str, project: str = "default", url: UrlOption = None, texts_sho
             )
             answers.add_row(*map(_cell, cells))
         console.print(answers)
+    if by_segment:
+        segments = Table(
+            "segment", "version", "answered", "responses", "avg", "NPS", title=f"{by_segment} per segment"
+        )
+        for s in per_segment:
+            cells = (s["segment"], s["version"], s["answered"], s["responses"], s["avg_value"], s["nps"])
+            segments.add_row(*map(_cell, cells))
+        console.print(segments)
 
 
 def _cell(value: Any) -> str:
