@@ -54,9 +54,9 @@ class SentimentLabel(StrEnum):
     NEGATIVE = "negative"
 
 
-class ScoredFeedback(BaseModel):
-    """A message of the `feedback.scored` topic (key: user id or anonymous id): a feedback event with the
-    sentiment of its comment. `sentiment_score` is VADER's compound score in [-1, 1]."""
+class ScoredEvent(BaseModel):
+    """What every sentiment message of the stream tier says of the event it scored (key: user id or
+    anonymous id)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +65,15 @@ class ScoredFeedback(BaseModel):
     timestamp: UtcDatetime
     user_id: str | None = None
     anonymous_id: str | None = None
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+
+class ScoredFeedback(ScoredEvent):
+    """A message of the `feedback.scored` topic: a feedback event with the sentiment of its comment.
+    `sentiment_score` is VADER's compound score in [-1, 1]."""
+
     session_id: str | None = None
     interaction_id: str | None = None
     rating: Annotated[int, Field(ge=1, le=5)]
@@ -74,31 +83,18 @@ class ScoredFeedback(BaseModel):
     sentiment_label: SentimentLabel | None = None
     scored_at: UtcDatetime
 
-    def to_json(self) -> bytes:
-        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
-
-class ScoredSurveyAnswer(BaseModel):
+class ScoredSurveyAnswer(ScoredEvent):
     """A message of the `survey_answers.scored` topic: the sentiment of one open-text answer of a
     `survey_answered` event, scored as feedback comments are (the text stays in `events.survey_answers`;
     joined on event_id and question_id)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    event_id: str
-    project_id: str
-    timestamp: UtcDatetime
-    user_id: str | None = None
-    anonymous_id: str | None = None
     survey_id: str
     survey_version: int
     question_id: str
     sentiment_score: Annotated[float, Field(ge=-1.0, le=1.0)]
     sentiment_label: SentimentLabel
     scored_at: UtcDatetime
-
-    def to_json(self) -> bytes:
-        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
 
 class ConsentRecord(BaseModel):

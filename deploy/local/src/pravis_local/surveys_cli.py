@@ -32,6 +32,17 @@ def _warehouse(url: str | None) -> str:
     return url or f"http://{settings.host}:{settings.warehouse_port}/{settings.warehouse_database}"
 
 
+def _accepted(response: httpx.Response) -> dict[str, Any]:
+    """The body of a successful admin call; otherwise the error and each reason printed, exit 1."""
+    body = response.json()
+    if response.status_code >= 400:
+        console.print(f"[red]{response.status_code}[/] {body.get('error')}")
+        for reason in body.get("reasons", []):
+            console.print(f"  {reason}")
+        raise typer.Exit(1)
+    return body
+
+
 def _put(kind: str, key: str, file: Path, secret_key: str, gateway: str | None) -> None:
     response = httpx.put(
         f"{_gateway(gateway)}/api/v1/{kind}/{key}",
@@ -39,12 +50,7 @@ def _put(kind: str, key: str, file: Path, secret_key: str, gateway: str | None) 
         headers={"X-API-Key": secret_key},
         timeout=30,
     )
-    body = response.json()
-    if response.status_code >= 400:
-        console.print(f"[red]{response.status_code}[/] {body.get('error')}")
-        for reason in body.get("reasons", []):
-            console.print(f"  {reason}")
-        raise typer.Exit(1)
+    body = _accepted(response)
     state = "saved as" if body["created"] else "unchanged, still"
     console.print(f"{kind[:-1]} {key!r} {state} version {body['version']}")
 
@@ -183,12 +189,7 @@ def request_status(
         headers={"X-API-Key": secret_key},
         timeout=30,
     )
-    body = response.json()
-    if response.status_code >= 400:
-        console.print(f"[red]{response.status_code}[/] {body.get('error')}")
-        for reason in body.get("reasons", []):
-            console.print(f"  {reason}")
-        raise typer.Exit(1)
+    body = _accepted(response)
     console.print(f"{title!r} is now {body['status']!r}")
 
 
