@@ -15,6 +15,7 @@ from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import ROLLUPS, RollupOptions
 from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tests.support.persons import persons
 
@@ -38,6 +39,28 @@ def ready_queries() -> list[tuple[str, str]]:
 QUERIES = ready_queries()
 
 
+def scored_answers(dataset: Dataset) -> list[dict[str, Any]]:
+    """What the stream tier publishes for the dataset's open-text survey answers (VADER's own scores)."""
+    analyzer = SentimentIntensityAnalyzer()
+    rows = []
+    for e in dataset.all_events():
+        for answer in e.get("survey_answers") or ():
+            if answer.get("text"):
+                score = analyzer.polarity_scores(answer["text"])["compound"]
+                label = "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+                keep = ("event_id", "project_id", "timestamp", "user_id", "survey_id", "survey_version")
+                rows.append(
+                    {k: e[k] for k in keep if k in e}
+                    | {
+                        "question_id": answer["question_id"],
+                        "sentiment_score": score,
+                        "sentiment_label": label,
+                    }
+                    | {"scored_at": e["received_at"]}
+                )
+    return rows
+
+
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
@@ -55,6 +78,7 @@ def warehouse(clickhouse_server: str, dataset: Dataset) -> Iterator[Any]:
         clickhouse.insert_json_rows(client, "events", json_rows(demo_resource_samples(dataset)))
         clickhouse.refresh_identity_merges(client)  # as the loader does after a batch with aliases
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(dataset.scored_feedback))
+        clickhouse.insert_json_rows(client, "survey_answer_sentiment", json_rows(scored_answers(dataset)))
         funnel = FunnelDefinition(
             key="browse", steps=[{"event_type": "page_view"}, {"event_type": "feature_use"}]
         )

@@ -29,8 +29,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pravis_gateway.keys import KeyStore
 from pravis_schemas import topics
 from pravis_schemas.messages import Alert, AlertStatus, Severity
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from tests.helpers import now_iso, page_view
+from tests.helpers import now_iso, page_view, query_rows, wait_until_equal
 from tests.support import services
 
 EVENTS_PATH = "/api/v1/analytics/events"
@@ -327,3 +328,59 @@ def test_live_api_rejects_bad_parameters(stream: Stream):
     unknown = httpx.get(f"{stream.url}/live/{uuid.uuid4()}/summary").json()
     assert unknown["events"]["total"] == 0
     assert "pravis_stream_events_total" in httpx.get(f"{stream.url}/metrics").text
+
+
+def test_open_text_survey_answers_land_with_vaders_sentiment(
+    stream: Stream, gateway_url: str, api_key: str, secret_key: str, loader, clickhouse_url: str
+) -> None:
+    """gateway → events → stream tier (scores each open-text answer) → `survey_answers.scored` → loader →
+    `survey_answer_sentiment`, with the scores the vaderSentiment package itself gives the texts."""
+    survey = f"stream-ux-{secrets.token_hex(3)}"
+    definition = {
+        "status": "running",
+        "questions": [
+            {"id": "nps", "type": "nps", "text": "Recommend us?"},
+            {"id": "why", "type": "open_text", "text": "Why?", "required": False},
+        ],
+    }
+    saved = httpx.put(
+        f"{gateway_url}/api/v1/surveys/{survey}",
+        json=definition,
+        headers={"X-API-Key": secret_key},
+        timeout=30,
+    )
+    assert saved.status_code == 201, saved.text
+    texts = {"u-love": "I love how fast search is now!", "u-hate": "Checkout keeps failing, I hate it."}
+    events = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "survey_answered",
+            "timestamp": now_iso(),
+            "user_id": user,
+            "survey_id": survey,
+            "survey_version": 1,
+            "survey_answers": [{"question_id": "nps", "value": 8}, {"question_id": "why", "text": text}],
+        }
+        for user, text in texts.items()
+    ]
+    response = httpx.post(
+        f"{gateway_url}{EVENTS_PATH}", json={"events": events}, headers={"X-API-Key": api_key}, timeout=30
+    )
+    assert response.json()["status"] == "ok", response.text
+
+    def stored() -> list[tuple]:
+        return query_rows(
+            clickhouse_url,
+            "SELECT user_id, question_id, sentiment_score, sentiment_label FROM survey_answer_sentiment "
+            "FINAL WHERE survey_id = {s:String} ORDER BY user_id",
+            s=survey,
+        )
+
+    reference = SentimentIntensityAnalyzer()
+    expected = []
+    for user, text in sorted(texts.items()):
+        compound = reference.polarity_scores(text)["compound"]
+        label = "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+        expected.append((user, "why", compound, label))
+    assert wait_until_equal(stored, expected, timeout_s=90) == expected
+    assert {row[3] for row in expected} == {"positive", "negative"}

@@ -93,6 +93,26 @@ def test_bad_definitions_get_a_reason_per_field(gateway: httpx.Client, secret_ke
     assert segment.status_code == 422 and segment.json()["reasons"][0].startswith("conditions")
 
 
+def test_a_funnel_step_condition_must_name_a_saved_funnel_and_one_of_its_steps(
+    gateway: httpx.Client, secret_key: str
+) -> None:
+    headers = {"X-API-Key": secret_key}
+    funnel = {"steps": [{"event_type": "page_view"}, {"event_type": "feature_use"}]}
+    assert gateway.put("/api/v1/funnels/seg-funnel", json=funnel, headers=headers).status_code in (200, 201)
+
+    def put(key: str, step: int) -> httpx.Response:
+        condition = {"type": "funnel_step", "funnel_key": key, "step": step}
+        return gateway.put("/api/v1/segments/reached", json={"conditions": [condition]}, headers=headers)
+
+    missing, beyond, good = put("no-such-funnel", 1), put("seg-funnel", 3), put("seg-funnel", 2)
+
+    assert missing.status_code == 422
+    assert missing.json()["reasons"] == ["conditions.0.funnel_key: no funnel 'no-such-funnel' in the project"]
+    assert beyond.status_code == 422
+    assert beyond.json()["reasons"] == ["conditions.0.step: funnel 'seg-funnel' has steps 1..2"]
+    assert good.status_code in (200, 201), good.text
+
+
 def test_cli_saves_definitions_and_prints_the_reasons_of_a_bad_one(
     gateway: httpx.Client, secret_key: str, tmp_path: Path
 ) -> None:
@@ -263,3 +283,98 @@ def test_deletion_removes_survey_data(
     delete_user_data(str(gateway.base_url), secret_key, user)
 
     assert {where: n for where, n in rows_holding(clickhouse_url, {user}).items() if n} == {}
+
+
+def normalised(title: str) -> str:
+    """The request a title names, as docs/surveys.md says: lower case, non-alphanumeric runs as one space."""
+    return " ".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
+
+
+def test_feature_request_board_ranks_by_votes_and_shows_the_status(
+    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    dark, offline, voice = f"Dark mode {tag}", f"Offline sync {tag}", f"Voice notes {tag}"
+    votes = [  # (user, event_type, title as the user wrote it)
+        ("fr-a", "feature_request", dark),
+        ("fr-a", "feature_request_vote", f"dark-MODE!! {tag}"),  # the same person again: one vote
+        ("fr-b", "feature_request_vote", f"  DARK mode {tag}"),
+        ("fr-c", "feature_request_vote", dark),
+        ("fr-b", "feature_request", offline),
+        ("fr-c", "feature_request_vote", f"offline_sync {tag}"),
+        ("fr-d", "feature_request", voice),
+    ]
+    events = [event(kind, f"{user}-{tag}", feature_request_title=title) for user, kind, title in votes]
+    assert post(gateway, api_key, events)["status"] == "ok"
+    admin = {"X-API-Key": secret_key}
+
+    bad = gateway.put("/api/v1/feature-requests/status", json={"status": "wontfix"}, headers=admin)
+    planned = gateway.put(
+        "/api/v1/feature-requests/status",
+        json={"title": f"dark mode {tag}", "status": "planned"},
+        headers=admin,
+    )
+    common = ["--secret-key", secret_key, "--gateway", str(gateway.base_url)]
+    done = CliRunner().invoke(survey_app, ["request-status", f"Offline Sync {tag}", "done", *common])
+    refused = CliRunner().invoke(survey_app, ["request-status", offline, "someday", *common])
+
+    assert bad.status_code == 422
+    assert sorted(r.split(":")[0] for r in bad.json()["reasons"]) == ["status", "title"], bad.json()
+    assert planned.status_code == 200, planned.text
+    assert done.exit_code == 0, done.output
+    assert refused.exit_code == 1 and "status: Input should be 'open', 'planned' or 'done'" in refused.output
+
+    voters: dict[str, set[str]] = {}
+    for user, _, title in votes:
+        voters.setdefault(normalised(title), set()).add(user)
+    status = {normalised(dark): "planned", normalised(offline): "done"}
+    expected = sorted(
+        ((request, len(users), status.get(request, "open")) for request, users in voters.items()),
+        key=lambda r: (-r[1], r[0]),
+    )
+
+    def board() -> list[tuple]:
+        response = gateway.get("/api/v1/feature-requests", params={"limit": 1000}, headers=admin)
+        assert response.status_code == 200, response.text
+        mine = [r for r in response.json()["requests"] if r["request"].endswith(tag)]
+        assert all(r["weighted_votes"] == r["votes"] for r in mine)  # no activity rolled up for them
+        return [(r["request"], r["votes"], r["status"]) for r in mine]
+
+    assert wait_until_equal(board, expected) == expected
+    printed = CliRunner().invoke(
+        survey_app, ["requests", "--project", "test-project", "--url", clickhouse_url]
+    )
+    assert printed.exit_code == 0 and "planned" in printed.output, printed.output
+
+
+def test_a_user_who_logs_in_is_capped_by_what_their_anonymous_id_answered(
+    gateway: httpx.Client, api_key: str, secret_key: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    key, anonymous, user = f"cap-login-{tag}", f"anon-{tag}", f"user-{tag}"
+    everyone = {**SURVEY, "segments": [], "cap": {"max_dismissals": 1, "days_between_surveys": 0}}
+    saved = gateway.put(f"/api/v1/surveys/{key}", json=everyone, headers={"X-API-Key": secret_key})
+    assert saved.status_code == 201, saved.text
+
+    def shown(**ids: str) -> bool:
+        response = gateway.get("/api/v1/surveys", params=ids, headers={"X-API-Key": api_key})
+        return key in [s["id"] for s in response.json()["surveys"]]
+
+    assert shown(anonymous_id=anonymous)
+    answer = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "survey_answered",
+        "timestamp": now_iso(),
+        "anonymous_id": anonymous,
+        "survey_id": key,
+        "survey_version": saved.json()["version"],
+        "survey_answers": [{"question_id": "nps", "value": 9}],
+    }
+    assert post(gateway, api_key, [answer])["status"] == "ok"
+    assert not shown(anonymous_id=anonymous)
+    assert shown(user_id=user), "not linked yet: the user id is a person of its own"
+
+    login = event("identify", user, anonymous_id=anonymous)
+    assert post(gateway, api_key, [login])["status"] == "ok"
+
+    assert wait_until_equal(lambda: shown(user_id=user), False) is False

@@ -16,12 +16,16 @@ from typing import Any
 
 import orjson
 import pytest
+from pravis_local.surveys_cli import survey_app
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
 from pravis_rollups.segment_refresh import refresh_segments
-from pravis_rollups.survey_results import survey_summary
+from pravis_rollups.survey_results import recent_text_answers, segment_results, survey_summary
+from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
 from pravis_schemas.surveys import SegmentDefinition
+from typer.testing import CliRunner
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tests.support.persons import persons
 
@@ -47,7 +51,18 @@ SEGMENTS = {
         {"type": "first_seen", "after": "2026-05-20"},
         {"type": "attribute", "attribute": "locale", "values": ["de-DE"]},
     ],
+    "reached-export": [{"type": "funnel_step", "funnel_key": "explore", "step": 2, "within_days": 20}],
 }
+FUNNEL = {
+    "key": "explore",
+    "steps": [
+        {"event_type": "page_view"},
+        {"event_type": "feature_use", "filters": [{"property": "feature_name", "equals": "export"}]},
+    ],
+    "window_s": 7 * 86_400,
+    "count_by": "session",
+}
+"""Counted per person in a segment although the funnel itself counts sessions."""
 
 
 def iso(moment: datetime) -> str:
@@ -132,6 +147,45 @@ def synthetic_events(rng: random.Random) -> list[dict]:
 # ---------------------------------------------------------------- the independent model of the conditions
 
 
+def reached_funnel_step(condition: dict, rows: list[dict], at) -> bool:
+    """docs/funnels.md, ordered: the person enters at its first step-1 event on the days from
+    (AS_OF - within_days) to AS_OF's day; each later step is its first matching event after the previous
+    step's, within the window of the entry."""
+    first_day = (AS_OF - timedelta(days=condition["within_days"])).date()
+    steps = FUNNEL["steps"]
+
+    def matches(e: dict, step: dict) -> bool:
+        return e["event_type"] == step["event_type"] and all(
+            e.get(f["property"]) == f["equals"] for f in step.get("filters", [])
+        )
+
+    ordered = sorted(rows, key=lambda e: (at(e), e["event_id"]))
+    entry = next(
+        (
+            i
+            for i, e in enumerate(ordered)
+            if matches(e, steps[0]) and first_day <= at(e).date() <= AS_OF.date()
+        ),
+        None,
+    )
+    if entry is None:
+        return False
+    deadline = at(ordered[entry]) + timedelta(seconds=FUNNEL["window_s"])
+    position = entry
+    for step in steps[1 : condition["step"]]:
+        position = next(
+            (
+                i
+                for i in range(position + 1, len(ordered))
+                if matches(ordered[i], step) and at(ordered[i]) <= deadline
+            ),
+            None,
+        )
+        if position is None:
+            return False
+    return True
+
+
 def model_members(events: list[dict]) -> dict[tuple[str, str], set[str]]:
     """(project, segment) -> ids of member persons, by the rules as documented."""
     person = persons(events)
@@ -181,6 +235,8 @@ def model_members(events: list[dict]) -> dict[tuple[str, str], set[str]]:
             seen = [e for e in rows if e.get(condition["attribute"]) is not None]
             latest = max(seen, key=at)[condition["attribute"]] if seen else ""
             return latest in condition["values"]
+        if kind == "funnel_step":
+            return reached_funnel_step(condition, rows, at)
         if kind == "rating_at_most":
             return any(
                 e["event_type"] == "feedback"
@@ -204,8 +260,13 @@ def events() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def warehouse(clickhouse_server: str, events: list[dict]) -> Iterator[Any]:
-    url = f"{clickhouse_server}/pravis_surveys_{secrets.token_hex(4)}"
+def warehouse_url(clickhouse_server: str) -> str:
+    return f"{clickhouse_server}/pravis_surveys_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module")
+def warehouse(warehouse_url: str, events: list[dict]) -> Iterator[Any]:
+    url = warehouse_url
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
         rows = [orjson.dumps(e) for e in events]
@@ -224,6 +285,10 @@ def save_segments(client) -> None:
             rows.append([project, key, 1, definition.model_dump_json(), now])
     client.insert(
         "segments", rows, column_names=["project_id", "segment_key", "version", "definition", "created_at"]
+    )
+    funnel = FunnelDefinition.model_validate(FUNNEL).model_dump_json()
+    client.insert(
+        "funnels", [[p, FUNNEL["key"], 1, funnel, now] for p in PROJECTS], column_names=list(FUNNEL_COLUMNS)
     )
 
 
@@ -253,38 +318,70 @@ def test_segment_members_match_the_model_of_every_condition_type(warehouse, even
 # ------------------------------------------------------- survey results vs an independent computation
 
 
+TEXTS = ("great", "so slow", "I hate the new menu", "it is an app", "love it, really nice")
+
+
+def scored_rows(events: list[dict]) -> list[dict]:
+    """What the stream tier sends for the open-text answers: the vaderSentiment package's own scores."""
+    analyzer = SentimentIntensityAnalyzer()
+    rows = []
+    for e in events:
+        for answer in e.get("survey_answers", []):
+            if answer.get("text"):
+                compound = analyzer.polarity_scores(answer["text"])["compound"]
+                label = "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+                rows.append(
+                    {
+                        "event_id": e["event_id"],
+                        "project_id": e["project_id"],
+                        "timestamp": e["timestamp"],
+                        "user_id": e["user_id"],
+                        "survey_id": e["survey_id"],
+                        "survey_version": e["survey_version"],
+                        "question_id": answer["question_id"],
+                        "sentiment_score": compound,
+                        "sentiment_label": label,
+                        "scored_at": e["timestamp"],
+                    }
+                )
+    return rows
+
+
 def survey_events(rng: random.Random) -> list[dict]:
+    """The same events, event ids included, for the same seed (the tests below regenerate them)."""
     out = []
     day = AS_OF - timedelta(days=2)
+
+    def survey_row(event_type: str, at: datetime, user: str, version: int, **fields) -> dict:
+        event_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        return row(
+            "p-a",
+            event_type,
+            at,
+            user_id=user,
+            survey_id="ux",
+            survey_version=version,
+            event_id=event_id,
+            **fields,
+        )
+
     for n in range(80):
         user = f"s{n}"
         at = day + timedelta(seconds=rng.randrange(86_400 * 2 - 3600))
         version = rng.choice([1, 2])
-        out.append(row("p-a", "survey_shown", at, user_id=user, survey_id="ux", survey_version=version))
+        out.append(survey_row("survey_shown", at, user, version))
         fate = rng.random()
         later = at + timedelta(seconds=rng.randrange(1, 3000))
         if fate < 0.25:
-            out.append(
-                row("p-a", "survey_dismissed", later, user_id=user, survey_id="ux", survey_version=version)
-            )
+            out.append(survey_row("survey_dismissed", later, user, version))
         elif fate < 0.9:
             answers = [{"question_id": "nps", "value": rng.randint(0, 10), "choices": []}]
             if rng.random() < 0.7:
-                answers.append({"question_id": "why", "choices": [], "text": rng.choice(["great", "slow"])})
+                answers.append({"question_id": "why", "choices": [], "text": rng.choice(TEXTS)})
             if rng.random() < 0.8:
                 picked = rng.sample(["speed", "price", "design"], k=rng.randint(1, 3))
                 answers.append({"question_id": "likes", "choices": picked})
-            out.append(
-                row(
-                    "p-a",
-                    "survey_answered",
-                    later,
-                    user_id=user,
-                    survey_id="ux",
-                    survey_version=version,
-                    survey_answers=answers,
-                )
-            )
+            out.append(survey_row("survey_answered", later, user, version, survey_answers=answers))
     return out
 
 
@@ -385,7 +482,7 @@ def test_survey_results_daily_matches_an_independent_computation(warehouse) -> N
     assert promoters and detractors, "the data should hold both bands"
 
 
-def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse) -> None:
+def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse, warehouse_url) -> None:
     """Runs after the results test (same module warehouse): NPS = 100 (promoters - detractors) / answers."""
     definition = {
         "key": "ux",
@@ -401,6 +498,14 @@ def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse) 
     columns = ["project_id", "survey_key", "version", "status", "definition", "created_at"]
     warehouse.insert("surveys", rows, column_names=columns)
     events = survey_events(random.Random(5))
+    scored = scored_rows(events)
+    rescored_earlier = [
+        {**r, "sentiment_score": 0.0, "scored_at": "2000-01-01T00:00:00.000Z"} for r in scored
+    ]
+    clickhouse.insert_json_rows(warehouse, "survey_answer_sentiment", [orjson.dumps(r) for r in scored])
+    clickhouse.insert_json_rows(
+        warehouse, "survey_answer_sentiment", [orjson.dumps(r) for r in rescored_earlier]
+    )
 
     summary = survey_summary(warehouse, "p-a", "ux")
 
@@ -415,3 +520,91 @@ def test_survey_summary_gives_nps_per_version_for_nps_questions_only(warehouse) 
         assert by_question["nps"]["nps"] == pytest.approx(expected_nps)
         assert by_question["nps"]["avg_value"] == pytest.approx(statistics.fmean(values))
         assert by_question["likes"]["nps"] is None and by_question["why"]["text_answers"] > 0
+        scores = [r["sentiment_score"] for r in scored if r["survey_version"] == version]
+        why = by_question["why"]
+        assert why["avg_sentiment"] == pytest.approx(statistics.fmean(scores))
+        labels = Counter(r["sentiment_label"] for r in scored if r["survey_version"] == version)
+        assert (why["positive"], why["negative"]) == (labels["positive"], labels["negative"])
+        assert by_question["nps"]["avg_sentiment"] is None
+    assert {r["sentiment_label"] for r in scored} == {"positive", "negative", "neutral"}
+
+    recent = recent_text_answers(warehouse, "p-a", "ux", limit=5)
+
+    newest = sorted(scored, key=lambda r: r["timestamp"], reverse=True)[:5]
+    assert [(r["version"], r["question"], r["sentiment_score"], r["sentiment_label"]) for r in recent] == [
+        (r["survey_version"], "why", r["sentiment_score"], r["sentiment_label"]) for r in newest
+    ]
+
+    printed = CliRunner().invoke(survey_app, ["results", "ux", "--project", "p-a", "--url", warehouse_url])
+    assert printed.exit_code == 0, printed.output
+    assert "newest open-text answers" in printed.output and newest[0]["sentiment_label"] in printed.output
+
+
+def test_segment_results_match_the_members_model(warehouse, warehouse_url, events) -> None:
+    """Answers by members of the synthetic segments, after their refresh (so the answers change no
+    membership): per segment and version, answered events, NPS responses, average and NPS as computed here."""
+    save_segments(warehouse)
+    refresh_segments(warehouse, AS_OF)
+    members = model_members(events)
+    rng = random.Random(11)
+    ids = sorted({e.get("user_id") or e["anonymous_id"] for e in events if e["project_id"] == "p-a"})
+    answers = []
+    for distinct_id in rng.sample(ids, 40):
+        answer = [{"question_id": "nps", "value": rng.randint(0, 10), "choices": []}]
+        if rng.random() < 0.2:
+            answer = [{"question_id": "why", "choices": [], "text": "fine"}]  # no NPS response
+        who = {"user_id": distinct_id} if distinct_id.startswith("u") else {"anonymous_id": distinct_id}
+        at = AS_OF - timedelta(hours=rng.randrange(1, 48))
+        answers.append(
+            row(
+                "p-a",
+                "survey_answered",
+                at,
+                survey_id="seg-ux",
+                survey_version=rng.choice([1, 2]),
+                survey_answers=answer,
+                **who,
+            )
+        )
+    clickhouse.insert_json_rows(warehouse, "events", [orjson.dumps(e) for e in answers])
+
+    got = {(r["segment"], r["version"]): r for r in segment_results(warehouse, "p-a", "seg-ux", "nps")}
+
+    expected = {}
+    for (project, segment), member_ids in members.items():
+        for version in (1, 2):
+            mine = [
+                e
+                for e in answers
+                if project == "p-a"
+                and e["survey_version"] == version
+                and (e.get("user_id") or e["anonymous_id"]) in member_ids
+            ]
+            values = [a["value"] for e in mine for a in e["survey_answers"] if a["question_id"] == "nps"]
+            if mine:
+                score = (
+                    100 * (sum(v >= 9 for v in values) - sum(v <= 6 for v in values)) / len(values)
+                    if values
+                    else None
+                )
+                expected[(segment, version)] = (
+                    len(mine),
+                    len(values),
+                    statistics.fmean(values) if values else None,
+                    score,
+                )
+    assert len(expected) >= 4, "the answers should fall into several segments"
+    assert got.keys() == expected.keys()
+    for key, (answered, responses, average, score) in expected.items():
+        row_ = got[key]
+        assert (row_["answered"], row_["responses"]) == (answered, responses), key
+        assert row_["avg_value"] == pytest.approx(average) and row_["nps"] == pytest.approx(score), key
+
+    days = sorted({date.fromisoformat(e["timestamp"][:10]) for e in answers})
+    run_rollups(
+        warehouse, days[0], days[-1], names=["survey_results_daily"], options=RollupOptions(as_of=days[-1])
+    )
+    listed = ["results", "seg-ux", "--project", "p-a", "--url", warehouse_url, "--by-segment", "nps"]
+    printed = CliRunner().invoke(survey_app, listed, terminal_width=200)
+    assert printed.exit_code == 0 and "nps per segment" in printed.output, printed.output
+    assert all(segment in printed.output for segment, _ in got), printed.output

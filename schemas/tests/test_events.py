@@ -349,6 +349,7 @@ def test_topics():
         "alerts",
         "feedback.scored",
         "alerts.silences",
+        "survey_answers.scored",
     )
 
 

@@ -83,7 +83,11 @@ def test_segment_conditions_are_checked() -> None:
     with pytest.raises(ValidationError, match="first_seen needs before or after"):
         SegmentDefinition.model_validate({"key": "s", "conditions": [{"type": "first_seen"}]})
     with pytest.raises(ValidationError, match="does not match any of the expected tags"):
-        SegmentDefinition.model_validate({"key": "s", "conditions": [{"type": "funnel_step"}]})
+        SegmentDefinition.model_validate({"key": "s", "conditions": [{"type": "reached_goal"}]})
+    with pytest.raises(ValidationError, match=r"conditions\.0\.funnel_step\.step"):
+        SegmentDefinition.model_validate(
+            {"key": "s", "conditions": [{"type": "funnel_step", "funnel_key": "f", "step": 0}]}
+        )
 
 
 def answers(*items: dict) -> list[SurveyAnswer]:

@@ -68,6 +68,25 @@ def test_feedback_is_scored_for_publishing():
     assert [(s.rating, s.sentiment_label.value) for s in result.scored] == [(5, "positive"), (4, "negative")]
 
 
+def test_open_text_survey_answers_are_scored_once_for_publishing():
+    answers = [
+        {"question_id": "nps", "value": 3, "choices": []},
+        {"question_id": "why", "choices": [], "text": "The checkout is painfully slow"},
+        {"question_id": "else", "choices": [], "text": "   "},
+    ]
+    answered = row("survey_answered", NOW, survey_id="ux", survey_version=2, survey_answers=answers)
+    live = state()
+
+    first = live.add_records(0, [(0, encode([answered]))], NOW)
+    again = live.add_records(0, [(1, encode([answered]))], NOW)  # a client retry of the same event
+
+    assert [(s.event_id, s.question_id, s.survey_version) for s in first.scored_answers] == [
+        (answered["event_id"], "why", 2)
+    ]
+    assert first.scored_answers[0].sentiment_label.value == "negative"
+    assert again.scored_answers == [] and again.duplicates == 1
+
+
 def test_windows_split_by_minute_and_span():
     live = state()
     old = NOW - timedelta(minutes=30)

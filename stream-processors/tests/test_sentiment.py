@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 from pravis_schemas.messages import SentimentLabel
-from pravis_stream.sentiment import is_negative, label, score_feedback
+from pravis_stream.sentiment import is_negative, label, score_feedback, score_survey_answers
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from .events import row
 
@@ -35,3 +36,30 @@ def test_negative_comment_or_low_rating_is_negative_feedback():
         silent_low.sentiment_score is None and silent_low.sentiment_label is None and is_negative(silent_low)
     )
     assert b"sentiment_score" not in silent_low.to_json()
+
+
+SURVEY_TEXTS = [
+    "I love the new voice search, it is fantastic!",
+    "The app crashes constantly and I hate it.",
+    "It is a phone app.",
+    "Not bad at all :) but the export is SLOW!!!",
+]
+
+
+def test_open_text_survey_answers_get_vaders_own_scores_and_labels():
+    """Expected scores come from the vaderSentiment package itself; labels from its ±0.05 thresholds."""
+    reference = SentimentIntensityAnalyzer()
+    answers = [{"question_id": f"q{i}", "choices": [], "text": text} for i, text in enumerate(SURVEY_TEXTS)]
+    answers.insert(1, {"question_id": "nps", "value": 9, "choices": []})
+    event = row("survey_answered", NOW, survey_id="ux", survey_version=3, survey_answers=answers)
+
+    scored = score_survey_answers(event, NOW)
+
+    assert [s.question_id for s in scored] == [f"q{i}" for i in range(len(SURVEY_TEXTS))]
+    for text, message in zip(SURVEY_TEXTS, scored, strict=True):
+        compound = reference.polarity_scores(text)["compound"]
+        assert message.sentiment_score == compound
+        expected = "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+        assert message.sentiment_label.value == expected
+        assert (message.survey_id, message.survey_version, message.event_id) == ("ux", 3, event["event_id"])
+    assert {s.sentiment_label.value for s in scored} == {"positive", "negative", "neutral"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 from pravis_schemas import RejectedEvent, topics
-from pravis_schemas.messages import Alert, ConsentRecord, ScoredFeedback
+from pravis_schemas.messages import Alert, ConsentRecord, ScoredFeedback, ScoredSurveyAnswer
 from pydantic import BaseModel, ValidationError
 
 REASON_MAX_CHARS = 2000
@@ -101,6 +101,12 @@ def _scored_feedback(value: bytes, partition: int, offset: int) -> bytes:
     return scored.to_json()
 
 
+def _scored_survey_answer(value: bytes, partition: int, offset: int) -> bytes:
+    scored = _validated(ScoredSurveyAnswer, value)
+    assert isinstance(scored, ScoredSurveyAnswer)
+    return scored.to_json()
+
+
 def _consent_record(value: bytes, partition: int, offset: int) -> bytes:
     # Two identical changes are two facts of the history; only a redelivered copy (same position) collapses.
     row = _validated(ConsentRecord, value).model_dump(mode="json", exclude_none=True)
@@ -113,6 +119,7 @@ ROUTES: dict[str, Route] = {
     topics.ALERTS: Route("alerts", _alert),
     topics.FEEDBACK_SCORED: Route("feedback_scored", _scored_feedback),
     topics.CONSENT: Route("consent_history", _consent_record),
+    topics.SURVEY_ANSWERS_SCORED: Route("survey_answer_sentiment", _scored_survey_answer),
 }
 """Topic → table. Exposures are `experiment_exposure` rows of `events`."""
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
-from pravis_schemas.surveys import SegmentDefinition, StoredSegment
+from pravis_schemas.surveys import ReachedFunnelStep, SegmentDefinition, StoredSegment
 
+from pravis_rollups.funnels import stored_funnels
 from pravis_rollups.segments import members_select
 
 LATEST_SEGMENTS_SQL = (
@@ -52,7 +53,12 @@ def refresh_segments(client: Client, as_of: datetime | None = None) -> RefreshRe
     refresh_id = time.time_ns() // 1000
     members = 0
     if segments:
-        query = members_select(segments, as_of)
+        needs_funnels = any(
+            isinstance(c, ReachedFunnelStep) for s in segments for c in s.definition.conditions
+        )
+        saved = stored_funnels(client) if needs_funnels else []
+        funnels = {(f.project_id, f.definition.key): f for f in saved}
+        query = members_select(segments, as_of, funnels)
         client.command(
             f"INSERT INTO segment_members (refresh_id, project_id, segment_key, distinct_id) "
             f"SELECT {{refresh_id:UInt64}}, project_id, segment_key, distinct_id FROM ({query.sql})",

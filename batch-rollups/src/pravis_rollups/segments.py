@@ -8,16 +8,22 @@ docs/identity.md). A segment holds when all its conditions' aggregates do; the p
 scanned window is written, so the gateway finds a member by the id it is given. The window is the longest
 look-back of the conditions, or all of history when a condition needs it (first seen, experiment variant).
 
+"Reached a funnel step" is not an aggregate of one id's events but a walk over the person's ordered events:
+it is the saved funnel's own walk (`pravis_schemas.funnel_sql.walks_sql`, the SQL `funnel_daily` and the
+funnel panels run), evaluated once as a set of persons that the person-level step tests membership in.
+
 Every value reaches ClickHouse as a query parameter (`{name:Type}`); parameter names are made here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from pravis_schemas.funnel_sql import walks_sql
+from pravis_schemas.funnels import StoredFunnel
 from pravis_schemas.identity import person_id_sql, person_join
 from pravis_schemas.surveys import (
     ActiveDays,
@@ -26,6 +32,7 @@ from pravis_schemas.surveys import (
     FirstSeen,
     InVariant,
     RatingAtMost,
+    ReachedFunnelStep,
     StoredSegment,
     UsedFeature,
 )
@@ -102,6 +109,30 @@ def rating_at_most_sql(condition: RatingAtMost, params: Parameters) -> Parts:
     return count, "sum({c}) > 0"
 
 
+def funnel_step_sql(
+    condition: ReachedFunnelStep,
+    funnel: StoredFunnel | None,
+    person: str,
+    as_of: datetime,
+    params: Parameters,
+) -> str:
+    """Predicate on the person expression `person`: it entered `funnel` in the `within_days` days up to the
+    day of `as_of` and reached the condition's step. False when the funnel is gone or has fewer steps (the
+    gateway refuses such a segment when it is saved; a funnel can change after)."""
+    if funnel is None or condition.step > len(funnel.definition.steps):
+        return "0"
+    by_person = funnel.definition.model_copy(update={"count_by": "person"})
+    prefix = f"f{len(params.values)}_"
+    walks, walk_params = walks_sql(by_person, funnel.project_id, prefix=prefix)
+    # walks_sql names its range date_from/date_to for callers that share one range; here each condition
+    # has its own, so they become this query's own parameters.
+    first = params.add((as_of - timedelta(days=condition.within_days)).date(), "Date")
+    last = params.add(as_of.date(), "Date")
+    walks = walks.replace("{date_from:Date}", first).replace("{date_to:Date}", last)
+    params.values.update(walk_params)
+    return f"{person} IN (SELECT unit FROM ({walks}) WHERE ix[{params.add(condition.step, 'UInt8')}] > 0)"
+
+
 BUILDERS: dict[type, Callable[[Any, Parameters], Parts]] = {
     ActiveDays: active_days_sql,
     FirstSeen: first_seen_sql,
@@ -110,7 +141,8 @@ BUILDERS: dict[type, Callable[[Any, Parameters], Parts]] = {
     Attribute: attribute_sql,
     RatingAtMost: rating_at_most_sql,
 }
-"""The SQL builder of each condition type: true for the persons who meet it, in two steps (`Parts`)."""
+"""The SQL builder of each condition type but `funnel_step` (`funnel_step_sql`): true for the persons who
+meet it, in two steps (`Parts`)."""
 
 
 def lookback_days(conditions: Sequence[Condition]) -> int | None:
@@ -121,14 +153,22 @@ def lookback_days(conditions: Sequence[Condition]) -> int | None:
             days.append(condition.of_last_days)
         elif isinstance(condition, UsedFeature | RatingAtMost):
             days.append(condition.within_days)
+        elif isinstance(condition, ReachedFunnelStep):
+            # The funnel's range starts at the day of as_of - within_days: a day more lists the ids of it.
+            days.append(condition.within_days + 1)
         elif isinstance(condition, FirstSeen | InVariant):
             return None
         # An attribute is the latest value seen in the window; the other conditions' window suffices.
     return max(days, default=None) if days else None
 
 
-def members_select(segments: Sequence[StoredSegment], as_of: datetime) -> Query:
-    """(project_id, segment_key, distinct_id) of every member id of every segment, as of `as_of`."""
+def members_select(
+    segments: Sequence[StoredSegment],
+    as_of: datetime,
+    funnels: Mapping[tuple[str, str], StoredFunnel] | None = None,
+) -> Query:
+    """(project_id, segment_key, distinct_id) of every member id of every segment, as of `as_of`; `funnels`
+    (by project and key) are the saved funnels the `funnel_step` conditions name."""
     if not segments:
         raise ValueError("no segments to refresh")
     params = Parameters()
@@ -136,9 +176,14 @@ def members_select(segments: Sequence[StoredSegment], as_of: datetime) -> Query:
     days = lookback_days(conditions)
     window = "" if days is None else f"AND {_since(days, params)}"
     per_id, tests = [], []
+    person = person_id_sql("i", "po")
     for segment in segments:
         holds = [f"project_id = {params.add(segment.project_id, 'String')}"]
         for condition in segment.definition.conditions:
+            if isinstance(condition, ReachedFunnelStep):
+                funnel = (funnels or {}).get((segment.project_id, condition.funnel_key))
+                holds.append(f"({funnel_step_sql(condition, funnel, person, as_of, params)})")
+                continue
             column = f"c{len(per_id)}"
             aggregate, predicate = BUILDERS[type(condition)](condition, params)
             per_id.append(f"{aggregate} AS {column}")
@@ -150,13 +195,13 @@ FROM (
     SELECT i.project_id AS project_id, groupArray(i.distinct_id) AS ids,
            arrayFilter(t -> t.2, [{", ".join(tests)}]) AS hits
     FROM (
-        SELECT project_id, distinct_id, {", ".join(per_id)}
+        SELECT {", ".join(["project_id", "distinct_id", *per_id])}
         FROM events FINAL
         WHERE project_id IN {{projects:Array(String)}} AND distinct_id != '' {window}
         GROUP BY project_id, distinct_id
     ) AS i
     {person_join("i", "po")}
-    GROUP BY project_id, {person_id_sql("i", "po")}
+    GROUP BY project_id, {person}
     HAVING length(hits) > 0
 )
 ARRAY JOIN hits AS hit"""

@@ -1,7 +1,8 @@
-"""Messages between workers other than raw events: anomaly alerts and sentiment-scored feedback.
+"""Messages between workers other than raw events: anomaly alerts, sentiment-scored feedback and survey
+answers.
 
-Both are written by the stream tier and loaded into ClickHouse tables of the same field names
-(`alerts`, `feedback_scored`) by the loader, with `INSERT ... FORMAT JSONEachRow`.
+They are written by the stream tier and loaded into ClickHouse tables of the same field names
+(`alerts`, `feedback_scored`, `survey_answer_sentiment`) by the loader, with `INSERT ... FORMAT JSONEachRow`.
 """
 
 from enum import StrEnum
@@ -53,9 +54,9 @@ class SentimentLabel(StrEnum):
     NEGATIVE = "negative"
 
 
-class ScoredFeedback(BaseModel):
-    """A message of the `feedback.scored` topic (key: user id or anonymous id): a feedback event with the
-    sentiment of its comment. `sentiment_score` is VADER's compound score in [-1, 1]."""
+class ScoredEvent(BaseModel):
+    """What every sentiment message of the stream tier says of the event it scored (key: user id or
+    anonymous id)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +65,15 @@ class ScoredFeedback(BaseModel):
     timestamp: UtcDatetime
     user_id: str | None = None
     anonymous_id: str | None = None
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+
+class ScoredFeedback(ScoredEvent):
+    """A message of the `feedback.scored` topic: a feedback event with the sentiment of its comment.
+    `sentiment_score` is VADER's compound score in [-1, 1]."""
+
     session_id: str | None = None
     interaction_id: str | None = None
     rating: Annotated[int, Field(ge=1, le=5)]
@@ -73,8 +83,18 @@ class ScoredFeedback(BaseModel):
     sentiment_label: SentimentLabel | None = None
     scored_at: UtcDatetime
 
-    def to_json(self) -> bytes:
-        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+class ScoredSurveyAnswer(ScoredEvent):
+    """A message of the `survey_answers.scored` topic: the sentiment of one open-text answer of a
+    `survey_answered` event, scored as feedback comments are (the text stays in `events.survey_answers`;
+    joined on event_id and question_id)."""
+
+    survey_id: str
+    survey_version: int
+    question_id: str
+    sentiment_score: Annotated[float, Field(ge=-1.0, le=1.0)]
+    sentiment_label: SentimentLabel
+    scored_at: UtcDatetime
 
 
 class ConsentRecord(BaseModel):

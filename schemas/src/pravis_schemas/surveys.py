@@ -29,6 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from pravis_schemas.assignment import hash_unit
 from pravis_schemas.events import SurveyAnswer
 from pravis_schemas.experiments import KEY_PATTERN, VARIANT_PATTERN
+from pravis_schemas.funnels import MAX_STEPS
 
 QUESTION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CHOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -240,8 +241,20 @@ class RatingAtMost(BaseModel):
     within_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
+class ReachedFunnelStep(BaseModel):
+    """Reached step `step` (1-based) of the saved funnel `funnel_key`, entering it in the last `within_days`
+    days (the funnel's own steps, window, order and exclusions; per person whatever its `count_by`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["funnel_step"]
+    funnel_key: Annotated[str, Field(pattern=KEY_PATTERN)]
+    step: Annotated[int, Field(ge=1, le=MAX_STEPS)]
+    within_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+
 Condition = Annotated[
-    ActiveDays | FirstSeen | UsedFeature | InVariant | Attribute | RatingAtMost, Field(discriminator="type")
+    ActiveDays | FirstSeen | UsedFeature | InVariant | Attribute | RatingAtMost | ReachedFunnelStep,
+    Field(discriminator="type"),
 ]
 
 

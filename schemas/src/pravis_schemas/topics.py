@@ -19,6 +19,10 @@ ALERTS = "alerts"
 FEEDBACK_SCORED = "feedback.scored"
 """`ScoredFeedback` messages: feedback events with the sentiment of their comment, from the stream tier."""
 
+SURVEY_ANSWERS_SCORED = "survey_answers.scored"
+"""`ScoredSurveyAnswer` messages: the sentiment of each open-text answer of a `survey_answered` event, from
+the stream tier (key: user id or anonymous id)."""
+
 SILENCES = "alerts.silences"
 """`pravis_schemas.silences.Silence` messages, key: silence_id (the latest record of an id wins); one
 partition, read whole by every stream worker."""
@@ -31,4 +35,5 @@ ALL_TOPICS: tuple[str, ...] = (
     ALERTS,
     FEEDBACK_SCORED,
     SILENCES,
+    SURVEY_ANSWERS_SCORED,
 )

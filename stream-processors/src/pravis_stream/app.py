@@ -6,6 +6,7 @@ Data flow (one process; add workers to split the partitions):
                  │                     other workers' parts (GET /live/{project}/parts, `peers`) ──┘
                  │ every persist interval: changed windows + cursor ──▶ table `live` (changelog)
                  │ feedback rows ──▶ sentiment ──▶ feedback.scored
+                 │ survey_answered rows ──▶ sentiment of open-text answers ──▶ survey_answers.scored
                  └ every closed detection bucket: per-project summary ──▶ topic `<app>-buckets` (key: project)
     `<app>-buckets` ──(Faust agent `detect`, table `detectors` keyed by project)──▶ alerts + alert sinks
     alerts.silences ──(SilencesReader, whole topic)──▶ SilenceBook: silenced alerts reach no sink
@@ -17,7 +18,8 @@ kill -9 at any point neither loses nor double-counts (see `partition_state`).
 
 Tansu has no topic auto-creation: Faust creates its internal topics itself (changelogs, `-buckets`, the
 assignor's leader topic) with CreateTopics at start-up, which Tansu supports; `events`, `alerts`,
-`feedback.scored` and `alerts.silences` must exist (the stack and the tests create them).
+`feedback.scored`, `survey_answers.scored` and `alerts.silences` must exist (the stack and the tests create
+them).
 """
 
 import asyncio
@@ -154,6 +156,7 @@ class Worker:
         )
         self.alerts_topic = app.topic(topics.ALERTS, **raw)
         self.scored_topic = app.topic(topics.FEEDBACK_SCORED, **raw)
+        self.scored_answers_topic = app.topic(topics.SURVEY_ANSWERS_SCORED, **raw)
 
         self.live_table.on_recover(self._on_live_recovered)
         self.detector_table.on_recover(self._on_detectors_recovered)
@@ -243,6 +246,10 @@ class Worker:
                     key=(scored.user_id or scored.anonymous_id or "").encode(), value=scored.to_json()
                 )
             SCORED.inc(len(result.scored))
+            for answer in result.scored_answers:
+                self.scored_answers_topic.send_soon(
+                    key=(answer.user_id or answer.anonymous_id or "").encode(), value=answer.to_json()
+                )
             for dropped in result.dropped[:MAX_LOGGED_DROPS]:
                 log.warning(
                     "event row dropped",

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from pravis_schemas.messages import ScoredFeedback
+from pravis_schemas.messages import ScoredFeedback, ScoredSurveyAnswer
 
 from pravis_stream import sentiment
 from pravis_stream.counters import EpochSeconds, Window, minute_key
@@ -72,6 +72,7 @@ class Dropped:
 class BatchResult:
     counted: int = 0
     scored: list[ScoredFeedback] = field(default_factory=list)
+    scored_answers: list[ScoredSurveyAnswer] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
     replayed: int = 0
     """Events skipped because a restored window already counted them."""
@@ -146,8 +147,8 @@ class LiveState:
     def add_records(self, partition: int, records: Iterable[tuple[int, bytes]], now: datetime) -> BatchResult:
         """Count a partition's records (offset, value) in order; a value holds one or more JSON rows separated
         by newlines (`pravis_schemas.rows_of_record`). Per event only dict work, one digest and set lookup
-        and two sketch updates. Feedback events are scored on the way (they are rare) and returned for
-        publishing."""
+        and two sketch updates. Feedback events and survey answers are scored on the way (they are rare) and
+        returned for publishing."""
         state = self.partitions[partition]
         result = BatchResult()
         oldest = minute_key(now - self.retention)
@@ -191,6 +192,9 @@ class LiveState:
                         result.duplicates += 1
                         continue
                     scored = sentiment.score_feedback(event, now) if event_type == "feedback" else None
+                    answers = (
+                        sentiment.score_survey_answers(event, now) if event_type == "survey_answered" else ()
+                    )
                     per_project = minutes.get(project)
                     if per_project is None:
                         per_project = minutes[project] = {}
@@ -217,6 +221,7 @@ class LiveState:
                         if bucket is not None:
                             bucket.add_feedback(scored.rating, negative)
                         result.scored.append(scored)
+                    result.scored_answers.extend(answers)
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     result.dropped.append(Dropped(partition, offset, f"{type(exc).__name__}: {exc}"))
         if counted:

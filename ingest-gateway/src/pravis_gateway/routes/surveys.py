@@ -3,7 +3,8 @@
 Admin (secret key): `PUT /api/v1/surveys/{key}` and `PUT /api/v1/segments/{key}` save a new version of a
 definition (422 with every reason, one per field, for an invalid one); `GET` on the same paths reads the
 newest version back, or with `history=true` every version; `GET /api/v1/segments` lists the project's
-segments.
+segments. `PUT /api/v1/feature-requests/status` sets a request's status (open/planned/done, 422 otherwise) and
+`GET /api/v1/feature-requests` answers the ranked board with the statuses.
 
 SDKs (write key): `GET /api/v1/surveys?user_id=...&anonymous_id=...` answers the surveys this user should see
 now, with their questions, from the gateway's memory (`pravis_gateway.surveys.book`): no warehouse round
@@ -15,7 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pravis_schemas.events import ConsentCategory
-from pravis_schemas.surveys import StoredSurvey
+from pravis_schemas.feature_requests import StatusChange
+from pravis_schemas.surveys import ReachedFunnelStep, SegmentDefinition, StoredSurvey
 from pydantic import ValidationError
 
 from pravis_gateway.clickhouse import WarehouseUnavailable
@@ -40,6 +42,7 @@ SURVEY_EXAMPLE = {
     "schedule": {"recurrence": "quarterly"},
     "cap": {"max_dismissals": 2, "days_between_surveys": 14},
 }
+STATUS_EXAMPLE = {"title": "Dark mode", "status": "planned"}
 SEGMENT_EXAMPLE = {"conditions": [{"type": "active_days", "min_days": 5, "of_last_days": 30}]}
 
 
@@ -49,6 +52,22 @@ def field_errors(exc: ValidationError) -> list[str]:
     for err in exc.errors(include_url=False, include_context=False, include_input=False):
         where = ".".join(str(part) for part in err["loc"])
         reasons.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return reasons
+
+
+async def _funnel_reasons(segment: SegmentDefinition, project_id: str, store) -> list[str]:
+    """A `funnel_step` condition must name a saved funnel of the project and one of its steps."""
+    wanted = [(i, c) for i, c in enumerate(segment.conditions) if isinstance(c, ReachedFunnelStep)]
+    if not wanted:
+        return []
+    steps = await store.funnel_steps(project_id)
+    reasons = []
+    for i, condition in wanted:
+        if condition.funnel_key not in steps:
+            reasons.append(f"conditions.{i}.funnel_key: no funnel {condition.funnel_key!r} in the project")
+        elif condition.step > steps[condition.funnel_key]:
+            count = steps[condition.funnel_key]
+            reasons.append(f"conditions.{i}.step: funnel {condition.funnel_key!r} has steps 1..{count}")
     return reasons
 
 
@@ -62,6 +81,10 @@ async def _put(table: Table, key: str, admin, store, definition: dict[str, Any])
         body = {"status": "error", "error": f"invalid {table.name[:-1]} definition", "reasons": reasons}
         return JSONBody(body, status_code=422)
     try:
+        reasons = await _funnel_reasons(parsed, admin.project_id, store) if table is SEGMENTS else []
+        if reasons:
+            body = {"status": "error", "error": "invalid segment definition", "reasons": reasons}
+            return JSONBody(body, status_code=422)
         stored, created = await store.save(table, admin.project_id, parsed)
     except WarehouseUnavailable as exc:
         return error(503, UNAVAILABLE.format(exc), retry_after=5)
@@ -127,6 +150,37 @@ async def list_segments(admin: SecretKey, store: SurveyStoreDep) -> JSONBody:
     except WarehouseUnavailable as exc:
         return error(503, UNAVAILABLE.format(exc), retry_after=5)
     return JSONBody({"status": "ok", "segments": [s.model_dump(mode="json") for s in latest]})
+
+
+@router.put("/feature-requests/status", responses=errors(503))
+async def set_request_status(
+    admin: SecretKey,
+    store: SurveyStoreDep,
+    change: Annotated[dict[str, Any], Body(openapi_examples={"planned": {"value": STATUS_EXAMPLE}})],
+) -> JSONBody:
+    """Set a feature request's status (open/planned/done); `title` is any spelling of the request's title."""
+    try:
+        parsed = StatusChange.model_validate(change)
+    except ValidationError as exc:
+        body = {"status": "error", "error": "invalid status change", "reasons": field_errors(exc)}
+        return JSONBody(body, status_code=422)
+    try:
+        await store.set_request_status(admin.project_id, parsed)
+    except WarehouseUnavailable as exc:
+        return error(503, UNAVAILABLE.format(exc), retry_after=5)
+    return JSONBody({"status": "ok", **parsed.model_dump()})
+
+
+@router.get("/feature-requests", responses=errors(503))
+async def request_board(
+    admin: SecretKey, store: SurveyStoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> JSONBody:
+    """The project's feature requests ranked by votes, then by votes weighted by the voters' activity."""
+    try:
+        board = await store.request_board(admin.project_id, limit)
+    except WarehouseUnavailable as exc:
+        return error(503, UNAVAILABLE.format(exc), retry_after=5)
+    return JSONBody({"status": "ok", "requests": board})
 
 
 def _for_sdk(stored: StoredSurvey) -> dict[str, Any]:

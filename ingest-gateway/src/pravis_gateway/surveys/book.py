@@ -1,7 +1,8 @@
 """What the gateway knows about surveys, in memory (pure, no I/O): the newest definition of every survey,
-the segments of every id, every id's survey history as the warehouse last showed it, and the survey events
-this gateway accepted since, so `GET /api/v1/surveys` answers from dictionaries, as the feature-flag
-endpoint does.
+the segments of every id, every person's survey history as the warehouse last showed it (with the person of
+each of their ids that is not its own person), and the survey events this gateway accepted since, so
+`GET /api/v1/surveys` answers from dictionaries, as the feature-flag endpoint does. Caps count every id of
+the person: a user who logged in is capped by what their anonymous id already saw.
 
 The warehouse's view (`replace_warehouse_view`, from `pravis_gateway.surveys.store`) lags by the loader's
 delay plus the refresh interval; a survey event this gateway accepted counts at once (`note`) and is kept for
@@ -32,6 +33,11 @@ class SurveyBook:
         self._by_project: dict[str, list[StoredSurvey]] = {}
         self._segments: Mapping[Id, frozenset[str]] = {}
         self._history: Mapping[Id, Mapping[str, SurveyHistory]] = {}
+        """(project_id, person_id) -> survey key -> history"""
+        self._person: Mapping[Id, str] = {}
+        """(project_id, distinct_id) -> person_id, for the ids that are not their own person"""
+        self._ids_of: Mapping[Id, list[str]] = {}
+        """(project_id, person_id) -> those ids: what this gateway accepted under any of them counts too"""
         self._recent: TTLCache[Id, dict[str, SurveyHistory]] = TTLCache(recent_ids, recent_ttl_s)
         self.loaded = False
 
@@ -51,9 +57,15 @@ class SurveyBook:
         self._by_project = by_project
 
     def replace_warehouse_view(
-        self, segments: Mapping[Id, frozenset[str]], history: Mapping[Id, Mapping[str, SurveyHistory]]
+        self,
+        segments: Mapping[Id, frozenset[str]],
+        history: Mapping[Id, Mapping[str, SurveyHistory]],
+        persons: Mapping[Id, str],
     ) -> None:
-        self._segments, self._history = segments, history
+        ids_of: dict[Id, list[str]] = {}
+        for (project_id, distinct_id), person in persons.items():
+            ids_of.setdefault((project_id, person), []).append(distinct_id)
+        self._segments, self._history, self._person, self._ids_of = segments, history, persons, ids_of
         self.loaded = True
 
     def cached(self, project_id: str, key: str) -> StoredSurvey | None:
@@ -66,13 +78,17 @@ class SurveyBook:
         return frozenset().union(*(self._segments.get((project_id, i), frozenset()) for i in ids))
 
     def history_of(self, project_id: str, ids: Iterable[str]) -> dict[str, SurveyHistory]:
+        """The history of the persons of `ids` (every id of theirs the warehouse knows), plus what this
+        gateway accepted since under any of those ids."""
+        ids = list(ids)
+        persons = sorted({self._person.get((project_id, i), i) for i in ids})
+        every_id = {*persons, *(i for p in persons for i in self._ids_of.get((project_id, p), ()))}
+        sources = [self._history.get((project_id, p), {}) for p in persons]
+        sources += [self._recent.get((project_id, i), {}) for i in sorted(every_id | set(ids))]
         merged: dict[str, SurveyHistory] = {}
-        for distinct_id in ids:
-            stored = self._history.get((project_id, distinct_id), {})
-            recent = self._recent.get((project_id, distinct_id), {})
-            for source in (stored, recent):
-                for key, history in source.items():
-                    merged[key] = merged.get(key, SurveyHistory()).merge(history)
+        for source in sources:
+            for key, history in source.items():
+                merged[key] = merged.get(key, SurveyHistory()).merge(history)
         return merged
 
     def for_user(self, project_id: str, ids: list[str], now: datetime) -> list[StoredSurvey]:

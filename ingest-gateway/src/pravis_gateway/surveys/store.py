@@ -2,9 +2,11 @@
 refreshes the gateway's `SurveyBook` every `surveys_refresh_s`: newest definitions, segment members of the
 newest refresh (`pravis_rollups.segment_refresh`), and every id's survey history.
 
-The history is read per id from the survey event types only (the `events` sort key starts with
-project_id, event_type), keeping the newest answer and shown time and the last `MAX_DISMISSALS_KEPT`
-dismissals, which is all targeting needs. When the warehouse is unreachable the last loaded view is served.
+The history is read per person (docs/identity.md: an anonymous id that logged in belongs to its user) from the
+survey event types only (the `events` sort key starts with project_id, event_type), keeping the newest answer
+and shown time and the last `MAX_DISMISSALS_KEPT` dismissals, which is all targeting needs; with it, every id
+of those persons and its person, so a user who logged in is capped by what their anonymous id already saw.
+When the warehouse is unreachable the last loaded view is served.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any, TypeVar
 
 import orjson
 import structlog
+from pravis_schemas.feature_requests import RANKING_SQL, SET_STATUS_SQL, StatusChange, ranking_parameters
+from pravis_schemas.funnels import LATEST_FUNNELS_SQL, stored_funnel
+from pravis_schemas.identity import person_id_sql, person_join
 from pravis_schemas.surveys import (
     SEGMENT_MEMBERS_SQL,
     SegmentDefinition,
@@ -33,15 +38,24 @@ log = structlog.get_logger("pravis.gateway.surveys")
 MAX_DISMISSALS_KEPT = 100
 """The largest `max_dismissals` a definition may set."""
 
+SURVEY_EVENTS_SQL = f"""
+SELECT e.project_id AS project_id, {person_id_sql("e", "po")} AS person, assumeNotNull(e.survey_id) AS survey,
+       e.event_type AS event_type, e.timestamp AS timestamp
+FROM events AS e FINAL
+{person_join("e", "po")}
+WHERE e.event_type IN ('survey_shown', 'survey_dismissed', 'survey_answered') AND e.survey_id IS NOT NULL"""
 HISTORY_SQL = f"""
-SELECT project_id, distinct_id, assumeNotNull(survey_id),
+SELECT project_id, person, survey,
        maxIf(timestamp, event_type = 'survey_answered'), countIf(event_type = 'survey_answered') > 0,
        maxIf(timestamp, event_type = 'survey_shown'), countIf(event_type = 'survey_shown') > 0,
        arraySlice(arrayReverseSort(groupArrayIf(timestamp, event_type = 'survey_dismissed')),
                   1, {MAX_DISMISSALS_KEPT})
-FROM events FINAL
-WHERE event_type IN ('survey_shown', 'survey_dismissed', 'survey_answered') AND survey_id IS NOT NULL
-GROUP BY project_id, distinct_id, survey_id"""
+FROM ({SURVEY_EVENTS_SQL})
+GROUP BY project_id, person, survey"""
+PERSON_IDS_SQL = f"""
+SELECT project_id, distinct_id, person_id FROM person_overrides
+WHERE (project_id, person_id) IN (SELECT DISTINCT project_id, person FROM ({SURVEY_EVENTS_SQL}))"""
+"""The ids whose person is not the id itself, of the persons with a survey history."""
 
 Definition = TypeVar("Definition", SurveyDefinition, SegmentDefinition)
 
@@ -89,16 +103,18 @@ class SurveyStore:
         surveys = await self._warehouse.run(lambda c: c.query(SURVEYS.latest_sql).result_rows)
         members = await self._warehouse.run(lambda c: c.query(SEGMENT_MEMBERS_SQL).result_rows)
         history_rows = await self._warehouse.run(lambda c: c.query(HISTORY_SQL).result_rows)
+        id_rows = await self._warehouse.run(lambda c: c.query(PERSON_IDS_SQL).result_rows)
         segments = {(project, distinct_id): frozenset(keys) for project, distinct_id, keys in members}
+        persons = {(project, distinct_id): person for project, distinct_id, person in id_rows}
         history: dict[tuple[str, str], dict[str, SurveyHistory]] = {}
-        for project, distinct_id, survey, answered, any_answer, shown, any_shown, dismissed in history_rows:
-            history.setdefault((project, distinct_id), {})[survey] = SurveyHistory(
+        for project, person, survey, answered, any_answer, shown, any_shown, dismissed in history_rows:
+            history.setdefault((project, person), {})[survey] = SurveyHistory(
                 answered=[_utc(answered)] if any_answer else [],
                 dismissed=[_utc(d) for d in dismissed],
                 shown=[_utc(shown)] if any_shown else [],
             )
         self.book.replace_definitions(SURVEYS.parse(r) for r in surveys)
-        self.book.replace_warehouse_view(segments, history)
+        self.book.replace_warehouse_view(segments, history, persons)
 
     async def refresh_forever(self) -> None:
         while True:
@@ -117,6 +133,23 @@ class SurveyStore:
     async def latest(self, table: Table, project_id: str) -> list[Any]:
         rows = await self._warehouse.run(lambda c: c.query(table.latest_sql).result_rows)
         return sorted((table.parse(r) for r in rows if r[0] == project_id), key=lambda s: s.definition.key)
+
+    async def funnel_steps(self, project_id: str) -> dict[str, int]:
+        """Steps of each saved funnel of the project, by key (what a `funnel_step` condition may name)."""
+        rows = await self._warehouse.run(
+            lambda c: c.query(LATEST_FUNNELS_SQL, parameters={"project": project_id}).result_rows
+        )
+        return {f.definition.key: len(f.definition.steps) for f in map(stored_funnel, rows)}
+
+    async def set_request_status(self, project_id: str, change: StatusChange) -> None:
+        parameters = {"project": project_id, "title": change.title, "status": change.status}
+        await self._warehouse.run(lambda c: c.command(SET_STATUS_SQL, parameters=parameters))
+
+    async def request_board(self, project_id: str, limit: int) -> list[dict[str, Any]]:
+        result = await self._warehouse.run(
+            lambda c: c.query(RANKING_SQL, parameters=ranking_parameters(project_id, limit))
+        )
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
     async def save(self, table: Table, project_id: str, definition: Definition) -> tuple[Any, bool]:
         """Store `definition` as the next version; an unchanged one keeps its version. (stored, created)
