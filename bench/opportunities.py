@@ -15,23 +15,16 @@ from pathlib import Path
 
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
-from pravis_schemas.funnels import FUNNEL_COLUMNS, FunnelDefinition
+from pravis_schemas.funnels import FUNNEL_COLUMNS
 from pravis_schemas.opportunities import failure_evidence_sql, feedback_evidence_sql, ranked_sql
 
 from bench.funnels import BASELINE_SQL, PROJECT, best_of, report
 from bench.rollups_persons import insert_synthetic, on_time_config, scratch_warehouse
 from bench.warehouse import settle
+from tests.opportunity_model import FUNNEL  # the size-guide funnel: one definition for test and bench
 from tests.support import services
 
 ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "bench" / "opportunities.json"
-FUNNEL = FunnelDefinition(
-    key="sizes",
-    steps=[
-        {"event_type": "page_view"},
-        {"event_type": "feature_use", "filters": [{"property": "feature_name", "equals": "size_guide"}]},
-        {"event_type": "button_click", "filters": [{"property": "button_id", "equals": "buy"}]},
-    ],
-)
 SUBJECT = "voice_search"
 """A feature the synthetic feedback's `context` names, so its evidence has rows."""
 
