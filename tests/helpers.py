@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 from pravis_rollups.clickhouse import connect
+from pravis_schemas.personal_data import STAGING_TABLE_PREFIX
 
 T = TypeVar("T")
 EVENTS_PATH = "/api/v1/analytics/events"
@@ -146,12 +147,16 @@ def wait_until_equal(read: Callable[[], T], expected: T, timeout_s: float = 60.0
 
 def rows_holding(clickhouse_url: str, ids: set[str]) -> dict[str, int]:
     """Rows holding any of `ids`, per table and column, in every table and view of the database except the
-    audit and consent history: every String column compared as it is, every aggregate state as its result."""
+    audit and consent history: every String column compared as it is, every aggregate state as its result.
+    A rollup run's staging copies are left out: they exist only while a run swaps them in, so one listed here
+    may be gone by the time it is read (the tables they replace are read)."""
     with connect(clickhouse_url) as client:
         columns = client.query(
             "SELECT c.table, c.name, c.type FROM system.columns AS c "
             "INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
-            "WHERE c.database = currentDatabase() AND (t.engine LIKE '%MergeTree' OR t.engine = 'View')"
+            "WHERE c.database = currentDatabase() AND (t.engine LIKE '%MergeTree' OR t.engine = 'View') "
+            "AND NOT startsWith(c.table, {staging:String})",
+            parameters={"staging": STAGING_TABLE_PREFIX},
         ).result_rows
         found = {}
         for table, name, type_ in columns:

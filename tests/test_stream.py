@@ -350,6 +350,20 @@ def test_open_text_survey_answers_land_with_vaders_sentiment(
         timeout=30,
     )
     assert saved.status_code == 201, saved.text
+    try:
+        answer_and_check(gateway_url, api_key, clickhouse_url, survey)
+    finally:
+        # A running survey without segments is every user's: stopped, it is not offered in other tests.
+        stopped = httpx.put(
+            f"{gateway_url}/api/v1/surveys/{survey}",
+            json={**definition, "status": "stopped"},
+            headers={"X-API-Key": secret_key},
+            timeout=30,
+        )
+        assert stopped.status_code in (200, 201), stopped.text
+
+
+def answer_and_check(gateway_url: str, api_key: str, clickhouse_url: str, survey: str) -> None:
     texts = {"u-love": "I love how fast search is now!", "u-hate": "Checkout keeps failing, I hate it."}
     events = [
         {

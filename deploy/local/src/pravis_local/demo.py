@@ -119,6 +119,8 @@ def demo_experiment_results(dataset: Dataset) -> list[list[Any]]:
                 "conversion_rate": rate,
                 "mean": None,
                 "variance": None,
+                "currency": None,  # a conversion goal: no money
+                "unconverted": None,
                 "lift": None if variation == 0 else 0.25,
                 "lift_ci_low": None if variation == 0 else -0.1,
                 "lift_ci_high": None if variation == 0 else 0.6,

@@ -152,7 +152,7 @@ async def list_segments(admin: SecretKey, store: SurveyStoreDep) -> JSONBody:
     return JSONBody({"status": "ok", "segments": [s.model_dump(mode="json") for s in latest]})
 
 
-@router.put("/feature-requests/status", responses=errors(503))
+@router.put("/feature-requests/status", responses=errors(400, 503))
 async def set_request_status(
     admin: SecretKey,
     store: SurveyStoreDep,
