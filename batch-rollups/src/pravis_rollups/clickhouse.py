@@ -105,19 +105,21 @@ IDENTITY_STATE_SQL = (
     "SELECT project_id, user_id FROM identity_users "
     "WHERE (project_id, user_id) IN ("
     "SELECT project_id, previous_id FROM events WHERE event_type = 'alias')), 'edge', "
-    "received_at >= now64(3) - toIntervalMillisecond({pending_ms:UInt64}), 'pending', 'unmatched'), "
+    "received_at >= now64(3) - toIntervalMillisecond({pending_ms:UInt64}), 'pending', '') AS kind, "
     "toString(project_id), assumeNotNull(user_id), assumeNotNull(previous_id) "
     "FROM events WHERE event_type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL "
+    "AND kind != '' "
     "UNION ALL "
     "SELECT 'merge', project_id, user_id, argMax(person_id, version) FROM identity_merges "
     "GROUP BY project_id, user_id"
 )
 """In one round trip: every alias as ('edge', project_id, user_id, previous_id) when both its ids are
 identified users, the edges of rule 2 (docs/identity.md), else as ('pending', ...) if it arrived within the
-pending window or ('unmatched', ...); and ('merge', project_id, user_id, person_id) for what identity_merges
-says now. An alias's user_id is identified by the alias itself; its previous_id only once some event carried
-it as user_id, which may arrive after the alias. Aliases are few and `events` is sorted by event_type within a
-project, so this reads a few granules of it."""
+pending window (older ones are left in the warehouse: most name an anonymous id that never becomes a user, and
+they would cross the wire at every refresh for nothing); and ('merge', project_id, user_id, person_id) for
+what identity_merges says now. An alias's user_id is identified by the alias itself; its previous_id only
+once some event carried it as user_id, which may arrive after the alias. Aliases are few and `events` is
+sorted by event_type within a project, so this reads a few granules of it."""
 MERGES_COLUMNS = ["project_id", "user_id", "person_id", "version"]
 
 
