@@ -334,6 +334,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             thresholds,
             settings.dashboards_health_loader_group,
             settings.dashboards_health_stream_group,
+            settings.dashboards_health_monitored_endpoints,
         )
         return JSONResponse(
             {

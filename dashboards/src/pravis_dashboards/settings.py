@@ -2,7 +2,7 @@
 
 from pravis_schemas import ports
 from pravis_schemas.read_auth import ReadAuthSetting
-from pravis_schemas.settings import ClickHouseSettings, LogSettings, PravisSettings
+from pravis_schemas.settings import ClickHouseSettings, CommaSeparatedList, LogSettings, PravisSettings
 
 from pravis_dashboards.panels import Saturation
 from pravis_dashboards.system_health import Thresholds
@@ -46,6 +46,9 @@ class Settings(PravisSettings, ClickHouseSettings, LogSettings):
     turns amber / red."""
     dashboards_health_ingest_min_per_minute: float = 1.0
     """A project with fewer events per minute over the last hour is too quiet for the ingest check."""
+    dashboards_health_monitored_endpoints: CommaSeparatedList[str] = []
+    """API paths (as `api_request` events name them, e.g. `/api/v1/search,/api/v1/pay`) the summary always
+    shows: one that served no request in the last 5 minutes is amber. Other paths show while they serve."""
     dashboards_saturation_cpu_percent: float = Saturation.cpu_percent
     dashboards_saturation_loop_lag_ms: float = Saturation.loop_lag_ms
     dashboards_saturation_open_fds: int = Saturation.open_fds
