@@ -215,7 +215,7 @@ def test_dashboard_draws_every_panel_without_errors(
     warehouse = Warehouse(warehouse_url)
     expected = {}
     for panel in panels.page_panels(name):
-        columns, rows = warehouse.query(panel.sql, view.as_query())
+        columns, rows = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
         value_columns = [columns.index(c) for c in panel.chart.y]
         cells = sum(row[i] is not None and row[i] == row[i] for row in rows for i in value_columns)
         expected[panel.id] = len(rows) if panel.chart.kind == "table" else cells

@@ -2,6 +2,7 @@
 worst feature, every input figure and the score against the independent model of tests/opportunity_model.py,
 the evidence queries, injection-safe parameters, and the weekly report's section."""
 
+import json
 import math
 import secrets
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pravis_schemas import opportunities
 from typer.testing import CliRunner
 
 from tests import opportunity_model as model
+from tests.support.receivers import Receiver
 
 FIGURES = (
     "users",
@@ -36,6 +38,8 @@ FIGURES = (
     "top_failure",
 )
 VIEW = {"project": model.PROJECT, "date_from": model.FIRST, "date_to": model.LAST}
+QUIET = "opp-quiet"
+"""The model's project without its feedback: its opportunities come from failures, repeats and drop-off."""
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +48,30 @@ def data() -> tuple[list[dict], list[dict], list[dict]]:
 
 
 @pytest.fixture(scope="module")
+def quiet(data) -> list[dict]:
+    events, _, _ = data
+    return [{**e, "project_id": QUIET} for e in events if e["event_type"] != "feedback"]
+
+
+@pytest.fixture(scope="module")
 def url(clickhouse_server: str) -> str:
     return f"{clickhouse_server}/pravis_opp_{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="module")
-def client(url: str, data) -> Iterator[Any]:
+def client(url: str, data, quiet) -> Iterator[Any]:
     events, copies, scored = data
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
-        clickhouse.insert_json_rows(client, "events", json_rows(events + copies))
+        clickhouse.insert_json_rows(client, "events", json_rows(events + copies + quiet))
         clickhouse.refresh_identity_merges(client)
         clickhouse.insert_json_rows(client, "feedback_scored", json_rows(scored))
         client.insert(
             "funnels",
-            [[model.PROJECT, model.FUNNEL.key, 1, model.FUNNEL.model_dump_json(), datetime.now(UTC)]],
+            [
+                [project, model.FUNNEL.key, 1, model.FUNNEL.model_dump_json(), datetime.now(UTC)]
+                for project in (model.PROJECT, QUIET)
+            ],
             column_names=["project_id", "funnel_key", "version", "definition", "created_at"],
         )
         run_rollups(client, model.FIRST, model.LAST, ["funnel_daily"])
@@ -192,6 +205,37 @@ def test_the_weekly_report_lists_the_top_opportunities_with_their_evidence(
     line = next(line for line in markdown.splitlines() if line.startswith("| 1 |"))
     assert "size_guide" in line and "GET /api/v1/sizes · HTTP 500" in line and "sizes: step 2" in line
     assert opportunities.SCORE_FORMULA in markdown
+
+
+def test_a_project_without_feedback_gets_its_opportunities_and_the_webhook_lists_them(
+    client, data, quiet, tmp_path: Path
+) -> None:
+    events, _, scored = data
+    top = feedback_report.OPPORTUNITIES_PER_PROJECT
+    want = {model.PROJECT: model.expected(events, scored)[:top], QUIET: model.expected(quiet, [])[:top]}
+    assert want[QUIET] and want[QUIET] != want[model.PROJECT]  # other scores without ratings and sentiment
+    report = feedback_report.build(client, model.FIRST)
+    by_project = {p.project_id: p for p in report.projects}
+    assert by_project[QUIET].feedback == 0 and by_project[QUIET].lowest == []
+    receiver = Receiver(lambda body, headers: json.loads(body))
+    try:
+        feedback_report.write(report, tmp_path, receiver.url)
+    finally:
+        receiver.close()
+    [payload] = receiver.accepted
+    sent = {p["project_id"]: p for p in payload["report"]["projects"]}
+    lines = payload["text"].splitlines()
+    for project, rows in want.items():
+        subjects = [(w["kind"], w["subject"]) for w in rows]
+        assert [(o.kind, o.subject) for o in by_project[project].opportunities] == subjects
+        assert [(o["kind"], o["subject"]) for o in sent[project]["opportunities"]] == subjects
+        assert [o["score"] for o in sent[project]["opportunities"]] == pytest.approx(
+            [round(w["score"], 4) for w in rows], abs=1e-4
+        )
+        shown = ", ".join(f"{w['kind']} {w['subject']} (score {w['score']:.3f})" for w in rows[:3])
+        assert lines[lines.index(next(x for x in lines if x.startswith(f"• {project}:"))) + 1] == (
+            f"  top opportunities: {shown}"
+        )
 
 
 def test_the_cli_ranks_and_shows_one_subjects_evidence(client, url: str, data) -> None:

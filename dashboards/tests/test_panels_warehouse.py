@@ -61,8 +61,9 @@ def run(dataset):
     data, warehouse = dataset
     view = panels.Params("default", data.config.start, data.end)
 
-    def query(panel_id: str) -> list[dict[str, Any]]:
-        columns, rows = warehouse.query(panels.BY_ID[panel_id].sql, view.as_query())
+    def query(panel_id: str, among: tuple[panels.Panel, ...] = panels.PANELS) -> list[dict[str, Any]]:
+        panel = next(p for p in among if p.id == panel_id)
+        columns, rows = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     return query
@@ -391,4 +392,39 @@ def test_resource_panels_per_service_and_saturation(run, dataset) -> None:
         "shop-api @ web-1 #4101": "",
         "shop-api @ web-2 #4102": "CPU saturated",
         "pravis-gateway @ ingest-1 #311": "",
+    }
+
+
+def test_saturation_settings_decide_which_processes_are_flagged(run, dataset) -> None:
+    """Thresholds lowered so every warning fires somewhere: the panel flags exactly the processes a model of
+    the documented rule (max CPU, p95 loop lag, max descriptors, max RSS at or above the setting) flags."""
+    by_process: dict[str, list[dict]] = defaultdict(list)
+    for s in demo_resource_samples(dataset[0]):
+        by_process[f"{s['service']} @ {s['host']} #{s['pid']}"].append(s)
+    lowered = panels.Saturation(cpu_percent=45, loop_lag_ms=7.5, open_fds=199, rss_bytes=399 * 2**20)
+
+    def flagged(samples: list[dict], t: panels.Saturation) -> str:
+        warnings = [
+            ("CPU saturated", max(s["cpu_percent"] for s in samples) >= t.cpu_percent),
+            ("event loop lagging", quantile([s["loop_lag_ms"] for s in samples], 0.95) >= t.loop_lag_ms),
+            ("file descriptors", max(s["open_fds"] for s in samples) >= t.open_fds),
+            ("memory", max(s["rss_bytes"] for s in samples) >= t.rss_bytes),
+        ]
+        return ", ".join(name for name, hit in warnings if hit)
+
+    for thresholds in (panels.Saturation(), lowered):
+        rows = run("resource_top", panels.configured(thresholds))
+        assert {r["process"]: r["warning"] for r in rows} == {
+            p: flagged(samples, thresholds) for p, samples in by_process.items()
+        }
+    rule = next(p for p in panels.configured(lowered) if p.id == "resource_top").description
+    assert "CPU reaches 45% of a core, the p95 event-loop lag 7.5 ms, open descriptors 199" in rule
+    assert "resident memory 399 MiB" in rule
+    shown = {r["process"]: r["warning"] for r in run("resource_top", panels.configured(lowered))}
+    assert shown != {r["process"]: r["warning"] for r in run("resource_top")}
+    assert {w for warning in shown.values() for w in warning.split(", ") if w} == {
+        "CPU saturated",
+        "event loop lagging",
+        "file descriptors",
+        "memory",
     }

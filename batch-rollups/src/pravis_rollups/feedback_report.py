@@ -4,13 +4,13 @@ the Markdown and HTML files, and announce them on the webhook."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 from pravis_schemas.feedback_sql import lowest_rated_sql
-from pravis_schemas.opportunities import ranked_sql
+from pravis_schemas.opportunities import PROJECTS_WITH_SUBJECTS_SQL, ranked_sql
 
 from pravis_rollups import webhook
 from pravis_rollups.jobs import run_rollups
@@ -93,12 +93,16 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
         else:
             count, rating_sum = previous_totals.get(project_id, (0, 0.0))
             previous_totals[project_id] = (count + feedback, rating_sum + avg * feedback)
+    week_range = {"date_from": week_start, "date_to": week_start + timedelta(days=6)}
+    # A project without feedback this week can still have opportunities (failures, repeated commands, funnel
+    # drop-off after its features and intents): it gets a section too.
+    for (project_id,) in client.query(PROJECTS_WITH_SUBJECTS_SQL, parameters=week_range).result_rows:
+        projects.setdefault(project_id, ProjectSummary(project_id))
     for project_id, (count, rating_sum) in previous_totals.items():
         if project_id in projects:
             projects[project_id].previous_feedback = count
             projects[project_id].previous_avg_rating = rating_sum / count if count else None
     lowest, lowest_parameters = lowest_rated_sql()
-    week_range = {"date_from": week_start, "date_to": week_start + timedelta(days=6)}
     for row in client.query(
         lowest, parameters={**lowest_parameters, **week_range, "limit": LOWEST_PER_PROJECT}
     ).result_rows:
@@ -148,6 +152,7 @@ def write(report: FeedbackReport, directory: Path, webhook_url: str | None = Non
                             "previous_avg_rating": p.previous_avg_rating,
                             "sentiment": p.sentiment(),
                             "top_terms": [term for term, _ in p.terms],
+                            "opportunities": [asdict(o) for o in p.opportunities],
                         }
                         for p in report.projects
                     ],

@@ -349,6 +349,10 @@ def to_html(report: FeedbackReport) -> str:
     return "\n".join(parts)
 
 
+SUMMARY_OPPORTUNITIES = 3
+"""Opportunities per project in the chat message (the report and the webhook's JSON have them all)."""
+
+
 def summary_text(report: FeedbackReport, location: str) -> str:
     """One chat message (Slack-compatible `text`) announcing the report."""
     lines = [f"*{report.title}*"]
@@ -361,6 +365,14 @@ def summary_text(report: FeedbackReport, location: str) -> str:
             f"negative {_share(mix['negative'], project.feedback)}; "
             f"top complaints: {terms}"
         )
+        if project.opportunities:
+            lines.append(
+                "  top opportunities: "
+                + ", ".join(
+                    f"{o.kind} {o.subject} (score {o.score:.3f})"
+                    for o in project.opportunities[:SUMMARY_OPPORTUNITIES]
+                )
+            )
     if not report.projects:
         lines.append("No feedback this week.")
     lines.append(f"Report: {location}")

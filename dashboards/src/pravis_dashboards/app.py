@@ -127,6 +127,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         HEALTH_SOURCE_ERRORS.labels("monitor").inc,
     )
     thresholds = settings.health_thresholds()
+    configured = panels.configured(settings.saturation())
+    by_id = {panel.id: panel for panel in configured}
     template = (PACKAGE / "templates" / "page.html").read_text()
     runbooks = runbooks_page(navigation("runbooks"))
 
@@ -240,7 +242,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if page not in panels.PAGES:
             raise HTTPException(404, "no such dashboard")
         view = await run_in_threadpool(params, request)
-        shown = panels.page_panels(page)
+        shown = panels.page_panels(page, configured)
         queries = ViewQueries(warehouse)
         if page == funnel_panels.PAGE:
             funnel = await run_in_threadpool(funnel_view, request, view, queries)
@@ -266,7 +268,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 raise HTTPException(400, f"{panel_id} needs ?opportunity=feature:<name> or intent:<intent>")
             panel = next(p for p in shown if p.id == panel_id)
         else:
-            panel = panels.BY_ID.get(panel_id)
+            panel = by_id.get(panel_id)
         if panel is None:
             raise HTTPException(404, "no such panel")
         return panel
@@ -332,6 +334,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             thresholds,
             settings.dashboards_health_loader_group,
             settings.dashboards_health_stream_group,
+            settings.dashboards_health_monitored_endpoints,
         )
         return JSONResponse(
             {

@@ -5,6 +5,7 @@ the committed output and a test keeps it in sync."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,25 @@ REPLACEMENTS = {
 }
 
 
+NUMBER_PARAMETER = re.compile(r"\{(\w+):(Float64|UInt64)\}")
+"""A panel's own numeric parameter (a threshold): a dashboard text box holding its default, read as a
+number."""
+
+
 def grafana_sql(sql: str) -> str:
     for placeholder, replacement in REPLACEMENTS.items():
         sql = sql.replace(placeholder, replacement)
-    return sql
+    return NUMBER_PARAMETER.sub(lambda match: f"to{match[2]}('${{{match[1]}:sqlstring}}')", sql)
+
+
+def text_box(name: str, value: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "textbox",
+        "label": name,
+        "query": str(value),
+        "current": {"text": str(value), "value": str(value)},
+    }
 
 
 def grafana_panel(panel: panels.Panel, index: int) -> dict[str, Any]:
@@ -84,6 +100,11 @@ def dashboard(page: str) -> dict[str, Any]:
                     "refresh": 1,
                     "current": {"text": "default", "value": "default"},
                 },
+                *(
+                    text_box(name, value)
+                    for panel in panels.page_panels(page)
+                    for name, value in panel.parameters.items()
+                ),
             ]
         },
         "panels": [grafana_panel(panel, i) for i, panel in enumerate(panels.page_panels(page))],

@@ -15,7 +15,7 @@ import csv
 import io
 import math
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -98,8 +98,71 @@ WHERE {EVENTS_RANGE}
 GROUP BY model ORDER BY model"""
 
 REVENUE_TOTAL = "currency = '*' AND ai_session = '*' AND app_version = '*'"
-SATURATION = {"cpu_percent": 90, "loop_lag_ms": 100, "open_fds": 50_000}
-"""Saturation warnings of the resources panel: a process above one of these in the range (CPU per core)."""
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """Where the resources panel warns: a process of the range at or above one of these (the dashboards'
+    PRAVIS_DASHBOARDS_SATURATION_* settings; these defaults are theirs)."""
+
+    cpu_percent: float = 90.0
+    """Maximum CPU, in % of one core."""
+    loop_lag_ms: float = 100.0
+    """p95 of the asyncio event-loop lag."""
+    open_fds: int = 50_000
+    """Maximum open file descriptors."""
+    rss_bytes: int = 2 * 2**30
+    """Maximum resident memory."""
+
+    def as_parameters(self) -> dict[str, Any]:
+        return {f"saturation_{name}": value for name, value in asdict(self).items()}
+
+    def rule(self) -> str:
+        return (
+            f"Warning when the range's maximum CPU reaches {self.cpu_percent:g}% of a core, the p95 "
+            f"event-loop lag {self.loop_lag_ms:g} ms, open descriptors {self.open_fds}, or resident memory "
+            f"{self.rss_bytes / 2**20:g} MiB."
+        )
+
+
+def resource_top_panel(saturation: Saturation) -> Panel:
+    """The top consumers with their saturation warnings; the thresholds are query parameters, and the
+    description states the ones in force."""
+    return Panel(
+        "resource_top",
+        "tech-ops",
+        "Top resource consumers and saturation warnings",
+        f"Processes of the range by mean CPU. {saturation.rule()}",
+        "SELECT concat(assumeNotNull(service), ' @ ', assumeNotNull(host), ' #', toString(pid)) AS process,\n"
+        "       count() AS samples, avg(cpu_percent) AS mean_cpu, max(cpu_percent) AS max_cpu,\n"
+        "       max(rss_bytes) AS max_rss_bytes, max(open_fds) AS max_open_fds,\n"
+        "       max(threads) AS max_threads, quantileExactInclusive(0.95)(loop_lag_ms) AS p95_loop_lag_ms,\n"
+        "       max(in_flight) AS max_in_flight,\n"
+        "       arrayStringConcat(arrayFilter(w -> w != '', [\n"
+        "           if(max_cpu >= {saturation_cpu_percent:Float64}, 'CPU saturated', ''),\n"
+        "           if(p95_loop_lag_ms >= {saturation_loop_lag_ms:Float64}, 'event loop lagging', ''),\n"
+        "           if(max_open_fds >= {saturation_open_fds:UInt64}, 'file descriptors', ''),\n"
+        "           if(max_rss_bytes >= {saturation_rss_bytes:UInt64}, 'memory', '')]),\n"
+        "           ', ') AS warning\n"
+        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'resource_sample'\n"
+        "GROUP BY process\nORDER BY mean_cpu DESC, process\nLIMIT 20",
+        Chart(
+            "table",
+            "process",
+            (
+                "samples",
+                "mean_cpu",
+                "max_cpu",
+                "max_rss_bytes",
+                "max_open_fds",
+                "max_threads",
+                "p95_loop_lag_ms",
+                "max_in_flight",
+                "warning",
+            ),
+        ),
+        parameters=saturation.as_parameters(),
+    )
 
 
 def _per_service_hourly(figure: str) -> str:
@@ -451,50 +514,22 @@ PANELS: tuple[Panel, ...] = (
         _per_service_hourly("rss_bytes"),
         Chart("line", "hour", ("rss_bytes",), pivot="service"),
     ),
-    Panel(
-        "resource_top",
-        "tech-ops",
-        "Top resource consumers and saturation warnings",
-        f"Processes of the range by mean CPU. Warning when the range's maximum CPU reaches "
-        f"{SATURATION['cpu_percent']}% of a core, the p95 event-loop lag {SATURATION['loop_lag_ms']} ms, or "
-        f"open descriptors {SATURATION['open_fds']}.",
-        "SELECT concat(assumeNotNull(service), ' @ ', assumeNotNull(host), ' #', toString(pid)) AS process,\n"
-        "       count() AS samples, avg(cpu_percent) AS mean_cpu, max(cpu_percent) AS max_cpu,\n"
-        "       max(rss_bytes) AS max_rss_bytes, max(open_fds) AS max_open_fds,\n"
-        "       max(threads) AS max_threads, quantileExactInclusive(0.95)(loop_lag_ms) AS p95_loop_lag_ms,\n"
-        "       max(in_flight) AS max_in_flight,\n"
-        f"       arrayStringConcat(arrayFilter(w -> w != '', [\n"
-        f"           if(max_cpu >= {SATURATION['cpu_percent']}, 'CPU saturated', ''),\n"
-        f"           if(p95_loop_lag_ms >= {SATURATION['loop_lag_ms']}, 'event loop lagging', ''),\n"
-        f"           if(max_open_fds >= {SATURATION['open_fds']}, 'file descriptors', '')]),\n"
-        "           ', ') AS warning\n"
-        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'resource_sample'\n"
-        "GROUP BY process\nORDER BY mean_cpu DESC, process\nLIMIT 20",
-        Chart(
-            "table",
-            "process",
-            (
-                "samples",
-                "mean_cpu",
-                "max_cpu",
-                "max_rss_bytes",
-                "max_open_fds",
-                "max_threads",
-                "p95_loop_lag_ms",
-                "max_in_flight",
-                "warning",
-            ),
-        ),
-    ),
+    resource_top_panel(Saturation()),
 )
 BY_ID = {panel.id: panel for panel in PANELS}
+
+
+def configured(saturation: Saturation) -> tuple[Panel, ...]:
+    """PANELS with the settings in force: the saturation thresholds of the resources panel."""
+    return tuple(resource_top_panel(saturation) if panel.id == "resource_top" else panel for panel in PANELS)
+
 
 PROJECTS_SQL = "SELECT DISTINCT project_id FROM daily_active_users ORDER BY project_id"
 LATEST_DAY_SQL = "SELECT max(day) FROM daily_active_users WHERE project_id = {project:String}"
 
 
-def page_panels(page: str) -> list[Panel]:
-    return [panel for panel in PANELS if panel.page == page]
+def page_panels(page: str, among: tuple[Panel, ...] = PANELS) -> list[Panel]:
+    return [panel for panel in among if panel.page == page]
 
 
 def default_range(latest: date | None, today: date, days: int) -> tuple[date, date]:

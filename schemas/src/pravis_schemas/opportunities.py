@@ -81,6 +81,12 @@ def _score_sql() -> str:
     return f"coalesce(({weighted}) / nullIf({total}, 0), 0) * log(1 + users)"
 
 
+_USE = """e.distinct_id != ''
+      AND ((e.event_type = 'feature_use' AND e.feature_name IS NOT NULL)
+           OR (e.event_type = 'voice_request' AND e.intent IS NOT NULL))"""
+"""An event `e` that uses a subject."""
+
+
 def _uses(until_s: int, with_person: bool) -> str:
     """Uses of every subject from the range's start until `until_s` seconds after its end."""
     person = f"{person_id_sql('e', 'po')}" if with_person else "''"
@@ -91,9 +97,7 @@ def _uses(until_s: int, with_person: bool) -> str:
            ifNull(e.session_id, '') AS session, {person} AS person
     FROM events AS e FINAL
     {join}
-    WHERE e.project_id = {{project:String}} AND e.distinct_id != ''
-      AND ((e.event_type = 'feature_use' AND e.feature_name IS NOT NULL)
-           OR (e.event_type = 'voice_request' AND e.intent IS NOT NULL))
+    WHERE e.project_id = {{project:String}} AND {_USE}
       AND e.timestamp >= {_RANGE_START} AND e.timestamp < {_RANGE_END} + toIntervalSecond({int(until_s)})"""
 
 
@@ -250,6 +254,14 @@ LEFT JOIN (
 ) AS d ON d.kind = u.kind AND d.subject = u.subject
 ORDER BY score DESC, kind, subject
 LIMIT {RANKED}"""
+
+
+PROJECTS_WITH_SUBJECTS_SQL = f"""SELECT DISTINCT e.project_id FROM events AS e
+WHERE {_USE}
+  AND e.timestamp >= {_RANGE_START} AND e.timestamp < {_RANGE_END}
+ORDER BY e.project_id"""
+"""The projects whose ranked list over [date_from, date_to] has rows: a subject used in the range (the weekly
+report walks them, with feedback or without: failures, repeats and drop-off make opportunities too)."""
 
 
 def parse_subject(text: str) -> tuple[Kind, str]:

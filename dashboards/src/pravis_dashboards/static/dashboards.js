@@ -482,7 +482,7 @@ function startHealth(project) {
       el("p", { class: "description", id: "health-note", text: "…" }),
       el("p", {
         class: "description",
-        text: "One status per pipeline stage and per API endpoint served in the last 5 minutes, from the stack monitor's /metrics and the live API. Red beats unknown, unknown beats amber and green: a source that does not answer is never shown as green.",
+        text: "One status per pipeline stage, per monitored API endpoint (PRAVIS_DASHBOARDS_HEALTH_MONITORED_ENDPOINTS) and per other endpoint served in the last 5 minutes, from the stack monitor's /metrics and the live API. Red beats unknown, unknown beats amber and green: a source that does not answer is never shown as green.",
       }),
       el("table", { class: "alerts health", id: "health-table" }),
     ),
