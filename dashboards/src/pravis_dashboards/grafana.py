@@ -5,6 +5,7 @@ the committed output and a test keeps it in sync."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,22 @@ DATASOURCE = {"type": "grafana-clickhouse-datasource", "uid": "${datasource}"}
 # The page's parameters become Grafana's: the project variable and the dashboard time range.
 REPLACEMENTS = {
     "{project:String}": "'${project:sqlstring}'",
+    "{survey:String}": "'${survey:sqlstring}'",
     "{date_from:Date}": "toDate($__fromTime)",
     "{date_to:Date}": "toDate($__toTime)",
 }
+SURVEYS_SQL = panels.SURVEYS_SQL.replace("{project:String}", REPLACEMENTS["{project:String}"])
 
 
-def grafana_sql(sql: str) -> str:
+def grafana_sql(sql: str, parameters: dict[str, Any] | None = None) -> str:
+    """`sql` with the page's placeholders as Grafana variables and a panel's own parameters (constants of
+    the code, never user input) as literals."""
     for placeholder, replacement in REPLACEMENTS.items():
         sql = sql.replace(placeholder, replacement)
+    for name, value in (parameters or {}).items():
+        literal = str(value) if isinstance(value, int) else panels.clickhouse_string(str(value))
+        for placeholder in set(re.findall(r"\{" + name + r":\w+\}", sql)):
+            sql = sql.replace(placeholder, literal)
     return sql
 
 
@@ -33,7 +42,7 @@ def grafana_panel(panel: panels.Panel, index: int) -> dict[str, Any]:
         "refId": "A",
         "datasource": DATASOURCE,
         "editorType": "sql",
-        "rawSql": grafana_sql(panel.sql),
+        "rawSql": grafana_sql(panel.sql, panel.parameters),
         "queryType": "timeseries" if timeseries else "table",
         "format": 0 if timeseries else 1,
     }
@@ -53,6 +62,18 @@ def grafana_panel(panel: panels.Panel, index: int) -> dict[str, Any]:
         body["transformations"] = [{"id": "prepareTimeSeries", "options": {"format": "multi"}}]
     if kind == "bar":
         body["options"] = {"xField": panel.chart.x, "stacking": "normal" if panel.chart.stacked else "none"}
+    if panel.chart.secondary:
+        body["fieldConfig"]["overrides"] = [
+            {
+                "matcher": {"id": "byName", "options": column},
+                "properties": [
+                    {"id": "custom.drawStyle", "value": "bars"},
+                    {"id": "custom.axisPlacement", "value": "right"},
+                    {"id": "unit", "value": "short"},
+                ],
+            }
+            for column in panel.chart.secondary
+        ]
     if kind == "heatmap":
         body["fieldConfig"]["defaults"]["custom"] = {"cellOptions": {"type": "color-background"}}
         body["fieldConfig"]["defaults"]["color"] = {"mode": "continuous-BlPu"}
@@ -84,6 +105,20 @@ def dashboard(page: str) -> dict[str, Any]:
                     "refresh": 1,
                     "current": {"text": "default", "value": "default"},
                 },
+                *(
+                    [
+                        {
+                            "name": "survey",
+                            "type": "query",
+                            "label": "Survey",
+                            "datasource": DATASOURCE,
+                            "query": SURVEYS_SQL,
+                            "refresh": 1,
+                        }
+                    ]
+                    if any(panel.per_survey for panel in panels.page_panels(page))
+                    else []
+                ),
             ]
         },
         "panels": [grafana_panel(panel, i) for i, panel in enumerate(panels.page_panels(page))],
