@@ -469,7 +469,9 @@ def test_survey_panels_draw_the_picked_survey(page: Page, dashboards_url: str) -
                     weeks.setdefault(week, []).append(answer["value"])
                 texts += bool(answer.get("text"))
     labels = sorted(weeks)
-    nps = [100 * (sum(v >= 9 for v in weeks[w]) - sum(v <= 6 for v in weeks[w])) / len(weeks[w]) for w in labels]
+    nps = [
+        100 * (sum(v >= 9 for v in weeks[w]) - sum(v <= 6 for v in weeks[w])) / len(weeks[w]) for w in labels
+    ]
 
     page.goto(f"{dashboards_url}/product?project=default&from={view.date_from}&to={view.date_to}")
     page.wait_for("window.pravis && window.pravis.ready")
@@ -478,10 +480,18 @@ def test_survey_panels_draw_the_picked_survey(page: Page, dashboards_url: str) -
     assert drawn["labels"] == labels
     assert drawn["nps"] == pytest.approx(nps, rel=1e-9)
     assert drawn["responses"] == [len(weeks[w]) for w in labels]
-    assert page.evaluate("document.querySelectorAll('#panel-survey_text_answers tbody tr').length") == min(texts, 20)
+    assert page.evaluate("document.querySelectorAll('#panel-survey_text_answers tbody tr').length") == min(
+        texts, 20
+    )
     assert errors(page) == []
     screenshot(page, "product-surveys")
-    for panel_id in ("survey_nps", "survey_response_rate", "survey_ratings", "survey_text_answers", "feature_requests"):
+    for panel_id in (
+        "survey_nps",
+        "survey_response_rate",
+        "survey_ratings",
+        "survey_text_answers",
+        "feature_requests",
+    ):
         panel_screenshot(page, panel_id)
 
     refused = httpx.get(f"{dashboards_url}/api/pages/product?survey=nope", auth=AUTH)

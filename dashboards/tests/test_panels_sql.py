@@ -144,7 +144,9 @@ def test_grafana_dashboards_are_generated_from_the_panels_and_committed() -> Non
             f"regenerate: python -m pravis_dashboards.grafana ({name})"
         )
     for panel in panels.PANELS:
-        assert not re.search(r"(?<!\$)\{\w+:\w+\}", grafana.grafana_sql(panel.sql, panel.parameters)), panel.id
+        assert not re.search(r"(?<!\$)\{\w+:\w+\}", grafana.grafana_sql(panel.sql, panel.parameters)), (
+            panel.id
+        )
 
 
 def test_survey_panels_read_the_picked_survey_as_a_parameter() -> None:

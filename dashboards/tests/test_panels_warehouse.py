@@ -15,7 +15,6 @@ from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_local.demo import DEMO_SURVEY, demo_resource_samples, seed
 from pravis_local.synthetic import Dataset, parse_iso
-
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tests.support.persons import persons
@@ -405,7 +404,9 @@ def survey_answers(events, first: date, last: date) -> list[tuple[dict[str, Any]
     return [
         (e, a)
         for e in events
-        if e["event_type"] == "survey_answered" and e["survey_id"] == DEMO_SURVEY.key and first <= day_of(e) <= last
+        if e["event_type"] == "survey_answered"
+        and e["survey_id"] == DEMO_SURVEY.key
+        and first <= day_of(e) <= last
         for a in e["survey_answers"]
     ]
 
@@ -445,12 +446,16 @@ def test_survey_nps_trend_and_response_rate(run, events, dataset, days) -> None:
             c["survey_dismissed"],
             c["survey_answered"],
         )
-        assert close(row["response_rate"], c["survey_answered"] / c["survey_shown"] if c["survey_shown"] else None)
+        assert close(
+            row["response_rate"], c["survey_answered"] / c["survey_shown"] if c["survey_shown"] else None
+        )
 
 
 def test_survey_rating_distribution(run, events, dataset) -> None:
     values = Counter(
-        a["value"] for _, a in survey_answers(events, dataset[0].config.start, dataset[0].end) if a.get("value") is not None
+        a["value"]
+        for _, a in survey_answers(events, dataset[0].config.start, dataset[0].end)
+        if a.get("value") is not None
     )
     rows = run("survey_ratings")
     assert [(r["value"], r["question"]) for r in rows] == [(v, "nps") for v in sorted(values)]
@@ -468,11 +473,15 @@ def test_survey_text_answers_newest_first_with_their_sentiment(run, events, data
     ]
     newest = sorted(texts, reverse=True)[: panels.TEXT_ANSWERS_SHOWN]
     rows = run("survey_text_answers")
-    assert [(r["timestamp"], r["text"]) for r in rows] == [(parse_iso(t).replace(tzinfo=None), text) for t, text in newest]
+    assert [(r["timestamp"], r["text"]) for r in rows] == [
+        (parse_iso(t).replace(tzinfo=None), text) for t, text in newest
+    ]
     for r in rows:
         score = vader.polarity_scores(r["text"])["compound"]
         assert close(r["sentiment_score"], score)
-        assert r["sentiment_label"] == ("positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral")
+        assert r["sentiment_label"] == (
+            "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+        )
     assert {r["sentiment_label"] for r in rows} >= {"positive", "negative"}
 
 
@@ -485,13 +494,13 @@ def test_feature_request_board(run, events) -> None:
         if e["event_type"] in ("feature_request", "feature_request_vote"):
             voters[normalised(e["feature_request_title"])].add(who(e))
     recent = datetime.now(UTC).date() - timedelta(days=30)
-    active_days = {(who(e), day_of(e)) for e in events if e["event_type"] not in INACTIVE and day_of(e) >= recent}
+    active_days = {
+        (who(e), day_of(e)) for e in events if e["event_type"] not in INACTIVE and day_of(e) >= recent
+    }
     active = Counter(person for person, _ in active_days)
     statuses = {"dark mode": "planned", "apple pay": "done"}  # the demo's two status changes
     rows = run("feature_requests")
-    expected = sorted(
-        voters, key=lambda r: (-len(voters[r]), -sum(max(1, active[v]) for v in voters[r]), r)
-    )
+    expected = sorted(voters, key=lambda r: (-len(voters[r]), -sum(max(1, active[v]) for v in voters[r]), r))
     assert [r["request"] for r in rows] == expected
     for r in rows:
         assert r["votes"] == len(voters[r["request"]])

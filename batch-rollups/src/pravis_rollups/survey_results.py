@@ -1,6 +1,6 @@
-"""A survey's results from `survey_results_daily` (all days, or a range), per version and question: what `pravis
-survey results` prints and the weekly feedback report lists (SQL in pravis_schemas.survey_sql, which the
-product dashboard's survey panels read too). NPS is computed for the questions the version's definition
+"""A survey's results from `survey_results_daily` (all days, or a range), per version and question: what
+`pravis survey results` prints and the weekly feedback report lists (SQL in pravis_schemas.survey_sql, which
+the product dashboard's survey panels read too). NPS is computed for the questions the version's definition
 (table `surveys`) says are NPS questions: 100 x (promoters - detractors) / answers. Open-text questions carry
 the VADER sentiment the stream tier gave their answers (`survey_answer_sentiment`): the average compound score
 and the positive / negative counts; `recent_text_answers` lists the newest answers with theirs, and
@@ -36,6 +36,8 @@ GROUP BY segment, version
 ORDER BY segment, version"""
 """Answers of a survey per segment (members of the newest refresh, every id of a member person listed) and
 version, with the figures of one rating/NPS question."""
+
+
 def survey_summary(
     client: Client, project_id: str, key: str, days: Mapping[str, date] = ALL_TIME
 ) -> list[dict[str, Any]]:

@@ -478,7 +478,7 @@ PANELS: tuple[Panel, ...] = (
         f"The newest {TEXT_ANSWERS_SHOWN} open-text answers of the range with the VADER sentiment the stream "
         "tier gave them (blank until scored).",
         survey_sql.RECENT_TEXT_SQL,
-        Chart("table", "timestamp", ("sentiment_label", "sentiment_score", "question", "version", "text")),
+        Chart("table", "timestamp", ("text", "sentiment_label", "sentiment_score", "question", "version")),
         parameters={"limit": TEXT_ANSWERS_SHOWN},
         per_survey=True,
     ),
@@ -489,7 +489,7 @@ PANELS: tuple[Panel, ...] = (
         "The board GET /api/v1/feature-requests answers: requests by normalised title, votes = persons; "
         f"weighted: each voter counts their active days of the last {WEIGHT_DAYS} (at least 1).",
         RANKING_SQL,
-        Chart("table", "title", ("votes", "weighted_votes", "status", "request")),
+        Chart("table", "title", ("votes", "weighted_votes", "status")),
         uses_dates=False,
         parameters={k: v for k, v in ranking_parameters("").items() if k != "project"},
     ),

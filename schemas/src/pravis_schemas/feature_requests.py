@@ -37,6 +37,7 @@ SET_STATUS_SQL = (
 )
 """Records a status change; the newest change of a request wins (`RANKING_SQL`)."""
 
+
 def _ranking_sql(votes_in_range: bool) -> str:
     in_range = (
         "\n          AND e.timestamp >= {date_from:Date} AND e.timestamp < {date_to:Date} + 1"
@@ -58,7 +59,8 @@ FROM (
                if(po.person_id = '', e.distinct_id, po.person_id) AS person_id
         FROM events AS e FINAL
         LEFT JOIN person_overrides AS po ON po.project_id = e.project_id AND po.distinct_id = e.distinct_id
-        WHERE e.project_id = {project:String} AND e.event_type IN ('feature_request', 'feature_request_vote')"""
+        WHERE e.project_id = {project:String}
+          AND e.event_type IN ('feature_request', 'feature_request_vote')"""
         + in_range
         + """
         GROUP BY request, person_id

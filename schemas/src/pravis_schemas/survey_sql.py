@@ -1,5 +1,6 @@
-"""The survey results SQL that `pravis survey results` (pravis_rollups.survey_results), the product dashboard's
-survey panels and the weekly feedback report share (pure, no I/O), so a figure reads the same everywhere.
+"""The survey results SQL that `pravis survey results` (pravis_rollups.survey_results), the product
+dashboard's survey panels and the weekly feedback report share (pure, no I/O), so a figure reads the same
+everywhere.
 
 Every query takes `{project:String}`, `{survey:String}` and an inclusive day range `{date_from:Date}` ..
 `{date_to:Date}` (`ALL_TIME` for a survey's whole life). NPS is 100 x (promoters - detractors) / answers over
@@ -18,7 +19,8 @@ ALL_TIME = {"date_from": date(1970, 1, 1), "date_to": date(2105, 12, 31)}
 NPS_QUESTIONS = """(
     SELECT groupArray(concat(toString(version), ':', JSONExtractString(q, 'id')))
     FROM surveys FINAL ARRAY JOIN JSONExtractArrayRaw(definition, 'questions') AS q
-    WHERE project_id = {project:String} AND survey_key = {survey:String} AND JSONExtractString(q, 'type') = 'nps'
+    WHERE project_id = {project:String} AND survey_key = {survey:String}
+      AND JSONExtractString(q, 'type') = 'nps'
 )"""
 """'<version>:<question id>' of every NPS question of the survey, over all its versions."""
 IS_NPS_QUESTION = f"has({NPS_QUESTIONS}, concat(toString(survey_version), ':', question_id))"
@@ -81,9 +83,7 @@ loaded."""
 
 DAILY_UP_TO_DAYS = 14
 """Trends over a longer range are drawn per week (Monday): an NPS of a day's handful of answers is noise."""
-PERIOD = (
-    f"if(dateDiff('day', {{date_from:Date}}, {{date_to:Date}}) < {DAILY_UP_TO_DAYS}, day, toMonday(day))"
-)
+PERIOD = f"if(dateDiff('day', {{date_from:Date}}, {{date_to:Date}}) < {DAILY_UP_TO_DAYS}, day, toMonday(day))"
 _RESULTS_RANGE = (
     "project_id = {project:String} AND survey_id = {survey:String}\n"
     "  AND day BETWEEN {date_from:Date} AND {date_to:Date}"
@@ -114,4 +114,4 @@ WHERE {_RESULTS_RANGE}
   AND question_id != ''
 GROUP BY question, value
 ORDER BY value, question"""
-"""Answers per value of each rating and NPS question of the range, and their share of the question's answers."""
+"""Answers per value of each rating and NPS question of the range, and their share of its answers."""

@@ -148,7 +148,12 @@ DEMO_SURVEY = SurveyDefinition.model_validate(
         "status": "running",
         "questions": [
             {"id": "nps", "type": "nps", "text": "How likely are you to recommend the boutique to a friend?"},
-            {"id": "why", "type": "open_text", "text": "What is the main reason for your score?", "required": False},
+            {
+                "id": "why",
+                "type": "open_text",
+                "text": "What is the main reason for your score?",
+                "required": False,
+            },
         ],
         "schedule": {"recurrence": "quarterly"},
     }
@@ -217,9 +222,13 @@ def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
         clickhouse.insert_json_rows(client, "alerts", json_rows(demo_alerts(dataset)))
         client.insert("experiment_results", demo_experiment_results(dataset), column_names=RESULT_COLUMNS)
         clickhouse.insert_json_rows(client, "surveys", json_rows(demo_surveys(dataset)))
-        clickhouse.insert_json_rows(client, "survey_answer_sentiment", json_rows(demo_survey_sentiment(dataset)))
+        clickhouse.insert_json_rows(
+            client, "survey_answer_sentiment", json_rows(demo_survey_sentiment(dataset))
+        )
         for title, status in DEMO_REQUEST_STATUSES:
-            client.command(SET_STATUS_SQL, parameters={"project": "default", "title": title, "status": status})
+            client.command(
+                SET_STATUS_SQL, parameters={"project": "default", "title": title, "status": status}
+            )
         rates, _ = parse_rates(DEMO_RATES.splitlines(), "EUR")
         load_rates(client, "EUR", rates)
         run_rollups(client, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))
