@@ -15,12 +15,14 @@ import csv
 import io
 import math
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from pravis_schemas import survey_sql
 from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.feature_requests import RANKING_SQL, WEIGHT_DAYS, ranking_parameters
 from pravis_schemas.identity import person_id_sql, person_join
 from pravis_schemas.opportunities import SCORE_FORMULA, ranked_sql
 
@@ -46,6 +48,8 @@ class Chart:
     """A table's (text column, URL column) pairs: the text links to the URL, the URL column is not shown."""
     percent_columns: tuple[str, ...] = ()
     """A table's columns shown as percentages."""
+    secondary: tuple[str, ...] = ()
+    """A line chart's columns drawn as bars on a right-hand axis of their own (the counts behind a score)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Panel:
     uses_dates: bool = True
     parameters: dict[str, Any] = field(default_factory=dict)
     """Values of the SQL's placeholders besides the view's (a funnel panel's steps, window, breakdown)."""
+    per_survey: bool = False
+    """The SQL reads `{survey:String}`, the survey picked on the page (`with_survey`)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class ChartData:
         return sum(1 for s in self.series for v in s["data"] if v is not None)
 
 
+TEXT_ANSWERS_SHOWN = 20
 RANGE = "project_id = {project:String} AND day BETWEEN {date_from:Date} AND {date_to:Date}"
 EVENTS_RANGE = (
     "project_id = {project:String} AND timestamp >= {date_from:Date} AND timestamp < {date_to:Date} + 1"
@@ -497,6 +504,58 @@ PANELS: tuple[Panel, ...] = (
             ),
         ),
     ),
+    # Issue 23: surveys (product); a per_survey panel shows the survey picked on the page.
+    Panel(
+        "survey_nps",
+        "product",
+        "Survey NPS trend",
+        "NPS = 100 x (promoters 9-10 - detractors 0-6) / answers to the survey's NPS questions, per day (per "
+        f"week over ranges longer than {survey_sql.DAILY_UP_TO_DAYS} days); bars: answers.",
+        survey_sql.NPS_TREND_SQL,
+        Chart("line", "period", ("nps",), secondary=("responses",)),
+        per_survey=True,
+    ),
+    Panel(
+        "survey_response_rate",
+        "product",
+        "Survey response rate",
+        "Answered / shown per day (per week over long ranges); bars: times shown.",
+        survey_sql.RESPONSE_RATE_SQL,
+        Chart("line", "period", ("response_rate",), percent=True, secondary=("shown_n",)),
+        per_survey=True,
+    ),
+    Panel(
+        "survey_ratings",
+        "product",
+        "Survey rating distribution",
+        "Answers per value of each rating and NPS question of the range (share of the question's answers in "
+        "the CSV).",
+        survey_sql.VALUE_DISTRIBUTION_SQL,
+        Chart("bar", "value", ("answers",), pivot="question"),
+        per_survey=True,
+    ),
+    Panel(
+        "survey_text_answers",
+        "product",
+        "Recent open-text answers",
+        f"The newest {TEXT_ANSWERS_SHOWN} open-text answers of the range with the VADER sentiment the stream "
+        "tier gave them (blank until scored).",
+        survey_sql.RECENT_TEXT_SQL,
+        Chart("table", "timestamp", ("text", "sentiment_label", "sentiment_score", "question", "version")),
+        parameters={"limit": TEXT_ANSWERS_SHOWN},
+        per_survey=True,
+    ),
+    Panel(
+        "feature_requests",
+        "product",
+        "Feature requests (all time)",
+        "The board GET /api/v1/feature-requests answers: requests by normalised title, votes = persons; "
+        f"weighted: each voter counts their active days of the last {WEIGHT_DAYS} (at least 1).",
+        RANKING_SQL,
+        Chart("table", "title", ("votes", "weighted_votes", "status")),
+        uses_dates=False,
+        parameters={k: v for k, v in ranking_parameters("").items() if k != "project"},
+    ),
     Panel(
         "resource_cpu",
         "tech-ops",
@@ -528,8 +587,20 @@ PROJECTS_SQL = "SELECT DISTINCT project_id FROM daily_active_users ORDER BY proj
 LATEST_DAY_SQL = "SELECT max(day) FROM daily_active_users WHERE project_id = {project:String}"
 
 
+SURVEYS_SQL = (
+    "SELECT survey_key FROM surveys FINAL WHERE project_id = {project:String} "
+    "GROUP BY survey_key ORDER BY survey_key"
+)
+"""The surveys the page's survey picker offers (every version counts, so a stopped survey still shows)."""
+
+
 def page_panels(page: str, among: tuple[Panel, ...] = PANELS) -> list[Panel]:
     return [panel for panel in among if panel.page == page]
+
+
+def with_survey(panel: Panel, survey: str) -> Panel:
+    """A per_survey panel reading `survey` (its value is a parameter, shown and downloaded as the others)."""
+    return replace(panel, parameters={**panel.parameters, "survey": survey})
 
 
 def default_range(latest: date | None, today: date, days: int) -> tuple[date, date]:
@@ -630,7 +701,10 @@ def chart_data(chart: Chart, columns: list[str], rows: list[tuple]) -> ChartData
     if chart.pivot is None:
         return ChartData(
             labels=[jsonable(row[index[chart.x]]) for row in rows],
-            series=[{"name": c, "data": [jsonable(row[index[c]]) for row in rows]} for c in chart.y],
+            series=[
+                {"name": c, "data": [jsonable(row[index[c]]) for row in rows]}
+                for c in (*chart.y, *chart.secondary)
+            ],
         )
     labels: list[Any] = []
     names: list[str] = []
