@@ -46,9 +46,10 @@ class EventPublisher:
     async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Send (key, value) records and wait until Kafka acked all of them.
 
-        `events` records are merged into one record per partition (`records_by_partition`): a batch of many
-        users is otherwise a record per user, and aiokafka's cost per record made publishing such a batch
-        several times dearer than one of a single user (docs/scaling.md).
+        `events` records are merged into one record per partition (`records_by_partition`; several past
+        `MAX_RECORD_BYTES`, which Kafka's request size allows): a batch of many users is otherwise a record
+        per user, and aiokafka's cost per record made publishing such a batch several times dearer than one
+        of a single user (docs/scaling.md).
         """
         try:
             if topic == topics.EVENTS:
