@@ -1,8 +1,8 @@
 """Kafka's default partitioner (murmur2 of the key), as the gateway computes it for every `events` key.
 
 aiokafka's `murmur2` is a transcription of the Java client that reads the key byte by byte; this one reads
-its 4-byte words in one `struct` call and drops the masks that Python's unbounded ints make redundant, about
-half the CPU per key (docs/scaling.md). A batch of many users computes it once per distinct key.
+its 4-byte words in one `struct` call and drops the masks that Python's unbounded ints make redundant: a half
+to a third of the CPU per key (docs/scaling.md). A batch of many users computes it once per distinct key.
 """
 
 import struct
