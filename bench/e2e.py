@@ -4,7 +4,9 @@
 ports, rate limit off) and driven with its wrk script, which gives every event of every request an event_id of
 its own. Reported: events/s sustained, the ClickHouse lag p95 (`inserted_at - received_at`) of the events
 sent, whether every accepted event reached ClickHouse, and the CPU seconds each service used during the load
-(also per million events: what a shared machine's other load changes least). `--set NAME=VALUE` passes a
+(also per million events: what a shared machine's other load changes least), and that CPU per event in each of
+`--segments` equal parts of the run: a service whose cost grows with the data already stored shows it there
+(the embedded broker's fetches do: docs/scaling.md). `--set NAME=VALUE` passes a
 setting to every service (e.g. `--set PRAVIS_STREAM_FETCH_MIN_BYTES=65536`), to compare settings run by run.
 Targets in docs/scaling.md.
 """
@@ -36,6 +38,10 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 def service_cpu(supervisor: psutil.Process) -> dict[str, float]:
     return {name: cpu_seconds(process) for name, process in service_processes(supervisor).items()}
+
+
+def used_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: seconds - before.get(name, 0.0) for name, seconds in after.items()}
 
 
 def loaded_events(clickhouse_url: str) -> int:
@@ -73,6 +79,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the measured run")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--segments", type=int, default=3, help="parts of the run to report CPU per event of")
     parser.add_argument("--target-rate", type=float, default=40_000.0, help="events/s (docs/scaling.md)")
     parser.add_argument("--target-lag-s", type=float, default=5.0, help="ClickHouse lag p95 (seconds)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a PRAVIS_ setting")
@@ -93,13 +100,24 @@ def main() -> None:
         warm_requests, warm_non_2xx = wrk_segment(
             stack.gateway, stack.key, body, args.warmup, args.connections, offset=1
         )
-        cpu_before = service_cpu(supervisor)
+        cpu_marks = [service_cpu(supervisor)]
+        segment_requests: list[int] = []
         began = time.monotonic()
-        requests, non_2xx = wrk_segment(
-            stack.gateway, stack.key, body, args.seconds, args.connections, offset=warm_requests + 1
-        )
+        requests = non_2xx = 0
+        for _ in range(args.segments):
+            done, failed = wrk_segment(
+                stack.gateway,
+                stack.key,
+                body,
+                args.seconds / args.segments,
+                args.connections,
+                offset=warm_requests + requests + 1,
+            )
+            requests, non_2xx = requests + done, non_2xx + failed
+            segment_requests.append(done)
+            cpu_marks.append(service_cpu(supervisor))
         load_s = time.monotonic() - began
-        cpu_used = {name: s - cpu_before.get(name, 0.0) for name, s in service_cpu(supervisor).items()}
+        cpu_used = used_between(cpu_marks[0], cpu_marks[-1])
         accepted = (warm_requests - warm_non_2xx + requests - non_2xx) * BATCH
         loaded, caught_up_s = wait_for_count(stack.clickhouse_url, accepted, timeout_s=30.0)
         lag = lag_p95_s(stack.clickhouse_url)
@@ -108,12 +126,24 @@ def main() -> None:
 
     events = requests * BATCH
     rate = events / load_s
-    table = Table("service", "CPU s", "CPU s per M events (µs/event)", title=f"CPU during {load_s:.0f} s")
-    for name, used in [
-        *((n, cpu_used[n]) for n in SERVICES if n in cpu_used),
-        ("all", sum(cpu_used.values())),
-    ]:
-        table.add_row(name, f"{used:.1f}", f"{used / events * 1e6:.1f}")
+    segments = [
+        (used_between(before, after), done * BATCH)
+        for before, after, done in zip(cpu_marks[:-1], cpu_marks[1:], segment_requests, strict=True)
+    ]
+    table = Table(
+        "service",
+        "CPU s",
+        "CPU s per M events (µs/event)",
+        *(f"part {n} µs/event" for n in range(1, len(segments) + 1)),
+        title=f"CPU during {load_s:.0f} s",
+    )
+    for name in [*(n for n in SERVICES if n in cpu_used), "all"]:
+        used = sum(cpu_used.values()) if name == "all" else cpu_used[name]
+        parts = [
+            (sum(part.values()) if name == "all" else part.get(name, 0.0)) / max(sent, 1) * 1e6
+            for part, sent in segments
+        ]
+        table.add_row(name, f"{used:.1f}", f"{used / events * 1e6:.1f}", *(f"{p:.1f}" for p in parts))
     console.print(table)
     load_average = ", ".join(f"{v:.1f}" for v in psutil.getloadavg())
     console.print(

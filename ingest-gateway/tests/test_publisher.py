@@ -44,9 +44,11 @@ async def publish_and_read(bootstrap: str, records: list[tuple[bytes, bytes]], p
 def test_rows_land_once_each_on_their_keys_partition_in_posted_order(kafka_bootstrap: str) -> None:
     prefix = f"pub-{uuid.uuid4().hex[:8]}-".encode()
     keys = [prefix + str(n).encode() for n in range(40)]
-    # Some keys get several records, some records are larger than the producer's 16 KiB batch size.
+    # Some keys get several records; a partition's padded records together outgrow the producer's batch size
+    # (and stay under its 1 MiB request size when all land on one partition).
+    padding = 70_000
     records = [
-        (key, f"{key.decode()}#{seq}".encode() + b" " * (20_000 if n % 7 == 0 else 0))
+        (key, f"{key.decode()}#{seq}".encode() + b" " * (padding if n % 7 == 0 else 0))
         for n, key in enumerate(keys)
         for seq in range(1 + n % 3)
     ]

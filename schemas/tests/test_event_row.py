@@ -1,11 +1,14 @@
 """`event_row` writes each field as the event's own model serializes it, on both of its paths."""
 
+import itertools
+import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Literal
 
 import orjson
+import pytest
 from pravis_schemas import ButtonClickEvent, EventBase
 from pravis_schemas.events import _row_writer_is_orjson, event_row, records_by_partition
 from pydantic import BaseModel, PlainSerializer
@@ -93,3 +96,37 @@ def test_records_by_partition_keeps_each_keys_rows_on_its_partition_in_order() -
     ]
     assert merged == expected
     assert merged == [(None, 0, b"a1\nc1\nc2\na2"), (b"b", 1, b"b1\nb2"), (b"d", 2, b"d1")]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_records_by_partition_cuts_records_at_max_bytes_and_keeps_every_row_in_order(seed: int) -> None:
+    draw = random.Random(seed)
+    max_bytes = draw.randint(8, 120)
+    posted = [
+        (draw.choice([b"a", b"b", b"c", b"d"]), [draw.randint(1, 40) for _ in range(draw.randint(1, 6))])
+        for _ in range(draw.randint(0, 30))
+    ]
+    partition_of = {b"a": 0, b"b": 1, b"c": 0, b"d": 2}.__getitem__
+    # Each row names its key and its place, padded to the drawn length.
+    records = []
+    for n, (key, lengths) in enumerate(posted):
+        rows = [(key + b":%d:%d:" % (n, i)).ljust(length, b"x") for i, length in enumerate(lengths)]
+        records.append((key, b"\n".join(rows)))
+
+    merged = records_by_partition(records, partition_of, max_bytes)
+
+    # Model: each partition's rows in the order posted.
+    expected: dict[int, list[bytes]] = {}
+    for key, value in records:
+        expected.setdefault(partition_of(key), []).extend(value.split(b"\n"))
+    got: dict[int, list[list[bytes]]] = {}
+    for key, partition, value in merged:
+        rows = value.split(b"\n")
+        assert len(value) <= max_bytes or len(rows) == 1, "only a row longer than the cap passes it"
+        keys = {row.split(b":")[0] for row in rows}
+        assert key == (keys.pop() if len(keys) == 1 else None)
+        got.setdefault(partition, []).append(rows)
+    assert {p: [row for rows in records_ for row in rows] for p, records_ in got.items()} == expected
+    for records_ in got.values():
+        for first, second in itertools.pairwise(records_):
+            assert len(b"\n".join(first + second)) > max_bytes, "two records that fit in one were not joined"

@@ -22,12 +22,13 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     `loader_pipeline_depth` batches being inserted and the next one being fetched, each about this size.
     50k messages of 10 events are ~170 MB."""
     loader_batch_seconds: float = 1.0
-    loader_fetch_min_bytes: int = 1
+    loader_fetch_min_bytes: int = 1024 * 1024
     loader_fetch_max_wait_ms: int = 500
-    """The broker answers a fetch once this many bytes are there or after this wait (aiokafka's defaults):
-    larger, a fetch under load returns a larger slice and the broker serves fewer fetches per event; on the
-    shared 2-core machine no difference in broker CPU per event was measurable (docs/scaling.md), so the
-    defaults stay."""
+    """The broker answers a fetch once this many bytes are there or after this wait. Tansu 0.6 (`memory://`)
+    spends CPU per fetch in proportion to the records the partition holds, so under load every fetch that
+    returns a small slice costs the broker more as the run goes on: 1 MiB (aiokafka's default is any byte)
+    took the whole stack's broker from 15.7 to 10.8 us/event with the stream's settings (docs/scaling.md);
+    a quiet topic is still read within the wait."""
     loader_insert_parallelism: PositiveInt = 1
     """Concurrent inserts (and ClickHouse clients) a big table batch is split into. ClickHouse parses each
     insert's rows on one thread, but the pipelined batches already keep `loader_pipeline_depth` inserts

@@ -3,19 +3,18 @@
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from functools import lru_cache
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 from pravis_schemas import records_by_partition, topics
 from pravis_schemas.kafka_security import kafka_client_options
 from pravis_schemas.messages import ConsentRecord
 from pydantic import ValidationError
 
 from pravis_gateway.consent import ConsentBook
+from pravis_gateway.partitioner import partition_of
 from pravis_gateway.settings import Settings
 
 log = structlog.get_logger("pravis.gateway.kafka")
@@ -23,13 +22,6 @@ log = structlog.get_logger("pravis.gateway.kafka")
 
 class KafkaUnavailable(Exception):
     """Kafka did not acknowledge in time; the caller must not report the events as accepted."""
-
-
-@lru_cache(maxsize=65536)
-def _slot(key: bytes, partitions: int) -> int:
-    """Index of `key`'s partition under Kafka's default partitioner (murmur2), remembered for recent keys:
-    aiokafka's murmur2 is pure Python and a user's key comes back with every batch."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class EventPublisher:
@@ -40,6 +32,7 @@ class EventPublisher:
             acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
             enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=settings.kafka_linger_ms,
+            max_batch_size=settings.kafka_max_batch_size,
             request_timeout_ms=int(settings.kafka_ack_timeout_s * 1000),
             **kafka_client_options(settings),
         )
@@ -53,14 +46,16 @@ class EventPublisher:
     async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Send (key, value) records and wait until Kafka acked all of them.
 
-        `events` records are merged into one record per partition (`records_by_partition`): a batch of many
-        users is otherwise a record per user, and aiokafka's cost per record made publishing such a batch
-        several times dearer than one of a single user (docs/scaling.md).
+        `events` records are merged into one record per partition (`records_by_partition`; several past
+        `MAX_RECORD_BYTES`, which Kafka's request size allows): a batch of many users is otherwise a record
+        per user, and aiokafka's cost per record made publishing such a batch several times dearer than one
+        of a single user (docs/scaling.md).
         """
         try:
             if topic == topics.EVENTS:
                 partitions = sorted(await self._producer.partitions_for(topic))
-                keyed = records_by_partition(records, lambda key: partitions[_slot(key, len(partitions))])
+                count = len(partitions)
+                keyed = records_by_partition(records, lambda key: partitions[partition_of(key, count)])
             else:
                 keyed = [(key, None, value) for key, value in records]
             pending = [

@@ -22,6 +22,11 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     kafka_enable_idempotence: bool = False
     kafka_acks: Literal["all", "1", "0"] = "all"
     kafka_linger_ms: int = 5
+    # Bytes of records per partition that aiokafka gathers into one record batch (its default: 16 KiB). A
+    # single-user request is one record of ~20 KiB, so at 16 KiB every record was a batch of its own, and one
+    # produce request carries one batch per partition: records queued behind each other and each cost a batch.
+    # 256 KiB lets concurrent requests share a batch (docs/scaling.md: publisher and broker CPU per event).
+    kafka_max_batch_size: int = 256 * 1024
     kafka_ack_timeout_s: float = 10.0
     host: str = ports.LOCAL_HOST
     gateway_port: int = ports.GATEWAY

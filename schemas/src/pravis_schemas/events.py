@@ -916,23 +916,54 @@ def record_of_rows(rows: Sequence[bytes]) -> bytes:
     return b"\n".join(rows)
 
 
+MAX_RECORD_BYTES = 512 * 1024
+"""Largest `events` record value `records_by_partition` makes. Kafka refuses a produce request or record batch
+over 1 MiB by default (producer `max_request_size`, broker `message.max.bytes`), and a batch's rows, with the
+fields the gateway adds, outgrow a body at the gateway's 1 MiB limit: such a batch was answered 503 on every
+retry. Half of it leaves room for the record framing and for a row of any allowed size."""
+
+
 def records_by_partition(
-    records: Sequence[tuple[bytes, bytes]], partition_of: Callable[[bytes], int]
+    records: Sequence[tuple[bytes, bytes]],
+    partition_of: Callable[[bytes], int],
+    max_bytes: int = MAX_RECORD_BYTES,
 ) -> list[tuple[bytes | None, int, bytes]]:
-    """`events` records (key, value) merged into one (key, partition, value) record per partition, values in
-    the order given: every row stays on its key's partition and in its key's order. A merged record holding
-    several keys has no key (None); one holding a single key keeps it."""
-    keys: dict[int, bytes | None] = {}
-    values: dict[int, list[bytes]] = {}
+    """`events` records (key, value) merged into (key, partition, value) records, one per partition unless
+    its rows pass `max_bytes` (then as few as fit, in order), values in the order given: every row stays on
+    its key's partition and in its key's order. A merged record holding several keys has no key (None); one
+    holding a single key keeps it."""
+    merged: list[tuple[bytes | None, int, list[bytes]]] = []
+    open_record: dict[int, int] = {}  # partition -> index in `merged` of the record still filling
+    room: dict[int, int] = {}
     for key, value in records:
         partition = partition_of(key)
-        if partition in values:
-            values[partition].append(value)
-            if keys[partition] != key:
-                keys[partition] = None
-        else:
-            keys[partition], values[partition] = key, [value]
-    return [(keys[partition], partition, record_of_rows(rows)) for partition, rows in values.items()]
+        for piece in (value,) if len(value) <= max_bytes else _pieces(value, max_bytes):
+            at = open_record.get(partition)
+            if at is None or len(piece) + 1 > room[partition]:
+                open_record[partition], room[partition] = len(merged), max_bytes - len(piece)
+                merged.append((key, partition, [piece]))
+                continue
+            record_key, _, values = merged[at]
+            values.append(piece)
+            room[partition] -= len(piece) + 1
+            if record_key != key:
+                merged[at] = (None, partition, values)
+    return [(key, partition, record_of_rows(values)) for key, partition, values in merged]
+
+
+def _pieces(value: bytes, max_bytes: int) -> list[bytes]:
+    """A value of newline-separated rows cut into values of at most `max_bytes` (a longer row stays whole)."""
+    pieces: list[bytes] = []
+    rows: list[bytes] = []
+    size = -1
+    for row in value.split(b"\n"):
+        if rows and size + 1 + len(row) > max_bytes:
+            pieces.append(record_of_rows(rows))
+            rows, size = [], -1
+        rows.append(row)
+        size += 1 + len(row)
+    pieces.append(record_of_rows(rows))
+    return pieces
 
 
 def rows_of_record(value: bytes) -> list[bytes]:
