@@ -385,21 +385,30 @@ def test_a_user_who_logs_in_is_capped_by_what_their_anonymous_id_answered(
         response = gateway.get("/api/v1/surveys", params=ids, headers={"X-API-Key": api_key})
         return key in [s["id"] for s in response.json()["surveys"]]
 
-    assert shown(anonymous_id=anonymous)
-    answer = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "survey_answered",
-        "timestamp": now_iso(),
-        "anonymous_id": anonymous,
-        "survey_id": key,
-        "survey_version": saved.json()["version"],
-        "survey_answers": [{"question_id": "nps", "value": 9}],
-    }
-    assert post(gateway, api_key, [answer])["status"] == "ok"
-    assert not shown(anonymous_id=anonymous)
-    assert shown(user_id=user), "not linked yet: the user id is a person of its own"
+    try:
+        assert shown(anonymous_id=anonymous)
+        answer = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "survey_answered",
+            "timestamp": now_iso(),
+            "anonymous_id": anonymous,
+            "survey_id": key,
+            "survey_version": saved.json()["version"],
+            "survey_answers": [{"question_id": "nps", "value": 9}],
+        }
+        assert post(gateway, api_key, [answer])["status"] == "ok"
+        assert not shown(anonymous_id=anonymous)
+        assert shown(user_id=user), "not linked yet: the user id is a person of its own"
 
-    login = event("identify", user, anonymous_id=anonymous)
-    assert post(gateway, api_key, [login])["status"] == "ok"
+        login = event("identify", user, anonymous_id=anonymous)
+        assert post(gateway, api_key, [login])["status"] == "ok"
 
-    assert wait_until_equal(lambda: shown(user_id=user), False) is False
+        assert wait_until_equal(lambda: shown(user_id=user), False) is False
+    finally:
+        # A running survey without segments is every user's: stopped, it is not offered in other tests.
+        stopped = gateway.put(
+            f"/api/v1/surveys/{key}",
+            json={**everyone, "status": "stopped"},
+            headers={"X-API-Key": secret_key},
+        )
+        assert stopped.status_code in (200, 201), stopped.text
