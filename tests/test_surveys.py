@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pravis_local.surveys_cli import survey_app
-from pravis_sdk import Client
+from pravis_sdk import AsyncClient, Client
 from typer.testing import CliRunner
 
 from tests.helpers import (
@@ -228,10 +228,10 @@ def test_targeting_caps_consent_and_storage(
     assert any(r["_table"] == "segment_members" for r in exported)
 
 
-def test_python_sdk_fetches_and_submits(
+def offered_survey(
     gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
-) -> None:
-    """A server-rendered app: fetch the user's survey, record it shown and answered; not offered again."""
+) -> tuple[str, str]:
+    """(user, survey key): a new survey for searchers and a new user in that segment, offered it now."""
     run = uuid.uuid4().hex[:6]
     user, survey_key = f"sdk-{run}", f"sdk-{run}"
     headers = {"X-API-Key": secret_key}
@@ -241,9 +241,16 @@ def test_python_sdk_fetches_and_submits(
     assert post(gateway, api_key, setup)["status"] == "ok"
     wait_until_stored(clickhouse_url, [e["event_id"] for e in setup])
     assert CliRunner().invoke(survey_app, ["refresh-segments", "--url", clickhouse_url]).exit_code == 0
+    assert wait_until_equal(lambda: surveys_of(gateway, api_key, user)[-1:], [survey_key]) == [survey_key]
+    return user, survey_key
 
+
+def test_python_sdk_fetches_and_submits(
+    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
+) -> None:
+    """A server-rendered app: fetch the user's survey, record it shown and answered; not offered again."""
+    user, survey_key = offered_survey(gateway, api_key, secret_key, clickhouse_url)
     with Client(api_key, host=str(gateway.base_url)) as client:
-        wait_until_equal(lambda: [s["id"] for s in client.get_surveys(user_id=user)][-1:], [survey_key])
         survey = next(s for s in client.get_surveys(user_id=user) if s["id"] == survey_key)
         assert [q["id"] for q in survey["questions"]] == ["nps", "why"]
         client.survey_shown(survey, user_id=user)
@@ -252,6 +259,24 @@ def test_python_sdk_fetches_and_submits(
         assert survey_key not in [s["id"] for s in client.get_surveys(user_id=user)]
     assert wait_until_stored(clickhouse_url, [answered]) == {answered: 1}
     assert Client(api_key, host="http://127.0.0.1:9").get_surveys(user_id=user) == []
+
+
+async def test_async_python_sdk_fetches_and_submits(
+    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
+) -> None:
+    """The same from an asyncio app with `AsyncClient`: its own visitor by default, answers stored once."""
+    user, survey_key = offered_survey(gateway, api_key, secret_key, clickhouse_url)
+    async with AsyncClient(api_key, host=str(gateway.base_url), user_id=user) as client:
+        survey = next(s for s in await client.get_surveys() if s["id"] == survey_key)
+        assert [q["id"] for q in survey["questions"]] == ["nps", "why"]
+        assert await client.get_surveys(anonymous_id=f"{user}-never-searched") == []
+        client.survey_shown(survey)
+        answered = client.survey_answered(survey, [{"question_id": "nps", "value": 3}])
+        assert await client.flush(timeout=30)
+        assert survey_key not in [s["id"] for s in await client.get_surveys(user_id=user)]
+    assert wait_until_stored(clickhouse_url, [answered]) == {answered: 1}
+    async with AsyncClient(api_key, host="http://127.0.0.1:9") as unreachable:
+        assert await unreachable.get_surveys(user_id=user) == []
 
 
 def test_deletion_removes_survey_data(
@@ -360,21 +385,30 @@ def test_a_user_who_logs_in_is_capped_by_what_their_anonymous_id_answered(
         response = gateway.get("/api/v1/surveys", params=ids, headers={"X-API-Key": api_key})
         return key in [s["id"] for s in response.json()["surveys"]]
 
-    assert shown(anonymous_id=anonymous)
-    answer = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "survey_answered",
-        "timestamp": now_iso(),
-        "anonymous_id": anonymous,
-        "survey_id": key,
-        "survey_version": saved.json()["version"],
-        "survey_answers": [{"question_id": "nps", "value": 9}],
-    }
-    assert post(gateway, api_key, [answer])["status"] == "ok"
-    assert not shown(anonymous_id=anonymous)
-    assert shown(user_id=user), "not linked yet: the user id is a person of its own"
+    try:
+        assert shown(anonymous_id=anonymous)
+        answer = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "survey_answered",
+            "timestamp": now_iso(),
+            "anonymous_id": anonymous,
+            "survey_id": key,
+            "survey_version": saved.json()["version"],
+            "survey_answers": [{"question_id": "nps", "value": 9}],
+        }
+        assert post(gateway, api_key, [answer])["status"] == "ok"
+        assert not shown(anonymous_id=anonymous)
+        assert shown(user_id=user), "not linked yet: the user id is a person of its own"
 
-    login = event("identify", user, anonymous_id=anonymous)
-    assert post(gateway, api_key, [login])["status"] == "ok"
+        login = event("identify", user, anonymous_id=anonymous)
+        assert post(gateway, api_key, [login])["status"] == "ok"
 
-    assert wait_until_equal(lambda: shown(user_id=user), False) is False
+        assert wait_until_equal(lambda: shown(user_id=user), False) is False
+    finally:
+        # A running survey without segments is every user's: stopped, it is not offered in other tests.
+        stopped = gateway.put(
+            f"/api/v1/surveys/{key}",
+            json={**everyone, "status": "stopped"},
+            headers={"X-API-Key": secret_key},
+        )
+        assert stopped.status_code in (200, 201), stopped.text

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from pravis_gateway.surveys.book import SurveyBook
+from pravis_gateway.surveys.book import SurveyBook, WarehouseView
 from pravis_gateway.surveys.store import SurveyStore
 from pravis_rollups import clickhouse
 from pravis_schemas.surveys import FrequencyCap, StoredSurvey, SurveyDefinition, SurveyHistory
@@ -75,7 +75,7 @@ def test_caps_hold_across_every_id_of_a_person() -> None:
         if rng.random() < 0.3:
             loaded += pending
             pending, linked = [], dict(person_of)
-            book.replace_warehouse_view({}, *warehouse_view(loaded, linked))
+            book.replace_warehouse_view(WarehouseView.of({}, *warehouse_view(loaded, linked)))
         person = linked.get(visitor, visitor)
         mine = [e for e in [*loaded, *pending] if linked.get(e[1], e[1]) == person]
         got = [s.definition.key for s in book.for_user(PROJECT, [visitor], now)]
@@ -153,3 +153,56 @@ async def test_the_warehouse_view_links_a_logged_in_user_to_their_anonymous_hist
     assert [s.definition.key for s in book.for_user(PROJECT, ["someone-else"], now)] == ["ux"]
     assert book.for_user(PROJECT, ["user-1"], now) == []
     assert book.for_user(PROJECT, ["anon-1"], now) == []
+
+
+async def test_the_store_loads_the_members_of_the_newest_recorded_refresh(clickhouse_server: str) -> None:
+    """Segments per id as the rows of `segment_members` say, from the newest refresh recorded in
+    `segment_refreshes` only: a newer one written but not recorded yet is not read, a recorded one is."""
+    url = f"{clickhouse_server}/pravis_book_{secrets.token_hex(4)}"
+    clickhouse.migrate(url)
+    rng = random.Random(7)
+    written: dict[int, list[tuple[str, str, str]]] = {
+        refresh_id: [
+            (project, segment, f"id-{n}")
+            for project in ("p", "q")
+            for n in range(300)
+            for segment in ("a", "b", "c")
+            if rng.random() < 0.4
+        ]
+        for refresh_id in (1, 2)
+    }
+
+    def model(refresh_id: int) -> dict[tuple[str, str], set[str]]:
+        members: dict[tuple[str, str], set[str]] = {}
+        for project, segment, distinct_id in written[refresh_id]:
+            members.setdefault((project, distinct_id), set()).add(segment)
+        return members
+
+    def record(client, refresh_id: int) -> None:
+        columns = ["refresh_id", "as_of", "segments", "members", "seconds"]
+        client.insert("segment_refreshes", [[refresh_id, datetime.now(UTC), 3, 0, 0.0]], column_names=columns)
+
+    def segments(book: SurveyBook) -> dict[tuple[str, str], set[str]]:
+        ids = {*model(1), *model(2), ("p", "never")}
+        found = {key: set(book.segments_of(key[0], [key[1]])) for key in ids}
+        return {key: keys for key, keys in found.items() if keys}
+
+    book = SurveyBook(recent_ttl_s=60, recent_ids=100)
+    store = SurveyStore(url, 10.0, book)
+    try:
+        with clickhouse.connect(url) as client:
+            columns = ["refresh_id", "project_id", "segment_key", "distinct_id"]
+            for refresh_id, rows in written.items():
+                client.insert("segment_members", [[refresh_id, *r] for r in rows], column_names=columns)
+            await store.refresh()
+            assert segments(book) == {} and book.loaded
+
+            record(client, 1)
+            await store.refresh()
+            assert segments(book) == model(1)
+
+            record(client, 2)
+            await store.refresh()
+            assert segments(book) == model(2) != model(1)
+    finally:
+        store.close()

@@ -1,5 +1,5 @@
 """Segment membership as SQL (pure, no I/O): one builder per condition type of `pravis_schemas.surveys`, and
-the one SELECT that evaluates every segment of every project in a single read of `events FINAL`.
+the one SELECT that evaluates every segment of every project in a single read of `events`.
 
 Why one read, in two steps: the events are grouped once per id, each condition contributing an aggregate of
 that id's events; only those rows (one per id, not per event) are joined to `person_overrides` and grouped per
@@ -7,6 +7,11 @@ person, where each condition becomes a predicate over its ids' aggregates (count
 docs/identity.md). A segment holds when all its conditions' aggregates do; the person's every id seen in the
 scanned window is written, so the gateway finds a member by the id it is given. The window is the longest
 look-back of the conditions, or all of history when a condition needs it (first seen, experiment variant).
+
+Why not FINAL: every per-id aggregate gives the same value when a row comes twice (whether some matching event
+exists, the first time, the set of active days, the value at the latest time), and the copies of an event that
+ReplacingMergeTree has not collapsed yet are the same event delivered again. Merging the parts by key at read
+time was about half of the refresh's time (docs/scaling.md); a condition that counted events would need it.
 
 "Reached a funnel step" is not an aggregate of one id's events but a walk over the person's ordered events:
 it is the saved funnel's own walk (`pravis_schemas.funnel_sql.walks_sql`, the SQL `funnel_daily` and the
@@ -58,7 +63,7 @@ def _since(days: int, params: Parameters) -> str:
 
 Parts = tuple[str, str]
 """(aggregate over one id's events, predicate over those aggregates of all a person's ids, `{c}` naming the
-column that holds them)."""
+column that holds them). The aggregate must not change when a row comes twice: the read is not FINAL."""
 
 
 def active_days_sql(condition: ActiveDays, params: Parameters) -> Parts:
@@ -96,9 +101,15 @@ def experiment_variant_sql(condition: InVariant, params: Parameters) -> Parts:
 
 def attribute_sql(condition: Attribute, params: Parameters) -> Parts:
     column = {"app_version": "app_version", "locale": "locale", "device": "device"}[condition.attribute]
-    # The id's latest value and when it was seen; the person's latest is the latest of its ids'.
-    latest = f"(argMaxIf({column}, timestamp, {column} IS NOT NULL), maxIf(timestamp, {column} IS NOT NULL))"
-    return latest, f"ifNull(argMax({{c}}.1, {{c}}.2), '') IN {params.add(condition.values, 'Array(String)')}"
+    # The id's latest value as one number: its time in ms, doubled, plus 1 when the value is one of the
+    # condition's (tested once per distinct value of the LowCardinality column); the person's latest is the
+    # largest over its ids and its low bit is the answer. A tie in time goes to the matching value. One
+    # numeric max instead of argMax over the strings and a max of the time: the costliest aggregate, halved.
+    latest = (
+        f"maxIf(toUnixTimestamp64Milli(timestamp) * 2 + ({column} IN "
+        f"{params.add(condition.values, 'Array(String)')}), {column} IS NOT NULL)"
+    )
+    return latest, "bitAnd(max({c}), 1) = 1"
 
 
 def rating_at_most_sql(condition: RatingAtMost, params: Parameters) -> Parts:
@@ -196,7 +207,7 @@ FROM (
            arrayFilter(t -> t.2, [{", ".join(tests)}]) AS hits
     FROM (
         SELECT {", ".join(["project_id", "distinct_id", *per_id])}
-        FROM events FINAL
+        FROM events
         WHERE project_id IN {{projects:Array(String)}} AND distinct_id != '' {window}
         GROUP BY project_id, distinct_id
     ) AS i

@@ -266,12 +266,18 @@ class SegmentDefinition(BaseModel):
     conditions: Annotated[list[Condition], Field(min_length=1, max_length=10)]
 
 
-SEGMENT_MEMBERS_SQL = (
-    "SELECT project_id, distinct_id, groupArray(segment_key) FROM segment_members "
-    "WHERE refresh_id = (SELECT max(refresh_id) FROM segment_refreshes) GROUP BY project_id, distinct_id"
+NEWEST_SEGMENT_REFRESH_SQL = "SELECT max(refresh_id) FROM segment_refreshes"
+"""The newest complete refresh (0 before the first): readers load its members only when it changed."""
+SEGMENT_MEMBERS_SQL = """
+SELECT project_id, segment_keys, groupArray(distinct_id)
+FROM (
+    SELECT project_id, distinct_id, arraySort(groupArray(segment_key)) AS segment_keys
+    FROM segment_members WHERE refresh_id = {refresh_id:UInt64}
+    GROUP BY project_id, distinct_id
 )
-"""Every id in a segment with its segments, from the newest complete refresh (written by
-pravis_rollups.segment_refresh, read by the gateway)."""
+GROUP BY project_id, segment_keys"""
+"""The ids of one refresh (written by pravis_rollups.segment_refresh, read by the gateway) grouped by the set
+of segments they are in: a handful of rows however many ids, so the reader parses one array of ids per set."""
 
 
 class StoredSegment(BaseModel):

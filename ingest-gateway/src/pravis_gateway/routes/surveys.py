@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pravis_schemas.events import ConsentCategory
 from pravis_schemas.feature_requests import StatusChange
-from pravis_schemas.surveys import ReachedFunnelStep, SegmentDefinition, StoredSurvey
+from pravis_schemas.surveys import ReachedFunnelStep, SegmentDefinition
 from pydantic import ValidationError
 
 from pravis_gateway.clickhouse import WarehouseUnavailable
@@ -183,16 +183,6 @@ async def request_board(
     return JSONBody({"status": "ok", "requests": board})
 
 
-def _for_sdk(stored: StoredSurvey) -> dict[str, Any]:
-    definition = stored.definition
-    return {
-        "id": definition.key,
-        "version": stored.version,
-        "name": definition.name,
-        "questions": [q.model_dump(mode="json") for q in definition.questions],
-    }
-
-
 @router.get("/surveys")
 async def surveys_for_user(
     key: WriteKey, gateway: GatewayDep, user_id: IdParam = None, anonymous_id: IdParam = None
@@ -211,7 +201,7 @@ async def surveys_for_user(
         return JSONBody({"surveys": [], "ready": book.loaded})
     return JSONBody(
         {
-            "surveys": [_for_sdk(s) for s in book.for_user(key.project_id, ids, datetime.now(UTC))],
+            "surveys": [book.answer(s) for s in book.for_user(key.project_id, ids, datetime.now(UTC))],
             "ready": True,
         }
     )

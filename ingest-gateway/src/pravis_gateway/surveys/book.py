@@ -4,7 +4,8 @@ each of their ids that is not its own person), and the survey events this gatewa
 `GET /api/v1/surveys` answers from dictionaries, as the feature-flag endpoint does. Caps count every id of
 the person: a user who logged in is capped by what their anonymous id already saw.
 
-The warehouse's view (`replace_warehouse_view`, from `pravis_gateway.surveys.store`) lags by the loader's
+The warehouse's view (`WarehouseView`, built by `pravis_gateway.surveys.store` off the event loop and swapped
+in whole by `replace_warehouse_view`, so a request never sees half of a reload) lags by the loader's
 delay plus the refresh interval; a survey event this gateway accepted counts at once (`note`) and is kept for
 `recent_ttl_s`, so a reload right after answering does not show the survey again. An event seen both ways
 counts once (`SurveyHistory.merge` unites timestamps, kept to the millisecond as the warehouse does). The
@@ -14,7 +15,9 @@ recent memory is a TTL cache bounded in ids, so it cannot grow with the events p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from cachetools import TTLCache
 from pravis_schemas.events import SurveyAnswer
@@ -27,17 +30,49 @@ Id = tuple[str, str]
 """(project_id, distinct_id)"""
 
 
+@dataclass(frozen=True)
+class WarehouseView:
+    """What the warehouse last showed, read as one piece by a request."""
+
+    segments: Mapping[Id, frozenset[str]] = field(default_factory=dict)
+    history: Mapping[Id, Mapping[str, SurveyHistory]] = field(default_factory=dict)
+    """(project_id, person_id) -> survey key -> history"""
+    person: Mapping[Id, str] = field(default_factory=dict)
+    """(project_id, distinct_id) -> person_id, for the ids that are not their own person"""
+    ids_of: Mapping[Id, list[str]] = field(default_factory=dict)
+    """(project_id, person_id) -> those ids: what this gateway accepted under any of them counts too"""
+
+    @classmethod
+    def of(
+        cls,
+        segments: Mapping[Id, frozenset[str]],
+        history: Mapping[Id, Mapping[str, SurveyHistory]],
+        persons: Mapping[Id, str],
+    ) -> WarehouseView:
+        ids_of: dict[Id, list[str]] = {}
+        for (project_id, distinct_id), person in persons.items():
+            ids_of.setdefault((project_id, person), []).append(distinct_id)
+        return cls(segments, history, persons, ids_of)
+
+
+def answer_of(stored: StoredSurvey) -> dict[str, Any]:
+    """A survey as `GET /api/v1/surveys` answers it."""
+    definition = stored.definition
+    return {
+        "id": definition.key,
+        "version": stored.version,
+        "name": definition.name,
+        "questions": [q.model_dump(mode="json") for q in definition.questions],
+    }
+
+
 class SurveyBook:
     def __init__(self, recent_ttl_s: float, recent_ids: int) -> None:
         self._by_key: dict[tuple[str, str], StoredSurvey] = {}
         self._by_project: dict[str, list[StoredSurvey]] = {}
-        self._segments: Mapping[Id, frozenset[str]] = {}
-        self._history: Mapping[Id, Mapping[str, SurveyHistory]] = {}
-        """(project_id, person_id) -> survey key -> history"""
-        self._person: Mapping[Id, str] = {}
-        """(project_id, distinct_id) -> person_id, for the ids that are not their own person"""
-        self._ids_of: Mapping[Id, list[str]] = {}
-        """(project_id, person_id) -> those ids: what this gateway accepted under any of them counts too"""
+        self._answers: dict[tuple[str, str], dict[str, Any]] = {}
+        """(project_id, survey key) -> `answer_of` the survey, made once per definition, not per request"""
+        self._view = WarehouseView()
         self._recent: TTLCache[Id, dict[str, SurveyHistory]] = TTLCache(recent_ids, recent_ttl_s)
         self.loaded = False
 
@@ -55,17 +90,10 @@ class SurveyBook:
         for (project_id, _), stored in sorted(self._by_key.items()):
             by_project.setdefault(project_id, []).append(stored)
         self._by_project = by_project
+        self._answers = {key: answer_of(stored) for key, stored in self._by_key.items()}
 
-    def replace_warehouse_view(
-        self,
-        segments: Mapping[Id, frozenset[str]],
-        history: Mapping[Id, Mapping[str, SurveyHistory]],
-        persons: Mapping[Id, str],
-    ) -> None:
-        ids_of: dict[Id, list[str]] = {}
-        for (project_id, distinct_id), person in persons.items():
-            ids_of.setdefault((project_id, person), []).append(distinct_id)
-        self._segments, self._history, self._person, self._ids_of = segments, history, persons, ids_of
+    def replace_warehouse_view(self, view: WarehouseView) -> None:
+        self._view = view
         self.loaded = True
 
     def cached(self, project_id: str, key: str) -> StoredSurvey | None:
@@ -74,16 +102,20 @@ class SurveyBook:
     def cached_for(self, project_id: str) -> list[StoredSurvey]:
         return list(self._by_project.get(project_id, []))
 
+    def answer(self, stored: StoredSurvey) -> dict[str, Any]:
+        return self._answers[(stored.project_id, stored.definition.key)]
+
     def segments_of(self, project_id: str, ids: Iterable[str]) -> frozenset[str]:
-        return frozenset().union(*(self._segments.get((project_id, i), frozenset()) for i in ids))
+        segments = self._view.segments
+        return frozenset().union(*(segments.get((project_id, i), frozenset()) for i in ids))
 
     def history_of(self, project_id: str, ids: Iterable[str]) -> dict[str, SurveyHistory]:
         """The history of the persons of `ids` (every id of theirs the warehouse knows), plus what this
         gateway accepted since under any of those ids."""
-        ids = list(ids)
-        persons = sorted({self._person.get((project_id, i), i) for i in ids})
-        every_id = {*persons, *(i for p in persons for i in self._ids_of.get((project_id, p), ()))}
-        sources = [self._history.get((project_id, p), {}) for p in persons]
+        ids, view = list(ids), self._view
+        persons = sorted({view.person.get((project_id, i), i) for i in ids})
+        every_id = {*persons, *(i for p in persons for i in view.ids_of.get((project_id, p), ()))}
+        sources = [view.history.get((project_id, p), {}) for p in persons]
         sources += [self._recent.get((project_id, i), {}) for i in sorted(every_id | set(ids))]
         merged: dict[str, SurveyHistory] = {}
         for source in sources:

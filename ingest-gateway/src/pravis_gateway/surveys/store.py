@@ -2,6 +2,11 @@
 refreshes the gateway's `SurveyBook` every `surveys_refresh_s`: newest definitions, segment members of the
 newest refresh (`pravis_rollups.segment_refresh`), and every id's survey history.
 
+A reload is read and turned into dictionaries in a worker thread and swapped into the book at once: building
+them on the event loop stalled every request for as long (docs/scaling.md). Segment members, the largest part
+(an entry per member id), are read again only when a newer segment refresh was recorded, which happens every
+`segment_refresh_s` of the scheduler, not every `surveys_refresh_s`.
+
 The history is read per person (docs/identity.md: an anonymous id that logged in belongs to its user) from the
 survey event types only (the `events` sort key starts with project_id, event_type), keeping the newest answer
 and shown time and the last `MAX_DISMISSALS_KEPT` dismissals, which is all targeting needs; with it, every id
@@ -12,15 +17,18 @@ When the warehouse is unreachable the last loaded view is served.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
 import structlog
+from clickhouse_connect.driver.client import Client
 from pravis_schemas.feature_requests import RANKING_SQL, SET_STATUS_SQL, StatusChange, ranking_parameters
 from pravis_schemas.funnels import LATEST_FUNNELS_SQL, stored_funnel
 from pravis_schemas.identity import person_id_sql, person_join
 from pravis_schemas.surveys import (
+    NEWEST_SEGMENT_REFRESH_SQL,
     SEGMENT_MEMBERS_SQL,
     SegmentDefinition,
     StoredSegment,
@@ -31,7 +39,7 @@ from pravis_schemas.surveys import (
 from pydantic import BaseModel
 
 from pravis_gateway.clickhouse import LazyClient, WarehouseUnavailable
-from pravis_gateway.surveys.book import SurveyBook
+from pravis_gateway.surveys.book import Id, SurveyBook, WarehouseView
 
 log = structlog.get_logger("pravis.gateway.surveys")
 
@@ -92,29 +100,50 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def segments_by_id(rows: list[tuple[str, list[str], list[str]]]) -> dict[Id, frozenset[str]]:
+    """(project_id, distinct_id) -> its segments, from `SEGMENT_MEMBERS_SQL`'s rows (one per set of
+    segments); the ids of one set share one frozenset."""
+    members: dict[Id, frozenset[str]] = {}
+    for project, segment_keys, ids in rows:
+        members.update(dict.fromkeys(((project, i) for i in ids), frozenset(segment_keys)))
+    return members
+
+
 class SurveyStore:
     def __init__(self, clickhouse_url: str, refresh_s: float, book: SurveyBook) -> None:
         self.clickhouse_url = clickhouse_url
         self.refresh_s = refresh_s
         self.book = book
         self._warehouse = LazyClient(clickhouse_url)
+        self._members: Mapping[Id, frozenset[str]] = {}
+        self._members_refresh_id: int | None = None
 
     async def refresh(self) -> None:
-        surveys = await self._warehouse.run(lambda c: c.query(SURVEYS.latest_sql).result_rows)
-        members = await self._warehouse.run(lambda c: c.query(SEGMENT_MEMBERS_SQL).result_rows)
-        history_rows = await self._warehouse.run(lambda c: c.query(HISTORY_SQL).result_rows)
-        id_rows = await self._warehouse.run(lambda c: c.query(PERSON_IDS_SQL).result_rows)
-        segments = {(project, distinct_id): frozenset(keys) for project, distinct_id, keys in members}
-        persons = {(project, distinct_id): person for project, distinct_id, person in id_rows}
-        history: dict[tuple[str, str], dict[str, SurveyHistory]] = {}
-        for project, person, survey, answered, any_answer, shown, any_shown, dismissed in history_rows:
+        surveys, view = await self._warehouse.run(self._load)
+        self.book.replace_definitions(surveys)
+        self.book.replace_warehouse_view(view)
+
+    def _load(self, client: Client) -> tuple[list[StoredSurvey], WarehouseView]:
+        """Runs in the warehouse thread: the queries and every dictionary built from their rows."""
+        surveys = [SURVEYS.parse(r) for r in client.query(SURVEYS.latest_sql).result_rows]
+        refresh_id = client.query(NEWEST_SEGMENT_REFRESH_SQL).result_rows[0][0]
+        if refresh_id != self._members_refresh_id:
+            rows = client.query(SEGMENT_MEMBERS_SQL, parameters={"refresh_id": refresh_id}).result_rows
+            self._members, self._members_refresh_id = segments_by_id(rows), refresh_id
+        history: dict[Id, dict[str, SurveyHistory]] = {}
+        for project, person, survey, answered, any_answer, shown, any_shown, dismissed in client.query(
+            HISTORY_SQL
+        ).result_rows:
             history.setdefault((project, person), {})[survey] = SurveyHistory(
                 answered=[_utc(answered)] if any_answer else [],
                 dismissed=[_utc(d) for d in dismissed],
                 shown=[_utc(shown)] if any_shown else [],
             )
-        self.book.replace_definitions(SURVEYS.parse(r) for r in surveys)
-        self.book.replace_warehouse_view(segments, history, persons)
+        persons = {
+            (project, distinct_id): person
+            for project, distinct_id, person in client.query(PERSON_IDS_SQL).result_rows
+        }
+        return surveys, WarehouseView.of(self._members, history, persons)
 
     async def refresh_forever(self) -> None:
         while True:

@@ -1,7 +1,8 @@
 """`AsyncClient`: the same queue, batching and retry matrix as `Client`, delivered by an asyncio task.
 
 `track()` and friends stay plain (non-blocking) methods, callable from the event loop or any thread;
-`await client.flush()` and `await client.shutdown()` (or `async with AsyncClient(...)`) drive delivery.
+`await client.flush()` and `await client.shutdown()` (or `async with AsyncClient(...)`) drive delivery;
+`await client.get_surveys(...)` fetches a user's surveys as `Client.get_surveys` does.
 The task starts with the first event queued inside a running loop, or with `await client.start()`.
 """
 
@@ -14,6 +15,7 @@ import httpx
 
 from pravis_sdk.delivery import GIVE_UP, Outcome, Reply, Send, Sleep, deliver, encode_body
 from pravis_sdk.policy import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from pravis_sdk.surveys import SURVEYS_PATH, UNANSWERED, survey_params, surveys_in
 from pravis_sdk.tracking import DEFAULT_HOST, Tracker
 
 
@@ -41,6 +43,22 @@ class AsyncClient(Tracker):
     async def start(self) -> None:
         if self._task is None:
             self._start_soon()
+
+    async def get_surveys(
+        self, user_id: str | None = None, anonymous_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """`Client.get_surveys` without blocking the loop: the surveys this user should see now, [] when the
+        gateway cannot answer. Record them with the same `survey_shown` / `survey_answered` calls."""
+        await self.start()
+        assert self._http is not None
+        params = survey_params(user_id, anonymous_id, self.user_id, self.anonymous_id)
+        try:
+            response = await self._http.get(
+                self.host + SURVEYS_PATH, params=params, headers={"X-API-Key": self.api_key}
+            )
+            return surveys_in(response)
+        except UNANSWERED:
+            return []
 
     def track(self, event_type: str, properties: Any = None, **kwargs: Any) -> str | None:
         if self._task is None:

@@ -16,9 +16,8 @@ import httpx
 
 from pravis_sdk.delivery import GIVE_UP, Reply, Send, Sleep, deliver, encode_body
 from pravis_sdk.policy import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from pravis_sdk.surveys import SURVEYS_PATH, UNANSWERED, survey_params, surveys_in
 from pravis_sdk.tracking import DEFAULT_HOST, Tracker
-
-SURVEYS_PATH = "/api/v1/surveys"
 
 log = logging.getLogger("pravis_sdk")
 
@@ -50,16 +49,13 @@ class Client(Tracker):
     ) -> list[dict[str, Any]]:
         """The surveys the gateway says this user should see now (at most one, with its questions), for a
         server-rendered page; [] when the gateway cannot answer, so a page never fails over a survey."""
-        if user_id is None and anonymous_id is None:
-            user_id, anonymous_id = self.user_id, None if self.user_id else self.anonymous_id
-        params = {k: v for k, v in (("user_id", user_id), ("anonymous_id", anonymous_id)) if v}
+        params = survey_params(user_id, anonymous_id, self.user_id, self.anonymous_id)
         try:
             response = self._http.get(
                 self.host + SURVEYS_PATH, params=params, headers={"X-API-Key": self.api_key}
             )
-            response.raise_for_status()
-            return response.json()["surveys"]
-        except (httpx.HTTPError, ValueError, KeyError):
+            return surveys_in(response)
+        except UNANSWERED:
             return []
 
     def _wake(self) -> None:
