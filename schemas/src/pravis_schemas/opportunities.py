@@ -312,19 +312,30 @@ WHERE {scope} AND {_IS_USE} AND timestamp >= {_start(first)} AND timestamp < {_e
 GROUP BY project_id, day, kind, subject, person_id"""
 
 
-def _computed(table: str) -> str:
-    """The days of the range the rollup `table` (a constant of this module) was computed for."""
-    return f"""(SELECT partition FROM rollup_runs WHERE job = '{table}'
-        AND partition BETWEEN {{date_from:Date}} AND {{date_to:Date}})"""
+_ROLLED = {DAILY_TABLE: "rolled_daily", USERS_TABLE: "rolled_users"}
+"""The ranked list's names (WITH) for the days of the range each rollup was computed for."""
+_RAW_FROM = {DAILY_TABLE: "raw_daily_from", USERS_TABLE: "raw_users_from"}
+"""The ranked list's names (WITH) for the range's first day each rollup was not computed for (NULL when it
+was for every day): the rest of the range is computed from raw events from that day on."""
 
 
-def _raw_from(table: str) -> str:
-    """The range's first day the rollup `table` was not computed for (NULL when it was for every day): the
-    rest of the range is computed from raw events from that day on."""
-    return f"""(SELECT minOrNull(d) FROM (
-        SELECT {{date_from:Date}} + number AS d
-        FROM numbers(toUInt64(greatest(dateDiff('day', {{date_from:Date}}, {{date_to:Date}}) + 1, 0))))
-        WHERE d NOT IN {_computed(table)})"""
+def _rolled_days() -> str:
+    """The WITH clause naming `_ROLLED` and `_RAW_FROM`: each scalar subquery runs once per query, however many
+    parts of it read the name."""
+    days = """(SELECT arrayMap(i -> {date_from:Date} + i,
+        range(toUInt64(greatest(dateDiff('day', {date_from:Date}, {date_to:Date}) + 1, 0)))))"""
+    clauses = []
+    for table in (DAILY_TABLE, USERS_TABLE):
+        rolled = _ROLLED[table]
+        clauses.append(
+            f"""(SELECT groupUniqArray(partition) FROM rollup_runs WHERE job = '{table}'
+        AND partition BETWEEN {{date_from:Date}} AND {{date_to:Date}}) AS {rolled}"""
+        )
+        clauses.append(
+            f"if(length({rolled}) = dateDiff('day', {{date_from:Date}}, {{date_to:Date}}) + 1, NULL, "
+            f"arrayFirst(d -> NOT has({rolled}, d), {days})) AS {_RAW_FROM[table]}"
+        )
+    return "WITH " + ",\n     ".join(clauses)
 
 
 def _url(page: str, extra: str, anchor: str) -> str:
@@ -338,13 +349,14 @@ def ranked_sql() -> str:
     """The ranked list of the project's subjects over [date_from, date_to], worst first (`RANKED` rows):
     the score, every input count and share, and the evidence (the lowest-rated comment, the most frequent
     failure, the worst covering funnel step) with the dashboard links that show it."""
-    raw_daily, _ = daily_sql("events FINAL", _raw_from(DAILY_TABLE), "{date_to:Date}", _PROJECT)
+    raw_daily, _ = daily_sql("events FINAL", _RAW_FROM[DAILY_TABLE], "{date_to:Date}", _PROJECT)
     raw_users = users_daily_sql(
-        "events FINAL", _raw_from(USERS_TABLE), "{date_to:Date}", person="distinct_id", scope=_PROJECT
+        "events FINAL", _RAW_FROM[USERS_TABLE], "{date_to:Date}", person="distinct_id", scope=_PROJECT
     )
     in_range = f"{_PROJECT} AND day BETWEEN {{date_from:Date}} AND {{date_to:Date}}"
     shown = "'&opportunity=', encodeURLComponent(concat(u.kind, ':', u.subject)), "
-    return f"""SELECT concat(u.kind, ': ', u.subject) AS opportunity, u.kind AS kind, u.subject AS subject,
+    return f"""{_rolled_days()}
+SELECT concat(u.kind, ': ', u.subject) AS opportunity, u.kind AS kind, u.subject AS subject,
        round({_score_sql()}, 4) AS score,
        p.users AS users, u.uses AS uses, u.feedback AS feedback, u.low_rated AS low_rated,
        if(feedback = 0, NULL, low_rated / feedback) AS low_rating_share,
@@ -366,10 +378,10 @@ FROM (
            sumMap(failure_labels) AS labels
     FROM (
         SELECT {", ".join(DAILY_COLUMNS)} FROM {DAILY_TABLE}
-        WHERE {in_range} AND day IN {_computed(DAILY_TABLE)}
+        WHERE {in_range} AND has({_ROLLED[DAILY_TABLE]}, day)
         UNION ALL
         SELECT {", ".join(DAILY_COLUMNS)} FROM ({raw_daily})
-        WHERE day NOT IN {_computed(DAILY_TABLE)}
+        WHERE NOT has({_ROLLED[DAILY_TABLE]}, day)
     )
     GROUP BY kind, subject
     HAVING uses > 0
@@ -378,10 +390,10 @@ LEFT JOIN (
     SELECT kind, subject, uniqExact({person_id_sql("s", "po")}) AS users
     FROM (
         SELECT project_id, kind, subject, person_id AS distinct_id FROM {USERS_TABLE}
-        WHERE {in_range} AND day IN {_computed(USERS_TABLE)}
+        WHERE {in_range} AND has({_ROLLED[USERS_TABLE]}, day)
         UNION ALL
         SELECT project_id, kind, subject, person_id AS distinct_id FROM ({raw_users})
-        WHERE day NOT IN {_computed(USERS_TABLE)}
+        WHERE NOT has({_ROLLED[USERS_TABLE]}, day)
     ) AS s
     {person_join("s", "po")}
     GROUP BY kind, subject
