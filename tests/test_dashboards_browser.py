@@ -21,7 +21,7 @@ import pytest
 from pravis_dashboards import funnel_panels, opportunity_panels, panels
 from pravis_dashboards.clickhouse import Warehouse
 from pravis_gateway.keys import KeyStore
-from pravis_local.demo import DEMO_CONFIG, seed
+from pravis_local.demo import DEMO_CONFIG, DEMO_SURVEY, seed
 from pravis_local.synthetic import generate, parse_iso
 from pravis_rollups.jobs import run_rollups
 from pravis_schemas.funnels import StoredFunnel
@@ -215,8 +215,10 @@ def test_dashboard_draws_every_panel_without_errors(
     warehouse = Warehouse(warehouse_url)
     expected = {}
     for panel in panels.page_panels(name):
-        columns, rows = warehouse.query(panel.sql, view.as_query())
-        value_columns = [columns.index(c) for c in panel.chart.y]
+        if panel.per_survey:
+            panel = panels.with_survey(panel, DEMO_SURVEY.key)  # the page's default: the project's first
+        columns, rows = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
+        value_columns = [columns.index(c) for c in (*panel.chart.y, *panel.chart.secondary)]
         cells = sum(row[i] is not None and row[i] == row[i] for row in rows for i in value_columns)
         expected[panel.id] = len(rows) if panel.chart.kind == "table" else cells
     assert {k: v["points"] for k, v in drawn.items()} == expected
@@ -448,3 +450,56 @@ def test_opportunities_panel_links_each_row_to_its_evidence(
     assert refused.status_code == 400 and "feature:<name> or intent:<intent>" in refused.text
     refused = httpx.get(f"{dashboards_url}/api/panels/opportunity_failures.csv?project=default", auth=AUTH)
     assert refused.status_code == 400 and "needs ?opportunity=" in refused.text
+
+
+def test_survey_panels_draw_the_picked_survey(page: Page, dashboards_url: str) -> None:
+    """NPS per week of the demo survey as computed here from the dataset's answers, the picker offering the
+    survey, and a survey the project does not have refused with its reason."""
+    view = panels.Params(
+        "default", DEMO_CONFIG.start, DEMO_CONFIG.start + timedelta(days=DEMO_CONFIG.days - 1)
+    )
+    weeks: dict[str, list[int]] = {}
+    texts = 0
+    for e in generate(DEMO_CONFIG).all_events():
+        if e["project_id"] == "default" and e["event_type"] == "survey_answered":
+            day = parse_iso(e["timestamp"]).date()
+            week = (day - timedelta(days=day.weekday())).isoformat()  # over 14 days: one point a week
+            for answer in e["survey_answers"]:
+                if answer["question_id"] == "nps":
+                    weeks.setdefault(week, []).append(answer["value"])
+                texts += bool(answer.get("text"))
+    labels = sorted(weeks)
+    nps = [
+        100 * (sum(v >= 9 for v in weeks[w]) - sum(v <= 6 for v in weeks[w])) / len(weeks[w]) for w in labels
+    ]
+
+    page.goto(f"{dashboards_url}/product?project=default&from={view.date_from}&to={view.date_to}")
+    page.wait_for("window.pravis && window.pravis.ready")
+    assert page.evaluate("document.getElementById('survey').value") == DEMO_SURVEY.key
+    drawn = page.evaluate(DRAWN_VALUES)["survey_nps"]
+    assert drawn["labels"] == labels
+    assert drawn["nps"] == pytest.approx(nps, rel=1e-9)
+    assert drawn["responses"] == [len(weeks[w]) for w in labels]
+    assert page.evaluate("document.querySelectorAll('#panel-survey_text_answers tbody tr').length") == min(
+        texts, 20
+    )
+    assert errors(page) == []
+    screenshot(page, "product-surveys")
+    for panel_id in (
+        "survey_nps",
+        "survey_response_rate",
+        "survey_ratings",
+        "survey_text_answers",
+        "feature_requests",
+    ):
+        panel_screenshot(page, panel_id)
+
+    refused = httpx.get(f"{dashboards_url}/api/pages/product?survey=nope", auth=AUTH)
+    assert (refused.status_code, refused.text) == (404, "no survey 'nope' in project 'default'")
+    csv = httpx.get(f"{dashboards_url}/api/panels/survey_nps.csv?project=default&survey=nope", auth=AUTH)
+    assert csv.status_code == 404
+    empty = httpx.get(f"{dashboards_url}/api/panels/survey_nps.sql?project=no-such-project", auth=AUTH)
+    assert (empty.status_code, empty.text) == (
+        404,
+        "survey_nps shows a survey and project 'no-such-project' has none",
+    )

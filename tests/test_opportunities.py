@@ -7,6 +7,7 @@ from raw events), with the rollups computed for the range but its last two days 
 raw days meet there), and with them computed for the whole range before the identity merge of a visitor who
 logged in (the stored ids must count as the person they are now)."""
 
+import json
 import math
 import secrets
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from pravis_schemas import opportunities
 from typer.testing import CliRunner
 
 from tests import opportunity_model as model
+from tests.support.receivers import Receiver
 
 FIGURES = (
     "users",
@@ -41,6 +43,8 @@ FIGURES = (
     "top_failure",
 )
 VIEW = {"project": model.PROJECT, "date_from": model.FIRST, "date_to": model.LAST}
+QUIET = "opp-quiet"
+"""The model's project without its feedback: its opportunities come from failures, repeats and drop-off."""
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +56,14 @@ ROLLUPS = [opportunities.DAILY_TABLE, opportunities.USERS_TABLE]
 PATHS = ("raw", "rolled up but the last two days", "rolled up before a merge")
 
 
-def load(client, data, path: str) -> None:
-    """The dataset into the empty database of `client`, with the opportunities rollups computed as `path`
-    says, and the saved funnel with its funnel_daily."""
+def load(client, data, quiet: list[dict], path: str) -> None:
+    """The dataset and its copy without feedback (project QUIET) into the empty database of `client`, with the
+    opportunities rollups computed as `path` says, and the saved funnel of both with its funnel_daily."""
     events, copies, scored = data
-    merges = [e for e in events if e["event_type"] == "identify"]
+    rows = events + copies + quiet
+    merges = [e for e in rows if e["event_type"] == "identify"]
     assert merges
-    clickhouse.insert_json_rows(client, "events", json_rows([e for e in events + copies if e not in merges]))
+    clickhouse.insert_json_rows(client, "events", json_rows([e for e in rows if e not in merges]))
     clickhouse.refresh_identity_merges(client)
     clickhouse.insert_json_rows(client, "feedback_scored", json_rows(scored))
     if path == "rolled up before a merge":
@@ -68,7 +73,10 @@ def load(client, data, path: str) -> None:
     clickhouse.refresh_identity_merges(client)
     client.insert(
         "funnels",
-        [[model.PROJECT, model.FUNNEL.key, 1, model.FUNNEL.model_dump_json(), datetime.now(UTC)]],
+        [
+            [project, model.FUNNEL.key, 1, model.FUNNEL.model_dump_json(), datetime.now(UTC)]
+            for project in (model.PROJECT, QUIET)
+        ],
         column_names=["project_id", "funnel_key", "version", "definition", "created_at"],
     )
     run_rollups(client, model.FIRST, model.LAST, ["funnel_daily"])
@@ -82,15 +90,21 @@ def path(request) -> str:
 
 
 @pytest.fixture(scope="module")
+def quiet(data) -> list[dict]:
+    events, _, _ = data
+    return [{**e, "project_id": QUIET} for e in events if e["event_type"] != "feedback"]
+
+
+@pytest.fixture(scope="module")
 def url(clickhouse_server: str, path: str) -> str:
     return f"{clickhouse_server}/pravis_opp_{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="module")
-def client(url: str, data, path: str) -> Iterator[Any]:
+def client(url: str, data, quiet, path: str) -> Iterator[Any]:
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
-        load(client, data, path)
+        load(client, data, quiet, path)
         yield client
 
 
@@ -229,6 +243,37 @@ def test_the_weekly_report_lists_the_top_opportunities_with_their_evidence(
     assert opportunities.SCORE_FORMULA in markdown
 
 
+def test_a_project_without_feedback_gets_its_opportunities_and_the_webhook_lists_them(
+    client, data, quiet, tmp_path: Path
+) -> None:
+    events, _, scored = data
+    top = feedback_report.OPPORTUNITIES_PER_PROJECT
+    want = {model.PROJECT: model.expected(events, scored)[:top], QUIET: model.expected(quiet, [])[:top]}
+    assert want[QUIET] and want[QUIET] != want[model.PROJECT]  # other scores without ratings and sentiment
+    report = feedback_report.build(client, model.FIRST)
+    by_project = {p.project_id: p for p in report.projects}
+    assert by_project[QUIET].feedback == 0 and by_project[QUIET].lowest == []
+    receiver = Receiver(lambda body, headers: json.loads(body))
+    try:
+        feedback_report.write(report, tmp_path, receiver.url)
+    finally:
+        receiver.close()
+    [payload] = receiver.accepted
+    sent = {p["project_id"]: p for p in payload["report"]["projects"]}
+    lines = payload["text"].splitlines()
+    for project, rows in want.items():
+        subjects = [(w["kind"], w["subject"]) for w in rows]
+        assert [(o.kind, o.subject) for o in by_project[project].opportunities] == subjects
+        assert [(o["kind"], o["subject"]) for o in sent[project]["opportunities"]] == subjects
+        assert [o["score"] for o in sent[project]["opportunities"]] == pytest.approx(
+            [round(w["score"], 4) for w in rows], abs=1e-4
+        )
+        shown = ", ".join(f"{w['kind']} {w['subject']} (score {w['score']:.3f})" for w in rows[:3])
+        assert lines[lines.index(next(x for x in lines if x.startswith(f"• {project}:"))) + 1] == (
+            f"  top opportunities: {shown}"
+        )
+
+
 def test_the_cli_ranks_and_shows_one_subjects_evidence(client, url: str, data) -> None:
     events, _, scored = data
     want = model.expected(events, scored)
@@ -251,12 +296,12 @@ def test_the_cli_ranks_and_shows_one_subjects_evidence(client, url: str, data) -
 
 
 def test_the_rollup_path_and_the_raw_path_agree_and_the_rollup_is_what_is_read(
-    clickhouse_server: str, data
+    clickhouse_server: str, data, quiet
 ) -> None:
     url = f"{clickhouse_server}/pravis_opp_{secrets.token_hex(4)}"
     clickhouse.migrate(url)
     with clickhouse.connect(url) as client:
-        load(client, data, "raw")
+        load(client, data, quiet, "raw")
         raw = rows_of(client, opportunities.ranked_sql(), VIEW)
         run_rollups(client, model.FIRST, model.LAST, ROLLUPS)
         rolled = rows_of(client, opportunities.ranked_sql(), VIEW)

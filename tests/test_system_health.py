@@ -4,8 +4,8 @@ monitor and the dashboards. Traffic turns the stages and endpoints green; a stop
 that stops answering turns what it judged unknown, never green. The panel is then checked in Chromium.
 
 Expected colours come from what the test sent (every /api/v1/cart call fast and 2xx, one /api/v1/pay call in
-ten a 500, i.e. 10 % ≥ the default 5 % red line) and from which processes it stopped, not from the rule's
-code."""
+ten a 500, i.e. 10 % ≥ the default 5 % red line, no /api/v1/checkout call though it is monitored: amber) and
+from which processes it stopped, not from the rule's code."""
 
 import base64
 import secrets
@@ -31,8 +31,10 @@ TRAFFIC_COLOURS = {
     "scheduler": "red",
     "/api/v1/cart": "green",
     "/api/v1/pay": "red",
+    "/api/v1/checkout": "amber",
 }
-"""After `send_traffic`, with every stage but the scheduler running."""
+"""After `send_traffic`, with every stage but the scheduler running; /api/v1/checkout is monitored and gets no
+request."""
 
 
 def port_of(url: str) -> int:
@@ -84,6 +86,7 @@ def stack(
         "PRAVIS_DASHBOARDS_HEALTH_LOADER_GROUP": loader_group,
         "PRAVIS_DASHBOARDS_HEALTH_STREAM_GROUP": stream_group,
         "PRAVIS_DASHBOARDS_HEALTH_POLL_S": "1",
+        "PRAVIS_DASHBOARDS_HEALTH_MONITORED_ENDPOINTS": "/api/v1/checkout",
     }
     processes = {
         "loader": services.Process(
@@ -217,14 +220,16 @@ def test_summary_follows_traffic_then_stopped_stages(stack: dict, gateway_url: s
 
     send_traffic(gateway_url, key)
     seen = wait_for_colours(dashboards, TRAFFIC_COLOURS)
-    assert set(seen) == {*STAGES, "/api/v1/cart", "/api/v1/pay"}
+    assert set(seen) == {*STAGES, "/api/v1/cart", "/api/v1/pay", "/api/v1/checkout"}
 
     stack["loader"].stop()
     wait_for_colours(dashboards, {"loader": "red", "stream": "green", "gateway": "green"})
 
     stack["stream"].stop()
     # The live API is gone: the stream is down (red); what only it measured is unknown, not green.
-    seen = wait_for_colours(dashboards, {"stream": "red", "gateway": "unknown", "*": "unknown"})
+    seen = wait_for_colours(
+        dashboards, {"stream": "red", "gateway": "unknown", "*": "unknown", "/api/v1/checkout": "unknown"}
+    )
     assert "/api/v1/cart" not in seen
 
     stack["monitor"].stop()

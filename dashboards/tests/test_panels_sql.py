@@ -29,7 +29,8 @@ def test_sql_is_parameterized_never_formatted() -> None:
 
 def test_chart_columns_are_selected_by_the_sql() -> None:
     for panel in panels.PANELS:
-        for column in (panel.chart.x, *panel.chart.y, *([panel.chart.pivot] if panel.chart.pivot else [])):
+        pivot = [panel.chart.pivot] if panel.chart.pivot else []
+        for column in (panel.chart.x, *panel.chart.y, *pivot, *panel.chart.secondary):
             assert re.search(rf"\b{column}\b", panel.sql), (panel.id, column)
 
 
@@ -143,5 +144,17 @@ def test_grafana_dashboards_are_generated_from_the_panels_and_committed() -> Non
             f"regenerate: python -m pravis_dashboards.grafana ({name})"
         )
     for panel in panels.PANELS:
-        assert "{project:String}" not in grafana.grafana_sql(panel.sql)
-        assert "{date_from:Date}" not in grafana.grafana_sql(panel.sql)
+        assert not re.search(r"(?<!\$)\{\w+:\w+\}", grafana.grafana_sql(panel.sql, panel.parameters)), (
+            panel.id
+        )
+
+
+def test_survey_panels_read_the_picked_survey_as_a_parameter() -> None:
+    per_survey = [panel for panel in panels.PANELS if panel.per_survey]
+    assert {panel.id for panel in per_survey} >= {"survey_nps", "survey_ratings", "survey_text_answers"}
+    for panel in panels.PANELS:
+        assert ("{survey:String}" in panel.sql) == panel.per_survey, panel.id
+    picked = panels.with_survey(panels.BY_ID["survey_text_answers"], "ux' --")
+    text = panels.standalone_sql(picked, VIEW)
+    assert "SET param_survey = 'ux\\\\\\' --';" in text and "SET param_limit = '20';" in text
+    assert picked.sql == panels.BY_ID["survey_text_answers"].sql

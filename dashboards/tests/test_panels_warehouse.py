@@ -5,16 +5,17 @@ persons: the rows' persons come from the model of docs/identity.md in tests/supp
 import math
 import re
 import secrets
-from collections import defaultdict
-from datetime import date, timedelta
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import pytest
 from pravis_dashboards import panels
 from pravis_dashboards.clickhouse import Warehouse
-from pravis_local.demo import demo_resource_samples, seed
+from pravis_local.demo import DEMO_SURVEY, demo_resource_samples, seed
 from pravis_local.synthetic import Dataset, parse_iso
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tests.support.persons import persons
 
@@ -61,8 +62,13 @@ def run(dataset):
     data, warehouse = dataset
     view = panels.Params("default", data.config.start, data.end)
 
-    def query(panel_id: str) -> list[dict[str, Any]]:
-        columns, rows = warehouse.query(panels.BY_ID[panel_id].sql, view.as_query())
+    def query(
+        panel_id: str, view: panels.Params = view, among: tuple[panels.Panel, ...] = panels.PANELS
+    ) -> list[dict[str, Any]]:
+        panel = next(p for p in among if p.id == panel_id)
+        if panel.per_survey:
+            panel = panels.with_survey(panel, DEMO_SURVEY.key)
+        columns, rows = warehouse.query(panel.sql, {**view.as_query(), **panel.parameters})
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     return query
@@ -392,3 +398,149 @@ def test_resource_panels_per_service_and_saturation(run, dataset) -> None:
         "shop-api @ web-2 #4102": "CPU saturated",
         "pravis-gateway @ ingest-1 #311": "",
     }
+
+
+def test_saturation_settings_decide_which_processes_are_flagged(run, dataset) -> None:
+    """Thresholds lowered so every warning fires somewhere: the panel flags exactly the processes a model of
+    the documented rule (max CPU, p95 loop lag, max descriptors, max RSS at or above the setting) flags."""
+    by_process: dict[str, list[dict]] = defaultdict(list)
+    for s in demo_resource_samples(dataset[0]):
+        by_process[f"{s['service']} @ {s['host']} #{s['pid']}"].append(s)
+    lowered = panels.Saturation(cpu_percent=45, loop_lag_ms=7.5, open_fds=199, rss_bytes=399 * 2**20)
+
+    def flagged(samples: list[dict], t: panels.Saturation) -> str:
+        warnings = [
+            ("CPU saturated", max(s["cpu_percent"] for s in samples) >= t.cpu_percent),
+            ("event loop lagging", quantile([s["loop_lag_ms"] for s in samples], 0.95) >= t.loop_lag_ms),
+            ("file descriptors", max(s["open_fds"] for s in samples) >= t.open_fds),
+            ("memory", max(s["rss_bytes"] for s in samples) >= t.rss_bytes),
+        ]
+        return ", ".join(name for name, hit in warnings if hit)
+
+    for thresholds in (panels.Saturation(), lowered):
+        rows = run("resource_top", among=panels.configured(thresholds))
+        assert {r["process"]: r["warning"] for r in rows} == {
+            p: flagged(samples, thresholds) for p, samples in by_process.items()
+        }
+    rule = next(p for p in panels.configured(lowered) if p.id == "resource_top").description
+    assert "CPU reaches 45% of a core, the p95 event-loop lag 7.5 ms, open descriptors 199" in rule
+    assert "resident memory 399 MiB" in rule
+    shown = {r["process"]: r["warning"] for r in run("resource_top", among=panels.configured(lowered))}
+    assert shown != {r["process"]: r["warning"] for r in run("resource_top")}
+    assert {w for warning in shown.values() for w in warning.split(", ") if w} == {
+        "CPU saturated",
+        "event loop lagging",
+        "file descriptors",
+        "memory",
+    }
+
+
+# Issue 23: the survey panels and the feature-request board, against the survey rows of the demo seed.
+def survey_answers(events, first: date, last: date) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(event, answer) of every answer to the demo survey in the days first..last."""
+    return [
+        (e, a)
+        for e in events
+        if e["event_type"] == "survey_answered"
+        and e["survey_id"] == DEMO_SURVEY.key
+        and first <= day_of(e) <= last
+        for a in e["survey_answers"]
+    ]
+
+
+def period_of(d: date, first: date, last: date) -> date:
+    return d if (last - first).days < 14 else d - timedelta(d.weekday())  # docs: weekly over 2 weeks
+
+
+@pytest.mark.parametrize("days", [21, 7])
+def test_survey_nps_trend_and_response_rate(run, events, dataset, days) -> None:
+    last = dataset[0].end
+    first = last - timedelta(days=days - 1)
+    view = panels.Params("default", first, last)
+    bands: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for e, a in survey_answers(events, first, last):
+        if a["question_id"] == "nps":
+            band = 0 if a["value"] >= 9 else 2 if a["value"] <= 6 else 1
+            bands[period_of(day_of(e), first, last)][band] += 1
+    trend = {r["period"]: r for r in run("survey_nps", view)}
+    assert set(trend) == set(bands) and len(trend) >= 3
+    for period, (promoters, passives, detractors) in bands.items():
+        row = trend[period]
+        assert row["responses"] == promoters + passives + detractors
+        assert (row["promoters_n"], row["detractors_n"]) == (promoters, detractors)
+        assert close(row["nps"], 100 * (promoters - detractors) / (promoters + passives + detractors))
+
+    counts: dict[date, Counter] = defaultdict(Counter)
+    for e in events:
+        if e.get("survey_id") == DEMO_SURVEY.key and first <= day_of(e) <= last:
+            counts[period_of(day_of(e), first, last)][e["event_type"]] += 1
+    rates = {r["period"]: r for r in run("survey_response_rate", view)}
+    assert set(rates) == set(counts)
+    for period, c in counts.items():
+        row = rates[period]
+        assert (row["shown_n"], row["dismissed_n"], row["answered_n"]) == (
+            c["survey_shown"],
+            c["survey_dismissed"],
+            c["survey_answered"],
+        )
+        assert close(
+            row["response_rate"], c["survey_answered"] / c["survey_shown"] if c["survey_shown"] else None
+        )
+
+
+def test_survey_rating_distribution(run, events, dataset) -> None:
+    values = Counter(
+        a["value"]
+        for _, a in survey_answers(events, dataset[0].config.start, dataset[0].end)
+        if a.get("value") is not None
+    )
+    rows = run("survey_ratings")
+    assert [(r["value"], r["question"]) for r in rows] == [(v, "nps") for v in sorted(values)]
+    assert {r["value"]: r["answers"] for r in rows} == values
+    total = sum(values.values())
+    assert all(close(r["share"], values[r["value"]] / total) for r in rows)
+
+
+def test_survey_text_answers_newest_first_with_their_sentiment(run, events, dataset) -> None:
+    vader = SentimentIntensityAnalyzer()  # the stream tier's analyser, not the demo's table of its scores
+    texts = [
+        (e["timestamp"], a["text"])
+        for e, a in survey_answers(events, dataset[0].config.start, dataset[0].end)
+        if a.get("text")
+    ]
+    newest = sorted(texts, reverse=True)[: panels.TEXT_ANSWERS_SHOWN]
+    rows = run("survey_text_answers")
+    assert [(r["timestamp"], r["text"]) for r in rows] == [
+        (parse_iso(t).replace(tzinfo=None), text) for t, text in newest
+    ]
+    for r in rows:
+        score = vader.polarity_scores(r["text"])["compound"]
+        assert close(r["sentiment_score"], score)
+        assert r["sentiment_label"] == (
+            "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+        )
+    assert {r["sentiment_label"] for r in rows} >= {"positive", "negative"}
+
+
+def test_feature_request_board(run, events) -> None:
+    def normalised(title: str) -> str:
+        return " ".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
+
+    voters: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if e["event_type"] in ("feature_request", "feature_request_vote"):
+            voters[normalised(e["feature_request_title"])].add(who(e))
+    recent = datetime.now(UTC).date() - timedelta(days=30)
+    active_days = {
+        (who(e), day_of(e)) for e in events if e["event_type"] not in INACTIVE and day_of(e) >= recent
+    }
+    active = Counter(person for person, _ in active_days)
+    statuses = {"dark mode": "planned", "apple pay": "done"}  # the demo's two status changes
+    rows = run("feature_requests")
+    expected = sorted(voters, key=lambda r: (-len(voters[r]), -sum(max(1, active[v]) for v in voters[r]), r))
+    assert [r["request"] for r in rows] == expected
+    for r in rows:
+        assert r["votes"] == len(voters[r["request"]])
+        assert r["weighted_votes"] == sum(max(1, active[v]) for v in voters[r["request"]])
+        assert r["status"] == statuses.get(r["request"], "open")
+        assert normalised(r["title"]) == r["request"]

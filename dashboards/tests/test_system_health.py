@@ -195,3 +195,65 @@ def test_reasons_show_rates_as_percentages() -> None:
     answer = live(endpoints={"/pay": {"error_rate": 0.02, "p95": 80.0}})
     statuses = summarize(Monitored(ALL_UP, CALM_LAG), answer, THRESHOLDS, "pravis-loader", "pravis-stream")
     assert [s.reason for s in statuses if s.name == "/pay"] == ["error rate 2.0% ≥ 1%"]
+
+
+MONITORED_CASES = [
+    # (case, endpoints that served, alerts, expected colour per monitored path and any other row shown)
+    ("monitored and serving", {"/pay": {"error_rate": 0.0, "p95": 80.0}}, [], {"/pay": "green"}),
+    ("monitored and silent", {}, [], {"/pay": "amber"}),
+    ("silent with a critical alert on it", {}, [("/pay", "critical")], {"/pay": "red"}),
+    ("silent with a warning on it", {}, [("/pay", "warning")], {"/pay": "amber"}),
+    (
+        "silent beside a served one",
+        {"/search": {"error_rate": 0.0, "p95": 80.0}},
+        [],
+        {"/pay": "amber", "/search": "green"},
+    ),
+    ("monitored and slow", {"/pay": {"error_rate": 0.0, "p95": 3000.0}}, [], {"/pay": "red"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("served", "alerts", "expected"),
+    [case[1:] for case in MONITORED_CASES],
+    ids=[case[0] for case in MONITORED_CASES],
+)
+def test_monitored_endpoints_always_show(served, alerts, expected) -> None:
+    statuses = summarize(
+        Monitored(ALL_UP, CALM_LAG),
+        live(endpoints=served, alerts=alerts),
+        THRESHOLDS,
+        "pravis-loader",
+        "pravis-stream",
+        ["/pay"],
+    )
+    assert {s.name: s.status for s in statuses if s.kind == "endpoint"} == expected
+
+
+def test_a_silent_monitored_endpoint_says_why_and_states_the_rule() -> None:
+    statuses = summarize(
+        Monitored(ALL_UP, CALM_LAG),
+        live(endpoints={}),
+        THRESHOLDS,
+        "pravis-loader",
+        "pravis-stream",
+        ["/pay"],
+    )
+    pay = next(s for s in statuses if s.name == "/pay")
+    assert pay.reason == "no requests in the last 5 min"
+    assert "amber: monitored, and no request in the last 5 min" in pay.rule
+
+
+def test_without_the_live_api_monitored_endpoints_are_unknown_one_by_one() -> None:
+    statuses = summarize(
+        Monitored(ALL_UP, CALM_LAG), None, THRESHOLDS, "pravis-loader", "pravis-stream", ["/search", "/pay"]
+    )
+    endpoints = [(s.name, s.status) for s in statuses if s.kind == "endpoint"]
+    assert endpoints == [("/pay", "unknown"), ("/search", "unknown"), ("*", "unknown")]
+
+
+def test_an_unmonitored_endpoint_that_served_nothing_is_not_shown() -> None:
+    statuses = summarize(
+        Monitored(ALL_UP, CALM_LAG), live(endpoints={}), THRESHOLDS, "pravis-loader", "pravis-stream"
+    )
+    assert [s for s in statuses if s.kind == "endpoint"] == []

@@ -4,13 +4,14 @@ the Markdown and HTML files, and announce them on the webhook."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
+from pravis_schemas.feature_requests import RANKING_IN_RANGE_SQL, ranking_parameters
 from pravis_schemas.feedback_sql import lowest_rated_sql
-from pravis_schemas.opportunities import ranked_sql
+from pravis_schemas.opportunities import PROJECTS_WITH_SUBJECTS_SQL, ranked_sql
 
 from pravis_rollups import webhook
 from pravis_rollups.jobs import run_rollups
@@ -21,15 +22,22 @@ from pravis_rollups.report import (
     LowRated,
     Opportunity,
     ProjectSummary,
+    RequestWeek,
+    SurveyScore,
+    SurveyWeek,
+    TextAnswer,
     summary_text,
     to_html,
     to_markdown,
 )
-from pravis_rollups.rollups import RollupOptions, feedback_daily, funnel_daily
+from pravis_rollups.rollups import RollupOptions, feedback_daily, funnel_daily, survey_results_daily
+from pravis_rollups.survey_results import recent_text_answers, survey_summary
 
 LOWEST_PER_PROJECT = 10
 TERMS_PER_PROJECT = 10
 OPPORTUNITIES_PER_PROJECT = 5
+TEXT_ANSWERS_PER_SURVEY = 5
+REQUESTS_PER_PROJECT = 5
 
 _TERMS = """
 SELECT project_id, term, count() AS mentions
@@ -53,6 +61,79 @@ ORDER BY project_id, mentions DESC, term
 LIMIT {limit:UInt32} BY project_id
 """
 
+_SURVEYS_OF_WEEK = """
+SELECT k.project_id AS project_id, k.survey AS survey, d.status AS status, d.newest AS newest
+FROM (
+    SELECT DISTINCT project_id, survey_id AS survey FROM survey_results_daily
+    WHERE day BETWEEN {week:Date} AND {week:Date} + 6
+    UNION DISTINCT
+    SELECT project_id, survey_key AS survey FROM surveys FINAL
+    GROUP BY project_id, survey_key HAVING argMax(status, version) = 'running'
+) AS k
+LEFT JOIN (
+    SELECT project_id, survey_key AS survey, argMax(status, version) AS status, max(version) AS newest
+    FROM surveys FINAL GROUP BY project_id, survey_key
+) AS d ON d.project_id = k.project_id AND d.survey = k.survey
+ORDER BY project_id, survey
+"""
+"""Surveys running now or with events in the week (so a survey stopped during it is there), with the status of
+their newest version (status '' when only events name them)."""
+
+
+def _surveys_and_requests(client: Client, week_start: date, projects: dict[str, ProjectSummary]) -> None:
+    """Issue 23: each project's surveys of the week (results as `pravis survey results` reads them, over the
+    week) and the feature requests with the most votes cast in it; a project with either but no feedback
+    joins the report."""
+    week = {"date_from": week_start, "date_to": week_start + timedelta(days=6)}
+    surveys = client.query(_SURVEYS_OF_WEEK, parameters={"week": week_start}).result_rows
+    for project_id, survey, status, newest in surveys:
+        summary = projects.setdefault(project_id, ProjectSummary(project_id))
+        rows = survey_summary(client, project_id, survey, week)
+        texts = recent_text_answers(client, project_id, survey, TEXT_ANSWERS_PER_SURVEY, week)
+        for row in (r for r in rows if r["question"] == ""):
+            version = row["version"]
+            summary.surveys.append(
+                SurveyWeek(
+                    survey,
+                    version,
+                    status,
+                    row["shown"],
+                    row["answered"],
+                    row["response_rate"],
+                    [
+                        SurveyScore(r["question"], r["nps"], r["avg_value"], r["responses"])
+                        for r in rows
+                        if r["version"] == version and r["question"] and r["avg_value"] is not None
+                    ],
+                    [
+                        TextAnswer(
+                            t["timestamp"],
+                            t["question"],
+                            t["text"],
+                            t["sentiment_label"],
+                            t["sentiment_score"],
+                        )
+                        for t in texts
+                        if t["version"] == version
+                    ],
+                )
+            )
+        if not rows:  # running, but not shown in the week
+            summary.surveys.append(SurveyWeek(survey, newest, status, 0, 0, None))
+    voted = client.query(
+        "SELECT DISTINCT project_id FROM events WHERE event_type IN ('feature_request', 'feature_request_vote') "
+        "AND timestamp >= {date_from:Date} AND timestamp < {date_to:Date} + 1",
+        parameters=week,
+    ).result_rows
+    for (project_id,) in voted:
+        ranked = client.query(
+            RANKING_IN_RANGE_SQL, parameters={**ranking_parameters(project_id, REQUESTS_PER_PROJECT), **week}
+        )
+        projects.setdefault(project_id, ProjectSummary(project_id)).requests = [
+            RequestWeek(title, votes, weighted, status)
+            for _, title, votes, weighted, status in ranked.result_rows
+        ]
+
 
 @dataclass(frozen=True)
 class Written:
@@ -74,7 +155,7 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
         client,
         previous,
         week_start + timedelta(days=6),
-        [feedback_daily.table, funnel_daily.table],
+        [feedback_daily.table, funnel_daily.table, survey_results_daily.table],
         RollupOptions(as_of=week_start),
     )
     report = FeedbackReport(week_start, now or datetime.now(UTC))
@@ -93,12 +174,16 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
         else:
             count, rating_sum = previous_totals.get(project_id, (0, 0.0))
             previous_totals[project_id] = (count + feedback, rating_sum + avg * feedback)
+    week_range = {"date_from": week_start, "date_to": week_start + timedelta(days=6)}
+    # A project without feedback this week can still have opportunities (failures, repeated commands, funnel
+    # drop-off after its features and intents): it gets a section too.
+    for (project_id,) in client.query(PROJECTS_WITH_SUBJECTS_SQL, parameters=week_range).result_rows:
+        projects.setdefault(project_id, ProjectSummary(project_id))
     for project_id, (count, rating_sum) in previous_totals.items():
         if project_id in projects:
             projects[project_id].previous_feedback = count
             projects[project_id].previous_avg_rating = rating_sum / count if count else None
     lowest, lowest_parameters = lowest_rated_sql()
-    week_range = {"date_from": week_start, "date_to": week_start + timedelta(days=6)}
     for row in client.query(
         lowest, parameters={**lowest_parameters, **week_range, "limit": LOWEST_PER_PROJECT}
     ).result_rows:
@@ -120,6 +205,7 @@ def build(client: Client, week_start: date, now: datetime | None = None) -> Feed
         for row in ranked.result_rows[:OPPORTUNITIES_PER_PROJECT]:
             named = dict(zip(ranked.column_names, row, strict=True))
             summary.opportunities.append(Opportunity(**{name: named[name] for name in fields}))
+    _surveys_and_requests(client, week_start, projects)
     report.projects = [projects[p] for p in sorted(projects)]
     return report
 
@@ -148,6 +234,11 @@ def write(report: FeedbackReport, directory: Path, webhook_url: str | None = Non
                             "previous_avg_rating": p.previous_avg_rating,
                             "sentiment": p.sentiment(),
                             "top_terms": [term for term, _ in p.terms],
+                            "opportunities": [asdict(o) for o in p.opportunities],
+                            "surveys": [survey.headline() for survey in p.surveys],
+                            "top_requests": [
+                                {"title": r.title, "votes": r.votes, "status": r.status} for r in p.requests
+                            ],
                         }
                         for p in report.projects
                     ],

@@ -116,6 +116,153 @@ class Opportunity:
     funnel_step: str
 
 
+# Issue 23: the week's surveys and feature requests.
+@dataclass(frozen=True)
+class SurveyScore:
+    """One rating or NPS question's week: NPS for an NPS question, else its average answer."""
+
+    question: str
+    nps: float | None
+    average: float | None
+    responses: int
+
+    def text(self) -> str:
+        figure = f"NPS {self.nps:+.0f}" if self.nps is not None else f"average {_rating(self.average)}"
+        return f"{self.question}: {figure} ({self.responses} answers)"
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    timestamp: datetime
+    question: str
+    text: str
+    sentiment_label: str | None
+    sentiment_score: float | None
+
+    def sentiment(self) -> str:
+        if self.sentiment_label is None or self.sentiment_score is None:
+            return "not scored"
+        return f"{self.sentiment_label} {self.sentiment_score:+.2f}"
+
+
+@dataclass
+class SurveyWeek:
+    """One version of a survey running in the week or stopped with answers in it."""
+
+    survey: str
+    version: int
+    status: str
+    shown: int
+    answered: int
+    response_rate: float | None
+    scores: list[SurveyScore] = field(default_factory=list)
+    texts: list[TextAnswer] = field(default_factory=list)
+
+    def headline(self) -> str:
+        return f"{self.survey} v{self.version}: " + (
+            "; ".join(score.text() for score in self.scores) or f"{self.answered} answered"
+        )
+
+
+@dataclass(frozen=True)
+class RequestWeek:
+    """A feature request ranked by the votes cast in the week (pravis_schemas.feature_requests)."""
+
+    title: str
+    votes: int
+    weighted_votes: int
+    status: str
+
+
+def _survey_markdown(project: ProjectSummary) -> list[str]:
+    lines = ["### Surveys", ""]
+    if project.surveys:
+        lines += [
+            "| survey | version | status | shown | answered | response rate | scores |",
+            "|---|---:|---|---:|---:|---:|---|",
+            *(
+                f"| {_cell(s.survey)} | {s.version} | {s.status or '-'} | {s.shown} | {s.answered} | "
+                f"{_percent(s.response_rate)} | {_cell('; '.join(c.text() for c in s.scores) or '-', 300)} |"
+                for s in project.surveys
+            ),
+        ]
+        texts = [(s, t) for s in project.surveys for t in s.texts]
+        if texts:
+            lines += ["", "Open-text answers, newest first:", ""]
+            lines += [
+                f"- {t.timestamp:%Y-%m-%d %H:%M} · {_cell(s.survey)} v{s.version} {_cell(t.question)} · "
+                f"{t.sentiment()}: {_cell(t.text, 300)}"
+                for s, t in texts
+            ]
+    else:
+        lines.append("None.")
+    lines += ["", "### Top feature requests of the week", ""]
+    if project.requests:
+        lines += [
+            "| # | request | votes | weighted votes | status |",
+            "|---:|---|---:|---:|---|",
+            *(
+                f"| {rank} | {_cell(r.title)} | {r.votes} | {r.weighted_votes} | {r.status} |"
+                for rank, r in enumerate(project.requests, 1)
+            ),
+        ]
+    else:
+        lines.append("None.")
+    return [*lines, ""]
+
+
+def _survey_html(project: ProjectSummary) -> list[str]:
+    e = html.escape
+    parts = ["<h3>Surveys</h3>"]
+    if project.surveys:
+        parts.append(
+            "<table><tr><th>survey</th><th>version</th><th>status</th><th>shown</th><th>answered</th>"
+            "<th>response rate</th><th>scores</th></tr>"
+        )
+        parts += [
+            f"<tr><td>{e(s.survey)}</td><td class=n>{s.version}</td><td>{e(s.status or '-')}</td>"
+            f"<td class=n>{s.shown}</td><td class=n>{s.answered}</td>"
+            f"<td class=n>{_percent(s.response_rate)}</td>"
+            f"<td>{e('; '.join(c.text() for c in s.scores) or '-')}</td></tr>"
+            for s in project.surveys
+        ]
+        parts.append("</table>")
+        texts = [(s, t) for s in project.surveys for t in s.texts]
+        if texts:
+            parts.append("<p>Open-text answers, newest first:</p><ul>")
+            parts += [
+                f"<li>{t.timestamp:%Y-%m-%d %H:%M} · {e(s.survey)} v{s.version} {e(t.question)} · "
+                f"{e(t.sentiment())}: {e(t.text)}</li>"
+                for s, t in texts
+            ]
+            parts.append("</ul>")
+    else:
+        parts.append("<p>None.</p>")
+    parts.append("<h3>Top feature requests of the week</h3>")
+    if project.requests:
+        parts.append(
+            "<table><tr><th>#</th><th>request</th><th>votes</th><th>weighted votes</th><th>status</th></tr>"
+        )
+        parts += [
+            f"<tr><td class=n>{rank}</td><td>{e(r.title)}</td><td class=n>{r.votes}</td>"
+            f"<td class=n>{r.weighted_votes}</td><td>{e(r.status)}</td></tr>"
+            for rank, r in enumerate(project.requests, 1)
+        ]
+        parts.append("</table>")
+    else:
+        parts.append("<p>None.</p>")
+    return parts
+
+
+def _survey_summary(project: ProjectSummary) -> str:
+    """The chat message's survey and request clause of a project ('' when it has neither)."""
+    text = "; surveys: " + ", ".join(s.headline() for s in project.surveys) if project.surveys else ""
+    if project.requests:
+        top = project.requests[0]
+        text += f"; top request: {top.title} ({top.votes} votes, {top.status})"
+    return text
+
+
 @dataclass
 class ProjectSummary:
     project_id: str
@@ -125,6 +272,8 @@ class ProjectSummary:
     lowest: list[LowRated] = field(default_factory=list)
     terms: list[tuple[str, int]] = field(default_factory=list)
     opportunities: list[Opportunity] = field(default_factory=list)
+    surveys: list[SurveyWeek] = field(default_factory=list)
+    requests: list[RequestWeek] = field(default_factory=list)
 
     @property
     def feedback(self) -> int:
@@ -282,6 +431,7 @@ def to_markdown(report: FeedbackReport) -> str:
         else:
             lines.append("None.")
         lines.append("")
+        lines += _survey_markdown(project)
     return "\n".join(lines)
 
 
@@ -345,8 +495,13 @@ def to_html(report: FeedbackReport) -> str:
             parts.append("</table>")
         else:
             parts.append("<p>None.</p>")
+        parts += _survey_html(project)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+SUMMARY_OPPORTUNITIES = 3
+"""Opportunities per project in the chat message (the report and the webhook's JSON have them all)."""
 
 
 def summary_text(report: FeedbackReport, location: str) -> str:
@@ -359,8 +514,16 @@ def summary_text(report: FeedbackReport, location: str) -> str:
             f"• {project.project_id}: {project.feedback} feedback, avg rating {_rating(project.avg_rating)}"
             f"{_change(project.avg_rating, project.previous_avg_rating)}, "
             f"negative {_share(mix['negative'], project.feedback)}; "
-            f"top complaints: {terms}"
+            f"top complaints: {terms}" + _survey_summary(project)
         )
+        if project.opportunities:
+            lines.append(
+                "  top opportunities: "
+                + ", ".join(
+                    f"{o.kind} {o.subject} (score {o.score:.3f})"
+                    for o in project.opportunities[:SUMMARY_OPPORTUNITIES]
+                )
+            )
     if not report.projects:
         lines.append("No feedback this week.")
     lines.append(f"Report: {location}")

@@ -127,6 +127,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         HEALTH_SOURCE_ERRORS.labels("monitor").inc,
     )
     thresholds = settings.health_thresholds()
+    configured = panels.configured(settings.saturation())
+    by_id = {panel.id: panel for panel in configured}
     template = (PACKAGE / "templates" / "page.html").read_text()
     runbooks = runbooks_page(navigation("runbooks"))
 
@@ -166,6 +168,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         worst = funnel_panels.worst_step([dict(zip(columns, row, strict=True)) for row in rows])
         return funnel_panels.funnel_panels(saved[key], breakdown, worst)
 
+    def surveys_of(project: str) -> list[str]:
+        _, rows = warehouse.query(panels.SURVEYS_SQL, {"project": project})
+        return [row[0] for row in rows]
+
+    def survey_view(request: Request, view: panels.Params, shown: list[panels.Panel]) -> list[panels.Panel]:
+        """`shown` with the per_survey panels reading `?survey=` (default the project's first survey by key);
+        without them when the project has no survey."""
+        if not any(panel.per_survey for panel in shown):
+            return shown
+        saved = surveys_of(view.project)
+        key = request.query_params.get("survey") or next(iter(saved), None)
+        if key is not None and key not in saved:
+            raise HTTPException(404, f"no survey {key!r} in project {view.project!r}")
+        return [
+            panels.with_survey(panel, key) if panel.per_survey else panel
+            for panel in shown
+            if key is not None or not panel.per_survey
+        ]
+
     def opportunity_view(request: Request) -> list[panels.Panel]:
         """The evidence panels of `?opportunity=` (none without it)."""
         try:
@@ -191,6 +212,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "path_separator": panel.chart.path_separator,
                 "links": panel.chart.links,
                 "percent_columns": panel.chart.percent_columns,
+                "secondary": panel.chart.secondary,
             },
         }
         try:
@@ -224,6 +246,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if view.project not in projects:
             projects.append(view.project)
         funnels = await run_in_threadpool(funnels_of, view.project)
+        surveys = await run_in_threadpool(surveys_of, view.project)
         return JSONResponse(
             {
                 "project": view.project,
@@ -232,6 +255,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "projects": sorted(projects),
                 "funnels": [s.definition.key for s in funnels],
                 "breakdowns": list(BREAKDOWNS),
+                "surveys": surveys,
             }
         )
 
@@ -240,7 +264,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if page not in panels.PAGES:
             raise HTTPException(404, "no such dashboard")
         view = await run_in_threadpool(params, request)
-        shown = panels.page_panels(page)
+        shown = await run_in_threadpool(survey_view, request, view, panels.page_panels(page, configured))
         queries = ViewQueries(warehouse)
         if page == funnel_panels.PAGE:
             funnel = await run_in_threadpool(funnel_view, request, view, queries)
@@ -266,9 +290,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 raise HTTPException(400, f"{panel_id} needs ?opportunity=feature:<name> or intent:<intent>")
             panel = next(p for p in shown if p.id == panel_id)
         else:
-            panel = panels.BY_ID.get(panel_id)
+            panel = by_id.get(panel_id)
         if panel is None:
             raise HTTPException(404, "no such panel")
+        if panel.per_survey:
+            shown = survey_view(request, view, [panel])
+            if not shown:
+                raise HTTPException(404, f"{panel_id} shows a survey and project {view.project!r} has none")
+            panel = shown[0]
         return panel
 
     async def panel_sql(request: Request) -> Response:
@@ -332,6 +361,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             thresholds,
             settings.dashboards_health_loader_group,
             settings.dashboards_health_stream_group,
+            settings.dashboards_health_monitored_endpoints,
         )
         return JSONResponse(
             {

@@ -5,6 +5,7 @@ the committed output and a test keeps it in sync."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,41 @@ DATASOURCE = {"type": "grafana-clickhouse-datasource", "uid": "${datasource}"}
 # The page's parameters become Grafana's: the project variable and the dashboard time range.
 REPLACEMENTS = {
     "{project:String}": "'${project:sqlstring}'",
+    "{survey:String}": "'${survey:sqlstring}'",
     "{date_from:Date}": "toDate($__fromTime)",
     "{date_to:Date}": "toDate($__toTime)",
 }
+SURVEYS_SQL = panels.SURVEYS_SQL.replace("{project:String}", REPLACEMENTS["{project:String}"])
 
 
-def grafana_sql(sql: str) -> str:
+SETTING_PARAMETERS = frozenset(panels.Saturation().as_parameters())
+"""Parameters an operator sets (the saturation thresholds): dashboard text boxes holding their defaults. A
+panel's other parameters are constants of the code, written as literals."""
+
+
+def grafana_sql(sql: str, parameters: dict[str, Any] | None = None) -> str:
+    """`sql` with the page's placeholders as Grafana variables, settings as text boxes read as numbers, and a
+    panel's constants (never user input) as literals."""
     for placeholder, replacement in REPLACEMENTS.items():
         sql = sql.replace(placeholder, replacement)
+    for name, value in (parameters or {}).items():
+        for placeholder, kind in set(re.findall(r"(\{" + name + r":(\w+)\})", sql)):
+            if name in SETTING_PARAMETERS:
+                replacement = f"to{kind}('${{{name}:sqlstring}}')"
+            else:
+                replacement = str(value) if isinstance(value, int) else panels.clickhouse_string(str(value))
+            sql = sql.replace(placeholder, replacement)
     return sql
+
+
+def text_box(name: str, value: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "textbox",
+        "label": name,
+        "query": str(value),
+        "current": {"text": str(value), "value": str(value)},
+    }
 
 
 def grafana_panel(panel: panels.Panel, index: int) -> dict[str, Any]:
@@ -33,7 +60,7 @@ def grafana_panel(panel: panels.Panel, index: int) -> dict[str, Any]:
         "refId": "A",
         "datasource": DATASOURCE,
         "editorType": "sql",
-        "rawSql": grafana_sql(panel.sql),
+        "rawSql": grafana_sql(panel.sql, panel.parameters),
         "queryType": "timeseries" if timeseries else "table",
         "format": 0 if timeseries else 1,
     }
@@ -53,6 +80,18 @@ def grafana_panel(panel: panels.Panel, index: int) -> dict[str, Any]:
         body["transformations"] = [{"id": "prepareTimeSeries", "options": {"format": "multi"}}]
     if kind == "bar":
         body["options"] = {"xField": panel.chart.x, "stacking": "normal" if panel.chart.stacked else "none"}
+    if panel.chart.secondary:
+        body["fieldConfig"]["overrides"] = [
+            {
+                "matcher": {"id": "byName", "options": column},
+                "properties": [
+                    {"id": "custom.drawStyle", "value": "bars"},
+                    {"id": "custom.axisPlacement", "value": "right"},
+                    {"id": "unit", "value": "short"},
+                ],
+            }
+            for column in panel.chart.secondary
+        ]
     if kind == "heatmap":
         body["fieldConfig"]["defaults"]["custom"] = {"cellOptions": {"type": "color-background"}}
         body["fieldConfig"]["defaults"]["color"] = {"mode": "continuous-BlPu"}
@@ -84,6 +123,26 @@ def dashboard(page: str) -> dict[str, Any]:
                     "refresh": 1,
                     "current": {"text": "default", "value": "default"},
                 },
+                *(
+                    text_box(name, value)
+                    for panel in panels.page_panels(page)
+                    for name, value in panel.parameters.items()
+                    if name in SETTING_PARAMETERS
+                ),
+                *(
+                    [
+                        {
+                            "name": "survey",
+                            "type": "query",
+                            "label": "Survey",
+                            "datasource": DATASOURCE,
+                            "query": SURVEYS_SQL,
+                            "refresh": 1,
+                        }
+                    ]
+                    if any(panel.per_survey for panel in panels.page_panels(page))
+                    else []
+                ),
             ]
         },
         "panels": [grafana_panel(panel, i) for i, panel in enumerate(panels.page_panels(page))],

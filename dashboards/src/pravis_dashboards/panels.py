@@ -15,12 +15,14 @@ import csv
 import io
 import math
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from pravis_schemas import survey_sql
 from pravis_schemas.events import AI_EVENT_TYPES
+from pravis_schemas.feature_requests import RANKING_SQL, WEIGHT_DAYS, ranking_parameters
 from pravis_schemas.identity import person_id_sql, person_join
 from pravis_schemas.opportunities import (
     EVIDENCE_LINKS,
@@ -52,6 +54,8 @@ class Chart:
     """A table's (text column, URL column) pairs: the text links to the URL, the URL column is not shown."""
     percent_columns: tuple[str, ...] = ()
     """A table's columns shown as percentages."""
+    secondary: tuple[str, ...] = ()
+    """A line chart's columns drawn as bars on a right-hand axis of their own (the counts behind a score)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Panel:
     uses_dates: bool = True
     parameters: dict[str, Any] = field(default_factory=dict)
     """Values of the SQL's placeholders besides the view's (a funnel panel's steps, window, breakdown)."""
+    per_survey: bool = False
+    """The SQL reads `{survey:String}`, the survey picked on the page (`with_survey`)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class ChartData:
         return sum(1 for s in self.series for v in s["data"] if v is not None)
 
 
+TEXT_ANSWERS_SHOWN = 20
 RANGE = "project_id = {project:String} AND day BETWEEN {date_from:Date} AND {date_to:Date}"
 EVENTS_RANGE = (
     "project_id = {project:String} AND timestamp >= {date_from:Date} AND timestamp < {date_to:Date} + 1"
@@ -104,8 +111,71 @@ WHERE {EVENTS_RANGE}
 GROUP BY model ORDER BY model"""
 
 REVENUE_TOTAL = "currency = '*' AND ai_session = '*' AND app_version = '*'"
-SATURATION = {"cpu_percent": 90, "loop_lag_ms": 100, "open_fds": 50_000}
-"""Saturation warnings of the resources panel: a process above one of these in the range (CPU per core)."""
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """Where the resources panel warns: a process of the range at or above one of these (the dashboards'
+    PRAVIS_DASHBOARDS_SATURATION_* settings; these defaults are theirs)."""
+
+    cpu_percent: float = 90.0
+    """Maximum CPU, in % of one core."""
+    loop_lag_ms: float = 100.0
+    """p95 of the asyncio event-loop lag."""
+    open_fds: int = 50_000
+    """Maximum open file descriptors."""
+    rss_bytes: int = 2 * 2**30
+    """Maximum resident memory."""
+
+    def as_parameters(self) -> dict[str, Any]:
+        return {f"saturation_{name}": value for name, value in asdict(self).items()}
+
+    def rule(self) -> str:
+        return (
+            f"Warning when the range's maximum CPU reaches {self.cpu_percent:g}% of a core, the p95 "
+            f"event-loop lag {self.loop_lag_ms:g} ms, open descriptors {self.open_fds}, or resident memory "
+            f"{self.rss_bytes / 2**20:g} MiB."
+        )
+
+
+def resource_top_panel(saturation: Saturation) -> Panel:
+    """The top consumers with their saturation warnings; the thresholds are query parameters, and the
+    description states the ones in force."""
+    return Panel(
+        "resource_top",
+        "tech-ops",
+        "Top resource consumers and saturation warnings",
+        f"Processes of the range by mean CPU. {saturation.rule()}",
+        "SELECT concat(assumeNotNull(service), ' @ ', assumeNotNull(host), ' #', toString(pid)) AS process,\n"
+        "       count() AS samples, avg(cpu_percent) AS mean_cpu, max(cpu_percent) AS max_cpu,\n"
+        "       max(rss_bytes) AS max_rss_bytes, max(open_fds) AS max_open_fds,\n"
+        "       max(threads) AS max_threads, quantileExactInclusive(0.95)(loop_lag_ms) AS p95_loop_lag_ms,\n"
+        "       max(in_flight) AS max_in_flight,\n"
+        "       arrayStringConcat(arrayFilter(w -> w != '', [\n"
+        "           if(max_cpu >= {saturation_cpu_percent:Float64}, 'CPU saturated', ''),\n"
+        "           if(p95_loop_lag_ms >= {saturation_loop_lag_ms:Float64}, 'event loop lagging', ''),\n"
+        "           if(max_open_fds >= {saturation_open_fds:UInt64}, 'file descriptors', ''),\n"
+        "           if(max_rss_bytes >= {saturation_rss_bytes:UInt64}, 'memory', '')]),\n"
+        "           ', ') AS warning\n"
+        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'resource_sample'\n"
+        "GROUP BY process\nORDER BY mean_cpu DESC, process\nLIMIT 20",
+        Chart(
+            "table",
+            "process",
+            (
+                "samples",
+                "mean_cpu",
+                "max_cpu",
+                "max_rss_bytes",
+                "max_open_fds",
+                "max_threads",
+                "p95_loop_lag_ms",
+                "max_in_flight",
+                "warning",
+            ),
+        ),
+        parameters=saturation.as_parameters(),
+    )
 
 
 def _per_service_hourly(figure: str) -> str:
@@ -415,6 +485,58 @@ PANELS: tuple[Panel, ...] = (
             percent_columns=SHARE_COLUMNS,
         ),
     ),
+    # Issue 23: surveys (product); a per_survey panel shows the survey picked on the page.
+    Panel(
+        "survey_nps",
+        "product",
+        "Survey NPS trend",
+        "NPS = 100 x (promoters 9-10 - detractors 0-6) / answers to the survey's NPS questions, per day (per "
+        f"week over ranges longer than {survey_sql.DAILY_UP_TO_DAYS} days); bars: answers.",
+        survey_sql.NPS_TREND_SQL,
+        Chart("line", "period", ("nps",), secondary=("responses",)),
+        per_survey=True,
+    ),
+    Panel(
+        "survey_response_rate",
+        "product",
+        "Survey response rate",
+        "Answered / shown per day (per week over long ranges); bars: times shown.",
+        survey_sql.RESPONSE_RATE_SQL,
+        Chart("line", "period", ("response_rate",), percent=True, secondary=("shown_n",)),
+        per_survey=True,
+    ),
+    Panel(
+        "survey_ratings",
+        "product",
+        "Survey rating distribution",
+        "Answers per value of each rating and NPS question of the range (share of the question's answers in "
+        "the CSV).",
+        survey_sql.VALUE_DISTRIBUTION_SQL,
+        Chart("bar", "value", ("answers",), pivot="question"),
+        per_survey=True,
+    ),
+    Panel(
+        "survey_text_answers",
+        "product",
+        "Recent open-text answers",
+        f"The newest {TEXT_ANSWERS_SHOWN} open-text answers of the range with the VADER sentiment the stream "
+        "tier gave them (blank until scored).",
+        survey_sql.RECENT_TEXT_SQL,
+        Chart("table", "timestamp", ("text", "sentiment_label", "sentiment_score", "question", "version")),
+        parameters={"limit": TEXT_ANSWERS_SHOWN},
+        per_survey=True,
+    ),
+    Panel(
+        "feature_requests",
+        "product",
+        "Feature requests (all time)",
+        "The board GET /api/v1/feature-requests answers: requests by normalised title, votes = persons; "
+        f"weighted: each voter counts their active days of the last {WEIGHT_DAYS} (at least 1).",
+        RANKING_SQL,
+        Chart("table", "title", ("votes", "weighted_votes", "status")),
+        uses_dates=False,
+        parameters={k: v for k, v in ranking_parameters("").items() if k != "project"},
+    ),
     Panel(
         "resource_cpu",
         "tech-ops",
@@ -432,50 +554,34 @@ PANELS: tuple[Panel, ...] = (
         _per_service_hourly("rss_bytes"),
         Chart("line", "hour", ("rss_bytes",), pivot="service"),
     ),
-    Panel(
-        "resource_top",
-        "tech-ops",
-        "Top resource consumers and saturation warnings",
-        f"Processes of the range by mean CPU. Warning when the range's maximum CPU reaches "
-        f"{SATURATION['cpu_percent']}% of a core, the p95 event-loop lag {SATURATION['loop_lag_ms']} ms, or "
-        f"open descriptors {SATURATION['open_fds']}.",
-        "SELECT concat(assumeNotNull(service), ' @ ', assumeNotNull(host), ' #', toString(pid)) AS process,\n"
-        "       count() AS samples, avg(cpu_percent) AS mean_cpu, max(cpu_percent) AS max_cpu,\n"
-        "       max(rss_bytes) AS max_rss_bytes, max(open_fds) AS max_open_fds,\n"
-        "       max(threads) AS max_threads, quantileExactInclusive(0.95)(loop_lag_ms) AS p95_loop_lag_ms,\n"
-        "       max(in_flight) AS max_in_flight,\n"
-        f"       arrayStringConcat(arrayFilter(w -> w != '', [\n"
-        f"           if(max_cpu >= {SATURATION['cpu_percent']}, 'CPU saturated', ''),\n"
-        f"           if(p95_loop_lag_ms >= {SATURATION['loop_lag_ms']}, 'event loop lagging', ''),\n"
-        f"           if(max_open_fds >= {SATURATION['open_fds']}, 'file descriptors', '')]),\n"
-        "           ', ') AS warning\n"
-        f"FROM events FINAL\nWHERE {EVENTS_RANGE}\n  AND event_type = 'resource_sample'\n"
-        "GROUP BY process\nORDER BY mean_cpu DESC, process\nLIMIT 20",
-        Chart(
-            "table",
-            "process",
-            (
-                "samples",
-                "mean_cpu",
-                "max_cpu",
-                "max_rss_bytes",
-                "max_open_fds",
-                "max_threads",
-                "p95_loop_lag_ms",
-                "max_in_flight",
-                "warning",
-            ),
-        ),
-    ),
+    resource_top_panel(Saturation()),
 )
 BY_ID = {panel.id: panel for panel in PANELS}
+
+
+def configured(saturation: Saturation) -> tuple[Panel, ...]:
+    """PANELS with the settings in force: the saturation thresholds of the resources panel."""
+    return tuple(resource_top_panel(saturation) if panel.id == "resource_top" else panel for panel in PANELS)
+
 
 PROJECTS_SQL = "SELECT DISTINCT project_id FROM daily_active_users ORDER BY project_id"
 LATEST_DAY_SQL = "SELECT max(day) FROM daily_active_users WHERE project_id = {project:String}"
 
 
-def page_panels(page: str) -> list[Panel]:
-    return [panel for panel in PANELS if panel.page == page]
+SURVEYS_SQL = (
+    "SELECT survey_key FROM surveys FINAL WHERE project_id = {project:String} "
+    "GROUP BY survey_key ORDER BY survey_key"
+)
+"""The surveys the page's survey picker offers (every version counts, so a stopped survey still shows)."""
+
+
+def page_panels(page: str, among: tuple[Panel, ...] = PANELS) -> list[Panel]:
+    return [panel for panel in among if panel.page == page]
+
+
+def with_survey(panel: Panel, survey: str) -> Panel:
+    """A per_survey panel reading `survey` (its value is a parameter, shown and downloaded as the others)."""
+    return replace(panel, parameters={**panel.parameters, "survey": survey})
 
 
 def default_range(latest: date | None, today: date, days: int) -> tuple[date, date]:
@@ -576,7 +682,10 @@ def chart_data(chart: Chart, columns: list[str], rows: list[tuple]) -> ChartData
     if chart.pivot is None:
         return ChartData(
             labels=[jsonable(row[index[chart.x]]) for row in rows],
-            series=[{"name": c, "data": [jsonable(row[index[c]]) for row in rows]} for c in chart.y],
+            series=[
+                {"name": c, "data": [jsonable(row[index[c]]) for row in rows]}
+                for c in (*chart.y, *chart.secondary)
+            ],
         )
     labels: list[Any] = []
     names: list[str] = []

@@ -2,8 +2,9 @@
 
 from pravis_schemas import ports
 from pravis_schemas.read_auth import ReadAuthSetting
-from pravis_schemas.settings import ClickHouseSettings, LogSettings, PravisSettings
+from pravis_schemas.settings import ClickHouseSettings, CommaSeparatedList, LogSettings, PravisSettings
 
+from pravis_dashboards.panels import Saturation
 from pravis_dashboards.system_health import Thresholds
 
 
@@ -45,6 +46,15 @@ class Settings(PravisSettings, ClickHouseSettings, LogSettings):
     turns amber / red."""
     dashboards_health_ingest_min_per_minute: float = 1.0
     """A project with fewer events per minute over the last hour is too quiet for the ingest check."""
+    dashboards_health_monitored_endpoints: CommaSeparatedList[str] = []
+    """API paths (as `api_request` events name them, e.g. `/api/v1/search,/api/v1/pay`) the summary always
+    shows: one that served no request in the last 5 minutes is amber. Other paths show while they serve."""
+    dashboards_saturation_cpu_percent: float = Saturation.cpu_percent
+    dashboards_saturation_loop_lag_ms: float = Saturation.loop_lag_ms
+    dashboards_saturation_open_fds: int = Saturation.open_fds
+    dashboards_saturation_rss_bytes: int = Saturation.rss_bytes
+    """The resources panel warns of a process whose maximum CPU (% of one core), p95 event-loop lag, maximum
+    open descriptors or maximum resident memory in the range reaches these."""
     dashboards_auth: ReadAuthSetting | None = None
     """Credentials every route but /healthz requires: `basic:<user>:<password>` (what browsers ask a person
     for) or `token:<secret>` (Bearer, for programs). Unset: open, for loopback only."""
@@ -71,4 +81,12 @@ class Settings(PravisSettings, ClickHouseSettings, LogSettings):
             ingest_ratio_amber=self.dashboards_health_ingest_ratio_amber,
             ingest_ratio_red=self.dashboards_health_ingest_ratio_red,
             ingest_min_normal_per_minute=self.dashboards_health_ingest_min_per_minute,
+        )
+
+    def saturation(self) -> Saturation:
+        return Saturation(
+            cpu_percent=self.dashboards_saturation_cpu_percent,
+            loop_lag_ms=self.dashboards_saturation_loop_lag_ms,
+            open_fds=self.dashboards_saturation_open_fds,
+            rss_bytes=self.dashboards_saturation_rss_bytes,
         )

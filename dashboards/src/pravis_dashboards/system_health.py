@@ -155,13 +155,29 @@ def stage_rules(thresholds: Thresholds, loader_group: str, stream_group: str) ->
     }
 
 
-def endpoint_rule(thresholds: Thresholds) -> str:
+def endpoint_rule(thresholds: Thresholds, monitored: bool) -> str:
+    """The rule of an endpoint row; a monitored endpoint's adds what its silence means."""
+    silent = "; amber: monitored, and no request in the last 5 min" if monitored else ""
     return (
         f"last 5 min: red: error rate ≥ {thresholds.error_rate_red:.0%} or p95 ≥ "
         f"{thresholds.p95_red_ms:g} ms or a critical alert on it; amber: error rate ≥ "
         f"{thresholds.error_rate_amber:.0%} or p95 ≥ "
-        f"{thresholds.p95_amber_ms:g} ms or another alert on it; unknown: live API does not answer"
+        f"{thresholds.p95_amber_ms:g} ms or another alert on it{silent}; unknown: live API does not answer"
     )
+
+
+def alert_checks(path: str, live: Live) -> list[Check]:
+    return [
+        Check("red" if alert.severity == "critical" else "amber", f"{alert.severity} {alert.metric}")
+        for alert in live.alerts.firing
+        if alert.labels.get("endpoint") == path
+    ]
+
+
+def silent_endpoint_checks(path: str, live: Live) -> list[Check]:
+    """A monitored endpoint that served nothing: amber, not unknown, since the live API answered and the
+    silence is the finding (the API may be unreachable, or only idle); an alert on it still counts."""
+    return [Check("amber", "no requests in the last 5 min"), *alert_checks(path, live)]
 
 
 def endpoint_checks(path: str, live: Live, thresholds: Thresholds) -> list[Check]:
@@ -180,11 +196,7 @@ def endpoint_checks(path: str, live: Live, thresholds: Thresholds) -> list[Check
     if stats.latency_ms is not None:
         p95 = stats.latency_ms.p95
         checks.append(level(p95, thresholds.p95_amber_ms, thresholds.p95_red_ms, f"p95 {p95:g} ms"))
-    for alert in live.alerts.firing:
-        if alert.labels.get("endpoint") == path:
-            checks.append(
-                Check("red" if alert.severity == "critical" else "amber", f"{alert.severity} {alert.metric}")
-            )
+    checks.extend(alert_checks(path, live))
     return checks or [Check("green", f"{stats.requests} requests")]
 
 
@@ -194,9 +206,11 @@ def summarize(
     thresholds: Thresholds,
     loader_group: str,
     stream_group: str,
+    monitored_endpoints: Iterable[str] = (),
 ) -> list[ComponentStatus]:
-    """Every stage, then every endpoint that served requests in the last 5 minutes (one unknown row for the
-    endpoints when the live API did not answer)."""
+    """Every stage, then every monitored endpoint and every other endpoint that served requests in the last 5
+    minutes, by path (when the live API did not answer: each monitored endpoint and one row for the others,
+    all unknown)."""
     rules = stage_rules(thresholds, loader_group, stream_group)
     extra = {
         "gateway": [ingest_check(live, thresholds)],
@@ -209,14 +223,25 @@ def summarize(
         statuses.append(
             ComponentStatus("stage", stage, STAGE_TITLES[stage], result.status, result.reason, rules[stage])
         )
-    rule = endpoint_rule(thresholds)
+    always = set(monitored_endpoints)
     if live is None:
+        silent = "live API did not answer"
+        statuses.extend(
+            ComponentStatus("endpoint", path, path, "unknown", silent, endpoint_rule(thresholds, True))
+            for path in sorted(always)
+        )
         statuses.append(
-            ComponentStatus("endpoint", "*", "API endpoints", "unknown", "live API did not answer", rule)
+            ComponentStatus(
+                "endpoint", "*", "API endpoints", "unknown", silent, endpoint_rule(thresholds, False)
+            )
         )
         return statuses
-    for path in sorted(live.recent.api.endpoints):
-        result = combine(endpoint_checks(path, live, thresholds))
+    for path in sorted(always | set(live.recent.api.endpoints)):
+        served = path in live.recent.api.endpoints
+        result = combine(
+            endpoint_checks(path, live, thresholds) if served else silent_endpoint_checks(path, live)
+        )
+        rule = endpoint_rule(thresholds, path in always)
         statuses.append(ComponentStatus("endpoint", path, path, result.status, result.reason, rule))
     return statuses
 

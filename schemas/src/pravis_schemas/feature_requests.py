@@ -37,8 +37,15 @@ SET_STATUS_SQL = (
 )
 """Records a status change; the newest change of a request wins (`RANKING_SQL`)."""
 
-RANKING_SQL = (
-    """
+
+def _ranking_sql(votes_in_range: bool) -> str:
+    in_range = (
+        "\n          AND e.timestamp >= {date_from:Date} AND e.timestamp < {date_to:Date} + 1"
+        if votes_in_range
+        else ""
+    )
+    return (
+        """
 SELECT r.request AS request, r.title AS title, r.votes AS votes, r.weighted_votes AS weighted_votes,
        if(s.status = '', {default_status:String}, s.status) AS status
 FROM (
@@ -46,13 +53,16 @@ FROM (
            sum(greatest(1, ifNull(a.active_days, 0))) AS weighted_votes
     FROM (
         SELECT """
-    + normalised_sql("e.feature_request_title")
-    + """ AS request,
+        + normalised_sql("e.feature_request_title")
+        + """ AS request,
                any(e.feature_request_title) AS title,
                if(po.person_id = '', e.distinct_id, po.person_id) AS person_id
         FROM events AS e FINAL
         LEFT JOIN person_overrides AS po ON po.project_id = e.project_id AND po.distinct_id = e.distinct_id
-        WHERE e.project_id = {project:String} AND e.event_type IN ('feature_request', 'feature_request_vote')
+        WHERE e.project_id = {project:String}
+          AND e.event_type IN ('feature_request', 'feature_request_vote')"""
+        + in_range
+        + """
         GROUP BY request, person_id
     ) AS v
     LEFT JOIN (
@@ -68,9 +78,15 @@ LEFT JOIN (
 ) AS s ON s.request = r.request
 ORDER BY votes DESC, weighted_votes DESC, request
 LIMIT {limit:UInt32}"""
-)
+    )
+
+
+RANKING_SQL = _ranking_sql(votes_in_range=False)
 """The board of {project:String}: request, a title as written, votes (persons), weighted_votes (each voter
 by their active days in the last `WEIGHT_DAYS`, at least 1) and status; `ranking_parameters` fills it in."""
+RANKING_IN_RANGE_SQL = _ranking_sql(votes_in_range=True)
+"""The board of the votes cast (and requests made) from {date_from:Date} to {date_to:Date}, both inclusive,
+ranked as `RANKING_SQL` ranks all of them: the weekly feedback report's top requests of the week."""
 
 
 def ranking_parameters(project_id: str, limit: int = 50) -> dict[str, object]:

@@ -438,6 +438,14 @@ ORDER BY score DESC, kind, subject
 LIMIT {RANKED}"""
 
 
+PROJECTS_WITH_SUBJECTS_SQL = f"""SELECT DISTINCT project_id FROM events
+WHERE {_IS_USE}
+  AND timestamp >= {_start("{date_from:Date}")} AND timestamp < {_end("{date_to:Date}")}
+ORDER BY project_id"""
+"""The projects whose ranked list over [date_from, date_to] has rows: a subject used in the range (the weekly
+report walks them, with feedback or without: failures, repeats and drop-off make opportunities too)."""
+
+
 def parse_subject(text: str) -> tuple[Kind, str]:
     """`feature:<name>` or `intent:<intent>` (the dashboards' `?opportunity=`); ValueError says what is
     wrong."""

@@ -28,7 +28,7 @@ function el(tag, attrs = {}, ...children) {
 function query() {
   const params = new URLSearchParams(location.search);
   const q = { project: params.get("project") || "", from: params.get("from") || "", to: params.get("to") || "" };
-  return { ...q, funnel: params.get("funnel") || "", breakdown: params.get("breakdown") || "", opportunity: params.get("opportunity") || "" };
+  return { ...q, funnel: params.get("funnel") || "", breakdown: params.get("breakdown") || "", opportunity: params.get("opportunity") || "", survey: params.get("survey") || "" };
 }
 
 // An alert links the Live page filtered to its series: ?project=P&metric=M plus the series' labels.
@@ -81,6 +81,12 @@ async function pickers() {
     $("breakdowns").replaceChildren(...meta.breakdowns.map((b) => el("option", { value: b })));
     $("breakdown").value = query().breakdown;
   }
+  if (page === "product" && meta.surveys.length) {
+    // The survey panels show the survey chosen here (none: the project's first survey).
+    $("survey").closest("label").hidden = false;
+    $("survey").replaceChildren(...meta.surveys.map((s) => el("option", { value: s, text: s })));
+    $("survey").value = query().survey || meta.surveys[0];
+  }
   for (const link of document.querySelectorAll("nav a")) {
     const q = link.dataset.nav === "live" ? { project: meta.project } : { project: meta.project, from: meta.from, to: meta.to };
     link.href = "/" + link.dataset.nav + "?" + queryString(q);
@@ -88,9 +94,13 @@ async function pickers() {
   return meta;
 }
 
+// chart.secondary: counts drawn as pale bars behind the lines, on a right-hand axis of their own.
 function lineOrBar(canvas, panel) {
   const percent = panel.chart.percent;
   const stacked = panel.chart.stacked;
+  const secondary = new Set(panel.chart.secondary || []);
+  const scaled = (name) => percent && !secondary.has(name);
+  const y2 = { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, ticks: { precision: 0, callback: (v) => format(v, false) } };
   return new Chart(canvas, {
     type: panel.chart.kind,
     data: {
@@ -99,11 +109,12 @@ function lineOrBar(canvas, panel) {
         label: s.name,
         data: s.data,
         borderColor: color(s.name, i),
-        backgroundColor: color(s.name, i) + (panel.chart.kind === "bar" ? "cc" : "33"),
+        backgroundColor: color(s.name, i) + (panel.chart.kind === "bar" ? "cc" : secondary.has(s.name) ? "40" : "33"),
         pointRadius: panel.labels.length > 60 ? 0 : 2.5,
-        borderWidth: 2,
+        borderWidth: secondary.has(s.name) ? 0 : 2,
         cubicInterpolationMode: "monotone",
         spanGaps: false,
+        ...(secondary.has(s.name) ? { type: "bar", yAxisID: "y2", order: 2 } : { order: 1 }),
       })),
     },
     options: {
@@ -113,7 +124,7 @@ function lineOrBar(canvas, panel) {
       interaction: { mode: "index", intersect: false },
       plugins: {
         legend: { position: "bottom", labels: { boxWidth: 12 } },
-        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${format(c.parsed.y, percent)}` } },
+        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${format(c.parsed.y, scaled(c.dataset.label))}` } },
       },
       scales: {
         x: { stacked, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 10 } },
@@ -125,6 +136,7 @@ function lineOrBar(canvas, panel) {
             callback: (v) => (percent ? Math.round(v * 100) + " %" : format(v, false)),
           },
         },
+        ...(secondary.size ? { y2 } : {}),
       },
     },
   });
@@ -482,7 +494,7 @@ function startHealth(project) {
       el("p", { class: "description", id: "health-note", text: "…" }),
       el("p", {
         class: "description",
-        text: "One status per pipeline stage and per API endpoint served in the last 5 minutes, from the stack monitor's /metrics and the live API. Red beats unknown, unknown beats amber and green: a source that does not answer is never shown as green.",
+        text: "One status per pipeline stage, per monitored API endpoint (PRAVIS_DASHBOARDS_HEALTH_MONITORED_ENDPOINTS) and per other endpoint served in the last 5 minutes, from the stack monitor's /metrics and the live API. Red beats unknown, unknown beats amber and green: a source that does not answer is never shown as green.",
       }),
       el("table", { class: "alerts health", id: "health-table" }),
     ),
@@ -500,6 +512,7 @@ async function main() {
       q.funnel = $("funnel").value;
       q.breakdown = $("breakdown").value.trim();
     }
+    if (page === "product" && !$("survey").closest("label").hidden) q.survey = $("survey").value;
     location.search = queryString(q);
   });
   if (HEALTH_PAGES.includes(page)) startHealth(meta.project);

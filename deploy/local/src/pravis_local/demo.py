@@ -1,5 +1,6 @@
 """Fill a warehouse with the deterministic synthetic dataset (pravis_local.synthetic), its rollups, a few
-alerts, experiment results, exchange rates and resource samples: the known answers of the dashboard tests, and
+alerts, experiment results, exchange rates, resource samples, the survey's definition with its answers'
+sentiment and two feature-request statuses: the known answers of the dashboard tests, and
 a demo for an empty warehouse.
 
 `pravis demo [--url URL]` loads it into the warehouse (PRAVIS_CLICKHOUSE_URL, or URL).
@@ -17,8 +18,10 @@ from pravis_rollups.experiment_results import RESULT_COLUMNS
 from pravis_rollups.fx import load_rates, parse_rates
 from pravis_rollups.jobs import run_rollups
 from pravis_rollups.rollups import RollupOptions
+from pravis_schemas.feature_requests import SET_STATUS_SQL
+from pravis_schemas.surveys import SurveyDefinition
 
-from pravis_local.synthetic import Dataset, SyntheticConfig, generate, iso, json_rows
+from pravis_local.synthetic import SURVEY_TEXTS, Dataset, SyntheticConfig, generate, iso, json_rows, parse_iso
 
 DEMO_CONFIG = SyntheticConfig(seed=7, users=40, days=21)
 
@@ -138,6 +141,72 @@ DEMO_RATES = "day,currency,rate\n2024-01-01,USD,0.92\n2024-01-01,GBP,1.17\n"
 """Exchange rates into EUR for the demo's orders (what an operator loads with `pravis fx load`)."""
 
 
+DEMO_SURVEY = SurveyDefinition.model_validate(
+    {
+        "key": "ux-quarterly",
+        "name": "Quarterly UX survey",
+        "status": "running",
+        "questions": [
+            {"id": "nps", "type": "nps", "text": "How likely are you to recommend the boutique to a friend?"},
+            {
+                "id": "why",
+                "type": "open_text",
+                "text": "What is the main reason for your score?",
+                "required": False,
+            },
+        ],
+        "schedule": {"recurrence": "quarterly"},
+    }
+)
+"""The definition the synthetic survey events answer (their `nps` and `why` questions)."""
+DEMO_TEXT_SENTIMENT = dict(
+    zip(SURVEY_TEXTS, ((0.6369, "positive"), (-0.4404, "negative"), (0.3774, "positive")), strict=True)
+)
+"""VADER's compound score and label of each synthetic answer text, as the stream tier gives them
+(pravis_stream.sentiment; a test checks they still agree): the demo runs no stream worker."""
+DEMO_REQUEST_STATUSES = (("Dark mode", "planned"), ("Apple Pay", "done"))
+
+
+def demo_surveys(dataset: Dataset) -> list[dict[str, Any]]:
+    """`DEMO_SURVEY` as version 1 in each project holding survey events (as the admin API stores it)."""
+    created = datetime.combine(dataset.config.start, datetime.min.time(), UTC)
+    projects = sorted({e["project_id"] for e in dataset.all_events() if e["event_type"] == "survey_shown"})
+    return [
+        {
+            "project_id": project,
+            "survey_key": DEMO_SURVEY.key,
+            "version": 1,
+            "status": DEMO_SURVEY.status,
+            "definition": DEMO_SURVEY.model_dump_json(),
+            "created_at": iso(created),
+        }
+        for project in projects
+    ]
+
+
+def demo_survey_sentiment(dataset: Dataset) -> list[dict[str, Any]]:
+    """The `survey_answer_sentiment` rows the stream tier would write for the open-text answers."""
+    rows = []
+    for event in dataset.all_events():
+        for answer in event.get("survey_answers") or ():
+            if not answer.get("text"):
+                continue
+            score, label = DEMO_TEXT_SENTIMENT[answer["text"]]
+            rows.append(
+                {
+                    **{k: event[k] for k in ("event_id", "project_id", "timestamp") if k in event},
+                    **{k: event[k] for k in ("user_id", "anonymous_id") if event.get(k)},
+                    "survey_id": event["survey_id"],
+                    "survey_version": event["survey_version"],
+                    "question_id": answer["question_id"],
+                    "sentiment_score": score,
+                    "sentiment_label": label,
+                    "scored_at": iso(parse_iso(event["received_at"]) + timedelta(seconds=2)),
+                }
+            )
+    return rows
+
+
 def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
     """Migrate `url`, insert the dataset (with its duplicate deliveries and its late events), roll it up."""
     dataset = generate(config)
@@ -152,6 +221,14 @@ def seed(url: str, config: SyntheticConfig = DEMO_CONFIG) -> Dataset:
         )
         clickhouse.insert_json_rows(client, "alerts", json_rows(demo_alerts(dataset)))
         client.insert("experiment_results", demo_experiment_results(dataset), column_names=RESULT_COLUMNS)
+        clickhouse.insert_json_rows(client, "surveys", json_rows(demo_surveys(dataset)))
+        clickhouse.insert_json_rows(
+            client, "survey_answer_sentiment", json_rows(demo_survey_sentiment(dataset))
+        )
+        for title, status in DEMO_REQUEST_STATUSES:
+            client.command(
+                SET_STATUS_SQL, parameters={"project": "default", "title": title, "status": status}
+            )
         rates, _ = parse_rates(DEMO_RATES.splitlines(), "EUR")
         load_rates(client, "EUR", rates)
         run_rollups(client, dataset.config.start, dataset.end, options=RollupOptions(as_of=dataset.end))

@@ -112,7 +112,7 @@ class Dataset:
 
 
 NPS_VALUES = (0, 3, 5, 6, 7, 8, 8, 9, 9, 10, 10, 10)
-SURVEY_TEXTS = ("Love the voice search", "Checkout is slow", "More sizes please")
+SURVEY_TEXTS = ("Love the voice search", "Checkout is slow and frustrating", "More sizes please")
 REQUEST_TITLES = ("Dark mode", "dark-mode", "Wishlist sharing", "Apple Pay", "Apple  pay")
 
 
