@@ -11,11 +11,10 @@ sampled every 20 ms during the query, and how far that is above what it held bef
 server already held is reused without showing). Printed and written to artifacts/bench/funnels.json.
 """
 
-import argparse
 import json
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 
 from pravis_rollups import clickhouse
@@ -24,9 +23,7 @@ from pravis_schemas.funnels import AI_BREAKDOWN, FunnelDefinition
 from rich.console import Console
 from rich.table import Table
 
-from bench.rollups_persons import insert_synthetic, on_time_config, scratch_warehouse
-from bench.warehouse import settle
-from tests.support import services
+from bench.rollups_persons import synthetic_run, warm
 
 console = Console(width=120)
 ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "bench" / "funnels.json"
@@ -54,8 +51,8 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def timed(client, pid: int, sql: str, parameters: dict) -> tuple[float, int, int]:
-    """(seconds, peak resident bytes of the server, and that peak above its level before) of one query."""
+def measured(pid: int, action: Callable[[], object]) -> tuple[float, int, int]:
+    """(seconds, peak resident bytes of the server, and that peak above its level before) of `action`."""
     before = rss_bytes(pid)
     peak = [before]
     done = threading.Event()
@@ -68,11 +65,16 @@ def timed(client, pid: int, sql: str, parameters: dict) -> tuple[float, int, int
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     began = time.perf_counter()
-    client.query(sql, parameters=parameters)
+    action()
     seconds = time.perf_counter() - began
     done.set()
     sampler.join()
     return seconds, peak[0], max(0, peak[0] - before)
+
+
+def timed(client, pid: int, sql: str, parameters: dict) -> tuple[float, int, int]:
+    """`measured` of one query."""
+    return measured(pid, lambda: client.query(sql, parameters=parameters))
 
 
 def best_of(
@@ -116,21 +118,8 @@ def report(results: dict[str, dict[str, float]], events: int, days: int, artifac
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser("python -m bench.funnels", description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000_000, help="about this many events")
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    config = on_time_config(args.events, args.days, args.seed)
-    start, last = config.start, config.start + timedelta(days=args.days - 1)
-    warehouse, server = scratch_warehouse("funnels")
-    url = f"{server}/bench_funnels"
-    try:
-        services.wait_for_http(f"{server}/ping", warehouse.popen)
-        clickhouse.migrate(url)
-        events = insert_synthetic(url, config)
-        dates = {"date_from": start, "date_to": last}
+    with synthetic_run("funnels", __doc__.splitlines()[0], 10_000_000) as run:
+        dates = {"date_from": run.first, "date_to": run.last}
         queries = {
             "baseline: GROUP BY over events FINAL": (BASELINE_SQL, {}),
             "4-step funnel, 30 days": funnel_sql(FUNNEL, PROJECT),
@@ -138,17 +127,12 @@ def main() -> None:
             "same, by ai_assistant": funnel_sql(FUNNEL, PROJECT, AI_BREAKDOWN),
             "top 50 paths of 4 events": paths_sql(PROJECT, "page_view", depth=3, window_s=1800, limit=50),
         }
-        with clickhouse.connect(url, send_receive_timeout=3600) as client:
+        with clickhouse.connect(run.url, send_receive_timeout=3600) as client:
             clickhouse.refresh_identity_merges(client)
-            settle(client)
-            client.command(
-                "SELECT count() FROM events FINAL FORMAT Null"
-            )  # the page cache, not a query's cost
+            warm(client)
             queries = {label: (sql, {**parameters, **dates}) for label, (sql, parameters) in queries.items()}
-            results = best_of(client, warehouse.popen.pid, queries, args.rounds)
-    finally:
-        warehouse.stop()
-    report(results, events, args.days, ARTIFACT)
+            results = best_of(client, run.warehouse_pid, queries, run.args.rounds)
+    report(results, run.events, run.args.days, ARTIFACT)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ import json
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pravis_local.synthetic import SyntheticConfig, events_by_user, json_rows
@@ -131,6 +134,46 @@ def insert_synthetic(url: str, config: SyntheticConfig) -> int:
                 status.update(f"generating: {events:,} events")
         clickhouse.insert_json_rows(client, "events", batch)
     return events + len(batch)
+
+
+@dataclass(frozen=True)
+class SyntheticRun:
+    args: argparse.Namespace
+    first: date
+    last: date
+    url: str
+    warehouse_pid: int
+    events: int
+
+
+@contextmanager
+def synthetic_run(name: str, description: str, default_events: int) -> Iterator[SyntheticRun]:
+    """The setup the query benchmarks (bench/funnels.py, bench/opportunities.py) share: their arguments
+    (`--events`, `--days`, `--rounds`, `--seed`), and a scratch warehouse, stopped on exit, migrated and
+    holding about `--events` synthetic events over the `--days` before today."""
+    parser = argparse.ArgumentParser(f"python -m bench.{name}", description=description)
+    parser.add_argument("--events", type=int, default=default_events, help="about this many events")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    config = on_time_config(args.events, args.days, args.seed)
+    warehouse, server = scratch_warehouse(name)
+    url = f"{server}/bench_{name}"
+    try:
+        services.wait_for_http(f"{server}/ping", warehouse.popen)
+        clickhouse.migrate(url)
+        events = insert_synthetic(url, config)
+        last = config.start + timedelta(days=args.days - 1)
+        yield SyntheticRun(args, config.start, last, url, warehouse.popen.pid, events)
+    finally:
+        warehouse.stop()
+
+
+def warm(client) -> None:
+    """Wait for the background merges, then read `events FINAL` once: the page cache, not a query's cost."""
+    settle(client)
+    client.command("SELECT count() FROM events FINAL FORMAT Null")
 
 
 def main() -> None:

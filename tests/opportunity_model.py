@@ -6,8 +6,9 @@ The dataset: one week of sessions of 30 persons (one of them first anonymous, th
 features and two voice intents. `size_guide` is built to be the worst: low ratings with negative sentiment,
 an API failure after most uses, and a saved funnel whose step on it loses most units. Around it: failures
 just inside and just outside the attribution window, a failure after two uses (the later one owns it),
-repeated commands just inside and outside the repeat window, uses the day after the range, redelivered
-events, and a feature whose name is an SQL injection attempt.
+repeated commands just inside and outside the repeat window, a repeat, a failure and feedback across the
+midnight before the range's last day, uses the day after the range, redelivered events, and a feature whose
+name is an SQL injection attempt.
 """
 
 from __future__ import annotations
@@ -195,6 +196,21 @@ def build() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, 
     late = datetime.combine(LAST, datetime.min.time(), UTC) + timedelta(hours=23, minutes=59, seconds=50)
     b.add("feature_use", who, late, "s-edge-5", feature_name="size_guide")
     b.api(who, late + timedelta(seconds=20), "s-edge-5", 500, "/api/v1/sizes")
+    # Across a midnight (the mixed path of tests/test_opportunities.py rolls up the days before it and reads
+    # the rest raw): a command repeated after midnight, a failure after midnight owned by the use before it,
+    # and feedback on the interaction after midnight (its intent counts) and two days later (it does not).
+    midnight = datetime.combine(LAST - timedelta(days=1), datetime.min.time(), UTC)
+    asked = b.voice(who, midnight - timedelta(seconds=10), "s-edge-6", "find red shoes", True)
+    b.voice(who, midnight + timedelta(seconds=10), "s-edge-6", "find red shoes", True)
+    b.add("error", who, midnight + timedelta(seconds=5), "s-edge-6", error_type="KeyError")
+    b.feedback(
+        who, midnight + timedelta(seconds=20), "s-edge-6", 1, "no red", interaction=asked["interaction_id"]
+    )
+    b.feedback(
+        who, midnight + timedelta(days=1, hours=1), "s-edge-7", 2, "late", interaction=asked["interaction_id"]
+    )
+    # The anonymous visitor logs in on the range's last day: their anonymous uses are the user's.
+    b.add("identify", {"user_id": "u-5", "anonymous_id": "anon-5"}, late - timedelta(hours=1), None)
     copies = [dict(row) for row in b.events[::9]]
     return b.events, copies, b.scored
 
@@ -237,13 +253,11 @@ def expected(events: list[dict[str, Any]], scored: list[dict[str, Any]]) -> list
             figures[key]["uses"] += 1
             users[key].add(person(e))
 
-    intent_of = {
-        e["interaction_id"]: e["intent"]
-        for e in rows
-        if e["event_type"] == "voice_request"
-        and e.get("intent")
-        and start - 86_400_000 <= _ms(e["timestamp"]) < end
-    }
+    # An interaction's intent: its voice_request's, sent on the feedback's day or the day before.
+    voices_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for e in rows:
+        if e["event_type"] == "voice_request" and e.get("intent"):
+            voices_of[e["interaction_id"]].append((e["timestamp"][:10], e["intent"]))
     label_of = {s["event_id"]: s["sentiment_label"] for s in scored}
     worst: dict[tuple[str, str], tuple] = {}
     for e in rows:
@@ -252,8 +266,14 @@ def expected(events: list[dict[str, Any]], scored: list[dict[str, Any]]) -> list
         about = []
         if e.get("context"):
             about.append(("feature", e["context"]))
-        if e.get("interaction_id") in intent_of:
-            about.append(("intent", intent_of[e["interaction_id"]]))
+        day = date.fromisoformat(e["timestamp"][:10])
+        intents = [
+            intent
+            for sent, intent in voices_of.get(e.get("interaction_id"), [])
+            if day - timedelta(days=1) <= date.fromisoformat(sent) <= day
+        ]
+        if intents:
+            about.append(("intent", intents[0]))
         for key in about:
             f = figures[key]
             f["feedback"] += 1

@@ -189,6 +189,21 @@ def daily_active(clickhouse_url: str, day: date) -> dict[str, int]:
     return dict(rows)
 
 
+def wishlist_uses(clickhouse_url: str, day: date) -> tuple[int, list[str]]:
+    """privacy-project's uses of the wishlist feature on `day` and who used it, as the opportunities rollups
+    hold them."""
+    where = "project_id = 'privacy-project' AND day = {day:Date} AND subject = 'wishlist'"
+    with connect(clickhouse_url) as client:
+        uses = client.query(
+            f"SELECT sum(uses) FROM opportunities_daily WHERE {where}", parameters={"day": day}
+        )
+        users = client.query(
+            f"SELECT person_id FROM opportunity_users_daily WHERE {where} ORDER BY person_id",
+            parameters={"day": day},
+        )
+    return uses.result_rows[0][0], [row[0] for row in users.result_rows]
+
+
 def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
     gateway_url: str, data_dir: Path, clickhouse_url: str, loader, privacy_worker
 ) -> None:
@@ -202,12 +217,17 @@ def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
     days = [datetime.now(UTC).date() - timedelta(days=n) for n in (3, 1)]
     noon = [datetime.combine(day, clock_time(12), UTC).isoformat() for day in days]
     events = [page_view(user_id=doomed, timestamp=t) for t in noon for _ in range(2)]
+    # Both use a feature on the second day: the opportunities rollups count them, by person.
+    used = {"event_type": "feature_use", "feature_name": "wishlist", "timestamp": noon[1]}
+    events += [page_view(user_id=doomed, **used)]
     events += [feedback(doomed, timestamp=noon[1])] + [page_view(user_id=kept, timestamp=t) for t in noon]
+    events += [page_view(user_id=kept, **used)]
     post_batch(gateway_url, api_key, events)
     wait_until_stored(clickhouse_url, [e["event_id"] for e in events])
     with connect(clickhouse_url) as client:
         run_rollups(client, days[0], days[1])
     assert [daily_active(clickhouse_url, day)["privacy-project"] for day in days] == [2, 2]
+    assert wishlist_uses(clickhouse_url, days[1]) == (2, [doomed, kept])
 
     status = delete_user_data(gateway_url, secret_key, doomed)
 
@@ -218,6 +238,7 @@ def test_deletion_removes_the_person_everywhere_and_keeps_others_exact(
     kept_ids = [e["event_id"] for e in events[-2:]]
     assert wait_until_stored(clickhouse_url, kept_ids) == dict.fromkeys(kept_ids, 1)
     assert [daily_active(clickhouse_url, day)["privacy-project"] for day in days] == [1, 1]
+    assert wishlist_uses(clickhouse_url, days[1]) == (1, [kept])
 
     late = post_batch(gateway_url, api_key, [page_view(user_id=doomed)])
     assert late == {"status": "ok", "processed": 0, "dropped_no_consent": 1}

@@ -525,6 +525,119 @@ def ref_error_patterns_daily(events, first, last):
     return out
 
 
+def subject_of(e: dict) -> tuple[str, str] | None:
+    """The feature or voice intent an event uses (docs/queries.md "Improvement opportunities")."""
+    if not (e.get("user_id") or e.get("anonymous_id")):
+        return None
+    if e["event_type"] == "feature_use" and e.get("feature_name"):
+        return "feature", e["feature_name"]
+    if e["event_type"] == "voice_request" and e.get("intent"):
+        return "intent", e["intent"]
+    return None
+
+
+def ref_opportunity_users_daily(events, first, last):
+    return {
+        (e["project_id"], day_of(e), *subject_of(e), who(e)): {}
+        for e in events
+        if subject_of(e) and in_range(day_of(e), first, last)
+    }
+
+
+def ref_opportunities_daily(events, scored, first, last, window_s=30, attribution_s=60):
+    counts = (
+        "uses",
+        "feedback",
+        "low_rated",
+        "scored",
+        "negative",
+        "commands",
+        "repeated_commands",
+        "failures",
+    )
+    rows: dict[tuple, dict] = defaultdict(
+        lambda: {**dict.fromkeys(counts, 0), "comments": [], "labels": Counter()}
+    )
+    failed: dict[tuple, set[str]] = defaultdict(set)
+    for e in events:
+        if subject_of(e) and in_range(day_of(e), first, last):
+            rows[(e["project_id"], day_of(e), *subject_of(e))]["uses"] += 1
+
+    label = {}
+    for s in sorted(scored, key=lambda s: s["scored_at"]):
+        label[(s["project_id"], s["event_id"])] = s["sentiment_label"]
+    voices = defaultdict(list)
+    for e in events:
+        if e["event_type"] == "voice_request" and e.get("intent") and e.get("interaction_id"):
+            voices[(e["project_id"], e["interaction_id"])].append((day_of(e), e["intent"]))
+    for e in events:
+        if e["event_type"] != "feedback" or e.get("rating") is None or not in_range(day_of(e), first, last):
+            continue
+        about = [("feature", e["context"])] if e.get("context") else []
+        intents = [
+            i for d, i in voices[(e["project_id"], e.get("interaction_id"))] if 0 <= (day_of(e) - d).days <= 1
+        ]
+        about += [("intent", intents[0])] if intents else []
+        for kind, subject in about:
+            row = rows[(e["project_id"], day_of(e), kind, subject)]
+            row["feedback"] += 1
+            row["low_rated"] += e["rating"] <= 2
+            row["scored"] += (e["project_id"], e["event_id"]) in label
+            row["negative"] += label.get((e["project_id"], e["event_id"])) == "negative"
+            if e.get("comment"):
+                row["comments"].append((e["rating"], ts(e), e["event_id"], f"({e['rating']}) {e['comment']}"))
+
+    sessions = defaultdict(list)
+    for e in events:
+        if e["event_type"] == "voice_request" and e.get("session_id"):
+            sessions[(e["project_id"], e["session_id"])].append(e)
+    repeated = set()
+    for requests in sessions.values():
+        requests.sort(key=lambda r: (ts(r), r["event_id"]))
+        for prev, cur in itertools.pairwise(requests):
+            close = (ts(cur) - ts(prev)).total_seconds() <= window_s
+            if cur.get("intent") and prev.get("intent") == cur["intent"] and close:
+                repeated.add((cur["project_id"], cur["event_id"]))
+    for e in events:
+        if e["event_type"] == "voice_request" and e.get("intent") and in_range(day_of(e), first, last):
+            row = rows[(e["project_id"], day_of(e), "intent", e["intent"])]
+            row["commands"] += 1
+            row["repeated_commands"] += (e["project_id"], e["event_id"]) in repeated
+
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time()).replace(tzinfo=ts(events[0]).tzinfo)
+    window = timedelta(seconds=attribution_s)
+    uses = defaultdict(list)
+    for e in events:
+        if subject_of(e) and e.get("session_id") and first <= day_of(e) and ts(e) < end + window:
+            uses[(e["project_id"], e["session_id"])].append(e)
+    for e in events:
+        failure = failure_of(e)
+        if not failure or not e.get("session_id") or day_of(e) < first or ts(e) >= end + window:
+            continue
+        before = [u for u in uses[(e["project_id"], e["session_id"])] if ts(u) <= ts(e)]
+        if not before:
+            continue
+        use = max(before, key=ts)
+        if ts(e) - ts(use) > window or ts(use) >= end:
+            continue
+        key = (e["project_id"], day_of(use), *subject_of(use))
+        kind, error_type, _, location = failure
+        rows[key]["failures"] += 1
+        rows[key]["labels"][f"{location} · {error_type}" if location else error_type] += 1
+        failed[key].add(use["event_id"])
+
+    out = {}
+    for key, row in rows.items():
+        comments, labels = row.pop("comments"), row.pop("labels")
+        out[key] = {
+            **row,
+            "failed_uses": len(failed[key]),
+            "worst_comment": min(comments)[3] if comments else "",
+            "failure_labels": dict(labels),
+        }
+    return out
+
+
 FUNNEL = FunnelDefinition(
     key="browse-to-buy",
     steps=[
@@ -577,6 +690,8 @@ def reference(dataset_events: list[dict], scored: list[dict], first: date, last:
         "error_patterns_daily": ref_error_patterns_daily(dataset_events, first, last),
         "funnel_daily": ref_funnel_daily(dataset_events, first, last),
         "survey_results_daily": ref_survey_results_daily(dataset_events, first, last),
+        "opportunities_daily": ref_opportunities_daily(dataset_events, scored, first, last),
+        "opportunity_users_daily": ref_opportunity_users_daily(dataset_events, first, last),
     }
 
 
@@ -594,6 +709,8 @@ KEYS = {
     "error_patterns_daily": ("project_id", "day", "fingerprint"),
     "funnel_daily": ("project_id", "day", "funnel_key", "step"),
     "survey_results_daily": ("project_id", "day", "survey_id", "survey_version", "question_id"),
+    "opportunities_daily": ("project_id", "day", "kind", "subject"),
+    "opportunity_users_daily": ("project_id", "day", "kind", "subject", "person_id"),
 }
 
 # ---------------------------------------------------------------- comparison
@@ -698,6 +815,14 @@ def test_dataset_has_the_faults_the_rollups_must_absorb(dataset: Dataset) -> Non
     patterns = ref_error_patterns_daily(with_persons(all_events), dataset.config.start, dataset.end)
     assert {row["kind"] for row in patterns.values()} == {"error", "api", "ai"}
     assert any(row["events"] > 1 and "<n>" in row["message"] for row in patterns.values())
+    start, end = dataset.config.start, dataset.end
+    opportunities = ref_opportunities_daily(with_persons(all_events), dataset.scored_feedback, start, end)
+    assert sum(row["failures"] for row in opportunities.values()) > sum(
+        row["failed_uses"] for row in opportunities.values()
+    )  # some uses are followed by more than one failure
+    assert any(row["repeated_commands"] for row in opportunities.values())
+    assert any(row["negative"] and key[2] == "intent" for key, row in opportunities.items())
+    assert any(row["worst_comment"] for row in opportunities.values())
 
 
 def test_dataset_counts_fewer_persons_than_ids(dataset: Dataset) -> None:

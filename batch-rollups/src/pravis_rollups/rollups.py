@@ -32,6 +32,7 @@ from pravis_schemas.events import AI_EVENT_TYPES, ORDER_EVENT_TYPE, REFUND_EVENT
 from pravis_schemas.funnel_sql import funnel_sql
 from pravis_schemas.funnels import StoredFunnel
 from pravis_schemas.identity import person_id_sql, person_join
+from pravis_schemas.opportunities import DAILY_COLUMNS, USERS_COLUMNS, daily_sql, users_daily_sql
 from pravis_schemas.surveys import NPS_DETRACTOR_MAX, NPS_PROMOTER_MIN
 from pravis_schemas.voice_sql import REPEAT_WINDOW, REPEAT_WINDOW_S, repeated_command_sql
 
@@ -850,6 +851,21 @@ GROUP BY project_id, day, survey_id, survey_version, question_id"""
         "detractor_max": NPS_DETRACTOR_MAX,
     }
     return Query(sql, parameters)
+
+
+# Issue 24: improvement opportunities at scale; the ranked list reads these for the days they were computed.
+@_registered("day", DAILY_COLUMNS)
+def opportunities_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    """Per subject (feature, voice intent) and day: the additive inputs of the improvement opportunities'
+    score (pravis_schemas.opportunities)."""
+    sql, parameters = daily_sql(source, "{date_from:Date}", "{date_to:Date}")
+    return Query(sql, {**date_parameters(first, last), **parameters})
+
+
+@_registered("day", USERS_COLUMNS)
+def opportunity_users_daily(first: date, last: date, options: RollupOptions, source: str) -> Query:
+    """Per subject and day: the persons who used it (ids, mapped to their persons when read)."""
+    return Query(users_daily_sql(source, "{date_from:Date}", "{date_to:Date}"), date_parameters(first, last))
 
 
 ROLLUPS: tuple[Rollup, ...] = tuple(BY_NAME.values())

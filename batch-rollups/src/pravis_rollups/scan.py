@@ -41,6 +41,7 @@ EVENT_COLUMNS = (
     "cache_hit",
     "rating",
     "comment",
+    "context",
     "order_id",
     "revenue",
     "currency",

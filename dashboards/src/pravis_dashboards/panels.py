@@ -24,7 +24,13 @@ from pravis_schemas import survey_sql
 from pravis_schemas.events import AI_EVENT_TYPES
 from pravis_schemas.feature_requests import RANKING_SQL, WEIGHT_DAYS, ranking_parameters
 from pravis_schemas.identity import person_id_sql, person_join
-from pravis_schemas.opportunities import SCORE_FORMULA, ranked_sql
+from pravis_schemas.opportunities import (
+    EVIDENCE_LINKS,
+    SCORE_FORMULA,
+    SHARE_COLUMNS,
+    SHOWN_COLUMNS,
+    ranked_sql,
+)
 
 PAGES = {"executive": "Executive", "product": "Product", "tech-ops": "Tech ops", "live": "Live"}
 
@@ -474,34 +480,9 @@ PANELS: tuple[Panel, ...] = (
         Chart(
             "table",
             "opportunity",
-            (
-                "score",
-                "users",
-                "uses",
-                "low_rating_share",
-                "negative_share",
-                "repeated_command_rate",
-                "failure_rate",
-                "funnel_dropoff",
-                "worst_comment",
-                "top_failure",
-                "funnel_step",
-                "feedback_url",
-                "failures_url",
-                "funnel_url",
-            ),
-            links=(
-                ("worst_comment", "feedback_url"),
-                ("top_failure", "failures_url"),
-                ("funnel_step", "funnel_url"),
-            ),
-            percent_columns=(
-                "low_rating_share",
-                "negative_share",
-                "repeated_command_rate",
-                "failure_rate",
-                "funnel_dropoff",
-            ),
+            (*SHOWN_COLUMNS, *(url for _, url in EVIDENCE_LINKS)),
+            links=EVIDENCE_LINKS,
+            percent_columns=SHARE_COLUMNS,
         ),
     ),
     # Issue 23: surveys (product); a per_survey panel shows the survey picked on the page.

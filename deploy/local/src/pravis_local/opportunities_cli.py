@@ -11,35 +11,28 @@ from rich.table import Table
 from pravis_local.settings import settings
 
 console = Console()
-SHOWN = (
-    "opportunity",
-    "score",
-    "users",
-    "low_rating_share",
-    "negative_share",
-    "repeated_command_rate",
-    "failure_rate",
-    "funnel_dropoff",
-    "worst_comment",
-    "top_failure",
-    "funnel_step",
-)
 
 
-def _cell(value: Any, column: str) -> str:
+def _cell(value: Any, percent: bool) -> str:
     if value is None:
         return "-"
-    if column.endswith(("_share", "_rate", "_dropoff")):
+    if percent:
         return f"{value:.0%}"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _table(title: str, columns: list[str], rows: list[tuple], shown: tuple[str, ...] | None = None) -> Table:
+def _table(
+    title: str,
+    columns: list[str],
+    rows: list[tuple],
+    shown: tuple[str, ...] | None = None,
+    percent: tuple[str, ...] = (),
+) -> Table:
     picked = [c for c in columns if shown is None or c in shown]
     table = Table(*picked, title=title)
     for row in rows:
         named = dict(zip(columns, row, strict=True))
-        table.add_row(*(_cell(named[c], c) for c in picked))
+        table.add_row(*(_cell(named[c], c in percent) for c in picked))
     return table
 
 
@@ -61,6 +54,8 @@ def opportunities(
     from pravis_rollups.clickhouse import connect
     from pravis_schemas.opportunities import (
         SCORE_FORMULA,
+        SHARE_COLUMNS,
+        SHOWN_COLUMNS,
         failure_evidence_sql,
         feedback_evidence_sql,
         parse_subject,
@@ -84,7 +79,8 @@ def opportunities(
                 f"Improvement opportunities, {project}, {from_day} to {to_day}",
                 ranked.column_names,
                 ranked.result_rows,
-                SHOWN,
+                ("opportunity", *SHOWN_COLUMNS),
+                SHARE_COLUMNS,
             )
         ]
         if subject is not None:
