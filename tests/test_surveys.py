@@ -228,28 +228,37 @@ def test_targeting_caps_consent_and_storage(
     assert any(r["_table"] == "segment_members" for r in exported)
 
 
+@pytest.fixture
 def offered_survey(
     gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
-) -> tuple[str, str]:
-    """(user, survey key): a new survey for searchers and a new user in that segment, offered it now."""
+) -> Iterator[tuple[str, str]]:
+    """(user, survey key): a new survey for searchers and a new user in that segment, offered it now; the
+    survey is stopped afterwards. A user is offered one survey at a time, the first by key, so a survey left
+    running would be offered instead of the next test's."""
     run = uuid.uuid4().hex[:6]
     user, survey_key = f"sdk-{run}", f"sdk-{run}"
     headers = {"X-API-Key": secret_key}
     assert gateway.put("/api/v1/segments/searchers", json=SEGMENT, headers=headers).status_code in (200, 201)
     assert gateway.put(f"/api/v1/surveys/{survey_key}", json=SURVEY, headers=headers).status_code == 201
-    setup = [event("feature_use", user, feature_name="search")]
-    assert post(gateway, api_key, setup)["status"] == "ok"
-    wait_until_stored(clickhouse_url, [e["event_id"] for e in setup])
-    assert CliRunner().invoke(survey_app, ["refresh-segments", "--url", clickhouse_url]).exit_code == 0
-    assert wait_until_equal(lambda: surveys_of(gateway, api_key, user)[-1:], [survey_key]) == [survey_key]
-    return user, survey_key
+    try:
+        setup = [event("feature_use", user, feature_name="search")]
+        assert post(gateway, api_key, setup)["status"] == "ok"
+        wait_until_stored(clickhouse_url, [e["event_id"] for e in setup])
+        assert CliRunner().invoke(survey_app, ["refresh-segments", "--url", clickhouse_url]).exit_code == 0
+        assert wait_until_equal(lambda: surveys_of(gateway, api_key, user), [survey_key]) == [survey_key]
+        yield user, survey_key
+    finally:
+        stopped = gateway.put(
+            f"/api/v1/surveys/{survey_key}", json={**SURVEY, "status": "stopped"}, headers=headers
+        )
+        assert stopped.status_code in (200, 201), stopped.text
 
 
 def test_python_sdk_fetches_and_submits(
-    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
+    gateway: httpx.Client, api_key: str, clickhouse_url: str, offered_survey: tuple[str, str]
 ) -> None:
     """A server-rendered app: fetch the user's survey, record it shown and answered; not offered again."""
-    user, survey_key = offered_survey(gateway, api_key, secret_key, clickhouse_url)
+    user, survey_key = offered_survey
     with Client(api_key, host=str(gateway.base_url)) as client:
         survey = next(s for s in client.get_surveys(user_id=user) if s["id"] == survey_key)
         assert [q["id"] for q in survey["questions"]] == ["nps", "why"]
@@ -262,10 +271,10 @@ def test_python_sdk_fetches_and_submits(
 
 
 async def test_async_python_sdk_fetches_and_submits(
-    gateway: httpx.Client, api_key: str, secret_key: str, clickhouse_url: str
+    gateway: httpx.Client, api_key: str, clickhouse_url: str, offered_survey: tuple[str, str]
 ) -> None:
     """The same from an asyncio app with `AsyncClient`: its own visitor by default, answers stored once."""
-    user, survey_key = offered_survey(gateway, api_key, secret_key, clickhouse_url)
+    user, survey_key = offered_survey
     async with AsyncClient(api_key, host=str(gateway.base_url), user_id=user) as client:
         survey = next(s for s in await client.get_surveys() if s["id"] == survey_key)
         assert [q["id"] for q in survey["questions"]] == ["nps", "why"]

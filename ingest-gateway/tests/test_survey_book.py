@@ -206,3 +206,25 @@ async def test_the_store_loads_the_members_of_the_newest_recorded_refresh(clickh
             assert segments(book) == model(2) != model(1)
     finally:
         store.close()
+
+
+def test_a_survey_saved_here_outlives_a_reload_that_read_before_it() -> None:
+    """A reload's read can precede this gateway's insert: the saved definition must not vanish with it, and
+    must give way once the warehouse shows that version (or a newer one saved by another gateway)."""
+
+    def version(number: int, status: str = "running") -> StoredSurvey:
+        definition = SURVEY.definition.model_copy(update={"status": status})
+        return SURVEY.model_copy(update={"version": number, "definition": definition})
+
+    book = SurveyBook(recent_ttl_s=60, recent_ids=100)
+    book.put_definition(version(1))
+    book.replace_definitions([])  # read before the insert
+    assert book.cached(PROJECT, "ux") == version(1)
+    book.put_definition(version(2, "stopped"))
+    book.replace_definitions([version(1)])  # read between the two inserts
+    assert book.cached(PROJECT, "ux") == version(2, "stopped")
+    book.replace_definitions([version(2, "stopped")])
+    book.replace_definitions([version(3)])  # another gateway's save, shown by the warehouse
+    assert book.cached(PROJECT, "ux") == version(3)
+    book.replace_definitions([])  # not this gateway's to keep: the warehouse is the truth
+    assert book.cached(PROJECT, "ux") is None

@@ -69,6 +69,8 @@ def answer_of(stored: StoredSurvey) -> dict[str, Any]:
 class SurveyBook:
     def __init__(self, recent_ttl_s: float, recent_ids: int) -> None:
         self._by_key: dict[tuple[str, str], StoredSurvey] = {}
+        self._saved: dict[tuple[str, str], StoredSurvey] = {}
+        """Definitions saved by this gateway that no reload has shown yet."""
         self._by_project: dict[str, list[StoredSurvey]] = {}
         self._answers: dict[tuple[str, str], dict[str, Any]] = {}
         """(project_id, survey key) -> `answer_of` the survey, made once per definition, not per request"""
@@ -77,12 +79,22 @@ class SurveyBook:
         self.loaded = False
 
     def replace_definitions(self, surveys: Iterable[StoredSurvey]) -> None:
-        self._by_key = {(s.project_id, s.definition.key): s for s in surveys}
+        """The newest definitions a reload read, except one this gateway saved since that the reload's read
+        may have missed (it ran before the insert): kept until the warehouse shows its version. Without it a
+        survey was unknown for a reload's interval after it was created, and its answers refused."""
+        loaded = {(s.project_id, s.definition.key): s for s in surveys}
+        for key, saved in list(self._saved.items()):
+            if key in loaded and loaded[key].version >= saved.version:
+                del self._saved[key]
+            else:
+                loaded[key] = saved
+        self._by_key = loaded
         self._index()
 
     def put_definition(self, stored: StoredSurvey) -> None:
         """A definition this gateway just saved, served before the next reload."""
-        self._by_key[(stored.project_id, stored.definition.key)] = stored
+        key = (stored.project_id, stored.definition.key)
+        self._by_key[key] = self._saved[key] = stored
         self._index()
 
     def _index(self) -> None:
