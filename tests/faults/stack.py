@@ -191,12 +191,17 @@ class Stack:
 
     def loader_insert_failures(self) -> float:
         """The loader's `pravis_loader_insert_failures_total` for `events` (0 before its first failure)."""
+        return self.loader_metric("pravis_loader_insert_failures_total", {"table": "events"})
+
+    def loader_batches_in_flight(self) -> float:
+        """Batches the loader fetched and has not committed: inserting, or waiting for the one before."""
+        return self.loader_metric("pravis_loader_batches_in_flight")
+
+    def loader_metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         text = httpx.get(f"http://127.0.0.1:{self.loader_port}/metrics", timeout=5).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == "pravis_loader_insert_failures_total" and sample.labels == {
-                    "table": "events"
-                }:
+                if sample.name == name and sample.labels == (labels or {}):
                     return sample.value
         return 0.0
 

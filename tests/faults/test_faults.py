@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from pravis_rollups.settings import Settings
 from pravis_schemas import topics
 
 from tests.faults.conftest import RESULTS
@@ -21,7 +22,8 @@ from tests.support.services import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
-LOADER_BATCH_S = float(Stack.ENV["PRAVIS_LOADER_BATCH_SECONDS"])
+PIPELINE_DEPTH = Settings().loader_pipeline_depth
+"""Batches the loader inserts at once; the stack leaves the default."""
 FETCH_LAG_S = 0.5
 """The documented bound of a memory-broker kill: an event is lost only if the loader had not fetched it, and
 the loader fetches continuously, so only events acked this long before its last fetch or later can be lost
@@ -147,23 +149,35 @@ def inserted_since(stack: Stack, run: str, since: float) -> dict[str, float]:
 
 
 def freeze_loader_between_insert_and_commit(stack: Stack, run: str, tries: int = 3) -> tuple[float, int]:
-    """Freeze the warehouse for three batch windows, so the loader's pipeline fills with batches whose
-    inserts wait; then freeze the broker and thaw the warehouse: the first batch goes in and its offset commit
-    waits in the frozen broker, the next goes in and waits for the first's commit (offsets move in order).
-    Returns, the broker still frozen, when it froze and the try it took: a try in which no row of the run
-    goes in within a few seconds (the loader had nothing pending) thaws the broker and starts again."""
+    """Freeze the warehouse until the loader holds `PIPELINE_DEPTH` batches whose inserts wait; then freeze
+    the broker and thaw the warehouse: the first batch goes in and its offset commit waits in the frozen
+    broker, the next goes in and waits for the first's commit (offsets move in order), so it is never sent.
+    Only the second batch proves anything: the first's commit request is already in the broker's socket
+    buffer, and the broker applies it when thawed even though the loader is dead by then.
+    Returns, the broker still frozen, when it froze and the try it took: a try in which the loader did not
+    fill its pipeline, or no row of the run went in, thaws everything and starts again."""
     for attempt in range(1, tries + 1):
         frozen = try_to_hold_commits(stack, run)
         if frozen is not None:
             return frozen, attempt
+        stack.thaw(stack.warehouse)
         stack.thaw(stack.broker)
         time.sleep(1.0)
-    raise AssertionError(f"the loader inserted nothing while the broker was frozen, {tries} tries")
+    raise AssertionError(
+        f"the loader never held two uncommitted batches while the broker was frozen, {tries} tries"
+    )
 
 
 def try_to_hold_commits(stack: Stack, run: str) -> float | None:
     stack.freeze(stack.warehouse)
-    time.sleep(3 * LOADER_BATCH_S)
+    try:
+        wait_for(
+            lambda: stack.loader_batches_in_flight() >= PIPELINE_DEPTH,
+            timeout_s=10,
+            what=f"{PIPELINE_DEPTH} loader batches waiting for the frozen warehouse",
+        )
+    except TimeoutError:
+        return None
     stack.freeze(stack.broker)
     frozen = time.time()
     stack.thaw(stack.warehouse)

@@ -38,7 +38,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from clickhouse_connect.driver.client import Client
 from pravis_schemas import rows_of_record, topics
 from pravis_schemas.logs import configure_logging
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from pravis_rollups import clickhouse
@@ -71,6 +71,10 @@ of plain letters, which no JSON encoder emits for them, would hide one."""
 USER_ID_VALUE = re.compile(rb'"user_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 """Every `user_id` string in a record, top level or not: a superset only costs a refresh, a miss a delay."""
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
+BATCHES_IN_FLIGHT = Gauge(
+    "pravis_loader_batches_in_flight",
+    "Fetched batches not yet committed (inserting, or inserted and waiting for the batch before to commit)",
+)
 
 
 def json_string(raw: bytes) -> str:
@@ -211,12 +215,13 @@ class Loader:
         previous: asyncio.Task | None,
     ) -> None:
         began = time.monotonic()
-        await self.load(clients, fetched)
-        if self._identity_due(fetched):
-            await self.refresh_identity(identity_client)
-        if previous is not None:
-            await previous  # raises if the batch before failed: this one must not commit past it
-        await self.commit(consumer, fetched)
+        with BATCHES_IN_FLIGHT.track_inprogress():
+            await self.load(clients, fetched)
+            if self._identity_due(fetched):
+                await self.refresh_identity(identity_client)
+            if previous is not None:
+                await previous  # raises if the batch before failed: this one must not commit past it
+            await self.commit(consumer, fetched)
         BATCH_SECONDS.observe(time.monotonic() - began)
 
     def _identity_due(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
