@@ -199,6 +199,25 @@ DRAWN_VALUES = """Object.fromEntries([...document.querySelectorAll('[data-panel]
 }))"""
 
 
+IEC = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def assert_byte_ticks(page: Page, panel_id: str) -> None:
+    """A byte panel's axis reads in IEC units, each label its tick's value to the shown precision."""
+    ticks = page.evaluate(
+        f"Chart.getChart(document.querySelector('[data-panel={panel_id}] canvas'))"
+        ".scales.y.ticks.map((t) => [t.value, t.label])"
+    )
+    assert len(ticks) >= 2, (panel_id, ticks)
+    for value, label in ticks:
+        number, unit = label.split(" ")
+        digits = number.partition(".")[2]
+        assert float(number.replace(",", "")) * IEC[unit] == pytest.approx(
+            value, abs=0.5 * 10 ** -len(digits) * IEC[unit]
+        ), (panel_id, value, label)
+        assert value < 1024 * IEC[unit] or unit == "TiB", (panel_id, value, label)
+
+
 @pytest.mark.parametrize("name", ["executive", "product", "tech-ops"])
 def test_dashboard_draws_every_panel_without_errors(
     page: Page, dashboards_url: str, warehouse_url: str, name: str
@@ -231,6 +250,9 @@ def test_dashboard_draws_every_panel_without_errors(
         for series, data in reference.items():
             assert values[panel_id][series] == pytest.approx(data, rel=1e-9), (panel_id, series)
     assert not any(v["error"] for v in drawn.values())
+    for panel in panels.page_panels(name):
+        if panel.chart.bytes:
+            assert_byte_ticks(page, panel.id)
     canvases = page.evaluate("document.querySelectorAll('#panels canvas').length")
     assert canvases == sum(1 for p in panels.page_panels(name) if p.chart.kind != "table")
     sql_shown = page.evaluate("[...document.querySelectorAll('pre.sql')].map(e => e.textContent)")

@@ -208,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "kind": panel.chart.kind,
                 "x": panel.chart.x,
                 "percent": panel.chart.percent,
+                "bytes": panel.chart.bytes,
                 "stacked": panel.chart.stacked,
                 "path_separator": panel.chart.path_separator,
                 "links": panel.chart.links,

@@ -64,7 +64,7 @@ def grafana_panel(panel: panels.Panel, index: int) -> dict[str, Any]:
         "queryType": "timeseries" if timeseries else "table",
         "format": 0 if timeseries else 1,
     }
-    unit = "percentunit" if panel.chart.percent else None
+    unit = "percentunit" if panel.chart.percent else "bytes" if panel.chart.bytes else None
     body: dict[str, Any] = {
         "id": index + 1,
         "title": panel.title,

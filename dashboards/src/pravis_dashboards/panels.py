@@ -47,6 +47,8 @@ class Chart:
     pivot: str | None = None
     """Long to wide: each distinct value of this column becomes a series of the `y` column."""
     percent: bool = False
+    bytes: bool = False
+    """Values are byte counts, shown in KiB/MiB/GiB (IEC) on the axis and in the tooltip."""
     stacked: bool = False
     path_separator: str | None = None
     """A table whose `x` labels are paths joined by this: also drawn as a flow chart (static/flow.js)."""
@@ -549,10 +551,10 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "resource_memory",
         "tech-ops",
-        "Memory per service (RSS bytes)",
+        "Memory per service (RSS)",
         "Resident memory: per hour, each process's mean, summed over the service's processes.",
         _per_service_hourly("rss_bytes"),
-        Chart("line", "hour", ("rss_bytes",), pivot="service"),
+        Chart("line", "hour", ("rss_bytes",), pivot="service", bytes=True),
     ),
     resource_top_panel(Saturation()),
 )

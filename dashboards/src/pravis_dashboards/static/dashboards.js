@@ -58,6 +58,29 @@ function format(value, percent) {
   return Number.isInteger(value) ? value.toLocaleString("en") : value.toLocaleString("en", { maximumFractionDigits: 2 });
 }
 
+const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+// IEC units, as `free -h` and Grafana's "bytes" show memory: 2147483648 is "2 GiB", not a ten-digit label.
+function formatBytes(value) {
+  if (typeof value !== "number") return format(value, false);
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toLocaleString("en", { maximumFractionDigits: value >= 100 ? 0 : 1 })} ${BYTE_UNITS[unit]}`;
+}
+
+// Axis steps of 1, 2 or 5 times a power of ten in the unit the largest value reads in (200 MiB, not 95.4).
+function byteStep(series) {
+  const largest = Math.max(0, ...series.flatMap((s) => s.data.filter((v) => typeof v === "number")));
+  if (!largest) return undefined;
+  const unit = 1024 ** Math.min(Math.floor(Math.log(largest) / Math.log(1024)), BYTE_UNITS.length - 1);
+  const rough = largest / unit / 6;
+  const decade = 10 ** Math.floor(Math.log10(rough));
+  return [1, 2, 5, 10].map((m) => m * decade).find((step) => step >= rough) * unit;
+}
+
 async function getJson(url) {
   const response = await fetch(url, { headers: { Accept: "application/json" } });
   const body = await response.json();
@@ -100,6 +123,7 @@ function lineOrBar(canvas, panel) {
   const stacked = panel.chart.stacked;
   const secondary = new Set(panel.chart.secondary || []);
   const scaled = (name) => percent && !secondary.has(name);
+  const shown = (value, name) => (panel.chart.bytes && !secondary.has(name) ? formatBytes(value) : format(value, scaled(name)));
   const y2 = { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, ticks: { precision: 0, callback: (v) => format(v, false) } };
   return new Chart(canvas, {
     type: panel.chart.kind,
@@ -124,16 +148,29 @@ function lineOrBar(canvas, panel) {
       interaction: { mode: "index", intersect: false },
       plugins: {
         legend: { position: "bottom", labels: { boxWidth: 12 } },
-        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${format(c.parsed.y, scaled(c.dataset.label))}` } },
+        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${shown(c.parsed.y, c.dataset.label)}` } },
       },
       scales: {
-        x: { stacked, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 10 } },
+        x: {
+          stacked,
+          ticks: {
+            maxRotation: 0,
+            autoSkip: true,
+            maxTicksLimit: 10,
+            // ISO hours as "2024-03-04 05:00", as in the tooltips; other labels as they are.
+            callback: function (v) {
+              const label = this.getLabelForValue(v);
+              return typeof label === "string" ? format(label, false) : label;
+            },
+          },
+        },
         y: {
           stacked,
           beginAtZero: true,
           ticks: {
             precision: percent ? 2 : 0,
-            callback: (v) => (percent ? Math.round(v * 100) + " %" : format(v, false)),
+            ...(panel.chart.bytes ? { stepSize: byteStep(panel.series.filter((s) => !secondary.has(s.name))) } : {}),
+            callback: (v) => (percent ? Math.round(v * 100) + " %" : panel.chart.bytes ? formatBytes(v) : format(v, false)),
           },
         },
         ...(secondary.size ? { y2 } : {}),
