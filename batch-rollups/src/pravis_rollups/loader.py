@@ -42,7 +42,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from pravis_rollups import clickhouse
-from pravis_rollups.kafka import loader_consumer
+from pravis_rollups.kafka import loader_consumer, rewind_past_log_end
 from pravis_rollups.ops import run_with_ops
 from pravis_rollups.routing import ROUTES, Invalid, is_data_error, reason_of
 from pravis_rollups.settings import Settings, settings
@@ -71,6 +71,12 @@ of plain letters, which no JSON encoder emits for them, would hide one."""
 USER_ID_VALUE = re.compile(rb'"user_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 """Every `user_id` string in a record, top level or not: a superset only costs a refresh, a miss a delay."""
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
+LOG_END_REWINDS = Counter(
+    "pravis_loader_log_end_rewinds_total",
+    "Partitions read again from their first record because the position was past the log end (the broker "
+    "lost the log)",
+    ["topic"],
+)
 BATCHES_IN_FLIGHT = Gauge(
     "pravis_loader_batches_in_flight",
     "Fetched batches not yet committed (inserting, or inserted and waiting for the batch before to commit)",
@@ -116,6 +122,10 @@ class Loader:
         did not refresh for. None: only the recheck is due."""
         self._pending_ids: frozenset[str] = frozenset()
         """From the last refresh: previous ids of recent aliases not yet seen as a user id."""
+        self._rewinds: dict[TopicPartition, int] = {}
+        """Times each partition was rewound past a lost log (`rewind_past_log_end`): a batch fetched from the
+        lost log must not commit its offsets over the new log's, or a later rebalance would skip ahead."""
+        self._log_end_checked = time.monotonic()
 
     def _retrying(self, what: str, table: str = "", only_transient: bool = False) -> AsyncRetrying:
         def before_sleep(state) -> None:
@@ -164,7 +174,11 @@ class Loader:
         batches = 0
         try:
             while True:
+                if time.monotonic() - self._log_end_checked >= self.settings.loader_log_end_check_seconds:
+                    await self._rewind_past_log_end(consumer)
                 fetched = await self._next_batch(consumer)
+                # Taken with the fetch: a rewind after it means these records came from the lost log.
+                rewinds = {tp: self._rewinds.get(tp, 0) for tp in fetched}
                 if idle_refresh is not None and idle_refresh.done():
                     idle_refresh.result()  # re-raises what the refresh could not retry
                     idle_refresh = None
@@ -179,7 +193,7 @@ class Loader:
                     pending.append(
                         asyncio.create_task(
                             self._load_and_commit(
-                                slots[batches % depth], identity_client, consumer, fetched, previous
+                                slots[batches % depth], identity_client, consumer, fetched, rewinds, previous
                             )
                         )
                     )
@@ -197,6 +211,25 @@ class Loader:
                 client.close()
             identity_client.close()
 
+    async def _rewind_past_log_end(self, consumer: AIOKafkaConsumer) -> None:
+        self._log_end_checked = time.monotonic()
+        try:
+            rewound = await asyncio.wait_for(rewind_past_log_end(consumer), timeout=10)
+        except (KafkaError, TimeoutError) as exc:  # the broker is down: the fetches show it, check later
+            log.info("log end check failed", error=str(exc)[:300])
+            return
+        for tp, (position, log_end) in rewound.items():
+            self._rewinds[tp] = self._rewinds.get(tp, 0) + 1
+            LOG_END_REWINDS.labels(tp.topic).inc()
+            log.warning(
+                "position past the log end: the broker lost this partition's log (an in-memory broker "
+                "restarted?); reading it again from its first record",
+                topic=tp.topic,
+                partition=tp.partition,
+                position=position,
+                log_end=log_end,
+            )
+
     def _connect(self) -> list[Client]:
         # One client per concurrent insert: clickhouse-connect documents a Client as not thread-safe when it
         # has a session id, which it generates by default, because ClickHouse refuses a second query in a busy
@@ -212,6 +245,7 @@ class Loader:
         identity_client: Client,
         consumer: AIOKafkaConsumer,
         fetched: dict[TopicPartition, list[ConsumerRecord]],
+        rewinds: dict[TopicPartition, int],
         previous: asyncio.Task | None,
     ) -> None:
         began = time.monotonic()
@@ -221,7 +255,10 @@ class Loader:
                 await self.refresh_identity(identity_client)
             if previous is not None:
                 await previous  # raises if the batch before failed: this one must not commit past it
-            await self.commit(consumer, fetched)
+            await self.commit(
+                consumer,
+                {tp: records for tp, records in fetched.items() if self._rewinds.get(tp, 0) == rewinds[tp]},
+            )
         BATCH_SECONDS.observe(time.monotonic() - began)
 
     def _identity_due(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
@@ -409,6 +446,8 @@ class Loader:
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
+        if not offsets:
+            return
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
