@@ -21,7 +21,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pravis_rollups import clickhouse
-from pravis_rollups.loader import LOG_END_REWINDS, Loader
+from pravis_rollups.kafka import LOG_END_REWINDS
+from pravis_rollups.loader import Loader
 from pravis_rollups.routing import is_data_error
 from pravis_rollups.settings import Settings
 from pravis_schemas import RejectedEvent, topics
@@ -421,13 +422,13 @@ async def test_a_position_past_the_log_end_is_read_again_from_the_start(
         await committer.commit({tp: ends[tp] + 1000 for tp in partitions})
     finally:
         await committer.stop()
-    rewinds_before = LOG_END_REWINDS.labels(topics.EVENTS)._value.get()
+    rewinds_before = LOG_END_REWINDS.labels("loader", topics.EVENTS)._value.get()
 
-    settings = loader_settings(kafka_bootstrap, database_url, group, loader_log_end_check_seconds=0.5)
+    settings = loader_settings(kafka_bootstrap, database_url, group, kafka_log_end_check_seconds=0.5)
     async with running(Loader(settings)):
         await eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1), timeout_s=30)
 
-    assert LOG_END_REWINDS.labels(topics.EVENTS)._value.get() - rewinds_before == len(partitions)
+    assert LOG_END_REWINDS.labels("loader", topics.EVENTS)._value.get() - rewinds_before == len(partitions)
 
 
 class FirstBatchFails(Loader):

@@ -42,7 +42,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from pravis_rollups import clickhouse
-from pravis_rollups.kafka import loader_consumer, rewind_past_log_end
+from pravis_rollups.kafka import loader_consumer, rewind_lost_logs
 from pravis_rollups.ops import run_with_ops
 from pravis_rollups.routing import ROUTES, Invalid, is_data_error, reason_of
 from pravis_rollups.settings import Settings, settings
@@ -71,12 +71,6 @@ of plain letters, which no JSON encoder emits for them, would hide one."""
 USER_ID_VALUE = re.compile(rb'"user_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 """Every `user_id` string in a record, top level or not: a superset only costs a refresh, a miss a delay."""
 BATCH_SECONDS = Histogram("pravis_loader_batch_seconds", "Time to insert and commit one batch")
-LOG_END_REWINDS = Counter(
-    "pravis_loader_log_end_rewinds_total",
-    "Partitions read again from their first record because the position was past the log end (the broker "
-    "lost the log)",
-    ["topic"],
-)
 BATCHES_IN_FLIGHT = Gauge(
     "pravis_loader_batches_in_flight",
     "Fetched batches not yet committed (inserting, or inserted and waiting for the batch before to commit)",
@@ -174,7 +168,7 @@ class Loader:
         batches = 0
         try:
             while True:
-                if time.monotonic() - self._log_end_checked >= self.settings.loader_log_end_check_seconds:
+                if time.monotonic() - self._log_end_checked >= self.settings.kafka_log_end_check_seconds:
                     await self._rewind_past_log_end(consumer)
                 fetched = await self._next_batch(consumer)
                 # Taken with the fetch: a rewind after it means these records came from the lost log.
@@ -213,22 +207,8 @@ class Loader:
 
     async def _rewind_past_log_end(self, consumer: AIOKafkaConsumer) -> None:
         self._log_end_checked = time.monotonic()
-        try:
-            rewound = await asyncio.wait_for(rewind_past_log_end(consumer), timeout=10)
-        except (KafkaError, TimeoutError) as exc:  # the broker is down: the fetches show it, check later
-            log.info("log end check failed", error=str(exc)[:300])
-            return
-        for tp, (position, log_end) in rewound.items():
+        for tp in await rewind_lost_logs(consumer, "loader"):
             self._rewinds[tp] = self._rewinds.get(tp, 0) + 1
-            LOG_END_REWINDS.labels(tp.topic).inc()
-            log.warning(
-                "position past the log end: the broker lost this partition's log (an in-memory broker "
-                "restarted?); reading it again from its first record",
-                topic=tp.topic,
-                partition=tp.partition,
-                position=position,
-                log_end=log_end,
-            )
 
     def _connect(self) -> list[Client]:
         # One client per concurrent insert: clickhouse-connect documents a Client as not thread-safe when it

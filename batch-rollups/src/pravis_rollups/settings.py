@@ -42,11 +42,6 @@ class Settings(PravisSettings, KafkaSettings, ClickHouseSettings, DataDirSetting
     """A table's messages in a batch above which the insert is split. Below it a split saves a few
     milliseconds at most and doubles the parts ClickHouse has to merge."""
     loader_retry_max_seconds: float = 30.0
-    loader_log_end_check_seconds: float = 5.0
-    """How often the loader compares its positions with the partitions' log ends (one ListOffsets request).
-    A position past the end means the broker lost the log (an in-memory broker restarted): Kafka would answer
-    OFFSET_OUT_OF_RANGE and the client reset, Tansu 0.6 answers empty fetches forever, so the loader
-    rewinds."""
     loader_identity_refresh_seconds: float = 1.0
     """After a batch holding an alias or a pending id (docs/identity.md), the longest wait before
     identity_merges is brought up to date: the refresh is a warehouse round trip, too many at every batch of a

@@ -112,3 +112,46 @@ async def test_independent_services_start_together_and_dependents_wait(tmp_path:
 
     healthy_order = [line.split()[2] for line in capsys.readouterr().out.splitlines() if "healthy in" in line]
     assert healthy_order == ["independent", "slow", "dependent"]
+
+
+@pytest.mark.asyncio
+async def test_a_service_restarts_with_the_one_it_keeps_its_state_in(tmp_path: Path, capsys) -> None:
+    """The bound service is stopped when its broker dies and started only once the broker is back; an
+    unbound one keeps running."""
+    broker, bound, unbound = tmp_path / "broker.pid", tmp_path / "bound.pid", tmp_path / "unbound.pid"
+
+    def service(name: str, pid: Path, **options) -> Service:
+        return Service(name, [sys.executable, "-c", SERVICE, str(pid)], pid_file_health(pid), **options)
+
+    runner = Runner(
+        [
+            service("broker", broker, after=()),
+            service("bound", bound, after=("broker",), restart_with=("broker",)),
+            service("unbound", unbound, after=("broker",)),
+        ],
+        max_backoff_s=0.5,
+    )
+    await runner.start()
+    try:
+        pids = {name: int(path.read_text()) for name, path in [("broker", broker), ("bound", bound)]}
+        unbound_pid = int(unbound.read_text())
+        broker.write_text("")
+        os.kill(pids["broker"], signal.SIGKILL)
+        await wait_for(lambda: bound.read_text() != str(pids["bound"]) and bound.read_text() != "")
+        assert not alive(pids["bound"])
+        assert alive(int(broker.read_text()))
+        assert alive(unbound_pid) and int(unbound.read_text()) == unbound_pid
+    finally:
+        await runner.stop(timeout_s=5)
+
+    lines = capsys.readouterr().out.splitlines()
+    markers = [
+        "stopping bound: it restarts with broker",
+        "bound stopped",
+        f"hello from {broker.read_text()}",
+        "broker healthy again",
+        f"hello from {bound.read_text()}",
+    ]
+    first_line = [next((i for i, line in enumerate(lines) if marker in line), -1) for marker in markers]
+    assert -1 not in first_line and first_line == sorted(first_line), lines
+    assert "bound exited" not in "\n".join(lines)  # stopped by the runner, not a crash

@@ -44,6 +44,10 @@ class Service:
     start_timeout_s: float = 60.0
     after: tuple[str, ...] | None = None
     """Services that must be healthy before this one starts; None: every service listed before it."""
+    restart_with: tuple[str, ...] = ()
+    """Services whose state this one keeps its own state in: when one of them exits, this one is stopped
+    before it comes back and started again once it is healthy (the stream worker's changelogs live in the
+    in-memory broker; a worker that outlived them would write into the new, empty broker)."""
 
 
 @dataclass
@@ -52,6 +56,13 @@ class _Running:
     colour: str
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    started: float = 0.0
+    """When the current process was spawned (monotonic)."""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    """Cleared while a service it restarts with is down: it stays stopped until that one is healthy again."""
+
+    def __post_init__(self) -> None:
+        self.released.set()
 
 
 class Runner:
@@ -61,6 +72,13 @@ class Runner:
         self._max_backoff_s = max_backoff_s
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+
+    def pid(self, name: str) -> int | None:
+        """The running process of service `name`, if it runs."""
+        for entry in self._running:
+            if entry.service.name == name and entry.process is not None and entry.process.returncode is None:
+                return entry.process.pid
+        return None
 
     def say(self, name: str, colour: str, line: str) -> None:
         console.print(f"[{colour}]{name:<{self._width}} |[/] ", end="")
@@ -73,6 +91,7 @@ class Runner:
 
     async def _spawn(self, entry: _Running) -> None:
         service = entry.service
+        entry.started = time.monotonic()
         entry.process = await asyncio.create_subprocess_exec(
             # Killed with the runner even when the runner is SIGKILLed (see pravis_local.pdeathsig).
             *guarded(service.argv),
@@ -103,27 +122,62 @@ class Runner:
         """Restart the service whenever it exits, with exponential backoff reset after a healthy minute."""
         while not self._stopping.is_set():
             assert entry.process is not None
-            started = time.monotonic()
             code = await entry.process.wait()
             if self._stopping.is_set():
                 return
-            if time.monotonic() - started > 60:
-                entry.restarts = 0
-            backoff = min(self._max_backoff_s, 0.5 * 2**entry.restarts)
-            entry.restarts += 1
-            self.say(
-                "runner", "bold red", f"{entry.service.name} exited with {code}; restarting in {backoff:.1f}s"
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
-            if self._stopping.is_set():
-                return
-            await self._spawn(entry)
+            if not entry.released.is_set():
+                # Stopped by the runner because a service it restarts with went down: no crash, no backoff.
+                await self._first_of(entry.released, self._stopping)
+                if not self._stopping.is_set():
+                    await self._respawn(entry)
+                continue
+            bound = await self._stop_bound(entry)
             try:
-                await self._wait_healthy(entry)
-                self.say("runner", "bold green", f"{entry.service.name} healthy again")
-            except RuntimeError as exc:
-                self.say("runner", "bold red", str(exc))
+                await self._back_off(entry, code)
+                if not self._stopping.is_set():
+                    await self._respawn(entry)
+            finally:
+                for other in bound:
+                    other.released.set()
+
+    async def _back_off(self, entry: _Running, code: int) -> None:
+        if time.monotonic() - entry.started > 60:
+            entry.restarts = 0
+        backoff = min(self._max_backoff_s, 0.5 * 2**entry.restarts)
+        entry.restarts += 1
+        self.say(
+            "runner", "bold red", f"{entry.service.name} exited with {code}; restarting in {backoff:.1f}s"
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), backoff)
+
+    async def _respawn(self, entry: _Running) -> None:
+        await self._spawn(entry)
+        try:
+            await self._wait_healthy(entry)
+            self.say("runner", "bold green", f"{entry.service.name} healthy again")
+        except RuntimeError as exc:
+            self.say("runner", "bold red", str(exc))
+
+    async def _stop_bound(self, entry: _Running) -> list[_Running]:
+        """Stop the services that restart with `entry` (held until it is healthy again); return them."""
+        bound = [other for other in self._running if entry.service.name in other.service.restart_with]
+        for other in bound:
+            other.released.clear()
+            self.say(
+                "runner",
+                "bold yellow",
+                f"stopping {other.service.name}: it restarts with {entry.service.name}",
+            )
+        await asyncio.gather(*(self._terminate(other) for other in bound))
+        return bound
+
+    @staticmethod
+    async def _first_of(*events: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(event.wait()) for event in events]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
 
     async def start(self) -> None:
         """Start every service once its dependencies are healthy; independent services start together."""
@@ -150,16 +204,19 @@ class Runner:
     async def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
         for entry in reversed(self._running):
-            process = entry.process
-            if process is None or process.returncode is not None:
-                continue
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), timeout_s)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-            self.say("runner", "bold", f"{entry.service.name} stopped ({process.returncode})")
+            await self._terminate(entry, timeout_s)
+
+    async def _terminate(self, entry: _Running, timeout_s: float = 10.0) -> None:
+        process = entry.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        self.say("runner", "bold", f"{entry.service.name} stopped ({process.returncode})")
 
     async def run_until_signalled(self, on_ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()

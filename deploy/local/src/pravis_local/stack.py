@@ -107,6 +107,9 @@ def services(settings: Settings) -> list[Service]:
             http_ok(f"http://{host}:{settings.stream_web_port}/healthz"),
             shared_env,
             after=("broker",),
+            # An in-memory broker takes the worker's changelogs and internal topics with it; a worker that
+            # outlived them wrote into the restarted broker's topics and its successor then hung in recovery.
+            restart_with=("broker",) if settings.broker_storage.startswith("memory") else (),
         ),
         Service(
             "gateway",
