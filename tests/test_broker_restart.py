@@ -1,7 +1,8 @@
 """The embedded stack's runner against a kill -9 of the in-memory broker: the stream worker, whose changelogs
 and internal topics went with the broker, is stopped and started again with it (`restart_with`), and counts
 every event published after the restart exactly once. Before, it outlived the broker and counted nothing
-more (it kept its positions past the new, empty log), and a worker started after it hung in recovery.
+more (it kept its positions past the new, empty log, where Tansu answers fetches empty), and a worker started
+after it had written into the new broker hung in its changelog recovery.
 
 Runs the real `pravis up` service definitions (`pravis_local.stack.services`) for the broker and the stream
 worker only, on free ports; events are produced to `events` the way the gateway publishes them."""

@@ -21,7 +21,6 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pravis_rollups import clickhouse
-from pravis_rollups.kafka import LOG_END_REWINDS
 from pravis_rollups.loader import Loader
 from pravis_rollups.routing import is_data_error
 from pravis_rollups.settings import Settings
@@ -400,35 +399,6 @@ async def test_batch_redelivered_after_a_crash_counts_once(kafka_bootstrap: str,
             "(SELECT * FROM events WHERE event_id IN {ids:Array(UUID)} LIMIT 1 BY event_id)",
             parameters={"ids": ids},
         ).result_rows == [(len(ids),)]
-
-
-async def test_a_position_past_the_log_end_is_read_again_from_the_start(
-    kafka_bootstrap: str, database_url: str
-) -> None:
-    """What an in-memory broker's restart leaves: the group's committed offsets lie past the new, shorter
-    log. Kafka would answer OFFSET_OUT_OF_RANGE; Tansu answers empty fetches, and without the log-end check
-    the loader waited there for good."""
-    views = [event() for _ in range(20)]
-    ids = [e["event_id"] for e in views]
-    await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in views])
-    group = f"loader-test-{secrets.token_hex(4)}"
-    committer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
-    await committer.start()
-    try:
-        await committer.topics()  # metadata of every topic: this consumer subscribes to none
-        partitions = [TopicPartition(topics.EVENTS, p) for p in committer.partitions_for_topic(topics.EVENTS)]
-        committer.assign(partitions)  # a commit needs an assignment; with no group generation it is "simple"
-        ends = await committer.end_offsets(partitions)
-        await committer.commit({tp: ends[tp] + 1000 for tp in partitions})
-    finally:
-        await committer.stop()
-    rewinds_before = LOG_END_REWINDS.labels("loader", topics.EVENTS)._value.get()
-
-    settings = loader_settings(kafka_bootstrap, database_url, group, kafka_log_end_check_seconds=0.5)
-    async with running(Loader(settings)):
-        await eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1), timeout_s=30)
-
-    assert LOG_END_REWINDS.labels("loader", topics.EVENTS)._value.get() - rewinds_before == len(partitions)
 
 
 class FirstBatchFails(Loader):

@@ -1,24 +1,9 @@
 """The rollup worker's only Kafka access: a consumer whose offsets move only when the caller commits."""
 
-import asyncio
-import contextlib
-
-import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
-from pravis_schemas.kafka_log_end import past_log_end
+from aiokafka import AIOKafkaConsumer
 from pravis_schemas.kafka_security import kafka_client_options
-from prometheus_client import Counter
 
 from pravis_rollups.settings import Settings
-
-log = structlog.get_logger("pravis.kafka")
-LOG_END_REWINDS = Counter(
-    "pravis_log_end_rewinds_total",
-    "Partitions read again from their first record because the position was past the log end (the broker "
-    "lost the log)",
-    ["worker", "topic"],
-)
 
 
 def loader_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
@@ -48,41 +33,3 @@ def privacy_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         **kafka_client_options(settings),
     )
-
-
-async def rewind_past_log_end(consumer: AIOKafkaConsumer) -> dict[TopicPartition, tuple[int, int]]:
-    """Move every assigned partition whose position lies past its log end (the broker lost the log:
-    `pravis_schemas.kafka_log_end`) back to its first record; return them with (position, log end)."""
-    assigned = list(consumer.assignment())
-    if not assigned:
-        return {}
-    ends = await consumer.end_offsets(assigned)
-    positions = {}
-    for tp in assigned:
-        with contextlib.suppress(IllegalStateError):  # taken away by a rebalance meanwhile
-            positions[tp] = await consumer.position(tp)
-    lost = past_log_end(positions, ends)
-    if lost:
-        await consumer.seek_to_beginning(*lost)
-    return lost
-
-
-async def rewind_lost_logs(consumer: AIOKafkaConsumer, worker: str) -> dict[TopicPartition, tuple[int, int]]:
-    """`rewind_past_log_end`, logged and counted; a broker that cannot answer now is asked next time."""
-    try:
-        lost = await asyncio.wait_for(rewind_past_log_end(consumer), timeout=10)
-    except (KafkaError, TimeoutError) as exc:
-        log.info("log end check failed", worker=worker, error=str(exc)[:300])
-        return {}
-    for tp, (position, log_end) in lost.items():
-        LOG_END_REWINDS.labels(worker, tp.topic).inc()
-        log.warning(
-            "position past the log end: the broker lost this partition's log (an in-memory broker "
-            "restarted?); reading it again from its first record",
-            worker=worker,
-            topic=tp.topic,
-            partition=tp.partition,
-            position=position,
-            log_end=log_end,
-        )
-    return lost

@@ -42,7 +42,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from pravis_rollups import clickhouse
-from pravis_rollups.kafka import loader_consumer, rewind_lost_logs
+from pravis_rollups.kafka import loader_consumer
 from pravis_rollups.ops import run_with_ops
 from pravis_rollups.routing import ROUTES, Invalid, is_data_error, reason_of
 from pravis_rollups.settings import Settings, settings
@@ -116,10 +116,6 @@ class Loader:
         did not refresh for. None: only the recheck is due."""
         self._pending_ids: frozenset[str] = frozenset()
         """From the last refresh: previous ids of recent aliases not yet seen as a user id."""
-        self._rewinds: dict[TopicPartition, int] = {}
-        """Times each partition was rewound past a lost log (`rewind_past_log_end`): a batch fetched from the
-        lost log must not commit its offsets over the new log's, or a later rebalance would skip ahead."""
-        self._log_end_checked = time.monotonic()
 
     def _retrying(self, what: str, table: str = "", only_transient: bool = False) -> AsyncRetrying:
         def before_sleep(state) -> None:
@@ -168,11 +164,7 @@ class Loader:
         batches = 0
         try:
             while True:
-                if time.monotonic() - self._log_end_checked >= self.settings.kafka_log_end_check_seconds:
-                    await self._rewind_past_log_end(consumer)
                 fetched = await self._next_batch(consumer)
-                # Taken with the fetch: a rewind after it means these records came from the lost log.
-                rewinds = {tp: self._rewinds.get(tp, 0) for tp in fetched}
                 if idle_refresh is not None and idle_refresh.done():
                     idle_refresh.result()  # re-raises what the refresh could not retry
                     idle_refresh = None
@@ -187,7 +179,7 @@ class Loader:
                     pending.append(
                         asyncio.create_task(
                             self._load_and_commit(
-                                slots[batches % depth], identity_client, consumer, fetched, rewinds, previous
+                                slots[batches % depth], identity_client, consumer, fetched, previous
                             )
                         )
                     )
@@ -205,11 +197,6 @@ class Loader:
                 client.close()
             identity_client.close()
 
-    async def _rewind_past_log_end(self, consumer: AIOKafkaConsumer) -> None:
-        self._log_end_checked = time.monotonic()
-        for tp in await rewind_lost_logs(consumer, "loader"):
-            self._rewinds[tp] = self._rewinds.get(tp, 0) + 1
-
     def _connect(self) -> list[Client]:
         # One client per concurrent insert: clickhouse-connect documents a Client as not thread-safe when it
         # has a session id, which it generates by default, because ClickHouse refuses a second query in a busy
@@ -225,7 +212,6 @@ class Loader:
         identity_client: Client,
         consumer: AIOKafkaConsumer,
         fetched: dict[TopicPartition, list[ConsumerRecord]],
-        rewinds: dict[TopicPartition, int],
         previous: asyncio.Task | None,
     ) -> None:
         began = time.monotonic()
@@ -235,10 +221,7 @@ class Loader:
                 await self.refresh_identity(identity_client)
             if previous is not None:
                 await previous  # raises if the batch before failed: this one must not commit past it
-            await self.commit(
-                consumer,
-                {tp: records for tp, records in fetched.items() if self._rewinds.get(tp, 0) == rewinds[tp]},
-            )
+            await self.commit(consumer, fetched)
         BATCH_SECONDS.observe(time.monotonic() - began)
 
     def _identity_due(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
@@ -426,8 +409,6 @@ class Loader:
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
-        if not offsets:
-            return
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:

@@ -22,12 +22,10 @@ no weaker link.
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import structlog
-from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 from pravis_schemas import privacy_audit, topics
 from pravis_schemas.identity import LINKED_IDS_SQL
@@ -45,7 +43,7 @@ from tenacity import AsyncRetrying, wait_exponential
 
 from pravis_rollups import clickhouse
 from pravis_rollups.jobs import run_rollups
-from pravis_rollups.kafka import privacy_consumer, rewind_lost_logs
+from pravis_rollups.kafka import privacy_consumer
 from pravis_rollups.ops import run_with_ops
 from pravis_rollups.settings import Settings, settings
 
@@ -160,35 +158,26 @@ class PrivacyWorker:
         consumer = privacy_consumer(self.settings, topics.PRIVACY_REQUESTS)
         await consumer.start()
         self.ready.set()
-        log_end_checked = time.monotonic()
         try:
-            while True:
-                if time.monotonic() - log_end_checked >= self.settings.kafka_log_end_check_seconds:
-                    log_end_checked = time.monotonic()
-                    await rewind_lost_logs(consumer, "privacy")
-                # One record at a time: each is committed once carried out.
-                for records in (await consumer.getmany(timeout_ms=1000, max_records=1)).values():
-                    for record in records:
-                        await self._handle(client, record)
-                        await consumer.commit()
+            async for record in consumer:
+                try:
+                    request = PrivacyRequest.model_validate_json(record.value)
+                except ValidationError as exc:
+                    REQUESTS_REFUSED.labels("unreadable").inc()
+                    log.error(
+                        "privacy request refused",
+                        reason="unreadable",
+                        partition=record.partition,
+                        offset=record.offset,
+                        error=str(exc),
+                    )
+                    await consumer.commit()
+                    continue
+                await self._carry_out(client, request, record.partition, record.offset)
+                await consumer.commit()
         finally:
             await consumer.stop()
             client.close()
-
-    async def _handle(self, client: Client, record: ConsumerRecord) -> None:
-        try:
-            request = PrivacyRequest.model_validate_json(record.value)
-        except ValidationError as exc:
-            REQUESTS_REFUSED.labels("unreadable").inc()
-            log.error(
-                "privacy request refused",
-                reason="unreadable",
-                partition=record.partition,
-                offset=record.offset,
-                error=str(exc),
-            )
-            return
-        await self._carry_out(client, request, record.partition, record.offset)
 
     async def _carry_out(self, client: Client, request: PrivacyRequest, partition: int, offset: int) -> None:
         # The warehouse may be down, also while the audit row is checked: keep the request (uncommitted) and

@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Sequence
 
 import structlog
@@ -10,7 +9,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pravis_schemas import records_by_partition, topics
-from pravis_schemas.kafka_log_end import past_log_end
 from pravis_schemas.kafka_security import kafka_client_options
 from pravis_schemas.messages import ConsentRecord
 from pydantic import ValidationError
@@ -95,7 +93,6 @@ class ConsentFeed:
 
     def __init__(self, settings: Settings, book: ConsentBook) -> None:
         self._book = book
-        self._log_end_check_s = settings.kafka_log_end_check_seconds
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
@@ -118,11 +115,7 @@ class ConsentFeed:
         self._task = asyncio.create_task(self._follow(partitions, end))
 
     async def _follow(self, partitions: list[TopicPartition], end: dict[TopicPartition, int]) -> None:
-        log_end_checked = time.monotonic()
         while True:
-            if time.monotonic() - log_end_checked >= self._log_end_check_s:
-                log_end_checked = time.monotonic()
-                await self._rewind_lost_log(partitions)
             for records in (await self._consumer.getmany(timeout_ms=500)).values():
                 for record in records:
                     try:
@@ -134,25 +127,6 @@ class ConsentFeed:
                 if all(position >= end[tp] for position, tp in zip(positions, partitions, strict=True)):
                     self.caught_up.set()
                     log.info("consent state rebuilt", subjects=len(self._book))
-
-    async def _rewind_lost_log(self, partitions: list[TopicPartition]) -> None:
-        """Replay from its first record a partition whose log the broker lost (see
-        `pravis_schemas.kafka_log_end`): withdrawals posted to other gateways after an in-memory broker
-        restarted are in the new log only. The book keeps what it learnt before, and the new log's records are
-        all newer, applied in order."""
-        try:
-            ends = await asyncio.wait_for(self._consumer.end_offsets(partitions), timeout=10)
-            positions = {tp: await self._consumer.position(tp) for tp in partitions}
-        except (KafkaError, TimeoutError) as exc:
-            log.info("consent log end check failed", error=str(exc)[:300])
-            return
-        lost = past_log_end(positions, ends)
-        if lost:
-            await self._consumer.seek_to_beginning(*lost)
-            log.warning(
-                "consent position past the log end: the broker lost the log; reading it again",
-                partitions={tp.partition: position_and_end for tp, position_and_end in lost.items()},
-            )
 
     async def stop(self) -> None:
         if self._task:

@@ -36,9 +36,6 @@ class KafkaSettings(BaseModel):
     kafka_ssl_check_hostname: bool = True
     kafka_connections_max_idle_ms: int | None = None
     """Close idle connections sooner than aiokafka's 540 s; Event Hubs drops them after 240 s (use 180000)."""
-    kafka_log_end_check_seconds: float = 5.0
-    """How often long-running consumers compare their positions with the log ends, to notice a broker that
-    lost its log (`pravis_schemas.kafka_log_end`)."""
 
     @model_validator(mode="after")
     def _check_security(self) -> "KafkaSettings":

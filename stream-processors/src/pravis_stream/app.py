@@ -33,7 +33,6 @@ import orjson
 import structlog
 from faust.web import Request, Response, View
 from pravis_schemas import topics
-from pravis_schemas.kafka_log_end import past_log_end
 from pravis_schemas.live_api import SUMMARY_WINDOWS
 from pravis_schemas.messages import Alert
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -81,10 +80,6 @@ DETECT_TICK_S = 0.2
 """How often closed detection buckets are looked for."""
 MAX_LOGGED_DROPS = 5
 """Dropped rows logged per batch (all are counted)."""
-
-
-class BrokerLostLog(RuntimeError):
-    """The broker no longer has the log this worker read: see `pravis_schemas.kafka_log_end`."""
 
 
 class Worker:
@@ -231,20 +226,10 @@ class Worker:
                     for firing in list(detector.firing.values()):
                         worker.sender.resend(Alert.model_validate(firing))
 
-            @faust.Service.timer(worker.settings.kafka_log_end_check_seconds)
+            @faust.Service.timer(5.0)
             async def _lag(self) -> None:
-                positions, ends = await worker.reader.positions_and_ends()
-                if lost := past_log_end(positions, ends):
-                    # The broker lost the log (an in-memory broker restarted, `pravis_schemas.kafka_log_end`)
-                    # and with it this worker's changelogs and internal topics, which Faust creates only at
-                    # start-up: only a fresh start counts again, so the worker exits for its supervisor.
-                    log.error(
-                        "events position past the log end: the broker lost its logs; exiting to start afresh",
-                        partitions=lost,
-                    )
-                    raise BrokerLostLog(f"events partitions past their log end (position, end): {lost}")
-                for partition, position in positions.items():
-                    LAG.labels(str(partition)).set(max(0, ends[partition] - position))
+                for partition, lag in (await worker.reader.lag()).items():
+                    LAG.labels(str(partition)).set(lag)
 
         return HotPath()
 

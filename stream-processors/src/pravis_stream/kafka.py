@@ -130,20 +130,20 @@ class EventsReader:
         batches = await self.consumer.getmany(timeout_ms=self._settings.stream_poll_timeout_ms)
         return ((tp.partition, records) for tp, records in batches.items() if tp.partition in self.partitions)
 
-    async def positions_and_ends(self) -> tuple[dict[int, int], dict[int, int]]:
-        """Position and log end of every assigned partition. A rebalance may take partitions away while this
+    async def lag(self) -> dict[int, int]:
+        """Records not yet read, per assigned partition. A rebalance may take partitions away while this
         awaits the broker: those are left out rather than crashing the worker."""
         tps = [TopicPartition(self._topic, p) for p in self.partitions]
         if not tps:
-            return {}, {}
+            return {}
         ends = await self.consumer.end_offsets(tps)
-        positions = {}
+        found = {}
         for tp in tps:
             try:
-                positions[tp.partition] = await self.consumer.position(tp)
+                found[tp.partition] = max(0, ends[tp] - await self.consumer.position(tp))
             except IllegalStateError:
                 continue
-        return positions, {tp.partition: ends[tp] for tp in tps}
+        return found
 
 
 class SilencesReader:
