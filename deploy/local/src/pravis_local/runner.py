@@ -45,7 +45,7 @@ class Service:
     after: tuple[str, ...] | None = None
     """Services that must be healthy before this one starts; None: every service listed before it."""
     restart_with: tuple[str, ...] = ()
-    """Services whose state this one keeps its own state in: when one of them exits, this one is stopped
+    """Services this one keeps its own state in: when one of them exits, this one is stopped
     before it comes back and started again once it is healthy (the stream worker's changelogs live in the
     in-memory broker; a worker that outlived them would write into the new, empty broker)."""
 
