@@ -164,7 +164,7 @@ def freeze_loader_between_insert_and_commit(stack: Stack, run: str, tries: int =
         stack.thaw(stack.broker)
         time.sleep(1.0)
     raise AssertionError(
-        f"the loader never held two uncommitted batches while the broker was frozen, {tries} tries"
+        f"the loader never held {PIPELINE_DEPTH} uncommitted batches with the broker frozen, {tries} tries"
     )
 
 
