@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import os
 import signal
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from pravis_local.settings import Settings
 from pravis_local.stack import services
 from pravis_schemas import topics
 
-from tests.support.services import free_port
+from tests.support.services import eventually, free_port
 
 pytestmark = pytest.mark.timeout(240)
 PROJECT = "broker-restart"
@@ -68,15 +67,6 @@ async def live_total(url: str) -> int | None:
         return None
 
 
-async def until(check, what: str, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f}s")
-
-
 async def test_the_stream_worker_restarts_with_the_in_memory_broker(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,
@@ -95,7 +85,9 @@ async def test_the_stream_worker_restarts_with_the_in_memory_broker(tmp_path: Pa
     await runner.start()
     try:
         await publish(bootstrap, 120)
-        await until(lambda: equals(live_total(stream_url), 120), "the 120 events before the kill counted")
+        await eventually(
+            lambda: equals(live_total(stream_url), 120), 90, "the 120 events before the kill counted"
+        )
         broker_pid, stream_pid = runner.pid("broker"), runner.pid("stream")
         assert broker_pid and stream_pid
 
@@ -108,10 +100,12 @@ async def test_the_stream_worker_restarts_with_the_in_memory_broker(tmp_path: Pa
                 and (await live_total(stream_url)) is not None
             )
 
-        await until(both_back, "broker and stream worker running again")
+        await eventually(both_back, 90, "broker and stream worker running again")
         # The broker lost every record, so the live counters start again from the restart (documented).
         await publish(bootstrap, 80)
-        await until(lambda: equals(live_total(stream_url), 80), "the 80 events after the restart counted")
+        await eventually(
+            lambda: equals(live_total(stream_url), 80), 90, "the 80 events after the restart counted"
+        )
         await asyncio.sleep(2 * 0.5 + 1)  # a persist interval and a fetch more: nothing counted twice
         assert await live_total(stream_url) == 80
     finally:

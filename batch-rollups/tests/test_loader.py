@@ -13,7 +13,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,16 +69,6 @@ def counts(url: str, ids: list[str], final: bool = True) -> dict[str, int]:
             parameters={"ids": ids},
         ).result_rows
     return dict(rows)
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # tables appear once the loader migrated
-            if await asyncio.to_thread(check):
-                return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not true after {timeout_s}s: {check.__doc__ or check}")
 
 
 @pytest.fixture
@@ -150,7 +140,7 @@ async def test_every_topic_lands_in_its_table(kafka_bootstrap: str, database_url
 
     ids = [e["event_id"] for e in [*views, exposure]]
     async with running(Loader(loader_settings(kafka_bootstrap, database_url))):
-        await eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1))
+        await services.eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1))
 
         def others_loaded() -> bool:
             with clickhouse.connect(database_url) as client:
@@ -161,7 +151,7 @@ async def test_every_topic_lands_in_its_table(kafka_bootstrap: str, database_url
                     parameters={"m": marker, "a": f"a-{marker}"},
                 ).result_rows[0][0]
 
-        await eventually(others_loaded)
+        await services.eventually(others_loaded)
 
     with clickhouse.connect(database_url) as client:
         assert client.query(
@@ -208,7 +198,7 @@ async def test_poison_messages_are_rejected_with_their_reason_and_do_not_stall(
 
     good = [e["event_id"] for e in (before, neighbour_a, neighbour_b, after)]
     async with running(Loader(loader_settings(kafka_bootstrap, database_url))):
-        await eventually(lambda: counts(database_url, good) == dict.fromkeys(good, 1))
+        await services.eventually(lambda: counts(database_url, good) == dict.fromkeys(good, 1))
 
         def rejected() -> list[tuple]:
             with clickhouse.connect(database_url) as client:
@@ -218,7 +208,7 @@ async def test_poison_messages_are_rejected_with_their_reason_and_do_not_stall(
                     parameters={"m": marker},
                 ).result_rows
 
-        await eventually(lambda: len(rejected()) == 5)
+        await services.eventually(lambda: len(rejected()) == 5)
         rows = rejected()
 
     by_topic = {(topic, value.split(marker)[0][-12:]): (line, reason) for topic, line, value, reason in rows}
@@ -280,8 +270,8 @@ async def test_big_batches_load_as_concurrent_slices_and_bad_rows_are_still_isol
             ).result_rows[0][0]
 
     async with running(loader):
-        await eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1))
-        await eventually(lambda: rejected() == 1)
+        await services.eventually(lambda: counts(database_url, ids) == dict.fromkeys(ids, 1))
+        await services.eventually(lambda: rejected() == 1)
 
     assert (loader.most_at_once, len(loader.clients), loader.commits_during_inserts) == (2, 2, 0)
 
@@ -389,7 +379,7 @@ async def test_batch_redelivered_after_a_crash_counts_once(kafka_bootstrap: str,
             ).result_rows[0][0]
 
     async with running(Loader(loader_settings(kafka_bootstrap, database_url, group))):
-        await eventually(inserted_again)
+        await services.eventually(inserted_again)
 
     # Stored twice until a background merge collapses the copies, counted once either way.
     assert counts(database_url, ids) == dict.fromkeys(ids, 1)
@@ -427,7 +417,7 @@ async def test_a_batch_never_commits_past_an_earlier_one_that_failed(
     task = asyncio.create_task(loader.run())
     await asyncio.wait_for(loader.ready.wait(), 60)
     await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in first])
-    await eventually(lambda: loader.loads >= 1)
+    await services.eventually(lambda: loader.loads >= 1)
     await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in second])
     with pytest.raises(RuntimeError, match="the first batch failed"):
         await asyncio.wait_for(task, 60)
@@ -504,7 +494,7 @@ async def test_loader_killed_or_cut_off_from_clickhouse_catches_up_losing_nothin
     try:
         services.wait_for_http(f"http://127.0.0.1:{health_port}/healthz", loader.popen)
         await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in waves[0]])
-        await eventually(lambda: len(counts(url, [e["event_id"] for e in waves[0]])) == 40)
+        await services.eventually(lambda: len(counts(url, [e["event_id"] for e in waves[0]])) == 40)
 
         await produce(kafka_bootstrap, topics.EVENTS, [record(e) for e in waves[1]])
         loader.kill()  # SIGKILL, mid-stream
@@ -516,7 +506,7 @@ async def test_loader_killed_or_cut_off_from_clickhouse_catches_up_losing_nothin
         assert loader.popen is not None and loader.popen.poll() is None, loader.log_tail()
         warehouse.start()
 
-        await eventually(lambda: counts(url, ids) == dict.fromkeys(ids, 1), timeout_s=90)
+        await services.eventually(lambda: counts(url, ids) == dict.fromkeys(ids, 1), timeout_s=90)
     finally:
         loader.stop()
 

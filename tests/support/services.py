@@ -7,6 +7,7 @@ Kafka, ClickHouse) when a Docker engine answers; otherwise the embedded Tansu br
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import socket
@@ -56,6 +57,22 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 45.0, what: str =
                 return time.monotonic() - began
         time.sleep(0.1)
     raise TimeoutError(f"{what} not reached within {timeout_s}s")
+
+
+async def eventually(check: Callable[[], object], timeout_s: float = 45.0, what: str = "") -> float:
+    """`wait_for` for tests that run on an event loop: `check` runs in a thread (a blocking query must not
+    stall the loop it shares with the code under test) and may return a bool or an awaitable of one; an
+    exception counts as not yet. Returns the seconds it took."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        with contextlib.suppress(Exception):
+            result = await asyncio.to_thread(check)
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return time.monotonic() - began
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{what or check.__doc__ or check} not reached within {timeout_s}s")
 
 
 def read_response_until_closed(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

@@ -1,6 +1,5 @@
 """The process runner: health-gated start, prefixed logs, restart of a crashed service, clean stop."""
 
-import asyncio
 import os
 import signal
 import sys
@@ -8,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from pravis_local.runner import Runner, Service
+
+from tests.support.services import eventually
 
 # A service that writes its pid to a file (its health signal), prints a line, and runs until signalled.
 SERVICE = """
@@ -24,12 +25,6 @@ def pid_file_health(path: Path):
         return path.exists() and path.read_text() != ""
 
     return check
-
-
-async def wait_for(predicate, timeout_s: float = 20.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 def alive(pid: int) -> bool:
@@ -59,7 +54,7 @@ async def test_runner_starts_in_order_restarts_a_crashed_service_and_stops_all(
 
         second.write_text("")
         os.kill(original, signal.SIGKILL)
-        await wait_for(lambda: second.read_text() not in ("", str(original)))
+        await eventually(lambda: second.read_text() not in ("", str(original)))
 
         restarted = int(second.read_text())
         assert alive(restarted)
@@ -137,7 +132,7 @@ async def test_a_service_restarts_with_the_one_it_keeps_its_state_in(tmp_path: P
         unbound_pid = int(unbound.read_text())
         broker.write_text("")
         os.kill(pids["broker"], signal.SIGKILL)
-        await wait_for(lambda: bound.read_text() != str(pids["bound"]) and bound.read_text() != "")
+        await eventually(lambda: bound.read_text() != str(pids["bound"]) and bound.read_text() != "")
         assert not alive(pids["bound"])
         assert alive(int(broker.read_text()))
         assert alive(unbound_pid) and int(unbound.read_text()) == unbound_pid
